@@ -1,0 +1,38 @@
+# strom — every target works on a fresh clone with Python >= 3.11 and the package registries.
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: install run demo test bench lint fmt clean
+
+install: $(STAMP)
+
+# uv is bootstrapped with pip when it is missing; the lock file pins every package.
+$(STAMP): pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.5"
+	$(UV) sync --locked --all-groups
+	@touch $(STAMP)
+
+run: install
+	$(VENV)/bin/strom run
+
+demo: install
+	$(VENV)/bin/strom demo
+
+test: install
+	$(VENV)/bin/python -m pytest -q
+
+bench: install
+	$(VENV)/bin/python -m bench
+
+lint: install
+	$(VENV)/bin/ruff check strom bots relay tui tests bench
+	$(VENV)/bin/ruff format --check strom bots relay tui tests bench
+
+fmt: install
+	$(VENV)/bin/ruff format strom bots relay tui tests bench
+	$(VENV)/bin/ruff check --fix strom bots relay tui tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,106 @@
+"""The composition root: reads settings, builds every service once, runs them on one loop.
+
+Nothing else constructs services. Start order is bottom-up (store, bus, adapters, services,
+interfaces); stop order is the reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from strom.config import Settings
+from strom.events import EventBus
+from strom.http_server import HttpServer
+from strom.paths import admin_token_path, database_path, ensure_data_dir, runtime_path
+from strom.security import read_or_create_secret, write_secret_file
+from strom.services import Services
+from strom.store.charge_points import ChargePointRepository
+from strom.store.db import Database
+from strom.store.event_log import EventLogRepository
+from strom.web.app import create_web_app
+
+log = logging.getLogger(__name__)
+
+DEMO_CP_ID = "demo-1"
+
+
+class StromApp:
+    """One running strom: `async with StromApp(...) as app: await app.wait()`."""
+
+    def __init__(self, settings: Settings, data_dir: Path, *, demo: bool = False) -> None:
+        self.settings = settings
+        self.data_dir = data_dir
+        self.demo = demo
+        self._stack = AsyncExitStack()
+        self._stopped = asyncio.Event()
+        self.services: Services | None = None
+        self.http: HttpServer | None = None
+
+    async def __aenter__(self) -> StromApp:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+        runtime_path(self.data_dir).unlink(missing_ok=True)
+
+    async def _start(self) -> None:
+        ensure_data_dir(self.data_dir)
+        db = await Database.open(database_path(self.data_dir))
+        self._stack.push_async_callback(db.close)
+        bus = EventBus()
+        self._stack.push_async_callback(bus.close)
+        charge_points = ChargePointRepository(db)
+        await charge_points.mark_all_disconnected()
+        svc = Services(
+            settings=self.settings, data_dir=self.data_dir, demo=self.demo, db=db, bus=bus,
+            charge_points=charge_points, event_log=EventLogRepository(db),
+            admin_token=read_or_create_secret(admin_token_path(self.data_dir)),
+        )
+        self.services = svc
+        if self.demo and not await charge_points.exists(DEMO_CP_ID):
+            await charge_points.add(DEMO_CP_ID, name="Demo charger", lat=52.5200, lon=13.4050)
+
+        http = HttpServer(create_web_app(svc), self.settings.http.host, self.settings.http.port)
+        await http.start()
+        self._stack.push_async_callback(http.close)
+        self.http = http
+        self._write_runtime()
+
+    @property
+    def http_url(self) -> str:
+        assert self.http is not None
+        return f"http://{self.http.host}:{self.http.port}"
+
+    def _write_runtime(self) -> None:
+        """Tell the CLI and TUI where this server listens (no secrets in here)."""
+        info = {"pid": os.getpid(), "http_url": self.http_url}
+        write_secret_file(runtime_path(self.data_dir), json.dumps(info, indent=2) + "\n")
+
+    def urls(self) -> dict[str, str]:
+        """What a user can try, printed at start."""
+        return {"web": self.http_url + "/", "health": self.http_url + "/healthz"}
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def wait(self) -> None:
+        """Until SIGINT/SIGTERM or `stop()`."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stopped.set)
+        try:
+            await self._stopped.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)

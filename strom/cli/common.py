@@ -1,0 +1,75 @@
+"""What every command shares: `--data-dir`, `--config`, settings, the store, async running."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from strom.config import Settings, load_settings
+from strom.paths import database_path, ensure_data_dir, resolve_data_dir
+from strom.store.db import Database
+
+T = TypeVar("T")
+
+
+@dataclass
+class CliEnv:
+    data_dir: Path
+    config_path: Path | None
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    @property
+    def demo(self) -> bool:
+        """No config file means demo mode (contract §1)."""
+        return self.config_path is None
+
+
+def _resolve_config(given: str | None) -> Path | None:
+    if given:
+        return Path(given).expanduser()
+    if os.environ.get("STROM_CONFIG"):
+        return Path(os.environ["STROM_CONFIG"]).expanduser()
+    default = Path("strom.toml")
+    return default if default.exists() else None
+
+
+def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add `--data-dir` and `--config` and pass a `CliEnv` as the first argument."""
+
+    @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+                  help="strom.toml (default: $STROM_CONFIG, else ./strom.toml if present).")
+    @click.option("--data-dir", "data_dir", type=click.Path(file_okay=False), default=None,
+                  help="Data directory (default: $STROM_DATA_DIR, else ./.strom).")
+    @functools.wraps(func)
+    def wrapper(*args: Any, data_dir: str | None, config: str | None, **kwargs: Any) -> Any:
+        env = CliEnv(resolve_data_dir(data_dir), _resolve_config(config))
+        return func(env, *args, **kwargs)
+
+    return wrapper
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@asynccontextmanager
+async def open_store(env: CliEnv) -> AsyncIterator[Database]:
+    db = await Database.open(database_path(ensure_data_dir(env.data_dir)))
+    try:
+        yield db
+    finally:
+        await db.close()

@@ -1,0 +1,123 @@
+"""`strom cp add|list|show|remove`: register and inspect charge points."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import click
+
+from strom.cli.common import CliEnv, common_options, open_store, run_async
+from strom.errors import UserError
+from strom.keys import ensure_cp_key, keys_path, remove_cp_key
+from strom.security import hash_password
+from strom.store.charge_points import ChargePoint, ChargePointRepository
+
+# OCPP puts the id in the URL path and in idTags' neighbourhood; keep it simple and safe.
+CP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
+MIN_PASSWORD = 16
+
+
+def cp_json(cp: ChargePoint) -> dict[str, Any]:
+    return {
+        "id": cp.id, "name": cp.name, "status": cp.status,
+        "location": {"lat": cp.lat, "lon": cp.lon},
+        "connectors": [{"id": c.connector_id, "status": c.status, "error_code": c.error_code}
+                       for c in cp.connectors if c.connector_id > 0],
+        "tariff": cp.tariff, "password": cp.password_hash is not None,
+        "vendor": cp.vendor, "model": cp.model, "firmware": cp.firmware,
+        "connected": cp.connected, "last_seen": cp.last_seen, "booted_at": cp.booted_at,
+    }
+
+
+@click.group()
+def cp() -> None:
+    """Register and inspect charge points."""
+
+
+@cp.command("add")
+@click.argument("cp_id")
+@click.option("--lat", type=click.FloatRange(-90, 90), required=True, help="Latitude.")
+@click.option("--lon", type=click.FloatRange(-180, 180), required=True, help="Longitude.")
+@click.option("--name", default=None, help="Display name (default: the id).")
+@click.option("--connectors", type=click.IntRange(1, 16), default=1, show_default=True)
+@click.option("--price-per-kwh", "price_sat", type=click.IntRange(0), default=None,
+              help="Price in sat per kWh (default: the configured tariff).")
+@click.option("--password", default=None,
+              help=f"OCPP Basic-auth password, {MIN_PASSWORD}+ characters (security profile 1).")
+@common_options
+def add(env: CliEnv, cp_id: str, lat: float, lon: float, name: str | None, connectors: int,
+        price_sat: int | None, password: str | None) -> None:
+    """Register a charge point and create its nostr key."""
+    if not CP_ID.match(cp_id):
+        raise UserError(f"charge point id {cp_id!r}: use 1-48 letters, digits, '.', '_' or '-'")
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise UserError(f"--password must have at least {MIN_PASSWORD} characters")
+    tariff = {"price_msat_per_kwh": price_sat * 1000} if price_sat is not None else None
+
+    async def go() -> ChargePoint:
+        async with open_store(env) as db:
+            return await ChargePointRepository(db).add(
+                cp_id, name=name or cp_id, lat=lat, lon=lon, num_connectors=connectors,
+                password_hash=hash_password(password) if password else None, tariff=tariff)
+
+    created = run_async(go())
+    npub = ensure_cp_key(keys_path(env.data_dir, env.settings.nostr.keys_file), cp_id)
+    click.echo(f"added {created.id} ({created.num_connectors} connector(s)) npub {npub}")
+    click.echo(f"connect it to ws://{env.settings.ocpp.host}:{env.settings.ocpp.port}/ocpp/{cp_id}")
+
+
+@cp.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@common_options
+def list_(env: CliEnv, as_json: bool) -> None:
+    """List charge points with their live status."""
+
+    async def go() -> list[ChargePoint]:
+        async with open_store(env) as db:
+            return await ChargePointRepository(db).list()
+
+    cps = run_async(go())
+    if as_json:
+        click.echo(json.dumps([cp_json(c) for c in cps], indent=2))
+        return
+    if not cps:
+        click.echo("no charge points; add one with: strom cp add ID --lat LAT --lon LON")
+        return
+    click.echo(f"{'ID':<16} {'STATUS':<12} {'CONNECTORS':<24} {'LOCATION':<20} NAME")
+    for c in cps:
+        conns = " ".join(f"{x.connector_id}:{x.status}" for x in c.connectors if x.connector_id > 0)
+        click.echo(f"{c.id:<16} {c.status:<12} {conns:<24} {f'{c.lat:.4f},{c.lon:.4f}':<20} {c.name}")
+
+
+@cp.command("show")
+@click.argument("cp_id")
+@common_options
+def show(env: CliEnv, cp_id: str) -> None:
+    """Show one charge point as JSON."""
+
+    async def go() -> ChargePoint | None:
+        async with open_store(env) as db:
+            return await ChargePointRepository(db).get(cp_id)
+
+    found = run_async(go())
+    if found is None:
+        raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
+    click.echo(json.dumps(cp_json(found), indent=2))
+
+
+@cp.command("remove")
+@click.argument("cp_id")
+@common_options
+def remove(env: CliEnv, cp_id: str) -> None:
+    """Remove a charge point and its key."""
+
+    async def go() -> bool:
+        async with open_store(env) as db:
+            return await ChargePointRepository(db).remove(cp_id)
+
+    if not run_async(go()):
+        raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
+    remove_cp_key(keys_path(env.data_dir, env.settings.nostr.keys_file), cp_id)
+    click.echo(f"removed {cp_id}")

@@ -1,0 +1,42 @@
+"""`strom run` and `strom demo`: the server."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from strom.app import StromApp
+from strom.cli.common import CliEnv, common_options, run_async
+from strom.logsetup import setup_logging
+
+
+async def _serve(env: CliEnv, demo: bool) -> None:
+    async with StromApp(env.settings, env.data_dir, demo=demo) as app:
+        lines = ["", "strom is running" + (" in demo mode (not real money)" if demo else ""),
+                 f"  data dir: {env.data_dir}"]
+        lines += [f"  {name + ':':8} {url}" for name, url in app.urls().items()]
+        lines += ["  stop with Ctrl-C", ""]
+        click.echo("\n".join(lines), err=True)
+        await app.wait()
+    click.echo("strom stopped", err=True)
+
+
+@click.command()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@common_options
+def run(env: CliEnv, verbose: bool) -> None:
+    """Run the server: OCPP, HTTP, nostr bots, relay. Demo mode without a config file."""
+    setup_logging(verbose)
+    run_async(_serve(env, demo=env.demo))
+
+
+@click.command()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@common_options
+def demo(env: CliEnv, verbose: bool) -> None:
+    """Run in demo mode in a fresh temporary data dir."""
+    setup_logging(verbose)
+    with tempfile.TemporaryDirectory(prefix="strom-demo-") as tmp:
+        run_async(_serve(CliEnv(Path(tmp), None), demo=True))

@@ -1,0 +1,218 @@
+"""Typed settings: `strom.toml` read with tomllib, overridden by `STROM_*` environment variables.
+
+Every key has a default, so strom runs with no file at all (demo mode). A bad file or value
+raises `ConfigError` whose message is one line naming the key and what is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from strom.errors import UserError
+
+
+class ConfigError(UserError):
+    """The configuration file or an environment override is invalid."""
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo in strom.toml must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    # What goes into LNURLs, lightning addresses and success actions; empty = http://host:port.
+    public_url: str = ""
+
+
+class OcppSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(9000, ge=0, le=65535)
+    tls_cert: str = ""
+    tls_key: str = ""
+    heartbeat_interval: int = Field(300, ge=1)
+    call_timeout: float = Field(30.0, gt=0)
+    ping_interval: float = Field(20.0, gt=0)
+    ping_timeout: float = Field(20.0, gt=0)
+    max_message_bytes: int = Field(65536, ge=1024)
+    # Token bucket per connection: sustained messages per second and burst size.
+    rate_limit_per_second: float = Field(20.0, gt=0)
+    rate_limit_burst: int = Field(100, ge=1)
+
+
+class RelaySettings(_Section):
+    embedded: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(7777, ge=0, le=65535)
+    write_policy: Literal["open", "strom"] = "open"
+
+
+class NostrSettings(_Section):
+    relays: list[str] = Field(default_factory=list)
+    keys_file: str = "nostr-keys.toml"
+    notify_every_kwh: float = Field(5.0, gt=0)
+
+
+class LndSettings(_Section):
+    url: str = "https://127.0.0.1:8080"
+    macaroon_hex: str = ""
+    macaroon_path: str = ""
+    tls_cert: str = ""
+
+
+class NwcSettings(_Section):
+    uri: str = ""
+
+
+class LightningSettings(_Section):
+    backend: Literal["dev", "lnd", "nwc"] = "dev"
+    network: Literal["regtest", "testnet", "signet", "mainnet"] = "regtest"
+    invoice_expiry: int = Field(600, ge=60)
+    max_fee_msat: int = Field(10_000, ge=0)
+    lnd: LndSettings = Field(default_factory=LndSettings)
+    nwc: NwcSettings = Field(default_factory=NwcSettings)
+
+
+class LnurlSettings(_Section):
+    success_action: Literal["url", "aes"] = "url"
+    comment_allowed: int = Field(140, ge=0, le=2000)
+    image_path: str = ""
+
+
+class TariffSettings(_Section):
+    """The default static tariff; a charge point may override any of it."""
+
+    price_msat_per_kwh: int = Field(300_000, ge=0)
+    session_fee_msat: int = Field(0, ge=0)
+    price_msat_per_minute: int = Field(0, ge=0)
+    grace_minutes: int = Field(30, ge=0)
+    min_prepay_msat: int = Field(1_000_000, ge=1000)
+    max_prepay_msat: int = Field(100_000_000, ge=1000)
+
+
+class SessionSettings(_Section):
+    start_timeout: float = Field(120.0, gt=0)
+    stop_timeout: float = Field(30.0, gt=0)
+    refund_expiry_days: int = Field(30, ge=1)
+    # Stop when consumed + margin reaches the budget, so the last metering interval cannot overrun.
+    safety_margin_msat: int = Field(20_000, ge=0)
+
+
+class ChargePointOverrides(_Section):
+    """`[charge_points.ID]`: per-charger settings that are not kept in the store."""
+
+    external_lnurl: str = ""
+
+
+class Settings(_Section):
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    ocpp: OcppSettings = Field(default_factory=OcppSettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
+    nostr: NostrSettings = Field(default_factory=NostrSettings)
+    lightning: LightningSettings = Field(default_factory=LightningSettings)
+    lnurl: LnurlSettings = Field(default_factory=LnurlSettings)
+    tariff: TariffSettings = Field(default_factory=TariffSettings)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
+    charge_points: dict[str, ChargePointOverrides] = Field(default_factory=dict)
+
+    @property
+    def public_url(self) -> str:
+        """Base URL for links handed to wallets and users, without a trailing slash."""
+        if self.http.public_url:
+            return self.http.public_url.rstrip("/")
+        host = self.http.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.http.port}"
+
+
+def _leaf_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """Map every `STROM_SECTION_KEY` name to its path in the settings tree."""
+    paths: dict[str, tuple[str, ...]] = {}
+    for name, field in model.model_fields.items():
+        path = (*prefix, name)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths.update(_leaf_paths(annotation, path))
+        elif name != "charge_points":
+            paths["STROM_" + "_".join(path).upper()] = path
+    return paths
+
+
+_ENV_PATHS = _leaf_paths(Settings)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for var, path in _ENV_PATHS.items():
+        if var not in environ:
+            continue
+        raw = environ[var]
+        node = overrides
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        # Lists come as comma-separated values; pydantic coerces the rest from strings.
+        field = _field_for(path)
+        node[path[-1]] = [s.strip() for s in raw.split(",") if s.strip()] if field == list else raw
+    return overrides
+
+
+def _field_for(path: tuple[str, ...]) -> Any:
+    model: Any = Settings
+    for part in path[:-1]:
+        model = model.model_fields[part].annotation
+    annotation = model.model_fields[path[-1]].annotation
+    return getattr(annotation, "__origin__", annotation)
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: dict[str, Any], source: str) -> str:
+    loc = [str(p) for p in error["loc"]]
+    key = f"[{'.'.join(loc[:-1])}] {loc[-1]}" if len(loc) > 1 else loc[0] if loc else "(root)"
+    env = "STROM_" + "_".join(loc).upper()
+    if source == "environment":
+        where = env
+    else:
+        where = f"{source} or {env}" if env in _ENV_PATHS else source
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key {key}"
+    given = error.get("input")
+    shown = "" if isinstance(given, dict) else f", got {given!r}"
+    return f"{where}: {key}: {error['msg'].lower()}{shown}"
+
+
+def load_settings(path: Path | None, environ: dict[str, str] | None = None) -> Settings:
+    """Read `path` (None: defaults only) and apply `STROM_*` overrides from `environ`."""
+    environ = dict(os.environ if environ is None else environ)
+    data: dict[str, Any] = {}
+    source = "environment"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        return Settings.model_validate(_merge(data, _env_overrides(environ)))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0], source)) from None

@@ -1,0 +1,173 @@
+"""A small typed in-process publish/subscribe bus.
+
+The core (OCPP, lightning, sessions) publishes facts after they are committed to the store;
+interfaces (web SSE, nostr bots, TUI stream) subscribe. The core never imports an interface.
+
+Each subscriber gets its own queue and task, so a slow or failing subscriber neither blocks
+the publisher nor the other subscribers, and sees events in publication order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound="Event")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base class of everything published on the bus."""
+
+
+# --- OCPP facts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChargePointConnected(Event):
+    cp_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChargePointDisconnected(Event):
+    cp_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChargePointBooted(Event):
+    cp_id: str
+    vendor: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorStatusChanged(Event):
+    """StatusNotification; connector_id 0 is the charge point as a whole."""
+
+    cp_id: str
+    connector_id: int
+    status: str
+    error_code: str = "NoError"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStarted(Event):
+    cp_id: str
+    connector_id: int
+    transaction_id: int
+    id_tag: str
+    meter_start_wh: float
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSample(Event):
+    cp_id: str
+    connector_id: int
+    transaction_id: int | None
+    timestamp: datetime
+    energy_wh: float | None = None
+    power_w: float | None = None
+    soc_percent: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStopped(Event):
+    cp_id: str
+    transaction_id: int
+    id_tag: str | None
+    meter_stop_wh: float
+    reason: str
+    timestamp: datetime
+
+
+# --- Lightning facts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePaid(Event):
+    payment_hash: str
+    amount_msat: int
+    preimage: str
+    paid_at: datetime
+
+
+# --- Session facts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanged(Event):
+    session_id: str
+    cp_id: str
+    state: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine(Event):
+    level: str
+    logger: str
+    message: str
+
+
+Handler = Callable[[Any], Awaitable[None]]
+
+
+class EventBus:
+    """Typed publish/subscribe; `publish` never blocks and never raises."""
+
+    def __init__(self, max_queue: int = 10_000) -> None:
+        self._subscribers: list[tuple[tuple[type[Event], ...], asyncio.Queue[Event]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._max_queue = max_queue
+
+    def publish(self, event: Event) -> None:
+        """Deliver `event` to every subscriber interested in its type."""
+        for types, queue in list(self._subscribers):
+            if isinstance(event, types):
+                try:
+                    queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    log.warning("event subscriber is %d events behind; dropping %s",
+                                queue.qsize(), type(event).__name__)
+
+    def subscribe(self, handler: Handler, *types: type[Event]) -> None:
+        """Run `await handler(event)` for each matching event, in order, in a task of its own."""
+        queue: asyncio.Queue[Event] = asyncio.Queue(self._max_queue)
+        self._subscribers.append((types or (Event,), queue))
+
+        async def pump() -> None:
+            while True:
+                event = await queue.get()
+                try:
+                    await handler(event)
+                except Exception:
+                    log.exception("event handler %s failed on %s",
+                                  getattr(handler, "__qualname__", handler), type(event).__name__)
+
+        task = asyncio.get_running_loop().create_task(pump(), name=f"bus:{handler}")
+        self._tasks.add(task)
+
+    @asynccontextmanager
+    async def listen(self, *types: type[E]) -> AsyncIterator[asyncio.Queue[E]]:
+        """A queue that receives matching events while the context is open (e.g. one SSE client)."""
+        queue: asyncio.Queue[Any] = asyncio.Queue(self._max_queue)
+        entry = (types or (Event,), queue)
+        self._subscribers.append(entry)
+        try:
+            yield queue
+        finally:
+            self._subscribers.remove(entry)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()

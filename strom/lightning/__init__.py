@@ -1,0 +1,21 @@
+"""Lightning: one `Wallet` interface, several backends (dev, lnd, nwc)."""
+
+from strom.lightning.wallet import (
+    Invoice,
+    PaymentResult,
+    PaymentStatus,
+    Wallet,
+    WalletError,
+    WalletInfo,
+    WalletUnavailable,
+)
+
+__all__ = [
+    "Invoice",
+    "PaymentResult",
+    "PaymentStatus",
+    "Wallet",
+    "WalletError",
+    "WalletInfo",
+    "WalletUnavailable",
+]

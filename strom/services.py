@@ -1,0 +1,31 @@
+"""The container of the running services, built once by `strom.app` and handed to interfaces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from strom.config import Settings
+from strom.events import EventBus
+from strom.store.charge_points import ChargePointRepository
+from strom.store.db import Database
+from strom.store.event_log import EventLogRepository
+
+if TYPE_CHECKING:
+    from strom.lightning.wallet import Wallet
+    from strom.ocpp.central_system import CentralSystem
+
+
+@dataclass
+class Services:
+    settings: Settings
+    data_dir: Path
+    demo: bool
+    db: Database
+    bus: EventBus
+    charge_points: ChargePointRepository
+    event_log: EventLogRepository
+    admin_token: str
+    central_system: CentralSystem | None = None
+    wallet: Wallet | None = None

@@ -1,0 +1,175 @@
+"""Repository of charge points and their connectors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from strom.errors import UserError
+from strom.store.db import Database
+from strom.timeutil import iso
+
+# OCPP 1.6 ChargePointStatus values, plus "Offline" for a charger with no socket.
+CONNECTOR_STATUSES = (
+    "Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing",
+    "Reserved", "Unavailable", "Faulted",
+)
+
+
+@dataclass(slots=True)
+class Connector:
+    connector_id: int
+    status: str
+    error_code: str
+    updated_at: str | None
+
+
+@dataclass(slots=True)
+class ChargePoint:
+    id: str
+    name: str
+    lat: float
+    lon: float
+    num_connectors: int
+    password_hash: str | None
+    tariff: dict[str, Any]
+    vendor: str | None
+    model: str | None
+    serial_number: str | None
+    firmware: str | None
+    connected: bool
+    last_seen: str | None
+    booted_at: str | None
+    created_at: str
+    connectors: list[Connector] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """One word for the whole charger, as nostr status and the pages show it."""
+        if not self.connected:
+            return "Offline"
+        statuses = [c.status for c in self.connectors if c.connector_id > 0]
+        # Connector 0 speaks for the whole charger, once the charger has reported it.
+        whole = next((c.status for c in self.connectors
+                      if c.connector_id == 0 and c.updated_at is not None), None)
+        if whole in ("Unavailable", "Faulted"):
+            return whole
+        for wanted in ("Available", "Charging", "Preparing", "SuspendedEV", "SuspendedEVSE",
+                       "Finishing", "Reserved", "Faulted"):
+            if wanted in statuses:
+                return wanted
+        return "Unavailable"
+
+    def connector(self, connector_id: int) -> Connector | None:
+        return next((c for c in self.connectors if c.connector_id == connector_id), None)
+
+
+def _row_to_cp(row: Any, connectors: list[Connector]) -> ChargePoint:
+    return ChargePoint(
+        id=row["id"], name=row["name"], lat=row["lat"], lon=row["lon"],
+        num_connectors=row["num_connectors"], password_hash=row["password_hash"],
+        tariff=json.loads(row["tariff_json"]) if row["tariff_json"] else {},
+        vendor=row["vendor"], model=row["model"], serial_number=row["serial_number"],
+        firmware=row["firmware"], connected=bool(row["connected"]), last_seen=row["last_seen"],
+        booted_at=row["booted_at"], created_at=row["created_at"], connectors=connectors,
+    )
+
+
+class ChargePointRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, cp_id: str, *, name: str, lat: float, lon: float, num_connectors: int = 1,
+                  password_hash: str | None = None, tariff: dict[str, Any] | None = None) -> ChargePoint:
+        try:
+            async with self._db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO charge_points (id, name, lat, lon, num_connectors, password_hash,"
+                    " tariff_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (cp_id, name, lat, lon, num_connectors, password_hash,
+                     json.dumps(tariff) if tariff else None, iso()),
+                )
+                await conn.executemany(
+                    "INSERT INTO connectors (cp_id, connector_id) VALUES (?, ?)",
+                    [(cp_id, n) for n in range(0, num_connectors + 1)],
+                )
+        except sqlite3.IntegrityError:
+            raise UserError(f"charge point {cp_id!r} already exists") from None
+        cp = await self.get(cp_id)
+        assert cp is not None
+        return cp
+
+    async def get(self, cp_id: str) -> ChargePoint | None:
+        row = await self._db.fetchone("SELECT * FROM charge_points WHERE id = ?", (cp_id,))
+        if row is None:
+            return None
+        return _row_to_cp(row, await self._connectors(cp_id))
+
+    async def exists(self, cp_id: str) -> bool:
+        return await self._db.fetchone("SELECT 1 FROM charge_points WHERE id = ?", (cp_id,)) is not None
+
+    async def list(self) -> list[ChargePoint]:
+        rows = await self._db.fetchall("SELECT * FROM charge_points ORDER BY id")
+        conns = await self._db.fetchall("SELECT * FROM connectors ORDER BY cp_id, connector_id")
+        by_cp: dict[str, list[Connector]] = {}
+        for c in conns:
+            by_cp.setdefault(c["cp_id"], []).append(
+                Connector(c["connector_id"], c["status"], c["error_code"], c["updated_at"]))
+        return [_row_to_cp(r, by_cp.get(r["id"], [])) for r in rows]
+
+    async def remove(self, cp_id: str) -> bool:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute("DELETE FROM charge_points WHERE id = ?", (cp_id,))
+            return cursor.rowcount > 0
+
+    async def update(self, cp_id: str, **fields: Any) -> None:
+        """Update editable columns: name, lat, lon, password_hash, tariff."""
+        allowed = {"name", "lat", "lon", "password_hash", "tariff"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"not editable: {sorted(unknown)}")
+        if "tariff" in fields:
+            tariff = fields.pop("tariff")
+            fields["tariff_json"] = json.dumps(tariff) if tariff else None
+        if not fields:
+            return
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        await self._db.execute(f"UPDATE charge_points SET {assignments} WHERE id = ?",
+                               (*fields.values(), cp_id))
+
+    async def set_connected(self, cp_id: str, connected: bool) -> None:
+        await self._db.execute(
+            "UPDATE charge_points SET connected = ?, last_seen = ? WHERE id = ?",
+            (int(connected), iso(), cp_id))
+
+    async def mark_all_disconnected(self) -> None:
+        """At start-up no charger is connected yet, whatever the last run left behind."""
+        await self._db.execute("UPDATE charge_points SET connected = 0")
+
+    async def touch(self, cp_id: str) -> None:
+        await self._db.execute("UPDATE charge_points SET last_seen = ? WHERE id = ?", (iso(), cp_id))
+
+    async def record_boot(self, cp_id: str, *, vendor: str, model: str,
+                          serial_number: str | None, firmware: str | None) -> None:
+        now = iso()
+        await self._db.execute(
+            "UPDATE charge_points SET vendor = ?, model = ?, serial_number = ?, firmware = ?,"
+            " booted_at = ?, last_seen = ? WHERE id = ?",
+            (vendor, model, serial_number, firmware, now, now, cp_id))
+
+    async def set_connector_status(self, cp_id: str, connector_id: int, status: str,
+                                   error_code: str = "NoError") -> None:
+        await self._db.execute(
+            "INSERT INTO connectors (cp_id, connector_id, status, error_code, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (cp_id, connector_id) DO UPDATE SET"
+            " status = excluded.status, error_code = excluded.error_code,"
+            " updated_at = excluded.updated_at",
+            (cp_id, connector_id, status, error_code, iso()))
+
+    async def _connectors(self, cp_id: str) -> list[Connector]:
+        rows = await self._db.fetchall(
+            "SELECT * FROM connectors WHERE cp_id = ? ORDER BY connector_id", (cp_id,))
+        return [Connector(r["connector_id"], r["status"], r["error_code"], r["updated_at"])
+                for r in rows]

@@ -1,0 +1,29 @@
+"""Repository of the event log: what happened, per charge point, as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from strom.store.db import Database
+from strom.timeutil import iso
+
+
+class EventLogRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def append(self, kind: str, payload: Any, cp_id: str | None = None) -> None:
+        await self._db.execute(
+            "INSERT INTO event_log (at, cp_id, kind, payload) VALUES (?, ?, ?, ?)",
+            (iso(), cp_id, kind, json.dumps(payload, default=str)))
+
+    async def recent(self, cp_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        if cp_id is None:
+            rows = await self._db.fetchall(
+                "SELECT * FROM event_log ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = await self._db.fetchall(
+                "SELECT * FROM event_log WHERE cp_id = ? ORDER BY id DESC LIMIT ?", (cp_id, limit))
+        return [{"id": r["id"], "at": r["at"], "cp_id": r["cp_id"], "kind": r["kind"],
+                 "payload": json.loads(r["payload"])} for r in rows]

@@ -1,0 +1,1 @@
+"""HTTP interface: pages, LNURL, REST API (Starlette, served by uvicorn on strom's loop)."""

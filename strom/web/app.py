@@ -1,0 +1,23 @@
+"""The ASGI application: every route module contributes its `routes`."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from strom.services import Services
+from strom.web import health
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def create_web_app(services: Services) -> Starlette:
+    routes = [*health.routes]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    app.state.services = services
+    return app

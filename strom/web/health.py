@@ -1,0 +1,25 @@
+"""`GET /healthz`: is the process up, and how are its parts."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from strom.web.auth import services
+
+
+async def healthz(request: Request) -> JSONResponse:
+    svc = services(request)
+    checks: dict[str, object] = {"store": "ok"}
+    if svc.central_system is not None:
+        checks["ocpp"] = {"connected": svc.central_system.connected_count()}
+    if svc.wallet is not None:
+        info = await svc.wallet.info()
+        checks["lightning"] = {"backend": info.backend, "reachable": info.reachable}
+    healthy = all(not isinstance(v, dict) or v.get("reachable", True) for v in checks.values())
+    return JSONResponse({"status": "ok" if healthy else "degraded", "demo": svc.demo,
+                         "checks": checks})
+
+
+routes = [Route("/healthz", healthz)]

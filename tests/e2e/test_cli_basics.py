@@ -1,0 +1,68 @@
+"""The `strom` command as a user runs it: exit codes, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+STROM = [sys.executable, "-m", "strom"]
+
+
+def strom(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "STROM_DATA_DIR": str(data_dir), **(env or {})}
+    full_env.pop("STROM_CONFIG", None)
+    return subprocess.run([*STROM, *args], capture_output=True, text=True, env=full_env,
+                          timeout=60, cwd=data_dir.parent)
+
+
+def test_cp_add_list_show_remove(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    added = strom("cp", "add", "cp-9", "--lat", "48.1", "--lon", "11.5", "--connectors", "2",
+                  "--price-per-kwh", "250", "--password", "a-long-enough-secret", data_dir=d)
+    assert added.returncode == 0, added.stderr
+    assert "npub1" in added.stdout
+    listed = strom("cp", "list", "--json", data_dir=d)
+    cps = json.loads(listed.stdout)
+    assert [c["id"] for c in cps] == ["cp-9"]
+    assert cps[0]["tariff"] == {"price_msat_per_kwh": 250_000}
+    assert cps[0]["password"] is True
+    assert len(cps[0]["connectors"]) == 2
+    keys = (d / "nostr-keys.toml").read_text()
+    assert "[charge_points.cp-9]" in keys and "nsec1" in keys
+    assert oct((d / "nostr-keys.toml").stat().st_mode & 0o777) == "0o600"
+    assert "a-long-enough-secret" not in (d / "strom.sqlite3").read_bytes().decode("latin-1")
+    shown = strom("cp", "show", "cp-9", data_dir=d)
+    assert json.loads(shown.stdout)["location"] == {"lat": 48.1, "lon": 11.5}
+    assert strom("cp", "remove", "cp-9", data_dir=d).returncode == 0
+    assert "cp-9" not in (d / "nostr-keys.toml").read_text()
+
+
+def test_user_errors_are_one_line_with_exit_1(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    for args in (["cp", "show", "nope"], ["cp", "remove", "nope"],
+                 ["cp", "add", "bad id!", "--lat", "1", "--lon", "1"],
+                 ["cp", "add", "x", "--lat", "1", "--lon", "1", "--password", "short"]):
+        result = strom(*args, data_dir=d)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.startswith("strom: error:")
+        assert result.stderr.count("\n") == 1
+        assert "Traceback" not in result.stderr
+
+
+def test_usage_error_exit_2(tmp_path: Path) -> None:
+    result = strom("cp", "add", "x", "--lat", "100", "--lon", "1", data_dir=tmp_path / "d")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "strom.toml"
+    config.write_text('[ocpp]\nport = "nine thousand"\n')
+    result = strom("run", "--config", str(config), data_dir=tmp_path / "d")
+    assert result.returncode == 1
+    assert "[ocpp] port" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strom.config import ConfigError, load_settings
+
+
+def test_defaults_without_file() -> None:
+    settings = load_settings(None, environ={})
+    assert settings.http.host == "127.0.0.1"
+    assert settings.http.port == 8000
+    assert settings.ocpp.port == 9000
+    assert settings.relay.port == 7777
+    assert settings.lightning.backend == "dev"
+    assert settings.public_url == "http://127.0.0.1:8000"
+
+
+def test_file_and_environment_override(tmp_path: Path) -> None:
+    path = tmp_path / "strom.toml"
+    path.write_text('[http]\nport = 8100\n[lightning.lnd]\nurl = "https://lnd:8080"\n')
+    settings = load_settings(path, environ={"STROM_HTTP_PORT": "8200",
+                                            "STROM_NOSTR_RELAYS": "wss://a, wss://b"})
+    assert settings.http.port == 8200
+    assert settings.lightning.lnd.url == "https://lnd:8080"
+    assert settings.nostr.relays == ["wss://a", "wss://b"]
+
+
+def test_nested_env_override() -> None:
+    settings = load_settings(None, environ={"STROM_LIGHTNING_LND_MACAROON_HEX": "abcd"})
+    assert settings.lightning.lnd.macaroon_hex == "abcd"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('[http]\nport = "abc"\n', "[http] port"),
+        ("[http]\nport = 70000\n", "[http] port"),
+        ("[htp]\nport = 1\n", "unknown key htp"),
+        ('[lightning]\nbackend = "paypal"\n', "[lightning] backend"),
+        ("[http\n", "not valid TOML"),
+    ],
+)
+def test_bad_file_names_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "strom.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    message = str(info.value)
+    assert needle in message
+    assert "\n" not in message
+
+
+def test_bad_env_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="STROM_OCPP_PORT"):
+        load_settings(None, environ={"STROM_OCPP_PORT": "nine"})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_example_file_documents_every_key() -> None:
+    example = Path(__file__).parents[2] / "strom.example.toml"
+    settings = load_settings(example, environ={})
+    assert settings == load_settings(None, environ={})
+    from strom.config import _ENV_PATHS
+
+    text = example.read_text()
+    for path in _ENV_PATHS.values():
+        assert f"\n{path[-1]} =" in text, f"{'.'.join(path)} is not in strom.example.toml"

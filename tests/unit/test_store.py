@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from strom.errors import UserError
+from strom.store.charge_points import ChargePointRepository
+from strom.store.db import Database
+
+
+async def test_wal_foreign_keys_and_migrations(db: Database) -> None:
+    assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
+    assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1
+    assert await db.schema_version >= 1
+
+
+async def test_migrations_are_applied_once(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    first = await Database.open(path)
+    version = await first.schema_version
+    await first.close()
+    again = await Database.open(path)
+    assert await again.schema_version == version
+    await again.close()
+
+
+async def test_transaction_rolls_back_on_error(db: Database) -> None:
+    repo = ChargePointRepository(db)
+    await repo.add("a", name="A", lat=1, lon=2)
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await conn.execute("UPDATE charge_points SET name = 'changed' WHERE id = 'a'")
+            raise RuntimeError("boom")
+    cp = await repo.get("a")
+    assert cp is not None and cp.name == "A"
+
+
+async def test_charge_point_lifecycle(db: Database) -> None:
+    repo = ChargePointRepository(db)
+    cp = await repo.add("cp-1", name="One", lat=52.5, lon=13.4, num_connectors=2)
+    assert [c.connector_id for c in cp.connectors] == [0, 1, 2]
+    assert cp.status == "Offline"
+    with pytest.raises(UserError, match="already exists"):
+        await repo.add("cp-1", name="Again", lat=0, lon=0)
+    await repo.set_connected("cp-1", True)
+    await repo.set_connector_status("cp-1", 1, "Charging")
+    await repo.set_connector_status("cp-1", 2, "Available")
+    cp = await repo.get("cp-1")
+    assert cp is not None and cp.status == "Available"
+    await repo.set_connector_status("cp-1", 2, "Faulted", "GroundFailure")
+    cp = await repo.get("cp-1")
+    assert cp is not None and cp.status == "Charging"
+    assert cp.connector(2).error_code == "GroundFailure"  # type: ignore[union-attr]
+    assert await repo.remove("cp-1")
+    assert await repo.get("cp-1") is None
+    assert await db.fetchall("SELECT * FROM connectors") == []
+
+
+async def test_concurrent_transactions_are_serialized(db: Database) -> None:
+    await db.execute("CREATE TABLE counter (n INTEGER)")
+    await db.execute("INSERT INTO counter VALUES (0)")
+
+    async def bump() -> None:
+        async with db.transaction() as conn:
+            row = await (await conn.execute("SELECT n FROM counter")).fetchone()
+            await asyncio.sleep(0)
+            await conn.execute("UPDATE counter SET n = ?", (row[0] + 1,))
+
+    await asyncio.gather(*(bump() for _ in range(50)))
+    assert (await db.fetchone("SELECT n FROM counter"))[0] == 50
