@@ -2,6 +2,8 @@
 
 from strom.lightning.wallet import (
     Invoice,
+    InvoiceState,
+    InvoiceStatus,
     PaymentResult,
     PaymentStatus,
     Wallet,
@@ -12,6 +14,8 @@ from strom.lightning.wallet import (
 
 __all__ = [
     "Invoice",
+    "InvoiceState",
+    "InvoiceStatus",
     "PaymentResult",
     "PaymentStatus",
     "Wallet",

@@ -35,6 +35,21 @@ class Invoice:
     expires_at: datetime
 
 
+class InvoiceState(enum.StrEnum):
+    OPEN = "open"
+    PAID = "paid"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceStatus:
+    payment_hash: str
+    state: InvoiceState
+    amount_msat: int
+    preimage: str | None = None
+    paid_at: datetime | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentResult:
     payment_hash: str
@@ -68,6 +83,10 @@ class Wallet(abc.ABC):
     async def create_invoice(self, amount_msat: int, *, description: str | None = None,
                              description_hash: bytes | None = None,
                              expiry: int = 600) -> Invoice: ...
+
+    @abc.abstractmethod
+    async def invoice_status(self, payment_hash: str) -> InvoiceStatus | None:
+        """The backend's view of an invoice we created (for reconciliation after a restart)."""
 
     @abc.abstractmethod
     async def pay(self, bolt11: str, *, max_fee_msat: int | None = None) -> PaymentResult:

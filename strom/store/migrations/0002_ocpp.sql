@@ -1,0 +1,1 @@
+-- OCPP transactions and meter values (filled in by the OCPP central system work).

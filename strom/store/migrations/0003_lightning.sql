@@ -1,0 +1,1 @@
+-- Lightning invoices and payments (filled in by the lightning backends work).
