@@ -15,6 +15,8 @@ from strom.store.event_log import EventLogRepository
 if TYPE_CHECKING:
     from strom.lightning.wallet import Wallet
     from strom.ocpp.central_system import CentralSystem
+    from strom.sessions.service import SessionService
+    from strom.tariffs.service import TariffService
 
 
 @dataclass
@@ -29,3 +31,5 @@ class Services:
     admin_token: str
     central_system: CentralSystem | None = None
     wallet: Wallet | None = None
+    tariffs: TariffService | None = None
+    sessions: SessionService | None = None

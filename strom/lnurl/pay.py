@@ -1,0 +1,62 @@
+"""LUD-06/LUD-16 payRequest: metadata, sendable range, amount validation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from strom.lnurl.errors import LnurlError
+
+
+def metadata(text: str, identifier: str | None = None, image_png_b64: str | None = None) -> str:
+    """The metadata string; its SHA-256 is the invoice's description hash (LUD-06)."""
+    entries: list[list[str]] = [["text/plain", text]]
+    if identifier:
+        entries.append(["text/identifier", identifier])
+    if image_png_b64:
+        entries.append(["image/png;base64", image_png_b64])
+    return json.dumps(entries)
+
+
+def description_hash(metadata_json: str) -> bytes:
+    return hashlib.sha256(metadata_json.encode("utf-8")).digest()
+
+
+def pay_request(*, callback: str, min_sendable: int, max_sendable: int, metadata_json: str,
+                comment_allowed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "tag": "payRequest", "callback": callback, "minSendable": min_sendable,
+        "maxSendable": max_sendable, "metadata": metadata_json,
+    }
+    if comment_allowed:
+        response["commentAllowed"] = comment_allowed
+    response.update(extra or {})
+    return response
+
+
+def parse_amount(raw: str | None, min_sendable: int, max_sendable: int) -> int:
+    """The callback's `amount` in msat, or an error that tells the payer what is allowed."""
+    if raw is None or raw == "":
+        raise LnurlError("amount is missing: give the amount in millisatoshis")
+    try:
+        amount = int(raw)
+    except ValueError:
+        raise LnurlError(f"amount must be a whole number of millisatoshis, not {raw[:32]!r}") from None
+    if amount < min_sendable:
+        raise LnurlError(f"amount below minimum of {_sat(min_sendable)} sat")
+    if amount > max_sendable:
+        raise LnurlError(f"amount above maximum of {_sat(max_sendable)} sat")
+    return amount
+
+
+def parse_comment(raw: str | None, allowed: int) -> str | None:
+    if not raw:
+        return None
+    if len(raw) > allowed:
+        raise LnurlError(f"comment too long: at most {allowed} characters")
+    return raw
+
+
+def _sat(msat: int) -> str:
+    return f"{msat / 1000:g}"

@@ -1,0 +1,61 @@
+"""The double-entry money ledger, written in the same transaction as each state change.
+
+Accounts: `wallet` (our lightning balance), `session:<id>` (what a payer has prepaid and not
+yet used or got back), `revenue` (energy, fees and time sold), `forfeited` (unclaimed refunds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from strom.store.db import Database
+from strom.timeutil import iso
+
+WALLET = "wallet"
+REVENUE = "revenue"
+FORFEITED = "forfeited"
+
+
+def session_account(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+async def post(conn: aiosqlite.Connection, *, session_id: str, kind: str, debit: str, credit: str,
+               amount_msat: int, ref: str | None = None) -> None:
+    """One movement of `amount_msat` from `credit` to `debit` (nothing for a zero amount)."""
+    if amount_msat == 0:
+        return
+    await conn.execute(
+        "INSERT INTO ledger (at, session_id, kind, debit, credit, amount_msat, ref)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (iso(), session_id, kind, debit, credit, amount_msat, ref))
+
+
+async def payment_received(conn: aiosqlite.Connection, session_id: str, amount_msat: int,
+                           payment_hash: str) -> None:
+    await post(conn, session_id=session_id, kind="payment_received", debit=WALLET,
+               credit=session_account(session_id), amount_msat=amount_msat, ref=payment_hash)
+
+
+async def energy_consumed(conn: aiosqlite.Connection, session_id: str, amount_msat: int) -> None:
+    await post(conn, session_id=session_id, kind="energy_consumed",
+               debit=session_account(session_id), credit=REVENUE, amount_msat=amount_msat)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTotals:
+    received_msat: int
+    consumed_msat: int
+    refunded_msat: int
+    forfeited_msat: int
+
+
+async def totals(db: Database, session_id: str) -> SessionTotals:
+    rows = await db.fetchall(
+        "SELECT kind, COALESCE(SUM(amount_msat), 0) AS total FROM ledger WHERE session_id = ?"
+        " GROUP BY kind", (session_id,))
+    by_kind = {r["kind"]: r["total"] for r in rows}
+    return SessionTotals(by_kind.get("payment_received", 0), by_kind.get("energy_consumed", 0),
+                         by_kind.get("refund_paid", 0), by_kind.get("refund_forfeited", 0))

@@ -1,0 +1,82 @@
+"""The session record and its states (contract §6)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from strom.tariffs.model import Tariff
+
+
+class State(enum.StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    STARTING = "starting"
+    CHARGING = "charging"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    REFUNDED = "refunded"
+    SETTLED = "settled"
+    FAILED = "failed"
+
+
+# A connector is taken while a session is in one of these states.
+ACTIVE_STATES = (State.STARTING, State.CHARGING, State.STOPPING)
+# Money may still be owed back to the payer in these.
+ENDED_STATES = (State.STOPPED, State.FAILED, State.REFUNDED, State.SETTLED)
+
+
+@dataclass(slots=True)
+class Session:
+    id: str
+    token: str
+    cp_id: str
+    connector_id: int | None
+    active_connector_id: int | None
+    id_tag: str
+    state: State
+    tariff: Tariff
+    paid_msat: int
+    consumed_msat: int
+    refunded_msat: int
+    forfeited_msat: int
+    energy_wh: float
+    power_w: float | None
+    soc_percent: float | None
+    meter_start_wh: float | None
+    transaction_id: int | None
+    payer_pubkey: str | None
+    payer_lud16: str | None
+    comment: str | None
+    created_at: str
+    paid_at: str | None
+    start_requested_at: str | None
+    started_at: str | None
+    stopped_at: str | None
+    stop_reason: str | None
+    failure_reason: str | None
+    updated_at: str
+
+    @property
+    def refundable_msat(self) -> int:
+        """The contract's invariant, solved for what is still the payer's."""
+        return self.paid_msat - self.consumed_msat - self.refunded_msat - self.forfeited_msat
+
+    @property
+    def connector(self) -> int | None:
+        return self.active_connector_id or self.connector_id
+
+    def public_json(self, *, lnurlw: str | None, url: str) -> dict[str, Any]:
+        """The session JSON of contract §6 (for its payer: it carries the stop/refund link)."""
+        return {
+            "id": self.id, "cp_id": self.cp_id, "connector_id": self.connector,
+            "state": self.state.value, "paid_msat": self.paid_msat,
+            "consumed_msat": self.consumed_msat, "refunded_msat": self.refunded_msat,
+            "forfeited_msat": self.forfeited_msat, "refundable_msat": self.refundable_msat,
+            "energy_wh": round(self.energy_wh, 3), "power_w": self.power_w,
+            "soc_percent": self.soc_percent, "created_at": self.created_at,
+            "paid_at": self.paid_at, "started_at": self.started_at, "stopped_at": self.stopped_at,
+            "stop_reason": self.stop_reason, "failure_reason": self.failure_reason,
+            "tariff": self.tariff.to_json(), "lnurlw": lnurlw, "url": url,
+        }

@@ -1,0 +1,137 @@
+"""SQL for sessions and their invoices. Writes take the connection of an open transaction."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiosqlite
+
+from strom.sessions.model import ACTIVE_STATES, Session, State
+from strom.store.db import Database
+from strom.tariffs.model import Tariff
+from strom.timeutil import iso
+
+_EDITABLE = {
+    "state", "active_connector_id", "paid_msat", "consumed_msat", "refunded_msat",
+    "forfeited_msat", "energy_wh", "power_w", "soc_percent", "meter_start_wh", "transaction_id",
+    "payer_pubkey", "payer_lud16", "paid_at", "start_requested_at", "started_at", "stopped_at",
+    "stop_reason", "failure_reason",
+}
+
+
+def _row(row: Any) -> Session:
+    data = dict(row)
+    data["state"] = State(data["state"])
+    data["tariff"] = Tariff.from_json(json.loads(data.pop("tariff_json")))
+    return Session(**data)
+
+
+class SessionRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def insert(self, conn: aiosqlite.Connection, s: Session) -> None:
+        await conn.execute(
+            "INSERT INTO sessions (id, token, cp_id, connector_id, id_tag, state, tariff_json,"
+            " payer_pubkey, payer_lud16, comment, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (s.id, s.token, s.cp_id, s.connector_id, s.id_tag, s.state.value,
+             json.dumps(s.tariff.to_json()), s.payer_pubkey, s.payer_lud16, s.comment,
+             s.created_at, s.updated_at))
+
+    async def update(self, conn: aiosqlite.Connection, session_id: str, *,
+                     expect_state: State | tuple[State, ...] | None = None, **fields: Any) -> bool:
+        """Update fields; with `expect_state`, only if the session is still in that state."""
+        unknown = set(fields) - _EDITABLE
+        if unknown:
+            raise ValueError(f"not editable: {sorted(unknown)}")
+        values = [v.value if isinstance(v, State) else v for v in fields.values()]
+        sql = (f"UPDATE sessions SET {', '.join(f'{k} = ?' for k in fields)}, updated_at = ?"
+               " WHERE id = ?")
+        params: list[Any] = [*values, iso(), session_id]
+        if expect_state is not None:
+            states = (expect_state,) if isinstance(expect_state, State) else expect_state
+            sql += f" AND state IN ({', '.join('?' * len(states))})"
+            params += [s.value for s in states]
+        cursor = await conn.execute(sql, params)
+        return cursor.rowcount == 1
+
+    async def get_in(self, conn: aiosqlite.Connection, session_id: str) -> Session | None:
+        cursor = await conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        row = await cursor.fetchone()
+        return _row(row) if row else None
+
+    async def get(self, session_id: str) -> Session | None:
+        row = await self._db.fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        return _row(row) if row else None
+
+    async def by_token(self, token: str) -> Session | None:
+        row = await self._db.fetchone("SELECT * FROM sessions WHERE token = ?", (token,))
+        return _row(row) if row else None
+
+    async def by_id_tag(self, id_tag: str) -> Session | None:
+        row = await self._db.fetchone("SELECT * FROM sessions WHERE id_tag = ?", (id_tag,))
+        return _row(row) if row else None
+
+    async def by_transaction(self, cp_id: str, transaction_id: int) -> Session | None:
+        row = await self._db.fetchone(
+            "SELECT * FROM sessions WHERE cp_id = ? AND transaction_id = ?", (cp_id, transaction_id))
+        return _row(row) if row else None
+
+    async def in_states(self, *states: State) -> list[Session]:
+        rows = await self._db.fetchall(
+            f"SELECT * FROM sessions WHERE state IN ({', '.join('?' * len(states))})"
+            " ORDER BY created_at", [s.value for s in states])
+        return [_row(r) for r in rows]
+
+    async def busy_connectors(self, cp_id: str) -> set[int]:
+        """Connectors held by a session that is starting, charging or stopping."""
+        rows = await self._db.fetchall(
+            f"SELECT active_connector_id FROM sessions WHERE cp_id = ? AND state IN"
+            f" ({', '.join('?' * len(ACTIVE_STATES))}) AND active_connector_id IS NOT NULL",
+            (cp_id, *[s.value for s in ACTIVE_STATES]))
+        return {r[0] for r in rows}
+
+    async def list(self, *, cp_id: str | None = None, state: State | None = None,
+                   limit: int = 100, offset: int = 0) -> list[Session]:
+        where, params = [], []
+        if cp_id:
+            where.append("cp_id = ?")
+            params.append(cp_id)
+        if state:
+            where.append("state = ?")
+            params.append(state.value)
+        sql = "SELECT * FROM sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC LIMIT ? OFFSET ?"
+        rows = await self._db.fetchall(sql, [*params, limit, offset])
+        return [_row(r) for r in rows]
+
+    # --- invoices ---------------------------------------------------------------------------
+
+    async def add_invoice(self, conn: aiosqlite.Connection, *, payment_hash: str, session_id: str,
+                          purpose: str, amount_msat: int, bolt11: str, expires_at: str) -> None:
+        await conn.execute(
+            "INSERT INTO session_invoices (payment_hash, session_id, purpose, amount_msat, bolt11,"
+            " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (payment_hash, session_id, purpose, amount_msat, bolt11, iso(), expires_at))
+
+    async def invoice_in(self, conn: aiosqlite.Connection, payment_hash: str) -> dict[str, Any] | None:
+        cursor = await conn.execute(
+            "SELECT * FROM session_invoices WHERE payment_hash = ?", (payment_hash,))
+        row = await cursor.fetchone()
+        return dict(row) if row else None
+
+    async def mark_invoice_paid(self, conn: aiosqlite.Connection, payment_hash: str) -> bool:
+        """True only the first time: a payment is recorded once."""
+        cursor = await conn.execute(
+            "UPDATE session_invoices SET paid_at = ? WHERE payment_hash = ? AND paid_at IS NULL",
+            (iso(), payment_hash))
+        return cursor.rowcount == 1
+
+    async def unpaid_invoices(self) -> list[dict[str, Any]]:
+        rows = await self._db.fetchall(
+            "SELECT * FROM session_invoices WHERE paid_at IS NULL ORDER BY created_at")
+        return [dict(r) for r in rows]

@@ -1,0 +1,60 @@
+"""The tariff model and the one cost function every part of strom uses."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Tariff:
+    """Prices in msat. A session stores the tariff it was sold under, unchanged to its end."""
+
+    price_msat_per_kwh: int
+    session_fee_msat: int = 0
+    price_msat_per_minute: int = 0
+    grace_minutes: int = 0
+    min_prepay_msat: int = 1_000_000
+    max_prepay_msat: int = 100_000_000
+    source: Literal["static", "dynamic"] = "static"
+    valid_until: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["currency"] = "msat"
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Tariff:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def min_sendable_msat(self) -> int:
+        # A payment must at least cover the session fee and leave something to charge with.
+        return max(self.min_prepay_msat, self.session_fee_msat + 1000)
+
+
+def cost_msat(tariff: Tariff, energy_wh: float, minutes: float) -> int:
+    """What `energy_wh` over `minutes` costs under `tariff` (rounded up to the msat)."""
+    energy = math.ceil(tariff.price_msat_per_kwh * max(energy_wh, 0.0) / 1000.0)
+    billable_minutes = max(0.0, minutes - tariff.grace_minutes)
+    time = math.ceil(tariff.price_msat_per_minute * billable_minutes)
+    return tariff.session_fee_msat + energy + time
+
+
+def _sat(msat: int) -> str:
+    sat = msat / 1000
+    return f"{sat:,.0f} sat" if sat == int(sat) else f"{sat:,.3f} sat"
+
+
+def describe(tariff: Tariff) -> str:
+    """The tariff in words, as wallets show it before the driver pays."""
+    parts = [f"{_sat(tariff.price_msat_per_kwh)} per kWh"]
+    parts.append(f"session fee {_sat(tariff.session_fee_msat)}" if tariff.session_fee_msat
+                 else "no session fee")
+    if tariff.price_msat_per_minute:
+        parts.append(f"{_sat(tariff.price_msat_per_minute)} per minute after "
+                     f"{tariff.grace_minutes} min")
+    return ", ".join(parts) + ". Unused prepayment is refunded."

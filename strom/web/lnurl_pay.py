@@ -1,0 +1,110 @@
+"""LUD-06/16 pay: `/lnurlp/{target}`, `/.well-known/lnurlp/{target}` and the callback.
+
+A target is a charge point id (any free connector) or `{cp_id}-{connector}`. The payRequest is
+answered only while a connector is free; the reason says why not.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from strom.lightning.wallet import WalletError
+from strom.lnurl import pay as lud06
+from strom.lnurl.errors import LnurlError
+from strom.services import Services
+from strom.store.charge_points import ChargePoint
+from strom.tariffs.model import Tariff, describe
+from strom.web.auth import services
+
+async def resolve_target(svc: Services, target: str) -> tuple[ChargePoint, int | None]:
+    """`demo-1` → (demo-1, any connector); `demo-1-2` → (demo-1, connector 2)."""
+    cp = await svc.charge_points.get(target)
+    if cp is not None:
+        return cp, None
+    base, _, number = target.rpartition("-")
+    if base and number.isdigit():
+        cp = await svc.charge_points.get(base)
+        if cp is not None and 1 <= int(number) <= cp.num_connectors:
+            return cp, int(number)
+    raise LnurlError(f"unknown charger {target[:64]!r}")
+
+
+async def ensure_free(svc: Services, cp: ChargePoint, connector_id: int | None) -> None:
+    """Raise an LNURL error saying why this charger cannot be paid for right now."""
+    assert svc.sessions is not None
+    connector, reason = await svc.sessions.free_connector(cp, connector_id)
+    if connector is None:
+        raise LnurlError(reason)
+
+
+def address_host(svc: Services) -> str:
+    return urlsplit(svc.settings.public_url).netloc
+
+
+def pay_metadata(svc: Services, cp: ChargePoint, connector_id: int | None, target: str,
+                 tariff: Tariff) -> str:
+    where = f"connector {connector_id}" if connector_id else "any free connector"
+    text = f"Charge at {cp.name} ({where}): {describe(tariff)}"
+    return lud06.metadata(text, identifier=f"{target}@{address_host(svc)}")
+
+
+def lnurl_response(body: dict) -> JSONResponse:
+    return JSONResponse(body, headers={"Access-Control-Allow-Origin": "*",
+                                       "Cache-Control": "no-store"})
+
+
+async def pay_request(request: Request) -> JSONResponse:
+    svc = services(request)
+    target = request.path_params["target"]
+    try:
+        cp, connector_id = await resolve_target(svc, target)
+        await ensure_free(svc, cp, connector_id)
+    except LnurlError as exc:
+        return lnurl_response(exc.to_json())
+    assert svc.tariffs is not None
+    tariff = svc.tariffs.current(cp)
+    return lnurl_response(lud06.pay_request(
+        callback=f"{svc.settings.public_url}/lnurlp/{target}/callback",
+        min_sendable=tariff.min_sendable_msat, max_sendable=tariff.max_prepay_msat,
+        metadata_json=pay_metadata(svc, cp, connector_id, target, tariff),
+        comment_allowed=svc.settings.lnurl.comment_allowed))
+
+
+async def pay_callback(request: Request) -> JSONResponse:
+    svc = services(request)
+    assert svc.tariffs is not None and svc.sessions is not None
+    target = request.path_params["target"]
+    try:
+        cp, connector_id = await resolve_target(svc, target)
+        tariff = svc.tariffs.current(cp)
+        amount = lud06.parse_amount(request.query_params.get("amount"),
+                                    tariff.min_sendable_msat, tariff.max_prepay_msat)
+        comment = lud06.parse_comment(request.query_params.get("comment"),
+                                      svc.settings.lnurl.comment_allowed)
+        await ensure_free(svc, cp, connector_id)
+        meta = pay_metadata(svc, cp, connector_id, target, tariff)
+        try:
+            pending = await svc.sessions.create_pending(
+                cp, connector_id, tariff, amount, description_hash=lud06.description_hash(meta),
+                comment=comment)
+        except WalletError:
+            raise LnurlError("payments temporarily unavailable, try again in a minute") from None
+    except LnurlError as exc:
+        return lnurl_response(exc.to_json())
+    session_url = f"{svc.settings.public_url}/s/{pending.session.token}"
+    return lnurl_response({
+        "pr": pending.bolt11, "routes": [],
+        "successAction": {"tag": "url", "url": session_url,
+                          "description": "Your charging session: live status, stop and refund"},
+    })
+
+
+routes = [
+    Route("/lnurlp/{target}", pay_request),
+    Route("/.well-known/lnurlp/{target}", pay_request),
+    Route("/lnurlp/{target}/callback", pay_callback),
+]
