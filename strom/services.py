@@ -15,6 +15,7 @@ from strom.store.event_log import EventLogRepository
 if TYPE_CHECKING:
     from strom.lightning.wallet import Wallet
     from strom.ocpp.central_system import CentralSystem
+    from strom.sessions.refunds import RefundService
     from strom.sessions.service import SessionService
     from strom.tariffs.service import TariffService
 
@@ -33,3 +34,4 @@ class Services:
     wallet: Wallet | None = None
     tariffs: TariffService | None = None
     sessions: SessionService | None = None
+    refunds: RefundService | None = None

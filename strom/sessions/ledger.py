@@ -57,5 +57,28 @@ async def totals(db: Database, session_id: str) -> SessionTotals:
         "SELECT kind, COALESCE(SUM(amount_msat), 0) AS total FROM ledger WHERE session_id = ?"
         " GROUP BY kind", (session_id,))
     by_kind = {r["kind"]: r["total"] for r in rows}
-    return SessionTotals(by_kind.get("payment_received", 0), by_kind.get("energy_consumed", 0),
-                         by_kind.get("refund_paid", 0), by_kind.get("refund_forfeited", 0))
+    return SessionTotals(
+        received_msat=by_kind.get("payment_received", 0),
+        consumed_msat=by_kind.get("energy_consumed", 0),
+        refunded_msat=by_kind.get("refund_paid", 0) - by_kind.get("refund_reversed", 0),
+        forfeited_msat=by_kind.get("refund_forfeited", 0))
+
+
+async def refund_paid(conn: aiosqlite.Connection, session_id: str, amount_msat: int,
+                      payment_hash: str) -> None:
+    await post(conn, session_id=session_id, kind="refund_paid",
+               debit=session_account(session_id), credit=WALLET, amount_msat=amount_msat,
+               ref=payment_hash)
+
+
+async def refund_reversed(conn: aiosqlite.Connection, session_id: str, amount_msat: int,
+                          payment_hash: str) -> None:
+    """A refund payment failed: the amount is the payer's again."""
+    await post(conn, session_id=session_id, kind="refund_reversed", debit=WALLET,
+               credit=session_account(session_id), amount_msat=amount_msat, ref=payment_hash)
+
+
+async def refund_forfeited(conn: aiosqlite.Connection, session_id: str, amount_msat: int) -> None:
+    await post(conn, session_id=session_id, kind="refund_forfeited",
+               debit=session_account(session_id), credit=FORFEITED, amount_msat=amount_msat,
+               ref=f"forfeit:{session_id}")

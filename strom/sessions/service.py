@@ -57,6 +57,13 @@ class SessionError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectorChoice:
+    connector_id: int | None
+    reason: str = ""
+    in_use: bool = False  # refused because someone is charging there
+
+
+@dataclass(frozen=True, slots=True)
 class PendingPayment:
     session: Session
     bolt11: str
@@ -171,7 +178,7 @@ class SessionService:
             session = await self.repo.get_in(conn, session.id)
         assert session is not None
         log.info("session %s: %d msat received (%s)", session.id, received, invoice["purpose"])
-        self._publish(session)
+        self.publish(session)
         if session.state == State.PAID:
             self._spawn(self._begin_start(session.id), f"start:{session.id}")
 
@@ -184,16 +191,17 @@ class SessionService:
             if session is None or session.state != State.PAID:
                 return
             cp = await self._charge_points.get(session.cp_id)
-            connector, reason = await self.free_connector(cp, session.connector_id)
-            if connector is None:
-                await self._fail(conn, session, reason)
+            choice = await self.free_connector(cp, session.connector_id)
+            if choice.connector_id is None:
+                await self._fail(conn, session, choice.reason)
             else:
                 await self.repo.update(conn, session.id, expect_state=State.PAID,
-                                       state=State.STARTING, active_connector_id=connector,
+                                       state=State.STARTING,
+                                       active_connector_id=choice.connector_id,
                                        start_requested_at=iso())
             session = await self.repo.get_in(conn, session_id)
         assert session is not None
-        self._publish(session)
+        self.publish(session)
         if session.state != State.STARTING:
             return
         self._spawn(self._start_timeout(session.id, self._settings.start_timeout),
@@ -201,16 +209,16 @@ class SessionService:
         await self._remote_start(session)
 
     async def free_connector(self, cp: ChargePoint | None,
-                             connector_id: int | None) -> tuple[int | None, str]:
+                             connector_id: int | None) -> ConnectorChoice:
         """A connector a new session may use now (the requested one, or any), else why not.
 
-        Reads inside the caller's transaction see the same store, so two payers racing for
-        one connector get it once: the first commits `starting`, the second sees it busy.
+        `_begin_start` calls this inside its store transaction, so two payers racing for one
+        connector get it once: the first commits `starting`, the second then sees it taken.
         """
         if cp is None:
-            return None, "charge point was removed"
+            return ConnectorChoice(None, "charge point was removed")
         if not self._chargers.is_connected(cp.id):
-            return None, f"charger {cp.name} is offline, try again later"
+            return ConnectorChoice(None, f"charger {cp.name} is offline, try again later")
         busy = await self.repo.busy_connectors(cp.id)
         wanted = [connector_id] if connector_id else [
             c.connector_id for c in cp.connectors if c.connector_id > 0]
@@ -219,11 +227,12 @@ class SessionService:
             connector = cp.connector(number)
             status = connector.status if connector else "Unavailable"
             if number not in busy and status in FREE_STATUSES:
-                return number, ""
-            statuses.append("taken by someone else" if number in busy else status.lower())
+                return ConnectorChoice(number, "")
+            statuses.append("in use" if number in busy or status == "Charging" else status.lower())
+        in_use = "in use" in statuses
         if connector_id:
-            return None, f"connector {connector_id} is {statuses[0]}"
-        return None, f"no free connector ({', '.join(statuses)})"
+            return ConnectorChoice(None, f"connector {connector_id} is {statuses[0]}", in_use)
+        return ConnectorChoice(None, f"no free connector ({', '.join(statuses)})", in_use)
 
     async def _remote_start(self, session: Session) -> None:
         assert session.active_connector_id is not None
@@ -251,7 +260,7 @@ class SessionService:
             await self._fail(conn, session, reason)
             session = await self.repo.get_in(conn, session_id)
         assert session is not None
-        self._publish(session)
+        self.publish(session)
         return True
 
     async def _fail(self, conn: object, session: Session, reason: str) -> None:
@@ -288,7 +297,7 @@ class SessionService:
             session = await self.repo.get_in(conn, session.id)
         assert session is not None
         log.info("session %s charging (transaction %d)", session.id, event.transaction_id)
-        self._publish(session)
+        self.publish(session)
 
     # --- metering ---------------------------------------------------------------------------
 
@@ -331,7 +340,7 @@ class SessionService:
             await ledger.energy_consumed(conn, session.id, consumed - session.consumed_msat)
             session = await self.repo.get_in(conn, session.id)
         assert session is not None
-        self._publish(session)
+        self.publish(session)
         if stop:
             log.info("session %s: budget used up, stopping", session.id)
             self._spawn(self._remote_stop(session), f"stop:{session.id}")
@@ -367,7 +376,7 @@ class SessionService:
                 await self.repo.update(conn, session.id, state=State.STOPPING, stop_reason=reason)
             session = await self.repo.get_in(conn, session_id)
         assert session is not None
-        self._publish(session)
+        self.publish(session)
         if session.state == State.STOPPING:
             self._spawn(self._remote_stop(session), f"stop:{session.id}")
         return session
@@ -389,20 +398,45 @@ class SessionService:
         if session is None or session.state not in (State.CHARGING, State.STOPPING):
             return
         await self._meter(session.id, energy_register_wh=meter_stop_wh, final=True)
+        await self._finalize(session.id, _reason_in_words(reason))
+
+    async def _finalize(self, session_id: str, reason: str) -> None:
+        """Charging is over: what is left of the payment becomes refundable."""
         async with self._db.transaction() as conn:
-            session = await self.repo.get_in(conn, session.id)
-            assert session is not None
+            session = await self.repo.get_in(conn, session_id)
+            if session is None or session.state not in (State.CHARGING, State.STOPPING):
+                return
             final = State.STOPPED if session.refundable_msat > 0 else State.SETTLED
-            await self.repo.update(
-                conn, session.id, expect_state=(State.CHARGING, State.STOPPING), state=final,
-                stopped_at=iso(), power_w=0.0,
-                stop_reason=session.stop_reason or _reason_in_words(reason))
+            await self.repo.update(conn, session.id, state=final, stopped_at=iso(), power_w=0.0,
+                                   stop_reason=session.stop_reason or reason)
             session = await self.repo.get_in(conn, session.id)
         assert session is not None
         log.info("session %s %s: %.0f Wh, %d msat used, %d msat refundable", session.id,
                  session.state.value, session.energy_wh, session.consumed_msat,
                  session.refundable_msat)
-        self._publish(session)
+        self.publish(session)
+
+    async def stop_and_wait(self, session_id: str, reason: str) -> Session:
+        """Stop the session and wait for the charger's StopTransaction (`stop_timeout`).
+
+        A charger that does not confirm in time is billed to its last meter reading: the
+        payer is never kept waiting for their refund by a charger that went quiet.
+        """
+        async with self._bus.listen(SessionChanged) as changes:
+            session = await self.request_stop(session_id, reason)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._settings.stop_timeout
+            while session.state in (State.CHARGING, State.STOPPING):
+                left = deadline - loop.time()
+                if left <= 0:
+                    log.warning("session %s: no StopTransaction within %.0f s; billing the last"
+                                " meter reading", session.id, self._settings.stop_timeout)
+                    await self._finalize(session.id, "charger did not confirm the stop")
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changes.get(), timeout=min(left, 1.0))
+                session = await self.repo.get(session_id) or session
+        return await self.repo.get(session_id) or session
 
     # --- recovery ---------------------------------------------------------------------------
 
@@ -423,7 +457,8 @@ class SessionService:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _publish(self, session: Session) -> None:
+    def publish(self, session: Session) -> None:
+        """Tell subscribers (pages, bots, TUI) that a session changed."""
         self._bus.publish(SessionChanged(session.id, session.cp_id, session.state.value, {
             "energy_wh": session.energy_wh, "consumed_msat": session.consumed_msat,
             "paid_msat": session.paid_msat, "refundable_msat": session.refundable_msat}))

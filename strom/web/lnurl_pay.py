@@ -19,6 +19,8 @@ from strom.services import Services
 from strom.store.charge_points import ChargePoint
 from strom.tariffs.model import Tariff, describe
 from strom.web.auth import services
+from strom.web.lnurl_withdraw import withdraw_request_for
+from strom.web.responses import lnurl_response
 
 async def resolve_target(svc: Services, target: str) -> tuple[ChargePoint, int | None]:
     """`demo-1` → (demo-1, any connector); `demo-1-2` → (demo-1, connector 2)."""
@@ -36,9 +38,12 @@ async def resolve_target(svc: Services, target: str) -> tuple[ChargePoint, int |
 async def ensure_free(svc: Services, cp: ChargePoint, connector_id: int | None) -> None:
     """Raise an LNURL error saying why this charger cannot be paid for right now."""
     assert svc.sessions is not None
-    connector, reason = await svc.sessions.free_connector(cp, connector_id)
-    if connector is None:
-        raise LnurlError(reason)
+    choice = await svc.sessions.free_connector(cp, connector_id)
+    if choice.in_use:
+        raise LnurlError(choice.reason + ". If it is your session, stop it with the stop & "
+                         "refund link on your session page (your wallet showed it after paying).")
+    if choice.connector_id is None:
+        raise LnurlError(choice.reason)
 
 
 def address_host(svc: Services) -> str:
@@ -52,16 +57,17 @@ def pay_metadata(svc: Services, cp: ChargePoint, connector_id: int | None, targe
     return lud06.metadata(text, identifier=f"{target}@{address_host(svc)}")
 
 
-def lnurl_response(body: dict) -> JSONResponse:
-    return JSONResponse(body, headers={"Access-Control-Allow-Origin": "*",
-                                       "Cache-Control": "no-store"})
-
-
 async def pay_request(request: Request) -> JSONResponse:
     svc = services(request)
+    assert svc.sessions is not None
     target = request.path_params["target"]
     try:
         cp, connector_id = await resolve_target(svc, target)
+        if token := request.query_params.get("s"):
+            # The charger's own QR, opened with the payer's session token: stop and refund.
+            session = await svc.sessions.repo.by_token(token)
+            return await withdraw_request_for(svc, session if session and session.cp_id == cp.id
+                                              else None)
         await ensure_free(svc, cp, connector_id)
     except LnurlError as exc:
         return lnurl_response(exc.to_json())

@@ -21,7 +21,7 @@ from strom.services import Services
 from strom.sessions.model import Session
 from strom.sessions.service import SessionError
 from strom.web.auth import services
-from strom.web.lnurl_pay import lnurl_response
+from strom.web.responses import lnurl_response
 
 
 def session_json(svc: Services, session: Session) -> dict:

@@ -53,7 +53,8 @@ CREATE TABLE ledger (
     at          TEXT NOT NULL,
     session_id  TEXT NOT NULL REFERENCES sessions(id),
     kind        TEXT NOT NULL CHECK (kind IN ('payment_received', 'energy_consumed',
-                                              'refund_paid', 'refund_forfeited')),
+                                              'refund_paid', 'refund_reversed',
+                                              'refund_forfeited')),
     debit       TEXT NOT NULL,
     credit      TEXT NOT NULL,
     amount_msat INTEGER NOT NULL CHECK (amount_msat > 0),
@@ -61,3 +62,28 @@ CREATE TABLE ledger (
     UNIQUE (kind, ref)
 );
 CREATE INDEX ledger_session ON ledger (session_id);
+
+-- LUD-03 withdraw links: each k1 is a fresh secret bound to one session, usable once.
+CREATE TABLE withdraw_links (
+    k1         TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    created_at TEXT NOT NULL,
+    used_at    TEXT
+);
+CREATE INDEX withdraw_links_session ON withdraw_links (session_id);
+
+-- Refund payments. The row (and the session's refunded_msat) is written before the wallet pays,
+-- so a refund is paid at most once; a failed payment is reversed, a pending one looked up.
+CREATE TABLE refunds (
+    payment_hash   TEXT PRIMARY KEY,
+    session_id     TEXT NOT NULL REFERENCES sessions(id),
+    amount_msat    INTEGER NOT NULL CHECK (amount_msat > 0),
+    bolt11         TEXT NOT NULL,
+    destination    TEXT NOT NULL,                 -- 'lnurlw' or the lightning address paid
+    state          TEXT NOT NULL CHECK (state IN ('pending', 'succeeded', 'failed')),
+    fee_msat       INTEGER NOT NULL DEFAULT 0,
+    failure_reason TEXT,
+    created_at     TEXT NOT NULL,
+    finished_at    TEXT
+);
+CREATE INDEX refunds_session ON refunds (session_id);

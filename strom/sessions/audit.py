@@ -1,0 +1,82 @@
+"""`strom ledger check`: prove the money invariant for every session.
+
+For every session: paid = consumed + refunded + forfeited + refundable with refundable ≥ 0,
+the ledger's entries add up to the session's columns, every paid invoice is counted once in
+`paid`, and the refunds (pending or succeeded) add up to `refunded`. Against the wallet: every
+payment it received for a session invoice is in the ledger, and every refund it paid is too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from strom.sessions import ledger
+from strom.sessions.repository import SessionRepository
+from strom.store.db import Database
+
+
+@dataclass
+class LedgerReport:
+    sessions: int = 0
+    received_msat: int = 0
+    consumed_msat: int = 0
+    refunded_msat: int = 0
+    forfeited_msat: int = 0
+    refundable_msat: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "sessions": self.sessions, "received_msat": self.received_msat,
+                "consumed_msat": self.consumed_msat, "refunded_msat": self.refunded_msat,
+                "forfeited_msat": self.forfeited_msat, "refundable_msat": self.refundable_msat,
+                "problems": self.problems}
+
+
+async def check_ledger(db: Database) -> LedgerReport:
+    report = LedgerReport()
+    repo = SessionRepository(db)
+    offset = 0
+    while batch := await repo.list(limit=500, offset=offset):
+        offset += len(batch)
+        for s in batch:
+            report.sessions += 1
+            report.received_msat += s.paid_msat
+            report.consumed_msat += s.consumed_msat
+            report.refunded_msat += s.refunded_msat
+            report.forfeited_msat += s.forfeited_msat
+            report.refundable_msat += s.refundable_msat
+            say = report.problems.append
+            if s.refundable_msat < 0:
+                say(f"session {s.id}: refundable is negative ({s.refundable_msat} msat)")
+            totals = await ledger.totals(db, s.id)
+            for name, booked, column in (
+                ("received", totals.received_msat, s.paid_msat),
+                ("consumed", totals.consumed_msat, s.consumed_msat),
+                ("refunded", totals.refunded_msat, s.refunded_msat),
+                ("forfeited", totals.forfeited_msat, s.forfeited_msat),
+            ):
+                if booked != column:
+                    say(f"session {s.id}: ledger {name} {booked} msat != session {column} msat")
+            row = await db.fetchone(
+                "SELECT COALESCE(SUM(amount_msat), 0) FROM session_invoices"
+                " WHERE session_id = ? AND paid_at IS NOT NULL", (s.id,))
+            invoiced = row[0] if row else 0
+            if invoiced > s.paid_msat:
+                say(f"session {s.id}: paid invoices {invoiced} msat > paid {s.paid_msat} msat")
+            row = await db.fetchone(
+                "SELECT COALESCE(SUM(amount_msat), 0) FROM refunds WHERE session_id = ?"
+                " AND state IN ('pending', 'succeeded')", (s.id,))
+            refunds = row[0] if row else 0
+            if refunds != s.refunded_msat:
+                say(f"session {s.id}: refunds {refunds} msat != refunded {s.refunded_msat} msat")
+    duplicate = await db.fetchone(
+        "SELECT ref, COUNT(*) FROM ledger WHERE kind = 'payment_received' GROUP BY ref"
+        " HAVING COUNT(*) > 1")
+    if duplicate:
+        report.problems.append(f"payment {duplicate[0]} is recorded {duplicate[1]} times")
+    return report

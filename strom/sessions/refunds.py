@@ -1,0 +1,230 @@
+"""Refunds: paying back what a payer prepaid and did not use, at most once.
+
+A refund is claimed before it is paid: one store transaction marks the withdraw link used,
+records the refund as pending and moves the amount out of the session's refundable balance.
+Only then does the wallet pay. A failed payment is reversed (the amount is refundable again);
+a payment in an unknown state is looked up later, never repeated blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import bolt11
+
+from strom.config import SessionSettings
+from strom.events import EventBus
+from strom.lightning.wallet import PaymentResult, PaymentStatus, Wallet, WalletError
+from strom.sessions import ledger
+from strom.sessions.model import ENDED_STATES, Session, State
+from strom.sessions.service import SessionService
+from strom.store.db import Database
+from strom.timeutil import iso, parse_iso, utcnow
+
+log = logging.getLogger(__name__)
+
+# BOLT11 human-readable prefixes per network.
+CURRENCY = {"mainnet": "bc", "testnet": "tb", "signet": "tbs", "regtest": "bcrt"}
+LOOKUP_SECONDS = 10.0
+FORFEIT_CHECK_SECONDS = 3600.0
+
+
+class RefundError(Exception):
+    """A refund request that cannot be served; the message is for the payer."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefundOutcome:
+    payment_hash: str
+    amount_msat: int
+    status: PaymentStatus
+
+
+class RefundService:
+    def __init__(self, *, db: Database, bus: EventBus, wallet: Wallet, sessions: SessionService,
+                 settings: SessionSettings, network: str, max_fee_msat: int) -> None:
+        self._db = db
+        self._bus = bus
+        self._wallet = wallet
+        self._sessions = sessions
+        self._settings = settings
+        self._currency = CURRENCY[network]
+        self._max_fee_msat = max_fee_msat
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.recover()
+        self._task = asyncio.create_task(self._housekeeping(), name="refunds:housekeeping")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # --- withdraw links ---------------------------------------------------------------------
+
+    async def new_withdraw_link(self, session: Session) -> str:
+        """A fresh k1 bound to `session`, for one withdrawRequest."""
+        k1 = secrets.token_hex(32)
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO withdraw_links (k1, session_id, created_at) VALUES (?, ?, ?)",
+                (k1, session.id, iso()))
+        return k1
+
+    async def withdraw(self, session: Session, k1: str, invoice: str) -> RefundOutcome:
+        """The LUD-03 callback: check everything, claim, then pay once."""
+        decoded = self._decode(invoice)
+        amount = int(decoded.amount_msat or 0)
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT k1, used_at FROM withdraw_links WHERE session_id = ?", (session.id,))
+            links = await cursor.fetchall()
+            link = next((r for r in links if hmac.compare_digest(r["k1"], k1)), None)
+            if link is None:
+                raise RefundError("unknown withdraw link: open your stop & refund link again")
+            if link["used_at"] is not None:
+                raise RefundError("this withdraw link was already used; "
+                                  "open your stop & refund link again for a new one")
+            current = await self._sessions.repo.get_in(conn, session.id)
+            assert current is not None
+            if current.state not in ENDED_STATES:
+                raise RefundError(f"the session is {current.state.value}; stop it first")
+            if amount > current.refundable_msat:
+                raise RefundError(f"the invoice asks {amount // 1000} sat but only "
+                                  f"{current.refundable_msat // 1000} sat are refundable")
+            cursor = await conn.execute("SELECT 1 FROM refunds WHERE payment_hash = ?",
+                                        (decoded.payment_hash,))
+            if await cursor.fetchone():
+                raise RefundError("this invoice was already used for a refund")
+            await conn.execute("UPDATE withdraw_links SET used_at = ? WHERE k1 = ?",
+                               (iso(), link["k1"]))
+            await self._claim(conn, current, decoded.payment_hash, amount, invoice, "lnurlw")
+        return await self._pay(session.id, decoded.payment_hash, amount, invoice)
+
+    def _decode(self, invoice: str) -> bolt11.Bolt11:
+        try:
+            decoded = bolt11.decode(invoice)
+        except Exception:
+            raise RefundError("pr is not a valid BOLT11 invoice") from None
+        if decoded.currency != self._currency:
+            raise RefundError(f"invoice is for the wrong network (expected ln{self._currency}…)")
+        if not decoded.amount_msat:
+            raise RefundError("the invoice must name an amount")
+        if decoded.has_expired():
+            raise RefundError("the invoice has expired")
+        return decoded
+
+    # --- claim, pay, finish ------------------------------------------------------------------
+
+    async def _claim(self, conn: object, session: Session, payment_hash: str, amount: int,
+                     invoice: str, destination: str) -> None:
+        await conn.execute(  # type: ignore[attr-defined]
+            "INSERT INTO refunds (payment_hash, session_id, amount_msat, bolt11, destination,"
+            " state, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+            (payment_hash, session.id, amount, invoice, destination, iso()))
+        await self._sessions.repo.update(conn, session.id,  # type: ignore[arg-type]
+                                         refunded_msat=session.refunded_msat + amount)
+        await ledger.refund_paid(conn, session.id, amount, payment_hash)  # type: ignore[arg-type]
+
+    async def _pay(self, session_id: str, payment_hash: str, amount: int,
+                   invoice: str) -> RefundOutcome:
+        log.info("session %s: paying refund of %d msat", session_id, amount)
+        try:
+            result = await self._wallet.pay(invoice, max_fee_msat=self._max_fee_msat)
+        except WalletError as exc:
+            # Unknown outcome: the payment may be in flight. Look it up later; never re-pay.
+            log.warning("session %s: refund payment state unknown (%s); will look it up",
+                        session_id, exc)
+            return RefundOutcome(payment_hash, amount, PaymentStatus.PENDING)
+        await self._finish(payment_hash, result)
+        return RefundOutcome(payment_hash, amount, result.status)
+
+    async def _finish(self, payment_hash: str, result: PaymentResult) -> None:
+        if result.status == PaymentStatus.PENDING:
+            return
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM refunds WHERE payment_hash = ? AND state = 'pending'",
+                (payment_hash,))
+            refund = await cursor.fetchone()
+            if refund is None:
+                return
+            session = await self._sessions.repo.get_in(conn, refund["session_id"])
+            assert session is not None
+            if result.status == PaymentStatus.SUCCEEDED:
+                await conn.execute(
+                    "UPDATE refunds SET state = 'succeeded', fee_msat = ?, finished_at = ?"
+                    " WHERE payment_hash = ?", (result.fee_msat, iso(), payment_hash))
+                cursor = await conn.execute(
+                    "SELECT COUNT(*) FROM refunds WHERE session_id = ? AND state = 'pending'",
+                    (session.id,))
+                still_pending = (await cursor.fetchone())[0]
+                if session.refundable_msat == 0 and not still_pending:
+                    await self._sessions.repo.update(conn, session.id, state=State.REFUNDED)
+            else:
+                await conn.execute(
+                    "UPDATE refunds SET state = 'failed', failure_reason = ?, finished_at = ?"
+                    " WHERE payment_hash = ?", (result.failure_reason, iso(), payment_hash))
+                await self._sessions.repo.update(
+                    conn, session.id, refunded_msat=session.refunded_msat - refund["amount_msat"])
+                await ledger.refund_reversed(conn, session.id, refund["amount_msat"], payment_hash)
+            session = await self._sessions.repo.get_in(conn, session.id)
+        assert session is not None
+        log.info("session %s: refund %s (%s)", session.id, result.status.value,
+                 result.failure_reason or "ok")
+        self._sessions.publish(session)
+
+    # --- recovery and housekeeping -----------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Look up refunds that were in flight; finish those the wallet has an answer for."""
+        rows = await self._db.fetchall("SELECT payment_hash FROM refunds WHERE state = 'pending'")
+        for row in rows:
+            try:
+                result = await self._wallet.payment_status(row["payment_hash"])
+            except WalletError as exc:
+                log.warning("refund %s: lookup failed: %s", row["payment_hash"][:16], exc)
+                continue
+            if result is not None:
+                await self._finish(row["payment_hash"], result)
+
+    async def forfeit_expired(self) -> int:
+        """Record refunds left unclaimed past `refund_expiry_days` as forfeited."""
+        cutoff = utcnow() - timedelta(days=self._settings.refund_expiry_days)
+        count = 0
+        for session in await self._sessions.repo.in_states(State.STOPPED, State.FAILED):
+            ended = parse_iso(session.stopped_at or session.updated_at)
+            if ended > cutoff or session.refundable_msat <= 0:
+                continue
+            async with self._db.transaction() as conn:
+                current = await self._sessions.repo.get_in(conn, session.id)
+                assert current is not None
+                amount = current.refundable_msat
+                if current.state not in (State.STOPPED, State.FAILED) or amount <= 0:
+                    continue
+                await self._sessions.repo.update(conn, session.id, state=State.SETTLED,
+                                                 forfeited_msat=current.forfeited_msat + amount)
+                await ledger.refund_forfeited(conn, session.id, amount)
+            count += 1
+            log.info("session %s: %d msat unclaimed for %d days, forfeited", session.id, amount,
+                     self._settings.refund_expiry_days)
+        return count
+
+    async def _housekeeping(self) -> None:
+        last_forfeit_check = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(LOOKUP_SECONDS)
+            try:
+                await self.recover()
+                if loop.time() - last_forfeit_check > FORFEIT_CHECK_SECONDS:
+                    last_forfeit_check = loop.time()
+                    await self.forfeit_expired()
+            except Exception:
+                log.exception("refund housekeeping failed")
