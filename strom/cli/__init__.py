@@ -8,6 +8,7 @@ import click
 
 from strom import __version__
 from strom.cli.cp import cp
+from strom.cli.ledger import ledger
 from strom.cli.run import demo, run
 from strom.errors import UserError
 
@@ -21,6 +22,7 @@ def cli() -> None:
 cli.add_command(run)
 cli.add_command(demo)
 cli.add_command(cp)
+cli.add_command(ledger)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from strom.services import Services
-from strom.web import health, lnurl_pay, lnurl_withdraw, session_page
+from strom.web import api_sessions, health, lnurl_pay, lnurl_withdraw, session_page
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -17,7 +17,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_web_app(services: Services) -> Starlette:
-    routes = [*health.routes, *lnurl_pay.routes, *lnurl_withdraw.routes, *session_page.routes]
+    routes = [*health.routes, *lnurl_pay.routes, *lnurl_withdraw.routes, *session_page.routes,
+              *api_sessions.routes]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.services = services
     return app

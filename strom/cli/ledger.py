@@ -1,0 +1,43 @@
+"""`strom ledger check`: verify the money invariant of every session."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from strom.cli.common import CliEnv, common_options, open_store, run_async
+from strom.sessions.audit import LedgerReport, check_ledger
+
+
+@click.group()
+def ledger() -> None:
+    """The money ledger."""
+
+
+@ledger.command("check")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@common_options
+def check(env: CliEnv, as_json: bool) -> None:
+    """Verify paid = consumed + refunded + forfeited + refundable for every session.
+
+    Exits with code 3 on any mismatch.
+    """
+
+    async def go() -> LedgerReport:
+        async with open_store(env) as db:
+            return await check_ledger(db)
+
+    report = run_async(go())
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        click.echo(f"{report.sessions} sessions: received {report.received_msat} msat = "
+                   f"consumed {report.consumed_msat} + refunded {report.refunded_msat} + "
+                   f"forfeited {report.forfeited_msat} + refundable {report.refundable_msat}")
+        for problem in report.problems:
+            click.echo(f"MISMATCH {problem}", err=True)
+        click.echo("ledger OK" if report.ok else f"ledger has {len(report.problems)} problem(s)")
+    if not report.ok:
+        sys.exit(3)
