@@ -228,8 +228,11 @@ class SessionService:
             status = connector.status if connector else "Unavailable"
             if number not in busy and status in FREE_STATUSES:
                 return ConnectorChoice(number, "")
-            statuses.append("in use" if number in busy or status == "Charging" else status.lower())
-        in_use = "in use" in statuses
+            if number in busy:
+                statuses.append("taken by another driver")
+            else:
+                statuses.append("in use" if status == "Charging" else status.lower())
+        in_use = any(s in ("in use", "taken by another driver") for s in statuses)
         if connector_id:
             return ConnectorChoice(None, f"connector {connector_id} is {statuses[0]}", in_use)
         return ConnectorChoice(None, f"no free connector ({', '.join(statuses)})", in_use)
@@ -429,7 +432,7 @@ class SessionService:
             while session.state in (State.CHARGING, State.STOPPING):
                 left = deadline - loop.time()
                 if left <= 0:
-                    log.warning("session %s: no StopTransaction within %.0f s; billing the last"
+                    log.warning("session %s: no StopTransaction within %g s; billing the last"
                                 " meter reading", session.id, self._settings.stop_timeout)
                     await self._finalize(session.id, "charger did not confirm the stop")
                     break

@@ -1,0 +1,305 @@
+"""The session and refund state machines, with real SQLite and doubles at the OCPP/wallet edges."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from strom.config import SessionSettings
+from strom.events import EventBus, MeterSample, TransactionStarted
+from strom.lightning.wallet import PaymentStatus
+from strom.sessions.audit import check_ledger
+from strom.sessions.model import State
+from strom.sessions.refunds import RefundError, RefundService
+from strom.sessions.service import SessionService
+from strom.store.charge_points import ChargePointRepository
+from strom.store.db import Database
+from strom.tariffs.model import Tariff
+from strom.timeutil import utcnow
+from tests.doubles.edges import FakeChargers, FakeWallet, make_invoice
+
+TARIFF = Tariff(price_msat_per_kwh=300_000, session_fee_msat=10_000)
+
+
+@dataclass
+class Harness:
+    db: Database
+    bus: EventBus
+    cps: ChargePointRepository
+    chargers: FakeChargers
+    wallet: FakeWallet
+    sessions: SessionService
+    refunds: RefundService
+
+    async def paid_session(self, amount: int = 1_000_000, connector: int | None = None) -> str:
+        cp = await self.cps.get("cp-1")
+        assert cp is not None
+        pending = await self.sessions.create_pending(cp, connector, TARIFF, amount,
+                                                     description_hash=b"\0" * 32)
+        self.wallet.settle(pending.payment_hash)
+        await self.sessions.on_paid(pending.payment_hash, amount)
+        return pending.session.id
+
+    async def wait_state(self, session_id: str, *states: State, timeout: float = 5.0) -> None:
+        async def poll() -> None:
+            while (s := await self.sessions.repo.get(session_id)) is None or s.state not in states:
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(poll(), timeout)
+
+    async def charging_session(self, amount: int = 1_000_000) -> str:
+        sid = await self.paid_session(amount)
+        await self.wait_state(sid, State.STARTING)
+        session = await self.sessions.repo.get(sid)
+        assert session is not None
+        await self.sessions.on_transaction_started(TransactionStarted(
+            "cp-1", session.active_connector_id or 1, 42 + len(self.chargers.starts),
+            session.id_tag, 1000.0, utcnow()))
+        await self.wait_state(sid, State.CHARGING)
+        return sid
+
+
+@pytest.fixture
+async def h(db: Database) -> AsyncIterator[Harness]:
+    bus = EventBus()
+    cps = ChargePointRepository(db)
+    await cps.add("cp-1", name="One", lat=52.5, lon=13.4, num_connectors=2)
+    await cps.set_connected("cp-1", True)
+    for n in (1, 2):
+        await cps.set_connector_status("cp-1", n, "Available")
+    chargers, wallet = FakeChargers(), FakeWallet()
+    settings = SessionSettings(start_timeout=0.5, stop_timeout=0.3, safety_margin_msat=0)
+    sessions = SessionService(db=db, bus=bus, settings=settings, charge_points=cps, wallet=wallet,
+                              chargers=chargers)
+    refunds = RefundService(db=db, bus=bus, wallet=wallet, sessions=sessions, settings=settings,
+                            network="regtest", max_fee_msat=1000)
+    await sessions.start()
+    yield Harness(db, bus, cps, chargers, wallet, sessions, refunds)
+    await refunds.close()
+    await sessions.close()
+    await bus.close()
+
+
+async def test_paid_twice_is_recorded_once_and_starts_once(h: Harness) -> None:
+    cp = await h.cps.get("cp-1")
+    assert cp is not None
+    pending = await h.sessions.create_pending(cp, None, TARIFF, 500_000, description_hash=b"\0" * 32)
+    await asyncio.gather(*(h.sessions.on_paid(pending.payment_hash, 500_000) for _ in range(5)))
+    await h.wait_state(pending.session.id, State.STARTING)
+    session = await h.sessions.repo.get(pending.session.id)
+    assert session is not None and session.paid_msat == 500_000
+    assert len(h.chargers.starts) == 1
+    assert h.chargers.starts[0][2] == session.id_tag
+    assert (await check_ledger(h.db)).ok
+
+
+async def test_authorize_only_the_sessions_own_tag(h: Harness) -> None:
+    sid = await h.paid_session()
+    await h.wait_state(sid, State.STARTING)
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    assert await h.sessions.authorize("cp-1", 1, session.id_tag) == "Accepted"
+    assert await h.sessions.authorize("cp-2", 1, session.id_tag) == "Invalid"
+    assert await h.sessions.authorize("cp-1", 1, "stranger-rfid") == "Invalid"
+
+
+async def test_metering_stops_at_budget_and_never_exceeds_paid(h: Harness) -> None:
+    sid = await h.charging_session(amount=1_000_000)  # 10 sat fee + 330 Wh at 300 sat/kWh
+    session = await h.sessions.repo.get(sid)
+    assert session is not None and session.transaction_id is not None
+    tx = session.transaction_id
+    await h.sessions.on_meter(MeterSample("cp-1", 1, tx, utcnow(), energy_wh=1100.0, power_w=7000))
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    assert session.consumed_msat == 10_000 + 30_000
+    assert session.state == State.CHARGING
+    await h.sessions.on_meter(MeterSample("cp-1", 1, tx, utcnow(), energy_wh=5000.0))
+    await h.wait_state(sid, State.STOPPING)
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    assert session.consumed_msat == session.paid_msat == 1_000_000
+    assert h.chargers.stops == [("cp-1", tx)]
+    await h.sessions.on_transaction_stopped("cp-1", tx, 5100.0, "Remote")
+    session = await h.sessions.repo.get(sid)
+    assert session is not None and session.state == State.SETTLED
+    assert session.refundable_msat == 0
+    assert (await check_ledger(h.db)).ok
+
+
+async def test_meter_going_backwards_refunds_nothing(h: Harness) -> None:
+    sid = await h.charging_session()
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    await h.sessions.on_meter(MeterSample("cp-1", 1, session.transaction_id, utcnow(), energy_wh=1500))
+    await h.sessions.on_meter(MeterSample("cp-1", 1, session.transaction_id, utcnow(), energy_wh=1200))
+    session = await h.sessions.repo.get(sid)
+    assert session is not None and session.energy_wh == 500
+
+
+async def test_two_payers_race_for_one_connector(h: Harness) -> None:
+    first, second = await asyncio.gather(h.paid_session(connector=1), h.paid_session(connector=1))
+    await h.wait_state(first, State.STARTING, State.FAILED)
+    await h.wait_state(second, State.STARTING, State.FAILED)
+    states = sorted([(await h.sessions.repo.get(s)).state for s in (first, second)])  # type: ignore[union-attr]
+    assert states == [State.FAILED, State.STARTING]
+    failed = next(s for s in [await h.sessions.repo.get(x) for x in (first, second)]
+                  if s and s.state == State.FAILED)
+    assert failed is not None and failed.refundable_msat == failed.paid_msat
+    assert "taken" in (failed.failure_reason or "")
+    assert len(h.chargers.starts) == 1
+
+
+async def test_start_timeout_fails_and_refunds_all(h: Harness) -> None:
+    sid = await h.paid_session()
+    await h.wait_state(sid, State.FAILED, timeout=3)
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    assert session.failure_reason == "charger did not start in time"
+    assert session.refundable_msat == 1_000_000
+    assert await h.sessions.authorize("cp-1", 1, session.id_tag) == "Invalid"
+
+
+async def test_rejected_start_and_offline_charger_fail(h: Harness) -> None:
+    h.chargers.accept_start = False
+    sid = await h.paid_session()
+    await h.wait_state(sid, State.FAILED)
+    assert (await h.sessions.repo.get(sid)).failure_reason == "charger rejected the start"  # type: ignore[union-attr]
+    h.chargers.connected = False
+    sid = await h.paid_session()
+    await h.wait_state(sid, State.FAILED)
+    assert "offline" in (await h.sessions.repo.get(sid)).failure_reason  # type: ignore[union-attr, operator]
+
+
+async def test_topup_adds_budget(h: Harness) -> None:
+    sid = await h.charging_session(amount=1_000_000)
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    topup = await h.sessions.create_topup(session, 2_000_000, description_hash=b"\1" * 32)
+    await h.sessions.on_paid(topup.payment_hash, 2_000_000)
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    assert session.paid_msat == 3_000_000 and session.state == State.CHARGING
+    assert (await check_ledger(h.db)).ok
+
+
+async def test_stop_and_wait_bills_last_reading_when_charger_is_silent(h: Harness) -> None:
+    sid = await h.charging_session()
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    await h.sessions.on_meter(MeterSample("cp-1", 1, session.transaction_id, utcnow(), energy_wh=2000))
+    session = await h.sessions.stop_and_wait(sid, "stopped by the driver")
+    assert session.state == State.STOPPED
+    assert session.consumed_msat == 10_000 + 300_000
+    assert session.refundable_msat == 1_000_000 - 310_000
+
+
+async def _withdraw_ready(h: Harness) -> tuple[str, str]:
+    sid = await h.charging_session()
+    session = await h.sessions.stop_and_wait(sid, "driver")
+    return sid, await h.refunds.new_withdraw_link(session)
+
+
+async def test_hundred_concurrent_withdraws_pay_once(h: Harness) -> None:
+    sid, k1 = await _withdraw_ready(h)
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    invoice = make_invoice(session.refundable_msat)
+    h.wallet.pay_delay = 0.05
+    results = await asyncio.gather(*(h.refunds.withdraw(session, k1, invoice) for _ in range(100)),
+                                   return_exceptions=True)
+    ok = [r for r in results if not isinstance(r, Exception)]
+    assert len(ok) == 1 and ok[0].status == PaymentStatus.SUCCEEDED
+    assert all(isinstance(r, RefundError) for r in results if r not in ok)
+    assert len(h.wallet.pay_calls) == 1
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    assert session.state == State.REFUNDED and session.refundable_msat == 0
+    assert (await check_ledger(h.db)).ok
+
+
+async def test_withdraw_refusals(h: Harness) -> None:
+    sid, k1 = await _withdraw_ready(h)
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    too_much = make_invoice(session.refundable_msat + 1000)
+    with pytest.raises(RefundError, match="only"):
+        await h.refunds.withdraw(session, k1, too_much)
+    with pytest.raises(RefundError, match="wrong network"):
+        await h.refunds.withdraw(session, k1, make_invoice(1000, currency="bc"))
+    with pytest.raises(RefundError, match="expired"):
+        await h.refunds.withdraw(session, k1, make_invoice(1000, expiry=60, created=int(utcnow().timestamp()) - 120))
+    with pytest.raises(RefundError, match="not a valid"):
+        await h.refunds.withdraw(session, k1, "lnbcrt1garbage")
+    with pytest.raises(RefundError, match="unknown withdraw link"):
+        await h.refunds.withdraw(session, "0" * 64, make_invoice(1000))
+    assert h.wallet.pay_calls == []
+
+
+async def test_failed_refund_is_reversed_and_can_be_claimed_again(h: Harness) -> None:
+    sid, k1 = await _withdraw_ready(h)
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    refundable = session.refundable_msat
+    h.wallet.pay_outcome = PaymentStatus.FAILED
+    outcome = await h.refunds.withdraw(session, k1, make_invoice(refundable))
+    assert outcome.status == PaymentStatus.FAILED
+    session = await h.sessions.repo.get(sid)
+    assert session is not None and session.refundable_msat == refundable
+    assert session.state == State.STOPPED
+    h.wallet.pay_outcome = PaymentStatus.SUCCEEDED
+    k1_again = await h.refunds.new_withdraw_link(session)
+    await h.refunds.withdraw(session, k1_again, make_invoice(refundable))
+    session = await h.sessions.repo.get(sid)
+    assert session is not None and session.state == State.REFUNDED
+    assert (await check_ledger(h.db)).ok
+
+
+async def test_pending_refund_is_looked_up_not_repeated(h: Harness) -> None:
+    sid, k1 = await _withdraw_ready(h)
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    h.wallet.pay_outcome = PaymentStatus.PENDING
+    invoice = make_invoice(session.refundable_msat)
+    outcome = await h.refunds.withdraw(session, k1, invoice)
+    assert outcome.status == PaymentStatus.PENDING
+    session = await h.sessions.repo.get(sid)
+    assert session is not None and session.refundable_msat == 0 and session.state == State.STOPPED
+    # The wallet learns the payment went through; recovery finishes it without paying again.
+    h.wallet.payments[outcome.payment_hash] = h.wallet.payments[outcome.payment_hash].__class__(
+        outcome.payment_hash, PaymentStatus.SUCCEEDED, outcome.amount_msat)
+    await h.refunds.recover()
+    session = await h.sessions.repo.get(sid)
+    assert session is not None and session.state == State.REFUNDED
+    assert len(h.wallet.pay_calls) == 1
+    assert (await check_ledger(h.db)).ok
+
+
+async def test_unclaimed_refunds_are_forfeited_after_expiry(h: Harness) -> None:
+    sid, _ = await _withdraw_ready(h)
+    await h.db.execute("UPDATE sessions SET stopped_at = '2000-01-01T00:00:00Z' WHERE id = ?", (sid,))
+    assert await h.refunds.forfeit_expired() == 1
+    session = await h.sessions.repo.get(sid)
+    assert session is not None and session.state == State.SETTLED
+    assert session.refundable_msat == 0 and session.forfeited_msat > 0
+    assert (await check_ledger(h.db)).ok
+
+
+async def test_recovery_applies_a_payment_missed_while_down(h: Harness) -> None:
+    cp = await h.cps.get("cp-1")
+    assert cp is not None
+    pending = await h.sessions.create_pending(cp, None, TARIFF, 700_000, description_hash=b"\0" * 32)
+    h.wallet.settle(pending.payment_hash)  # paid while strom was not listening
+    await h.sessions.recover()
+    await h.wait_state(pending.session.id, State.STARTING)
+    session = await h.sessions.repo.get(pending.session.id)
+    assert session is not None and session.paid_msat == 700_000
+
+
+async def test_ledger_check_finds_tampering(h: Harness) -> None:
+    sid = await h.charging_session()
+    await h.db.execute("UPDATE sessions SET consumed_msat = consumed_msat + 5 WHERE id = ?", (sid,))
+    report = await check_ledger(h.db)
+    assert not report.ok
+    assert any("consumed" in p for p in report.problems)
