@@ -137,8 +137,12 @@ class SessionService:
             failure_reason=None, updated_at=now)
         async with self._db.transaction() as conn:
             await self.repo.insert(conn, session)
-        invoice = await self._wallet.create_invoice(
-            amount_msat, description_hash=description_hash, expiry=self._invoice_expiry)
+        try:
+            invoice = await self._wallet.create_invoice(
+                amount_msat, description_hash=description_hash, expiry=self._invoice_expiry)
+        except WalletError as exc:
+            await self.fail(session.id, f"no invoice: {exc}", only_if=(State.PENDING_PAYMENT,))
+            raise
         async with self._db.transaction() as conn:
             await self.repo.add_invoice(
                 conn, payment_hash=invoice.payment_hash, session_id=session.id, purpose="prepay",
@@ -173,6 +177,9 @@ class SessionService:
             fields: dict[str, object] = {"paid_msat": session.paid_msat + received}
             if session.state == State.PENDING_PAYMENT:
                 fields.update(state=State.PAID, paid_at=iso())
+            elif session.state in (State.REFUNDED, State.SETTLED):
+                # A top-up paid after the end: the money is the payer's to withdraw.
+                fields.update(state=State.STOPPED)
             await self.repo.update(conn, session.id, **fields)
             await ledger.payment_received(conn, session.id, received, payment_hash)
             session = await self.repo.get_in(conn, session.id)

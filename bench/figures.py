@@ -1,0 +1,50 @@
+"""What a benchmark reports: named figures with units, optionally next to a baseline."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    group: str
+    name: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline in (None, 0):
+            return None
+        return self.value / self.baseline  # type: ignore[operator]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ratio"] = self.ratio
+        return data
+
+
+def machine_facts() -> dict[str, Any]:
+    """The machine the figures were measured on."""
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    memory_gib = None
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as handle:
+            kib = int(next(line for line in handle if line.startswith("MemTotal")).split()[1])
+            memory_gib = round(kib / 1024 / 1024, 1)
+    except (OSError, StopIteration, ValueError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib,
+            "python": sys.version.split()[0], "platform": platform.platform()}
