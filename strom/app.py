@@ -17,12 +17,14 @@ from pathlib import Path
 from strom.config import Settings
 from strom.events import EventBus
 from strom.http_server import HttpServer
+from strom.ocpp.central_system import CentralSystem
 from strom.paths import admin_token_path, database_path, ensure_data_dir, runtime_path
 from strom.security import read_or_create_secret, write_secret_file
 from strom.services import Services
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.store.event_log import EventLogRepository
+from strom.store.transactions import TransactionRepository
 from strom.web.app import create_web_app
 
 log = logging.getLogger(__name__)
@@ -62,14 +64,21 @@ class StromApp:
         self._stack.push_async_callback(bus.close)
         charge_points = ChargePointRepository(db)
         await charge_points.mark_all_disconnected()
+        event_log = EventLogRepository(db)
         svc = Services(
             settings=self.settings, data_dir=self.data_dir, demo=self.demo, db=db, bus=bus,
-            charge_points=charge_points, event_log=EventLogRepository(db),
+            charge_points=charge_points, event_log=event_log,
             admin_token=read_or_create_secret(admin_token_path(self.data_dir)),
         )
         self.services = svc
         if self.demo and not await charge_points.exists(DEMO_CP_ID):
             await charge_points.add(DEMO_CP_ID, name="Demo charger", lat=52.5200, lon=13.4050)
+
+        central = CentralSystem(self.settings.ocpp, charge_points, TransactionRepository(db),
+                                event_log, bus)
+        await central.start()
+        self._stack.push_async_callback(central.close)
+        svc.central_system = central
 
         http = HttpServer(create_web_app(svc), self.settings.http.host, self.settings.http.port)
         await http.start()
@@ -89,7 +98,10 @@ class StromApp:
 
     def urls(self) -> dict[str, str]:
         """What a user can try, printed at start."""
-        return {"web": self.http_url + "/", "health": self.http_url + "/healthz"}
+        urls = {"web": self.http_url + "/", "health": self.http_url + "/healthz"}
+        if self.services and self.services.central_system:
+            urls["ocpp"] = self.services.central_system.url + "{charge point id}"
+        return urls
 
     def stop(self) -> None:
         self._stopped.set()

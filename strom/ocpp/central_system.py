@@ -1,0 +1,216 @@
+"""The OCPP 1.6J central system: `ws://HOST:PORT/ocpp/{cp_id}`.
+
+The handshake decides who may connect (known id → else 404; HTTP Basic with the charger's
+password when it has one → else 401); after it, each charger is served by one
+`ChargePointConnection`. A charger that reconnects replaces its old socket, and pings find
+dead peers, so no zombie connection stays behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import ssl
+from http import HTTPStatus
+from urllib.parse import unquote
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from strom.config import OcppSettings
+from strom.events import ChargePointConnected, ChargePointDisconnected, EventBus
+from strom.ocpp.charge_point import Authorizer, ChargePointConnection, OcppContext
+from strom.ocpp.commands import ChargerCommands
+from strom.security import verify_password
+from strom.store.charge_points import ChargePointRepository
+from strom.store.event_log import EventLogRepository
+from strom.store.transactions import TransactionRepository
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = "ocpp1.6"
+PATH_PREFIX = "/ocpp/"
+REPLACED = 4000  # close code for a socket superseded by the same charger's new one
+
+
+class CentralSystem(ChargerCommands):
+    """Accepts chargers, routes their messages and makes calls to them."""
+
+    def __init__(self, settings: OcppSettings, charge_points: ChargePointRepository,
+                 transactions: TransactionRepository, event_log: EventLogRepository,
+                 bus: EventBus) -> None:
+        self._settings = settings
+        self._charge_points = charge_points
+        self._event_log = event_log
+        self._bus = bus
+        self.call_timeout = settings.call_timeout
+        self.context = OcppContext(
+            charge_points=charge_points, transactions=transactions, event_log=event_log,
+            bus=bus, heartbeat_interval=settings.heartbeat_interval,
+            rate_per_second=settings.rate_limit_per_second, rate_burst=settings.rate_limit_burst)
+        self._connections: dict[str, ChargePointConnection] = {}
+        # sha256 of passwords already checked with scrypt, so reconnect storms stay cheap.
+        self._verified: dict[str, bytes] = {}
+        self._server: Server | None = None
+
+    @property
+    def authorizer(self) -> Authorizer | None:
+        return self.context.authorizer
+
+    @authorizer.setter
+    def authorizer(self, value: Authorizer | None) -> None:
+        self.context.authorizer = value
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._serve, self._settings.host, self._settings.port,
+            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            select_subprotocol=_select_subprotocol,
+            process_request=self._check_request,
+            ping_interval=self._settings.ping_interval, ping_timeout=self._settings.ping_timeout,
+            # A peer that missed its pongs will not answer a close either.
+            close_timeout=min(10.0, self._settings.ping_timeout),
+            max_size=self._settings.max_message_bytes, ssl=self._ssl_context(),
+            server_header="strom")
+        log.info("OCPP central system on %s", self.url)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not (self._settings.tls_cert and self._settings.tls_key):
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self._settings.tls_cert, self._settings.tls_key)
+        return context
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "not started"
+        return int(next(iter(self._server.sockets)).getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self._settings.tls_cert and self._settings.tls_key else "ws"
+        return f"{scheme}://{self._settings.host}:{self.port}{PATH_PREFIX}"
+
+    # --- who is connected -------------------------------------------------------------------
+
+    def connection(self, cp_id: str) -> ChargePointConnection | None:
+        return self._connections.get(cp_id)
+
+    def is_connected(self, cp_id: str) -> bool:
+        return cp_id in self._connections
+
+    def connected_count(self) -> int:
+        return len(self._connections)
+
+    def connected_ids(self) -> list[str]:
+        return sorted(self._connections)
+
+    async def disconnect(self, cp_id: str, reason: str = "closed by operator") -> bool:
+        conn = self._connections.get(cp_id)
+        if conn is None:
+            return False
+        await conn.websocket.close(1000, reason)
+        return True
+
+    # --- handshake --------------------------------------------------------------------------
+
+    async def _check_request(self, connection: ServerConnection,
+                             request: Request) -> Response | None:
+        cp_id = _cp_id(request.path)
+        if cp_id is None:
+            return connection.respond(HTTPStatus.NOT_FOUND, "use /ocpp/{charge point id}\n")
+        cp = await self._charge_points.get(cp_id)
+        if cp is None:
+            log.warning("OCPP connection for unknown charge point %r refused", cp_id)
+            return connection.respond(HTTPStatus.NOT_FOUND, f"unknown charge point {cp_id}\n")
+        if cp.password_hash and not await self._password_ok(cp_id, cp.password_hash,
+                                                             request.headers.get("Authorization")):
+            log.warning("OCPP connection for %s refused: wrong or missing password", cp_id)
+            response = connection.respond(HTTPStatus.UNAUTHORIZED, "wrong or missing password\n")
+            response.headers["WWW-Authenticate"] = f'Basic realm="strom OCPP {cp_id}"'
+            return response
+        return None
+
+    async def _password_ok(self, cp_id: str, stored: str, header: str | None) -> bool:
+        user, password = _basic_credentials(header)
+        if user != cp_id or password is None:
+            return False
+        digest = hashlib.sha256(stored.encode() + b"\0" + password.encode()).digest()
+        known = self._verified.get(cp_id)
+        if known is not None and hmac.compare_digest(known, digest):
+            return True
+        # scrypt takes tens of milliseconds: keep it off the event loop.
+        if not await asyncio.to_thread(verify_password, password, stored):
+            return False
+        self._verified[cp_id] = digest
+        return True
+
+    # --- one connection ---------------------------------------------------------------------
+
+    async def _serve(self, websocket: ServerConnection) -> None:
+        cp_id = _cp_id(websocket.request.path if websocket.request else "")
+        assert cp_id is not None  # _check_request let it through
+        offered = websocket.request.headers.get("Sec-WebSocket-Protocol") if websocket.request \
+            else None
+        if offered and websocket.subprotocol is None:
+            await websocket.close(1002, f"only {SUBPROTOCOL} is supported")
+            return
+        conn = ChargePointConnection(cp_id, websocket, self.context, self.call_timeout)
+        old = self._connections.get(cp_id)
+        self._connections[cp_id] = conn
+        if old is not None:
+            log.info("%s reconnected; closing its old connection", cp_id)
+            await old.websocket.close(REPLACED, "replaced by a new connection")
+        else:
+            await self._charge_points.set_connected(cp_id, True)
+            self._bus.publish(ChargePointConnected(cp_id))
+        log.info("%s connected from %s", cp_id, websocket.remote_address[0]
+                 if websocket.remote_address else "?")
+        try:
+            await conn.start()
+        except ConnectionClosed:
+            pass
+        finally:
+            if self._connections.get(cp_id) is conn:
+                del self._connections[cp_id]
+                await self._charge_points.set_connected(cp_id, False)
+                self._bus.publish(ChargePointDisconnected(cp_id))
+                log.info("%s disconnected", cp_id)
+
+
+def _cp_id(path: str) -> str | None:
+    path = path.split("?", 1)[0]
+    if not path.startswith(PATH_PREFIX):
+        return None
+    cp_id = unquote(path[len(PATH_PREFIX):]).strip("/")
+    return cp_id if cp_id and "/" not in cp_id else None
+
+
+def _basic_credentials(header: str | None) -> tuple[str | None, str | None]:
+    if not header:
+        return None, None
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
+    try:
+        user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    return (user, password) if sep else (None, None)
+
+
+def _select_subprotocol(connection: ServerConnection, subprotocols: list[str]) -> str | None:
+    """`ocpp1.6` when offered; a charger that offers no subprotocol is accepted as well."""
+    return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None

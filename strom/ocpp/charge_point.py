@@ -1,0 +1,244 @@
+"""One connected charger: the OCPP 1.6J handlers for every Core message it may send.
+
+Handlers record facts in the store first and publish events after, so subscribers (sessions,
+pages, bots) never see something the store does not have. Handlers never call the charger
+(that would wait for an answer the receive loop cannot deliver; see the stack notes): calls go
+through `strom.ocpp.central_system.CentralSystem` from other tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ocpp.exceptions import OCPPError, TypeConstraintViolationError
+from ocpp.messages import Call, CallError, CallResult
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16.enums import (
+    Action,
+    DataTransferStatus,
+    RegistrationStatus,
+)
+
+from strom.events import (
+    ChargePointBooted,
+    ConnectorStatusChanged,
+    EventBus,
+    TransactionStarted,
+    TransactionStopped,
+)
+from strom.ocpp.frames import CALL, CALLRESULT, FrameError, TokenBucket, parse_frame
+from strom.ocpp.meter import meter_rows, samples
+from strom.store.charge_points import ChargePointRepository
+from strom.store.event_log import EventLogRepository
+from strom.store.transactions import TransactionRepository
+from strom.timeutil import iso, parse_iso
+
+log = logging.getLogger(__name__)
+
+# The ocpp library names a few errors as OCPP 2.0 does; OCPP 1.6 spells them differently.
+_OCPP16_CODES = {"FormatViolation": "FormationViolation",
+                 "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
+
+
+_ACTIONS = frozenset(action.value for action in Action)
+
+
+class Authorizer(Protocol):
+    """Who decides whether an idTag may charge (the session service)."""
+
+    async def authorize(self, cp_id: str, connector_id: int | None, id_tag: str) -> str: ...
+
+
+@dataclass
+class OcppContext:
+    """What handlers need; one instance shared by all connections."""
+
+    charge_points: ChargePointRepository
+    transactions: TransactionRepository
+    event_log: EventLogRepository
+    bus: EventBus
+    heartbeat_interval: int
+    rate_per_second: float
+    rate_burst: int
+    authorizer: Authorizer | None = None
+
+
+class ChargePointConnection(ChargePoint):
+    """The ocpp library's ChargePoint with strict framing, a rate limit and strom's handlers."""
+
+    def __init__(self, cp_id: str, websocket: Any, context: OcppContext,
+                 response_timeout: float) -> None:
+        super().__init__(cp_id, websocket, response_timeout)
+        self.websocket = websocket
+        self._ctx = context
+        self._bucket = TokenBucket(context.rate_per_second, context.rate_burst)
+
+    # --- framing ----------------------------------------------------------------------------
+
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        """Route one frame; anything malformed gets a CALLERROR, never silence or a crash."""
+        try:
+            frame = parse_frame(raw_msg)
+        except FrameError as exc:
+            log.warning("%s: rejected frame: %s", self.id, exc.description)
+            await self._send(exc.to_json())
+            return
+        if frame.message_type != CALL:
+            # Only an answer to a call in flight is kept; strays would pile up otherwise.
+            if self._call_lock.locked():
+                msg = (CallResult(frame.unique_id, frame.payload)
+                       if frame.message_type == CALLRESULT
+                       else CallError(frame.unique_id, *(frame.error or ("", "", {}))))
+                self._response_queue.put_nowait(msg)
+            return
+        msg = Call(frame.unique_id, frame.action, frame.payload)
+        if not self._bucket.take():
+            await self._error(msg, "GenericError", "too many messages; slow down")
+            return
+        if msg.action not in self.route_map:
+            # OCPP 1.6 §4.2.3 (the ocpp library has these two the other way round).
+            if msg.action in _ACTIONS:
+                await self._error(msg, "NotSupported", f"{msg.action} is not supported here")
+            else:
+                await self._error(msg, "NotImplemented", f"{msg.action} is not an OCPP 1.6 action")
+            return
+        try:
+            await self._handle_call(msg)
+        except OCPPError as exc:
+            log.info("%s: %s %s answered %s: %s", self.id, msg.action, msg.unique_id,
+                     exc.code, exc.description)
+            await self._error(msg, exc.code, exc.description, exc.details)
+        except Exception:
+            log.exception("%s: handling %s failed", self.id, msg.action)
+            await self._error(msg, "InternalError", "the central system failed on this message")
+
+    async def _error(self, msg: Call, code: str, description: str,
+                     details: dict[str, Any] | None = None) -> None:
+        error = CallError(msg.unique_id, _OCPP16_CODES.get(code, code), description, details or {})
+        await self._send(error.to_json())
+
+    # --- handlers ---------------------------------------------------------------------------
+
+    @on(Action.boot_notification)
+    async def on_boot(self, charge_point_vendor: str, charge_point_model: str,
+                      **kwargs: Any) -> call_result.BootNotification:
+        await self._ctx.charge_points.record_boot(
+            self.id, vendor=charge_point_vendor, model=charge_point_model,
+            serial_number=kwargs.get("charge_point_serial_number"),
+            firmware=kwargs.get("firmware_version"))
+        await self._ctx.event_log.append("boot", {"vendor": charge_point_vendor,
+                                                  "model": charge_point_model, **kwargs}, self.id)
+        self._ctx.bus.publish(ChargePointBooted(self.id, charge_point_vendor, charge_point_model))
+        return call_result.BootNotification(current_time=iso(),
+                                            interval=self._ctx.heartbeat_interval,
+                                            status=RegistrationStatus.accepted)
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self) -> call_result.Heartbeat:
+        await self._ctx.charge_points.touch(self.id)
+        return call_result.Heartbeat(current_time=iso())
+
+    @on(Action.status_notification)
+    async def on_status(self, connector_id: int, error_code: str, status: str,
+                        **kwargs: Any) -> call_result.StatusNotification:
+        await self._ctx.charge_points.set_connector_status(self.id, connector_id, status,
+                                                           error_code)
+        if error_code != "NoError" or kwargs.get("info"):
+            await self._ctx.event_log.append(
+                "status", {"connector": connector_id, "status": status,
+                           "error_code": error_code, **kwargs}, self.id)
+        self._ctx.bus.publish(ConnectorStatusChanged(self.id, connector_id, status, error_code))
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    async def on_authorize(self, id_tag: str) -> call_result.Authorize:
+        status = await self._authorize(None, id_tag)
+        return call_result.Authorize(id_tag_info={"status": status})
+
+    @on(Action.start_transaction)
+    async def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int,
+                                   timestamp: str, reservation_id: int | None = None
+                                   ) -> call_result.StartTransaction:
+        started_at = _timestamp(timestamp)
+        status = await self._authorize(connector_id, id_tag)
+        tx, created = await self._ctx.transactions.start(
+            self.id, connector_id=connector_id, id_tag=id_tag, meter_start_wh=float(meter_start),
+            started_at=started_at, auth_status=status, reservation_id=reservation_id)
+        if created:
+            log.info("%s: transaction %d started on connector %d (%s)", self.id, tx.id,
+                     connector_id, status)
+            self._ctx.bus.publish(TransactionStarted(
+                self.id, connector_id, tx.id, id_tag, float(meter_start), parse_iso(started_at)))
+        return call_result.StartTransaction(transaction_id=tx.id,
+                                            id_tag_info={"status": tx.auth_status})
+
+    @on(Action.stop_transaction)
+    async def on_stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int,
+                                  reason: str | None = None, id_tag: str | None = None,
+                                  transaction_data: list[dict[str, Any]] | None = None
+                                  ) -> call_result.StopTransaction:
+        stopped_at = _timestamp(timestamp)
+        known = await self._ctx.transactions.get(transaction_id)
+        if transaction_data and known is not None and known.cp_id == self.id:
+            rows = meter_rows(known.connector_id, transaction_id, transaction_data)
+            await self._ctx.transactions.add_meter_values(self.id, rows)
+        tx = await self._ctx.transactions.stop(
+            self.id, transaction_id, meter_stop_wh=float(meter_stop), stopped_at=stopped_at,
+            reason=reason or "Local", id_tag=id_tag)
+        if tx is None:
+            # Always acknowledged (OCPP 1.6 §4.10): the charger would resend it forever.
+            log.warning("%s: StopTransaction for unknown or already stopped transaction %d",
+                        self.id, transaction_id)
+        else:
+            log.info("%s: transaction %d stopped (%s)", self.id, tx.id, tx.stop_reason)
+            self._ctx.bus.publish(TransactionStopped(
+                self.id, tx.id, id_tag, float(meter_stop), tx.stop_reason or "Local",
+                parse_iso(stopped_at)))
+        if id_tag is None:
+            return call_result.StopTransaction()
+        return call_result.StopTransaction(id_tag_info={"status": "Accepted"})
+
+    @on(Action.meter_values)
+    async def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]],
+                              transaction_id: int | None = None) -> call_result.MeterValues:
+        rows = meter_rows(connector_id, transaction_id, meter_value)
+        await self._ctx.transactions.add_meter_values(self.id, rows)
+        for sample in samples(self.id, rows):
+            self._ctx.bus.publish(sample)
+        return call_result.MeterValues()
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None,
+                               data: str | None = None) -> call_result.DataTransfer:
+        await self._ctx.event_log.append(
+            "data_transfer", {"vendor_id": vendor_id, "message_id": message_id, "data": data},
+            self.id)
+        return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+
+    @on(Action.diagnostics_status_notification)
+    async def on_diagnostics_status(self, status: str
+                                    ) -> call_result.DiagnosticsStatusNotification:
+        await self._ctx.event_log.append("diagnostics_status", {"status": status}, self.id)
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status(self, status: str) -> call_result.FirmwareStatusNotification:
+        await self._ctx.event_log.append("firmware_status", {"status": status}, self.id)
+        return call_result.FirmwareStatusNotification()
+
+    async def _authorize(self, connector_id: int | None, id_tag: str) -> str:
+        authorizer = self._ctx.authorizer
+        if authorizer is None:
+            return "Invalid"
+        return await authorizer.authorize(self.id, connector_id, id_tag)
+
+
+def _timestamp(value: str) -> str:
+    try:
+        return iso(parse_iso(value))
+    except ValueError:
+        raise TypeConstraintViolationError(
+            description=f"timestamp {value!r} is not an ISO 8601 date-time") from None

@@ -1,0 +1,127 @@
+"""Repository of OCPP transactions and meter values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from strom.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    id: int
+    cp_id: str
+    connector_id: int
+    id_tag: str
+    meter_start_wh: float
+    started_at: str
+    auth_status: str
+    meter_stop_wh: float | None
+    stopped_at: str | None
+    stop_reason: str | None
+
+    @property
+    def open(self) -> bool:
+        return self.stopped_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterRow:
+    """One sampled value as the charger sent it (value already in the unit named)."""
+
+    connector_id: int
+    transaction_id: int | None
+    at: str
+    measurand: str
+    value: float
+    unit: str
+    context: str | None = None
+    phase: str | None = None
+    location: str | None = None
+
+
+def _tx(row: Any) -> Transaction:
+    return Transaction(row["id"], row["cp_id"], row["connector_id"], row["id_tag"],
+                       row["meter_start_wh"], row["started_at"], row["auth_status"],
+                       row["meter_stop_wh"], row["stopped_at"], row["stop_reason"])
+
+
+class TransactionRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def start(self, cp_id: str, *, connector_id: int, id_tag: str, meter_start_wh: float,
+                    started_at: str, auth_status: str,
+                    reservation_id: int | None = None) -> tuple[Transaction, bool]:
+        """Record a StartTransaction; returns (transaction, created).
+
+        A retried StartTransaction (same charger, connector, idTag and timestamp) returns the
+        transaction recorded the first time, with `created` False.
+        """
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO ocpp_transactions (cp_id, connector_id, id_tag, meter_start_wh,"
+                " started_at, reservation_id, auth_status) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (cp_id, connector_id, id_tag, started_at) DO NOTHING",
+                (cp_id, connector_id, id_tag, meter_start_wh, started_at, reservation_id,
+                 auth_status))
+            created = cursor.rowcount == 1
+            cursor = await conn.execute(
+                "SELECT * FROM ocpp_transactions WHERE cp_id = ? AND connector_id = ?"
+                " AND id_tag = ? AND started_at = ?", (cp_id, connector_id, id_tag, started_at))
+            row = await cursor.fetchone()
+        return _tx(row), created
+
+    async def stop(self, cp_id: str, transaction_id: int, *, meter_stop_wh: float,
+                   stopped_at: str, reason: str, id_tag: str | None) -> Transaction | None:
+        """Record a StopTransaction; None when the transaction is unknown or already stopped."""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE ocpp_transactions SET meter_stop_wh = ?, stopped_at = ?, stop_reason = ?,"
+                " stop_id_tag = ? WHERE id = ? AND cp_id = ? AND stopped_at IS NULL",
+                (meter_stop_wh, stopped_at, reason, id_tag, transaction_id, cp_id))
+            changed = cursor.rowcount == 1
+        return await self.get(transaction_id) if changed else None
+
+    async def get(self, transaction_id: int) -> Transaction | None:
+        row = await self._db.fetchone("SELECT * FROM ocpp_transactions WHERE id = ?",
+                                      (transaction_id,))
+        return _tx(row) if row else None
+
+    async def open_for(self, cp_id: str) -> list[Transaction]:
+        rows = await self._db.fetchall(
+            "SELECT * FROM ocpp_transactions WHERE cp_id = ? AND stopped_at IS NULL ORDER BY id",
+            (cp_id,))
+        return [_tx(r) for r in rows]
+
+    async def list(self, cp_id: str | None = None, limit: int = 100) -> list[Transaction]:
+        if cp_id is None:
+            rows = await self._db.fetchall(
+                "SELECT * FROM ocpp_transactions ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = await self._db.fetchall(
+                "SELECT * FROM ocpp_transactions WHERE cp_id = ? ORDER BY id DESC LIMIT ?",
+                (cp_id, limit))
+        return [_tx(r) for r in rows]
+
+    async def add_meter_values(self, cp_id: str, rows: Iterable[MeterRow]) -> int:
+        params = [(cp_id, r.connector_id, r.transaction_id, r.at, r.measurand, r.value, r.unit,
+                   r.context, r.phase, r.location) for r in rows]
+        if not params:
+            return 0
+        async with self._db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO meter_values (cp_id, connector_id, transaction_id, at, measurand,"
+                " value, unit, context, phase, location) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params)
+        return len(params)
+
+    async def meter_values(self, transaction_id: int) -> list[MeterRow]:
+        rows = await self._db.fetchall(
+            "SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY at, id",
+            (transaction_id,))
+        return [MeterRow(r["connector_id"], r["transaction_id"], r["at"], r["measurand"],
+                         r["value"], r["unit"], r["context"], r["phase"], r["location"])
+                for r in rows]

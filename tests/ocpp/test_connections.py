@@ -1,0 +1,189 @@
+"""Handshake rules, reconnects, dead peers, TLS and calls to chargers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import ssl
+
+import pytest
+import trustme
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16.enums import Action
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from strom.ocpp.commands import CallErrorResponse, CallTimeout, ChargePointOffline
+from strom.store.db import Database
+from tests.ocpp.conftest import PASSWORD, Ocpp, start_ocpp
+
+BOOT = json.dumps([2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}])
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+async def until(predicate, what: str) -> None:  # noqa: ANN001
+    async with asyncio.timeout(5):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("path", ["/ocpp/nobody", "/ocpp/", "/elsewhere/cp-1"])
+async def test_unknown_charge_point_gets_404(ocpp: Ocpp, path: str) -> None:
+    url = f"ws://127.0.0.1:{ocpp.central.port}{path}"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, subprotocols=["ocpp1.6"]):  # type: ignore[list-item]
+            pass
+    assert refused.value.response.status_code == 404
+
+
+@pytest.mark.parametrize("headers", [{}, basic("cp-pw", "wrong password 123456"),
+                                     basic("cp-1", PASSWORD), {"Authorization": "Basic !!"}])
+async def test_password_is_required_when_set(ocpp: Ocpp, headers: dict[str, str]) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(ocpp.url("cp-pw"), subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                           additional_headers=headers):
+            pass
+    assert refused.value.response.status_code == 401
+    assert refused.value.response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+async def test_right_password_connects_twice(ocpp: Ocpp) -> None:
+    for _ in range(2):  # the second time is served from the verified-password cache
+        async with connect(ocpp.url("cp-pw"), subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                           additional_headers=basic("cp-pw", PASSWORD)) as ws:
+            await ws.send(BOOT)
+            assert json.loads(await ws.recv())[0] == 3
+
+
+async def test_charger_offering_no_subprotocol_is_accepted(ocpp: Ocpp) -> None:
+    async with connect(ocpp.url("cp-1")) as ws:
+        assert ws.subprotocol is None
+        await ws.send(BOOT)
+        assert json.loads(await ws.recv())[2]["status"] == "Accepted"
+
+
+async def test_charger_offering_only_other_protocols_is_closed(ocpp: Ocpp) -> None:
+    async with connect(ocpp.url("cp-1"), subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1002
+    assert "ocpp1.6" in closed.value.rcvd.reason
+
+
+async def test_reconnect_replaces_the_old_socket(ocpp: Ocpp) -> None:
+    old = await connect(ocpp.url("cp-1"), subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+    await until(lambda: ocpp.central.is_connected("cp-1"), "first connection")
+    first = ocpp.central.connection("cp-1")
+    async with connect(ocpp.url("cp-1"), subprotocols=["ocpp1.6"]) as new:  # type: ignore[list-item]
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(old.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
+        await until(lambda: ocpp.central.connection("cp-1") is not first, "replacement")
+        assert ocpp.central.connected_count() == 1
+        await new.send(BOOT)
+        assert json.loads(await new.recv())[0] == 3
+        stored = await ocpp.charge_points.get("cp-1")
+        assert stored is not None and stored.connected  # the old socket's end did not undo it
+    await until(lambda: not ocpp.central.is_connected("cp-1"), "disconnect")
+
+
+async def test_dead_peer_is_dropped_by_ping(db: Database) -> None:
+    server, bus = await start_ocpp(db, ping_interval=0.2, ping_timeout=0.2)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.central.port)
+        writer.write(b"GET /ocpp/cp-1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n")
+        assert b"101" in await reader.readline()
+        await until(lambda: server.central.is_connected("cp-1"), "connected")
+        # This peer never answers pings: the server must give up on it by itself.
+        await until(lambda: not server.central.is_connected("cp-1"), "dead peer dropped")
+        writer.close()
+    finally:
+        await server.central.close()
+        await bus.close()
+
+
+async def test_tls_security_profile_2(db: Database, tmp_path) -> None:  # noqa: ANN001
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    server, bus = await start_ocpp(db, tls_cert=str(cert_path), tls_key=str(key_path))
+    try:
+        assert server.central.url.startswith("wss://")
+        client_context = ssl.create_default_context()
+        ca.configure_trust(client_context)
+        url = f"wss://127.0.0.1:{server.central.port}/ocpp/cp-pw"
+        async with connect(url, subprotocols=["ocpp1.6"], ssl=client_context,  # type: ignore[list-item]
+                           additional_headers=basic("cp-pw", PASSWORD)) as ws:
+            await ws.send(BOOT)
+            assert json.loads(await ws.recv())[0] == 3
+        with pytest.raises((ConnectionClosed, OSError, InvalidHandshake)):
+            async with connect(url.replace("wss", "ws"), subprotocols=["ocpp1.6"]) as plain:  # type: ignore[list-item]
+                await plain.recv()
+    finally:
+        await server.central.close()
+        await bus.close()
+
+
+class Charger(ChargePoint):
+    """Answers some calls, refuses one with a CALLERROR, and never answers Reset."""
+
+    @on(Action.unlock_connector)
+    def on_unlock(self, connector_id: int) -> call_result.UnlockConnector:
+        return call_result.UnlockConnector(status="Unlocked")
+
+    @on(Action.get_configuration)
+    def on_get_configuration(self, key: list[str] | None = None) -> call_result.GetConfiguration:
+        return call_result.GetConfiguration(
+            configuration_key=[{"key": "HeartbeatInterval", "readonly": False, "value": "300"},
+                               {"key": "NumberOfConnectors", "readonly": True, "value": "2"}],
+            unknown_key=["Nope"])
+
+    @on(Action.change_availability)
+    def on_change_availability(self, connector_id: int, type: str) -> None:  # noqa: A002
+        raise ValueError("firmware bug")  # → the library answers CALLERROR InternalError
+
+    @on(Action.reset)
+    async def on_reset(self, type: str) -> call_result.Reset:  # noqa: A002
+        await asyncio.sleep(60)
+        return call_result.Reset(status="Accepted")
+
+
+async def test_calls_to_chargers(db: Database) -> None:
+    server, bus = await start_ocpp(db, call_timeout=0.5)
+    central = server.central
+    try:
+        with pytest.raises(ChargePointOffline, match="cp-1 is not connected"):
+            await central.remote_start("cp-1", 1, "TAG")
+        async with connect(server.url("cp-1"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            charger = Charger("cp-1", ws)
+            task = asyncio.create_task(charger.start())
+            await until(lambda: central.is_connected("cp-1"), "connected")
+            assert await central.unlock("cp-1", 1) == "Unlocked"
+            config = await central.get_configuration("cp-1")
+            assert config.values == {"HeartbeatInterval": "300", "NumberOfConnectors": "2"}
+            assert config.readonly == {"NumberOfConnectors"} and config.unknown == ("Nope",)
+            with pytest.raises(CallErrorResponse) as refused:
+                await central.change_availability("cp-1", 1, operative=False)
+            assert refused.value.code == "InternalError"
+            with pytest.raises(CallErrorResponse) as unsupported:
+                await central.clear_cache("cp-1")
+            assert unsupported.value.code in ("NotImplemented", "NotSupported")
+            with pytest.raises(CallTimeout, match="did not answer Reset within 0.5 s"):
+                await central.reset("cp-1")
+            task.cancel()
+        await until(lambda: not central.is_connected("cp-1"), "disconnected")
+        with pytest.raises(ChargePointOffline):
+            await central.trigger_message("cp-1", "Heartbeat")
+    finally:
+        await central.close()
+        await bus.close()
