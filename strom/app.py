@@ -17,14 +17,19 @@ from pathlib import Path
 from strom.config import Settings
 from strom.events import EventBus
 from strom.http_server import HttpServer
+from strom.keys import KeyRing, ensure_cp_key, keys_path
+from strom.lightning.factory import make_wallet
 from strom.ocpp.central_system import CentralSystem
 from strom.paths import admin_token_path, database_path, ensure_data_dir, runtime_path
 from strom.security import read_or_create_secret, write_secret_file
 from strom.services import Services
+from strom.sessions.refunds import RefundService
+from strom.sessions.service import SessionService
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.store.event_log import EventLogRepository
 from strom.store.transactions import TransactionRepository
+from strom.tariffs.service import TariffService
 from strom.web.app import create_web_app
 
 log = logging.getLogger(__name__)
@@ -65,26 +70,54 @@ class StromApp:
         charge_points = ChargePointRepository(db)
         await charge_points.mark_all_disconnected()
         event_log = EventLogRepository(db)
+        key_file = keys_path(self.data_dir, self.settings.nostr.keys_file)
         svc = Services(
             settings=self.settings, data_dir=self.data_dir, demo=self.demo, db=db, bus=bus,
             charge_points=charge_points, event_log=event_log,
             admin_token=read_or_create_secret(admin_token_path(self.data_dir)),
+            keyring=KeyRing(key_file),
         )
         self.services = svc
+        # Bound first: with port 0 the real port must be known before any link is made.
+        http = HttpServer(create_web_app(svc), self.settings.http.host, self.settings.http.port)
+        self._stack.push_async_callback(http.close)
+        self.http = http
+        self.settings.http.port = http.port
         if self.demo and not await charge_points.exists(DEMO_CP_ID):
             await charge_points.add(DEMO_CP_ID, name="Demo charger", lat=52.5200, lon=13.4050)
+            ensure_cp_key(key_file, DEMO_CP_ID)
 
         central = CentralSystem(self.settings.ocpp, charge_points, TransactionRepository(db),
                                 event_log, bus)
         await central.start()
         self._stack.push_async_callback(central.close)
         svc.central_system = central
+        await self._start_money(svc, central)
 
-        http = HttpServer(create_web_app(svc), self.settings.http.host, self.settings.http.port)
         await http.start()
-        self._stack.push_async_callback(http.close)
-        self.http = http
         self._write_runtime()
+
+    async def _start_money(self, svc: Services, central: CentralSystem) -> None:
+        """Wallet, tariffs, sessions and refunds; sessions listen before the wallet reports."""
+        lightning = self.settings.lightning
+        wallet = make_wallet(self.settings, self.data_dir, svc.db, svc.bus)
+        sessions = SessionService(
+            db=svc.db, bus=svc.bus, settings=self.settings.sessions,
+            charge_points=svc.charge_points, wallet=wallet, chargers=central,
+            invoice_expiry=lightning.invoice_expiry)
+        refunds = RefundService(
+            db=svc.db, bus=svc.bus, wallet=wallet, sessions=sessions,
+            settings=self.settings.sessions, network=lightning.network,
+            max_fee_msat=lightning.max_fee_msat)
+        central.authorizer = sessions
+        svc.wallet, svc.sessions, svc.refunds = wallet, sessions, refunds
+        svc.tariffs = TariffService(self.settings.tariff)
+        await sessions.start()
+        self._stack.push_async_callback(sessions.close)
+        await wallet.start()
+        self._stack.push_async_callback(wallet.close)
+        await refunds.start()
+        self._stack.push_async_callback(refunds.close)
 
     @property
     def http_url(self) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from nostr_sdk import EncryptedSecretKey, Keys, SecretKey
+from nostr_sdk import EncryptedSecretKey, Keys, PublicKey, SecretKey
 
 from strom.errors import UserError
 from strom.security import write_secret_file
@@ -98,3 +98,40 @@ def load_identity(path: Path, cp_id: str, password: str | None = None) -> Identi
 
 def operator_npubs(path: Path) -> list[str]:
     return list(_load(path).get("operator", {}).get("npubs", []))
+
+
+class KeyRing:
+    """Public keys of the charge points, re-read when the key file changes.
+
+    Only public keys leave this class; an ncryptsec entry shows its key only when
+    `$STROM_KEY_PASSWORD` opens it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime: float | None = None
+        self._pubkeys: dict[str, str] = {}
+
+    def _refresh(self) -> None:
+        mtime = self.path.stat().st_mtime if self.path.exists() else None
+        if mtime == self._mtime:
+            return
+        pubkeys: dict[str, str] = {}
+        for cp_id in _load(self.path).get("charge_points", {}):
+            try:
+                pubkeys[cp_id] = load_identity(self.path, cp_id).pubkey_hex
+            except UserError:
+                continue
+        self._pubkeys, self._mtime = pubkeys, mtime
+
+    def pubkey_hex(self, cp_id: str) -> str | None:
+        self._refresh()
+        return self._pubkeys.get(cp_id)
+
+    def npub(self, cp_id: str) -> str | None:
+        pubkey = self.pubkey_hex(cp_id)
+        return PublicKey.parse(pubkey).to_bech32() if pubkey else None
+
+    def all_pubkeys(self) -> dict[str, str]:
+        self._refresh()
+        return dict(self._pubkeys)

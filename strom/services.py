@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from strom.config import Settings
 from strom.events import EventBus
+from strom.keys import KeyRing
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.store.event_log import EventLogRepository
@@ -30,6 +31,7 @@ class Services:
     charge_points: ChargePointRepository
     event_log: EventLogRepository
     admin_token: str
+    keyring: KeyRing | None = None
     central_system: CentralSystem | None = None
     wallet: Wallet | None = None
     tariffs: TariffService | None = None

@@ -8,7 +8,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from strom.services import Services
-from strom.web import api_sessions, health, lnurl_pay, lnurl_withdraw, session_page
+from strom.web import (
+    api_sessions,
+    dev_pay,
+    health,
+    live,
+    lnurl_pay,
+    lnurl_withdraw,
+    pages,
+    public_api,
+    session_page,
+)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -18,7 +28,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def create_web_app(services: Services) -> Starlette:
     routes = [*health.routes, *lnurl_pay.routes, *lnurl_withdraw.routes, *session_page.routes,
-              *api_sessions.routes]
+              *api_sessions.routes, *public_api.routes, *dev_pay.routes, *live.routes,
+              *pages.routes]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.services = services
     return app

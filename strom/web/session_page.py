@@ -6,13 +6,12 @@ The token is a 128-bit secret: whoever holds it is the payer.
 
 from __future__ import annotations
 
-import html
-
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from strom import qr
 from strom.lightning.wallet import WalletError
 from strom.lnurl import pay as lud06
 from strom.lnurl.codec import lnurl_encode
@@ -22,12 +21,15 @@ from strom.sessions.model import Session
 from strom.sessions.service import SessionError
 from strom.web.auth import services
 from strom.web.responses import lnurl_response
+from strom.web.templating import templates
+from strom.web.views import session_json
 
-
-def session_json(svc: Services, session: Session) -> dict:
-    base = svc.settings.public_url
-    return session.public_json(lnurlw=lnurl_encode(f"{base}/lnurlw/{session.token}"),
-                               url=f"{base}/s/{session.token}")
+STATE_WORDS = {
+    "pending_payment": "Waiting for your payment", "paid": "Paid, starting the charger",
+    "starting": "Starting the charger", "charging": "Charging", "stopping": "Stopping",
+    "stopped": "Stopped", "refunded": "Finished and refunded", "settled": "Finished",
+    "failed": "Did not start: your payment is refundable",
+}
 
 
 async def _session(request: Request) -> tuple[Services, Session]:
@@ -48,14 +50,12 @@ async def session_page(request: Request) -> Response:
     data = session_json(svc, session)
     if wants_json(request):
         return JSONResponse(data, headers={"Cache-Control": "no-store"})
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in data.items() if k not in ("tariff",))
-    return HTMLResponse(
-        f"<!doctype html><html lang=en><meta charset=utf-8>"
-        f"<meta name=viewport content='width=device-width,initial-scale=1'>"
-        f"<title>Charging session {html.escape(session.id)}</title>"
-        f"<h1>Charging session</h1><table>{rows}</table></html>",
-        headers={"Cache-Control": "no-store"})
+    topup = lnurl_encode(f"{svc.settings.public_url}/s/{session.token}/topup")
+    return templates.TemplateResponse(request, "session.html", {
+        "s": data, "token": session.token, "state_words": STATE_WORDS.get(data["state"], ""),
+        "withdraw_qr": qr.svg(f"lightning:{data['lnurlw']}", title="Stop and refund"),
+        "topup_qr": qr.svg(f"lightning:{topup}", title="Top up"),
+    }, headers={"Cache-Control": "no-store"})
 
 
 def _topup_metadata(svc: Services, session: Session) -> str:

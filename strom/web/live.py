@@ -1,0 +1,92 @@
+"""Server-sent events for the pages: `/cp/{id}/events` and `/s/{token}/events`.
+
+Each stream sends the current state first, then a fresh state whenever the bus says that
+something about it changed, and a comment every 15 s so proxies keep it open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+
+from strom.events import (
+    ChargePointConnected,
+    ChargePointDisconnected,
+    ConnectorStatusChanged,
+    Event,
+    SessionChanged,
+)
+from strom.web.auth import services
+from strom.web.views import charge_point_json, session_json
+
+KEEPALIVE = 15.0
+
+
+def _frame(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+async def _stream(request: Request, name: str, types: tuple[type[Event], ...],
+                  concerns: Callable[[Any], bool],
+                  snapshot: Callable[[], Awaitable[dict[str, Any] | None]]) -> AsyncIterator[str]:
+    async with services(request).bus.listen(*types) as queue:
+        first = await snapshot()
+        if first is not None:
+            yield _frame(name, first)
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), KEEPALIVE)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+                continue
+            if concerns(event) and (data := await snapshot()) is not None:
+                yield _frame(name, data)
+
+
+def _sse(body: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(body, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+async def charge_point_events(request: Request) -> StreamingResponse:
+    svc = services(request)
+    cp_id = request.path_params["cp_id"]
+    if not await svc.charge_points.exists(cp_id):
+        raise HTTPException(404, "unknown charge point")
+
+    async def snapshot() -> dict[str, Any] | None:
+        cp = await svc.charge_points.get(cp_id)
+        return charge_point_json(svc, cp) if cp else None
+
+    return _sse(_stream(request, "charge_point",
+                        (ConnectorStatusChanged, ChargePointConnected, ChargePointDisconnected),
+                        lambda e: e.cp_id == cp_id, snapshot))
+
+
+async def session_events(request: Request) -> StreamingResponse:
+    svc = services(request)
+    assert svc.sessions is not None
+    session = await svc.sessions.repo.by_token(request.path_params["token"])
+    if session is None:
+        raise HTTPException(404, "no such session")
+    sessions, session_id = svc.sessions, session.id
+
+    async def snapshot() -> dict[str, Any] | None:
+        current = await sessions.repo.get(session_id)
+        return session_json(svc, current) if current else None
+
+    return _sse(_stream(request, "session", (SessionChanged,),
+                        lambda e: e.session_id == session_id, snapshot))
+
+
+routes = [
+    Route("/cp/{cp_id}/events", charge_point_events),
+    Route("/s/{token}/events", session_events),
+]

@@ -1,0 +1,30 @@
+"""`/api/v1/public/charge-points[/{id}]`: what anyone may know about the chargers."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from strom.web.auth import services
+from strom.web.views import charge_point_json
+
+
+async def list_charge_points(request: Request) -> JSONResponse:
+    svc = services(request)
+    return JSONResponse([charge_point_json(svc, cp) for cp in await svc.charge_points.list()])
+
+
+async def get_charge_point(request: Request) -> JSONResponse:
+    svc = services(request)
+    cp = await svc.charge_points.get(request.path_params["cp_id"])
+    if cp is None:
+        raise HTTPException(404, "unknown charge point")
+    return JSONResponse(charge_point_json(svc, cp))
+
+
+routes = [
+    Route("/api/v1/public/charge-points", list_charge_points),
+    Route("/api/v1/public/charge-points/{cp_id}", get_charge_point),
+]

@@ -1,0 +1,42 @@
+"""Public JSON views shared by the pages, the public API, the TUI and the nostr bots (§6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geohash2
+
+from strom.lnurl.codec import lnurl_encode
+from strom.lnurl.links import pay_links
+from strom.services import Services
+from strom.sessions.model import Session
+from strom.store.charge_points import ChargePoint
+
+
+def geohash(lat: float, lon: float, precision: int = 9) -> str:
+    return str(geohash2.encode(lat, lon, precision=precision))
+
+
+def charge_point_json(svc: Services, cp: ChargePoint) -> dict[str, Any]:
+    """A charge point as drivers and other software see it (contract §6)."""
+    assert svc.tariffs is not None
+    links = pay_links(svc.settings.public_url, cp.id)
+    npub = svc.keyring.npub(cp.id) if svc.keyring else None
+    return {
+        "id": cp.id, "name": cp.name,
+        "pubkey": svc.keyring.pubkey_hex(cp.id) if svc.keyring else None, "npub": npub,
+        "lud16": links.address, "lnurl": links.lnurl,
+        "url": f"{svc.settings.public_url}/cp/{cp.id}", "status": cp.status,
+        "location": {"lat": cp.lat, "lon": cp.lon, "geohash": geohash(cp.lat, cp.lon)},
+        "connectors": [{"id": c.connector_id, "status": c.status if cp.connected else "Offline",
+                        "lnurl": pay_links(svc.settings.public_url, cp.id, c.connector_id).lnurl}
+                       for c in cp.connectors if c.connector_id > 0],
+        "tariff": svc.tariffs.current(cp).to_json(),
+    }
+
+
+def session_json(svc: Services, session: Session) -> dict[str, Any]:
+    """A session as its payer sees it (contract §6), with the stop/refund LNURL-withdraw."""
+    base = svc.settings.public_url
+    return session.public_json(lnurlw=lnurl_encode(f"{base}/lnurlw/{session.token}"),
+                               url=f"{base}/s/{session.token}")
