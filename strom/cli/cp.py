@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import click
 
+from strom import qr
 from strom.cli.common import CliEnv, common_options, open_store, run_async
 from strom.errors import UserError
 from strom.keys import ensure_cp_key, keys_path, remove_cp_key
+from strom.lnurl.links import pay_links
 from strom.security import hash_password
 from strom.store.charge_points import ChargePoint, ChargePointRepository
 
@@ -121,3 +124,36 @@ def remove(env: CliEnv, cp_id: str) -> None:
         raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
     remove_cp_key(keys_path(env.data_dir, env.settings.nostr.keys_file), cp_id)
     click.echo(f"removed {cp_id}")
+
+
+@cp.command("qr")
+@click.argument("cp_id")
+@click.option("--connector", type=click.IntRange(1, 16), default=None,
+              help="QR for one connector (default: any free connector).")
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the QR as SVG to this file.")
+@click.option("--png", "png_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the QR as PNG to this file (for printing).")
+@common_options
+def qr_code(env: CliEnv, cp_id: str, connector: int | None, svg_path: str | None,
+            png_path: str | None) -> None:
+    """Print the charger's pay QR in the terminal (and write SVG/PNG for the sticker)."""
+
+    async def go() -> ChargePoint | None:
+        async with open_store(env) as db:
+            return await ChargePointRepository(db).get(cp_id)
+
+    found = run_async(go())
+    if found is None:
+        raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
+    if connector is not None and connector > found.num_connectors:
+        raise UserError(f"{cp_id} has {found.num_connectors} connector(s), not {connector}")
+    links = pay_links(env.settings.public_url, cp_id, connector)
+    click.echo(qr.terminal(links.web))
+    click.echo(f"\n{links.web}\n{links.lnurl}\n{links.lud17}\nlightning address {links.address}")
+    if svg_path:
+        Path(svg_path).write_text(qr.svg(links.web, scale=10), encoding="utf-8")
+        click.echo(f"wrote {svg_path}")
+    if png_path:
+        Path(png_path).write_bytes(qr.png(links.web))
+        click.echo(f"wrote {png_path}")

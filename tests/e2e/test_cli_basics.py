@@ -66,3 +66,30 @@ def test_bad_config_one_line(tmp_path: Path) -> None:
     assert "[ocpp] port" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cp_qr_prints_and_writes_a_decodable_code(tmp_path: Path) -> None:
+    import io
+
+    import zxingcpp
+    from PIL import Image
+
+    from strom.lnurl.codec import lnurl_decode
+
+    d = tmp_path / "data"
+    assert strom("cp", "add", "cp-q", "--lat", "1", "--lon", "2", "--connectors", "2",
+                 data_dir=d).returncode == 0
+    png, svg = tmp_path / "q.png", tmp_path / "q.svg"
+    result = strom("cp", "qr", "cp-q", "--png", str(png), "--svg", str(svg), data_dir=d)
+    assert result.returncode == 0, result.stderr
+    assert "█" in result.stdout and "lnurlp://127.0.0.1:8000/lnurlp/cp-q" in result.stdout
+    assert svg.read_text().startswith("<svg")
+    decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(png.read_bytes())))]
+    assert len(decoded) == 1
+    web, _, lnurl = decoded[0].partition("?lightning=")
+    assert web == "http://127.0.0.1:8000/cp/cp-q"
+    assert lnurl_decode(lnurl) == "http://127.0.0.1:8000/lnurlp/cp-q"
+    one = strom("cp", "qr", "cp-q", "--connector", "2", data_dir=d)
+    assert "/lnurlp/cp-q-2" in one.stdout
+    too_far = strom("cp", "qr", "cp-q", "--connector", "3", data_dir=d)
+    assert too_far.returncode == 1 and "has 2 connector(s)" in too_far.stderr
