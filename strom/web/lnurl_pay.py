@@ -22,6 +22,7 @@ from strom.web.auth import services
 from strom.web.lnurl_withdraw import withdraw_request_for
 from strom.web.responses import lnurl_response
 
+
 async def resolve_target(svc: Services, target: str) -> tuple[ChargePoint, int | None]:
     """`demo-1` → (demo-1, any connector); `demo-1-2` → (demo-1, connector 2)."""
     cp = await svc.charge_points.get(target)
