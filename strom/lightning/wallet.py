@@ -12,6 +12,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from strom.errors import UserError
+
 
 class WalletError(Exception):
     """A wallet operation failed; the message is fit for a log line and for a user."""
@@ -19,6 +21,10 @@ class WalletError(Exception):
 
 class WalletUnavailable(WalletError):
     """The backend cannot be reached or refuses our credentials right now."""
+
+
+class WalletConfigError(WalletError, UserError):
+    """The wallet's settings cannot work (e.g. the dev wallet on mainnet); the user must fix them."""
 
 
 class PaymentStatus(enum.StrEnum):

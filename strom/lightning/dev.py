@@ -1,0 +1,228 @@
+"""The embedded dev wallet: real signed BOLT11 invoices, no node, no real money.
+
+Invoices are signed with a secp256k1 node key kept in `<data-dir>/dev-node.key` (mode 0600),
+carry a payment secret and a description hash (or description), and decode with any BOLT11
+library. Nobody can pay them over the network: `settle()` marks one paid, as if a payer had
+(`strom wallet pay`, `POST /api/v1/dev/pay`). `pay()` records an outgoing payment as succeeded
+without moving anything, once per payment hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import bolt11
+from bolt11 import Bolt11, MilliSatoshi, Tag, TagChar, Tags
+from bolt11.models.features import Feature, Features, FeatureState
+from coincurve import PrivateKey
+
+from strom.events import EventBus, InvoicePaid
+from strom.lightning.shared import (
+    CURRENCY,
+    decode_invoice,
+    invoice_status,
+    payment_result,
+    refusal,
+)
+from strom.lightning.wallet import (
+    Invoice,
+    InvoiceStatus,
+    PaymentResult,
+    Wallet,
+    WalletConfigError,
+    WalletError,
+    WalletInfo,
+)
+from strom.security import write_secret_file
+from strom.store.db import Database
+from strom.store.lightning import LightningRepository
+from strom.timeutil import iso, parse_iso, utcnow
+
+log = logging.getLogger(__name__)
+
+BACKEND = "dev"
+KEY_FILE = "dev-node.key"
+MIN_FINAL_CLTV = 80
+_FEATURES = Features.from_feature_list({Feature.var_onion_optin: FeatureState.required,
+                                        Feature.payment_secret: FeatureState.required})
+
+
+def load_or_create_node_key(path: Path) -> PrivateKey:
+    """The node key in `path`, created (mode 0600) on first use; safe against a racing process."""
+    if not path.exists():
+        key = PrivateKey()
+        staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        write_secret_file(staging, key.secret.hex() + "\n")
+        try:
+            # link() creates the name only if it does not exist: the first process wins.
+            os.link(staging, path)
+        except FileExistsError:
+            pass
+        finally:
+            staging.unlink(missing_ok=True)
+    text = path.read_text(encoding="utf-8").strip()
+    try:
+        return PrivateKey(bytes.fromhex(text))
+    except ValueError:
+        raise WalletConfigError(f"{path} does not hold a node key (64 hex digits); "
+                                "move it away and a new one is made") from None
+
+
+class DevWallet(Wallet):
+    """`DevWallet(db, bus, data_dir, network="regtest")`; refuses mainnet."""
+
+    def __init__(self, db: Database, bus: EventBus, data_dir: Path,
+                 network: str = "regtest") -> None:
+        if network == "mainnet":
+            raise WalletConfigError("the dev wallet cannot run on mainnet: it is not real money;"
+                                    " set [lightning] backend = \"lnd\" for mainnet")
+        if network not in CURRENCY:
+            raise WalletConfigError(f"unknown network {network!r}; use one of {sorted(CURRENCY)}")
+        self.network = network
+        self.repo = LightningRepository(db)
+        self._bus = bus
+        self._key_path = data_dir / KEY_FILE
+        self._key: PrivateKey | None = None
+
+    async def _node_key(self) -> PrivateKey:
+        if self._key is None:
+            self._key = await asyncio.to_thread(load_or_create_node_key, self._key_path)
+        return self._key
+
+    async def start(self) -> None:
+        """Load the node key and expire overdue invoices; warn that this is play money."""
+        log.warning("DEV WALLET on %s: invoices are NOT REAL MONEY; nobody can pay them over "
+                    "lightning (settle them with `strom wallet pay`)", self.network)
+        await self._node_key()
+        expired = await self.repo.expire_overdue(BACKEND, iso())
+        if expired:
+            log.info("dev wallet: %d open invoice(s) expired while strom was stopped", expired)
+
+    async def close(self) -> None:
+        """Nothing to let go of: every change is committed when its call returns."""
+
+    async def create_invoice(self, amount_msat: int, *, description: str | None = None,
+                             description_hash: bytes | None = None,
+                             expiry: int = 600) -> Invoice:
+        """A signed invoice for `amount_msat`, recorded as open."""
+        if amount_msat <= 0:
+            raise WalletError("invoice amount must be at least 1 msat")
+        if expiry <= 0:
+            raise WalletError("invoice expiry must be positive")
+        if description_hash is not None and len(description_hash) != 32:
+            raise WalletError("description hash must be 32 bytes (SHA-256)")
+        key = await self._node_key()
+        preimage = secrets.token_bytes(32)
+        payment_hash = hashlib.sha256(preimage).hexdigest()
+        created = int(time.time())
+        tags = [Tag(TagChar.payment_hash, payment_hash),
+                Tag(TagChar.payment_secret, secrets.token_hex(32)),
+                Tag(TagChar.expire_time, expiry),
+                Tag(TagChar.min_final_cltv_expiry, MIN_FINAL_CLTV),
+                Tag(TagChar.features, _FEATURES)]
+        if description_hash is not None:
+            tags.append(Tag(TagChar.description_hash, description_hash.hex()))
+        else:
+            tags.append(Tag(TagChar.description, description or ""))
+        unsigned = Bolt11(currency=CURRENCY[self.network], date=created,
+                          amount_msat=MilliSatoshi(amount_msat), tags=Tags(tags))
+        encoded = bolt11.encode(unsigned, key.secret.hex())
+        expires_at = datetime.fromtimestamp(created + expiry, tz=UTC)
+        await self.repo.add_invoice(
+            payment_hash=payment_hash, backend=BACKEND, bolt11=encoded, amount_msat=amount_msat,
+            expires_at=iso(expires_at), description=description if description_hash is None
+            else None, description_hash=description_hash.hex() if description_hash else None,
+            preimage=preimage.hex())
+        return Invoice(encoded, payment_hash, amount_msat, expires_at)
+
+    async def owns(self, payment_hash: str) -> bool:
+        """Whether this dev wallet issued the invoice with `payment_hash`."""
+        stored = await self.repo.invoice(payment_hash)
+        return stored is not None and stored.backend == BACKEND
+
+    async def settle(self, invoice: str) -> InvoiceStatus:
+        """Mark one of our open invoices paid, as if a payer had paid it; publishes InvoicePaid.
+
+        Raises WalletError for an invoice that is not ours, already paid, or expired.
+        """
+        decoded = decode_invoice(invoice)
+        stored = await self.repo.invoice(decoded.payment_hash)
+        if stored is None or stored.backend != BACKEND:
+            raise WalletError("this invoice was not issued by this strom's dev wallet")
+        if stored.bolt11 != _normalized(invoice):
+            raise WalletError("this invoice carries our payment hash but is not the one we issued")
+        if stored.state == "paid":
+            raise WalletError("invoice is already paid")
+        if stored.state == "expired" or parse_iso(stored.expires_at) <= utcnow():
+            await self.repo.mark_expired(stored.payment_hash)
+            raise WalletError("invoice has expired")
+        assert stored.preimage is not None
+        paid = await self.repo.mark_paid(stored.payment_hash, received_msat=stored.amount_msat,
+                                         preimage=stored.preimage, paid_at=iso(), backend=BACKEND)
+        if paid is None:  # a concurrent settle won
+            raise WalletError("invoice is already paid")
+        status = invoice_status(paid)
+        assert status.preimage is not None and status.paid_at is not None
+        log.info("dev wallet: invoice %s… settled, %d msat", paid.payment_hash[:16],
+                 status.amount_msat)
+        self._bus.publish(InvoicePaid(paid.payment_hash, status.amount_msat, status.preimage,
+                                      status.paid_at))
+        return status
+
+    async def invoice_status(self, payment_hash: str) -> InvoiceStatus | None:
+        stored = await self.repo.invoice(payment_hash)
+        if stored is None or stored.backend != BACKEND:
+            return None
+        if stored.state == "open" and parse_iso(stored.expires_at) <= utcnow():
+            await self.repo.mark_expired(payment_hash)
+            stored = await self.repo.invoice(payment_hash)
+            assert stored is not None
+        return invoice_status(stored)
+
+    async def pay(self, bolt11_invoice: str, *, max_fee_msat: int | None = None) -> PaymentResult:
+        """Record a payment of a foreign invoice as succeeded (fee 0), once per payment hash."""
+        decoded = decode_invoice(bolt11_invoice)
+        invoice = _normalized(bolt11_invoice)
+        existing = await self.repo.payment(decoded.payment_hash)
+        if existing is not None and existing.status != "failed":
+            return payment_result(existing)
+        reason = refusal(decoded, self.network)
+        if reason is None and await self.owns(decoded.payment_hash):
+            reason = "this invoice was issued by this wallet; settle it instead of paying it"
+        amount = int(decoded.amount_msat or 0)
+        if reason is not None and amount <= 0:
+            raise WalletError(reason)  # nothing to record: a payment needs an amount
+        # One statement decides, so a second process (the CLI) cannot record it again.
+        stored = await self.repo.record_final(
+            payment_hash=decoded.payment_hash, backend=BACKEND, bolt11=invoice,
+            amount_msat=amount, status="failed" if reason else "succeeded",
+            failure_reason=reason)
+        if stored.status == "succeeded":
+            log.info("dev wallet: paid %d msat to %s… (simulated)", amount,
+                     decoded.payment_hash[:16])
+        return payment_result(stored)
+
+    async def payment_status(self, payment_hash: str) -> PaymentResult | None:
+        stored = await self.repo.payment(payment_hash)
+        return payment_result(stored) if stored else None
+
+    async def balance(self) -> int:
+        """Received − paid − fees, in msat (may go negative: the dev wallet never runs dry)."""
+        received, paid, fees = await self.repo.totals(BACKEND)
+        return received - paid - fees
+
+    async def info(self) -> WalletInfo:
+        key = await self._node_key()
+        return WalletInfo(BACKEND, self.network, key.public_key.format().hex(),
+                          alias="strom dev wallet (not real money)")
+
+
+def _normalized(invoice: str) -> str:
+    return invoice.strip().lower().removeprefix("lightning:")

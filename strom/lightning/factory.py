@@ -1,0 +1,24 @@
+"""Choose and build the wallet backend named in `[lightning] backend`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from strom.config import Settings
+from strom.events import EventBus
+from strom.lightning.dev import DevWallet
+from strom.lightning.lnd import LndWallet
+from strom.lightning.wallet import Wallet, WalletConfigError
+from strom.store.db import Database
+
+
+def make_wallet(settings: Settings, data_dir: Path, db: Database, bus: EventBus) -> Wallet:
+    """The configured backend, not yet started (the caller starts and closes it)."""
+    lightning = settings.lightning
+    if lightning.backend == "dev":
+        return DevWallet(db, bus, data_dir, network=lightning.network)
+    if lightning.backend == "lnd":
+        return LndWallet(db, bus, lightning.lnd, lightning.network,
+                         max_fee_msat=lightning.max_fee_msat)
+    raise WalletConfigError(f"{lightning.backend} backend is not available yet; "
+                            "set [lightning] backend to \"dev\" or \"lnd\"")

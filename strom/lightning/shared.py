@@ -1,0 +1,95 @@
+"""What every backend shares: BOLT11 checks, networks, store rows as interface values, and
+single-flight so that concurrent calls for one payment hash share one attempt."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import bolt11
+from bolt11 import Bolt11
+
+from strom.lightning.wallet import (
+    InvoiceState,
+    InvoiceStatus,
+    PaymentResult,
+    PaymentStatus,
+    WalletError,
+)
+from strom.store.lightning import StoredInvoice, StoredPayment
+from strom.timeutil import parse_iso
+
+T = TypeVar("T")
+
+# BOLT11 human-readable prefixes after "ln", per network.
+CURRENCY = {"mainnet": "bc", "testnet": "tb", "signet": "tbs", "regtest": "bcrt"}
+NETWORK_OF = {prefix: network for network, prefix in CURRENCY.items()}
+
+
+def decode_invoice(invoice: str) -> Bolt11:
+    """Decode and verify a BOLT11 string, or raise WalletError saying it is not one."""
+    text = invoice.strip()
+    if text.lower().startswith("lightning:"):
+        text = text[len("lightning:"):]
+    try:
+        return bolt11.decode(text)
+    except Exception as exc:  # the library raises many unrelated types for bad input
+        raise WalletError(f"not a valid BOLT11 invoice ({type(exc).__name__})") from None
+
+
+def refusal(decoded: Bolt11, network: str) -> str | None:
+    """Why this wallet will not pay `decoded`, or None if it may try."""
+    found = NETWORK_OF.get(decoded.currency, decoded.currency)
+    if found != network:
+        return f"invoice is for {found}, this wallet is on {network}"
+    if not decoded.amount_msat:
+        return "invoice has no amount; strom pays only invoices that name one"
+    if decoded.has_expired():
+        return "invoice has expired"
+    return None
+
+
+def invoice_status(stored: StoredInvoice) -> InvoiceStatus:
+    """The interface's view of a stored invoice."""
+    state = InvoiceState(stored.state)
+    paid = state == InvoiceState.PAID
+    return InvoiceStatus(
+        payment_hash=stored.payment_hash, state=state,
+        amount_msat=stored.received_msat if paid and stored.received_msat else stored.amount_msat,
+        preimage=stored.preimage if paid else None,
+        paid_at=parse_iso(stored.paid_at) if paid and stored.paid_at else None)
+
+
+def payment_result(stored: StoredPayment) -> PaymentResult:
+    """The interface's view of a stored payment."""
+    return PaymentResult(payment_hash=stored.payment_hash, status=PaymentStatus(stored.status),
+                         amount_msat=stored.amount_msat, fee_msat=stored.fee_msat,
+                         preimage=stored.preimage, failure_reason=stored.failure_reason)
+
+
+class SingleFlight:
+    """Concurrent callers with the same key await one shared task.
+
+    The task is shielded: a caller that gives up does not cancel a payment others wait for,
+    and its outcome is still recorded.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Future[object]] = {}
+
+    async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.ensure_future(work())
+            self._running[key] = task
+            task.add_done_callback(lambda _: self._running.pop(key, None))
+        return await asyncio.shield(task)  # type: ignore[return-value]
+
+    def running(self, key: str) -> bool:
+        return key in self._running
+
+    async def drain(self) -> None:
+        """Wait for the attempts still running (on close)."""
+        if self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
