@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
+import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
 import bolt11
+import uvicorn
 from bolt11 import Bolt11, MilliSatoshi, Tag, TagChar, Tags
 from coincurve import PrivateKey
 from starlette.applications import Starlette
@@ -26,12 +29,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from strom.http_server import HttpServer
-
 CURRENCY = {"regtest": "bcrt", "testnet": "tb", "signet": "tbs", "mainnet": "bc"}
 _END = object()
 # What a stream makes of a later event: (line to send, whether the stream is then done).
 Follow = Callable[[tuple[str, str]], "tuple[dict[str, Any], bool] | None"]
+
+
+class _Server(uvicorn.Server):
+    # The test process owns its signals.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
 
 
 def _b64(data: bytes) -> str:
@@ -49,7 +57,11 @@ def _line(obj: dict[str, Any]) -> bytes:
 class FakeLnd:
     """`url = await fake.start()`; `macaroon` is the hex the client must send."""
 
-    def __init__(self, *, network: str = "regtest", balance_msat: int = 50_000_000_000) -> None:
+    def __init__(self, *, network: str = "regtest", balance_msat: int = 50_000_000_000,
+                 tls: tuple[str, str] | None = None) -> None:
+        """`tls=(cert_file, key_file)` serves https, as LND does."""
+        self._tls = tls
+        self._down = False
         self.key = PrivateKey()
         self.macaroon = secrets.token_hex(32)
         self.network = network
@@ -63,28 +75,50 @@ class FakeLnd:
         self.send_calls: list[str] = []
         self.subscribe_calls: list[dict[str, str]] = []
         self._listeners: set[asyncio.Queue[Any]] = set()
-        self._server: HttpServer | None = None
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None]
+        self._sock: socket.socket
         self.port = 0
 
     # --- server life ------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
 
     async def start(self) -> str:
-        self._server = HttpServer(self._app(), "127.0.0.1", self.port)
-        self.port = self._server.port
-        await self._server.start()
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
+        # without it every response waits ~40 ms for a delayed ACK (LND itself does not).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(128)
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self._app(), log_level="warning", lifespan="off",
+                                access_log=False, timeout_graceful_shutdown=1,
+                                ssl_certfile=self._tls[0] if self._tls else None,
+                                ssl_keyfile=self._tls[1] if self._tls else None)
+        server = _Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]), name="fake-lnd")
+        while not server.started:
+            if task.done():
+                await task
+            await asyncio.sleep(0.01)
+        self._server, self._task, self._sock = server, task, sock
         return self.url
 
     async def drop(self) -> None:
         """Go away: end every stream, stop listening."""
+        self._down = True  # until the socket is closed, answer as a node shutting down
         for queue in list(self._listeners):
             queue.put_nowait(_END)
         if self._server is not None:
-            await self._server.close()
+            self._server.should_exit = True
+            await self._task
+            self._sock.close()
             self._server = None
+        self._down = False
 
     async def restart(self) -> None:
         await self.start()
@@ -156,6 +190,8 @@ class FakeLnd:
         def authed(handler: Callable[[Request], Awaitable[Response]]
                    ) -> Callable[[Request], Awaitable[Response]]:
             async def check(request: Request) -> Response:
+                if self._down:
+                    return _error(14, "lnd is shutting down", 503)
                 if request.headers.get("grpc-metadata-macaroon") != self.macaroon:
                     return _error(2, "verification failed: signature mismatch after caveat "
                                   "verification", 401)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import bolt11
 import pytest
+import trustme
 
 from strom.config import LndSettings
 from strom.events import EventBus, InvoicePaid
@@ -295,3 +296,32 @@ async def test_claimed_but_never_sent_is_failed_on_lookup(make_wallet: MakeWalle
     assert status.failure_reason == "the payment never reached lnd"
     assert (await wallet.pay(invoice)).status == PaymentStatus.SUCCEEDED
     assert fake.send_calls == [decoded.payment_hash]
+
+
+async def test_tls_with_the_nodes_certificate(db: Database, bus: EventBus, tmp_path: Path) -> None:
+    # LND signs its own certificate; strom trusts exactly that one (tls_cert).
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    node_cert, node_key, other = tmp_path / "tls.cert", tmp_path / "tls.key", tmp_path / "x.cert"
+    issued.private_key_pem.write_to_path(str(node_key))
+    issued.cert_chain_pems[0].write_to_path(str(node_cert))
+    ca.cert_pem.write_to_path(str(node_cert), append=True)
+    trustme.CA().cert_pem.write_to_path(str(other))
+    node = FakeLnd(tls=(str(node_cert), str(node_key)))
+    await node.start()
+    trusting = LndWallet(db, bus, LndSettings(url=node.url, macaroon_hex=node.macaroon,
+                                              tls_cert=str(node_cert)), "regtest")
+    stranger = LndWallet(db, bus, LndSettings(url=node.url, macaroon_hex=node.macaroon,
+                                              tls_cert=str(other)), "regtest")
+    try:
+        assert node.url.startswith("https://")
+        await trusting.start()
+        invoice = await trusting.create_invoice(1_000, description="over tls")
+        assert bolt11.decode(invoice.bolt11).amount_msat == 1_000
+        await stranger.start()
+        with pytest.raises(WalletUnavailable, match="cannot reach lnd"):
+            await stranger.create_invoice(1_000, description="untrusted")
+    finally:
+        await trusting.close()
+        await stranger.close()
+        await node.close()
