@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -147,6 +146,9 @@ class LndWallet(Wallet):
                 self._reachability(False, f"lnd at {self._rest.url} closed the invoice stream")
             except WalletError as exc:
                 self._reachability(False, str(exc))
+            except Exception:
+                # A bug or an answer we cannot read must not end the follower for good.
+                log.exception("lnd: following invoices failed; retrying in %.1f s", delay)
             finally:
                 self.connected.clear()
                 if reconciler is not None:
@@ -180,8 +182,12 @@ class LndWallet(Wallet):
 
     async def _reconcile_loop(self) -> None:
         while True:
-            with contextlib.suppress(WalletError):
+            try:
                 await self.reconcile()
+            except WalletError:
+                pass  # the follower logs reachability; the next round tries again
+            except Exception:
+                log.exception("lnd: reconciling invoices and payments failed")
             await asyncio.sleep(self._reconcile_interval)
 
     async def reconcile(self) -> None:

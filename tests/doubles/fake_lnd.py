@@ -75,6 +75,7 @@ class FakeLnd:
         self.send_calls: list[str] = []
         self.subscribe_calls: list[dict[str, str]] = []
         self._listeners: set[asyncio.Queue[Any]] = set()
+        self._raw: list[dict[str, Any]] = []
         self._server: _Server | None = None
         self._task: asyncio.Task[None]
         self._sock: socket.socket
@@ -140,6 +141,11 @@ class FakeLnd:
         self.balance_msat += invoice["amt_paid_msat"]
         self._broadcast(("invoice", payment_hash))
         return invoice
+
+    def send_raw(self, line: dict[str, Any]) -> None:
+        """Push `line` as it is to every invoice subscriber (answers a client must survive)."""
+        self._raw.append(line)
+        self._broadcast(("raw", str(len(self._raw) - 1)))
 
     def complete_payment(self, payment_hash: str, status: str = "SUCCEEDED") -> None:
         """Finish a payment that was left in flight ("HANG")."""
@@ -289,6 +295,8 @@ class FakeLnd:
 
         def follow(event: tuple[str, str]) -> tuple[dict[str, Any], bool] | None:
             kind, key = event
+            if kind == "raw":
+                return self._raw[int(key)], False
             if kind != "invoice":
                 return None
             return {"result": self._invoice_json(self.invoices[key])}, False

@@ -189,6 +189,21 @@ async def test_reconnects_after_drop_and_logs_once(make_wallet: MakeWallet, fake
     assert len(fake.subscribe_calls) >= 2
 
 
+async def test_survives_an_unreadable_update(make_wallet: MakeWallet, fake: FakeLnd,
+                                             bus: EventBus,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    wallet = await started(make_wallet())
+    invoice = await wallet.create_invoice(4_000, description="after the garbage")
+    async with bus.listen(InvoicePaid) as queue:
+        fake.send_raw({"result": {"state": "SETTLED", "r_hash": "", "settle_index": "x"}})
+        await asyncio.sleep(0.3)
+        fake.settle(invoice.payment_hash)
+        event = await next_paid(queue)
+    assert event.payment_hash == invoice.payment_hash
+    assert any("following invoices failed" in r.message for r in caplog.records)
+    assert len(fake.subscribe_calls) >= 2  # it reconnected
+
+
 async def test_wrong_macaroon_is_unavailable(db: Database, bus: EventBus, fake: FakeLnd) -> None:
     wallet = LndWallet(db, bus, LndSettings(url=fake.url, macaroon_hex="00" * 32), "regtest",
                        **FAST)  # type: ignore[arg-type]
