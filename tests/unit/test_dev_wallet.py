@@ -13,8 +13,11 @@ from coincurve import PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from strom.config import Settings
 from strom.events import EventBus, InvoicePaid
 from strom.lightning.dev import KEY_FILE, DevWallet
+from strom.lightning.factory import make_wallet
+from strom.lightning.lnd import LndWallet
 from strom.lightning.wallet import InvoiceState, PaymentStatus, WalletConfigError, WalletError
 from strom.store.db import Database
 from tests.doubles.edges import make_invoice
@@ -185,3 +188,17 @@ async def test_pay_refusals_are_recorded_failures(wallet: DevWallet) -> None:
     with pytest.raises(WalletError, match="not a valid BOLT11"):
         await wallet.pay("hello")
     assert await wallet.balance() == 0  # failures cost nothing
+
+
+async def test_factory_picks_the_configured_backend(db: Database, bus: EventBus,
+                                                    tmp_path: Path) -> None:
+    def settings(**lightning: object) -> Settings:
+        return Settings.model_validate({"lightning": lightning})
+
+    assert isinstance(make_wallet(settings(), tmp_path, db, bus), DevWallet)
+    lnd = make_wallet(settings(backend="lnd", network="mainnet"), tmp_path, db, bus)
+    assert isinstance(lnd, LndWallet) and lnd.network == "mainnet"
+    with pytest.raises(WalletConfigError, match="nwc backend is not available yet"):
+        make_wallet(settings(backend="nwc"), tmp_path, db, bus)
+    with pytest.raises(WalletConfigError, match="mainnet"):
+        make_wallet(settings(network="mainnet"), tmp_path, db, bus)
