@@ -9,6 +9,7 @@ import click
 from strom import __version__
 from strom.cli.cp import cp
 from strom.cli.ledger import ledger
+from strom.cli.relay import relay
 from strom.cli.run import demo, run
 from strom.cli.wallet import wallet
 from strom.errors import UserError
@@ -24,6 +25,7 @@ cli.add_command(run)
 cli.add_command(demo)
 cli.add_command(cp)
 cli.add_command(ledger)
+cli.add_command(relay)
 cli.add_command(wallet)
 
 
