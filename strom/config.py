@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from strom.errors import UserError
 
@@ -86,15 +86,59 @@ class LnurlSettings(_Section):
     image_path: str = ""
 
 
-class TariffSettings(_Section):
-    """The default static tariff; a charge point may override any of it."""
+class DynamicTariffSettings(_Section):
+    """`[tariff.dynamic]`: EUR/kWh = (spot EUR/MWh / 1000 x markup + fixed) x (1 + tax/100)."""
 
+    markup: float = Field(1.0, ge=0, allow_inf_nan=False)
+    fixed_eur_per_kwh: float = Field(0.15, allow_inf_nan=False)
+    tax_percent: float = Field(19.0, ge=0, le=100, allow_inf_nan=False)
+    # Bounds in msat/kWh guard drivers and operator against a feed gone mad.
+    floor_msat_per_kwh: int = Field(0, ge=0)
+    ceiling_msat_per_kwh: int = Field(5_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _floor_below_ceiling(self) -> DynamicTariffSettings:
+        if self.floor_msat_per_kwh > self.ceiling_msat_per_kwh:
+            raise ValueError("floor_msat_per_kwh must not exceed ceiling_msat_per_kwh")
+        return self
+
+
+class TariffFeedSettings(_Section):
+    """`[tariff.feeds]`: where the spot price and the BTC/EUR rate come from."""
+
+    spot_provider: Literal["awattar", "json", "csv"] = "awattar"
+    # http(s) URL or file path.
+    spot_url: str = "https://api.awattar.de/v1/marketdata"
+    btc_url: str = "https://api.coingecko.com/api/v3/simple/price?ids=bitcoin&vs_currencies=eur"
+    btc_json_path: str = "bitcoin.eur"
+    interval_seconds: int = Field(900, ge=1)
+    max_age_seconds: int = Field(7200, ge=1)
+    timeout_seconds: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _age_above_interval(self) -> TariffFeedSettings:
+        # Otherwise every feed goes stale between two fetches.
+        if self.max_age_seconds <= self.interval_seconds:
+            raise ValueError("max_age_seconds must be larger than interval_seconds")
+        return self
+
+
+class TariffSettings(_Section):
+    """The default tariff; a charge point may override any price of it.
+
+    In `dynamic` mode the energy price follows the feeds, and `price_msat_per_kwh` is the
+    fallback while they are stale or broken.
+    """
+
+    mode: Literal["static", "dynamic"] = "static"
     price_msat_per_kwh: int = Field(300_000, ge=0)
     session_fee_msat: int = Field(0, ge=0)
     price_msat_per_minute: int = Field(0, ge=0)
     grace_minutes: int = Field(30, ge=0)
     min_prepay_msat: int = Field(1_000_000, ge=1000)
     max_prepay_msat: int = Field(100_000_000, ge=1000)
+    dynamic: DynamicTariffSettings = Field(default_factory=DynamicTariffSettings)
+    feeds: TariffFeedSettings = Field(default_factory=TariffFeedSettings)
 
 
 class SessionSettings(_Section):

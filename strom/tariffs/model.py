@@ -9,7 +9,13 @@ from typing import Any, Literal
 
 @dataclass(frozen=True, slots=True)
 class Tariff:
-    """Prices in msat. A session stores the tariff it was sold under, unchanged to its end."""
+    """Prices in msat. A session stores the tariff it was sold under, unchanged to its end.
+
+    The price in an invoice is what its session pays, however long it charges. `valid_until`
+    only says how long this quote is offered to new payers (a dynamic price changes when its
+    spot slot ends). `basis` records the facts a price was made from: for a dynamic price the
+    spot EUR/MWh, the BTC/EUR rate and the feeds' ages; for a static fallback, why.
+    """
 
     price_msat_per_kwh: int
     session_fee_msat: int = 0
@@ -19,6 +25,7 @@ class Tariff:
     max_prepay_msat: int = 100_000_000
     source: Literal["static", "dynamic"] = "static"
     valid_until: str | None = None
+    basis: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -49,9 +56,20 @@ def _sat(msat: int) -> str:
     return f"{sat:,.0f} sat" if sat == int(sat) else f"{sat:,.3f} sat"
 
 
+def _basis_words(tariff: Tariff) -> str:
+    basis = tariff.basis or {}
+    if tariff.source == "dynamic" and "spot_eur_per_mwh" in basis:
+        until = f", until {tariff.valid_until[11:16]} UTC" if tariff.valid_until else ""
+        return (f" (dynamic: spot {basis['spot_eur_per_mwh']:.2f} EUR/MWh at "
+                f"{basis['btc_eur']:,.0f} EUR/BTC{until})")
+    if basis.get("fallback"):
+        return f" (fixed price: {basis['fallback']})"
+    return ""
+
+
 def describe(tariff: Tariff) -> str:
     """The tariff in words, as wallets show it before the driver pays."""
-    parts = [f"{_sat(tariff.price_msat_per_kwh)} per kWh"]
+    parts = [f"{_sat(tariff.price_msat_per_kwh)} per kWh{_basis_words(tariff)}"]
     parts.append(f"session fee {_sat(tariff.session_fee_msat)}" if tariff.session_fee_msat
                  else "no session fee")
     if tariff.price_msat_per_minute:

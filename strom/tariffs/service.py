@@ -1,17 +1,245 @@
-"""The tariff service: the current price of a charge point, from whichever source applies."""
+"""The tariff service: the current price of a charge point, from whichever source applies.
+
+In `dynamic` mode an APScheduler job fetches the spot and BTC/EUR feeds every
+`[tariff.feeds] interval_seconds` and caches them in the store, so a restart has prices at
+once. `current()` stays synchronous: it only reads what the last fetch left in memory.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
 from strom.config import TariffSettings
 from strom.store.charge_points import ChargePoint
+from strom.store.db import Database
+from strom.store.tariff_feeds import TariffFeedRepository
+from strom.tariffs.dynamic import (
+    FeedData,
+    FeedStatus,
+    PriceSlot,
+    dynamic_tariff,
+    feed_status,
+    price_schedule,
+)
+from strom.tariffs.feeds import FeedError, SpotSlot, fetch_btc, fetch_spot, shown_source
 from strom.tariffs.model import Tariff
+from strom.tariffs.quotes import QuoteBook
 from strom.tariffs.static import static_tariff
+from strom.timeutil import iso, parse_iso, utcnow
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Spot slots older than this are dropped from the cache; the newest one is always kept.
+_KEEP_PAST = timedelta(days=1)
 
 
 class TariffService:
-    def __init__(self, default: TariffSettings) -> None:
+    """Prices for drivers. `await start()` before use in dynamic mode, `await close()` after."""
+
+    def __init__(self, default: TariffSettings, db: Database | None = None, *,
+                 clock: Callable[[], datetime] = utcnow, quote_seconds: float = 300.0) -> None:
         self._default = default
+        self._repo = TariffFeedRepository(db) if db is not None else None
+        self._clock = clock
+        self._data = FeedData()
+        self._quotes = QuoteBook(quote_seconds)
+        self._client: httpx.AsyncClient | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[FeedStatus]] = set()
+        self._closing = False
+        self._fallback: str | None = None
+
+    @property
+    def dynamic(self) -> bool:
+        return self._default.mode == "dynamic"
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load cached feed values, then fetch now and every `interval_seconds` (dynamic only)."""
+        if not self.dynamic:
+            return
+        await self._load_cache()
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.add_job(
+            self._scheduled_refresh, "interval", id="tariff-feeds",
+            seconds=self._default.feeds.interval_seconds, next_run_time=datetime.now(UTC),
+            max_instances=1, coalesce=True, misfire_grace_time=None)
+        self._scheduler.start()
+        log.info("dynamic tariff: spot prices from %s, BTC/EUR from %s, every %d s",
+                 shown_source(self._default.feeds.spot_url),
+                 shown_source(self._default.feeds.btc_url), self._default.feeds.interval_seconds)
+
+    async def close(self) -> None:
+        """Stop the schedule and any fetch under way."""
+        self._closing = True
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _scheduled_refresh(self) -> None:
+        # The fetch runs as its own task so close() can cancel it without APScheduler
+        # logging the cancellation as a failed job.
+        task = asyncio.ensure_future(self.refresh())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+
+    # --- prices -----------------------------------------------------------------------------
+
+    def is_dynamic(self, cp: ChargePoint) -> bool:
+        """Whether this charge point's price follows the feeds (no fixed price of its own)."""
+        return self.dynamic and "price_msat_per_kwh" not in cp.tariff
 
     def current(self, cp: ChargePoint) -> Tariff:
-        """The price a driver would lock in by paying now."""
-        return static_tariff(self._default, cp)
+        """The price a driver would lock in by paying now.
+
+        A charge point with its own `price_msat_per_kwh` keeps that fixed price in both modes.
+        """
+        base = static_tariff(self._default, cp)
+        if not self.is_dynamic(cp):
+            return base
+        tariff = dynamic_tariff(base, self._data, self._default, self._clock())
+        self._note_fallback((tariff.basis or {}).get("fallback"))
+        return tariff
+
+    def quote(self, cp: ChargePoint) -> tuple[Tariff, str]:
+        """The current tariff and an id that `quoted()` turns back into it for a few minutes."""
+        tariff = self.current(cp)
+        return tariff, self._quotes.issue(cp.id, tariff)
+
+    def quoted(self, cp: ChargePoint, quote_id: str | None) -> Tariff:
+        """The tariff quoted under `quote_id`, or the current one when it is unknown or old."""
+        found = self._quotes.get(cp.id, quote_id) if quote_id else None
+        return found if found is not None else self.current(cp)
+
+    def schedule(self, cp: ChargePoint, hours: float = 12) -> list[PriceSlot]:
+        """The energy price of each spot slot from now to `hours` ahead (empty if not dynamic)."""
+        if not self.is_dynamic(cp):
+            return []
+        return price_schedule(self._data, self._default, self._clock(), hours)
+
+    def status(self) -> FeedStatus:
+        """Feed ages, last errors, and whether (and why) the static fallback applies."""
+        return feed_status(self._data, self._default, self._clock())
+
+    # --- feeds ------------------------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._default.feeds.timeout_seconds,
+                                             follow_redirects=True)
+        return self._client
+
+    def _sources(self) -> tuple[str, str]:
+        feeds = self._default.feeds
+        return feeds.spot_url, f"{feeds.btc_url} @ {feeds.btc_json_path}"
+
+    async def refresh(self) -> FeedStatus:
+        """Fetch both feeds now, keep and cache what came, and return the resulting status."""
+        async with self._lock:
+            if self._closing:
+                return self.status()
+            feeds = self._default.feeds
+            spot, btc = await asyncio.gather(_attempt(fetch_spot(feeds, self._http())),
+                                             _attempt(fetch_btc(feeds, self._http())))
+            now = self._clock()
+            spot_source, btc_source = self._sources()
+            data = self._data
+            if isinstance(spot, list):
+                kept = [s for s in spot if s.end > now - _KEEP_PAST] or spot[-1:]
+                data = replace(data, slots=tuple(kept), spot_fetched_at=now, spot_error=None)
+                await self._record("spot", spot_source, [s.to_json() for s in kept], None, now)
+            else:
+                data = replace(data, spot_error=spot.error)
+                await self._record("spot", spot_source, None, spot.error, now)
+            if isinstance(btc, float):
+                data = replace(data, btc_eur=btc, btc_fetched_at=now, btc_error=None)
+                await self._record("btc", btc_source, {"btc_eur": btc}, None, now)
+            else:
+                data = replace(data, btc_error=btc.error)
+                await self._record("btc", btc_source, None, btc.error, now)
+            self._data = data
+        status = self.status()
+        self._note_fallback(status.reason)
+        return status
+
+    async def _record(self, name: str, source: str, payload: object, error: str | None,
+                      now: datetime) -> None:
+        if error is not None:
+            log.warning("tariff feed %s: %s", name, error)
+        if self._repo is None:
+            return
+        if error is None:
+            await self._repo.record_success(name, source, payload, iso(now))
+        else:
+            await self._repo.record_failure(name, source, error, iso(now))
+
+    async def _load_cache(self) -> None:
+        if self._repo is None:
+            return
+        cached = await self._repo.load()
+        spot_source, btc_source = self._sources()
+        data = self._data
+        try:
+            if (spot := cached.get("spot")) is not None and spot.source == spot_source:
+                data = replace(data, slots=tuple(SpotSlot.from_json(s) for s in spot.payload or []),
+                               spot_fetched_at=_when(spot.fetched_at), spot_error=spot.error)
+            if (btc := cached.get("btc")) is not None and btc.source == btc_source:
+                data = replace(data, btc_eur=float(btc.payload["btc_eur"]) if btc.payload else None,
+                               btc_fetched_at=_when(btc.fetched_at), btc_error=btc.error)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            log.warning("tariff feed cache unreadable, fetching afresh: %s", exc)
+            return
+        self._data = data
+
+    def _note_fallback(self, reason: str | None) -> None:
+        """Log when the static fallback starts, changes reason, or ends."""
+        if reason == self._fallback:
+            return
+        if reason is not None:
+            log.warning("dynamic tariff falls back to the static price: %s", reason)
+        else:
+            log.info("dynamic tariff: feeds are fresh again, prices follow the spot market")
+        self._fallback = reason
+
+
+class _Failed:
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+async def _attempt(fetch: Awaitable[T]) -> T | _Failed:
+    """The fetch's result, or why it failed; a feed must never stop the schedule."""
+    try:
+        return await fetch
+    except FeedError as exc:
+        return _Failed(str(exc))
+    except Exception as exc:  # a feed's oddity is not ours to crash on; it is logged
+        log.exception("unexpected error reading a tariff feed")
+        return _Failed(f"unexpected error ({type(exc).__name__})")
+
+
+def _when(text: str | None) -> datetime | None:
+    return parse_iso(text) if text else None

@@ -48,9 +48,12 @@ async def charge_point_page(request: Request) -> Response:
     svc, cp = await _charge_point(request)
     assert svc.tariffs is not None
     links = pay_links(svc.settings.public_url, cp.id)
+    dynamic = svc.tariffs.is_dynamic(cp)
     return templates.TemplateResponse(request, "charge_point.html", {
         "cp": charge_point_json(svc, cp), "links": links,
         "price_words": describe(svc.tariffs.current(cp)),
+        "schedule": svc.tariffs.schedule(cp) if dynamic else [],
+        "feed_status": svc.tariffs.status() if dynamic else None,
         "qr_svg": qr.svg(links.web, title=f"Pay for charging at {cp.name}")})
 
 
