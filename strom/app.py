@@ -14,6 +14,9 @@ import signal
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+from bots.service import NostrBots
+from relay import Relay
+from relay import database_path as relay_database_path
 from strom.config import Settings
 from strom.events import EventBus
 from strom.http_server import HttpServer
@@ -23,12 +26,14 @@ from strom.ocpp.central_system import CentralSystem
 from strom.paths import admin_token_path, database_path, ensure_data_dir, runtime_path
 from strom.security import read_or_create_secret, write_secret_file
 from strom.services import Services
+from strom.simulator.charge_point import SimulatedChargePoint
 from strom.sessions.refunds import RefundService
 from strom.sessions.service import SessionService
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.store.event_log import EventLogRepository
 from strom.store.transactions import TransactionRepository
+from strom.store.zaps import ZapRepository
 from strom.tariffs.service import TariffService
 from strom.web.app import create_web_app
 
@@ -48,6 +53,7 @@ class StromApp:
         self._stopped = asyncio.Event()
         self.services: Services | None = None
         self.http: HttpServer | None = None
+        self.relay: Relay | None = None
 
     async def __aenter__(self) -> StromApp:
         try:
@@ -75,7 +81,7 @@ class StromApp:
             settings=self.settings, data_dir=self.data_dir, demo=self.demo, db=db, bus=bus,
             charge_points=charge_points, event_log=event_log,
             admin_token=read_or_create_secret(admin_token_path(self.data_dir)),
-            keyring=KeyRing(key_file),
+            zaps=ZapRepository(db), keyring=KeyRing(key_file),
         )
         self.services = svc
         # Bound first: with port 0 the real port must be known before any link is made.
@@ -94,7 +100,10 @@ class StromApp:
         svc.central_system = central
         await self._start_money(svc, central)
 
+        await self._start_nostr(svc)
         await http.start()
+        if self.demo:
+            await self._start_demo_charger(central)
         self._write_runtime()
 
     async def _start_money(self, svc: Services, central: CentralSystem) -> None:
@@ -111,13 +120,43 @@ class StromApp:
             max_fee_msat=lightning.max_fee_msat)
         central.authorizer = sessions
         svc.wallet, svc.sessions, svc.refunds = wallet, sessions, refunds
-        svc.tariffs = TariffService(self.settings.tariff)
+        svc.tariffs = TariffService(self.settings.tariff, svc.db)
+        await svc.tariffs.start()
+        self._stack.push_async_callback(svc.tariffs.close)
         await sessions.start()
         self._stack.push_async_callback(sessions.close)
         await wallet.start()
         self._stack.push_async_callback(wallet.close)
         await refunds.start()
         self._stack.push_async_callback(refunds.close)
+
+    async def _start_demo_charger(self, central: CentralSystem) -> None:
+        """Demo mode: `demo-1` is a simulated charger connected over real OCPP."""
+        sim = SimulatedChargePoint(DEMO_CP_ID, central.url, meter_interval=5.0, speed=10.0)
+        await sim.start()
+        self._stack.push_async_callback(sim.close)
+
+    async def _start_nostr(self, svc: Services) -> None:
+        """The embedded relay (when on) and the bots, which use it like any other relay."""
+        relays = list(self.settings.nostr.relays)
+        if self.settings.relay.embedded:
+            keyring = svc.keyring
+            assert keyring is not None
+            ours = lambda: set(keyring.all_pubkeys().values())  # noqa: E731
+            relay = Relay(relay_database_path(self.data_dir), self.settings.relay.host,
+                          self.settings.relay.port, write_policy=self.settings.relay.write_policy,
+                          allowed_pubkeys=ours, trusted_pubkeys=ours,
+                          public_url=self.settings.relay.public_url or None)
+            await relay.start()
+            self._stack.push_async_callback(relay.close)
+            self.relay = relay
+            relays.insert(0, relay.url)
+            svc.relay_url = self.settings.relay.public_url or relay.url
+        if relays:
+            bots = NostrBots(svc, relays)
+            await bots.start()
+            self._stack.push_async_callback(bots.close)
+            svc.bots = bots
 
     @property
     def http_url(self) -> str:
@@ -134,6 +173,8 @@ class StromApp:
         urls = {"web": self.http_url + "/", "health": self.http_url + "/healthz"}
         if self.services and self.services.central_system:
             urls["ocpp"] = self.services.central_system.url + "{charge point id}"
+        if self.relay is not None:
+            urls["relay"] = self.relay.url
         return urls
 
     def stop(self) -> None:

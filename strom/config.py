@@ -52,6 +52,7 @@ class RelaySettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(7777, ge=0, le=65535)
     write_policy: Literal["open", "strom"] = "open"
+    public_url: str = ""  # the wss:// URL clients know the relay by, if proxied
 
 
 class NostrSettings(_Section):
@@ -204,7 +205,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         # Lists come as comma-separated values; pydantic coerces the rest from strings.
         field = _field_for(path)
-        node[path[-1]] = [s.strip() for s in raw.split(",") if s.strip()] if field == list else raw
+        node[path[-1]] = [s.strip() for s in raw.split(",") if s.strip()] if field is list else raw
     return overrides
 
 

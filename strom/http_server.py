@@ -22,7 +22,9 @@ class _EmbeddedServer(uvicorn.Server):
 def bind_tcp(host: str, port: int, what: str, setting: str) -> socket.socket:
     """Bind a listening socket, or fail with a message that says which setting to change."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only then, and
+    # without it small replies wait ~40 ms for Nagle.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

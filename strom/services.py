@@ -12,8 +12,10 @@ from strom.keys import KeyRing
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.store.event_log import EventLogRepository
+from strom.store.zaps import ZapRepository
 
 if TYPE_CHECKING:
+    from bots.service import NostrBots
     from strom.lightning.wallet import Wallet
     from strom.ocpp.central_system import CentralSystem
     from strom.sessions.refunds import RefundService
@@ -31,9 +33,12 @@ class Services:
     charge_points: ChargePointRepository
     event_log: EventLogRepository
     admin_token: str
+    zaps: ZapRepository
     keyring: KeyRing | None = None
     central_system: CentralSystem | None = None
     wallet: Wallet | None = None
     tariffs: TariffService | None = None
     sessions: SessionService | None = None
     refunds: RefundService | None = None
+    bots: NostrBots | None = None
+    relay_url: str | None = None  # the embedded relay, when it runs

@@ -21,6 +21,7 @@ from ocpp.v16.enums import (
     DataTransferStatus,
     RegistrationStatus,
 )
+from websockets.exceptions import ConnectionClosed
 
 from strom.events import (
     ChargePointBooted,
@@ -107,6 +108,8 @@ class ChargePointConnection(ChargePoint):
             return
         try:
             await self._handle_call(msg)
+        except ConnectionClosed:
+            raise  # the receive loop ends; the central system cleans up
         except OCPPError as exc:
             log.info("%s: %s %s answered %s: %s", self.id, msg.action, msg.unique_id,
                      exc.code, exc.description)

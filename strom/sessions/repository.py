@@ -94,11 +94,16 @@ class SessionRepository:
         return {r[0] for r in rows}
 
     async def list(self, *, cp_id: str | None = None, state: State | None = None,
-                   limit: int = 100, offset: int = 0) -> list[Session]:
+                   payer_pubkey: str | None = None, limit: int = 100,
+                   offset: int = 0) -> list[Session]:
+        """Newest first."""
         where, params = [], []
         if cp_id:
             where.append("cp_id = ?")
             params.append(cp_id)
+        if payer_pubkey:
+            where.append("payer_pubkey = ?")
+            params.append(payer_pubkey)
         if state:
             where.append("state = ?")
             params.append(state.value)

@@ -23,8 +23,8 @@ from strom.events import (
     Event,
     SessionChanged,
 )
+from strom.views import charge_point_json, session_json
 from strom.web.auth import services
-from strom.web.views import charge_point_json, session_json
 
 KEEPALIVE = 15.0
 

@@ -6,6 +6,7 @@ answered only while a connector is free; the reason says why not.
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -15,12 +16,15 @@ from starlette.routing import Route
 from strom.lightning.wallet import WalletError
 from strom.lnurl import pay as lud06
 from strom.lnurl.errors import LnurlError
+from strom.nostr.zap import ZapRequest, parse_zap_request
 from strom.services import Services
 from strom.store.charge_points import ChargePoint
 from strom.tariffs.model import Tariff, describe
 from strom.web.auth import services
 from strom.web.lnurl_withdraw import withdraw_request_for
 from strom.web.responses import lnurl_response
+
+log = logging.getLogger(__name__)
 
 
 async def resolve_target(svc: Services, target: str) -> tuple[ChargePoint, int | None]:
@@ -73,12 +77,22 @@ async def pay_request(request: Request) -> JSONResponse:
     except LnurlError as exc:
         return lnurl_response(exc.to_json())
     assert svc.tariffs is not None
-    tariff = svc.tariffs.current(cp)
-    return lnurl_response(lud06.pay_request(
-        callback=f"{svc.settings.public_url}/lnurlp/{target}/callback",
+    # The metadata states the price; the quote keeps it for the callback even if the market
+    # moves in between, so the invoice's description hash matches what the wallet was shown.
+    tariff, quote = svc.tariffs.quote(cp)
+    answer = lud06.pay_request(
+        callback=f"{svc.settings.public_url}/lnurlp/{target}/callback?q={quote}",
         min_sendable=tariff.min_sendable_msat, max_sendable=tariff.max_prepay_msat,
         metadata_json=pay_metadata(svc, cp, connector_id, target, tariff),
-        comment_allowed=svc.settings.lnurl.comment_allowed))
+        comment_allowed=svc.settings.lnurl.comment_allowed)
+    if pubkey := _nostr_pubkey(svc, cp):
+        answer.update(allowsNostr=True, nostrPubkey=pubkey)  # NIP-57: zaps start sessions too
+    return lnurl_response(answer)
+
+
+def _nostr_pubkey(svc: Services, cp: ChargePoint) -> str | None:
+    """The charger's own key signs its zap receipts; none when its key is not loaded."""
+    return svc.keyring.pubkey_hex(cp.id) if svc.keyring else None
 
 
 async def pay_callback(request: Request) -> JSONResponse:
@@ -87,19 +101,26 @@ async def pay_callback(request: Request) -> JSONResponse:
     target = request.path_params["target"]
     try:
         cp, connector_id = await resolve_target(svc, target)
-        tariff = svc.tariffs.current(cp)
+        tariff = svc.tariffs.quoted(cp, request.query_params.get("q"))
         amount = lud06.parse_amount(request.query_params.get("amount"),
                                     tariff.min_sendable_msat, tariff.max_prepay_msat)
         comment = lud06.parse_comment(request.query_params.get("comment"),
                                       svc.settings.lnurl.comment_allowed)
+        zap = _zap_request(svc, cp, request.query_params.get("nostr"), amount)
         await ensure_free(svc, cp, connector_id)
-        meta = pay_metadata(svc, cp, connector_id, target, tariff)
+        # A zap's invoice commits to the zap request (NIP-57), a plain payment to the metadata.
+        described = zap.raw if zap else pay_metadata(svc, cp, connector_id, target, tariff)
         try:
             pending = await svc.sessions.create_pending(
-                cp, connector_id, tariff, amount, description_hash=lud06.description_hash(meta),
-                comment=comment)
+                cp, connector_id, tariff, amount,
+                description_hash=lud06.description_hash(described), comment=comment,
+                payer_pubkey=zap.sender if zap else None)
         except WalletError:
             raise LnurlError("payments temporarily unavailable, try again in a minute") from None
+        if zap:
+            await svc.zaps.add(payment_hash=pending.payment_hash, session_id=pending.session.id,
+                               cp_id=cp.id, sender=zap.sender, request_json=zap.raw,
+                               bolt11=pending.bolt11)
     except LnurlError as exc:
         return lnurl_response(exc.to_json())
     session_url = f"{svc.settings.public_url}/s/{pending.session.token}"
@@ -108,6 +129,20 @@ async def pay_callback(request: Request) -> JSONResponse:
         "successAction": {"tag": "url", "url": session_url,
                           "description": "Your charging session: live status, stop and refund"},
     })
+
+
+def _zap_request(svc: Services, cp: ChargePoint, raw: str | None,
+                 amount: int) -> ZapRequest | None:
+    if raw is None:
+        return None
+    pubkey = _nostr_pubkey(svc, cp)
+    if pubkey is None:
+        raise LnurlError("this charger does not accept zaps")
+    try:
+        return parse_zap_request(raw, pubkey, amount)
+    except LnurlError as exc:
+        log.warning("rejected zap request for %s: %s", cp.id, exc)
+        raise
 
 
 routes = [

@@ -13,9 +13,9 @@ from strom.lnurl.links import pay_links
 from strom.services import Services
 from strom.store.charge_points import ChargePoint
 from strom.tariffs.model import describe
+from strom.views import charge_point_json
 from strom.web.auth import services
 from strom.web.templating import STATIC_DIR, templates
-from strom.web.views import charge_point_json
 
 
 async def _charge_point(request: Request) -> tuple[Services, ChargePoint]:

@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from strom.views import charge_point_json
 from strom.web.auth import services
-from strom.web.views import charge_point_json
 
 
 async def list_charge_points(request: Request) -> JSONResponse:

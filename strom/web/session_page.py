@@ -19,10 +19,10 @@ from strom.lnurl.errors import LnurlError
 from strom.services import Services
 from strom.sessions.model import Session
 from strom.sessions.service import SessionError
+from strom.views import session_json
 from strom.web.auth import services
 from strom.web.responses import lnurl_response
 from strom.web.templating import templates
-from strom.web.views import session_json
 
 STATE_WORDS = {
     "pending_payment": "Waiting for your payment", "paid": "Paid, starting the charger",

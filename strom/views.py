@@ -1,4 +1,4 @@
-"""Public JSON views shared by the pages, the public API, the TUI and the nostr bots (§6)."""
+"""Public JSON views (contract §6) shared by the pages, the APIs, the TUI and the nostr bots."""
 
 from __future__ import annotations
 

@@ -1,0 +1,149 @@
+"""The DM conversation: `help`, `status`, `price`, `stop`, `refund`, `history`, and for
+operators `reset`, `unlock N`, `availability N on|off`.
+
+Only a session's payer (the key that zapped, or the key linked to the session) may stop it or
+get its refund link; everybody else is told so, and nothing happens.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from nostr_sdk import PublicKey
+
+from strom.keys import operator_npubs
+from strom.lnurl.codec import lnurl_encode
+from strom.ocpp.commands import ChargerCallError
+from strom.services import Services
+from strom.sessions.model import ACTIVE_STATES, Session, State
+from strom.tariffs.model import describe
+
+log = logging.getLogger(__name__)
+
+HELP = """Commands:
+status – charger status and your session
+price – the current price
+stop – stop your charging session (payer only)
+refund – your refund link (payer only)
+history – your last sessions here
+help – this text"""
+OPERATOR_HELP = "\nOperator: reset · unlock N · availability N on|off"
+
+
+def _sat(msat: int) -> str:
+    return f"{msat // 1000:,} sat"
+
+
+class Commands:
+    """Answers one DM; `operators` are hex pubkeys allowed to run operator commands."""
+
+    def __init__(self, svc: Services, operators: frozenset[str]) -> None:
+        self._svc = svc
+        self._operators = operators
+
+    @classmethod
+    def from_services(cls, svc: Services, key_file: Path) -> Commands:
+        hexes = set()
+        for npub in operator_npubs(key_file):
+            try:
+                hexes.add(PublicKey.parse(npub).to_hex())
+            except Exception:
+                log.warning("nostr-keys.toml: [operator] npubs has an invalid key; ignored")
+        return cls(svc, frozenset(hexes))
+
+    async def answer(self, cp_id: str, sender: str, text: str) -> str:
+        words = text.strip().lower().split()
+        command, args = (words[0], words[1:]) if words else ("help", [])
+        operator = sender in self._operators
+        match command:
+            case "help" | "?":
+                return HELP + (OPERATOR_HELP if operator else "")
+            case "status":
+                return await self._status(cp_id, sender)
+            case "price":
+                return await self._price(cp_id)
+            case "stop":
+                return await self._stop(cp_id, sender)
+            case "refund":
+                return await self._refund(cp_id, sender)
+            case "history":
+                return await self._history(cp_id, sender)
+            case "reset" | "unlock" | "availability" if operator:
+                return await self._operate(cp_id, command, args)
+            case "reset" | "unlock" | "availability":
+                return "Only operators may do that."
+        return f"Unknown command {command!r}.\n{HELP}"
+
+    async def _mine(self, cp_id: str, sender: str) -> list[Session]:
+        assert self._svc.sessions is not None
+        return await self._svc.sessions.repo.list(cp_id=cp_id, payer_pubkey=sender, limit=10)
+
+    async def _status(self, cp_id: str, sender: str) -> str:
+        cp = await self._svc.charge_points.get(cp_id)
+        if cp is None:
+            return "This charger was removed."
+        lines = [f"{cp.name}: {cp.status}"]
+        lines += [f"connector {c.connector_id}: {c.status if cp.connected else 'Offline'}"
+                  for c in cp.connectors if c.connector_id > 0]
+        active = [s for s in await self._mine(cp_id, sender) if s.state in ACTIVE_STATES]
+        for s in active:
+            lines.append(f"Your session: {s.state.value}, {s.energy_wh / 1000:.2f} kWh, "
+                         f"{_sat(s.consumed_msat)} of {_sat(s.paid_msat)} used.")
+        return "\n".join(lines)
+
+    async def _price(self, cp_id: str) -> str:
+        cp = await self._svc.charge_points.get(cp_id)
+        assert self._svc.tariffs is not None
+        return describe(self._svc.tariffs.current(cp)) if cp else "This charger was removed."
+
+    async def _stop(self, cp_id: str, sender: str) -> str:
+        assert self._svc.sessions is not None
+        active = [s for s in await self._mine(cp_id, sender)
+                  if s.state in (State.PAID, *ACTIVE_STATES)]
+        if not active:
+            return "You have no running session here. Only the payer of a session can stop it."
+        session = await self._svc.sessions.stop_and_wait(active[0].id, "stopped by the driver")
+        return (f"Stopped. {session.energy_wh / 1000:.2f} kWh, {_sat(session.consumed_msat)}. "
+                f"{self._refund_text(session)}")
+
+    async def _refund(self, cp_id: str, sender: str) -> str:
+        refundable = [s for s in await self._mine(cp_id, sender) if s.refundable_msat > 0
+                      and s.state not in (State.PENDING_PAYMENT, *ACTIVE_STATES)]
+        if not refundable:
+            return "Nothing to refund for you here. Only the payer of a session gets its refund."
+        return self._refund_text(refundable[0])
+
+    def _refund_text(self, session: Session) -> str:
+        if session.refundable_msat <= 0:
+            return "Nothing left to refund."
+        url = f"{self._svc.settings.public_url}/lnurlw/{session.token}"
+        return (f"Your refund: {_sat(session.refundable_msat)}. Withdraw it with your wallet: "
+                f"lightning:{lnurl_encode(url)}")
+
+    async def _history(self, cp_id: str, sender: str) -> str:
+        sessions = (await self._mine(cp_id, sender))[:5]
+        if not sessions:
+            return "No sessions of yours here yet."
+        return "\n".join(f"{s.created_at[:16]} {s.state.value}: {s.energy_wh / 1000:.2f} kWh, "
+                         f"paid {_sat(s.paid_msat)}, used {_sat(s.consumed_msat)}, "
+                         f"refunded {_sat(s.refunded_msat)}" for s in sessions)
+
+    async def _operate(self, cp_id: str, command: str, args: list[str]) -> str:
+        central = self._svc.central_system
+        assert central is not None
+        try:
+            if command == "reset":
+                ok = await central.reset(cp_id)
+                return "Reset accepted." if ok else "The charger refused the reset."
+            if not args or not args[0].isdigit():
+                return f"Usage: {command} N" + (" on|off" if command == "availability" else "")
+            connector = int(args[0])
+            if command == "unlock":
+                return f"Unlock: {await central.unlock(cp_id, connector)}"
+            if len(args) < 2 or args[1] not in ("on", "off"):
+                return "Usage: availability N on|off"
+            result = await central.change_availability(cp_id, connector, args[1] == "on")
+            return f"Availability: {result}"
+        except ChargerCallError as exc:
+            return str(exc)

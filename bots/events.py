@@ -1,0 +1,59 @@
+"""What a charge point publishes: profile (0), relay lists (10002, 10050), status (30333)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nostr_sdk import Event, EventBuilder, Keys, Kind, Tag, Timestamp
+
+from strom.views import geohash
+
+PROFILE, RELAY_LIST, DM_RELAYS, STATUS = 0, 10002, 10050, 30333
+
+
+def _event(keys: Keys, kind: int, content: str, tags: list[list[str]]) -> Event:
+    return EventBuilder(Kind(kind), content).tags([Tag.parse(t) for t in tags]).finalize(keys)
+
+
+def profile(keys: Keys, cp: dict[str, Any], host: str) -> Event:
+    """Kind 0: name, about, lud16, nip05 and the charger's page."""
+    content = {
+        "name": cp["name"], "display_name": cp["name"],
+        "about": f"EV charge point {cp['id']}. Zap me or pay {cp['lud16']} to charge; "
+                 "DM me `help` for commands. Unused prepayment is refunded.",
+        "lud16": cp["lud16"], "nip05": f"{cp['id']}@{host}", "website": cp["url"],
+    }
+    return _event(keys, PROFILE, json.dumps(content), [])
+
+
+def relay_list(keys: Keys, relays: list[str]) -> Event:
+    """Kind 10002 (NIP-65): where to find this charger's events."""
+    return _event(keys, RELAY_LIST, "", [["r", url] for url in relays])
+
+
+def dm_relays(keys: Keys, relays: list[str]) -> Event:
+    """Kind 10050 (NIP-17): where to send this charger direct messages."""
+    return _event(keys, DM_RELAYS, "", [["relay", url] for url in relays])
+
+
+def status(keys: Keys, cp: dict[str, Any], created_at: int,
+           market: dict[str, Any] | None = None) -> Event:
+    """Kind 30333: the charger's live status, location, price and LNURL (contract §5).
+
+    `created_at` must grow with every version: relays keep the newest of an address, and of
+    two in the same second the one with the lower id. `market` (dynamic tariffs: feed status
+    and the next hours' prices) goes into the content.
+    """
+    lat, lon = cp["location"]["lat"], cp["location"]["lon"]
+    full = geohash(lat, lon, 9)
+    tags = [["d", cp["id"]], ["status", cp["status"]]]
+    tags += [["connector", str(c["id"]), c["status"]] for c in cp["connectors"]]
+    tags += [["g", full[:n]] for n in range(9, 0, -1)]
+    tags += [["location", f"{lat},{lon}"],
+             ["price", str(cp["tariff"]["price_msat_per_kwh"]), "msat/kWh"],
+             ["price_source", cp["tariff"]["source"]],
+             ["lnurl", cp["lnurl"].lower()],
+             ["alt", f"EV charge point {cp['name']}: {cp['status']}"]]
+    return (EventBuilder(Kind(STATUS), json.dumps({**cp, **(market or {})})).tags([Tag.parse(t) for t in tags])
+            .custom_created_at(Timestamp.from_secs(created_at)).finalize(keys))

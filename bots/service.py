@@ -1,0 +1,201 @@
+"""The nostr bots: every charge point with a key publishes, listens and answers as itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from urllib.parse import urlsplit
+
+from nostr_sdk import Event, Filter, Keys, Kind
+
+from bots import events
+from bots.client import NostrClient
+from bots.commands import Commands
+from bots.dm import GIFT_WRAP, NIP04_DM, open_message, recipient, reply
+from bots.notify import Notifier
+from bots.zaps import ZapReceipts
+from strom.errors import UserError
+from strom.events import (
+    ChargePointConnected,
+    ChargePointDisconnected,
+    ConnectorStatusChanged,
+    InvoicePaid,
+    SessionChanged,
+)
+from strom.keys import Identity, keys_path, load_identity
+from strom.services import Services
+from strom.sessions.model import State
+from strom.store.charge_points import ChargePoint
+from strom.views import charge_point_json
+
+log = logging.getLogger(__name__)
+
+STATUS_REFRESH = 3600.0  # contract §5: at least hourly
+
+
+class NostrBots:
+    """Starts after the core services; `relays` includes the embedded relay when it runs."""
+
+    def __init__(self, svc: Services, relays: list[str]) -> None:
+        self._svc = svc
+        self._relays = relays
+        self._key_file = keys_path(svc.data_dir, svc.settings.nostr.keys_file)
+        self._identities: dict[str, Identity] = {}
+        self._client = NostrClient(relays, self._all_keys, self._on_nostr_event)
+        self._commands = Commands.from_services(svc, self._key_file)
+        self._notifier = Notifier(svc.settings.public_url, svc.settings.nostr.notify_every_kwh)
+        self._receipts = ZapReceipts(svc.zaps, self._keys_for, self._client.publish,
+                                     self._client.add_relays)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._status_at: dict[str, int] = {}
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.reload_identities()
+        await self._client.start()
+        await self._subscribe_dms()
+        self._svc.bus.subscribe(self._on_bus, ConnectorStatusChanged, ChargePointConnected,
+                                ChargePointDisconnected, InvoicePaid, SessionChanged)
+        self._spawn(self._announce_all(), "nostr:announce")
+        self._spawn(self._refresh_hourly(), "nostr:refresh")
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._client.close()
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- identities -------------------------------------------------------------------------
+
+    async def reload_identities(self) -> None:
+        """Load the key of every registered charge point (a missing key is logged once)."""
+        identities = {}
+        for cp in await self._svc.charge_points.list():
+            try:
+                identities[cp.id] = load_identity(self._key_file, cp.id)
+            except UserError as exc:
+                if cp.id not in self._identities:
+                    log.warning("nostr: %s stays off nostr: %s", cp.id, exc)
+        self._identities = identities
+
+    async def refresh(self) -> None:
+        """Pick up charge points added or re-keyed since the start, and announce them."""
+        known = set(self._identities)
+        await self.reload_identities()
+        await self._subscribe_dms()
+        for cp_id in set(self._identities) - known:
+            await self._announce(cp_id)
+
+    def _all_keys(self) -> list[Keys]:
+        return [i.keys for i in self._identities.values()]
+
+    def _keys_for(self, cp_id: str) -> Keys | None:
+        identity = self._identities.get(cp_id)
+        return identity.keys if identity else None
+
+    def _cp_of(self, pubkey_hex: str) -> Identity | None:
+        return next((i for i in self._identities.values() if i.pubkey_hex == pubkey_hex), None)
+
+    async def _subscribe_dms(self) -> None:
+        pubkeys = [i.keys.public_key() for i in self._identities.values()]
+        if pubkeys:
+            await self._client.subscribe("dms", [
+                Filter().kinds([Kind(NIP04_DM), Kind(GIFT_WRAP)]).pubkeys(pubkeys)])
+
+    # --- publishing -------------------------------------------------------------------------
+
+    async def _announce_all(self) -> None:
+        for cp_id in list(self._identities):
+            await self._announce(cp_id)
+        await self._receipts.catch_up()
+
+    async def _announce(self, cp_id: str) -> None:
+        identity = self._identities.get(cp_id)
+        if identity is None:
+            return
+        cp = await self._svc.charge_points.get(cp_id)
+        if cp is None:
+            return
+        view = charge_point_json(self._svc, cp)
+        host = urlsplit(self._svc.settings.public_url).netloc
+        for event in (events.profile(identity.keys, view, host),
+                      events.relay_list(identity.keys, self._relays),
+                      events.dm_relays(identity.keys, self._relays),
+                      events.status(identity.keys, view, self._next_status_time(cp_id),
+                                    self._market(cp))):
+            await self._client.publish(event)
+
+    async def publish_status(self, cp_id: str) -> None:
+        identity = self._identities.get(cp_id)
+        cp = await self._svc.charge_points.get(cp_id)
+        if identity is not None and cp is not None:
+            await self._client.publish(events.status(
+                identity.keys, charge_point_json(self._svc, cp), self._next_status_time(cp_id),
+                self._market(cp)))
+
+    def _market(self, cp: ChargePoint) -> dict[str, object] | None:
+        tariffs = self._svc.tariffs
+        if tariffs is None or not tariffs.is_dynamic(cp):
+            return None
+        return {"feeds": tariffs.status().to_json(),
+                "schedule": [slot.to_json() for slot in tariffs.schedule(cp)]}
+
+    def _next_status_time(self, cp_id: str) -> int:
+        at = max(int(time.time()), self._status_at.get(cp_id, 0) + 1)
+        self._status_at[cp_id] = at
+        return at
+
+    async def _refresh_hourly(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_REFRESH)
+            await self.reload_identities()
+            await self._subscribe_dms()
+            for cp_id in list(self._identities):
+                await self.publish_status(cp_id)
+
+    # --- reacting ---------------------------------------------------------------------------
+
+    async def _on_bus(self, event: object) -> None:
+        match event:
+            case ConnectorStatusChanged() | ChargePointConnected() | ChargePointDisconnected():
+                await self.publish_status(event.cp_id)
+            case InvoicePaid():
+                await self._receipts.on_paid(event.payment_hash, event.preimage)
+            case SessionChanged():
+                await self._notify(event.session_id, State(event.state))
+
+    async def _notify(self, session_id: str, state: State) -> None:
+        """`state` is the one the event announced: the store may be further along by now."""
+        assert self._svc.sessions is not None
+        session = await self._svc.sessions.repo.get(session_id)
+        if session is None or session.payer_pubkey is None:
+            return
+        keys = self._keys_for(session.cp_id)
+        text = self._notifier.message(session, state)
+        if keys is not None and text:
+            await self._client.publish(reply(keys, session.payer_pubkey, text, "nip17"))
+
+    async def _on_nostr_event(self, event: Event) -> None:
+        if event.kind().as_u16() not in (NIP04_DM, GIFT_WRAP):
+            return
+        identity = self._cp_of(recipient(event) or "")
+        if identity is None:
+            return
+        if not await self._svc.zaps.claim(event.id().to_hex(), event.kind().as_u16()):
+            return  # seen before (several relays, or before a restart)
+        message = open_message(event, identity.cp_id, identity.keys)
+        if message is None:
+            return
+        log.info("nostr: %s got a %s DM", identity.cp_id, message.protocol)
+        answer = await self._commands.answer(identity.cp_id, message.sender, message.text)
+        await self._client.publish(reply(identity.keys, message.sender, answer,
+                                         message.protocol))
+

@@ -1,0 +1,92 @@
+"""A running strom with one registered, keyed charge point, and a driver on nostr."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from nostr_sdk import Event, Filter, Keys, Kind, uniffi_set_event_loop
+
+from bots.client import NostrClient
+from strom.app import StromApp
+from strom.keys import ensure_cp_key, keys_path, load_identity
+from strom.paths import database_path, ensure_data_dir
+from strom.simulator.charge_point import SimulatedChargePoint
+from strom.store.charge_points import ChargePointRepository
+from strom.store.db import Database
+from tests.conftest import free_settings
+from tests.polling import eventually
+
+CP = "cp-z"
+
+
+async def register(data_dir: Path, cp_id: str = CP) -> Keys:
+    db = await Database.open(database_path(ensure_data_dir(data_dir)))
+    await ChargePointRepository(db).add(cp_id, name="Zap Charger", lat=47.3769, lon=8.5417,
+                                        num_connectors=2)
+    await db.close()
+    path = keys_path(data_dir, "nostr-keys.toml")
+    ensure_cp_key(path, cp_id)
+    return load_identity(path, cp_id).keys
+
+
+class Driver:
+    """A nostr user with their own key, reading what is addressed to them."""
+
+    def __init__(self, relay_url: str) -> None:
+        self.keys = Keys.generate()
+        self.inbox: asyncio.Queue[Event] = asyncio.Queue()
+        self.client = NostrClient([relay_url], lambda: [self.keys], self.inbox.put)
+
+    @property
+    def pubkey(self) -> str:
+        return self.keys.public_key().to_hex()
+
+    async def start(self) -> None:
+        await self.client.start()
+        await self.client.subscribe("inbox", [
+            Filter().kinds([Kind(4), Kind(1059)]).pubkeys([self.keys.public_key()]),
+            Filter().kinds([Kind(9735)])])  # receipts are p-tagged to the zapped charger
+
+    async def next(self, kind: int) -> Event:
+        async with asyncio.timeout(10):
+            while True:
+                event = await self.inbox.get()
+                if event.kind().as_u16() == kind:
+                    return event
+
+
+@pytest.fixture
+async def nostr_app(data_dir: Path) -> AsyncIterator[tuple[StromApp, Keys]]:
+    uniffi_set_event_loop(asyncio.get_running_loop())
+    cp_keys = await register(data_dir)
+    async with StromApp(free_settings(), data_dir) as app:
+        assert app.services is not None and app.services.central_system is not None
+        charger = SimulatedChargePoint(CP, app.services.central_system.url, connectors=2,
+                                       meter_interval=0.2, speed=60.0)
+        await charger.start()
+        await charger.wait_for(lambda: charger.booted)
+        await eventually(lambda: app.services.charge_points.get(CP),
+                         lambda cp: cp is not None and cp.status == "Available")
+        yield app, cp_keys
+        await charger.close()
+
+
+@pytest.fixture
+async def driver(nostr_app: tuple[StromApp, Keys]) -> AsyncIterator[Driver]:
+    app, _ = nostr_app
+    assert app.relay is not None
+    person = Driver(app.relay.url)
+    await person.start()
+    yield person
+    await person.client.close()
+
+
+@pytest.fixture
+async def http(nostr_app: tuple[StromApp, Keys]) -> AsyncIterator[httpx.AsyncClient]:
+    app, _ = nostr_app
+    async with httpx.AsyncClient(base_url=app.http_url, timeout=20) as client:
+        yield client
