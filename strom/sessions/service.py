@@ -236,10 +236,10 @@ class SessionService:
             if number not in busy and status in FREE_STATUSES:
                 return ConnectorChoice(number, "")
             if number in busy:
-                statuses.append("taken by another driver")
+                statuses.append("charging for another driver")
             else:
-                statuses.append("in use" if status == "Charging" else status.lower())
-        in_use = any(s in ("in use", "taken by another driver") for s in statuses)
+                statuses.append("charging" if status == "Charging" else status.lower())
+        in_use = any(s in ("charging", "charging for another driver") for s in statuses)
         if connector_id:
             return ConnectorChoice(None, f"connector {connector_id} is {statuses[0]}", in_use)
         return ConnectorChoice(None, f"no free connector ({', '.join(statuses)})", in_use)
@@ -342,8 +342,11 @@ class SessionService:
                 fields["power_w"] = power_w
             if soc_percent is not None:
                 fields["soc_percent"] = soc_percent
-            if (not final and session.state == State.CHARGING
-                    and consumed + self._settings.safety_margin_msat >= session.paid_msat):
+            # Stop while the next metering interval (about as costly as the last) and the
+            # charger's reaction time (the configured margin) still fit into the budget.
+            next_interval = consumed - session.consumed_msat
+            if (not final and session.state == State.CHARGING and consumed + next_interval
+                    + self._settings.safety_margin_msat >= session.paid_msat):
                 fields.update(state=State.STOPPING, stop_reason="budget used up")
                 stop = True
             await self.repo.update(conn, session.id, **fields)

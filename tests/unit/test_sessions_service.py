@@ -147,7 +147,7 @@ async def test_two_payers_race_for_one_connector(h: Harness) -> None:
     failed = next(s for s in [await h.sessions.repo.get(x) for x in (first, second)]
                   if s and s.state == State.FAILED)
     assert failed is not None and failed.refundable_msat == failed.paid_msat
-    assert "taken" in (failed.failure_reason or "")
+    assert "charging for another driver" in (failed.failure_reason or "")
     assert len(h.chargers.starts) == 1
 
 

@@ -1,0 +1,135 @@
+"""Pay to charge and get the rest back, through the public interfaces only: LNURL (with the
+lnurl library as the wallet), the session page, OCPP (simulated charger) and the admin API."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import lnurl
+import pytest
+
+from strom.lnurl.codec import lnurl_encode
+from tests.money.conftest import CP, World
+from tests.polling import eventually
+
+SAT = 1000
+
+
+async def test_budget_runs_out_then_refund_once(world: World) -> None:
+    session = await world.pay_to_charge(1_500 * SAT)
+    assert session["paid_msat"] == 1_500 * SAT
+    url = session["url"]
+    session = await world.session_until(url, lambda s: s["state"] == "stopped")
+    assert session["stop_reason"] == "budget used up"
+    assert session["energy_wh"] > 0
+    assert 0 < session["consumed_msat"] <= session["paid_msat"]
+    assert session["paid_msat"] == session["consumed_msat"] + session["refundable_msat"]
+    # The charger was told to stop and did: its connector is free again.
+    await world.charger.wait_for(lambda: world.charger.connector_status(1) in
+                                 ("Finishing", "Available"))
+
+    refundable = session["refundable_msat"]
+    done, _ = await world.withdraw_all(session["lnurlw"])
+    assert done.status == "OK"
+    session = await world.session(url)
+    assert session["state"] == "refunded"
+    assert session["refunded_msat"] == refundable and session["refundable_msat"] == 0
+    again = await lnurl.handle(session["lnurlw"])
+    assert isinstance(again, lnurl.LnurlErrorResponse)
+    assert "already paid" in again.reason
+    await world.ledger_ok()
+
+
+async def test_driver_stops_with_the_withdraw_link(world: World) -> None:
+    session = await world.pay_to_charge(50_000 * SAT)
+    url = session["url"]
+    await world.session_until(url, lambda s: s["state"] == "charging" and s["energy_wh"] > 0)
+    request = await lnurl.handle(session["lnurlw"])  # opening the link stops the charger
+    assert isinstance(request, lnurl.LnurlWithdrawResponse)
+    stopped = await world.session(url)
+    assert stopped["state"] == "stopped" and stopped["stop_reason"] == "stopped by the driver"
+    assert int(request.maxWithdrawable) == stopped["refundable_msat"] > 0
+    assert world.charger.transaction_id(1) is None  # StopTransaction went out
+    await world.ledger_ok()
+
+
+async def test_static_qr_while_charging_needs_the_session_token(world: World) -> None:
+    session = await world.pay_to_charge(50_000 * SAT)
+    url = session["url"]
+    await world.session_until(url, lambda s: s["state"] == "charging")
+    token = url.rsplit("/", 1)[1]
+    base = world.app.services.settings.public_url
+    busy = await lnurl.handle(lnurl_encode(f"{base}/lnurlp/{CP}-1"))
+    assert isinstance(busy, lnurl.LnurlErrorResponse)
+    assert "charging" in busy.reason and "stop & refund link" in busy.reason
+    # The other connector is still free for someone else.
+    assert isinstance(await lnurl.handle(lnurl_encode(f"{base}/lnurlp/{CP}-2")),
+                      lnurl.LnurlPayResponse)
+    # A stranger with a made-up token cannot stop it.
+    stranger = await lnurl.handle(lnurl_encode(f"{base}/lnurlp/{CP}?s=not-the-token"))
+    assert isinstance(stranger, lnurl.LnurlErrorResponse)
+    assert (await world.session(url))["state"] == "charging"
+    payer = await lnurl.handle(lnurl_encode(f"{base}/lnurlp/{CP}?s={token}"))
+    assert isinstance(payer, lnurl.LnurlWithdrawResponse)
+    assert (await world.session(url))["state"] == "stopped"
+
+
+async def test_bad_lnurl_parameters_get_human_reasons(world: World) -> None:
+    callback = f"/lnurlp/{CP}/callback"
+    for params, reason in [({}, "amount is missing"), ({"amount": "12.5"}, "whole number"),
+                           ({"amount": "5"}, "below minimum"),
+                           ({"amount": str(10**12)}, "above maximum")]:
+        answer = (await world.http.get(callback, params=params)).json()
+        assert answer["status"] == "ERROR", answer
+        assert reason in answer["reason"], (params, answer["reason"])
+    unknown = (await world.http.get("/lnurlp/nobody")).json()
+    assert unknown["status"] == "ERROR" and "unknown charger" in unknown["reason"]
+
+
+async def test_two_payers_race_for_one_connector(world: World) -> None:
+    """Both get an invoice while the connector is free; one session charges, one is refunded."""
+    base = world.app.services.settings.public_url
+    pay = await lnurl.handle(lnurl_encode(f"{base}/lnurlp/{CP}-1"))
+    actions = await asyncio.gather(*[lnurl.execute_pay_request(pay, 20_000 * SAT)
+                                     for _ in range(2)])
+    await asyncio.gather(*[world.http.post("/api/v1/dev/pay", json={"bolt11": str(a.pr)},
+                                           headers=world.admin) for a in actions])
+    urls = [str(a.successAction.url) for a in actions]
+    states = await eventually(
+        lambda: asyncio.gather(*[world.session(u) for u in urls]),
+        lambda found: sorted(s["state"] for s in found) == ["charging", "failed"])
+    failed = next(s for s in states if s["state"] == "failed")
+    assert failed["refundable_msat"] == 20_000 * SAT
+    done, _ = await world.withdraw_all(failed["lnurlw"])
+    assert done.status == "OK"
+    await world.ledger_ok()
+
+
+async def test_hundred_concurrent_withdraw_callbacks_pay_once(world: World) -> None:
+    session = await world.pay_to_charge(50_000 * SAT)
+    url = session["url"]
+    await world.session_until(url, lambda s: s["state"] == "charging")
+    request = await lnurl.handle(session["lnurlw"])
+    assert isinstance(request, lnurl.LnurlWithdrawResponse)
+    from tests.doubles.edges import make_invoice
+
+    invoice = make_invoice(int(request.maxWithdrawable))
+    async with httpx.AsyncClient(timeout=30) as client:
+        answers = await asyncio.gather(*[
+            client.get(str(request.callback), params={"k1": request.k1, "pr": invoice})
+            for _ in range(100)])
+    oks = [a.json() for a in answers if a.json().get("status") == "OK"]
+    assert len(oks) == 1
+    session = await world.session(url)
+    assert session["refunded_msat"] == int(request.maxWithdrawable)
+    payments = await world.http.get("/api/v1/ledger/check", headers=world.admin)
+    assert payments.json()["ok"]
+
+
+@pytest.mark.parametrize("amount", [1_000 * SAT])
+async def test_session_page_html_and_live_events(world: World, amount: int) -> None:
+    session = await world.pay_to_charge(amount)
+    page = await world.http.get(session["url"])
+    assert page.status_code == 200 and "Your charging session" in page.text
+    assert "Stop and refund" in page.text or "Get your refund" in page.text
