@@ -184,15 +184,20 @@ class RefundService:
 
     async def recover(self) -> None:
         """Look up refunds that were in flight; finish those the wallet has an answer for."""
-        rows = await self._db.fetchall("SELECT payment_hash FROM refunds WHERE state = 'pending'")
+        rows = await self._db.fetchall(
+            "SELECT payment_hash, bolt11 FROM refunds WHERE state = 'pending'")
         for row in rows:
             try:
                 result = await self._wallet.payment_status(row["payment_hash"])
+                if result is None:
+                    # Claimed, then a crash before the wallet saw it: paying now is safe,
+                    # since the wallet pays an invoice at most once.
+                    result = await self._wallet.pay(row["bolt11"],
+                                                    max_fee_msat=self._max_fee_msat)
             except WalletError as exc:
                 log.warning("refund %s: lookup failed: %s", row["payment_hash"][:16], exc)
                 continue
-            if result is not None:
-                await self._finish(row["payment_hash"], result)
+            await self._finish(row["payment_hash"], result)
 
     async def forfeit_expired(self) -> int:
         """Record refunds left unclaimed past `refund_expiry_days` as forfeited."""

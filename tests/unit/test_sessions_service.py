@@ -276,6 +276,24 @@ async def test_pending_refund_is_looked_up_not_repeated(h: Harness) -> None:
     assert (await check_ledger(h.db)).ok
 
 
+async def test_refund_claimed_but_never_sent_is_paid_on_recovery(h: Harness) -> None:
+    """A crash between claiming the refund and calling the wallet: the wallet knows nothing."""
+    sid, k1 = await _withdraw_ready(h)
+    session = await h.sessions.repo.get(sid)
+    assert session is not None
+    h.wallet.pay_outcome = PaymentStatus.PENDING
+    outcome = await h.refunds.withdraw(session, k1, make_invoice(session.refundable_msat))
+    del h.wallet.payments[outcome.payment_hash]  # as if pay() had never been reached
+    h.wallet.pay_calls.clear()
+    h.wallet.pay_outcome = PaymentStatus.SUCCEEDED
+    await h.refunds.recover()
+    await h.refunds.recover()
+    session = await h.sessions.repo.get(sid)
+    assert session is not None and session.state == State.REFUNDED
+    assert h.wallet.pay_calls == [outcome.payment_hash]  # once, not once per recovery
+    assert (await check_ledger(h.db)).ok
+
+
 async def test_unclaimed_refunds_are_forfeited_after_expiry(h: Harness) -> None:
     sid, _ = await _withdraw_ready(h)
     await h.db.execute("UPDATE sessions SET stopped_at = '2000-01-01T00:00:00Z' WHERE id = ?", (sid,))
