@@ -79,4 +79,26 @@ async def check_ledger(db: Database) -> LedgerReport:
         " HAVING COUNT(*) > 1")
     if duplicate:
         report.problems.append(f"payment {duplicate[0]} is recorded {duplicate[1]} times")
+    await _against_wallet(db, report)
     return report
+
+
+async def _against_wallet(db: Database, report: LedgerReport) -> None:
+    """The wallet's own records (strom/store/lightning.py) must agree with the sessions'."""
+    say = report.problems.append
+    for row in await db.fetchall(
+            "SELECT w.payment_hash, w.state AS wallet, i.paid_at FROM ln_invoices w"
+            " JOIN session_invoices i ON i.payment_hash = w.payment_hash"
+            " WHERE (w.state = 'paid') != (i.paid_at IS NOT NULL)"):
+        if row["wallet"] == "paid":
+            say(f"invoice {row['payment_hash'][:16]}…: the wallet received it, the ledger not")
+        else:
+            say(f"invoice {row['payment_hash'][:16]}…: counted as paid, the wallet says "
+                f"{row['wallet']}")
+    for row in await db.fetchall(
+            "SELECT r.payment_hash, r.state AS ours, p.status AS wallet FROM refunds r"
+            " JOIN ln_payments p ON p.payment_hash = r.payment_hash"
+            " WHERE p.status = 'succeeded' AND r.state != 'succeeded'"
+            " OR r.state = 'succeeded' AND p.status != 'succeeded'"):
+        say(f"refund {row['payment_hash'][:16]}…: refund is {row['ours']}, "
+            f"the wallet's payment {row['wallet']}")

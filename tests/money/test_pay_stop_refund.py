@@ -133,3 +133,17 @@ async def test_session_page_html_and_live_events(world: World, amount: int) -> N
     page = await world.http.get(session["url"])
     assert page.status_code == 200 and "Your charging session" in page.text
     assert "Stop and refund" in page.text or "Get your refund" in page.text
+
+
+async def test_ledger_check_compares_with_the_wallets_records(world: World) -> None:
+    session = await world.pay_to_charge(1_000 * SAT)
+    session = await world.session_until(session["url"], lambda s: s["state"] == "stopped")
+    await world.withdraw_all(session["lnurlw"])
+    await world.ledger_ok()
+    db = world.app.services.db
+    await db.execute("UPDATE ln_payments SET status = 'failed'")
+    await db.execute("UPDATE ln_invoices SET state = 'open', paid_at = NULL, received_msat = NULL")
+    check = await world.http.get("/api/v1/ledger/check", headers=world.admin)
+    assert check.status_code == 409
+    problems = " ".join(check.json()["problems"])
+    assert "the wallet says open" in problems and "the wallet's payment failed" in problems
