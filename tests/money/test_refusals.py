@@ -1,0 +1,73 @@
+"""Refusals a driver may meet, each with a clear reason and no money lost."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import lnurl
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action
+from websockets.asyncio.client import connect
+
+from strom.app import StromApp
+from strom.lnurl.codec import lnurl_encode
+from strom.paths import admin_token_path
+from tests.conftest import free_settings
+from tests.doubles.edges import make_invoice
+from tests.money.conftest import CP, World
+from tests.polling import eventually
+
+
+async def test_offline_charger_cannot_be_paid(world: World) -> None:
+    await world.charger.close()
+    services = world.app.services
+    await eventually(lambda: services.charge_points.get(CP), lambda cp: cp.status == "Offline")
+    answer = (await world.http.get(f"/lnurlp/{CP}")).json()
+    assert answer["status"] == "ERROR" and "offline" in answer["reason"]
+
+
+class SilentCharger(ChargePoint):
+    """Accepts RemoteStart but never starts: a car that is not plugged in, a broken relay."""
+
+    @on(Action.remote_start_transaction)
+    def on_remote_start(self, id_tag: str, **kwargs: object) -> call_result.RemoteStartTransaction:
+        return call_result.RemoteStartTransaction(status="Accepted")
+
+
+async def test_start_timeout_fails_and_refunds_everything(data_dir: Path) -> None:
+    settings = free_settings(sessions={"start_timeout": 1.0})
+    async with StromApp(settings, data_dir) as app:
+        services = app.services
+        await services.charge_points.add(CP, name="Silent", lat=1, lon=2)
+        url = f"{services.central_system.url}{CP}"
+        async with connect(url, subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            charger = SilentCharger(CP, ws)
+            task = asyncio.create_task(charger.start())
+            await charger.call(call.BootNotification(charge_point_vendor="x",
+                                                     charge_point_model="y"))
+            await charger.call(call.StatusNotification(connector_id=1, error_code="NoError",
+                                                       status="Available"))
+            base = services.settings.public_url
+            pay = await lnurl.handle(lnurl_encode(f"{base}/lnurlp/{CP}"))
+            action = await lnurl.execute_pay_request(pay, 1_000_000)
+            token = admin_token_path(data_dir).read_text().strip()
+            async with httpx.AsyncClient() as http:
+                await http.post(f"{base}/api/v1/dev/pay", json={"bolt11": str(action.pr)},
+                                headers={"Authorization": f"Bearer {token}"})
+
+                async def session() -> dict:
+                    return (await http.get(str(action.successAction.url),
+                                           headers={"Accept": "application/json"})).json()
+
+                failed = await eventually(session, lambda s: s["state"] == "failed")
+            assert failed["refundable_msat"] == failed["paid_msat"] == 1_000_000
+            assert "did not start" in failed["failure_reason"] or "start" in \
+                failed["failure_reason"]
+            request = await lnurl.handle(failed["lnurlw"])
+            assert int(request.maxWithdrawable) == 1_000_000
+            done = await lnurl.execute_withdraw(request, make_invoice(1_000_000))
+            assert done.status == "OK"
+            task.cancel()
