@@ -19,6 +19,7 @@ import bolt11
 
 from strom.config import SessionSettings
 from strom.events import EventBus
+from strom.failpoints import crash_point
 from strom.lightning.wallet import PaymentResult, PaymentStatus, Wallet, WalletError
 from strom.sessions import ledger
 from strom.sessions.model import ENDED_STATES, Session, State
@@ -105,6 +106,7 @@ class RefundService:
             await conn.execute("UPDATE withdraw_links SET used_at = ? WHERE k1 = ?",
                                (iso(), link["k1"]))
             await self._claim(conn, current, decoded.payment_hash, amount, invoice, "lnurlw")
+        crash_point("refund_in_flight")
         return await self._pay(session.id, decoded.payment_hash, amount, invoice)
 
     def _decode(self, invoice: str) -> bolt11.Bolt11:

@@ -26,6 +26,7 @@ from strom.events import (
     TransactionStarted,
     TransactionStopped,
 )
+from strom.failpoints import crash_point
 from strom.lightning.wallet import InvoiceState, Wallet, WalletError
 from strom.sessions import ledger
 from strom.sessions.model import ACTIVE_STATES, Session, State
@@ -38,6 +39,7 @@ from strom.timeutil import iso, parse_iso, utcnow
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 15.0
+STOP_RETRY_SECONDS = 10.0  # a stopping session asks its charger again this often
 # A driver usually plugs in first: the connector then says Preparing until charging starts.
 FREE_STATUSES = ("Available", "Preparing")
 
@@ -185,6 +187,7 @@ class SessionService:
             session = await self.repo.get_in(conn, session.id)
         assert session is not None
         log.info("session %s: %d msat received (%s)", session.id, received, invoice["purpose"])
+        crash_point("paid")
         self.publish(session)
         if session.state == State.PAID:
             self._spawn(self._begin_start(session.id), f"start:{session.id}")
@@ -211,6 +214,7 @@ class SessionService:
         self.publish(session)
         if session.state != State.STARTING:
             return
+        crash_point("starting")
         self._spawn(self._start_timeout(session.id, self._settings.start_timeout),
                     f"start-timeout:{session.id}")
         await self._remote_start(session)
@@ -391,8 +395,18 @@ class SessionService:
         assert session is not None
         self.publish(session)
         if session.state == State.STOPPING:
+            crash_point("stopping")
             self._spawn(self._remote_stop(session), f"stop:{session.id}")
         return session
+
+    async def _stop_until_stopped(self, session_id: str) -> None:
+        while (session := await self.repo.get(session_id)) is not None \
+                and session.state == State.STOPPING:
+            if not self._chargers.is_connected(session.cp_id):
+                await asyncio.sleep(1.0)  # it will reconnect after our restart
+                continue
+            await self._remote_stop(session)
+            await asyncio.sleep(STOP_RETRY_SECONDS)
 
     async def _remote_stop(self, session: Session) -> None:
         assert session.transaction_id is not None
@@ -467,6 +481,9 @@ class SessionService:
             left = self._settings.start_timeout - (utcnow() - requested).total_seconds()
             self._spawn(self._start_timeout(session.id, max(left, 0.0)),
                         f"start-timeout:{session.id}")
+        for session in await self.repo.in_states(State.STOPPING):
+            # The RemoteStop may never have gone out: ask again until the charger confirms.
+            self._spawn(self._stop_until_stopped(session.id), f"stop:{session.id}")
 
     # --- helpers ----------------------------------------------------------------------------
 
