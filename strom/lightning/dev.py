@@ -140,7 +140,7 @@ class DevWallet(Wallet):
             expires_at=iso(expires_at), description=description if description_hash is None
             else None, description_hash=description_hash.hex() if description_hash else None,
             preimage=preimage.hex())
-        return Invoice(encoded, payment_hash, amount_msat, expires_at)
+        return Invoice(encoded, payment_hash, amount_msat, expires_at, preimage.hex())
 
     async def owns(self, payment_hash: str) -> bool:
         """Whether this dev wallet issued the invoice with `payment_hash`."""

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -218,7 +220,10 @@ class LndWallet(Wallet):
         """Add an invoice on the node and record it as open."""
         if amount_msat <= 0:
             raise WalletError("invoice amount must be at least 1 msat")
-        body: dict[str, Any] = {"value_msat": str(amount_msat), "expiry": str(expiry)}
+        # Our own preimage, so that a LUD-10 `aes` success action can be encrypted with it.
+        preimage = secrets.token_bytes(32)
+        body: dict[str, Any] = {"value_msat": str(amount_msat), "expiry": str(expiry),
+                                "r_preimage": base64.b64encode(preimage).decode()}
         if description_hash is not None:
             body["description_hash"] = base64.b64encode(description_hash).decode()
         else:
@@ -237,7 +242,8 @@ class LndWallet(Wallet):
             payment_hash=payment_hash, backend=BACKEND, bolt11=bolt11, amount_msat=amount_msat,
             expires_at=iso(expires_at), description=body.get("memo"),
             description_hash=description_hash.hex() if description_hash else None)
-        return Invoice(bolt11, payment_hash, amount_msat, expires_at)
+        known = preimage.hex() if hashlib.sha256(preimage).hexdigest() == payment_hash else None
+        return Invoice(bolt11, payment_hash, amount_msat, expires_at, known)
 
     async def invoice_status(self, payment_hash: str) -> InvoiceStatus | None:
         """The stored state, refreshed from LND while the invoice is not paid."""

@@ -39,6 +39,8 @@ class Invoice:
     payment_hash: str
     amount_msat: int
     expires_at: datetime
+    # Known when strom chose it (dev wallet, LND with r_preimage): LUD-10 `aes` needs it.
+    preimage: str | None = None
 
 
 class InvoiceState(enum.StrEnum):

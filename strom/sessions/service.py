@@ -70,6 +70,7 @@ class PendingPayment:
     session: Session
     bolt11: str
     payment_hash: str
+    preimage: str | None = None
 
 
 class SessionService:
@@ -149,7 +150,7 @@ class SessionService:
             await self.repo.add_invoice(
                 conn, payment_hash=invoice.payment_hash, session_id=session.id, purpose="prepay",
                 amount_msat=amount_msat, bolt11=invoice.bolt11, expires_at=iso(invoice.expires_at))
-        return PendingPayment(session, invoice.bolt11, invoice.payment_hash)
+        return PendingPayment(session, invoice.bolt11, invoice.payment_hash, invoice.preimage)
 
     async def create_topup(self, session: Session, amount_msat: int, *,
                            description_hash: bytes) -> PendingPayment:

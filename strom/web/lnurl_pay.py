@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
+from lnurl import aes_encrypt
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -18,6 +19,7 @@ from strom.lnurl import pay as lud06
 from strom.lnurl.errors import LnurlError
 from strom.nostr.zap import ZapRequest, parse_zap_request
 from strom.services import Services
+from strom.sessions.service import PendingPayment
 from strom.store.charge_points import ChargePoint
 from strom.tariffs.model import Tariff, describe
 from strom.web.auth import services
@@ -123,12 +125,19 @@ async def pay_callback(request: Request) -> JSONResponse:
                                bolt11=pending.bolt11)
     except LnurlError as exc:
         return lnurl_response(exc.to_json())
+    return lnurl_response({"pr": pending.bolt11, "routes": [],
+                           "successAction": success_action(svc, pending)})
+
+
+def success_action(svc: Services, pending: PendingPayment) -> dict[str, str]:
+    """LUD-09 `url` to the session page, or LUD-10 `aes` with the link only the payer can read."""
     session_url = f"{svc.settings.public_url}/s/{pending.session.token}"
-    return lnurl_response({
-        "pr": pending.bolt11, "routes": [],
-        "successAction": {"tag": "url", "url": session_url,
-                          "description": "Your charging session: live status, stop and refund"},
-    })
+    if svc.settings.lnurl.success_action == "aes" and pending.preimage:
+        ciphertext, iv = aes_encrypt(bytes.fromhex(pending.preimage), session_url)
+        return {"tag": "aes", "description": "Your charging session link (stop and refund)",
+                "ciphertext": ciphertext, "iv": iv}
+    return {"tag": "url", "url": session_url,
+            "description": "Your charging session: live status, stop and refund"}
 
 
 def _zap_request(svc: Services, cp: ChargePoint, raw: str | None,

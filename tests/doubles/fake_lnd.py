@@ -229,7 +229,7 @@ class FakeLnd:
         description_hash = base64.b64decode(body.get("description_hash") or "")
         if description_hash and len(description_hash) != 32:
             return _error(2, "description hash must be 32 bytes", 500)
-        preimage = secrets.token_bytes(32)
+        preimage = base64.b64decode(body.get("r_preimage") or "") or secrets.token_bytes(32)
         r_hash = hashlib.sha256(preimage).digest()
         payment_addr = secrets.token_bytes(32)
         created = int(time.time())

@@ -147,3 +147,21 @@ async def test_ledger_check_compares_with_the_wallets_records(world: World) -> N
     assert check.status_code == 409
     problems = " ".join(check.json()["problems"])
     assert "the wallet says open" in problems and "the wallet's payment failed" in problems
+
+
+async def test_aes_success_action_reveals_the_session_link_to_the_payer(world: World) -> None:
+    from strom.events import InvoicePaid
+
+    world.app.services.settings.lnurl.success_action = "aes"
+    base = world.app.services.settings.public_url
+    pay = await lnurl.handle(lnurl_encode(f"{base}/lnurlp/{CP}"))
+    action = await lnurl.execute_pay_request(pay, 1_000 * SAT)
+    assert action.successAction.tag == "aes"
+    async with world.app.services.bus.listen(InvoicePaid) as paid:
+        await world.http.post("/api/v1/dev/pay", json={"bolt11": str(action.pr)},
+                              headers=world.admin)
+        preimage = (await asyncio.wait_for(paid.get(), 5)).preimage  # what the payer's wallet gets
+    url = lnurl.aes_decrypt(bytes.fromhex(preimage), action.successAction.ciphertext,
+                            action.successAction.iv)
+    assert url.startswith(f"{base}/s/")
+    assert (await world.session_until(url, lambda s: s["paid_msat"] == 1_000 * SAT))["cp_id"] == CP
