@@ -22,13 +22,14 @@ from strom.events import EventBus
 from strom.http_server import HttpServer
 from strom.keys import KeyRing, ensure_cp_key, keys_path
 from strom.lightning.factory import make_wallet
+from strom.lnurl.pay import load_image
 from strom.ocpp.central_system import CentralSystem
 from strom.paths import admin_token_path, database_path, ensure_data_dir, runtime_path
 from strom.security import read_or_create_secret, write_secret_file
 from strom.services import Services
-from strom.simulator.charge_point import SimulatedChargePoint
 from strom.sessions.refunds import RefundService
 from strom.sessions.service import SessionService
+from strom.simulator.charge_point import SimulatedChargePoint
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.store.event_log import EventLogRepository
@@ -68,6 +69,8 @@ class StromApp:
         runtime_path(self.data_dir).unlink(missing_ok=True)
 
     async def _start(self) -> None:
+        if self.settings.lnurl.image_path:
+            load_image(self.settings.lnurl.image_path)  # a bad image stops the start, not a payer
         ensure_data_dir(self.data_dir)
         db = await Database.open(database_path(self.data_dir))
         self._stack.push_async_callback(db.close)

@@ -2,21 +2,48 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
+from strom.errors import UserError
 from strom.lnurl.errors import LnurlError
 
 
-def metadata(text: str, identifier: str | None = None, image_png_b64: str | None = None) -> str:
-    """The metadata string; its SHA-256 is the invoice's description hash (LUD-06)."""
+def metadata(text: str, identifier: str | None = None,
+             image: tuple[str, str] | None = None) -> str:
+    """The metadata string; its SHA-256 is the invoice's description hash (LUD-06).
+
+    `image` is (mime type, base64 data), e.g. from `load_image`.
+    """
     entries: list[list[str]] = [["text/plain", text]]
     if identifier:
         entries.append(["text/identifier", identifier])
-    if image_png_b64:
-        entries.append(["image/png;base64", image_png_b64])
+    if image:
+        entries.append([f"{image[0]};base64", image[1]])
     return json.dumps(entries)
+
+
+MAX_IMAGE_BYTES = 128 * 1024
+_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+@functools.cache
+def load_image(path: str) -> tuple[str, str]:
+    """The configured payRequest image (read once: wallets get the same metadata every time)."""
+    mime = _IMAGE_TYPES.get(Path(path).suffix.lower())
+    if mime is None:
+        raise UserError(f"[lnurl] image_path: {path} must be a .png or .jpg file")
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UserError(f"[lnurl] image_path: cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise UserError(f"[lnurl] image_path: {path} is larger than {MAX_IMAGE_BYTES // 1024} KiB")
+    return mime, base64.b64encode(data).decode()
 
 
 def description_hash(metadata_json: str) -> bytes:

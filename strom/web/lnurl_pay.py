@@ -61,7 +61,9 @@ def pay_metadata(svc: Services, cp: ChargePoint, connector_id: int | None, targe
                  tariff: Tariff) -> str:
     where = f"connector {connector_id}" if connector_id else "any free connector"
     text = f"Charge at {cp.name} ({where}): {describe(tariff)}"
-    return lud06.metadata(text, identifier=f"{target}@{address_host(svc)}")
+    image = svc.settings.lnurl.image_path
+    return lud06.metadata(text, identifier=f"{target}@{address_host(svc)}",
+                          image=lud06.load_image(image) if image else None)
 
 
 async def pay_request(request: Request) -> JSONResponse:

@@ -165,3 +165,20 @@ async def test_aes_success_action_reveals_the_session_link_to_the_payer(world: W
                             action.successAction.iv)
     assert url.startswith(f"{base}/s/")
     assert (await world.session_until(url, lambda s: s["paid_msat"] == 1_000 * SAT))["cp_id"] == CP
+
+
+async def test_configured_image_is_in_the_metadata(world: World, tmp_path) -> None:  # noqa: ANN001
+    from strom import qr
+
+    image = tmp_path / "sticker.png"
+    image.write_bytes(qr.png("strom"))
+    world.app.services.settings.lnurl.image_path = str(image)
+    pay = await lnurl.handle(lnurl_encode(f"{world.app.services.settings.public_url}/lnurlp/{CP}"))
+    assert isinstance(pay, lnurl.LnurlPayResponse)
+    assert any(mime == "image/png;base64" for mime, _ in pay.metadata.list())
+    action = await lnurl.execute_pay_request(pay, 1_000 * SAT)
+    import hashlib
+
+    import bolt11
+    assert bolt11.decode(str(action.pr)).description_hash == \
+        hashlib.sha256(str(pay.metadata).encode()).hexdigest()

@@ -51,3 +51,19 @@ def test_codec_roundtrip_and_lud17() -> None:
     assert encoded.startswith("LNURL1")
     assert lnurl_decode(encoded) == url
     assert lud17(url, "lnurlp") == "lnurlp://127.0.0.1:8000/lnurlp/demo-1"
+
+
+def test_load_image_refuses_what_wallets_cannot_show(tmp_path) -> None:  # noqa: ANN001
+    import pytest
+
+    from strom.errors import UserError
+    from strom.lnurl.pay import MAX_IMAGE_BYTES, load_image
+
+    gif = tmp_path / "a.gif"
+    gif.write_bytes(b"GIF89a")
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (MAX_IMAGE_BYTES + 1))
+    for path, reason in [(gif, "must be a .png or .jpg"), (big, "larger than"),
+                         (tmp_path / "missing.png", "cannot read")]:
+        with pytest.raises(UserError, match=reason):
+            load_image(str(path))
