@@ -71,3 +71,13 @@ async def test_start_timeout_fails_and_refunds_everything(data_dir: Path) -> Non
             done = await lnurl.execute_withdraw(request, make_invoice(1_000_000))
             assert done.status == "OK"
             task.cancel()
+
+
+async def test_demo_pay_button_starts_a_session(world: World) -> None:
+    answer = await world.http.post(f"/cp/{CP}/demo-pay", data={"sat": "1500"})
+    assert answer.status_code == 303
+    session_url = world.app.http_url + answer.headers["location"]
+    session = await world.session_until(session_url, lambda s: s["state"] == "charging")
+    assert session["paid_msat"] == 1_500_000
+    too_little = await world.http.post(f"/cp/{CP}/demo-pay", data={"sat": "1"})
+    assert too_little.status_code == 409 and "below minimum" in too_little.json()["error"]

@@ -1,0 +1,49 @@
+"""`POST /cp/{id}/demo-pay`: pay for charging with the embedded dev wallet, from the page.
+
+Demo mode's shortcut for newcomers without a Lightning wallet: the same session as an LNURL
+payment (same checks, same invoice), settled by the dev wallet at once, then the session page.
+Exists only with the dev wallet (not real money) and answers on loopback only.
+"""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from strom.lightning.dev import DevWallet
+from strom.lnurl import pay as lud06
+from strom.lnurl.errors import LnurlError
+from strom.web.auth import require_loopback, services
+from strom.web.lnurl_pay import ensure_free, pay_metadata, resolve_target
+
+DEFAULT_SAT = 2_000
+
+
+async def demo_pay(request: Request) -> Response:
+    svc = services(request)
+    wallet = svc.wallet
+    if not isinstance(wallet, DevWallet):
+        raise HTTPException(404, "demo payments exist with the dev wallet only")
+    require_loopback(request)
+    assert svc.tariffs is not None and svc.sessions is not None
+    form = await request.form()
+    target = request.path_params["cp_id"]
+    try:
+        cp, connector_id = await resolve_target(svc, target)
+        tariff = svc.tariffs.current(cp)
+        amount = lud06.parse_amount(str(int(str(form.get("sat") or DEFAULT_SAT)) * 1000),
+                                    tariff.min_sendable_msat, tariff.max_prepay_msat)
+        await ensure_free(svc, cp, connector_id)
+        meta = pay_metadata(svc, cp, connector_id, target, tariff)
+        pending = await svc.sessions.create_pending(
+            cp, connector_id, tariff, amount, description_hash=lud06.description_hash(meta),
+            comment="paid with the demo button")
+    except (LnurlError, ValueError) as exc:
+        raise HTTPException(409, f"cannot pay now: {exc}") from None
+    await wallet.settle(pending.bolt11)
+    return RedirectResponse(f"/s/{pending.session.token}", status_code=303)
+
+
+routes = [Route("/cp/{cp_id}/demo-pay", demo_pay, methods=["POST"])]
