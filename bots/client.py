@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from nostr_sdk import (
     Client,
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 AUTH_KIND = 22242
 RESUBSCRIBE_DELAY = 0.2
+FETCH_SECONDS = 3.0
 EventHandler = Callable[[Event], Awaitable[None]]
 
 
@@ -81,6 +83,17 @@ class NostrClient:
         if output.failed:
             log.info("nostr: kind %d refused by %s", event.kind().as_u16(), output.failed)
         return bool(output.success)
+
+    async def fetch(self, filters: list[Filter]) -> list[Event]:
+        """Stored events matching `filters` from all relays (what a client does to look up)."""
+        if self._client is None:
+            return []
+        try:
+            return list(await self._client.fetch_events(ReqTarget.auto(filters),
+                                                         timeout=timedelta(seconds=FETCH_SECONDS)))
+        except Exception as exc:
+            log.info("nostr: fetch failed: %s", exc)
+            return []
 
     async def add_relays(self, urls: list[str]) -> None:
         """Also use these relays (e.g. those a zap request names) from now on."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from strom.lnurl.codec import lnurl_encode
 from strom.sessions.model import Session, State
 
-NEARLY_USED = 0.9  # share of the budget after which the payer is told to top up
+NEARLY_USED = 0.8  # share of the budget after which the payer is told to top up
 
 
 @dataclass
@@ -50,6 +50,13 @@ class Notifier:
                         f"{session.consumed_msat // 1000:,} sat used, "
                         f"{session.refundable_msat // 1000:,} sat left.")
         return text
+
+    def refunded_to(self, session: Session, address: str) -> str:
+        """The end-of-session message when the refund went to the payer's lightning address."""
+        return (f"Stopped ({session.stop_reason or session.failure_reason or 'done'}): "
+                f"{session.energy_wh / 1000:.2f} kWh for {session.consumed_msat // 1000:,} sat. "
+                f"Your refund of {session.refundable_msat // 1000:,} sat is on its way to "
+                f"{address}.")
 
     def _on_state(self, session: Session, state: State, page: str) -> str | None:
         refund = lnurl_encode(f"{self._public_url}/lnurlw/{session.token}")

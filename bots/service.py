@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from urllib.parse import urlsplit
 
-from nostr_sdk import Event, Filter, Keys, Kind
+from nostr_sdk import Event, Filter, Keys, Kind, PublicKey
 
 from bots import events
 from bots.client import NostrClient
 from bots.commands import Commands
 from bots.dm import GIFT_WRAP, NIP04_DM, open_message, recipient, reply
+from bots.external import ExternalZaps
 from bots.notify import Notifier
 from bots.zaps import ZapReceipts
 from strom.errors import UserError
@@ -24,8 +26,11 @@ from strom.events import (
     SessionChanged,
 )
 from strom.keys import Identity, keys_path, load_identity
+from strom.lightning.wallet import WalletError
+from strom.nostr.zap import ZAP_RECEIPT
 from strom.services import Services
-from strom.sessions.model import State
+from strom.sessions.model import Session, State
+from strom.sessions.refunds import RefundError
 from strom.store.charge_points import ChargePoint
 from strom.views import charge_point_json
 
@@ -49,11 +54,13 @@ class NostrBots:
                                      self._client.add_relays)
         self._tasks: set[asyncio.Task[None]] = set()
         self._status_at: dict[str, int] = {}
+        self._external = ExternalZaps(svc)
 
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.reload_identities()
+        await self._external.load(list(self._identities))
         await self._client.start()
         await self._subscribe_dms()
         self._svc.bus.subscribe(self._on_bus, ConnectorStatusChanged, ChargePointConnected,
@@ -109,6 +116,11 @@ class NostrBots:
         if pubkeys:
             await self._client.subscribe("dms", [
                 Filter().kinds([Kind(NIP04_DM), Kind(GIFT_WRAP)]).pubkeys(pubkeys)])
+        external = [i.keys.public_key() for cp_id, i in self._identities.items()
+                    if cp_id in self._external.providers]
+        if external:
+            await self._client.subscribe("zaps", [
+                Filter().kinds([Kind(ZAP_RECEIPT)]).pubkeys(external)])
 
     # --- publishing -------------------------------------------------------------------------
 
@@ -180,17 +192,41 @@ class NostrBots:
             return
         keys = self._keys_for(session.cp_id)
         text = self._notifier.message(session, state)
+        if state in (State.STOPPED, State.FAILED) and session.refundable_msat > 0:
+            if address := await self._refund_to_lud16(session):
+                text = self._notifier.refunded_to(session, address)
         if keys is not None and text:
             await self._client.publish(reply(keys, session.payer_pubkey, text, "nip17"))
 
+    async def _refund_to_lud16(self, session: Session) -> str | None:
+        """Zap refunds go to the payer's lightning address (kind 0 `lud16`) when they have one."""
+        assert session.payer_pubkey is not None and self._svc.refunds is not None
+        profiles = await self._client.fetch([
+            Filter().kinds([Kind(events.PROFILE)]).author(PublicKey.parse(session.payer_pubkey))
+            .limit(1)])
+        address = next((_lud16(p) for p in profiles if _lud16(p)), None)
+        if address is None:
+            return None
+        try:
+            outcome = await self._svc.refunds.refund_to_address(session.id, address)
+        except (RefundError, WalletError) as exc:
+            log.info("session %s: refund to %s failed (%s); the withdraw link stays valid",
+                     session.id, address, exc)
+            return None
+        return address if outcome is not None and outcome.status != "failed" else None
+
     async def _on_nostr_event(self, event: Event) -> None:
-        if event.kind().as_u16() not in (NIP04_DM, GIFT_WRAP):
+        kind = event.kind().as_u16()
+        if kind not in (NIP04_DM, GIFT_WRAP, ZAP_RECEIPT):
             return
         identity = self._cp_of(recipient(event) or "")
         if identity is None:
             return
-        if not await self._svc.zaps.claim(event.id().to_hex(), event.kind().as_u16()):
+        if not await self._svc.zaps.claim(event.id().to_hex(), kind):
             return  # seen before (several relays, or before a restart)
+        if kind == ZAP_RECEIPT:
+            await self._external.on_receipt(identity.cp_id, event)
+            return
         message = open_message(event, identity.cp_id, identity.keys)
         if message is None:
             return
@@ -199,3 +235,11 @@ class NostrBots:
         await self._client.publish(reply(identity.keys, message.sender, answer,
                                          message.protocol))
 
+
+
+def _lud16(profile: Event) -> str | None:
+    try:
+        value = json.loads(profile.content()).get("lud16")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and "@" in value else None

@@ -20,6 +20,7 @@ import bolt11
 from strom.config import SessionSettings
 from strom.events import EventBus
 from strom.failpoints import crash_point
+from strom.lightning.address import invoice_for_address
 from strom.lightning.wallet import PaymentResult, PaymentStatus, Wallet, WalletError
 from strom.sessions import ledger
 from strom.sessions.model import ENDED_STATES, Session, State
@@ -108,6 +109,26 @@ class RefundService:
             await self._claim(conn, current, decoded.payment_hash, amount, invoice, "lnurlw")
         crash_point("refund_in_flight")
         return await self._pay(session.id, decoded.payment_hash, amount, invoice)
+
+    async def refund_to_address(self, session_id: str, address: str) -> RefundOutcome | None:
+        """Send what is refundable to the payer's lightning address (zaps: their `lud16`).
+
+        None when there is nothing to send; the amount is claimed exactly as a withdraw would,
+        so a driver who also opens their withdraw link cannot get it twice.
+        """
+        session = await self._sessions.repo.get(session_id)
+        if session is None or session.state not in ENDED_STATES or session.refundable_msat <= 0:
+            return None
+        amount = session.refundable_msat
+        invoice = await invoice_for_address(address, amount, f"strom refund, session {session.id}")
+        decoded = self._decode(invoice)
+        async with self._db.transaction() as conn:
+            current = await self._sessions.repo.get_in(conn, session_id)
+            assert current is not None
+            if current.state not in ENDED_STATES or current.refundable_msat < amount:
+                return None  # withdrawn meanwhile
+            await self._claim(conn, current, decoded.payment_hash, amount, invoice, address)
+        return await self._pay(session_id, decoded.payment_hash, amount, invoice)
 
     def _decode(self, invoice: str) -> bolt11.Bolt11:
         try:

@@ -128,16 +128,7 @@ class SessionService:
                              comment: str | None = None, payer_pubkey: str | None = None,
                              payer_lud16: str | None = None) -> PendingPayment:
         """A session waiting for its invoice to be paid; the session row is written first."""
-        now = iso()
-        session = Session(
-            id=secrets.token_hex(8), token=secrets.token_urlsafe(16), cp_id=cp.id,
-            connector_id=connector_id, active_connector_id=None, id_tag=secrets.token_hex(10),
-            state=State.PENDING_PAYMENT, tariff=tariff, paid_msat=0, consumed_msat=0,
-            refunded_msat=0, forfeited_msat=0, energy_wh=0.0, power_w=None, soc_percent=None,
-            meter_start_wh=None, transaction_id=None, payer_pubkey=payer_pubkey,
-            payer_lud16=payer_lud16, comment=comment, created_at=now, paid_at=None,
-            start_requested_at=None, started_at=None, stopped_at=None, stop_reason=None,
-            failure_reason=None, updated_at=now)
+        session = self._new_session(cp, connector_id, tariff, payer_pubkey, payer_lud16, comment)
         async with self._db.transaction() as conn:
             await self.repo.insert(conn, session)
         try:
@@ -151,6 +142,39 @@ class SessionService:
                 conn, payment_hash=invoice.payment_hash, session_id=session.id, purpose="prepay",
                 amount_msat=amount_msat, bolt11=invoice.bolt11, expires_at=iso(invoice.expires_at))
         return PendingPayment(session, invoice.bolt11, invoice.payment_hash, invoice.preimage)
+
+    async def paid_elsewhere(self, cp: ChargePoint, tariff: Tariff, *, bolt11: str,
+                             payment_hash: str, amount_msat: int, expires_at: str,
+                             payer_pubkey: str) -> Session | None:
+        """A session for a payment another service received (a zap to `external_lnurl`).
+
+        The payment is recorded under its payment hash like our own invoices, so the same
+        receipt never pays for two sessions; None when that hash was seen before.
+        """
+        session = self._new_session(cp, None, tariff, payer_pubkey, None, None)
+        async with self._db.transaction() as conn:
+            if await self.repo.invoice_in(conn, payment_hash) is not None:
+                return None
+            await self.repo.insert(conn, session)
+            await self.repo.add_invoice(conn, payment_hash=payment_hash, session_id=session.id,
+                                        purpose="prepay", amount_msat=amount_msat,
+                                        bolt11=bolt11, expires_at=expires_at)
+        await self.on_paid(payment_hash, amount_msat)
+        return await self.repo.get(session.id)
+
+    def _new_session(self, cp: ChargePoint, connector_id: int | None, tariff: Tariff,
+                     payer_pubkey: str | None, payer_lud16: str | None,
+                     comment: str | None) -> Session:
+        now = iso()
+        return Session(
+            id=secrets.token_hex(8), token=secrets.token_urlsafe(16), cp_id=cp.id,
+            connector_id=connector_id, active_connector_id=None, id_tag=secrets.token_hex(10),
+            state=State.PENDING_PAYMENT, tariff=tariff, paid_msat=0, consumed_msat=0,
+            refunded_msat=0, forfeited_msat=0, energy_wh=0.0, power_w=None, soc_percent=None,
+            meter_start_wh=None, transaction_id=None, payer_pubkey=payer_pubkey,
+            payer_lud16=payer_lud16, comment=comment, created_at=now, paid_at=None,
+            start_requested_at=None, started_at=None, stopped_at=None, stop_reason=None,
+            failure_reason=None, updated_at=now)
 
     async def create_topup(self, session: Session, amount_msat: int, *,
                            description_hash: bytes) -> PendingPayment:

@@ -19,7 +19,8 @@ from strom.lnurl import pay as lud06
 from strom.lnurl.errors import LnurlError
 from strom.nostr.zap import ZapRequest, parse_zap_request
 from strom.services import Services
-from strom.sessions.service import PendingPayment
+from strom.sessions.model import Session, State
+from strom.sessions.service import PendingPayment, SessionError
 from strom.store.charge_points import ChargePoint
 from strom.tariffs.model import Tariff, describe
 from strom.web.auth import services
@@ -77,7 +78,13 @@ async def pay_request(request: Request) -> JSONResponse:
             session = await svc.sessions.repo.by_token(token)
             return await withdraw_request_for(svc, session if session and session.cp_id == cp.id
                                               else None)
-        await ensure_free(svc, cp, connector_id)
+        try:
+            await ensure_free(svc, cp, connector_id)
+        except LnurlError:
+            # A driver who zapped may zap again to top up (nostr clients fetch this first);
+            # the callback then accepts only that driver's zap.
+            if not await _zapper_is_charging(svc, cp):
+                raise
     except LnurlError as exc:
         return lnurl_response(exc.to_json())
     assert svc.tariffs is not None
@@ -111,14 +118,22 @@ async def pay_callback(request: Request) -> JSONResponse:
         comment = lud06.parse_comment(request.query_params.get("comment"),
                                       svc.settings.lnurl.comment_allowed)
         zap = _zap_request(svc, cp, request.query_params.get("nostr"), amount)
-        await ensure_free(svc, cp, connector_id)
+        running = await _running_session_of(svc, cp, zap.sender) if zap else None
+        if running is None:
+            await ensure_free(svc, cp, connector_id)
         # A zap's invoice commits to the zap request (NIP-57), a plain payment to the metadata.
         described = zap.raw if zap else pay_metadata(svc, cp, connector_id, target, tariff)
         try:
-            pending = await svc.sessions.create_pending(
-                cp, connector_id, tariff, amount,
-                description_hash=lud06.description_hash(described), comment=comment,
-                payer_pubkey=zap.sender if zap else None)
+            if running is not None:  # a follow-up zap from the driver: more budget
+                pending = await svc.sessions.create_topup(
+                    running, amount, description_hash=lud06.description_hash(described))
+            else:
+                pending = await svc.sessions.create_pending(
+                    cp, connector_id, tariff, amount,
+                    description_hash=lud06.description_hash(described), comment=comment,
+                    payer_pubkey=zap.sender if zap else None)
+        except SessionError as exc:
+            raise LnurlError(str(exc)) from None
         except WalletError:
             raise LnurlError("payments temporarily unavailable, try again in a minute") from None
         if zap:
@@ -129,6 +144,21 @@ async def pay_callback(request: Request) -> JSONResponse:
         return lnurl_response(exc.to_json())
     return lnurl_response({"pr": pending.bolt11, "routes": [],
                            "successAction": success_action(svc, pending)})
+
+
+async def _running_session_of(svc: Services, cp: ChargePoint, payer: str) -> Session | None:
+    assert svc.sessions is not None
+    mine = await svc.sessions.repo.list(cp_id=cp.id, payer_pubkey=payer, limit=5)
+    return next((s for s in mine if s.state in (State.PAID, State.STARTING, State.CHARGING)),
+                None)
+
+
+async def _zapper_is_charging(svc: Services, cp: ChargePoint) -> bool:
+    assert svc.sessions is not None
+    if _nostr_pubkey(svc, cp) is None:
+        return False
+    running = await svc.sessions.repo.list(cp_id=cp.id, state=State.CHARGING, limit=16)
+    return any(s.payer_pubkey for s in running)
 
 
 def success_action(svc: Services, pending: PendingPayment) -> dict[str, str]:

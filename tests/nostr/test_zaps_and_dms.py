@@ -166,3 +166,21 @@ async def test_payer_can_stop_and_get_refund_link_by_dm(
     assert lnurl_decode(link).endswith(f"/lnurlw/{session.token}")
     refund = await dm17(driver, cp_pub, "refund", answer_starts="Your refund")
     assert f"{session.refundable_msat // 1000:,} sat" in refund
+
+
+async def test_a_second_zap_from_the_payer_tops_up_the_running_session(
+        nostr_app: tuple[StromApp, Keys], driver: Driver, http: httpx.AsyncClient) -> None:
+    app, cp_keys = nostr_app
+    cp_pub = cp_keys.public_key().to_hex()
+    for _ in range(2):
+        request = zap_request(driver.keys, cp_pub, app.relay.url)
+        answer = (await http.get(f"/lnurlp/{CP}/callback",
+                                 params={"amount": AMOUNT, "nostr": request})).json()
+        await dev_pay(app, http, answer["pr"])
+        sessions = app.services.sessions
+        found = await eventually(lambda: sessions.repo.list(cp_id=CP),
+                                 lambda s: s and s[0].state == State.CHARGING)
+    assert len(found) == 1, "the second zap must not start a second session"
+    session = await eventually(lambda: sessions.repo.get(found[0].id),
+                               lambda s: s.paid_msat == 2 * AMOUNT)
+    assert session.payer_pubkey == driver.pubkey
