@@ -11,6 +11,7 @@ from strom.cli.cp import cp
 from strom.cli.ledger import ledger
 from strom.cli.relay import relay
 from strom.cli.run import demo, run
+from strom.cli.simulate import simulate
 from strom.cli.wallet import wallet
 from strom.errors import UserError
 
@@ -26,6 +27,7 @@ cli.add_command(demo)
 cli.add_command(cp)
 cli.add_command(ledger)
 cli.add_command(relay)
+cli.add_command(simulate)
 cli.add_command(wallet)
 
 
