@@ -29,6 +29,7 @@ from strom.events import (
 from strom.failpoints import crash_point
 from strom.lightning.wallet import InvoiceState, Wallet, WalletError
 from strom.sessions import ledger
+from strom.sessions.connectors import ConnectorChoice, choose_connector, reason_in_words
 from strom.sessions.model import ACTIVE_STATES, Session, State
 from strom.sessions.repository import SessionRepository
 from strom.store.charge_points import ChargePoint, ChargePointRepository
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 15.0
 STOP_RETRY_SECONDS = 10.0  # a stopping session asks its charger again this often
 # A driver usually plugs in first: the connector then says Preparing until charging starts.
-FREE_STATUSES = ("Available", "Preparing")
 
 
 class ChargerControl(Protocol):
@@ -56,13 +56,6 @@ class ChargerControl(Protocol):
 
 class SessionError(Exception):
     """A request about a session that cannot be served; the message is for the user."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectorChoice:
-    connector_id: int | None
-    reason: str = ""
-    in_use: bool = False  # refused because someone is charging there
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,25 +246,8 @@ class SessionService:
         """
         if cp is None:
             return ConnectorChoice(None, "charge point was removed")
-        if not self._chargers.is_connected(cp.id):
-            return ConnectorChoice(None, f"charger {cp.name} is offline, try again later")
-        busy = await self.repo.busy_connectors(cp.id)
-        wanted = [connector_id] if connector_id else [
-            c.connector_id for c in cp.connectors if c.connector_id > 0]
-        statuses = []
-        for number in wanted:
-            connector = cp.connector(number)
-            status = connector.status if connector else "Unavailable"
-            if number not in busy and status in FREE_STATUSES:
-                return ConnectorChoice(number, "")
-            if number in busy:
-                statuses.append("charging for another driver")
-            else:
-                statuses.append("charging" if status == "Charging" else status.lower())
-        in_use = any(s in ("charging", "charging for another driver") for s in statuses)
-        if connector_id:
-            return ConnectorChoice(None, f"connector {connector_id} is {statuses[0]}", in_use)
-        return ConnectorChoice(None, f"no free connector ({', '.join(statuses)})", in_use)
+        return choose_connector(cp, connector_id, connected=self._chargers.is_connected(cp.id),
+                                busy=await self.repo.busy_connectors(cp.id))
 
     async def _remote_start(self, session: Session) -> None:
         assert session.active_connector_id is not None
@@ -450,7 +426,7 @@ class SessionService:
         if session is None or session.state not in (State.CHARGING, State.STOPPING):
             return
         await self._meter(session.id, energy_register_wh=meter_stop_wh, final=True)
-        await self._finalize(session.id, _reason_in_words(reason))
+        await self._finalize(session.id, reason_in_words(reason))
 
     async def _finalize(self, session_id: str, reason: str) -> None:
         """Charging is over: what is left of the payment becomes refundable."""
@@ -517,13 +493,3 @@ class SessionService:
         self._bus.publish(SessionChanged(session.id, session.cp_id, session.state.value, {
             "energy_wh": session.energy_wh, "consumed_msat": session.consumed_msat,
             "paid_msat": session.paid_msat, "refundable_msat": session.refundable_msat}))
-
-
-def _reason_in_words(ocpp_reason: str) -> str:
-    return {
-        "EVDisconnected": "car unplugged", "Remote": "stopped remotely", "Local": "stopped at the charger",
-        "PowerLoss": "power loss", "Reboot": "charger rebooted", "EmergencyStop": "emergency stop",
-        "HardReset": "charger reset", "SoftReset": "charger reset", "DeAuthorized": "deauthorized",
-        "UnlockCommand": "connector unlocked", "Other": "stopped",
-    }.get(ocpp_reason, ocpp_reason or "stopped")
-

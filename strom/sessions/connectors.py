@@ -1,0 +1,50 @@
+"""Which connector a new session may take, and why not; OCPP stop reasons in words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from strom.store.charge_points import ChargePoint
+
+# A charger takes a new payer on a connector in one of these states.
+FREE_STATUSES = ("Available", "Preparing")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorChoice:
+    connector_id: int | None
+    reason: str = ""
+    in_use: bool = False  # refused because someone is charging there
+
+
+def choose_connector(cp: ChargePoint, connector_id: int | None, *, connected: bool,
+                     busy: set[int]) -> ConnectorChoice:
+    """The requested connector (or any) if free; `busy` are those held by running sessions."""
+    if not connected:
+        return ConnectorChoice(None, f"charger {cp.name} is offline, try again later")
+    wanted = [connector_id] if connector_id else [
+        c.connector_id for c in cp.connectors if c.connector_id > 0]
+    statuses = []
+    for number in wanted:
+        connector = cp.connector(number)
+        status = connector.status if connector else "Unavailable"
+        if number not in busy and status in FREE_STATUSES:
+            return ConnectorChoice(number, "")
+        if number in busy:
+            statuses.append("charging for another driver")
+        else:
+            statuses.append("charging" if status == "Charging" else status.lower())
+    in_use = any(s in ("charging", "charging for another driver") for s in statuses)
+    if connector_id:
+        return ConnectorChoice(None, f"connector {connector_id} is {statuses[0]}", in_use)
+    return ConnectorChoice(None, f"no free connector ({', '.join(statuses)})", in_use)
+
+
+def reason_in_words(ocpp_reason: str) -> str:
+    return {
+        "EVDisconnected": "car unplugged", "Remote": "stopped remotely", "Local": "stopped at the charger",
+        "PowerLoss": "power loss", "Reboot": "charger rebooted", "EmergencyStop": "emergency stop",
+        "HardReset": "charger reset", "SoftReset": "charger reset", "DeAuthorized": "deauthorized",
+        "UnlockCommand": "connector unlocked", "Other": "stopped",
+    }.get(ocpp_reason, ocpp_reason or "stopped")
+
