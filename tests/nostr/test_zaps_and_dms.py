@@ -172,12 +172,12 @@ async def test_a_second_zap_from_the_payer_tops_up_the_running_session(
         nostr_app: tuple[StromApp, Keys], driver: Driver, http: httpx.AsyncClient) -> None:
     app, cp_keys = nostr_app
     cp_pub = cp_keys.public_key().to_hex()
+    sessions = app.services.sessions
     for _ in range(2):
         request = zap_request(driver.keys, cp_pub, app.relay.url)
         answer = (await http.get(f"/lnurlp/{CP}/callback",
                                  params={"amount": AMOUNT, "nostr": request})).json()
         await dev_pay(app, http, answer["pr"])
-        sessions = app.services.sessions
         found = await eventually(lambda: sessions.repo.list(cp_id=CP),
                                  lambda s: s and s[0].state == State.CHARGING)
     assert len(found) == 1, "the second zap must not start a second session"

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from strom.ocpp.commands import CallErrorResponse, CallTimeout, ChargePointOffline
 from strom.store.db import Database
 from tests.ocpp.conftest import PASSWORD, Ocpp, start_ocpp
+from tests.polling import eventually
 
 BOOT = json.dumps([2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}])
 
@@ -28,9 +29,10 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 async def until(predicate, what: str) -> None:  # noqa: ANN001
-    async with asyncio.timeout(5):
-        while not predicate():
-            await asyncio.sleep(0.01)
+    async def probe() -> bool:
+        return bool(predicate())
+
+    await eventually(probe, bool, seconds=5)
 
 
 @pytest.mark.parametrize("path", ["/ocpp/nobody", "/ocpp/", "/elsewhere/cp-1"])

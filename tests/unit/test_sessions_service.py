@@ -20,6 +20,7 @@ from strom.store.db import Database
 from strom.tariffs.model import Tariff
 from strom.timeutil import utcnow
 from tests.doubles.edges import FakeChargers, FakeWallet, make_invoice
+from tests.polling import eventually
 
 TARIFF = Tariff(price_msat_per_kwh=300_000, session_fee_msat=10_000)
 
@@ -43,11 +44,9 @@ class Harness:
         await self.sessions.on_paid(pending.payment_hash, amount)
         return pending.session.id
 
-    async def wait_state(self, session_id: str, *states: State, timeout: float = 5.0) -> None:
-        async def poll() -> None:
-            while (s := await self.sessions.repo.get(session_id)) is None or s.state not in states:
-                await asyncio.sleep(0.01)
-        await asyncio.wait_for(poll(), timeout)
+    async def wait_state(self, session_id: str, *states: State) -> None:
+        await eventually(lambda: self.sessions.repo.get(session_id),
+                         lambda s: s is not None and s.state in states, seconds=5)
 
     async def charging_session(self, amount: int = 1_000_000) -> str:
         sid = await self.paid_session(amount)
@@ -153,7 +152,7 @@ async def test_two_payers_race_for_one_connector(h: Harness) -> None:
 
 async def test_start_timeout_fails_and_refunds_all(h: Harness) -> None:
     sid = await h.paid_session()
-    await h.wait_state(sid, State.FAILED, timeout=3)
+    await h.wait_state(sid, State.FAILED)
     session = await h.sessions.repo.get(sid)
     assert session is not None
     assert session.failure_reason == "charger did not start in time"
