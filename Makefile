@@ -4,9 +4,14 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test bench lint fmt clean
+.PHONY: install browser run demo test bench lint fmt clean
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# The browser tests drive Debian's chromium (Playwright cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 # uv is bootstrapped with pip when it is missing; the lock file pins every package.
 $(STAMP): pyproject.toml uv.lock

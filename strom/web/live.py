@@ -1,7 +1,9 @@
 """Server-sent events for the pages: `/cp/{id}/events` and `/s/{token}/events`.
 
 Each stream sends the current state first, then a fresh state whenever the bus says that
-something about it changed, and a comment every 15 s so proxies keep it open.
+something about it changed, and a comment every 15 s so proxies keep it open. Besides the
+contract's JSON, a frame carries what the page shows (`view`, `availability`), worded on the
+server (`strom.web.page_views`) so the page script only copies text.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from strom.events import (
 )
 from strom.views import charge_point_json, session_json
 from strom.web.auth import services
+from strom.web.page_views import availability, session_view
 
 KEEPALIVE = 15.0
 
@@ -56,6 +59,7 @@ def _sse(body: AsyncIterator[str]) -> StreamingResponse:
 
 
 async def charge_point_events(request: Request) -> StreamingResponse:
+    """The charge point JSON (contract §6) on every status change, for its page."""
     svc = services(request)
     cp_id = request.path_params["cp_id"]
     if not await svc.charge_points.exists(cp_id):
@@ -63,7 +67,10 @@ async def charge_point_events(request: Request) -> StreamingResponse:
 
     async def snapshot() -> dict[str, Any] | None:
         cp = await svc.charge_points.get(cp_id)
-        return charge_point_json(svc, cp) if cp else None
+        if cp is None:
+            return None
+        data = charge_point_json(svc, cp)
+        return {**data, "availability": availability(data)}
 
     return _sse(_stream(request, "charge_point",
                         (ConnectorStatusChanged, ChargePointConnected, ChargePointDisconnected),
@@ -71,6 +78,7 @@ async def charge_point_events(request: Request) -> StreamingResponse:
 
 
 async def session_events(request: Request) -> StreamingResponse:
+    """The session JSON (contract §6) and its page wording on every change of the session."""
     svc = services(request)
     assert svc.sessions is not None
     session = await svc.sessions.repo.by_token(request.path_params["token"])
@@ -80,7 +88,10 @@ async def session_events(request: Request) -> StreamingResponse:
 
     async def snapshot() -> dict[str, Any] | None:
         current = await sessions.repo.get(session_id)
-        return session_json(svc, current) if current else None
+        if current is None:
+            return None
+        data = session_json(svc, current)
+        return {**data, "view": session_view(data).to_json()}
 
     return _sse(_stream(request, "session", (SessionChanged,),
                         lambda e: e.session_id == session_id, snapshot))

@@ -2,73 +2,100 @@
 
 from __future__ import annotations
 
-from starlette.exceptions import HTTPException
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from strom import qr
+from strom.lightning.dev import DevWallet
 from strom.lnurl.links import pay_links
 from strom.services import Services
 from strom.store.charge_points import ChargePoint
 from strom.tariffs.model import describe
 from strom.views import charge_point_json
 from strom.web.auth import services
-from strom.web.templating import STATIC_DIR, templates
+from strom.web.page_response import not_found, qr_markup, render
+from strom.web.page_views import availability
+from strom.web.templating import STATIC_DIR
+from strom.web.tile_map import MapPoint, tile_map, tile_origin
+
+# The filter offers every status a charger can show (contract §5), in the order drivers care.
+STATUSES = ("Available", "Preparing", "Charging", "SuspendedEV", "Finishing", "Unavailable",
+            "Faulted", "Offline")
 
 
-async def _charge_point(request: Request) -> tuple[Services, ChargePoint]:
-    svc = services(request)
-    cp = await svc.charge_points.get(request.path_params["cp_id"])
-    if cp is None:
-        raise HTTPException(404, "unknown charge point")
-    return svc, cp
+def _map_settings(svc: Services) -> tuple[str, str]:
+    # `[http] map_tiles_url` / `map_attribution`: empty (no map, no outside request) unless set.
+    http = svc.settings.http
+    return getattr(http, "map_tiles_url", ""), getattr(http, "map_attribution", "")
+
+
+def _matches(cp: ChargePoint, query: str, status: str) -> bool:
+    text = f"{cp.id} {cp.name}".lower()
+    return all(word in text for word in query.split()) and (not status or cp.status == status)
 
 
 async def index(request: Request) -> Response:
     svc = services(request)
     assert svc.tariffs is not None
-    query = request.query_params.get("q", "").strip().lower()
+    query = request.query_params.get("q", "").strip()
     status = request.query_params.get("status", "")
+    status = status if status in STATUSES else ""
     shown = []
     for cp in await svc.charge_points.list():
-        if query and query not in cp.id.lower() and query not in cp.name.lower():
-            continue
-        if status and cp.status != status:
-            continue
-        view = charge_point_json(svc, cp)
-        view["price_words"] = describe(svc.tariffs.current(cp))
-        shown.append(view)
-    return templates.TemplateResponse(request, "index.html", {
-        "charge_points": shown, "q": request.query_params.get("q", ""), "status": status})
+        if _matches(cp, query.lower(), status):
+            view = charge_point_json(svc, cp)
+            view["price_words"] = describe(svc.tariffs.current(cp))
+            shown.append(view)
+    tiles, attribution = _map_settings(svc)
+    the_map = tile_map([MapPoint(cp["id"], cp["name"], cp["status"], cp["location"]["lat"],
+                                 cp["location"]["lon"]) for cp in shown], tiles)
+    return render(request, "index.html", {
+        "charge_points": shown, "q": query, "status": status, "statuses": STATUSES,
+        "map": the_map, "attribution": attribution,
+    }, tile_origin=tile_origin(tiles) if the_map else None)
+
+
+def _cp_context(svc: Services, cp: ChargePoint, scale: int) -> dict[str, Any]:
+    assert svc.tariffs is not None
+    links = pay_links(svc.settings.public_url, cp.id)
+    view = charge_point_json(svc, cp)
+    return {"cp": view, "links": links, "price_words": describe(svc.tariffs.current(cp)),
+            "availability": availability(view),
+            "qr_svg": qr_markup(qr.svg(links.web, scale=scale),
+                                f"QR code: pay for charging at {cp.name}")}
 
 
 async def charge_point_page(request: Request) -> Response:
-    svc, cp = await _charge_point(request)
+    svc = services(request)
+    cp = await svc.charge_points.get(request.path_params["cp_id"])
+    if cp is None:
+        return not_found(request, "charge point", "unknown charge point")
     assert svc.tariffs is not None
-    links = pay_links(svc.settings.public_url, cp.id)
     dynamic = svc.tariffs.is_dynamic(cp)
-    return templates.TemplateResponse(request, "charge_point.html", {
-        "cp": charge_point_json(svc, cp), "links": links,
-        "price_words": describe(svc.tariffs.current(cp)),
+    return render(request, "charge_point.html", {
+        **_cp_context(svc, cp, scale=6),
         "schedule": svc.tariffs.schedule(cp) if dynamic else [],
         "feed_status": svc.tariffs.status() if dynamic else None,
-        "qr_svg": qr.svg(links.web, title=f"Pay for charging at {cp.name}")})
+        "dev_wallet": isinstance(svc.wallet, DevWallet)})
 
 
 async def sticker(request: Request) -> Response:
-    svc, cp = await _charge_point(request)
-    assert svc.tariffs is not None
-    links = pay_links(svc.settings.public_url, cp.id)
-    return templates.TemplateResponse(request, "sticker.html", {
-        "cp": charge_point_json(svc, cp), "links": links,
-        "price_words": describe(svc.tariffs.current(cp)),
-        "qr_svg": qr.svg(links.web, scale=10, title=f"Pay for charging at {cp.name}")})
+    svc = services(request)
+    cp = await svc.charge_points.get(request.path_params["cp_id"])
+    if cp is None:
+        return not_found(request, "charge point", "unknown charge point")
+    return render(request, "sticker.html", _cp_context(svc, cp, scale=10))
 
 
 async def qr_svg(request: Request) -> Response:
-    svc, cp = await _charge_point(request)
+    svc = services(request)
+    cp = await svc.charge_points.get(request.path_params["cp_id"])
+    if cp is None:
+        return not_found(request, "charge point", "unknown charge point")
     return Response(qr.svg(pay_links(svc.settings.public_url, cp.id).web),
                     media_type="image/svg+xml")
 

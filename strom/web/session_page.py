@@ -21,15 +21,9 @@ from strom.sessions.model import Session
 from strom.sessions.service import SessionError
 from strom.views import session_json
 from strom.web.auth import services
+from strom.web.page_response import not_found, qr_markup, render
+from strom.web.page_views import session_view
 from strom.web.responses import lnurl_response
-from strom.web.templating import templates
-
-STATE_WORDS = {
-    "pending_payment": "Waiting for your payment", "paid": "Paid, starting the charger",
-    "starting": "Starting the charger", "charging": "Charging", "stopping": "Stopping",
-    "stopped": "Stopped", "refunded": "Finished and refunded", "settled": "Finished",
-    "failed": "Did not start: your payment is refundable",
-}
 
 
 async def _session(request: Request) -> tuple[Services, Session]:
@@ -42,20 +36,28 @@ async def _session(request: Request) -> tuple[Services, Session]:
 
 
 def wants_json(request: Request) -> bool:
+    """Whether the client asked for the session JSON rather than the page."""
     return "application/json" in request.headers.get("accept", "")
 
 
 async def session_page(request: Request) -> Response:
-    svc, session = await _session(request)
+    svc = services(request)
+    assert svc.sessions is not None
+    session = await svc.sessions.repo.by_token(request.path_params["token"])
+    if session is None:
+        return not_found(request, "charging session", "no such session")
     data = session_json(svc, session)
     if wants_json(request):
         return JSONResponse(data, headers={"Cache-Control": "no-store"})
     topup = lnurl_encode(f"{svc.settings.public_url}/s/{session.token}/topup")
-    return templates.TemplateResponse(request, "session.html", {
-        "s": data, "token": session.token, "state_words": STATE_WORDS.get(data["state"], ""),
-        "withdraw_qr": qr.svg(f"lightning:{data['lnurlw']}", title="Stop and refund"),
-        "topup_qr": qr.svg(f"lightning:{topup}", title="Top up"),
-    }, headers={"Cache-Control": "no-store"})
+    cp = await svc.charge_points.get(session.cp_id)
+    return render(request, "session.html", {
+        "s": data, "v": session_view(data), "token": session.token, "topup": topup,
+        "cp_name": cp.name if cp else session.cp_id,
+        "withdraw_qr": qr_markup(qr.svg(f"lightning:{data['lnurlw']}"),
+                                 "QR code: stop charging and get your refund"),
+        "topup_qr": qr_markup(qr.svg(f"lightning:{topup}"), "QR code: top up this session"),
+    }, private=True)
 
 
 def _topup_metadata(svc: Services, session: Session) -> str:
