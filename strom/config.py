@@ -30,6 +30,10 @@ class HttpSettings(_Section):
     port: int = Field(8000, ge=0, le=65535)
     # What goes into LNURLs, lightning addresses and success actions; empty = http://host:port.
     public_url: str = ""
+    # Tiles for the index map, e.g. "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+    # empty = no map, and the browser fetches nothing from anyone but strom.
+    map_tiles_url: str = ""
+    map_attribution: str = ""  # shown under the map, e.g. "© OpenStreetMap contributors"
 
 
 class OcppSettings(_Section):

@@ -28,9 +28,9 @@ STATUSES = ("Available", "Preparing", "Charging", "SuspendedEV", "Finishing", "U
 
 
 def _map_settings(svc: Services) -> tuple[str, str]:
-    # `[http] map_tiles_url` / `map_attribution`: empty (no map, no outside request) unless set.
+    # Empty (no map, no outside request) unless configured.
     http = svc.settings.http
-    return getattr(http, "map_tiles_url", ""), getattr(http, "map_attribution", "")
+    return http.map_tiles_url, http.map_attribution
 
 
 def _matches(cp: ChargePoint, query: str, status: str) -> bool:

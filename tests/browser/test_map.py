@@ -15,11 +15,9 @@ TILES = "https://tiles.example/{z}/{x}/{y}.png"
 
 
 def configure_tiles(world: World) -> None:
-    # `[http] map_tiles_url` / `map_attribution` are read with defaults until strom/config.py
-    # declares them; setting the attributes directly works either way.
     http = world.app.services.settings.http
-    object.__setattr__(http, "map_tiles_url", TILES)
-    object.__setattr__(http, "map_attribution", "Map data © OpenStreetMap contributors")
+    http.map_tiles_url = TILES
+    http.map_attribution = "Map data © OpenStreetMap contributors"
 
 
 async def serve_tiles(tab: Tab) -> list[str]:
