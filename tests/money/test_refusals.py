@@ -81,3 +81,8 @@ async def test_demo_pay_button_starts_a_session(world: World) -> None:
     assert session["paid_msat"] == 1_500_000
     too_little = await world.http.post(f"/cp/{CP}/demo-pay", data={"sat": "1"})
     assert too_little.status_code == 409 and "below minimum" in too_little.json()["error"]
+
+
+async def test_charger_page_offers_the_demo_button_with_the_dev_wallet(world: World) -> None:
+    page = await world.http.get(f"/cp/{CP}")
+    assert f'action="/cp/{CP}/demo-pay"' in page.text and "Pay with the dev wallet" in page.text
