@@ -8,10 +8,12 @@ import click
 
 from strom import __version__
 from strom.cli.cp import cp
+from strom.cli.keys import keys
 from strom.cli.ledger import ledger
 from strom.cli.relay import relay
 from strom.cli.run import demo, run
 from strom.cli.simulate import simulate
+from strom.cli.tui import tui
 from strom.cli.wallet import wallet
 from strom.errors import UserError
 
@@ -25,9 +27,11 @@ def cli() -> None:
 cli.add_command(run)
 cli.add_command(demo)
 cli.add_command(cp)
+cli.add_command(keys)
 cli.add_command(ledger)
 cli.add_command(relay)
 cli.add_command(simulate)
+cli.add_command(tui)
 cli.add_command(wallet)
 
 

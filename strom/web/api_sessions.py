@@ -5,45 +5,47 @@ from __future__ import annotations
 
 import asyncio
 
+from pydantic import Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from strom.services import Services
 from strom.sessions.audit import check_ledger
 from strom.sessions.model import ACTIVE_STATES, State
 from strom.web.auth import require_admin, services
 from strom.web.session_page import session_json
+from strom.web.validation import PageQuery, page, read_query
 
 
-def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HTTPException(422, f"{name} must be an integer") from None
-    if not lo <= value <= hi:
-        raise HTTPException(422, f"{name} must be between {lo} and {hi}")
-    return value
+class SessionsQuery(PageQuery):
+    cp_id: str | None = Field(None, min_length=1, max_length=100,
+                              description="Only this charge point's.")
+    state: State | None = Field(None, description="Only sessions in this state.")
+
+
+async def _count(svc: Services, query: SessionsQuery) -> int:
+    where = [f"{column} = ?" for column, value in
+             (("cp_id", query.cp_id), ("state", query.state)) if value is not None]
+    params = [v.value if isinstance(v, State) else v for v in (query.cp_id, query.state)
+              if v is not None]
+    row = await svc.db.fetchone(
+        "SELECT COUNT(*) FROM sessions" + (" WHERE " + " AND ".join(where) if where else ""),
+        params)
+    return int(row[0]) if row else 0
 
 
 async def list_sessions(request: Request) -> JSONResponse:
+    """Newest first, filtered by `cp_id` and `state`, `{"items","total","limit","offset"}`."""
     require_admin(request)
     svc = services(request)
     assert svc.sessions is not None
-    state_raw = request.query_params.get("state")
-    try:
-        state = State(state_raw) if state_raw else None
-    except ValueError:
-        raise HTTPException(422, f"state must be one of {[s.value for s in State]}") from None
-    limit = _int_param(request, "limit", 50, 1, 500)
-    offset = _int_param(request, "offset", 0, 0, 10**9)
-    items = await svc.sessions.repo.list(cp_id=request.query_params.get("cp_id"), state=state,
-                                         limit=limit, offset=offset)
-    return JSONResponse({"items": [session_json(svc, s) for s in items], "limit": limit,
-                         "offset": offset})
+    query = read_query(request, SessionsQuery)
+    items = await svc.sessions.repo.list(cp_id=query.cp_id, state=query.state,
+                                         limit=query.limit, offset=query.offset)
+    return JSONResponse(page([session_json(svc, s) for s in items], await _count(svc, query),
+                             query))
 
 
 async def get_session(request: Request) -> JSONResponse:

@@ -4,32 +4,37 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.middleware import Middleware
 
 from strom.services import Services
 from strom.web import (
+    api_charge_points,
+    api_commands,
+    api_keys,
+    api_ledger,
     api_sessions,
+    api_stream,
+    api_tariffs,
     dev_pay,
     health,
     live,
     lnurl_pay,
     lnurl_withdraw,
+    openapi,
     pages,
     public_api,
     session_page,
 )
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+from strom.web.errors import CatchAll, http_error
 
 
 def create_web_app(services: Services) -> Starlette:
     routes = [*health.routes, *lnurl_pay.routes, *lnurl_withdraw.routes, *session_page.routes,
               *api_sessions.routes, *public_api.routes, *dev_pay.routes, *live.routes,
+              *api_charge_points.routes, *api_commands.routes, *api_keys.routes,
+              *api_tariffs.routes, *api_ledger.routes, *api_stream.routes, *openapi.routes,
               *pages.routes]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
+                    middleware=[Middleware(CatchAll)])
     app.state.services = services
     return app

@@ -1,0 +1,132 @@
+"""Admin REST: `/api/v1/charge-points` — list, create, show, edit, remove charge points."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import Field
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from strom.errors import UserError
+from strom.keys import ensure_cp_key, keys_path, remove_cp_key
+from strom.security import hash_password
+from strom.services import Services
+from strom.store.charge_points import ChargePoint
+from strom.web.admin_views import admin_views
+from strom.web.api_tariffs import TariffOverride, check_override
+from strom.web.auth import require_admin, services
+from strom.web.validation import PageQuery, Strict, Whole, page, read_body, read_query
+
+# OCPP puts the id in the URL path; the same rule as `strom cp add`.
+CP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$"
+# Names show up in pages, terminals and nostr profiles: no control characters.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+MIN_PASSWORD = 16
+
+
+class ChargePointCreate(Strict):
+    id: str = Field(pattern=CP_ID_PATTERN, description="1-48 letters, digits, '.', '_', '-'.")
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=NAME_PATTERN)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    connectors: Whole = Field(1, ge=1, le=16)
+    password: str | None = Field(None, min_length=MIN_PASSWORD, max_length=200,
+                                 description="OCPP Basic-auth password (security profile 1).")
+    tariff: TariffOverride | None = None
+
+
+class ChargePointUpdate(Strict):
+    """Only the keys given change; `password: null` removes it, `tariff: null` clears it."""
+
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=NAME_PATTERN)
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+    password: str | None = Field(None, min_length=MIN_PASSWORD, max_length=200)
+    tariff: TariffOverride | None = None
+
+
+async def view(svc: Services, cp: ChargePoint) -> dict[str, object]:
+    return (await admin_views(svc, [cp]))[0]
+
+
+async def _charge_point(svc: Services, cp_id: str) -> ChargePoint:
+    cp = await svc.charge_points.get(cp_id)
+    if cp is None:
+        raise HTTPException(404, "unknown charge point")
+    return cp
+
+
+async def list_charge_points(request: Request) -> JSONResponse:
+    require_admin(request)
+    svc = services(request)
+    query = read_query(request, PageQuery)
+    cps = await svc.charge_points.list()
+    items = await admin_views(svc, cps[query.offset:query.offset + query.limit])
+    return JSONResponse(page(items, len(cps), query))
+
+
+async def create_charge_point(request: Request) -> JSONResponse:
+    """Register a charge point and create its nostr key."""
+    require_admin(request)
+    svc = services(request)
+    body = await read_body(request, ChargePointCreate)
+    tariff = check_override(svc, body.tariff) if body.tariff else None
+    password_hash = await asyncio.to_thread(hash_password, body.password) if body.password else None
+    try:
+        cp = await svc.charge_points.add(
+            body.id, name=body.name or body.id, lat=body.lat, lon=body.lon,
+            num_connectors=body.connectors, password_hash=password_hash, tariff=tariff or None)
+    except UserError as exc:
+        raise HTTPException(409, str(exc)) from None
+    await asyncio.to_thread(ensure_cp_key, keys_path(svc.data_dir, svc.settings.nostr.keys_file),
+                            cp.id)
+    return JSONResponse(await view(svc, cp), status_code=201)
+
+
+async def get_charge_point(request: Request) -> JSONResponse:
+    require_admin(request)
+    svc = services(request)
+    return JSONResponse(await view(svc, await _charge_point(svc, request.path_params["cp_id"])))
+
+
+async def update_charge_point(request: Request) -> JSONResponse:
+    require_admin(request)
+    svc = services(request)
+    cp = await _charge_point(svc, request.path_params["cp_id"])
+    body = await read_body(request, ChargePointUpdate)
+    given = body.model_fields_set
+    changes: dict[str, object] = {k: getattr(body, k) for k in ("name", "lat", "lon")
+                                  if k in given and getattr(body, k) is not None}
+    if "password" in given:
+        changes["password_hash"] = (await asyncio.to_thread(hash_password, body.password)
+                                    if body.password else None)
+    if "tariff" in given:
+        changes["tariff"] = (check_override(svc, body.tariff) if body.tariff else None) or None
+    await svc.charge_points.update(cp.id, **changes)
+    return JSONResponse(await view(svc, await _charge_point(svc, cp.id)))
+
+
+async def delete_charge_point(request: Request) -> Response:
+    """Remove a charge point and its key; refused while a session holds one of its connectors."""
+    require_admin(request)
+    svc = services(request)
+    cp = await _charge_point(svc, request.path_params["cp_id"])
+    current = (await view(svc, cp))["sessions"]
+    if current:
+        raise HTTPException(409, f"{cp.id} has a running session; stop it first")
+    await svc.charge_points.remove(cp.id)
+    await asyncio.to_thread(remove_cp_key, keys_path(svc.data_dir, svc.settings.nostr.keys_file),
+                            cp.id)
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/api/v1/charge-points", list_charge_points),
+    Route("/api/v1/charge-points", create_charge_point, methods=["POST"]),
+    Route("/api/v1/charge-points/{cp_id}", get_charge_point),
+    Route("/api/v1/charge-points/{cp_id}", update_charge_point, methods=["PATCH"]),
+    Route("/api/v1/charge-points/{cp_id}", delete_charge_point, methods=["DELETE"]),
+]

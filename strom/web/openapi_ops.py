@@ -1,0 +1,156 @@
+"""Every operation of strom's HTTP API, as data for the OpenAPI document (`strom.web.openapi`).
+
+Bodies and query strings are the pydantic models the routes validate with, so the document
+cannot drift from what the server accepts. Pages (HTML) are not part of the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from strom.web import schemas as s
+from strom.web.api_charge_points import ChargePointCreate, ChargePointUpdate
+from strom.web.api_commands import COMMANDS
+from strom.web.api_keys import EncryptBody, GenerateBody, ImportBody, RotateBody
+from strom.web.api_sessions import SessionsQuery
+from strom.web.api_stream import StreamQuery
+from strom.web.api_tariffs import TariffOverride
+from strom.web.validation import PageQuery
+
+JSON = "application/json"
+SSE = "text/event-stream"
+
+
+@dataclass(frozen=True)
+class Op:
+    method: str
+    path: str
+    summary: str
+    tag: str
+    admin: bool = True
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    ok: type[BaseModel] | None = None
+    ok_status: int = 200
+    media_type: str = JSON
+    many: bool = False
+
+
+class PayCallbackQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    amount: int = Field(description="Millisatoshi to pay.")
+    comment: str | None = Field(None, description="LUD-12 comment.")
+    nostr: str | None = Field(None, description="NIP-57 zap request (JSON).")
+
+
+class TopupCallbackQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    amount: int = Field(description="Millisatoshi to add to the session's budget.")
+
+
+class WithdrawCallbackQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    k1: str = Field(description="The k1 of the withdrawRequest.")
+    pr: str = Field(description="BOLT11 invoice for exactly the refundable amount.")
+
+
+class Nip05Query(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = Field(None, description="A charge point id.")
+
+
+class DevPayBody(BaseModel):
+    bolt11: str
+
+
+CP = "/api/v1/charge-points"
+KEYS = "/api/v1/keys/{cp_id}"
+
+PUBLIC: list[Op] = [
+    Op("get", "/healthz", "Is the process up, and how are its parts", "public", False,
+       ok=s.Health),
+    Op("get", "/api/v1/openapi.json", "This document", "public", False),
+    Op("get", "/api/v1/public/charge-points", "All charge points (contract §6)", "public",
+       False, ok=s.ChargePoint, many=True),
+    Op("get", "/api/v1/public/charge-points/{cp_id}", "One charge point (contract §6)", "public",
+       False, ok=s.ChargePoint),
+    Op("get", "/cp/{cp_id}/events", "Live charge point (server-sent events)", "public", False,
+       media_type=SSE),
+    Op("get", "/s/{token}", "The payer's session (send Accept: application/json)", "public",
+       False, ok=s.Session),
+    Op("get", "/s/{token}/events", "Live session (server-sent events)", "public", False,
+       media_type=SSE),
+    Op("get", "/.well-known/nostr.json", "NIP-05 names of the charge points' keys", "public",
+       False, query=Nip05Query, ok=s.Nip05),
+]
+
+LNURL: list[Op] = [
+    Op("get", "/lnurlp/{target}", "LUD-06 payRequest (target: cp id or cp-connector)", "lnurl",
+       False, ok=s.LnurlAnswer),
+    Op("get", "/.well-known/lnurlp/{target}", "LUD-16 lightning address", "lnurl", False,
+       ok=s.LnurlAnswer),
+    Op("get", "/lnurlp/{target}/callback", "LUD-06 invoice for `amount` msat", "lnurl", False,
+       query=PayCallbackQuery, ok=s.LnurlAnswer),
+    Op("get", "/s/{token}/topup", "LUD-06 payRequest topping up a session", "lnurl", False,
+       ok=s.LnurlAnswer),
+    Op("get", "/s/{token}/topup/callback", "Top-up invoice", "lnurl", False,
+       query=TopupCallbackQuery, ok=s.LnurlAnswer),
+    Op("get", "/lnurlw/{token}", "LUD-03 withdrawRequest: stop and refund", "lnurl", False,
+       ok=s.LnurlAnswer),
+    Op("get", "/lnurlw/{token}/callback", "LUD-03 callback: pay the refund", "lnurl", False,
+       query=WithdrawCallbackQuery, ok=s.LnurlAnswer),
+]
+
+ADMIN: list[Op] = [
+    Op("get", CP, "Charge points with live status, sessions and takings", "charge points",
+       query=PageQuery, ok=s.ChargePointPage),
+    Op("post", CP, "Register a charge point (creates its nostr key)", "charge points",
+       body=ChargePointCreate, ok=s.AdminChargePoint, ok_status=201),
+    Op("get", CP + "/{cp_id}", "One charge point", "charge points", ok=s.AdminChargePoint),
+    Op("patch", CP + "/{cp_id}", "Edit name, location, password or tariff override",
+       "charge points", body=ChargePointUpdate, ok=s.AdminChargePoint),
+    Op("delete", CP + "/{cp_id}", "Remove a charge point and its key", "charge points",
+       ok_status=204),
+    *[Op("post", f"/api/v1/commands/{{cp_id}}/{name}", f"OCPP {name} to the charger",
+         "commands", body=body, ok=s.CommandResult) for name, (_, body) in COMMANDS.items()],
+    Op("get", "/api/v1/sessions", "Sessions, newest first", "sessions", query=SessionsQuery,
+       ok=s.SessionPage),
+    Op("get", "/api/v1/sessions/{session_id}", "One session", "sessions", ok=s.Session),
+    Op("post", "/api/v1/sessions/{session_id}/stop", "Stop a session (refund stays claimable)",
+       "sessions", ok=s.Session),
+    Op("get", "/api/v1/tariffs", "Default tariff and each charge point's", "tariffs",
+       query=PageQuery, ok=s.TariffPage),
+    Op("get", "/api/v1/tariffs/{cp_id}", "A charge point's tariff and override", "tariffs",
+       ok=s.TariffOfChargePoint),
+    Op("put", "/api/v1/tariffs/{cp_id}", "Replace the override ({} clears it)", "tariffs",
+       body=TariffOverride, ok=s.TariffOfChargePoint),
+    Op("delete", "/api/v1/tariffs/{cp_id}", "Clear the override", "tariffs",
+       ok=s.TariffOfChargePoint),
+    Op("get", "/api/v1/keys", "Nostr keys (public parts only)", "keys", query=PageQuery,
+       ok=s.KeyPage),
+    Op("get", KEYS, "A charger's npub, and what rotating would change", "keys", ok=s.KeyChange),
+    Op("post", KEYS + "/generate", "Generate a key", "keys", body=GenerateBody, ok=s.KeyChange,
+       ok_status=201),
+    Op("post", KEYS + "/import", "Import nsec, hex or ncryptsec", "keys", body=ImportBody,
+       ok=s.KeyChange, ok_status=201),
+    Op("post", KEYS + "/encrypt", "Encrypt the key at rest (NIP-49)", "keys", body=EncryptBody,
+       ok=s.KeyChange),
+    Op("post", KEYS + "/rotate", "Replace the key (a new nostr identity)", "keys",
+       body=RotateBody, ok=s.KeyChange),
+    Op("get", "/api/v1/ledger", "Money summary and today's takings", "ledger",
+       ok=s.LedgerSummary),
+    Op("get", "/api/v1/ledger/check", "Verify the money invariant (409 when broken)", "ledger",
+       ok=s.LedgerReport),
+    Op("get", "/api/v1/stream", "Live chargers, sessions and log lines (server-sent events)",
+       "live", query=StreamQuery, media_type=SSE),
+    Op("post", "/api/v1/dev/pay", "Dev wallet: pay or settle an invoice (loopback only)", "dev",
+       body=DevPayBody, ok=s.DevPayment),
+]
+
+OPERATIONS: list[Op] = [*PUBLIC, *LNURL, *ADMIN]

@@ -1,0 +1,199 @@
+"""Shapes of the JSON answers, for the OpenAPI document (contract §6 and the admin API).
+
+These models only describe; the route modules build their answers from the domain objects.
+Every object may grow new keys (contract: extend, don't rename), so none forbids extras.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class Error(BaseModel):
+    """Every error: a reason a person understands; 422 adds the fields at fault."""
+
+    error: str
+    fields: list[FieldError] | None = None
+    code: str | None = None
+
+
+class LnurlAnswer(BaseModel):
+    """LUD-06/03 answer, or `{"status": "ERROR", "reason": "…"}`."""
+
+    status: str | None = None
+    reason: str | None = None
+    tag: str | None = None
+
+
+class Location(BaseModel):
+    lat: float
+    lon: float
+    geohash: str
+
+
+class Connector(BaseModel):
+    id: int
+    status: str
+    lnurl: str | None = None
+
+
+class Tariff(BaseModel):
+    price_msat_per_kwh: int
+    session_fee_msat: int
+    price_msat_per_minute: int
+    currency: str
+    source: str
+    valid_until: str | None
+
+
+class ChargePoint(BaseModel):
+    id: str
+    name: str
+    pubkey: str | None
+    npub: str | None
+    lud16: str
+    lnurl: str
+    url: str
+    status: str
+    location: Location
+    connectors: list[Connector]
+    tariff: Tariff
+
+
+class SessionBrief(BaseModel):
+    id: str
+    state: str
+    connector_id: int | None
+    energy_wh: float
+    power_w: float | None
+    paid_msat: int
+    consumed_msat: int
+
+
+class AdminChargePoint(ChargePoint):
+    connected: bool
+    num_connectors: int
+    vendor: str | None
+    model: str | None
+    firmware: str | None
+    last_seen: str | None
+    has_password: bool
+    tariff_override: dict[str, int]
+    power_w: float
+    sessions: list[SessionBrief]
+    earned_today_msat: int
+
+
+class Session(BaseModel):
+    id: str
+    cp_id: str
+    connector_id: int | None
+    state: str
+    paid_msat: int
+    consumed_msat: int
+    refunded_msat: int
+    refundable_msat: int
+    energy_wh: float
+    started_at: str | None
+    stopped_at: str | None
+    stop_reason: str | None
+    lnurlw: str | None
+
+
+class PageBase(BaseModel):
+    total: int
+    limit: int
+    offset: int
+
+
+class ChargePointPage(PageBase):
+    items: list[AdminChargePoint]
+
+
+class SessionPage(PageBase):
+    items: list[Session]
+
+
+class TariffOfChargePoint(BaseModel):
+    cp_id: str
+    override: dict[str, int]
+    current: Tariff
+
+
+class TariffPage(PageBase):
+    default: dict[str, int]
+    mode: str
+    items: list[TariffOfChargePoint]
+
+
+class Key(BaseModel):
+    cp_id: str
+    npub: str | None
+    pubkey: str | None
+    encrypted: bool
+    charge_point_exists: bool
+
+
+class KeyPage(PageBase):
+    items: list[Key]
+
+
+class KeyChange(Key):
+    previous_npub: str | None = None
+    warning: str | None = None
+    rotate_warning: str | None = None
+
+
+class CommandResult(BaseModel):
+    cp_id: str
+    command: str
+    status: str
+
+
+class LedgerSummary(BaseModel):
+    sessions: int
+    received_msat: int
+    consumed_msat: int
+    refunded_msat: int
+    forfeited_msat: int
+    refundable_msat: int
+    today_since: str
+    earned_today_msat: int
+    earned_today_by_cp: dict[str, int]
+    wallet_balance_msat: int | None
+
+
+class LedgerReport(BaseModel):
+    ok: bool
+    sessions: int
+    received_msat: int
+    consumed_msat: int
+    refunded_msat: int
+    forfeited_msat: int
+    refundable_msat: int
+    problems: list[str]
+
+
+class Health(BaseModel):
+    status: str
+    demo: bool
+    checks: dict[str, Any]
+
+
+class DevPayment(BaseModel):
+    payment_hash: str
+    status: str
+    amount_msat: int
+    settled: bool
+
+
+class Nip05(BaseModel):
+    names: dict[str, str]
+    relays: dict[str, list[str]] | None = None
