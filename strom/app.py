@@ -23,6 +23,7 @@ from strom.http_server import HttpServer
 from strom.keys import KeyRing, ensure_cp_key, keys_path
 from strom.lightning.factory import make_wallet
 from strom.lnurl.pay import load_image
+from strom.logsetup import install_bus_log_handler
 from strom.ocpp.central_system import CentralSystem
 from strom.paths import admin_token_path, database_path, ensure_data_dir, runtime_path
 from strom.security import read_or_create_secret, write_secret_file
@@ -76,6 +77,7 @@ class StromApp:
         self._stack.push_async_callback(db.close)
         bus = EventBus()
         self._stack.push_async_callback(bus.close)
+        self._stack.callback(install_bus_log_handler(bus))  # log lines for the TUI and API
         charge_points = ChargePointRepository(db)
         await charge_points.mark_all_disconnected()
         event_log = EventLogRepository(db)

@@ -15,11 +15,14 @@ from strom.errors import UserError
 from strom.keys import ensure_cp_key, keys_path, remove_cp_key
 from strom.lnurl.links import pay_links
 from strom.security import hash_password
-from strom.store.charge_points import ChargePoint, ChargePointRepository
+from strom.store.charge_points import (
+    CP_ID_PATTERN,
+    MIN_PASSWORD,
+    ChargePoint,
+    ChargePointRepository,
+)
 
-# OCPP puts the id in the URL path and in idTags' neighbourhood; keep it simple and safe.
-CP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
-MIN_PASSWORD = 16
+CP_ID = re.compile(CP_ID_PATTERN)
 
 
 def cp_json(cp: ChargePoint) -> dict[str, Any]:

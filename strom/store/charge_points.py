@@ -11,6 +11,11 @@ from strom.errors import UserError
 from strom.store.db import Database
 from strom.timeutil import iso
 
+# The rules for ids and passwords, the same for the CLI and the admin API. OCPP puts the id
+# in the URL path, so it stays simple and safe; security profile 1 wants 16+ characters.
+CP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$"
+MIN_PASSWORD = 16
+
 # OCPP 1.6 ChargePointStatus values, plus "Offline" for a charger with no socket.
 CONNECTOR_STATUSES = (
     "Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing",

@@ -14,17 +14,14 @@ from strom.errors import UserError
 from strom.keys import ensure_cp_key, keys_path, remove_cp_key
 from strom.security import hash_password
 from strom.services import Services
-from strom.store.charge_points import ChargePoint
+from strom.store.charge_points import CP_ID_PATTERN, MIN_PASSWORD, ChargePoint
 from strom.web.admin_views import admin_views
 from strom.web.api_tariffs import TariffOverride, check_override
 from strom.web.auth import require_admin, services
 from strom.web.validation import PageQuery, Strict, Whole, page, read_body, read_query
 
-# OCPP puts the id in the URL path; the same rule as `strom cp add`.
-CP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$"
 # Names show up in pages, terminals and nostr profiles: no control characters.
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
-MIN_PASSWORD = 16
 
 
 class ChargePointCreate(Strict):
