@@ -15,11 +15,13 @@ from strom.web import (
     api_sessions,
     api_stream,
     api_tariffs,
+    demo_pay,
     dev_pay,
     health,
     live,
     lnurl_pay,
     lnurl_withdraw,
+    nip05,
     openapi,
     pages,
     public_api,
@@ -30,8 +32,8 @@ from strom.web.errors import CatchAll, http_error
 
 def create_web_app(services: Services) -> Starlette:
     routes = [*health.routes, *lnurl_pay.routes, *lnurl_withdraw.routes, *session_page.routes,
-              *api_sessions.routes, *public_api.routes, *dev_pay.routes, *live.routes,
-              *api_charge_points.routes, *api_commands.routes, *api_keys.routes,
+              *api_sessions.routes, *public_api.routes, *dev_pay.routes, *demo_pay.routes,
+              *live.routes, *nip05.routes, *api_charge_points.routes, *api_commands.routes, *api_keys.routes,
               *api_tariffs.routes, *api_ledger.routes, *api_stream.routes, *openapi.routes,
               *pages.routes]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
