@@ -82,3 +82,12 @@ async def refund_forfeited(conn: aiosqlite.Connection, session_id: str, amount_m
     await post(conn, session_id=session_id, kind="refund_forfeited",
                debit=session_account(session_id), credit=FORFEITED, amount_msat=amount_msat,
                ref=f"forfeit:{session_id}")
+
+
+async def earned_since(db: Database, since: str) -> dict[str, int]:
+    """Revenue (energy, fees, time sold) per charge point since `since` (ISO), in msat."""
+    rows = await db.fetchall(
+        "SELECT s.cp_id AS cp_id, COALESCE(SUM(l.amount_msat), 0) AS total FROM ledger l"
+        " JOIN sessions s ON s.id = l.session_id WHERE l.kind = 'energy_consumed'"
+        " AND l.at >= ? GROUP BY s.cp_id", (since,))
+    return {r["cp_id"]: int(r["total"]) for r in rows}

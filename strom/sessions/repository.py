@@ -114,6 +114,30 @@ class SessionRepository:
         rows = await self._db.fetchall(sql, [*params, limit, offset])
         return [_row(r) for r in rows]
 
+    async def count(self, *, cp_id: str | None = None, state: State | None = None) -> int:
+        where, params = [], []
+        if cp_id:
+            where.append("cp_id = ?")
+            params.append(cp_id)
+        if state:
+            where.append("state = ?")
+            params.append(state.value)
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) FROM sessions" + (" WHERE " + " AND ".join(where) if where else ""),
+            params)
+        return int(row[0]) if row else 0
+
+    async def totals(self) -> dict[str, int]:
+        """Sums over all sessions of the columns the money invariant ties together."""
+        row = await self._db.fetchone(
+            "SELECT COUNT(*), COALESCE(SUM(paid_msat), 0), COALESCE(SUM(consumed_msat), 0),"
+            " COALESCE(SUM(refunded_msat), 0), COALESCE(SUM(forfeited_msat), 0) FROM sessions")
+        assert row is not None
+        sessions, received, consumed, refunded, forfeited = (int(v) for v in row)
+        return {"sessions": sessions, "received_msat": received, "consumed_msat": consumed,
+                "refunded_msat": refunded, "forfeited_msat": forfeited,
+                "refundable_msat": received - consumed - refunded - forfeited}
+
     # --- invoices ---------------------------------------------------------------------------
 
     async def add_invoice(self, conn: aiosqlite.Connection, *, payment_hash: str, session_id: str,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from strom.services import Services
+from strom.sessions.ledger import earned_since
 from strom.sessions.model import ACTIVE_STATES, Session, State
 from strom.store.charge_points import ChargePoint
 from strom.timeutil import iso
@@ -19,15 +20,6 @@ def start_of_today() -> str:
     """Local midnight as the store's UTC ISO text, so it compares with `ledger.at`."""
     midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
     return iso(midnight)
-
-
-async def earned_since(svc: Services, since: str) -> dict[str, int]:
-    """Revenue (energy, fees, time sold) per charge point since `since`, in msat."""
-    rows = await svc.db.fetchall(
-        "SELECT s.cp_id AS cp_id, COALESCE(SUM(l.amount_msat), 0) AS total FROM ledger l"
-        " JOIN sessions s ON s.id = l.session_id WHERE l.kind = 'energy_consumed'"
-        " AND l.at >= ? GROUP BY s.cp_id", (since,))
-    return {r["cp_id"]: int(r["total"]) for r in rows}
 
 
 async def current_sessions(svc: Services) -> dict[str, list[Session]]:
@@ -67,6 +59,6 @@ def admin_charge_point_json(svc: Services, cp: ChargePoint, sessions: list[Sessi
 async def admin_views(svc: Services, cps: list[ChargePoint]) -> list[dict[str, Any]]:
     """Admin views of `cps`, with two queries for all of them rather than two each."""
     current = await current_sessions(svc)
-    earned = await earned_since(svc, start_of_today())
+    earned = await earned_since(svc.db, start_of_today())
     return [admin_charge_point_json(svc, cp, current.get(cp.id, []), earned.get(cp.id, 0))
             for cp in cps]

@@ -11,7 +11,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from strom.services import Services
 from strom.sessions.audit import check_ledger
 from strom.sessions.model import ACTIVE_STATES, State
 from strom.web.auth import require_admin, services
@@ -25,17 +24,6 @@ class SessionsQuery(PageQuery):
     state: State | None = Field(None, description="Only sessions in this state.")
 
 
-async def _count(svc: Services, query: SessionsQuery) -> int:
-    where = [f"{column} = ?" for column, value in
-             (("cp_id", query.cp_id), ("state", query.state)) if value is not None]
-    params = [v.value if isinstance(v, State) else v for v in (query.cp_id, query.state)
-              if v is not None]
-    row = await svc.db.fetchone(
-        "SELECT COUNT(*) FROM sessions" + (" WHERE " + " AND ".join(where) if where else ""),
-        params)
-    return int(row[0]) if row else 0
-
-
 async def list_sessions(request: Request) -> JSONResponse:
     """Newest first, filtered by `cp_id` and `state`, `{"items","total","limit","offset"}`."""
     require_admin(request)
@@ -44,7 +32,7 @@ async def list_sessions(request: Request) -> JSONResponse:
     query = read_query(request, SessionsQuery)
     items = await svc.sessions.repo.list(cp_id=query.cp_id, state=query.state,
                                          limit=query.limit, offset=query.offset)
-    return JSONResponse(page([session_json(svc, s) for s in items], await _count(svc, query),
+    return JSONResponse(page([session_json(svc, s) for s in items], await svc.sessions.repo.count(cp_id=query.cp_id, state=query.state),
                              query))
 
 
