@@ -8,6 +8,7 @@ from strom.config import Settings
 from strom.events import EventBus
 from strom.lightning.dev import DevWallet
 from strom.lightning.lnd import LndWallet
+from strom.lightning.nwc import NwcWallet
 from strom.lightning.wallet import Wallet, WalletConfigError
 from strom.store.db import Database
 
@@ -20,5 +21,7 @@ def make_wallet(settings: Settings, data_dir: Path, db: Database, bus: EventBus)
     if lightning.backend == "lnd":
         return LndWallet(db, bus, lightning.lnd, lightning.network,
                          max_fee_msat=lightning.max_fee_msat)
-    raise WalletConfigError(f"{lightning.backend} backend is not available yet; "
-                            "set [lightning] backend to \"dev\" or \"lnd\"")
+    if lightning.backend == "nwc":
+        return NwcWallet(db, bus, lightning.nwc, lightning.network)
+    raise WalletConfigError(f"unknown [lightning] backend {lightning.backend!r}; "
+                            "use \"dev\", \"lnd\" or \"nwc\"")
