@@ -198,7 +198,7 @@ async def test_factory_picks_the_configured_backend(db: Database, bus: EventBus,
     assert isinstance(make_wallet(settings(), tmp_path, db, bus), DevWallet)
     lnd = make_wallet(settings(backend="lnd", network="mainnet"), tmp_path, db, bus)
     assert isinstance(lnd, LndWallet) and lnd.network == "mainnet"
-    with pytest.raises(WalletConfigError, match="nwc backend is not available yet"):
+    with pytest.raises(WalletConfigError, match=r"\[lightning.nwc\] uri is not set"):
         make_wallet(settings(backend="nwc"), tmp_path, db, bus)
     with pytest.raises(WalletConfigError, match="mainnet"):
         make_wallet(settings(network="mainnet"), tmp_path, db, bus)
