@@ -2,37 +2,55 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from strom import __version__
-from strom.cli.cp import cp
-from strom.cli.keys import keys
-from strom.cli.ledger import ledger
-from strom.cli.relay import relay
-from strom.cli.run import demo, run
-from strom.cli.simulate import simulate
-from strom.cli.tui import tui
-from strom.cli.wallet import wallet
 from strom.errors import UserError
 
+# name -> "module:attribute"; a command's module (and its heavy imports: nostr-sdk, Textual,
+# the whole server) loads only when that command runs.
+COMMANDS = {
+    "run": "strom.cli.run:run", "demo": "strom.cli.run:demo", "cp": "strom.cli.cp:cp",
+    "keys": "strom.cli.keys:keys", "ledger": "strom.cli.ledger:ledger",
+    "relay": "strom.cli.relay:relay", "simulate": "strom.cli.simulate:simulate",
+    "tui": "strom.cli.tui:tui", "wallet": "strom.cli.wallet:wallet",
+}
+SHORT_HELP = {
+    "run": "Run the server (demo mode without a config file).",
+    "demo": "Run in demo mode in a fresh temporary data dir.",
+    "cp": "Register and inspect charge points.", "keys": "Manage the chargers' nostr keys.",
+    "ledger": "Check the money ledger.", "relay": "Run the embedded nostr relay on its own.",
+    "simulate": "Simulate OCPP 1.6J charge points.", "tui": "The operator console.",
+    "wallet": "The embedded dev wallet.",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """Sub-commands imported on use, so `strom --help` and `strom cp list` start fast."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SHORT_HELP[name]) for name in COMMANDS])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="strom")
 def cli() -> None:
     """strom: sell EV charging for bitcoin over Lightning, with OCPP 1.6J and nostr."""
-
-
-cli.add_command(run)
-cli.add_command(demo)
-cli.add_command(cp)
-cli.add_command(keys)
-cli.add_command(ledger)
-cli.add_command(relay)
-cli.add_command(simulate)
-cli.add_command(tui)
-cli.add_command(wallet)
 
 
 def main() -> None:
