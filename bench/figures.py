@@ -48,3 +48,22 @@ def machine_facts() -> dict[str, Any]:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib,
             "python": sys.version.split()[0], "platform": platform.platform()}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation between the nearest ranks."""
+    if not values:
+        raise ValueError("no values")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def load_average() -> float | None:
+    """The 1-minute load average: other work on the machine skews every figure."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None

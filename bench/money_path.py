@@ -1,0 +1,206 @@
+"""The money path: LNURL callback → invoice → paid → RemoteStartTransaction at the charger.
+
+A full StromApp (dev wallet, embedded relay and bots) runs in this process with CHARGERS raw
+chargers connected over real OCPP; LNURL requests go over HTTP with httpx. The chargers and
+the HTTP client share the app's event loop, so their cost is counted too.
+
+Baselines: for paid → RemoteStart, the central system's own RemoteStartTransaction call to an
+idle charger (no payment, no session); for callbacks, a constant LNURL answer from a bare
+Starlette route on the same HTTP server class (the HTTP stack alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bench.chargers import RawCharger, boot_all
+from bench.figures import Figure, percentile
+from strom.app import StromApp
+from strom.config import Settings
+from strom.events import SessionChanged
+from strom.http_server import HttpServer
+from strom.lightning.dev import DevWallet
+from strom.ocpp.central_system import CentralSystem
+
+CHARGERS = 100
+CALLBACKS = 400
+HTTP_CONCURRENCY = 20
+AMOUNT_MSAT = 2_000_000
+WAIT = 30.0
+
+
+class _Arrivals:
+    """When each charger saw its RemoteStartTransaction."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}
+        self.all_in = asyncio.Event()
+        self.expected = 0
+
+    def __call__(self, charger: RawCharger, arrived: float) -> None:
+        self.at.setdefault(charger.cp_id, arrived)
+        if len(self.at) >= self.expected:
+            self.all_in.set()
+
+    def reset(self, expected: int) -> None:
+        self.at.clear()
+        self.all_in.clear()
+        self.expected = expected
+
+
+async def _rate(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
+    """Calls per second of `one(i)` for i < count, `concurrency` at a time."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def gated(i: int) -> None:
+        async with gate:
+            await one(i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(gated(i) for i in range(count)))
+    return count / (time.perf_counter() - started)
+
+
+async def _invoice(http: httpx.AsyncClient, base: str, cp_id: str) -> str:
+    """The wallet's two requests: payRequest, then the callback with an amount; returns pr."""
+    pay_request = (await http.get(f"{base}/lnurlp/{cp_id}")).json()
+    if "callback" not in pay_request:
+        raise RuntimeError(f"{cp_id}: no payRequest: {pay_request}")
+    answer = (await http.get(pay_request["callback"], params={"amount": AMOUNT_MSAT})).json()
+    if "pr" not in answer:
+        raise RuntimeError(f"{cp_id}: callback refused: {answer}")
+    return str(answer["pr"])
+
+
+async def _callback_rate(http: httpx.AsyncClient, base: str, ids: list[str]) -> float:
+    callback = (await http.get(f"{base}/lnurlp/{ids[0]}")).json()["callback"].split("?")[0]
+
+    async def one(i: int) -> None:
+        cp_id = ids[i % len(ids)]
+        answer = (await http.get(callback.replace(ids[0], cp_id),
+                                 params={"amount": AMOUNT_MSAT})).json()
+        if "pr" not in answer:
+            raise RuntimeError(f"callback refused: {answer}")
+
+    return await _rate(CALLBACKS, HTTP_CONCURRENCY, one)
+
+
+async def _http_floor(http: httpx.AsyncClient) -> float:
+    """Requests/s of a constant LNURL answer from a bare Starlette route on uvicorn."""
+    body = {"pr": "lnbcrt" + "q" * 400, "routes": [], "successAction": {"tag": "url"}}
+
+    async def answer(_: Request) -> JSONResponse:
+        return JSONResponse(body)
+
+    server = HttpServer(Starlette(routes=[Route("/cb", answer)]), "127.0.0.1", 0)
+    await server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/cb"
+
+        async def one(_: int) -> None:
+            (await http.get(url, params={"amount": AMOUNT_MSAT})).raise_for_status()
+
+        return await _rate(CALLBACKS, HTTP_CONCURRENCY, one)
+    finally:
+        await server.close()
+
+
+async def _direct_starts(central: CentralSystem, chargers: list[RawCharger],
+                         arrivals: _Arrivals) -> list[float]:
+    """ms from the central system's call to RemoteStart arriving, no payment involved."""
+    arrivals.reset(len(chargers))
+    sent: dict[str, float] = {}
+
+    async def one(charger: RawCharger) -> None:
+        sent[charger.cp_id] = time.perf_counter()
+        await central.remote_start(charger.cp_id, 1, "direct")
+
+    await asyncio.gather(*(one(c) for c in chargers))
+    await asyncio.wait_for(arrivals.all_in.wait(), WAIT)
+    return [(arrivals.at[cp] - sent[cp]) * 1000 for cp in sent]
+
+
+async def _paid_starts(app: StromApp, http: httpx.AsyncClient, chargers: list[RawCharger],
+                       arrivals: _Arrivals) -> tuple[list[float], list[float]]:
+    """ms from settling each invoice to RemoteStart at the charger, and to `charging`."""
+    assert app.services is not None and isinstance(app.services.wallet, DevWallet)
+    wallet, bus = app.services.wallet, app.services.bus
+    base = app.settings.public_url
+    invoices = await asyncio.gather(*(_invoice(http, base, c.cp_id) for c in chargers))
+    arrivals.reset(len(chargers))
+    paid: dict[str, float] = {}
+    charging: dict[str, float] = {}
+    done = asyncio.Event()
+
+    async def watch(queue: asyncio.Queue[SessionChanged]) -> None:
+        while len(charging) < len(chargers):
+            event = await queue.get()
+            if event.state == "charging":
+                charging.setdefault(event.cp_id, time.perf_counter())
+        done.set()
+
+    async def pay(charger: RawCharger, invoice: str) -> None:
+        paid[charger.cp_id] = time.perf_counter()
+        await wallet.settle(invoice)
+
+    async with bus.listen(SessionChanged) as queue:
+        watcher = asyncio.create_task(watch(queue))
+        try:
+            await asyncio.gather(*(pay(c, i) for c, i in zip(chargers, invoices, strict=True)))
+            await asyncio.wait_for(arrivals.all_in.wait(), WAIT)
+            await asyncio.wait_for(done.wait(), WAIT)
+        finally:
+            watcher.cancel()
+    to_start = [(arrivals.at[cp] - paid[cp]) * 1000 for cp in paid]
+    to_charging = [(charging[cp] - paid[cp]) * 1000 for cp in paid]
+    return to_start, to_charging
+
+
+async def run(chargers: int = CHARGERS) -> list[Figure]:
+    """Measure the money path with `chargers` concurrent sessions."""
+    settings = Settings.model_validate({"http": {"port": 0}, "ocpp": {"port": 0},
+                                        "relay": {"port": 0}})
+    arrivals = _Arrivals()
+    with tempfile.TemporaryDirectory(prefix="strom-bench-money-") as tmp:
+        async with StromApp(settings, Path(tmp) / "data") as app, \
+                httpx.AsyncClient(timeout=WAIT, limits=httpx.Limits(max_connections=50)) as http:
+            assert app.services is not None and app.services.central_system is not None
+            central = app.services.central_system
+            ids = [f"pay-{n}" for n in range(1, chargers + 1)]
+            direct_ids = [f"direct-{n}" for n in range(1, chargers + 1)]
+            for cp_id in ids + direct_ids:
+                await app.services.charge_points.add(cp_id, name=cp_id, lat=52.52, lon=13.40)
+            paying = [RawCharger(cp_id, central.url, arrivals) for cp_id in ids]
+            direct = [RawCharger(cp_id, central.url, arrivals) for cp_id in direct_ids]
+            try:
+                await boot_all(paying + direct, 50)
+                callbacks = await _callback_rate(http, settings.public_url, ids)
+                floor = await _http_floor(http)
+                direct_ms = await _direct_starts(central, direct, arrivals)
+                start_ms, charging_ms = await _paid_starts(app, http, paying, arrivals)
+            finally:
+                await asyncio.gather(*(c.close() for c in paying + direct))
+    note = f"{chargers} sessions paid at once, one per charger"
+    return [
+        Figure("money", "paid → RemoteStart at charger, p50", percentile(start_ms, 50), "ms",
+               percentile(direct_ms, 50), note + "; baseline: bare RemoteStart call"),
+        Figure("money", "paid → RemoteStart at charger, p99", percentile(start_ms, 99), "ms",
+               percentile(direct_ms, 99), note + "; baseline: bare RemoteStart call"),
+        Figure("money", "paid → session charging, p50", percentile(charging_ms, 50), "ms",
+               note=note + "; after the charger's StartTransaction"),
+        Figure("money", "paid → session charging, p99", percentile(charging_ms, 99), "ms",
+               note=note),
+        Figure("money", "LNURL callbacks (invoice + session)", callbacks, "per s", floor,
+               f"{CALLBACKS} callbacks, {HTTP_CONCURRENCY} concurrent; "
+               "baseline: constant answer, bare Starlette route"),
+    ]
