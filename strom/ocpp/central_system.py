@@ -56,6 +56,7 @@ class CentralSystem(ChargerCommands):
         # sha256 of passwords already checked with scrypt, so reconnect storms stay cheap.
         self._verified: dict[str, bytes] = {}
         self._server: Server | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def authorizer(self) -> Authorizer | None:
@@ -172,7 +173,12 @@ class CentralSystem(ChargerCommands):
         self._connections[cp_id] = conn
         if old is not None:
             log.info("%s reconnected; closing its old connection", cp_id)
-            await old.websocket.close(REPLACED, "replaced by a new connection")
+            # In the background: a dead peer takes the whole close timeout to let go, and the
+            # charger must not wait that long for its BootNotification to be answered.
+            closing = asyncio.create_task(old.websocket.close(REPLACED,
+                                                              "replaced by a new connection"))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         else:
             await self._charge_points.set_connected(cp_id, True)
             self._bus.publish(ChargePointConnected(cp_id))

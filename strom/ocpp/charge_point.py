@@ -141,7 +141,7 @@ class ChargePointConnection(ChargePoint):
 
     @on(Action.heartbeat)
     async def on_heartbeat(self) -> call_result.Heartbeat:
-        await self._ctx.charge_points.touch(self.id)
+        self._ctx.charge_points.touch(self.id)
         return call_result.Heartbeat(current_time=iso())
 
     @on(Action.status_notification)
@@ -187,7 +187,7 @@ class ChargePointConnection(ChargePoint):
         known = await self._ctx.transactions.get(transaction_id)
         if transaction_data and known is not None and known.cp_id == self.id:
             rows = meter_rows(known.connector_id, transaction_id, transaction_data)
-            await self._ctx.transactions.add_meter_values(self.id, rows)
+            self._ctx.transactions.add_meter_values(self.id, rows)
         tx = await self._ctx.transactions.stop(
             self.id, transaction_id, meter_stop_wh=float(meter_stop), stopped_at=stopped_at,
             reason=reason or "Local", id_tag=id_tag)
@@ -208,7 +208,7 @@ class ChargePointConnection(ChargePoint):
     async def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]],
                               transaction_id: int | None = None) -> call_result.MeterValues:
         rows = meter_rows(connector_id, transaction_id, meter_value)
-        await self._ctx.transactions.add_meter_values(self.id, rows)
+        self._ctx.transactions.add_meter_values(self.id, rows)
         for sample in samples(self.id, rows):
             self._ctx.bus.publish(sample)
         return call_result.MeterValues()

@@ -153,8 +153,10 @@ class ChargePointRepository:
         """At start-up no charger is connected yet, whatever the last run left behind."""
         await self._db.execute("UPDATE charge_points SET connected = 0")
 
-    async def touch(self, cp_id: str) -> None:
-        await self._db.execute("UPDATE charge_points SET last_seen = ? WHERE id = ?", (iso(), cp_id))
+    def touch(self, cp_id: str) -> None:
+        """Note that the charger was heard from (batched: one commit for many heartbeats)."""
+        self._db.write_soon("UPDATE charge_points SET last_seen = ? WHERE id = ?",
+                            [(iso(), cp_id)])
 
     async def record_boot(self, cp_id: str, *, vendor: str, model: str,
                           serial_number: str | None, firmware: str | None) -> None:

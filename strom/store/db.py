@@ -45,6 +45,8 @@ class Database:
         self._conn = conn
         self.path = path
         self._lock = asyncio.Lock()
+        self._pending: list[tuple[str, list[tuple[Any, ...]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -61,6 +63,7 @@ class Database:
         return db
 
     async def close(self) -> None:
+        await self.flushed()
         await self._conn.close()
 
     async def _migrate(self) -> None:
@@ -98,6 +101,32 @@ class Database:
                 raise
             else:
                 await self._conn.execute("COMMIT")
+
+    def write_soon(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        """Queue rows for `sql`; everything queued in one pass of the loop commits together.
+
+        For records that are not money and whose loss in a crash costs nothing (meter values,
+        last-seen times): one transaction for many chargers instead of one each.
+        """
+        self._pending.append((sql, [tuple(r) for r in rows]))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let this loop pass queue what it has
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self.transaction() as conn:
+                    for sql, rows in batch:
+                        await conn.executemany(sql, rows)
+            except Exception:
+                log.exception("store: a batch of %d queued writes failed", len(batch))
+
+    async def flushed(self) -> None:
+        """Wait until every queued write is committed."""
+        if self._flusher is not None:
+            await self._flusher
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """One write statement in its own transaction; returns lastrowid."""

@@ -106,13 +106,13 @@ class TransactionRepository:
                 (cp_id, limit))
         return [_tx(r) for r in rows]
 
-    async def add_meter_values(self, cp_id: str, rows: Iterable[MeterRow]) -> int:
+    def add_meter_values(self, cp_id: str, rows: Iterable[MeterRow]) -> int:
+        """Queue the charger's readings for the next batch commit (sessions bill from the
+        published `MeterSample`, not from these rows)."""
         params = [(cp_id, r.connector_id, r.transaction_id, r.at, r.measurand, r.value, r.unit,
                    r.context, r.phase, r.location) for r in rows]
-        if not params:
-            return 0
-        async with self._db.transaction() as conn:
-            await conn.executemany(
+        if params:
+            self._db.write_soon(
                 "INSERT INTO meter_values (cp_id, connector_id, transaction_id, at, measurand,"
                 " value, unit, context, phase, location) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params)

@@ -70,3 +70,29 @@ async def test_concurrent_transactions_are_serialized(db: Database) -> None:
 
     await asyncio.gather(*(bump() for _ in range(50)))
     assert (await db.fetchone("SELECT n FROM counter"))[0] == 50
+
+
+async def test_queued_writes_commit_together_and_before_close(tmp_path) -> None:  # noqa: ANN001
+    from strom.store.db import Database
+
+    db = await Database.open(tmp_path / "batch.sqlite3")
+    await db.execute("CREATE TABLE t (n INTEGER)")
+    commits = 0
+    original = db.transaction
+
+    def counting():  # noqa: ANN202
+        nonlocal commits
+        commits += 1
+        return original()
+
+    db.transaction = counting  # type: ignore[method-assign]
+    for n in range(100):
+        db.write_soon("INSERT INTO t (n) VALUES (?)", [(n,)])
+    await db.flushed()
+    assert commits == 1
+    assert (await db.fetchone("SELECT COUNT(*), SUM(n) FROM t"))[:] == (100, 4950)
+    db.write_soon("INSERT INTO t (n) VALUES (?)", [(1000,)])
+    await db.close()  # flushes what is queued
+    reopened = await Database.open(tmp_path / "batch.sqlite3")
+    assert (await reopened.fetchone("SELECT COUNT(*) FROM t"))[0] == 101
+    await reopened.close()
