@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 SUBPROTOCOL = "ocpp1.6"
 PATH_PREFIX = "/ocpp/"
 REPLACED = 4000  # close code for a socket superseded by the same charger's new one
+RETIRE_SECONDS = 1.0
 
 
 class CentralSystem(ChargerCommands):
@@ -175,8 +176,7 @@ class CentralSystem(ChargerCommands):
             log.info("%s reconnected; closing its old connection", cp_id)
             # In the background: a dead peer takes the whole close timeout to let go, and the
             # charger must not wait that long for its BootNotification to be answered.
-            closing = asyncio.create_task(old.websocket.close(REPLACED,
-                                                              "replaced by a new connection"))
+            closing = asyncio.create_task(_retire(old.websocket))
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
         else:
@@ -194,6 +194,15 @@ class CentralSystem(ChargerCommands):
                 await self._charge_points.set_connected(cp_id, False)
                 self._bus.publish(ChargePointDisconnected(cp_id))
                 log.info("%s disconnected", cp_id)
+
+
+async def _retire(websocket: ServerConnection) -> None:
+    """Close a replaced socket: politely if its peer still answers, else cut it within 1 s."""
+    try:
+        async with asyncio.timeout(RETIRE_SECONDS):
+            await websocket.close(REPLACED, "replaced by a new connection")
+    except TimeoutError:
+        websocket.transport.abort()
 
 
 def _cp_id(path: str) -> str | None:
