@@ -21,13 +21,15 @@ from typing import Any
 from bolt11 import Bolt11
 
 from strom.config import LndSettings
-from strom.events import EventBus, InvoicePaid
+from strom.events import EventBus
 from strom.lightning.lnd_rest import NOT_FOUND, LndError, LndRest
 from strom.lightning.shared import (
     SingleFlight,
     decode_invoice,
     invoice_status,
     payment_result,
+    record_paid,
+    record_result,
     refusal,
 )
 from strom.lightning.wallet import (
@@ -175,12 +177,7 @@ class LndWallet(Wallet):
         received = int(invoice.get("amt_paid_msat") or invoice.get("value_msat") or 0)
         paid_at = datetime.fromtimestamp(int(invoice.get("settle_date") or 0), tz=UTC)
         preimage = _b64_hex(invoice.get("r_preimage"))
-        paid = await self.repo.mark_paid(payment_hash, received_msat=received, preimage=preimage,
-                                         paid_at=iso(paid_at), backend=BACKEND)
-        if paid is None:
-            return  # not ours, or published before
-        log.info("lnd: invoice %s… paid, %d msat", payment_hash[:16], received)
-        self._bus.publish(InvoicePaid(payment_hash, received, preimage, paid_at))
+        await record_paid(self.repo, self._bus, BACKEND, payment_hash, received, preimage, paid_at)
 
     async def _reconcile_loop(self) -> None:
         while True:
@@ -321,16 +318,7 @@ class LndWallet(Wallet):
         return PaymentResult(payment_hash, PaymentStatus.PENDING, amount)
 
     async def _record(self, result: PaymentResult) -> PaymentResult:
-        if result.status == PaymentStatus.PENDING:
-            return result
-        stored = await self.repo.finish_payment(
-            result.payment_hash, status=result.status.value, fee_msat=result.fee_msat,
-            preimage=result.preimage, failure_reason=result.failure_reason)
-        if stored is None:
-            return result
-        log.info("lnd: payment %s… %s (%s)", result.payment_hash[:16], stored.status,
-                 stored.failure_reason or f"fee {stored.fee_msat} msat")
-        return payment_result(stored)
+        return await record_result(self.repo, BACKEND, result)
 
     async def _track(self, payment_hash: str) -> PaymentResult | None:
         """LND's current view of a payment, or None if it never heard of it."""

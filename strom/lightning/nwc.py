@@ -26,7 +26,7 @@ from bolt11 import Bolt11
 from nostr_sdk import TransactionState, TransactionType
 
 from strom.config import NwcSettings
-from strom.events import EventBus, InvoicePaid
+from strom.events import EventBus
 from strom.lightning.nwc_client import NwcClient, NwcRefusal, parse_uri, payment_of, preimage_of
 from strom.lightning.shared import (
     NETWORK_OF,
@@ -34,6 +34,8 @@ from strom.lightning.shared import (
     decode_invoice,
     invoice_status,
     payment_result,
+    record_paid,
+    record_result,
     refusal,
 )
 from strom.lightning.wallet import (
@@ -192,12 +194,7 @@ class NwcWallet(Wallet):
 
     async def _settled(self, payment_hash: str, amount: int, preimage: str,
                        paid_at: datetime) -> None:
-        paid = await self.repo.mark_paid(payment_hash, received_msat=amount, preimage=preimage,
-                                         paid_at=iso(paid_at), backend=BACKEND)
-        if paid is None:
-            return  # not ours, or published before
-        log.info("nwc: invoice %s… paid, %d msat", payment_hash[:16], amount)
-        self._bus.publish(InvoicePaid(payment_hash, amount, preimage, paid_at))
+        await record_paid(self.repo, self._bus, BACKEND, payment_hash, amount, preimage, paid_at)
 
     async def reconcile(self) -> None:
         """Ask the wallet service about every open invoice and every payment of unknown outcome."""
@@ -331,16 +328,7 @@ class NwcWallet(Wallet):
         return PaymentResult(payment_hash, PaymentStatus.PENDING, amount)
 
     async def _record(self, result: PaymentResult) -> PaymentResult:
-        if result.status == PaymentStatus.PENDING:
-            return result
-        stored = await self.repo.finish_payment(
-            result.payment_hash, status=result.status.value, fee_msat=result.fee_msat,
-            preimage=result.preimage, failure_reason=result.failure_reason)
-        if stored is None:
-            return result
-        log.info("nwc: payment %s… %s (%s)", result.payment_hash[:16], stored.status,
-                 stored.failure_reason or f"fee {stored.fee_msat} msat")
-        return payment_result(stored)
+        return await record_result(self.repo, BACKEND, result)
 
     async def _lookup_payment(self, payment_hash: str, amount: int) -> PaymentResult | None:
         """The service's view of an outgoing payment, or None if it never heard of it."""

@@ -4,12 +4,15 @@ single-flight so that concurrent calls for one payment hash share one attempt.""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 import bolt11
 from bolt11 import Bolt11
 
+from strom.events import EventBus, InvoicePaid
 from strom.lightning.wallet import (
     InvoiceState,
     InvoiceStatus,
@@ -17,8 +20,10 @@ from strom.lightning.wallet import (
     PaymentStatus,
     WalletError,
 )
-from strom.store.lightning import StoredInvoice, StoredPayment
-from strom.timeutil import parse_iso
+from strom.store.lightning import LightningRepository, StoredInvoice, StoredPayment
+from strom.timeutil import iso, parse_iso
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -66,6 +71,33 @@ def payment_result(stored: StoredPayment) -> PaymentResult:
     return PaymentResult(payment_hash=stored.payment_hash, status=PaymentStatus(stored.status),
                          amount_msat=stored.amount_msat, fee_msat=stored.fee_msat,
                          preimage=stored.preimage, failure_reason=stored.failure_reason)
+
+
+async def record_paid(repo: LightningRepository, bus: EventBus, backend: str, payment_hash: str,
+                      received_msat: int, preimage: str, paid_at: datetime) -> None:
+    """Mark one of our invoices paid and publish `InvoicePaid`, once: nothing happens for an
+    invoice that is not ours or was recorded before (the store's open → paid step decides)."""
+    paid = await repo.mark_paid(payment_hash, received_msat=received_msat, preimage=preimage,
+                                paid_at=iso(paid_at), backend=backend)
+    if paid is None:
+        return
+    log.info("%s: invoice %s… paid, %d msat", backend, payment_hash[:16], received_msat)
+    bus.publish(InvoicePaid(payment_hash, received_msat, preimage, paid_at))
+
+
+async def record_result(repo: LightningRepository, backend: str,
+                        result: PaymentResult) -> PaymentResult:
+    """Store the final outcome of an outgoing payment (pending stays pending)."""
+    if result.status == PaymentStatus.PENDING:
+        return result
+    stored = await repo.finish_payment(
+        result.payment_hash, status=result.status.value, fee_msat=result.fee_msat,
+        preimage=result.preimage, failure_reason=result.failure_reason)
+    if stored is None:
+        return result
+    log.info("%s: payment %s… %s (%s)", backend, result.payment_hash[:16], stored.status,
+             stored.failure_reason or f"fee {stored.fee_msat} msat")
+    return payment_result(stored)
 
 
 class SingleFlight:
