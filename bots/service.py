@@ -101,6 +101,11 @@ class NostrBots:
         for cp_id in set(self._identities) - known:
             await self._announce(cp_id)
 
+    @property
+    def identity_count(self) -> int:
+        """Charge points that are on nostr (their key is loaded)."""
+        return len(self._identities)
+
     def _all_keys(self) -> list[Keys]:
         return [i.keys for i in self._identities.values()]
 

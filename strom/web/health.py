@@ -14,6 +14,10 @@ async def healthz(request: Request) -> JSONResponse:
     checks: dict[str, object] = {"store": "ok"}
     if svc.central_system is not None:
         checks["ocpp"] = {"connected": svc.central_system.connected_count()}
+    if svc.relay_url is not None:
+        checks["relay"] = {"url": svc.relay_url}
+    if svc.bots is not None:
+        checks["nostr"] = {"identities": svc.bots.identity_count}
     if svc.wallet is not None:
         info = await svc.wallet.info()
         checks["lightning"] = {"backend": info.backend, "reachable": info.reachable}

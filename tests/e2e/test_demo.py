@@ -30,6 +30,8 @@ def test_demo_charger_is_listed_available_from_a_second_terminal(tmp_path: Path)
         assert status == "Available"
         health = httpx.get(url + "/healthz").json()
         assert health["checks"]["ocpp"]["connected"] == 1 and health["demo"] is True
+        assert health["checks"]["nostr"]["identities"] == 1  # demo-1 is on nostr
+        assert health["checks"]["relay"]["url"].startswith("ws://127.0.0.1:")
         page = httpx.get(url + "/cp/demo-1")
         assert page.status_code == 200 and "<svg" in page.text
         assert stop(server, signal.SIGTERM) == 0
