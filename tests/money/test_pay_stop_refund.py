@@ -182,3 +182,20 @@ async def test_configured_image_is_in_the_metadata(world: World, tmp_path) -> No
     import bolt11
     assert bolt11.decode(str(action.pr)).description_hash == \
         hashlib.sha256(str(pay.metadata).encode()).hexdigest()
+
+
+async def test_top_up_from_the_session_page_adds_to_the_budget(world: World) -> None:
+    session = await world.pay_to_charge(20_000 * SAT)
+    url = session["url"]
+    await world.session_until(url, lambda s: s["state"] == "charging")
+    token = url.rsplit("/", 1)[1]
+    topup = await lnurl.handle(lnurl_encode(f"{world.app.services.settings.public_url}"
+                                            f"/s/{token}/topup"))
+    assert isinstance(topup, lnurl.LnurlPayResponse)
+    action = await lnurl.execute_pay_request(topup, 5_000 * SAT)
+    paid = await world.http.post("/api/v1/dev/pay", json={"bolt11": str(action.pr)},
+                                 headers=world.admin)
+    assert paid.json()["settled"]
+    more = await world.session_until(url, lambda s: s["paid_msat"] == 25_000 * SAT)
+    assert more["state"] == "charging"
+    await world.ledger_ok()
