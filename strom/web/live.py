@@ -25,11 +25,13 @@ from strom.events import (
     Event,
     SessionChanged,
 )
+from strom.services import Services
 from strom.views import charge_point_json, session_json
 from strom.web.auth import services
 from strom.web.page_views import availability, session_view
 
 KEEPALIVE = 15.0
+CHARGER_EVENTS = (ConnectorStatusChanged, ChargePointConnected, ChargePointDisconnected)
 
 
 def _frame(name: str, data: dict[str, Any]) -> str:
@@ -38,9 +40,11 @@ def _frame(name: str, data: dict[str, Any]) -> str:
 
 async def _stream(request: Request, name: str, types: tuple[type[Event], ...],
                   concerns: Callable[[Any], bool],
-                  snapshot: Callable[[], Awaitable[dict[str, Any] | None]]) -> AsyncIterator[str]:
+                  snapshot: Callable[[Any], Awaitable[dict[str, Any] | None]]
+                  ) -> AsyncIterator[str]:
+    """`snapshot(event)` is the state to send after `event` (None: the state on connecting)."""
     async with services(request).bus.listen(*types) as queue:
-        first = await snapshot()
+        first = await snapshot(None)
         if first is not None:
             yield _frame(name, first)
         while True:
@@ -49,7 +53,7 @@ async def _stream(request: Request, name: str, types: tuple[type[Event], ...],
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue
-            if concerns(event) and (data := await snapshot()) is not None:
+            if concerns(event) and (data := await snapshot(event)) is not None:
                 yield _frame(name, data)
 
 
@@ -64,17 +68,26 @@ async def charge_point_events(request: Request) -> StreamingResponse:
     cp_id = request.path_params["cp_id"]
     if not await svc.charge_points.exists(cp_id):
         raise HTTPException(404, "unknown charge point")
+    return _sse(_stream(request, "charge_point", CHARGER_EVENTS, lambda e: e.cp_id == cp_id,
+                        lambda event: _charger_view(svc, cp_id)))
 
-    async def snapshot() -> dict[str, Any] | None:
-        cp = await svc.charge_points.get(cp_id)
-        if cp is None:
-            return None
-        data = charge_point_json(svc, cp)
-        return {**data, "availability": availability(data)}
 
-    return _sse(_stream(request, "charge_point",
-                        (ConnectorStatusChanged, ChargePointConnected, ChargePointDisconnected),
-                        lambda e: e.cp_id == cp_id, snapshot))
+async def all_charge_point_events(request: Request) -> StreamingResponse:
+    """Every charger's JSON whenever its status changes, for the list on `/`."""
+    svc = services(request)
+
+    async def snapshot(event: Any) -> dict[str, Any] | None:
+        return await _charger_view(svc, event.cp_id) if event is not None else None
+
+    return _sse(_stream(request, "charge_point", CHARGER_EVENTS, lambda e: True, snapshot))
+
+
+async def _charger_view(svc: Services, cp_id: str) -> dict[str, Any] | None:
+    cp = await svc.charge_points.get(cp_id)
+    if cp is None:
+        return None
+    data = charge_point_json(svc, cp)
+    return {**data, "availability": availability(data)}
 
 
 async def session_events(request: Request) -> StreamingResponse:
@@ -86,7 +99,7 @@ async def session_events(request: Request) -> StreamingResponse:
         raise HTTPException(404, "no such session")
     sessions, session_id = svc.sessions, session.id
 
-    async def snapshot() -> dict[str, Any] | None:
+    async def snapshot(event: Any) -> dict[str, Any] | None:
         current = await sessions.repo.get(session_id)
         if current is None:
             return None
@@ -98,6 +111,7 @@ async def session_events(request: Request) -> StreamingResponse:
 
 
 routes = [
+    Route("/events", all_charge_point_events),
     Route("/cp/{cp_id}/events", charge_point_events),
     Route("/s/{token}/events", session_events),
 ]

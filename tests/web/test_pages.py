@@ -87,3 +87,23 @@ async def test_charge_point_events_stream_status_changes(app: StromApp) -> None:
         await asyncio.wait_for(reader, 5)
     assert frames[0]["id"] == "cp-web"
     assert frames[1]["connectors"][0]["status"] == "Offline"  # not connected: shown offline
+
+
+async def test_the_list_streams_every_chargers_changes(app: StromApp) -> None:
+    await add_cp(app, "cp-a")
+    await add_cp(app, "cp-b")
+    assert app.services is not None
+    async with httpx.AsyncClient(base_url=app.http_url, timeout=10) as http:
+        page = await http.get("/")
+        assert 'data-events="/events"' in page.text and 'data-cp="cp-b"' in page.text
+    async with httpx.AsyncClient(base_url=app.http_url, timeout=10) as http, \
+            http.stream("GET", "/events") as stream:
+        await asyncio.sleep(0.2)  # the stream is listening
+        await app.services.charge_points.set_connector_status("cp-b", 1, "Faulted")
+        app.services.bus.publish(ConnectorStatusChanged("cp-b", 1, "Faulted"))
+        async with asyncio.timeout(5):
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    data = json.loads(line[6:])
+                    break
+    assert data["id"] == "cp-b" and "availability" in data

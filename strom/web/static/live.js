@@ -1,4 +1,4 @@
-// Charger page: live status over server-sent events. The page is complete without this script.
+// Charger page and list: live status over server-sent events. The pages are complete without it.
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -11,7 +11,9 @@
   }
   new EventSource(url).addEventListener("charge_point", function (e) {
     var cp = JSON.parse(e.data);
-    setStatus(document.getElementById("cp-status"), cp.status);
+    // On its own page the charger's badge is #cp-status; in the list, [data-cp="id"].
+    setStatus(document.getElementById("cp-status") ||
+              document.querySelector('[data-cp="' + cp.id + '"]'), cp.status);
     cp.connectors.forEach(function (c) {
       setStatus(document.querySelector('[data-connector="' + c.id + '"]'), c.status);
     });
