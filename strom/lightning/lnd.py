@@ -24,13 +24,15 @@ from strom.config import LndSettings
 from strom.events import EventBus
 from strom.lightning.lnd_rest import NOT_FOUND, LndError, LndRest
 from strom.lightning.shared import (
+    Reachability,
     SingleFlight,
+    claim_or_refuse,
     decode_invoice,
     invoice_status,
     payment_result,
+    pending,
     record_paid,
     record_result,
-    refusal,
 )
 from strom.lightning.wallet import (
     Invoice,
@@ -80,13 +82,13 @@ class LndWallet(Wallet):
         self.network = network
         self.repo = LightningRepository(db)
         self._bus = bus
+        self._reachability = Reachability(log, f"lnd at {settings.url.rstrip('/')} is reachable again")
         self._rest = LndRest(settings, on_reachable=self._reachability)
         self._max_fee_msat = max_fee_msat
         self._pay_timeout = pay_timeout  # LND's own limit for finding a route
         self._pay_wait = pay_wait  # how long pay() waits for a final state, then says PENDING
         self._backoff = backoff
         self._reconcile_interval = reconcile_interval
-        self._reachable = True
         self._node_id: str | None = None
         self._alias: str | None = None
         self._flights = SingleFlight()
@@ -110,14 +112,6 @@ class LndWallet(Wallet):
             await asyncio.gather(self._task, return_exceptions=True)
         await self._flights.drain()
         await self._rest.close()
-
-    def _reachability(self, up: bool, reason: str) -> None:
-        """Log a change of reachability once, not once per retry."""
-        if up and not self._reachable:
-            log.info("lnd at %s is reachable again", self._rest.url)
-        elif not up and self._reachable:
-            log.warning("%s; strom keeps retrying in the background", reason)
-        self._reachable = up
 
     async def _check_node(self) -> dict[str, Any]:
         info = await self._rest.get("/v1/getinfo")
@@ -271,18 +265,10 @@ class LndWallet(Wallet):
         if existing is not None and existing.status == "succeeded":
             return payment_result(existing)
         amount = int(decoded.amount_msat or 0)
-        reason = refusal(decoded, self.network)
-        if reason is not None:
-            if amount <= 0:
-                raise WalletError(reason)
-            return payment_result(await self.repo.record_final(
-                payment_hash=payment_hash, backend=BACKEND, bolt11=invoice, amount_msat=amount,
-                status="failed", failure_reason=reason))
-        claim = await self.repo.claim_payment(payment_hash=payment_hash, backend=BACKEND,
-                                              bolt11=invoice, amount_msat=amount)
-        if not claim.granted:
-            return payment_result(claim.payment)
-        if claim.retry:
+        final, retry = await claim_or_refuse(self.repo, BACKEND, self.network, invoice, decoded)
+        if final is not None:
+            return final
+        if retry:
             # Tried before: the node may have it after all. Never send a hash it knows.
             known = await self._track(payment_hash)
             if known is not None and known.status != PaymentStatus.FAILED:
@@ -305,17 +291,14 @@ class LndWallet(Wallet):
         except LndError as exc:
             if sent or "already" in exc.lnd_message or "in transition" in exc.lnd_message:
                 return (await self._refresh(payment_hash, sending=True)
-                        or self._pending(payment_hash, amount))
+                        or pending(payment_hash, amount))
             # Refused before any HTLC left: no money moved.
             return await self._record(PaymentResult(payment_hash, PaymentStatus.FAILED, amount,
                                                     failure_reason=exc.lnd_message))
         except (WalletUnavailable, TimeoutError) as exc:
             log.warning("lnd: payment %s… state unknown (%s); will look it up",
                         payment_hash[:16], exc or "timed out")
-        return self._pending(payment_hash, amount)
-
-    def _pending(self, payment_hash: str, amount: int) -> PaymentResult:
-        return PaymentResult(payment_hash, PaymentStatus.PENDING, amount)
+        return pending(payment_hash, amount)
 
     async def _record(self, result: PaymentResult) -> PaymentResult:
         return await record_result(self.repo, BACKEND, result)

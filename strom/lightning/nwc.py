@@ -30,13 +30,15 @@ from strom.events import EventBus
 from strom.lightning.nwc_client import NwcClient, NwcRefusal, parse_uri, payment_of, preimage_of
 from strom.lightning.shared import (
     NETWORK_OF,
+    Reachability,
     SingleFlight,
+    claim_or_refuse,
     decode_invoice,
     invoice_status,
     payment_result,
+    pending,
     record_paid,
     record_result,
-    refusal,
 )
 from strom.lightning.wallet import (
     Invoice,
@@ -74,13 +76,14 @@ class NwcWallet(Wallet):
         self._bus = bus
         self._client = NwcClient(uri, request_timeout=request_timeout, pay_timeout=pay_timeout,
                                  retry_interval=retry_interval)
+        self._reachability = Reachability(
+            log, f"nwc: the wallet service {self._client.where} is reachable again")
         self._poll_interval = poll_interval
         self._reconcile_interval = reconcile_interval
         self._backoff = backoff
         # An unanswered payment is given up only this long after it was sent.
         self._pay_grace = timedelta(seconds=2 * pay_timeout + request_timeout)
         self._expiry_grace = timedelta(seconds=expiry_grace)
-        self._reachable = True
         self._notifications = False
         self._node_id: str | None = None
         self._alias: str | None = None
@@ -105,14 +108,6 @@ class NwcWallet(Wallet):
             await asyncio.gather(self._task, return_exceptions=True)
         await self._flights.drain()
         await self._client.close()
-
-    def _reachability(self, up: bool, reason: str) -> None:
-        """Log a change of reachability once, not once per retry."""
-        if up and not self._reachable:
-            log.info("nwc: the wallet service %s is reachable again", self._client.where)
-        elif not up and self._reachable:
-            log.warning("%s; strom keeps retrying in the background", reason)
-        self._reachable = up
 
     async def _hello(self) -> None:
         """get_info: check the network; learn who the wallet is and whether it notifies."""
@@ -282,23 +277,15 @@ class NwcWallet(Wallet):
             except WalletError:
                 return payment_result(existing)
         amount = int(decoded.amount_msat or 0)
-        reason = refusal(decoded, self.network)
-        if reason is not None:
-            if amount <= 0:
-                raise WalletError(reason)
-            return payment_result(await self.repo.record_final(
-                payment_hash=payment_hash, backend=BACKEND, bolt11=invoice, amount_msat=amount,
-                status="failed", failure_reason=reason))
-        claim = await self.repo.claim_payment(payment_hash=payment_hash, backend=BACKEND,
-                                              bolt11=invoice, amount_msat=amount)
-        if not claim.granted:
-            return payment_result(claim.payment)
-        if claim.retry:
+        final, retry = await claim_or_refuse(self.repo, BACKEND, self.network, invoice, decoded)
+        if final is not None:
+            return final
+        if retry:
             # Tried before: the service may have it after all. Never send a hash it knows.
             try:
                 known = await self._lookup_payment(payment_hash, amount)
             except WalletError:
-                return self._pending(payment_hash, amount)
+                return pending(payment_hash, amount)
             if known is not None and known.status != PaymentStatus.FAILED:
                 return await self._record(known)
         return await self._send(invoice, payment_hash, amount)
@@ -311,7 +298,7 @@ class NwcWallet(Wallet):
             try:
                 known = await self._lookup_payment(payment_hash, amount)
             except WalletError:
-                return self._pending(payment_hash, amount)
+                return pending(payment_hash, amount)
             if known is not None and known.status != PaymentStatus.FAILED:
                 return await self._record(known)
             return await self._record(PaymentResult(payment_hash, PaymentStatus.FAILED, amount,
@@ -319,13 +306,10 @@ class NwcWallet(Wallet):
         except WalletError as exc:
             log.warning("nwc: payment %s… state unknown (%s); will look it up",
                         payment_hash[:16], exc)
-            return self._pending(payment_hash, amount)
+            return pending(payment_hash, amount)
         return await self._record(PaymentResult(
             payment_hash, PaymentStatus.SUCCEEDED, amount, fee_msat=int(paid.fees_paid or 0),
             preimage=preimage_of(payment_hash, paid.preimage) or None))
-
-    def _pending(self, payment_hash: str, amount: int) -> PaymentResult:
-        return PaymentResult(payment_hash, PaymentStatus.PENDING, amount)
 
     async def _record(self, result: PaymentResult) -> PaymentResult:
         return await record_result(self.repo, BACKEND, result)

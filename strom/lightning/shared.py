@@ -100,6 +100,47 @@ async def record_result(repo: LightningRepository, backend: str,
     return payment_result(stored)
 
 
+async def claim_or_refuse(repo: LightningRepository, backend: str, network: str, invoice: str,
+                          decoded: Bolt11) -> tuple[PaymentResult | None, bool]:
+    """The first step of every payout: (a final result, _) when it must not be sent — refused
+    here (recorded as failed) or already in flight or paid — else (None, retry) with the hash
+    claimed in the store; `retry` means it was tried before: look it up before sending."""
+    amount = int(decoded.amount_msat or 0)
+    reason = refusal(decoded, network)
+    if reason is not None:
+        if amount <= 0:
+            raise WalletError(reason)
+        return payment_result(await repo.record_final(
+            payment_hash=decoded.payment_hash, backend=backend, bolt11=invoice,
+            amount_msat=amount, status="failed", failure_reason=reason)), False
+    claim = await repo.claim_payment(payment_hash=decoded.payment_hash, backend=backend,
+                                     bolt11=invoice, amount_msat=amount)
+    if not claim.granted:
+        return payment_result(claim.payment), False
+    return None, claim.retry
+
+
+def pending(payment_hash: str, amount_msat: int) -> PaymentResult:
+    """An outcome not known yet: look it up later, never send again."""
+    return PaymentResult(payment_hash, PaymentStatus.PENDING, amount_msat)
+
+
+class Reachability:
+    """Whether a backend answers; a change is logged once, not once per retry."""
+
+    def __init__(self, logger: logging.Logger, back_again: str) -> None:
+        self.up = True
+        self._log = logger  # the backend's own, so its lines say where they come from
+        self._back_again = back_again
+
+    def __call__(self, up: bool, reason: str) -> None:
+        if up and not self.up:
+            self._log.info("%s", self._back_again)
+        elif not up and self.up:
+            self._log.warning("%s; strom keeps retrying in the background", reason)
+        self.up = up
+
+
 class SingleFlight:
     """Concurrent callers with the same key await one shared task.
 
