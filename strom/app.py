@@ -20,7 +20,7 @@ from relay import database_path as relay_database_path
 from strom.config import Settings
 from strom.events import EventBus
 from strom.http_server import HttpServer
-from strom.keys import KeyRing, ensure_cp_key, keys_path
+from strom.keys import KeyRing, PubkeySet, ensure_cp_key, keys_path
 from strom.lightning.factory import make_wallet
 from strom.lnurl.pay import load_image
 from strom.logsetup import install_bus_log_handler
@@ -145,9 +145,11 @@ class StromApp:
         """The embedded relay (when on) and the bots, which use it like any other relay."""
         relays = list(self.settings.nostr.relays)
         if self.settings.relay.embedded:
-            keyring = svc.keyring
-            assert keyring is not None
-            ours = lambda: set(keyring.all_pubkeys().values())  # noqa: E731
+            assert svc.keyring is not None
+            ours = PubkeySet(svc.keyring)  # also with the open policy: never rate limited
+            await ours.load()
+            refresher = asyncio.create_task(ours.refresh_forever(), name="relay-keys")
+            self._stack.callback(refresher.cancel)
             relay = Relay(relay_database_path(self.data_dir), self.settings.relay.host,
                           self.settings.relay.port, write_policy=self.settings.relay.write_policy,
                           allowed_pubkeys=ours, trusted_pubkeys=ours,

@@ -10,6 +10,7 @@ file keeps its public `npub`, so the charger's identity is known without the pas
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -181,6 +182,28 @@ class KeyRing:
     def all_pubkeys(self) -> dict[str, str]:
         self._refresh()
         return dict(self._pubkeys)
+
+
+class PubkeySet:
+    """The charge points' hex pubkeys as a ready set, for callers that ask on every event (the
+    relay's write policy and rate limit): the key file is read in a thread every `every`
+    seconds rather than on the loop each time."""
+
+    def __init__(self, ring: KeyRing, every: float = 10.0) -> None:
+        self._ring = ring
+        self._every = every
+        self.pubkeys: frozenset[str] = frozenset()
+
+    def __call__(self) -> frozenset[str]:
+        return self.pubkeys
+
+    async def load(self) -> None:
+        self.pubkeys = frozenset((await asyncio.to_thread(self._ring.all_pubkeys)).values())
+
+    async def refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            await self.load()
 
 
 # --- key management (`strom keys`, `/api/v1/keys`) ---------------------------------------

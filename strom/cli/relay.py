@@ -11,42 +11,16 @@ import click
 
 from relay import Relay, database_path
 from strom.cli.common import CliEnv, common_options, run_async
-from strom.keys import KeyRing, keys_path
+from strom.keys import KeyRing, PubkeySet, keys_path
 from strom.logsetup import setup_logging
 from strom.paths import ensure_data_dir
-
-# How often the charge points' keys are looked at again (`strom cp add` shows up by then).
-REFRESH_SECONDS = 10.0
-
-
-class ChargePointKeys:
-    """The charge points' hex pubkeys (write policy "strom", no rate limit), as a ready set.
-
-    The relay asks on every event, so the key file is read in a thread every
-    REFRESH_SECONDS rather than on the loop each time.
-    """
-
-    def __init__(self, env: CliEnv) -> None:
-        self._ring = KeyRing(keys_path(env.data_dir, env.settings.nostr.keys_file))
-        self.pubkeys: frozenset[str] = frozenset()
-
-    def __call__(self) -> frozenset[str]:
-        return self.pubkeys
-
-    async def load(self) -> None:
-        self.pubkeys = frozenset((await asyncio.to_thread(self._ring.all_pubkeys)).values())
-
-    async def refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_SECONDS)
-            await self.load()
 
 
 async def _serve(env: CliEnv, host: str, port: int) -> None:
     settings = env.settings.relay
     ensure_data_dir(env.data_dir)
     # Also with the open policy: the charge points' own events are never rate limited.
-    keys = ChargePointKeys(env)
+    keys = PubkeySet(KeyRing(keys_path(env.data_dir, env.settings.nostr.keys_file)))
     await keys.load()
     refresher = asyncio.create_task(keys.refresh_forever(), name="relay-keys")
     stop = asyncio.Event()
