@@ -47,6 +47,7 @@ class NostrBots:
         self._relays = relays
         self._key_file = keys_path(svc.data_dir, svc.settings.nostr.keys_file)
         self._identities: dict[str, Identity] = {}
+        self._by_pubkey: dict[str, Identity] = {}
         self._client = NostrClient(relays, self._all_keys, self._on_nostr_event)
         self._commands = Commands.from_services(svc, self._key_file)
         self._notifier = Notifier(svc.settings.public_url, svc.settings.nostr.notify_every_kwh)
@@ -92,6 +93,7 @@ class NostrBots:
                 if cp.id not in self._identities:
                     log.warning("nostr: %s stays off nostr: %s", cp.id, exc)
         self._identities = identities
+        self._by_pubkey = {i.pubkey_hex: i for i in identities.values()}
 
     async def refresh(self) -> None:
         """Pick up charge points added or re-keyed since the start, and announce them."""
@@ -114,7 +116,7 @@ class NostrBots:
         return identity.keys if identity else None
 
     def _cp_of(self, pubkey_hex: str) -> Identity | None:
-        return next((i for i in self._identities.values() if i.pubkey_hex == pubkey_hex), None)
+        return self._by_pubkey.get(pubkey_hex)
 
     async def _subscribe_dms(self) -> None:
         pubkeys = [i.keys.public_key() for i in self._identities.values()]
