@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -67,3 +70,16 @@ def load_average() -> float | None:
         return os.getloadavg()[0]
     except OSError:
         return None
+
+
+async def rate(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
+    """Calls per second of `one(i)` for i < count, `concurrency` at a time."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def gated(i: int) -> None:
+        async with gate:
+            await one(i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(gated(i) for i in range(count)))
+    return count / (time.perf_counter() - started)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -24,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bench.chargers import RawCharger, boot_all
-from bench.figures import Figure, percentile
+from bench.figures import Figure, percentile, rate
 from strom.app import StromApp
 from strom.config import Settings
 from strom.events import SessionChanged
@@ -58,19 +57,6 @@ class _Arrivals:
         self.expected = expected
 
 
-async def _rate(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
-    """Calls per second of `one(i)` for i < count, `concurrency` at a time."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def gated(i: int) -> None:
-        async with gate:
-            await one(i)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(gated(i) for i in range(count)))
-    return count / (time.perf_counter() - started)
-
-
 async def _invoice(http: httpx.AsyncClient, base: str, cp_id: str) -> str:
     """The wallet's two requests: payRequest, then the callback with an amount; returns pr."""
     pay_request = (await http.get(f"{base}/lnurlp/{cp_id}")).json()
@@ -92,7 +78,7 @@ async def _callback_rate(http: httpx.AsyncClient, base: str, ids: list[str]) -> 
         if "pr" not in answer:
             raise RuntimeError(f"callback refused: {answer}")
 
-    return await _rate(CALLBACKS, HTTP_CONCURRENCY, one)
+    return await rate(CALLBACKS, HTTP_CONCURRENCY, one)
 
 
 async def _http_floor(http: httpx.AsyncClient) -> float:
@@ -110,7 +96,7 @@ async def _http_floor(http: httpx.AsyncClient) -> float:
         async def one(_: int) -> None:
             (await http.get(url, params={"amount": AMOUNT_MSAT})).raise_for_status()
 
-        return await _rate(CALLBACKS, HTTP_CONCURRENCY, one)
+        return await rate(CALLBACKS, HTTP_CONCURRENCY, one)
     finally:
         await server.close()
 

@@ -16,14 +16,13 @@ import asyncio
 import socket
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import nostr_sdk as ns
 from nostr_sdk import Event, Keys
 
-from bench.figures import Figure
+from bench.figures import Figure, rate
 from bots import events
 from bots.client import NostrClient
 from relay import Relay
@@ -55,18 +54,6 @@ def _sign_all(keys: list[Keys], views: list[dict[str, Any]], created_at: int) ->
     return [events.status(k, v, created_at) for k, v in zip(keys, views, strict=True)]
 
 
-async def _rate(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
-    gate = asyncio.Semaphore(concurrency)
-
-    async def gated(i: int) -> None:
-        async with gate:
-            await one(i)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(gated(i) for i in range(count)))
-    return count / (time.perf_counter() - started)
-
-
 async def _publish_rates(url: str, keys: list[Keys], views: list[dict[str, Any]],
                          rounds: list[int]) -> list[float]:
     """Sign+publish rates, one per `concurrency` in `rounds`; every event must be accepted."""
@@ -87,7 +74,7 @@ async def _publish_rates(url: str, keys: list[Keys], views: list[dict[str, Any]]
                 if not await client.publish(events.status(keys[i], views[i], at)):
                     raise RuntimeError("the relay refused a status event")
 
-            rates.append(await _rate(len(keys), concurrency, one))
+            rates.append(await rate(len(keys), concurrency, one))
         return rates
     finally:
         await client.close()
