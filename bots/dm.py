@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Literal
 
 from nostr_sdk import (
@@ -13,10 +16,11 @@ from nostr_sdk import (
     Kind,
     PublicKey,
     Tag,
+    Timestamp,
     UnwrappedGift,
     nip04_decrypt,
     nip04_encrypt,
-    nip17_make_private_msg,
+    nip59_make_gift_wrap,
 )
 
 log = logging.getLogger(__name__)
@@ -65,11 +69,67 @@ def open_message(event: Event, cp_id: str, keys: Keys) -> Message | None:
     return None
 
 
-def reply(keys: Keys, receiver_hex: str, text: str, protocol: Protocol) -> Event:
-    """An answer in the protocol the driver used."""
+def reply(keys: Keys, receiver_hex: str, text: str, protocol: Protocol,
+          created_at: int | None = None) -> Event:
+    """An answer in the protocol the driver used, dated `created_at` (default: now).
+
+    For NIP-17 the date is the rumor's: that is what clients sort a conversation by, while the
+    gift wrap's own date is randomised on purpose.
+    """
     receiver = PublicKey.parse(receiver_hex)
+    stamp = Timestamp.from_secs(created_at) if created_at is not None else Timestamp.now()
+    p_tag = Tag.parse(["p", receiver_hex])
     if protocol == "nip04":
         content = nip04_encrypt(keys.secret_key(), receiver, text)
-        return (EventBuilder(Kind(NIP04_DM), content)
-                .tags([Tag.parse(["p", receiver_hex])]).finalize(keys))
-    return nip17_make_private_msg(keys, receiver, text)
+        return (EventBuilder(Kind(NIP04_DM), content).tags([p_tag]).custom_created_at(stamp)
+                .finalize(keys))
+    rumor = (EventBuilder(Kind(CHAT_MESSAGE), text).tags([p_tag]).custom_created_at(stamp)
+             .finalize_unsigned(keys.public_key()))
+    return nip59_make_gift_wrap(keys, receiver, rumor)
+
+
+@dataclass
+class _Lane:
+    """One sender → receiver conversation: its lock and the last date it used."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last: int = 0
+    users: int = 0
+
+
+class Outbox:
+    """Sends DMs so that each receiver sees them in the order strom decided them.
+
+    Every message to one receiver gets a strictly later `created_at` than the one before
+    (NIP-17 clients sort by it, and two messages decided in the same second would otherwise tie
+    and show in any order), and messages to one receiver are published one after the other,
+    in the order `send` was called, so relays store and forward them in that order too.
+    """
+
+    def __init__(self, publish: Callable[[Event], Awaitable[bool]],
+                 clock: Callable[[], float] = time.time) -> None:
+        self._publish = publish
+        self._clock = clock
+        self._lanes: dict[tuple[str, str], _Lane] = {}
+
+    async def send(self, keys: Keys, receiver_hex: str, text: str, protocol: Protocol) -> bool:
+        """Sign and publish one DM; True when a relay accepted it."""
+        now = int(self._clock())
+        self._forget_idle(now)
+        key = (keys.public_key().to_hex(), receiver_hex)
+        lane = self._lanes.setdefault(key, _Lane())
+        # Dated now, before waiting for the lane: the date follows the order of decisions.
+        lane.last = max(now, lane.last + 1)
+        created_at = lane.last
+        lane.users += 1
+        try:
+            async with lane.lock:
+                return await self._publish(reply(keys, receiver_hex, text, protocol, created_at))
+        finally:
+            lane.users -= 1
+
+    def _forget_idle(self, now: int) -> None:
+        """Drop lanes nobody waits on whose last date is in the past: a new lane would choose
+        the same dates, so memory stays bounded by the conversations of the last moments."""
+        for key in [k for k, lane in self._lanes.items() if not lane.users and lane.last < now]:
+            del self._lanes[key]

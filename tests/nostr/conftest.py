@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from nostr_sdk import Event, Filter, Keys, Kind, uniffi_set_event_loop
+from nostr_sdk import Event, Filter, Keys, Kind, UnsignedEvent, UnwrappedGift, uniffi_set_event_loop
 
 from bots.client import NostrClient
 from strom.app import StromApp
@@ -57,6 +57,16 @@ class Driver:
                 event = await self.inbox.get()
                 if event.kind().as_u16() == kind:
                     return event
+
+    async def rumors(self, count: int) -> list[UnsignedEvent]:
+        """The next `count` NIP-17 messages, as a client shows them: sorted by the rumor's date.
+
+        Relays may hand over gift wraps in any order (their own dates are random), so a test
+        must never rely on arrival order.
+        """
+        rumors = [UnwrappedGift.from_gift_wrap(self.keys, await self.next(1059)).rumor()
+                  for _ in range(count)]
+        return sorted(rumors, key=lambda rumor: rumor.created_at().as_secs())
 
 
 @pytest.fixture

@@ -74,11 +74,14 @@ async def test_zap_starts_a_session_and_gets_a_receipt(
     sessions = await app.services.sessions.repo.list(cp_id=CP)
     assert len(sessions) == 1 and sessions[0].payer_pubkey == driver.pubkey
     assert sessions[0].paid_msat == AMOUNT
-    # The payer is told on nostr: payment received, then charging started.
-    texts = [UnwrappedGift.from_gift_wrap(driver.keys, await driver.next(1059)).rumor().content()
-             for _ in range(2)]
-    assert "Payment of 2,000 sat received" in texts[0]
-    assert "Charging started" in texts[1]
+    # The payer is told on nostr: payment received, then charging started — in that order by
+    # the messages' own dates (strictly increasing), whatever order the relay delivers them in.
+    rumors = await driver.rumors(2)
+    texts = [rumor.content() for rumor in rumors]
+    assert "Payment of 2,000 sat received" in texts[0], texts
+    assert "Charging started" in texts[1], texts
+    dates = [rumor.created_at().as_secs() for rumor in rumors]
+    assert dates[0] < dates[1], dates
 
 
 async def test_forged_and_malformed_zaps_are_rejected(
