@@ -97,7 +97,7 @@ class _Lane:
     users: int = 0
 
 
-class Outbox:
+class DirectMessenger:
     """Sends DMs so that each receiver sees them in the order strom decided them.
 
     Every message to one receiver gets a strictly later `created_at` than the one before

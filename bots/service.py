@@ -13,7 +13,7 @@ from nostr_sdk import Event, Filter, Keys, Kind, PublicKey
 from bots import events
 from bots.client import NostrClient
 from bots.commands import Commands
-from bots.dm import GIFT_WRAP, NIP04_DM, Outbox, open_message, recipient
+from bots.dm import GIFT_WRAP, NIP04_DM, DirectMessenger, open_message, recipient
 from bots.external import ExternalZaps
 from bots.notify import Notifier
 from bots.zaps import ZapReceipts
@@ -49,7 +49,7 @@ class NostrBots:
         self._identities: dict[str, Identity] = {}
         self._by_pubkey: dict[str, Identity] = {}
         self._client = NostrClient(relays, self._all_keys, self._on_nostr_event)
-        self._outbox = Outbox(self._client.publish)
+        self._messenger = DirectMessenger(self._client.publish)
         self._commands = Commands.from_services(svc, self._key_file)
         self._notifier = Notifier(svc.settings.public_url, svc.settings.nostr.notify_every_kwh)
         self._receipts = ZapReceipts(svc.zaps, self._keys_for, self._client.publish,
@@ -204,7 +204,7 @@ class NostrBots:
             if address := await self._refund_to_lud16(session):
                 text = self._notifier.refunded_to(session, address)
         if keys is not None and text:
-            await self._outbox.send(keys, session.payer_pubkey, text, "nip17")
+            await self._messenger.send(keys, session.payer_pubkey, text, "nip17")
 
     async def _refund_to_lud16(self, session: Session) -> str | None:
         """Zap refunds go to the payer's lightning address (kind 0 `lud16`) when they have one."""
@@ -240,7 +240,7 @@ class NostrBots:
             return
         log.info("nostr: %s got a %s DM", identity.cp_id, message.protocol)
         answer = await self._commands.answer(identity.cp_id, message.sender, message.text)
-        await self._outbox.send(identity.keys, message.sender, answer, message.protocol)
+        await self._messenger.send(identity.keys, message.sender, answer, message.protocol)
 
 
 

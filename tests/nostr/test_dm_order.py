@@ -6,7 +6,7 @@ import asyncio
 
 from nostr_sdk import Event, Keys, UnwrappedGift, nip04_decrypt
 
-from bots.dm import Outbox
+from bots.dm import DirectMessenger
 
 
 class SlowRelay:
@@ -25,11 +25,11 @@ class SlowRelay:
 
 async def test_messages_decided_in_one_second_get_rising_dates_and_leave_in_order() -> None:
     relay = SlowRelay()
-    outbox = Outbox(relay.publish, clock=lambda: 1_700_000_000.5)
+    messenger = DirectMessenger(relay.publish, clock=lambda: 1_700_000_000.5)
     cp, payer = Keys.generate(), Keys.generate()
     texts = [f"message {n}" for n in range(5)]
     # Decided one after the other but sent from separate tasks, as bus and DM handlers do.
-    await asyncio.gather(*(outbox.send(cp, payer.public_key().to_hex(), text, "nip17")
+    await asyncio.gather(*(messenger.send(cp, payer.public_key().to_hex(), text, "nip17")
                            for text in texts))
     rumors = [UnwrappedGift.from_gift_wrap(payer, event).rumor() for event in relay.received]
     assert [r.content() for r in rumors] == texts  # published in decision order
@@ -39,10 +39,10 @@ async def test_messages_decided_in_one_second_get_rising_dates_and_leave_in_orde
 
 async def test_nip04_answers_are_dated_in_order_too() -> None:
     relay = SlowRelay()
-    outbox = Outbox(relay.publish, clock=lambda: 1_700_000_000.0)
+    messenger = DirectMessenger(relay.publish, clock=lambda: 1_700_000_000.0)
     cp, payer = Keys.generate(), Keys.generate()
-    await asyncio.gather(outbox.send(cp, payer.public_key().to_hex(), "first", "nip04"),
-                         outbox.send(cp, payer.public_key().to_hex(), "second", "nip04"))
+    await asyncio.gather(messenger.send(cp, payer.public_key().to_hex(), "first", "nip04"),
+                         messenger.send(cp, payer.public_key().to_hex(), "second", "nip04"))
     assert [nip04_decrypt(payer.secret_key(), cp.public_key(), e.content())
             for e in relay.received] == ["first", "second"]
     assert [e.created_at().as_secs() for e in relay.received] == [1_700_000_000, 1_700_000_001]
@@ -51,13 +51,13 @@ async def test_nip04_answers_are_dated_in_order_too() -> None:
 async def test_other_conversations_are_not_held_up_and_lanes_are_forgotten() -> None:
     relay = SlowRelay()
     now = [1_700_000_000.0]
-    outbox = Outbox(relay.publish, clock=lambda: now[0])
+    messenger = DirectMessenger(relay.publish, clock=lambda: now[0])
     cp, alice, bob = Keys.generate(), Keys.generate(), Keys.generate()
-    slow = asyncio.create_task(outbox.send(cp, alice.public_key().to_hex(), "to alice", "nip17"))
+    slow = asyncio.create_task(messenger.send(cp, alice.public_key().to_hex(), "to alice", "nip17"))
     await asyncio.sleep(0.01)
-    await outbox.send(cp, bob.public_key().to_hex(), "to bob", "nip17")
+    await messenger.send(cp, bob.public_key().to_hex(), "to bob", "nip17")
     assert not slow.done()  # bob's message did not wait behind alice's slow one
     await slow
     now[0] += 10  # once their dates are in the past, idle conversations need no memory
-    await outbox.send(cp, alice.public_key().to_hex(), "later", "nip17")
-    assert list(outbox._lanes) == [(cp.public_key().to_hex(), alice.public_key().to_hex())]
+    await messenger.send(cp, alice.public_key().to_hex(), "later", "nip17")
+    assert list(messenger._lanes) == [(cp.public_key().to_hex(), alice.public_key().to_hex())]
