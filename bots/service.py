@@ -165,7 +165,7 @@ class NostrBots:
         tariffs = self._svc.tariffs
         if tariffs is None or not tariffs.is_dynamic(cp):
             return None
-        return {"feeds": tariffs.status().to_json(),
+        return {"feeds": tariffs.status().public_json(),
                 "schedule": [slot.to_json() for slot in tariffs.schedule(cp)]}
 
     def _next_status_time(self, cp_id: str) -> int:

@@ -125,7 +125,8 @@ class StromApp:
             max_fee_msat=lightning.max_fee_msat)
         central.authorizer = sessions
         svc.wallet, svc.sessions, svc.refunds = wallet, sessions, refunds
-        svc.tariffs = TariffService(self.settings.tariff, svc.db)
+        svc.tariffs = TariffService(self.settings.tariff, svc.db,
+                                    quote_seconds=self.settings.lightning.invoice_expiry)
         await svc.tariffs.start()
         self._stack.push_async_callback(svc.tariffs.close)
         await sessions.start()

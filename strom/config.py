@@ -142,6 +142,9 @@ class TariffSettings(_Section):
     grace_minutes: int = Field(30, ge=0)
     min_prepay_msat: int = Field(1_000_000, ge=1000)
     max_prepay_msat: int = Field(100_000_000, ge=1000)
+    # How a dynamic price holds once paid: "session" (the paid slot's price to the end) or
+    # "slot" (each later slot at its own price, never above the paid one).
+    price_lock: Literal["session", "slot"] = "session"
     dynamic: DynamicTariffSettings = Field(default_factory=DynamicTariffSettings)
     feeds: TariffFeedSettings = Field(default_factory=TariffFeedSettings)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 15.0
 STOP_RETRY_SECONDS = 10.0  # a stopping session asks its charger again this often
+# An invoice cut short to its price quote's end stays payable at least this long: a wallet
+# needs a moment, and the exposure past a slot's end stays this small.
+MIN_INVOICE_SECONDS = 30
 # A driver usually plugs in first: the connector then says Preparing until charging starts.
 
 
@@ -119,14 +123,21 @@ class SessionService:
     async def create_pending(self, cp: ChargePoint, connector_id: int | None, tariff: Tariff,
                              amount_msat: int, *, description_hash: bytes,
                              comment: str | None = None, payer_pubkey: str | None = None,
-                             payer_lud16: str | None = None) -> PendingPayment:
-        """A session waiting for its invoice to be paid; the session row is written first."""
+                             payer_lud16: str | None = None,
+                             expiry: float | None = None) -> PendingPayment:
+        """A session waiting for its invoice to be paid; the session row is written first.
+
+        `expiry` (seconds, e.g. what is left of a price quote) shortens the invoice's life
+        below `invoice_expiry`, to no less than `MIN_INVOICE_SECONDS`.
+        """
         session = self._new_session(cp, connector_id, tariff, payer_pubkey, payer_lud16, comment)
         async with self._db.transaction() as conn:
             await self.repo.insert(conn, session)
         try:
             invoice = await self._wallet.create_invoice(
-                amount_msat, description_hash=description_hash, expiry=self._invoice_expiry)
+                amount_msat, description_hash=description_hash,
+                expiry=self._invoice_expiry if expiry is None else
+                min(self._invoice_expiry, max(MIN_INVOICE_SECONDS, math.ceil(expiry))))
         except WalletError as exc:
             await self.fail(session.id, f"no invoice: {exc}", only_if=(State.PENDING_PAYMENT,))
             raise

@@ -52,7 +52,8 @@ class FeedStatus:
 
     mode: str
     fallback: bool
-    reason: str | None
+    reason: str | None  # with the feeds' last errors, which name their sources: operators only
+    public_reason: str | None  # the same without errors, for drivers
     spot_age_seconds: float | None
     btc_age_seconds: float | None
     spot_error: str | None
@@ -66,10 +67,19 @@ class FeedStatus:
                 "spot_error": self.spot_error, "btc_error": self.btc_error,
                 "btc_eur": self.btc_eur}
 
+    def public_json(self) -> dict[str, Any]:
+        """What drivers may see (pages, nostr): no feed errors, which name internal sources."""
+        return {**self.to_json(), "reason": self.public_reason,
+                "spot_error": _failing(self.spot_error), "btc_error": _failing(self.btc_error)}
+
     def ages_in_words(self) -> str:
         """E.g. "spot prices 3 min old, BTC/EUR 3 min old"."""
         return (f"spot prices {age_words(self.spot_age_seconds)}, "
                 f"BTC/EUR {age_words(self.btc_age_seconds)}")
+
+
+def _failing(error: str | None) -> str | None:
+    return None if error is None else "failing"
 
 
 def _rounded(seconds: float | None) -> int | None:
@@ -110,8 +120,8 @@ def slot_at(slots: tuple[SpotSlot, ...], moment: datetime) -> SpotSlot | None:
 
 
 def _stale(what: str, fetched_at: datetime | None, error: str | None, now: datetime,
-           max_age: float) -> str | None:
-    last_error = f" (last error: {error})" if error else ""
+           max_age: float, detail: bool) -> str | None:
+    last_error = f" (last error: {error})" if error and detail else ""
     if fetched_at is None:
         return f"no {what} fetched yet{last_error}"
     age = (now - fetched_at).total_seconds()
@@ -120,15 +130,21 @@ def _stale(what: str, fetched_at: datetime | None, error: str | None, now: datet
     return None
 
 
-def fallback_reason(data: FeedData, settings: TariffSettings, now: datetime) -> str | None:
-    """Why the dynamic price cannot be computed now, or None when it can."""
+def fallback_reason(data: FeedData, settings: TariffSettings, now: datetime, *,
+                    detail: bool = True) -> str | None:
+    """Why the dynamic price cannot be computed now, or None when it can.
+
+    With `detail` the feeds' last errors are named; they may contain a feed's URL or path, so
+    whatever drivers see (tariff basis, pages, nostr, LNURL metadata) is made without it.
+    """
     max_age = settings.feeds.max_age_seconds
-    reason = _stale("spot price", data.spot_fetched_at, data.spot_error, now, max_age)
+    reason = _stale("spot price", data.spot_fetched_at, data.spot_error, now, max_age, detail)
     if reason is None and slot_at(data.slots, now) is None:
         ends = max(s.end for s in data.slots)
         reason = (f"spot feed has no price for now (its prices end {iso(ends)[:16]} UTC)"
                   if ends <= now else "spot feed has no price for now")
-    return reason or _stale("BTC/EUR rate", data.btc_fetched_at, data.btc_error, now, max_age)
+    return reason or _stale("BTC/EUR rate", data.btc_fetched_at, data.btc_error, now, max_age,
+                            detail)
 
 
 def feed_status(data: FeedData, settings: TariffSettings, now: datetime) -> FeedStatus:
@@ -136,8 +152,11 @@ def feed_status(data: FeedData, settings: TariffSettings, now: datetime) -> Feed
     def age(at: datetime | None) -> float | None:
         return None if at is None else (now - at).total_seconds()
 
-    reason = fallback_reason(data, settings, now) if settings.mode == "dynamic" else None
+    dynamic = settings.mode == "dynamic"
+    reason = fallback_reason(data, settings, now) if dynamic else None
+    public = fallback_reason(data, settings, now, detail=False) if dynamic else None
     return FeedStatus(mode=settings.mode, fallback=reason is not None, reason=reason,
+                      public_reason=public,
                       spot_age_seconds=age(data.spot_fetched_at),
                       btc_age_seconds=age(data.btc_fetched_at), spot_error=data.spot_error,
                       btc_error=data.btc_error, btc_eur=data.btc_eur)
@@ -145,15 +164,24 @@ def feed_status(data: FeedData, settings: TariffSettings, now: datetime) -> Feed
 
 def dynamic_tariff(base: Tariff, data: FeedData, settings: TariffSettings,
                    now: datetime) -> Tariff:
-    """`base` with the energy price of this moment; with a fallback note when there is none."""
-    reason = fallback_reason(data, settings, now)
+    """`base` with the energy price of this moment; with a fallback note when there is none.
+
+    The note is the reason without the feeds' errors: a tariff is shown to drivers.
+    """
+    reason = fallback_reason(data, settings, now, detail=False)
     if reason is not None:
         return replace(base, source="static", basis={"fallback": reason})
     slot = slot_at(data.slots, now)
     assert slot is not None and data.btc_eur is not None  # fallback_reason checked both
     assert data.spot_fetched_at is not None and data.btc_fetched_at is not None
     price, bound, eur_per_kwh = energy_price(slot.eur_per_mwh, data.btc_eur, settings)
+    later = None
+    if settings.price_lock == "slot":
+        later = [[iso(s.start), iso(s.end), min(price, energy_price(s.eur_per_mwh, data.btc_eur,
+                                                                    settings)[0])]
+                 for s in data.slots if s.start >= slot.end]
     return replace(base, price_msat_per_kwh=price, source="dynamic", valid_until=iso(slot.end),
+                   lock=settings.price_lock, later_prices=later,
                    basis={"spot_eur_per_mwh": slot.eur_per_mwh, "btc_eur": data.btc_eur,
                           "eur_per_kwh": round(eur_per_kwh, 6), "bound": bound,
                           "slot_start": iso(slot.start), "slot_end": iso(slot.end),

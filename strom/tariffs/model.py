@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, Literal
+
+from strom.timeutil import iso
 
 
 @dataclass(frozen=True, slots=True)
 class Tariff:
     """Prices in msat. A session stores the tariff it was sold under, unchanged to its end.
 
-    The price in an invoice is what its session pays, however long it charges. `valid_until`
-    only says how long this quote is offered to new payers (a dynamic price changes when its
-    spot slot ends). `basis` records the facts a price was made from: for a dynamic price the
-    spot EUR/MWh, the BTC/EUR rate and the feeds' ages; for a static fallback, why.
+    `valid_until` says how long this price is offered to new payers (a dynamic price changes
+    when its spot slot ends). Once paid, `lock` says how it holds: "session" = this price for
+    all the session's energy; "slot" = energy in a later slot at that slot's price from
+    `later_prices` ([start, end, msat per kWh], as published when paid, already capped at this
+    price), this price where none was published. `basis` records the facts a price was made
+    from: for a dynamic price the spot EUR/MWh, the BTC/EUR rate and the feeds' ages; for a
+    static fallback, why.
     """
 
     price_msat_per_kwh: int
@@ -26,6 +32,8 @@ class Tariff:
     source: Literal["static", "dynamic"] = "static"
     valid_until: str | None = None
     basis: dict[str, Any] | None = None
+    lock: Literal["session", "slot"] = "session"
+    later_prices: list[list[Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -51,6 +59,15 @@ def cost_msat(tariff: Tariff, energy_wh: float, minutes: float) -> int:
     return tariff.session_fee_msat + energy + time
 
 
+def energy_rate(tariff: Tariff, moment: datetime) -> int:
+    """The energy price a paid session pays at `moment` under its tariff's `lock` rule."""
+    at = iso(moment)
+    for start, end, price in tariff.later_prices or ():
+        if start <= at < end:  # ISO 8601 UTC text in one format sorts like the times
+            return min(int(price), tariff.price_msat_per_kwh)
+    return tariff.price_msat_per_kwh
+
+
 def _sat(msat: int) -> str:
     sat = msat / 1000
     return f"{sat:,.0f} sat" if sat == int(sat) else f"{sat:,.3f} sat"
@@ -67,6 +84,14 @@ def _basis_words(tariff: Tariff) -> str:
     return ""
 
 
+def lock_words(tariff: Tariff) -> str:
+    """How a paid price holds for the session's later energy (drivers read it before paying)."""
+    if tariff.lock == "slot":
+        return ("Energy in later hours at each hour's own price, never above this one "
+                "(slot by slot, this price as a cap).")
+    return "This energy price is locked for your whole session."
+
+
 def describe(tariff: Tariff) -> str:
     """The tariff in words, as wallets show it before the driver pays."""
     parts = [f"{_sat(tariff.price_msat_per_kwh)} per kWh{_basis_words(tariff)}"]
@@ -75,4 +100,4 @@ def describe(tariff: Tariff) -> str:
     if tariff.price_msat_per_minute:
         parts.append(f"{_sat(tariff.price_msat_per_minute)} per minute after "
                      f"{tariff.grace_minutes} min")
-    return ", ".join(parts) + ". Unused prepayment is refunded."
+    return f"{', '.join(parts)}. {lock_words(tariff)} Unused prepayment is refunded."

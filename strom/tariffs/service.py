@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -31,13 +31,15 @@ from strom.tariffs.dynamic import (
 )
 from strom.tariffs.feeds import FeedError, SpotSlot, fetch_btc, fetch_spot, shown_source
 from strom.tariffs.model import Tariff
-from strom.tariffs.quotes import QuoteBook
+from strom.tariffs.quotes import Quote, QuoteBook
 from strom.tariffs.static import static_tariff
 from strom.timeutil import iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# A quote lives this long unless told otherwise (`[lightning] invoice_expiry` in the app).
+DEFAULT_QUOTE_SECONDS = 600.0
 # Spot slots older than this are dropped from the cache; the newest one is always kept.
 _KEEP_PAST = timedelta(days=1)
 
@@ -46,12 +48,13 @@ class TariffService:
     """Prices for drivers. `await start()` before use in dynamic mode, `await close()` after."""
 
     def __init__(self, default: TariffSettings, db: Database | None = None, *,
-                 clock: Callable[[], datetime] = utcnow, quote_seconds: float = 300.0) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 quote_seconds: float = DEFAULT_QUOTE_SECONDS) -> None:
         self._default = default
         self._repo = TariffFeedRepository(db) if db is not None else None
         self._clock = clock
         self._data = FeedData()
-        self._quotes = QuoteBook(quote_seconds)
+        self._quotes = QuoteBook(timedelta(seconds=quote_seconds), clock)
         self._client: httpx.AsyncClient | None = None
         self._scheduler: AsyncIOScheduler | None = None
         self._lock = asyncio.Lock()
@@ -123,14 +126,39 @@ class TariffService:
         return tariff
 
     def quote(self, cp: ChargePoint) -> tuple[Tariff, str]:
-        """The current tariff and an id that `quoted()` turns back into it for a few minutes."""
+        """The current tariff and an id that `quoted()` turns back into it, once, while it holds."""
         tariff = self.current(cp)
-        return tariff, self._quotes.issue(cp.id, tariff)
+        quote_id, _ = self._quotes.issue(cp.id, tariff, static_tariff(self._default, cp))
+        return tariff, quote_id
 
-    def quoted(self, cp: ChargePoint, quote_id: str | None) -> Tariff:
-        """The tariff quoted under `quote_id`, or the current one when it is unknown or old."""
-        found = self._quotes.get(cp.id, quote_id) if quote_id else None
-        return found if found is not None else self.current(cp)
+    def quoted(self, cp: ChargePoint, quote_id: str | None) -> QuotedPrice:
+        """The price for one invoice: the quote's, if it still holds, else a fresh one.
+
+        A quote holds until its lifetime or its spot slot ends, the operator changes the
+        charge point's prices or cancels quotes, or (for a fallback price) the feeds recover;
+        it is taken by the first invoice. Otherwise the current price is quoted afresh, and
+        `shown` says what the wallet was shown, when that is still remembered.
+        """
+        def still_holds(quote: Quote) -> bool:
+            if quote.base != static_tariff(self._default, cp):
+                return False  # the operator changed this charge point's prices
+            fallback = "fallback" in (quote.tariff.basis or {})
+            return not fallback or "fallback" in (self.current(cp).basis or {})
+
+        quote, taken = self._quotes.take(cp.id, quote_id, still_holds) if quote_id \
+            else (None, False)
+        now = self._clock()
+        if quote is not None and taken:
+            return QuotedPrice(quote.tariff, (quote.ends_at - now).total_seconds(), None)
+        tariff = self.current(cp)
+        return QuotedPrice(tariff, (self._quotes.ends_at(tariff) - now).total_seconds(),
+                           quote.tariff if quote is not None else None)
+
+    def cancel_quotes(self, cp_id: str | None = None) -> int:
+        """End the open quotes of one charge point (or all); returns how many were open."""
+        cancelled = self._quotes.cancel(cp_id)
+        log.info("cancelled %d open price quote(s)%s", cancelled, f" of {cp_id}" if cp_id else "")
+        return cancelled
 
     def schedule(self, cp: ChargePoint, hours: float = 12) -> list[PriceSlot]:
         """The energy price of each spot slot from now to `hours` ahead (empty if not dynamic)."""
@@ -221,6 +249,15 @@ class TariffService:
         else:
             log.info("dynamic tariff: feeds are fresh again, prices follow the spot market")
         self._fallback = reason
+
+
+@dataclass(frozen=True, slots=True)
+class QuotedPrice:
+    """The tariff for one invoice, until when it is offered, and what the wallet was shown."""
+
+    tariff: Tariff
+    seconds_left: float  # an invoice at this price should not be payable much longer
+    shown: Tariff | None  # the ended quote's tariff, when the wallet came with one
 
 
 class _Failed:

@@ -8,7 +8,8 @@ from strom.config import TariffSettings
 from strom.store.charge_points import ChargePoint
 from strom.tariffs.model import Tariff
 
-_OVERRIDABLE = {f.name for f in fields(Tariff)} - {"source", "valid_until", "basis"}
+_OVERRIDABLE = {f.name for f in fields(Tariff)} - {"source", "valid_until", "basis", "lock",
+                                                "later_prices"}
 
 
 def static_tariff(default: TariffSettings, cp: ChargePoint) -> Tariff:

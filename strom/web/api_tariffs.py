@@ -1,7 +1,10 @@
 """Admin REST: `/api/v1/tariffs` (default and per charger) and `/api/v1/tariffs/{cp_id}`.
 
 The default tariff comes from `[tariff]` in strom.toml and is read-only here; each charge
-point may override any price of it, stored with the charge point.
+point may override any price of it, stored with the charge point. A changed override ends
+the charge point's open price quotes (see `TariffService.quoted`);
+`POST /api/v1/tariffs/quotes/cancel` ends all of them (e.g. before a price change in
+strom.toml and a restart, or when a feed is known to be wrong).
 """
 
 from __future__ import annotations
@@ -83,7 +86,10 @@ async def list_tariffs(request: Request) -> JSONResponse:
     query = read_query(request, PageQuery)
     cps = await svc.charge_points.list()
     items = [tariff_json(svc, cp) for cp in cps[query.offset:query.offset + query.limit]]
+    assert svc.tariffs is not None
+    # The operator's view: with the feeds' errors and sources, which drivers never see.
     return JSONResponse({"default": default_prices(svc), "mode": _mode(svc),
+                         "feeds": svc.tariffs.status().to_json(),
                          **page(items, len(cps), query)})
 
 
@@ -114,7 +120,16 @@ async def delete_tariff(request: Request) -> JSONResponse:
     return JSONResponse(tariff_json(svc, updated))
 
 
+async def cancel_quotes(request: Request) -> JSONResponse:
+    """End every open price quote: wallets that loaded a price must load it again."""
+    require_admin(request)
+    svc = services(request)
+    assert svc.tariffs is not None
+    return JSONResponse({"cancelled": svc.tariffs.cancel_quotes()})
+
+
 routes = [
+    Route("/api/v1/tariffs/quotes/cancel", cancel_quotes, methods=["POST"]),
     Route("/api/v1/tariffs", list_tariffs),
     Route("/api/v1/tariffs/{cp_id}", get_tariff),
     Route("/api/v1/tariffs/{cp_id}", put_tariff, methods=["PUT"]),

@@ -23,6 +23,7 @@ from strom.sessions.model import Session, State
 from strom.sessions.service import PendingPayment, SessionError
 from strom.store.charge_points import ChargePoint
 from strom.tariffs.model import Tariff, describe
+from strom.tariffs.service import QuotedPrice
 from strom.web.auth import services
 from strom.web.lnurl_withdraw import withdraw_request_for
 from strom.web.responses import lnurl_response
@@ -112,7 +113,8 @@ async def pay_callback(request: Request) -> JSONResponse:
     target = request.path_params["target"]
     try:
         cp, connector_id = await resolve_target(svc, target)
-        tariff = svc.tariffs.quoted(cp, request.query_params.get("q"))
+        price = svc.tariffs.quoted(cp, request.query_params.get("q"))
+        tariff = price.tariff
         amount = lud06.parse_amount(request.query_params.get("amount"),
                                     tariff.min_sendable_msat, tariff.max_prepay_msat)
         comment = lud06.parse_comment(request.query_params.get("comment"),
@@ -121,6 +123,7 @@ async def pay_callback(request: Request) -> JSONResponse:
         running = await _running_session_of(svc, cp, zap.sender) if zap else None
         if running is None:
             await ensure_free(svc, cp, connector_id)
+            _still_as_shown(svc, cp, connector_id, target, price)
         # A zap's invoice commits to the zap request (NIP-57), a plain payment to the metadata.
         described = zap.raw if zap else pay_metadata(svc, cp, connector_id, target, tariff)
         try:
@@ -131,7 +134,7 @@ async def pay_callback(request: Request) -> JSONResponse:
                 pending = await svc.sessions.create_pending(
                     cp, connector_id, tariff, amount,
                     description_hash=lud06.description_hash(described), comment=comment,
-                    payer_pubkey=zap.sender if zap else None)
+                    payer_pubkey=zap.sender if zap else None, expiry=price.seconds_left)
         except SessionError as exc:
             raise LnurlError(str(exc)) from None
         except WalletError:
@@ -144,6 +147,20 @@ async def pay_callback(request: Request) -> JSONResponse:
         return lnurl_response(exc.to_json())
     return lnurl_response({"pr": pending.bolt11, "routes": [],
                            "successAction": success_action(svc, pending)})
+
+
+def _still_as_shown(svc: Services, cp: ChargePoint, connector_id: int | None, target: str,
+                    price: QuotedPrice) -> None:
+    """Refuse when the wallet's quote ended and the price text it showed no longer holds.
+
+    The wallet checks the invoice's description hash against the metadata it showed; an
+    invoice at a new price would fail that check with a cryptic error, or (for a zap) be paid
+    at a price the driver never saw. Scanning again shows the current price.
+    """
+    if price.shown is not None and pay_metadata(svc, cp, connector_id, target, price.shown) \
+            != pay_metadata(svc, cp, connector_id, target, price.tariff):
+        raise LnurlError(f"The price changed since your wallet loaded it; it is now "
+                         f"{describe(price.tariff)} Scan the QR code again to pay at this price.")
 
 
 async def _running_session_of(svc: Services, cp: ChargePoint, payer: str) -> Session | None:

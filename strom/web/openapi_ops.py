@@ -44,6 +44,8 @@ class PayCallbackQuery(BaseModel):
     amount: int = Field(description="Millisatoshi to pay.")
     comment: str | None = Field(None, description="LUD-12 comment.")
     nostr: str | None = Field(None, description="NIP-57 zap request (JSON).")
+    q: str | None = Field(None, description="The price quote of the payRequest (its callback "
+                          "carries it); used for one invoice while it holds.")
 
 
 class TopupCallbackQuery(BaseModel):
@@ -132,6 +134,8 @@ ADMIN: list[Op] = [
        body=TariffOverride, ok=s.TariffOfChargePoint),
     Op("delete", "/api/v1/tariffs/{cp_id}", "Clear the override", "tariffs",
        ok=s.TariffOfChargePoint),
+    Op("post", "/api/v1/tariffs/quotes/cancel", "End every open price quote", "tariffs",
+       ok=s.QuotesCancelled),
     Op("get", "/api/v1/keys", "Nostr keys (public parts only)", "keys", query=PageQuery,
        ok=s.KeyPage),
     Op("get", KEYS, "A charger's npub, and what rotating would change", "keys", ok=s.KeyChange),

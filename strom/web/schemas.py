@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class FieldError(BaseModel):
@@ -127,10 +127,27 @@ class TariffOfChargePoint(BaseModel):
     current: Tariff
 
 
+class FeedStatus(BaseModel):
+    mode: str
+    fallback: bool
+    reason: str | None
+    spot_age_seconds: int | None
+    btc_age_seconds: int | None
+    spot_error: str | None
+    btc_error: str | None
+    btc_eur: float | None
+
+
 class TariffPage(PageBase):
     default: dict[str, int]
     mode: str
+    feeds: FeedStatus
     items: list[TariffOfChargePoint]
+
+
+class QuotesCancelled(BaseModel):
+    cancelled: int = Field(description="How many open quotes ended; their wallets must load "
+                                       "the price again.")
 
 
 class Key(BaseModel):
