@@ -7,8 +7,8 @@ change in between; a quote id carried in the callback URL returns the tariff fir
 A quote promises no more than that: it ends at the earliest of its lifetime, the end of the
 spot slot it quotes (`Tariff.valid_until`) and `cancel()` (an operator's price change), and
 it is taken by one invoice. A quote that was taken, has ended or was cancelled is still
-remembered until its lifetime is over, so the callback can tell a wallet that the price it
-showed no longer holds instead of making an invoice whose description the wallet rejects.
+remembered for `REMEMBER` after its lifetime, so the callback can tell a wallet that the price
+it showed no longer holds instead of making an invoice whose description the wallet rejects.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ from datetime import datetime, timedelta
 
 from strom.tariffs.model import Tariff
 from strom.timeutil import parse_iso
+
+# How long an ended quote is remembered (within `capacity`): a wallet may wait on its amount
+# screen for a while before it calls back.
+REMEMBER = timedelta(hours=1)
 
 
 @dataclass(slots=True)
@@ -46,7 +50,7 @@ class QuoteBook:
         self._lifetime = lifetime
         self._capacity = capacity
         self._clock = clock
-        # Insertion order is the order in which lifetimes end (all lifetimes are equal).
+        # Insertion order is the order in which they are forgotten (all live equally long).
         self._quotes: OrderedDict[str, Quote] = OrderedDict()
 
     def issue(self, cp_id: str, tariff: Tariff, base: Tariff) -> tuple[str, Quote]:
@@ -94,5 +98,6 @@ class QuoteBook:
     def _forget_old(self, now: datetime, keep: int) -> None:
         while self._quotes and (
                 len(self._quotes) > keep
-                or next(iter(self._quotes.values())).issued_at + self._lifetime <= now):
+                or next(iter(self._quotes.values())).issued_at + self._lifetime + REMEMBER
+                <= now):
             self._quotes.popitem(last=False)

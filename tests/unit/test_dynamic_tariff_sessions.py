@@ -123,7 +123,9 @@ async def test_page_shows_the_next_hours_and_the_fallback(app: StromApp, feeds: 
             page = (await http.get("/cp/cp-dyn")).text
             public = (await http.get("/api/v1/public/charge-points/cp-dyn")).json()
         assert "Market price unavailable" in page
-        assert "spot price not updated for 3 h 0 min (last error: HTTP 500 from" in page
+        assert "spot price not updated for 3 h 0 min." in page
+        assert "HTTP 500" not in page and feeds.url("spot") not in page
+        assert "spot feed failing" in page
         assert 'id="price-schedule"' not in page
         assert "spot prices 3 h 0 min old" in page
         assert public["tariff"]["source"] == "static"

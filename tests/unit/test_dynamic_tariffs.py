@@ -231,7 +231,11 @@ async def test_broken_feed_falls_back_with_reason(feeds: FeedServer, setup, reas
     assert status.fallback and reason in (status.reason or "")
     tariff = service.current(cp())
     assert (tariff.price_msat_per_kwh, tariff.source) == (300_000, "static")
-    assert tariff.basis is not None and reason in tariff.basis["fallback"]
+    # Drivers see why, but not the feed's error: it may name an internal URL or path.
+    assert tariff.basis is not None and tariff.basis["fallback"] == status.public_reason
+    assert status.public_reason is not None and status.public_reason in status.reason \
+        and "error" not in status.public_reason
+    assert status.public_json()["reason"] == status.public_reason
     assert "fixed price: " in describe(tariff)
     assert service.schedule(cp()) == []
     assert any("falls back to the static price" in r.message for r in caplog.records)
@@ -346,20 +350,31 @@ async def test_unreachable_feed_is_a_reason_not_a_crash(feeds: FeedServer) -> No
 
 # --- quotes and the tariff record --------------------------------------------------------------
 
-def test_quote_book_returns_what_was_quoted() -> None:
-    now = [0.0]
-    book = QuoteBook(300, capacity=3, clock=lambda: now[0])
+def test_quote_book_gives_a_quote_once_and_within_its_life() -> None:
+    clock = Clock()
+    book = QuoteBook(timedelta(seconds=300), clock, capacity=3)
     tariff = Tariff(price_msat_per_kwh=1234, source="dynamic")
-    qid = book.issue("cp-1", tariff)
-    assert book.get("cp-1", qid) == tariff
-    assert book.get("cp-2", qid) is None and book.get("cp-1", "forged") is None
-    now[0] = 300.0
-    assert book.get("cp-1", qid) is None
-    ids = [book.issue("cp-1", tariff) for _ in range(4)]
-    assert book.get("cp-1", ids[0]) is None and book.get("cp-1", ids[-1]) == tariff
+    holds = lambda quote: True  # noqa: E731
+    qid, _ = book.issue("cp-1", tariff, tariff)
+    assert book.take("cp-2", qid, holds) == (None, False)
+    assert book.take("cp-1", "forged", holds) == (None, False)
+    quote, taken = book.take("cp-1", qid, holds)
+    assert taken and quote is not None and quote.tariff == tariff
+    assert book.take("cp-1", qid, holds) == (quote, False)  # once
+    qid, _ = book.issue("cp-1", tariff, tariff)
+    clock.advance(seconds=300)
+    assert book.take("cp-1", qid, holds)[1] is False  # its lifetime is over
+    # A quote of a spot slot ends with the slot, and a cancelled one at once.
+    slot = Tariff(price_msat_per_kwh=1, valid_until="2024-05-14T10:35:01.000Z")
+    assert book.issue("cp-1", slot, tariff)[1].ends_at == clock.now + timedelta(seconds=1)
+    qid, _ = book.issue("cp-2", tariff, tariff)
+    assert book.cancel("cp-2") == 1 and book.take("cp-2", qid, holds)[1] is False
+    ids = [book.issue("cp-1", tariff, tariff)[0] for _ in range(4)]
+    assert book.take("cp-1", ids[0], holds) == (None, False)  # beyond capacity: forgotten
+    assert book.take("cp-1", ids[-1], holds)[1]
 
 
-async def test_quoted_price_holds_across_a_feed_change(feeds: FeedServer) -> None:
+async def test_quoted_price_holds_across_a_feed_change_once(feeds: FeedServer) -> None:
     service = TariffService(feeds.settings(), clock=Clock())
     await service.refresh()
     shown, quote_id = service.quote(cp())
@@ -367,8 +382,10 @@ async def test_quoted_price_holds_across_a_feed_change(feeds: FeedServer) -> Non
     await service.refresh()
     await service.close()
     assert service.current(cp()) != shown
-    assert service.quoted(cp(), quote_id) == shown
-    assert service.quoted(cp(), None) == service.current(cp())
+    assert service.quoted(cp(), quote_id).tariff == shown
+    again = service.quoted(cp(), quote_id)  # taken: a fresh quote, and what was shown
+    assert (again.tariff, again.shown) == (service.current(cp()), shown)
+    assert service.quoted(cp(), None).tariff == service.current(cp())
 
 
 def test_tariff_json_keeps_basis_and_reads_old_records() -> None:
