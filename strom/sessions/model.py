@@ -57,6 +57,11 @@ class Session:
     stop_reason: str | None
     failure_reason: str | None
     updated_at: str
+    # Slot-by-slot billing (tariff.lock == "slot"): the price of the slot the session is in
+    # (None = the tariff's), the energy when it began, and what the energy before that cost.
+    rate_msat_per_kwh: int | None = None
+    rate_since_wh: float = 0.0
+    rated_msat: int = 0
 
     @property
     def refundable_msat(self) -> int:

@@ -16,7 +16,7 @@ _EDITABLE = {
     "state", "active_connector_id", "paid_msat", "consumed_msat", "refunded_msat",
     "forfeited_msat", "energy_wh", "power_w", "soc_percent", "meter_start_wh", "transaction_id",
     "payer_pubkey", "payer_lud16", "paid_at", "start_requested_at", "started_at", "stopped_at",
-    "stop_reason", "failure_reason",
+    "stop_reason", "failure_reason", "rate_msat_per_kwh", "rate_since_wh", "rated_msat",
 }
 
 

@@ -15,7 +15,7 @@ import math
 import secrets
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from strom.config import SessionSettings
@@ -35,7 +35,7 @@ from strom.sessions.model import ACTIVE_STATES, Session, State
 from strom.sessions.repository import SessionRepository
 from strom.store.charge_points import ChargePoint, ChargePointRepository
 from strom.store.db import Database
-from strom.tariffs.model import Tariff, cost_msat
+from strom.tariffs.model import Rating, Tariff, cost_under_lock
 from strom.timeutil import iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -334,14 +334,15 @@ class SessionService:
         if session is None or session.state not in (State.CHARGING, State.STOPPING):
             return
         await self._meter(session.id, energy_register_wh=sample.energy_wh, power_w=sample.power_w,
-                          soc_percent=sample.soc_percent)
+                          soc_percent=sample.soc_percent, at=sample.timestamp)
 
     async def _meter(self, session_id: str, *, energy_register_wh: float | None,
                      power_w: float | None = None, soc_percent: float | None = None,
-                     final: bool = False) -> None:
+                     final: bool = False, at: datetime | None = None) -> None:
         """Turn a meter reading into consumed money; stop when the budget is nearly used up.
 
-        `final` is the reading of a StopTransaction: the charger has stopped already.
+        `final` is the reading of a StopTransaction: the charger has stopped already. `at` is
+        when the charger read it (slot-by-slot prices), now if not given.
         """
         stop = False
         async with self._db.transaction() as conn:
@@ -352,8 +353,11 @@ class SessionService:
             if energy_register_wh is not None and session.meter_start_wh is not None:
                 # A meter never runs backwards; a smaller reading is a glitch, not a refund.
                 energy = max(energy, energy_register_wh - session.meter_start_wh)
-            consumed = self._consumed(session, energy)
+            consumed, rating = self._consumed(session, energy, at)
             fields: dict[str, object] = {"energy_wh": energy, "consumed_msat": consumed}
+            if rating.rate_msat_per_kwh != session.rate_msat_per_kwh:
+                fields.update(rate_msat_per_kwh=rating.rate_msat_per_kwh,
+                              rate_since_wh=rating.since_wh, rated_msat=rating.rated_msat)
             if power_w is not None:
                 fields["power_w"] = power_w
             if soc_percent is not None:
@@ -374,12 +378,20 @@ class SessionService:
             log.info("session %s: budget used up, stopping", session.id)
             self._spawn(self._remote_stop(session), f"stop:{session.id}")
 
-    def _consumed(self, session: Session, energy_wh: float) -> int:
-        """What the session owes so far: never less than before, never more than paid."""
-        started = parse_iso(session.started_at) if session.started_at else utcnow()
-        minutes = (utcnow() - started) / timedelta(minutes=1)
-        owed = cost_msat(session.tariff, energy_wh, minutes)
-        return max(session.consumed_msat, min(owed, session.paid_msat))
+    def _consumed(self, session: Session, energy_wh: float,
+                  at: datetime | None) -> tuple[int, Rating]:
+        """What the session owes so far: never less than before, never more than paid.
+
+        A charger's clock may be off: its reading time counts only between start and now.
+        """
+        now = utcnow()
+        started = parse_iso(session.started_at) if session.started_at else now
+        minutes = (now - started) / timedelta(minutes=1)
+        owed, rating = cost_under_lock(
+            session.tariff, Rating(session.rate_msat_per_kwh, session.rate_since_wh,
+                                   session.rated_msat),
+            session.energy_wh, energy_wh, minutes, min(max(at or now, started), now))
+        return max(session.consumed_msat, min(owed, session.paid_msat)), rating
 
     async def _tick(self) -> None:
         """Time passes even when a charger sends no meter values: per-minute prices count."""

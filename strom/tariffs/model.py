@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -66,6 +66,37 @@ def energy_rate(tariff: Tariff, moment: datetime) -> int:
         if start <= at < end:  # ISO 8601 UTC text in one format sorts like the times
             return min(int(price), tariff.price_msat_per_kwh)
     return tariff.price_msat_per_kwh
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """Where slot-by-slot billing of a session stands (kept with the session)."""
+
+    rate_msat_per_kwh: int | None = None  # the slot price in force; None = the tariff's price
+    since_wh: float = 0.0  # the session's energy when that price began
+    rated_msat: int = 0  # what the energy before `since_wh` cost
+
+
+def cost_under_lock(tariff: Tariff, rating: Rating, energy_before_wh: float, energy_wh: float,
+                    minutes: float, at: datetime) -> tuple[int, Rating]:
+    """What a session owes after a reading at `at`, under its tariff's `lock`, and the rating.
+
+    "session": `cost_msat`. "slot": the energy since the last reading (`energy_before_wh`) at
+    the price of the slot `at` falls in, earlier energy as rated before; never more than the
+    "session" cost, so a driver never pays above the price the wallet showed.
+    """
+    locked = cost_msat(tariff, energy_wh, minutes)
+    if tariff.lock != "slot":
+        return locked, rating
+    rate = energy_rate(tariff, at)
+    current = tariff.price_msat_per_kwh if rating.rate_msat_per_kwh is None \
+        else rating.rate_msat_per_kwh
+    if rate != current:
+        rating = Rating(rate, energy_before_wh, rating.rated_msat
+                        + math.ceil(current * (energy_before_wh - rating.since_wh) / 1000.0))
+    energy = rating.rated_msat + math.ceil(rate * max(energy_wh - rating.since_wh, 0.0) / 1000.0)
+    fee_and_time = cost_msat(replace(tariff, price_msat_per_kwh=0), 0.0, minutes)
+    return min(locked, fee_and_time + energy), rating
 
 
 def _sat(msat: int) -> str:

@@ -237,3 +237,20 @@ async def test_no_internal_url_reaches_drivers(world: World, feeds: FeedServer) 
         assert secret in operator["feeds"]["reason"]
     finally:
         await market.tariffs.close()
+
+
+@pytest.mark.parametrize(("lock", "words"), [
+    ("session", "This energy price is locked for your whole session."),
+    ("slot", "(slot by slot, this price as a cap)")])
+async def test_metadata_and_page_say_how_the_price_holds(world: World, feeds: FeedServer,
+                                                        lock: str, words: str) -> None:
+    market = await market_of(world, feeds, Clock(), price_lock=lock)
+    try:
+        pay = await market.pay_request()
+        page = (await world.http.get(f"/cp/{CP}")).text
+        assert words in text_of(pay) and words in page
+        tariff = await market.invoiced_tariff(await market.callback(pay), pay)
+        assert tariff["lock"] == lock
+        assert (tariff["later_prices"] is not None) == (lock == "slot")
+    finally:
+        await market.tariffs.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -15,10 +17,11 @@ from strom.sessions.model import State
 from strom.sessions.service import SessionService
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
+from strom.tariffs.model import describe
 from strom.tariffs.service import TariffService
 from strom.timeutil import utcnow
 from tests.doubles.edges import FakeChargers, FakeWallet
-from tests.unit.feed_server import Clock, FeedServer, expected_msat, until
+from tests.unit.feed_server import DAY, Clock, FeedServer, expected_msat, until
 
 BTC = 57931.0
 
@@ -132,4 +135,67 @@ async def test_page_shows_the_next_hours_and_the_fallback(app: StromApp, feeds: 
         assert public["tariff"]["price_msat_per_kwh"] == 300_000
         assert "spot price not updated" in public["tariff"]["basis"]["fallback"]
     finally:
+        await tariffs.close()
+
+
+def _three_slots() -> str:
+    """10:00 middling, 11:00 cheap, 12:00 dear (EUR/MWh) on the recorded day."""
+    return json.dumps([{"start": (DAY + timedelta(hours=h)).isoformat(),
+                        "end": (DAY + timedelta(hours=h + 1)).isoformat(), "price": price}
+                       for h, price in ((10, 100.0), (11, 20.0), (12, 200.0))])
+
+
+@pytest.mark.parametrize("lock", ["session", "slot"])
+async def test_energy_in_later_slots_is_billed_by_the_rule_shown(
+        db: Database, feeds: FeedServer, lock: str) -> None:
+    """Paid at 10:30; 1 kWh in each of the 10:00, 11:00 and 12:00 slots."""
+    feeds.answer("spot", _three_slots())
+    cps = ChargePointRepository(db)
+    await cps.add("cp-1", name="One", lat=52.5, lon=13.4, num_connectors=1)
+    await cps.set_connected("cp-1", True)
+    await cps.set_connector_status("cp-1", 1, "Available")
+    clock = Clock()
+    tariffs = TariffService(feeds.settings(feeds={"spot_provider": "json"}, price_lock=lock),
+                            db, clock=clock)
+    await tariffs.refresh()
+    wallet = FakeWallet()
+    sessions = SessionService(db=db, bus=EventBus(), settings=SessionSettings(safety_margin_msat=0),
+                              charge_points=cps, wallet=wallet, chargers=FakeChargers())
+    await sessions.start()
+    try:
+        cp = await cps.get("cp-1")
+        assert cp is not None
+        sold = tariffs.current(cp)
+        paid, cheap, dear = (expected_msat(p, BTC) for p in (100.0, 20.0, 200.0))
+        assert sold.price_msat_per_kwh == paid and sold.lock == lock
+        words = describe(sold)
+        assert ("slot by slot, this price as a cap" in words) == (lock == "slot")
+        assert ("locked for your whole session" in words) == (lock == "session")
+        pending = await sessions.create_pending(cp, None, sold, 5_000_000,
+                                                description_hash=b"\0" * 32)
+        wallet.settle(pending.payment_hash)
+        await sessions.on_paid(pending.payment_hash, 5_000_000)
+        sid = pending.session.id
+        await _wait_state(sessions, sid, State.STARTING)
+        session = await sessions.repo.get(sid)
+        assert session is not None
+        await sessions.on_transaction_started(TransactionStarted(
+            "cp-1", 1, 77, session.id_tag, 0.0, clock.now))
+        await _wait_state(sessions, sid, State.CHARGING)
+        for minutes, wh in ((15, 1000.0), (60, 2000.0), (120, 3000.0)):  # 10:45, 11:30, 12:30
+            await sessions.on_meter(MeterSample("cp-1", 1, 77,
+                                                clock.now + timedelta(minutes=minutes),
+                                                energy_wh=wh))
+        session = await sessions.repo.get(sid)
+        assert session is not None
+        # The 12:00 slot is dearer than the price paid: the paid price caps it.
+        assert session.consumed_msat == (3 * paid if lock == "session"
+                                         else paid + cheap + paid)
+        assert cheap < paid < dear
+        assert session.paid_msat == session.consumed_msat + session.refundable_msat
+        # Where slot billing stands is stored with the session: a restart bills on from it.
+        assert (session.rated_msat, session.rate_since_wh) == (
+            (0, 0.0) if lock == "session" else (paid + cheap, 2000.0))
+    finally:
+        await sessions.close()
         await tariffs.close()
