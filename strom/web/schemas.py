@@ -51,6 +51,11 @@ class Tariff(BaseModel):
     currency: str
     source: str
     valid_until: str | None
+    lock: str = Field("session", description="How a paid price holds for later energy: "
+                      "`session` (to the end) or `slot` (each later slot at its own price, "
+                      "this one as a cap).")
+    later_prices: list[list[Any]] | None = Field(
+        None, description="With `lock` = `slot`: [start, end, msat per kWh] of later slots.")
 
 
 class ChargePoint(BaseModel):
