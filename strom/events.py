@@ -69,6 +69,12 @@ class TransactionStarted(Event):
 
 @dataclass(frozen=True, slots=True)
 class MeterSample(Event):
+    """A reading of a transaction. `energy_wh` is the cumulative energy register in Wh on the
+    origin of StartTransaction's meterStart, never less than the transaction's last one, however
+    the charger metered: `source` says whether it was read from the register, summed from
+    `Energy.Active.Import.Interval` values or integrated from power (`strom.ocpp.metering`).
+    Every number is finite and within bounds (`strom.ocpp.meter`)."""
+
     cp_id: str
     connector_id: int
     transaction_id: int | None
@@ -76,6 +82,7 @@ class MeterSample(Event):
     energy_wh: float | None = None
     power_w: float | None = None
     soc_percent: float | None = None
+    source: str | None = None  # "register" | "interval" | "power"; None without energy
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,17 @@ through `strom.ocpp.central_system.CentralSystem` from other tasks.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ocpp.exceptions import OCPPError, TypeConstraintViolationError
+from ocpp.exceptions import (
+    OCPPError,
+    PropertyConstraintViolationError,
+    TypeConstraintViolationError,
+)
 from ocpp.messages import Call, CallError, CallResult
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import (
     Action,
@@ -27,14 +32,16 @@ from strom.events import (
     ChargePointBooted,
     ConnectorStatusChanged,
     EventBus,
+    MeterSample,
     TransactionStarted,
     TransactionStopped,
 )
 from strom.ocpp.frames import CALL, CALLRESULT, FrameError, TokenBucket, parse_frame
-from strom.ocpp.meter import meter_rows, samples
+from strom.ocpp.meter import MAX_ENERGY_WH, Parsed, parse_meter_values
+from strom.ocpp.metering import MeterBook
 from strom.store.charge_points import ChargePointRepository
 from strom.store.event_log import EventLogRepository
-from strom.store.transactions import TransactionRepository
+from strom.store.transactions import MeterRow, TransactionRepository
 from strom.timeutil import iso, parse_iso
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,9 @@ _OCPP16_CODES = {"FormatViolation": "FormationViolation",
 
 
 _ACTIONS = frozenset(action.value for action in Action)
+# Distinct reasons for refused meter values logged per connection; a charger that sends the
+# same garbage every ten seconds fills no disk.
+_REFUSALS_LOGGED = 20
 
 
 class Authorizer(Protocol):
@@ -65,6 +75,10 @@ class OcppContext:
     rate_per_second: float
     rate_burst: int
     authorizer: Authorizer | None = None
+    meters: MeterBook = field(default_factory=MeterBook)
+    # Called (not awaited) once a BootNotification has been answered: the central system then
+    # configures the charger from a task of its own.
+    on_booted: Callable[[str], None] | None = None
 
 
 class ChargePointConnection(ChargePoint):
@@ -76,6 +90,7 @@ class ChargePointConnection(ChargePoint):
         self.websocket = websocket
         self._ctx = context
         self._bucket = TokenBucket(context.rate_per_second, context.rate_burst)
+        self._refusals: set[str] = set()
 
     # --- framing ----------------------------------------------------------------------------
 
@@ -139,6 +154,11 @@ class ChargePointConnection(ChargePoint):
                                             interval=self._ctx.heartbeat_interval,
                                             status=RegistrationStatus.accepted)
 
+    @after(Action.boot_notification)
+    def after_boot(self, **_: Any) -> None:
+        if self._ctx.on_booted is not None:
+            self._ctx.on_booted(self.id)
+
     @on(Action.heartbeat)
     async def on_heartbeat(self) -> call_result.Heartbeat:
         self._ctx.charge_points.touch(self.id)
@@ -166,11 +186,15 @@ class ChargePointConnection(ChargePoint):
                                    timestamp: str, reservation_id: int | None = None
                                    ) -> call_result.StartTransaction:
         started_at = _timestamp(timestamp)
+        if not 0 <= meter_start <= MAX_ENERGY_WH:
+            raise PropertyConstraintViolationError(
+                description=f"meterStart {meter_start} Wh is not a meter register reading")
         status = await self._authorize(connector_id, id_tag)
         tx, created = await self._ctx.transactions.start(
             self.id, connector_id=connector_id, id_tag=id_tag, meter_start_wh=float(meter_start),
             started_at=started_at, auth_status=status, reservation_id=reservation_id)
         if created:
+            self._ctx.meters.started(tx.id, float(meter_start))
             log.info("%s: transaction %d started on connector %d (%s)", self.id, tx.id,
                      connector_id, status)
             self._ctx.bus.publish(TransactionStarted(
@@ -185,9 +209,20 @@ class ChargePointConnection(ChargePoint):
                                   ) -> call_result.StopTransaction:
         stopped_at = _timestamp(timestamp)
         known = await self._ctx.transactions.get(transaction_id)
-        if transaction_data and known is not None and known.cp_id == self.id:
-            rows = meter_rows(known.connector_id, transaction_id, transaction_data)
-            self._ctx.transactions.add_meter_values(self.id, rows)
+        ours = known is not None and known.cp_id == self.id
+        estimate = None
+        if ours and transaction_data:
+            # Its readings (Transaction.End) are the most final: billed before the stop.
+            assert known is not None
+            samples = await self._readings(known.connector_id, transaction_id,
+                                           parse_meter_values(known.connector_id, transaction_id,
+                                                              transaction_data))
+            estimate = next((s.energy_wh for s in reversed(samples) if s.energy_wh), None)
+        if not 0 <= meter_stop <= MAX_ENERGY_WH:
+            log.warning("%s: StopTransaction %d with meterStop %s Wh: not a register reading;"
+                        " the last reading stands", self.id, transaction_id, meter_stop)
+            meter_stop = estimate or (known.meter_start_wh if known else 0)
+        self._ctx.meters.forget(transaction_id)
         tx = await self._ctx.transactions.stop(
             self.id, transaction_id, meter_stop_wh=float(meter_stop), stopped_at=stopped_at,
             reason=reason or "Local", id_tag=id_tag)
@@ -207,11 +242,34 @@ class ChargePointConnection(ChargePoint):
     @on(Action.meter_values)
     async def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]],
                               transaction_id: int | None = None) -> call_result.MeterValues:
-        rows = meter_rows(connector_id, transaction_id, meter_value)
-        self._ctx.transactions.add_meter_values(self.id, rows)
-        for sample in samples(self.id, rows):
-            self._ctx.bus.publish(sample)
+        await self._readings(connector_id, transaction_id,
+                             parse_meter_values(connector_id, transaction_id, meter_value))
         return call_result.MeterValues()
+
+    async def _readings(self, connector_id: int, transaction_id: int | None,
+                        parsed: Parsed) -> list[MeterSample]:
+        """Log what was refused, publish the transaction's readings, queue the rows."""
+        for reason in parsed.refused:
+            if reason not in self._refusals and len(self._refusals) < _REFUSALS_LOGGED:
+                self._refusals.add(reason)
+                log.warning("%s: meter value refused on connector %d: %s", self.id,
+                            connector_id, reason)
+        if parsed.signed and "signed" not in self._refusals:
+            self._refusals.add("signed")
+            log.info("%s: SignedData meter values are not read; the plain values are", self.id)
+        samples = await self._ctx.meters.samples(self.id, transaction_id, parsed.rows,
+                                                 self._history)
+        self._ctx.transactions.add_meter_values(self.id, parsed.rows)
+        for sample in samples:
+            self._ctx.bus.publish(sample)
+        return samples
+
+    async def _history(self, transaction_id: int) -> tuple[float, list[MeterRow]] | None:
+        """meterStart and the stored rows of one of this charger's transactions."""
+        tx = await self._ctx.transactions.get(transaction_id)
+        if tx is None or tx.cp_id != self.id:
+            return None
+        return tx.meter_start_wh, await self._ctx.transactions.meter_values(transaction_id)
 
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id: str, message_id: str | None = None,

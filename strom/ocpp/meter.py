@@ -1,85 +1,120 @@
-"""MeterValues → stored rows and `MeterSample` events, in Wh, W and percent whatever the unit."""
+"""MeterValues → checked rows in Wh, W and percent, whatever unit the charger used.
+
+This is the edge for numbers from chargers: a value becomes a row only if it is a plain
+decimal number, finite, in a unit that fits its measurand and within physical bounds. Anything
+else (NaN, ±inf, `1e400`, `abc`, a negative register, a 5 MW power, a SoC of 140 %) is refused
+with a reason the caller logs; it is never stored, billed or shown.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from strom.events import MeterSample
 from strom.store.transactions import MeterRow
 from strom.timeutil import iso, parse_iso, utcnow
 
 ENERGY = "Energy.Active.Import.Register"
+ENERGY_INTERVAL = "Energy.Active.Import.Interval"
 POWER = "Power.Active.Import"
 SOC = "SoC"
+SIGNED = "SignedData"
 
-# Multipliers to the base unit strom computes with (Wh, W, var, Varh …).
+# Bounds (after unit conversion). No charger's register reaches 10 GWh (a 350 kW charger running
+# for three years); no charger delivers 1 MW. Energy registers and intervals are never negative.
+MAX_ENERGY_WH = 1e10
+MAX_POWER_W = 1e6
+MAX_OTHER = 1e9  # currents, voltages, temperatures, …: only absurd magnitudes are refused
+MAX_VALUE_CHARS = 64
+
+# A plain decimal number as OCPP 1.6 sends it in `value` (no "inf", "nan", "0x10" or "1_000").
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
 _SCALE = {"kWh": 1000.0, "kW": 1000.0, "kvarh": 1000.0, "kvar": 1000.0, "kVA": 1000.0}
 _BASE = {"kWh": "Wh", "kW": "W", "kvarh": "varh", "kvar": "var", "kVA": "VA"}
+# Measurand prefix → (units that fit it, the unit meant when none is given, lowest, highest).
+# OCPP 1.6 says a missing unit means Wh; for power and SoC chargers mean W and percent.
+_KINDS: tuple[tuple[str, frozenset[str], str, float, float], ...] = (
+    ("Energy.Active.", frozenset({"Wh", "kWh"}), "Wh", 0.0, MAX_ENERGY_WH),
+    ("Energy.Reactive.", frozenset({"varh", "kvarh"}), "varh", 0.0, MAX_ENERGY_WH),
+    ("Power.Active.", frozenset({"W", "kW"}), "W", -MAX_POWER_W, MAX_POWER_W),
+    ("Power.Offered", frozenset({"W", "kW"}), "W", 0.0, MAX_POWER_W),
+    ("Power.Reactive.", frozenset({"var", "kvar"}), "var", -MAX_POWER_W, MAX_POWER_W),
+    ("Power.Factor", frozenset({""}), "", -1.0, 1.0),
+    (SOC, frozenset({"Percent"}), "Percent", 0.0, 100.0),
+)
 
 
-def meter_rows(connector_id: int, transaction_id: int | None,
-               meter_value: Iterable[dict[str, Any]]) -> list[MeterRow]:
-    """Every numeric sampled value as a row, converted to the base unit (kWh → Wh, kW → W).
+@dataclass
+class Parsed:
+    """The rows of one MeterValues (or StopTransaction's transactionData) and what was refused."""
 
-    Signed or otherwise non-numeric values are not stored as numbers; a missing measurand
-    means energy and a missing unit means Wh (OCPP 1.6 defaults).
+    rows: list[MeterRow] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # one reason per refused value
+    signed: int = 0  # SignedData values without a plain value next to them: not used
+
+
+def parse_meter_values(connector_id: int, transaction_id: int | None,
+                       meter_value: Iterable[Any]) -> Parsed:
+    """Every usable sampled value as a row in the base unit (kWh → Wh, kW → W); never raises.
+
+    A missing measurand means the energy register (OCPP 1.6 default). `SignedData` values are
+    not read (strom cannot verify them); a charger that signs usually sends the plain value too.
     """
-    rows: list[MeterRow] = []
-    for entry in meter_value:
+    parsed = Parsed()
+    for entry in meter_value if isinstance(meter_value, list) else []:
+        if not isinstance(entry, dict):
+            parsed.refused.append("a meterValue that is not an object")
+            continue
         at = _timestamp(entry.get("timestamp"))
-        for sample in entry.get("sampled_value") or []:
-            if sample.get("format") == "SignedData":
-                continue
-            try:
-                value = float(sample["value"])
-            except (KeyError, TypeError, ValueError):
-                continue
-            measurand = sample.get("measurand") or ENERGY
-            unit = sample.get("unit") or ("Percent" if measurand == SOC else "Wh")
-            rows.append(MeterRow(connector_id, transaction_id, at, measurand,
-                                 value * _SCALE.get(unit, 1.0), _BASE.get(unit, unit),
-                                 sample.get("context"), sample.get("phase"),
-                                 sample.get("location")))
-    return rows
+        sampled = entry.get("sampled_value", entry.get("sampledValue"))
+        for sample in sampled if isinstance(sampled, list) else []:
+            row = _row(connector_id, transaction_id, at, sample, parsed)
+            if row is not None:
+                parsed.rows.append(row)
+    return parsed
 
 
-def samples(cp_id: str, rows: list[MeterRow]) -> list[MeterSample]:
-    """One `MeterSample` per timestamp: total energy, total power and SoC of the vehicle.
+def _row(connector_id: int, transaction_id: int | None, at: str, sample: Any,
+         parsed: Parsed) -> MeterRow | None:
+    if not isinstance(sample, dict):
+        parsed.refused.append("a sampledValue that is not an object")
+        return None
+    measurand = _text(sample.get("measurand")) or ENERGY
+    if sample.get("format") == SIGNED:
+        parsed.signed += 1
+        return None
+    raw = sample.get("value")
+    if not isinstance(raw, str) or len(raw) > MAX_VALUE_CHARS or not _NUMBER.fullmatch(
+            raw.strip()):
+        parsed.refused.append(f"{measurand} value {str(raw)[:MAX_VALUE_CHARS]!r} is not a number")
+        return None
+    kind = next((k for k in _KINDS if measurand.startswith(k[0])), None)
+    unit = _text(sample.get("unit")) or (kind[2] if kind else "Wh")
+    if kind is not None and kind[1] != frozenset({""}) and unit not in kind[1]:
+        parsed.refused.append(f"{measurand} in {unit!r} (expected {'/'.join(sorted(kind[1]))})")
+        return None
+    value = float(raw) * _SCALE.get(unit, 1.0)
+    low, high = (kind[3], kind[4]) if kind else (-MAX_OTHER, MAX_OTHER)
+    if not (math.isfinite(value) and low <= value <= high):
+        parsed.refused.append(f"{measurand} {raw.strip()} {unit} is out of bounds")
+        return None
+    return MeterRow(connector_id, transaction_id, at, measurand, value, _BASE.get(unit, unit),
+                    _text(sample.get("context")), _text(sample.get("phase")),
+                    _text(sample.get("location")))
 
-    Per-phase values are summed when the charger sends no total; values measured at the
-    inlet/cable/EV location other than the outlet are only used for SoC.
-    """
-    by_time: dict[tuple[str, int, int | None], list[MeterRow]] = {}
-    for row in rows:
-        by_time.setdefault((row.at, row.connector_id, row.transaction_id), []).append(row)
-    events = []
-    for (at, connector_id, transaction_id), group in by_time.items():
-        events.append(MeterSample(
-            cp_id=cp_id, connector_id=connector_id, transaction_id=transaction_id,
-            timestamp=parse_iso(at), energy_wh=_total(group, ENERGY),
-            power_w=_total(group, POWER), soc_percent=_first(group, SOC)))
-    return events
 
-
-def _total(rows: list[MeterRow], measurand: str) -> float | None:
-    values = [r for r in rows if r.measurand == measurand
-              and r.location in (None, "Outlet") and r.phase in (None, "")]
-    if values:
-        return values[-1].value
-    phases = [r for r in rows if r.measurand == measurand and r.location in (None, "Outlet")
-              and r.phase in ("L1", "L2", "L3")]
-    return sum(r.value for r in phases) if phases else None
-
-
-def _first(rows: list[MeterRow], measurand: str) -> float | None:
-    return next((r.value for r in rows if r.measurand == measurand), None)
+def _text(value: object) -> str | None:
+    return value[:64] if isinstance(value, str) and value else None
 
 
 def _timestamp(value: object) -> str:
     if isinstance(value, str):
         try:
             return iso(parse_iso(value))
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
     return iso(utcnow())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -22,6 +23,10 @@ import aiosqlite
 log = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# What one row can do wrong (a constraint it breaks, a value SQLite cannot bind); any other
+# error is the database's, not the row's.
+_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
+               OverflowError, TypeError, ValueError)
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -120,8 +125,30 @@ class Database:
                 async with self.transaction() as conn:
                     for sql, rows in batch:
                         await conn.executemany(sql, rows)
+            except _ROW_ERRORS:
+                await self._write_each(batch)
             except Exception:
                 log.exception("store: a batch of %d queued writes failed", len(batch))
+
+    async def _write_each(self, batch: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """Write a failed batch row by row: one bad row (one charger's) costs only itself.
+
+        A failing statement only undoes itself in SQLite, so one transaction still holds them.
+        """
+        lost: list[str] = []
+        try:
+            async with self.transaction() as conn:
+                for sql, rows in batch:
+                    for row in rows:
+                        try:
+                            await conn.execute(sql, row)
+                        except _ROW_ERRORS as exc:
+                            lost.append(f"{exc}: {row!r}"[:300])
+        except Exception:
+            log.exception("store: a batch of %d queued writes failed", len(batch))
+            return
+        log.error("store: %d queued row(s) refused by the database and dropped, the rest"
+                  " written; first: %s", len(lost), lost[0] if lost else "?")
 
     async def flushed(self) -> None:
         """Wait until every queued write is committed."""

@@ -7,7 +7,7 @@ import asyncio
 from pydantic import Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from strom.errors import UserError
@@ -18,6 +18,7 @@ from strom.store.charge_points import CP_ID_PATTERN, MIN_PASSWORD, ChargePoint
 from strom.web.admin_views import admin_views
 from strom.web.api_tariffs import TariffOverride, check_override
 from strom.web.auth import require_admin, services
+from strom.web.responses import JSONResponse
 from strom.web.validation import PageQuery, Strict, Whole, page, read_body, read_query
 
 # Names show up in pages, terminals and nostr profiles: no control characters.

@@ -14,12 +14,12 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from strom.ocpp.commands import CallErrorResponse, CallTimeout, ChargePointOffline, ChargerCommands
 from strom.store.charge_points import ChargePoint
 from strom.web.auth import require_admin, services
+from strom.web.responses import JSONResponse
 from strom.web.validation import InvalidInput, Strict, Whole, read_body
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from strom.errors import UserError
@@ -35,6 +34,7 @@ from strom.keys import (
 )
 from strom.services import Services
 from strom.web.auth import require_admin, services
+from strom.web.responses import JSONResponse
 from strom.web.validation import InvalidInput, PageQuery, Strict, page, read_body, read_query
 
 T = TypeVar("T")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from strom.lightning.wallet import WalletError
 from strom.sessions.ledger import earned_since
 from strom.web.admin_views import start_of_today
 from strom.web.auth import require_admin, services
+from strom.web.responses import JSONResponse
 
 
 async def ledger_summary(request: Request) -> JSONResponse:

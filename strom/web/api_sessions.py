@@ -8,12 +8,12 @@ import asyncio
 from pydantic import Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from strom.sessions.audit import check_ledger
 from strom.sessions.model import ACTIVE_STATES, State
 from strom.web.auth import require_admin, services
+from strom.web.responses import JSONResponse
 from strom.web.session_page import session_json
 from strom.web.validation import PageQuery, page, read_query
 

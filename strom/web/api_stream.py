@@ -10,7 +10,6 @@ A comment every 15 s keeps proxies from closing the stream.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,6 +31,7 @@ from strom.services import Services
 from strom.views import session_json
 from strom.web.admin_views import admin_views
 from strom.web.auth import require_admin, services
+from strom.web.responses import json_text
 from strom.web.validation import InvalidInput, read_query
 
 KEEPALIVE = 15.0
@@ -59,7 +59,7 @@ class StreamQuery(BaseModel):
 
 
 def frame(name: str, data: Any) -> str:
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+    return f"event: {name}\ndata: {json_text(data)}\n\n"
 
 
 async def _frames(svc: Services, topics: set[str], event: Event) -> list[str]:

@@ -14,12 +14,12 @@ from typing import Any
 from pydantic import Field, model_validator
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from strom.services import Services
 from strom.store.charge_points import ChargePoint
 from strom.web.auth import require_admin, services
+from strom.web.responses import JSONResponse
 from strom.web.validation import InvalidInput, PageQuery, Strict, Whole, page, read_body, read_query
 
 MAX_MSAT = 10**12  # 10 BTC: far above any charge, far below SQLite's integer range

@@ -10,13 +10,13 @@ import json
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from strom.lightning.dev import DevWallet
 from strom.lightning.shared import decode_invoice
 from strom.lightning.wallet import WalletError
 from strom.web.auth import require_admin, require_loopback, services
+from strom.web.responses import JSONResponse
 
 MAX_BODY = 8192
 

@@ -6,8 +6,10 @@ import logging
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from strom.web.responses import JSONResponse
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from strom.web.auth import services
+from strom.web.responses import JSONResponse
 
 
 async def healthz(request: Request) -> JSONResponse:

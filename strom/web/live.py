@@ -9,7 +9,6 @@ server (`strom.web.page_views`) so the page script only copies text.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -29,13 +28,14 @@ from strom.services import Services
 from strom.views import charge_point_json, session_json
 from strom.web.auth import services
 from strom.web.page_views import availability, session_view
+from strom.web.responses import json_text
 
 KEEPALIVE = 15.0
 CHARGER_EVENTS = (ConnectorStatusChanged, ChargePointConnected, ChargePointDisconnected)
 
 
 def _frame(name: str, data: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+    return f"event: {name}\ndata: {json_text(data)}\n\n"
 
 
 async def _stream(request: Request, name: str, types: tuple[type[Event], ...],

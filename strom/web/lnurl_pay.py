@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 from lnurl import aes_encrypt
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from strom.lightning.wallet import WalletError
@@ -26,7 +25,7 @@ from strom.tariffs.model import Tariff, describe
 from strom.tariffs.service import QuotedPrice
 from strom.web.auth import services
 from strom.web.lnurl_withdraw import withdraw_request_for
-from strom.web.responses import lnurl_response
+from strom.web.responses import JSONResponse, lnurl_response
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ money. Each withdrawRequest carries a fresh k1; the callback pays at most once p
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from strom.lightning.wallet import PaymentStatus
@@ -16,7 +15,7 @@ from strom.services import Services
 from strom.sessions.model import ACTIVE_STATES, Session, State
 from strom.sessions.refunds import RefundError
 from strom.web.auth import services
-from strom.web.responses import lnurl_response
+from strom.web.responses import JSONResponse, lnurl_response
 
 
 async def withdraw_request_for(svc: Services, session: Session | None) -> JSONResponse:

@@ -13,13 +13,13 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from strom import __version__
 from strom.web import schemas
 from strom.web.auth import services
 from strom.web.openapi_ops import JSON, OPERATIONS, SSE, Op
+from strom.web.responses import JSONResponse
 
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"{(\w+)}")

@@ -12,9 +12,10 @@ from typing import Any
 
 from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from strom.web import page_views
+from strom.web.responses import JSONResponse
 from strom.web.templating import templates
 
 _SIZE = re.compile(r'^<svg([^>]*?) width="(\d+)" height="(\d+)"')

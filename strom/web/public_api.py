@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from strom.views import charge_point_json
 from strom.web.auth import services
+from strom.web.responses import JSONResponse
 
 
 async def list_charge_points(request: Request) -> JSONResponse:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from strom import qr
@@ -23,7 +23,7 @@ from strom.views import session_json
 from strom.web.auth import services
 from strom.web.page_response import not_found, qr_markup, render
 from strom.web.page_views import session_view
-from strom.web.responses import lnurl_response
+from strom.web.responses import JSONResponse, lnurl_response
 
 
 async def _session(request: Request) -> tuple[Services, Session]:

@@ -36,6 +36,7 @@ class TestCharger(ChargePoint):
         self.asked: list[tuple[str, dict[str, Any]]] = []
         self.transactions: dict[int, int] = {}  # connector → transaction id
         self.energy_wh: dict[int, float] = {}  # connector → meter register
+        self.remote_stops: list[int] = []  # transaction ids strom asked to stop
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _spawn(self, coro: Any) -> None:
@@ -94,6 +95,7 @@ class TestCharger(ChargePoint):
 
     @on(Action.remote_stop_transaction)
     async def on_remote_stop(self, transaction_id: int) -> call_result.RemoteStopTransaction:
+        self.remote_stops.append(transaction_id)
         self._spawn(self._stop(transaction_id))
         return call_result.RemoteStopTransaction(status="Accepted")
 
@@ -122,11 +124,12 @@ class TestCharger(ChargePoint):
 
 
 @contextlib.asynccontextmanager
-async def running_charger(ocpp_url: str, cp_id: str, connectors: int = 2
+async def running_charger(ocpp_url: str, cp_id: str, connectors: int = 2,
+                          charger_class: type[TestCharger] = TestCharger
                           ) -> AsyncIterator[TestCharger]:
     """A booted charger connected to `ocpp_url` + cp_id, all connectors Available."""
     async with connect(ocpp_url + cp_id, subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
-        charger = TestCharger(cp_id, ws, connectors)
+        charger = charger_class(cp_id, ws, connectors)
         task = asyncio.create_task(charger.start())
         try:
             await charger.boot()

@@ -1,0 +1,216 @@
+"""Checked meter rows → one cumulative energy estimate per transaction, whatever the style.
+
+Chargers meter in several valid ways; sessions want one number: the energy register in Wh, on
+the same origin as StartTransaction's meterStart, never running backwards (`MeterSample`).
+Per reading (all rows with one timestamp), the first that applies wins:
+
+1. **register** `Energy.Active.Import.Register` at the best location: Outlet, none, Inlet,
+   Cable, EV, Body. The location first used stays the transaction's while the charger sends it,
+   so a register never jumps between two meters.
+2. **interval** `Energy.Active.Import.Interval`, summed onto meterStart. Only one stream is
+   summed (the context of the first interval: Sample.Periodic, Sample.Clock or none, plus
+   Transaction.End), and a reading counts once (its timestamp must be newer than the last
+   one counted), so a charger's retried MeterValues and overlapping clock-aligned and sampled
+   intervals are not billed twice.
+3. **power** `Power.Active.Import`, integrated over the charger's timestamps when the
+   transaction has reported no energy at all: trapezoids, because power ramps up and down
+   (a left rectangle bills a ramp-up too little and a ramp-down too much, the trapezoid is
+   exact for a linear ramp). One step covers at most `MAX_STEP_SECONDS`; a longer gap means
+   the charger was not measuring, and an hour at the last power is all strom assumes.
+
+Totals never count twice: a value without a phase wins; else L1, L2 and L3 are summed (`L1-N`
+stands in for a missing `L1`). The estimate only grows. All of this is pure; `MeterBook` keeps
+one `TransactionMeter` per open transaction and rebuilds it from the stored rows after a
+restart (the rows are the whole history, so no table of its own is needed).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from strom.events import MeterSample
+from strom.ocpp.meter import ENERGY, ENERGY_INTERVAL, POWER, SOC
+from strom.store.transactions import MeterRow
+from strom.timeutil import parse_iso
+
+LOCATIONS = ("Outlet", None, "Inlet", "Cable", "EV", "Body")
+PERIODIC = ("Sample.Periodic", "Sample.Clock", None)
+END = "Transaction.End"
+MAX_STEP_SECONDS = 3600.0
+_LINES = {"L1": "L1", "L2": "L2", "L3": "L3", "L1-N": "L1", "L2-N": "L2", "L3-N": "L3"}
+
+
+@dataclass
+class Reading:
+    """What one timestamp's rows say, before the transaction's history is applied."""
+
+    energy_wh: float | None
+    source: str | None
+    power_w: float | None
+    soc_percent: float | None
+
+
+@dataclass
+class TransactionMeter:
+    """The running estimate of one transaction's energy register."""
+
+    meter_start_wh: float
+    energy_wh: float = 0.0
+    has_energy: bool = False  # a register or an interval was seen: power is not integrated
+    register_location: str | None = None
+    register_located: bool = False
+    interval_context: str | None = None
+    interval_wh: float = 0.0
+    last_interval_at: str | None = None
+    power_at: str | None = None
+    power_w: float = 0.0
+    power_wh: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.energy_wh = max(self.energy_wh, self.meter_start_wh)
+
+    def add(self, at: str, rows: list[MeterRow]) -> Reading:
+        """Apply the rows of one timestamp; the reading's energy is the new estimate or None."""
+        power = _power(rows)
+        soc = next((r.value for r in rows if r.measurand == SOC), None)
+        candidate, source = self._register(rows), "register"
+        if candidate is None:
+            candidate, source = self._interval(at, rows), "interval"
+        if candidate is None and power is not None and not self.has_energy:
+            candidate, source = self._integrate(at, power), "power"
+        if candidate is None:
+            return Reading(None, None, power, soc)
+        self.energy_wh = max(self.energy_wh, candidate)
+        return Reading(self.energy_wh, source, power, soc)
+
+    def _register(self, rows: list[MeterRow]) -> float | None:
+        order = ((self.register_location, *LOCATIONS) if self.register_located else LOCATIONS)
+        for location in order:
+            value = _total(rows, ENERGY, location)
+            if value is not None:
+                if not self.register_located:
+                    self.register_location, self.register_located = location, True
+                self.has_energy = True
+                return value
+        return None
+
+    def _interval(self, at: str, rows: list[MeterRow]) -> float | None:
+        chosen = [r for r in rows if r.measurand == ENERGY_INTERVAL and r.context in PERIODIC]
+        if chosen and self.interval_context is None and self.last_interval_at is None:
+            self.interval_context = chosen[0].context or ""
+        stream = [r for r in rows if r.measurand == ENERGY_INTERVAL and (
+            r.context == END or (r.context or "") == self.interval_context)]
+        value = _best(stream, ENERGY_INTERVAL)
+        if value is None:
+            return None
+        self.has_energy = True
+        if self.last_interval_at is None or at > self.last_interval_at:
+            self.interval_wh += value
+            self.last_interval_at = at
+        return self.meter_start_wh + self.interval_wh
+
+    def _integrate(self, at: str, power_w: float) -> float:
+        if self.power_at is not None and at > self.power_at:
+            seconds = (parse_iso(at) - parse_iso(self.power_at)).total_seconds()
+            self.power_wh += (self.power_w + power_w) / 2 * min(seconds, MAX_STEP_SECONDS) / 3600
+        if self.power_at is None or at > self.power_at:
+            self.power_at, self.power_w = at, power_w
+        return self.meter_start_wh + self.power_wh
+
+
+def readings(meter: TransactionMeter, rows: Iterable[MeterRow]) -> list[tuple[MeterRow, Reading]]:
+    """Apply `rows` in timestamp groups; one (first row, reading) per group, in order."""
+    groups: dict[tuple[str, int], list[MeterRow]] = {}
+    for row in rows:
+        groups.setdefault((row.at, row.connector_id), []).append(row)
+    return [(group[0], meter.add(at, group)) for (at, _), group in sorted(groups.items())]
+
+
+def _power(rows: list[MeterRow]) -> float | None:
+    value = _best(rows, POWER)
+    return None if value is None else max(0.0, value)
+
+
+def _best(rows: list[MeterRow], measurand: str) -> float | None:
+    for location in LOCATIONS:
+        value = _total(rows, measurand, location)
+        if value is not None:
+            return value
+    return None
+
+
+def _total(rows: list[MeterRow], measurand: str, location: str | None) -> float | None:
+    """The total of `measurand` at `location`: the phase-less value, else L1 + L2 + L3."""
+    here = [r for r in rows if r.measurand == measurand and r.location == location]
+    whole = [r.value for r in here if not r.phase]
+    if whole:
+        return whole[-1]
+    lines: dict[str, float] = {}
+    for row in here:
+        line = _LINES.get(row.phase or "")
+        if line is not None and (line not in lines or row.phase == line):
+            lines[line] = row.value
+    return sum(lines.values()) if lines else None
+
+
+TransactionLookup = Callable[[int], Awaitable[tuple[float, list[MeterRow]] | None]]
+
+
+class MeterBook:
+    """One `TransactionMeter` per transaction in use, rebuilt from the store when missing.
+
+    `lookup(transaction_id)` gives (meterStart, stored rows) of this charger's transaction, or
+    None for a transaction strom does not know. At most `capacity` meters stay in memory;
+    an evicted one is rebuilt from its rows the next time it is needed.
+    """
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self._meters: OrderedDict[int, TransactionMeter] = OrderedDict()
+        self._capacity = capacity
+
+    def started(self, transaction_id: int, meter_start_wh: float) -> None:
+        self._keep(transaction_id, TransactionMeter(meter_start_wh))
+
+    def forget(self, transaction_id: int) -> None:
+        self._meters.pop(transaction_id, None)
+
+    async def samples(self, cp_id: str, transaction_id: int | None, rows: list[MeterRow],
+                      lookup: TransactionLookup) -> list[MeterSample]:
+        """The `MeterSample`s of new rows (one per timestamp), energy as the transaction's
+        cumulative estimate; rows of no known transaction only pass their register on."""
+        meter = None
+        if transaction_id is not None:
+            meter = self._meters.get(transaction_id)
+            if meter is None:
+                meter = await self._rebuild(transaction_id, lookup)
+            else:
+                self._meters.move_to_end(transaction_id)
+        known = meter is not None
+        # Without a transaction's history only a register means anything.
+        result = readings(meter or TransactionMeter(0.0, has_energy=True), rows)
+        return [MeterSample(cp_id=cp_id, connector_id=first.connector_id,
+                            transaction_id=transaction_id, timestamp=parse_iso(first.at),
+                            energy_wh=reading.energy_wh if known or reading.source == "register"
+                            else None,
+                            power_w=reading.power_w, soc_percent=reading.soc_percent,
+                            source=reading.source if known or reading.source == "register"
+                            else None)
+                for first, reading in result]
+
+    async def _rebuild(self, transaction_id: int,
+                       lookup: TransactionLookup) -> TransactionMeter | None:
+        found = await lookup(transaction_id)
+        if found is None:
+            return None
+        meter = TransactionMeter(found[0])
+        readings(meter, found[1])
+        return self._keep(transaction_id, self._meters.get(transaction_id, meter))
+
+    def _keep(self, transaction_id: int, meter: TransactionMeter) -> TransactionMeter:
+        self._meters[transaction_id] = meter
+        self._meters.move_to_end(transaction_id)
+        while len(self._meters) > self._capacity:
+            self._meters.popitem(last=False)
+        return meter
