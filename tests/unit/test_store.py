@@ -96,3 +96,19 @@ async def test_queued_writes_commit_together_and_before_close(tmp_path) -> None:
     reopened = await Database.open(tmp_path / "batch.sqlite3")
     assert (await reopened.fetchone("SELECT COUNT(*) FROM t"))[0] == 101
     await reopened.close()
+
+
+async def test_one_bad_queued_row_costs_only_itself(db: Database, caplog) -> None:  # noqa: ANN001
+    """A row the database refuses (NaN binds as NULL) does not roll back other chargers' rows
+    queued in the same batch: the batch is written again without it."""
+    await db.execute("CREATE TABLE readings (cp TEXT NOT NULL, value REAL NOT NULL)")
+    sql = "INSERT INTO readings (cp, value) VALUES (?, ?)"
+    for n in range(20):
+        db.write_soon(sql, [("other", float(n))])
+        if n % 3 == 0:
+            db.write_soon(sql, [("bad", float("nan")), ("bad", 1.0)])
+    await db.flushed()
+    rows = await db.fetchall("SELECT cp, value FROM readings WHERE cp = 'other' ORDER BY value")
+    assert [r["value"] for r in rows] == [float(n) for n in range(20)]
+    assert (await db.fetchone("SELECT COUNT(*) FROM readings WHERE cp = 'bad'"))[0] == 7
+    assert "7 queued row(s) refused" in caplog.text

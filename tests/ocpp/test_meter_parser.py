@@ -1,0 +1,137 @@
+"""The MeterValues parser and the per-transaction estimate: any input, never a bad number."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from strom.ocpp.meter import parse_meter_values
+from strom.ocpp.metering import MeterBook, TransactionMeter, readings
+
+MEASURANDS = ["Energy.Active.Import.Register", "Energy.Active.Import.Interval",
+              "Power.Active.Import", "SoC", "Current.Import", "Voltage", "Power.Offered",
+              "Energy.Active.Export.Register", "Power.Factor", "Temperature", "Frequency"]
+UNITS = ["Wh", "kWh", "W", "kW", "varh", "kvarh", "var", "kvar", "VA", "kVA", "A", "V",
+         "Celsius", "Percent", "K"]
+PHASES = ["L1", "L2", "L3", "N", "L1-N", "L2-N", "L3-N", "L1-L2", "L2-L3", "L3-L1"]
+LOCATIONS = ["Outlet", "Inlet", "EV", "Cable", "Body"]
+CONTEXTS = ["Sample.Periodic", "Sample.Clock", "Transaction.Begin", "Transaction.End",
+            "Trigger", "Interruption.Begin", "Interruption.End", "Other"]
+
+
+def maybe(options: list[str]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.none(), st.sampled_from(options), st.text(max_size=8),
+                     st.integers())
+
+
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.floats(min_value=0, max_value=1e7).map(lambda v: f"{v:.3f}"),
+    st.integers(min_value=-10, max_value=10**12).map(str),
+    st.sampled_from(["NaN", "nan", "inf", "-inf", "Infinity", "1e400", "-1e400", "abc", "",
+                     " 12 ", "1_000", "0x10", "1e-400", "--1", ".5", "5."]),
+    st.text(max_size=20), st.integers(), st.none(), st.floats())
+sampled_value = st.fixed_dictionaries(
+    {"value": numbers},
+    optional={"measurand": maybe(MEASURANDS), "unit": maybe(UNITS), "phase": maybe(PHASES),
+              "location": maybe(LOCATIONS), "context": maybe(CONTEXTS),
+              "format": maybe(["Raw", "SignedData"])})
+timestamps = st.one_of(
+    st.datetimes(timezones=st.just(__import__("datetime").UTC)).map(
+        lambda d: d.isoformat().replace("+00:00", "Z")),
+    st.integers(min_value=0, max_value=600).map(
+        lambda s: f"2026-11-27T10:{s // 60:02d}:{s % 60:02d}Z"),
+    st.text(max_size=10), st.none())
+meter_value = st.one_of(
+    st.fixed_dictionaries({"timestamp": timestamps,
+                           "sampled_value": st.lists(sampled_value, max_size=8)}),
+    st.integers(), st.text(max_size=5))
+messages = st.lists(st.one_of(st.lists(meter_value, max_size=4), st.text(max_size=5)),
+                    min_size=1, max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages=messages, meter_start=st.integers(min_value=0, max_value=10**9))
+def test_any_sampled_values_give_finite_monotonic_readings(messages: list[Any],
+                                                           meter_start: int) -> None:
+    book = MeterBook(capacity=2)
+
+    async def lookup(transaction_id: int) -> tuple[float, list[Any]]:
+        return float(meter_start), []
+
+    async def run() -> None:
+        last = float(meter_start)
+        for message in messages:
+            parsed = parse_meter_values(1, 7, message)
+            for row in parsed.rows:
+                assert math.isfinite(row.value)
+            for sample in await book.samples("cp", 7, parsed.rows, lookup):
+                for value in (sample.energy_wh, sample.power_w, sample.soc_percent):
+                    assert value is None or math.isfinite(value)
+                if sample.energy_wh is not None:
+                    assert sample.energy_wh >= last
+                    last = sample.energy_wh
+                    assert sample.source in ("register", "interval", "power")
+                if sample.soc_percent is not None:
+                    assert 0 <= sample.soc_percent <= 100
+            book.forget(99)  # other transactions come and go; the estimate stays
+
+    asyncio.run(run())
+
+
+def rows(*values: dict[str, Any], at: str = "2026-11-27T10:00:00Z") -> list[Any]:
+    return parse_meter_values(1, 1, [{"timestamp": at, "sampled_value": list(values)}]).rows
+
+
+def test_outlet_wins_then_none_then_inlet_and_the_location_sticks() -> None:
+    meter = TransactionMeter(100.0)
+    [(_, first)] = readings(meter, rows(
+        {"value": "900", "location": "Inlet"}, {"value": "150"},
+        {"value": "140", "location": "Outlet"}))
+    assert (first.energy_wh, first.source) == (140.0, "register")
+    [(_, second)] = readings(meter, rows(
+        {"value": "900", "location": "Inlet"}, {"value": "0.2", "unit": "kWh",
+                                                "location": "Outlet"},
+        at="2026-11-27T10:01:00Z"))
+    assert second.energy_wh == 200.0
+
+
+def test_phases_are_summed_once_and_a_total_wins() -> None:
+    phases = [{"value": "1", "unit": "kW", "measurand": "Power.Active.Import", "phase": p}
+              for p in ("L1", "L2", "L3", "L1-N", "N", "L1-L2")]
+    [(_, reading)] = readings(TransactionMeter(0.0), rows(*phases))
+    assert reading.power_w == 3000.0
+    total = {"value": "2500", "measurand": "Power.Active.Import"}
+    [(_, reading)] = readings(TransactionMeter(0.0), rows(*phases, total))
+    assert reading.power_w == 2500.0
+
+
+def test_power_is_integrated_by_trapezoids_only_without_energy() -> None:
+    meter = TransactionMeter(1000.0)
+
+    def power(watts: str, at: str) -> list[Any]:
+        return rows({"value": watts, "measurand": "Power.Active.Import"}, at=at)
+
+    results = readings(meter, power("0", "2026-11-27T10:00:00Z")
+                       + power("7200", "2026-11-27T10:30:00Z")
+                       + power("7200", "2026-11-27T11:00:00Z"))
+    assert [r.energy_wh for _, r in results] == [1000.0, 1000.0 + 1800.0, 1000.0 + 5400.0]
+    # A gap longer than an hour counts as one hour at most.
+    [(_, late)] = readings(meter, power("7200", "2026-11-27T15:00:00Z"))
+    assert late.energy_wh == 1000.0 + 5400.0 + 7200.0
+
+
+def test_refusals_name_the_value() -> None:
+    parsed = parse_meter_values(1, 1, [{"timestamp": "2026-11-27T10:00:00Z", "sampled_value": [
+        {"value": "NaN"}, {"value": "1e400"}, {"value": "abc", "measurand": "SoC"},
+        {"value": "-5"}, {"value": "2", "unit": "MW", "measurand": "Power.Active.Import"},
+        {"value": "101", "measurand": "SoC"}, {"value": "5", "unit": "W"},
+        {"value": "<signed>", "format": "SignedData"}, {"value": "42"}]}])
+    assert [r.value for r in parsed.rows] == [42.0]
+    assert parsed.signed == 1
+    assert len(parsed.refused) == 7
+    assert "'NaN' is not a number" in parsed.refused[0]
