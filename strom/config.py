@@ -49,6 +49,8 @@ class OcppSettings(_Section):
     # Token bucket per connection: sustained messages per second and burst size.
     rate_limit_per_second: float = Field(20.0, gt=0)
     rate_limit_burst: int = Field(100, ge=1)
+    # Longest MeterValueSampleInterval strom asks chargers for at boot (seconds); 0: leave it.
+    meter_sample_interval: int = Field(30, ge=0, le=3600)
 
 
 class RelaySettings(_Section):

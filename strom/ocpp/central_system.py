@@ -24,7 +24,8 @@ from websockets.http11 import Request, Response
 from strom.config import OcppSettings
 from strom.events import ChargePointConnected, ChargePointDisconnected, EventBus
 from strom.ocpp.charge_point import Authorizer, ChargePointConnection, OcppContext
-from strom.ocpp.commands import ChargerCommands
+from strom.ocpp.commands import ChargerCallError, ChargerCommands
+from strom.ocpp.sampling import SamplingSetup, configure_sampling
 from strom.security import verify_password
 from strom.store.charge_points import ChargePointRepository
 from strom.store.event_log import EventLogRepository
@@ -58,6 +59,9 @@ class CentralSystem(ChargerCommands):
         self._verified: dict[str, bytes] = {}
         self._server: Server | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self.context.on_booted = self._booted
+        self._configuring: dict[str, asyncio.Task[None]] = {}
+        self._sampling: dict[str, SamplingSetup] = {}
 
     @property
     def authorizer(self) -> Authorizer | None:
@@ -83,6 +87,8 @@ class CentralSystem(ChargerCommands):
         log.info("OCPP central system on %s", self.url)
 
     async def close(self) -> None:
+        for task in list(self._configuring.values()):
+            task.cancel()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -125,6 +131,40 @@ class CentralSystem(ChargerCommands):
             return False
         await conn.websocket.close(1000, reason)
         return True
+
+    # --- configuring a booted charger -------------------------------------------------------
+
+    def sampling(self, cp_id: str) -> dict[str, dict[str, str]] | None:
+        """How the charger's metering was configured at its last boot (None: not yet)."""
+        setup = self._sampling.get(cp_id)
+        return setup.to_json() if setup else None
+
+    def _booted(self, cp_id: str) -> None:
+        # Called after the BootNotification was answered; calls go out from a task of their own
+        # (a call awaited in a handler would wait for an answer the receive loop cannot read).
+        if self._settings.meter_sample_interval == 0:
+            return
+        earlier = self._configuring.pop(cp_id, None)
+        if earlier is not None:
+            earlier.cancel()
+        task = asyncio.create_task(self._configure(cp_id), name=f"configure:{cp_id}")
+        self._configuring[cp_id] = task
+        task.add_done_callback(lambda t: self._configuring.pop(cp_id, None)
+                               if self._configuring.get(cp_id) is t else None)
+
+    async def _configure(self, cp_id: str) -> None:
+        try:
+            setup = await configure_sampling(self, cp_id, self._settings.meter_sample_interval)
+        except ChargerCallError as exc:
+            setup = SamplingSetup(failed={"GetConfiguration": str(exc)})
+        except Exception:
+            log.exception("%s: configuring its metering failed", cp_id)
+            return
+        self._sampling[cp_id] = setup
+        if setup.failed:
+            log.warning("%s: metering not configured as wanted: %s", cp_id, "; ".join(
+                f"{key}: {why}" for key, why in setup.failed.items()))
+        await self._event_log.append("metering_config", setup.to_json(), cp_id)
 
     # --- handshake --------------------------------------------------------------------------
 

@@ -99,7 +99,9 @@ class Charging:
                 task.cancel()
         conn.tx, conn.last_tx = None, tx
         meter_stop, stopped_at = conn.meter_wh, iso()
-        self._outbox.put(lambda: stop_transaction(tx, meter_stop, stopped_at), persistent=True)
+        stop_data = self._config.measurands("StopTxnSampledData")
+        self._outbox.put(lambda: stop_transaction(tx, meter_stop, stopped_at, stop_data),
+                         persistent=True)
         self._emit("stopped", f"stopped transaction {tx.transaction_id or '(unconfirmed)'} on "
                    f"connector {conn.id}: {reason}, {tx.energy_wh / 1000:.2f} kWh")
         self._apply_scheduled(conn)
@@ -185,9 +187,10 @@ class Charging:
                 tx = conn.tx
                 if tx is not None:
                     self._advance(conn, tx)
-                sample = meter_sample(conn, tx, ReadingContext.trigger)
-                self._outbox.put(lambda c=conn, t=tx, s=sample: meter_values(c, t, s),
-                                 persistent=False)
+                sample = meter_sample(conn, tx, ReadingContext.trigger, self._sampled())
+                if sample is not None:
+                    self._outbox.put(lambda c=conn, t=tx, s=sample: meter_values(c, t, s),
+                                     persistent=False)
 
     def reboot(self) -> None:
         """After a reset every cable is out and nothing is being started."""
@@ -197,6 +200,9 @@ class Charging:
         self._touch()
 
     # --- internals -------------------------------------------------------------------------
+
+    def _sampled(self) -> frozenset[str]:
+        return self._config.measurands("MeterValuesSampledData")
 
     def _open(self, conn: Connector, id_tag: str) -> None:
         loop = asyncio.get_running_loop()
@@ -231,8 +237,9 @@ class Charging:
         while True:
             await asyncio.sleep(self._config.number("MeterValueSampleInterval"))
             self._advance(conn, tx)
-            sample = meter_sample(conn, tx, ReadingContext.sample_periodic)
-            self._outbox.put(lambda s=sample: meter_values(conn, tx, s), persistent=True)
+            sample = meter_sample(conn, tx, ReadingContext.sample_periodic, self._sampled())
+            if sample is not None:
+                self._outbox.put(lambda s=sample: meter_values(conn, tx, s), persistent=True)
             self._touch()
             if tx.vehicle.full:
                 self._set_status(conn, SUSPENDED_EV)

@@ -25,6 +25,16 @@ def _is_bool(value: str) -> bool:
     return value.strip().lower() in ("true", "false")
 
 
+# What this charge point can measure, in the order it reports them.
+MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "SoC")
+
+
+def _measurands(value: str) -> bool:
+    """A comma-separated list of measurands this charger can sample (at most all of them)."""
+    listed = [part.strip() for part in value.split(",") if part.strip()]
+    return len(listed) <= len(MEASURANDS) and set(listed) <= set(MEASURANDS)
+
+
 @dataclass
 class _Key:
     name: str
@@ -52,11 +62,13 @@ class Configuration:
             _Key("LocalPreAuthorize", "false"),
             # Tests start with sub-second intervals; a central system may only set whole seconds.
             _Key("MeterValueSampleInterval", f"{meter_interval:g}", rw_int1),
-            _Key("MeterValuesSampledData",
-                 "Energy.Active.Import.Register,Power.Active.Import,SoC"),
+            _Key("MeterValuesSampledData", ",".join(MEASURANDS), _measurands),
+            _Key("MeterValuesSampledDataMaxLength", str(len(MEASURANDS))),
             _Key("NumberOfConnectors", str(connectors)),
             _Key("StopTransactionOnEVSideDisconnect", "true"),
             _Key("StopTransactionOnInvalidId", "true", rw_bool),
+            _Key("StopTxnSampledData", MEASURANDS[0], _measurands),
+            _Key("StopTxnSampledDataMaxLength", str(len(MEASURANDS))),
             _Key("SupportedFeatureProfiles", "Core,RemoteTrigger"),
             _Key("TransactionMessageAttempts", "3", rw_int1),
             _Key("TransactionMessageRetryInterval", "10", rw_int0),
@@ -96,6 +108,10 @@ class Configuration:
 
     def flag(self, name: str) -> bool:
         return self._keys[name.lower()].value == "true"
+
+    def measurands(self, name: str) -> frozenset[str]:
+        """The measurands a comma-separated key lists."""
+        return frozenset(part.strip() for part in self._keys[name.lower()].value.split(","))
 
     @staticmethod
     def _entry(key: _Key) -> dict[str, object]:

@@ -82,8 +82,10 @@ def status_notification(connector_id: int, status: str, at: str) -> call.StatusN
                                    status=status, timestamp=at)
 
 
-def meter_sample(conn: Connector, tx: Transaction | None, context: str) -> MeterValue:
-    """Energy register, power and the car's state of charge, as sampled now."""
+def meter_sample(conn: Connector, tx: Transaction | None, context: str,
+                 measurands: frozenset[str]) -> MeterValue | None:
+    """Energy register, power and the car's state of charge as sampled now, as far as
+    `measurands` (MeterValuesSampledData) asks for them; None when it asks for nothing."""
     values = [SampledValue(value=str(conn.meter_wh), context=context,
                            measurand=Measurand.energy_active_import_register,
                            location=Location.outlet, unit=UnitOfMeasure.wh)]
@@ -95,7 +97,8 @@ def meter_sample(conn: Connector, tx: Transaction | None, context: str) -> Meter
             SampledValue(value=f"{int(tx.vehicle.soc)}", context=context, measurand=Measurand.soc,
                          location=Location.ev, unit=UnitOfMeasure.percent),
         ]
-    return MeterValue(timestamp=iso(), sampled_value=values)
+    values = [v for v in values if _name(v.measurand) in measurands]
+    return MeterValue(timestamp=iso(), sampled_value=values) if values else None
 
 
 def meter_values(conn: Connector, tx: Transaction | None, sample: MeterValue) -> Any | None:
@@ -113,14 +116,22 @@ def start_transaction(tx: Transaction) -> call.StartTransaction:
                                  meter_start=tx.meter_start, timestamp=tx.started_at)
 
 
-def stop_transaction(tx: Transaction, meter_stop: int, stopped_at: str) -> Any | None:
-    """StopTransaction with the final register in transactionData; None without an id."""
+def stop_transaction(tx: Transaction, meter_stop: int, stopped_at: str,
+                     measurands: frozenset[str]) -> Any | None:
+    """StopTransaction, with the final register in transactionData if `measurands`
+    (StopTxnSampledData) lists it; None without an id."""
     if tx.transaction_id is None:
         return None
     end = SampledValue(value=str(meter_stop), context=ReadingContext.transaction_end,
                        measurand=Measurand.energy_active_import_register,
                        location=Location.outlet, unit=UnitOfMeasure.wh)
+    data = ([MeterValue(timestamp=stopped_at, sampled_value=[end])]
+            if _name(end.measurand) in measurands else None)
     return call.StopTransaction(
         meter_stop=meter_stop, timestamp=stopped_at, transaction_id=tx.transaction_id,
-        reason=tx.stop_reason, id_tag=tx.id_tag,
-        transaction_data=[MeterValue(timestamp=stopped_at, sampled_value=[end])])
+        reason=tx.stop_reason, id_tag=tx.id_tag, transaction_data=data)
+
+
+def _name(measurand: object) -> str:
+    """An enum member's OCPP name ("SoC"), not its Python name."""
+    return str(getattr(measurand, "value", measurand))

@@ -119,8 +119,8 @@ class TransactionRepository:
         return len(params)
 
     async def meter_values(self, transaction_id: int) -> list[MeterRow]:
-        """Every stored reading of a transaction, oldest first (queued rows included)."""
-        await self._db.flushed()
+        """Every stored reading of a transaction, oldest first (rows still queued are not:
+        waiting for them could wait forever while chargers keep the queue full)."""
         rows = await self._db.fetchall(
             "SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY at, id",
             (transaction_id,))

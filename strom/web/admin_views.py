@@ -49,6 +49,8 @@ def admin_charge_point_json(svc: Services, cp: ChargePoint, sessions: list[Sessi
         "power_w": sum(s.power_w or 0.0 for s in sessions),
         "sessions": [session_brief(s) for s in sessions],
         "earned_today_msat": earned_today_msat,
+        # How its metering was configured at its last boot (`strom.ocpp.sampling`).
+        "metering": svc.central_system.sampling(cp.id) if svc.central_system else None,
     })
     for connector in view["connectors"]:
         stored = cp.connector(connector["id"])

@@ -82,6 +82,14 @@ class SessionBrief(BaseModel):
     consumed_msat: int
 
 
+class MeteringSetup(BaseModel):
+    """Per configuration key: the value strom set, the value already fine, or why not."""
+
+    changed: dict[str, str]
+    kept: dict[str, str]
+    failed: dict[str, str]
+
+
 class AdminChargePoint(ChargePoint):
     connected: bool
     num_connectors: int
@@ -94,6 +102,8 @@ class AdminChargePoint(ChargePoint):
     power_w: float
     sessions: list[SessionBrief]
     earned_today_msat: int
+    metering: MeteringSetup | None = Field(
+        None, description="How strom configured the charger's metering at its last boot.")
 
 
 class Session(BaseModel):

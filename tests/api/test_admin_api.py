@@ -234,6 +234,8 @@ async def test_session_ledger_and_stop_with_a_real_charger(app: StromApp,
         assert cp["connectors"][0]["status"] == "Charging" and cp["power_w"] == 7400
         assert cp["sessions"][0]["id"] == session["id"]
         assert cp["earned_today_msat"] == 450_000  # 1.5 kWh at 300 sat/kWh
+        # This charger answers no GetConfiguration: the operator sees why its metering is as is.
+        assert "NotImplemented" in cp["metering"]["failed"]["GetConfiguration"]
         busy = await admin.delete("/api/v1/charge-points/cp-1")
         assert busy.status_code == 409 and "running session" in busy.json()["error"]
 

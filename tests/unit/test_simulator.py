@@ -210,6 +210,28 @@ async def test_configuration_keys(cs: CentralSystem, sim: SimulatedChargePoint) 
     assert again.configuration_key[0]["value"] == "1"
 
 
+
+async def test_sampled_data_keys_decide_what_is_metered(
+        cs: CentralSystem, sim: SimulatedChargePoint) -> None:
+    """strom sets MeterValuesSampledData and StopTxnSampledData at boot; the simulator obeys."""
+    async def change(key: str, value: str) -> str:
+        return (await cs.call("cp-1", call.ChangeConfiguration(key=key, value=value))).status
+
+    limits = await cs.call("cp-1", call.GetConfiguration(
+        key=["MeterValuesSampledDataMaxLength", "StopTxnSampledDataMaxLength"]))
+    assert [k["value"] for k in limits.configuration_key] == ["3", "3"]
+    assert await change("MeterValuesSampledData", "Voltage") == "Rejected"
+    assert await change("MeterValuesSampledData", "Energy.Active.Import.Register") == "Accepted"
+    assert await change("StopTxnSampledData", "") == "Accepted"
+    tx_id = await start_charging(cs, sim, connector=1)
+    await cs.until(lambda: len(cs.of("MeterValues")) >= 2)
+    await cs.call("cp-1", call.RemoteStopTransaction(transaction_id=tx_id))
+    await cs.until(lambda: cs.of("StopTransaction"))
+    for sample in cs.of("MeterValues"):
+        assert [v["measurand"] for v in sample["meter_value"][0]["sampled_value"]] == [
+            "Energy.Active.Import.Register"]
+    assert "transaction_data" not in cs.of("StopTransaction")[0]
+
 async def test_trigger_message_and_other_commands(
         cs: CentralSystem, sim: SimulatedChargePoint) -> None:
     async def trigger(message: str, connector: int | None = None) -> str:
