@@ -32,7 +32,6 @@ from strom.events import (
     ChargePointBooted,
     ConnectorStatusChanged,
     EventBus,
-    MeterSample,
     TransactionStarted,
     TransactionStopped,
 )
@@ -209,19 +208,16 @@ class ChargePointConnection(ChargePoint):
                                   ) -> call_result.StopTransaction:
         stopped_at = _timestamp(timestamp)
         known = await self._ctx.transactions.get(transaction_id)
-        ours = known is not None and known.cp_id == self.id
-        estimate = None
-        if ours and transaction_data:
+        if known is not None and known.cp_id == self.id and transaction_data:
             # Its readings (Transaction.End) are the most final: billed before the stop.
-            assert known is not None
-            samples = await self._readings(known.connector_id, transaction_id,
-                                           parse_meter_values(known.connector_id, transaction_id,
-                                                              transaction_data))
-            estimate = next((s.energy_wh for s in reversed(samples) if s.energy_wh), None)
+            await self._readings(known.connector_id, transaction_id, parse_meter_values(
+                known.connector_id, transaction_id, transaction_data))
         if not 0 <= meter_stop <= MAX_ENERGY_WH:
+            last = await self._ctx.meters.energy(transaction_id, self._history)
             log.warning("%s: StopTransaction %d with meterStop %s Wh: not a register reading;"
-                        " the last reading stands", self.id, transaction_id, meter_stop)
-            meter_stop = estimate or (known.meter_start_wh if known else 0)
+                        " the last reading (%s Wh) stands", self.id, transaction_id, meter_stop,
+                        last)
+            meter_stop = last or 0
         self._ctx.meters.forget(transaction_id)
         tx = await self._ctx.transactions.stop(
             self.id, transaction_id, meter_stop_wh=float(meter_stop), stopped_at=stopped_at,
@@ -247,7 +243,7 @@ class ChargePointConnection(ChargePoint):
         return call_result.MeterValues()
 
     async def _readings(self, connector_id: int, transaction_id: int | None,
-                        parsed: Parsed) -> list[MeterSample]:
+                        parsed: Parsed) -> None:
         """Log what was refused, publish the transaction's readings, queue the rows."""
         for reason in parsed.refused:
             if reason not in self._refusals and len(self._refusals) < _REFUSALS_LOGGED:
@@ -262,7 +258,6 @@ class ChargePointConnection(ChargePoint):
         self._ctx.transactions.add_meter_values(self.id, parsed.rows)
         for sample in samples:
             self._ctx.bus.publish(sample)
-        return samples
 
     async def _history(self, transaction_id: int) -> tuple[float, list[MeterRow]] | None:
         """meterStart and the stored rows of one of this charger's transactions."""

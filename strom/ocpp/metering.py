@@ -180,13 +180,7 @@ class MeterBook:
                       lookup: TransactionLookup) -> list[MeterSample]:
         """The `MeterSample`s of new rows (one per timestamp), energy as the transaction's
         cumulative estimate; rows of no known transaction only pass their register on."""
-        meter = None
-        if transaction_id is not None:
-            meter = self._meters.get(transaction_id)
-            if meter is None:
-                meter = await self._rebuild(transaction_id, lookup)
-            else:
-                self._meters.move_to_end(transaction_id)
+        meter = None if transaction_id is None else await self._meter(transaction_id, lookup)
         known = meter is not None
         # Without a transaction's history only a register means anything.
         result = readings(meter or TransactionMeter(0.0, has_energy=True), rows)
@@ -198,6 +192,19 @@ class MeterBook:
                             source=reading.source if known or reading.source == "register"
                             else None)
                 for first, reading in result]
+
+    async def energy(self, transaction_id: int, lookup: TransactionLookup) -> float | None:
+        """The transaction's estimate so far; None for a transaction strom does not know."""
+        meter = await self._meter(transaction_id, lookup)
+        return meter.energy_wh if meter else None
+
+    async def _meter(self, transaction_id: int,
+                     lookup: TransactionLookup) -> TransactionMeter | None:
+        meter = self._meters.get(transaction_id)
+        if meter is None:
+            return await self._rebuild(transaction_id, lookup)
+        self._meters.move_to_end(transaction_id)
+        return meter
 
     async def _rebuild(self, transaction_id: int,
                        lookup: TransactionLookup) -> TransactionMeter | None:

@@ -1,0 +1,54 @@
+"""The per-transaction estimate over a real websocket: after a restart, and at the edges of
+StartTransaction and StopTransaction."""
+
+from __future__ import annotations
+
+import pytest
+from ocpp.exceptions import PropertyConstraintViolationError
+from ocpp.v16 import call
+
+from strom.events import MeterSample, TransactionStopped
+from strom.ocpp.metering import MeterBook
+from strom.store.db import Database
+from tests.ocpp.conftest import Ocpp
+from tests.ocpp.test_core_messages import client, next_of
+
+
+def interval(tx: int, at: str, wh: str) -> call.MeterValues:
+    return call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[
+        {"timestamp": at, "sampled_value": [
+            {"value": wh, "measurand": "Energy.Active.Import.Interval",
+             "context": "Sample.Periodic"}]}])
+
+
+async def test_interval_sum_survives_a_restart(ocpp: Ocpp, db: Database) -> None:
+    async with ocpp.bus.listen(MeterSample) as samples, client(ocpp) as cp:
+        tx = (await cp.call(call.StartTransaction(
+            connector_id=1, id_tag="T", meter_start=2000,
+            timestamp="2026-11-27T10:00:00Z"))).transaction_id
+        await cp.call(interval(tx, "2026-11-27T10:01:00Z", "100"))
+        await cp.call(interval(tx, "2026-11-27T10:02:00Z", "100"))
+        assert (await next_of(samples, MeterSample)).energy_wh == 2100
+        assert (await next_of(samples, MeterSample)).energy_wh == 2200
+        await db.flushed()
+        ocpp.central.context.meters = MeterBook()  # what a restart forgets
+        await cp.call(interval(tx, "2026-11-27T10:03:00Z", "100"))
+        after = await next_of(samples, MeterSample)
+        assert (after.energy_wh, after.source) == (2300, "interval")
+
+
+async def test_absurd_meter_start_and_stop_are_refused(ocpp: Ocpp) -> None:
+    async with ocpp.bus.listen(TransactionStopped) as stops, client(ocpp) as cp:
+        with pytest.raises(PropertyConstraintViolationError):
+            await cp.call(call.StartTransaction(connector_id=1, id_tag="T", meter_start=-5,
+                                                timestamp="2026-11-27T10:00:00Z"),
+                          suppress=False)
+        tx = (await cp.call(call.StartTransaction(
+            connector_id=1, id_tag="T", meter_start=2000,
+            timestamp="2026-11-27T10:00:00Z"))).transaction_id
+        await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[
+            {"timestamp": "2026-11-27T10:01:00Z", "sampled_value": [{"value": "2500"}]}]))
+        await cp.call(call.StopTransaction(meter_stop=10**12, timestamp="2026-11-27T10:02:00Z",
+                                           transaction_id=tx))
+        stopped = await next_of(stops, TransactionStopped)
+        assert stopped.meter_stop_wh == 2500  # the last reading, not 1 TWh
