@@ -36,7 +36,8 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _SCALE = {"kWh": 1000.0, "kW": 1000.0, "kvarh": 1000.0, "kvar": 1000.0, "kVA": 1000.0}
 _BASE = {"kWh": "Wh", "kW": "W", "kvarh": "varh", "kvar": "var", "kVA": "VA"}
 # Measurand prefix → (units that fit it, the unit meant when none is given, lowest, highest).
-# OCPP 1.6 says a missing unit means Wh; for power and SoC chargers mean W and percent.
+# OCPP 1.6 says a missing unit means Wh; for power and SoC chargers mean W and percent, and
+# for others (Frequency, Power.Factor) no unit at all.
 _KINDS: tuple[tuple[str, frozenset[str], str, float, float], ...] = (
     ("Energy.Active.", frozenset({"Wh", "kWh"}), "Wh", 0.0, MAX_ENERGY_WH),
     ("Energy.Reactive.", frozenset({"varh", "kvarh"}), "varh", 0.0, MAX_ENERGY_WH),
@@ -93,7 +94,7 @@ def _row(connector_id: int, transaction_id: int | None, at: str, sample: Any,
         parsed.refused.append(f"{measurand} value {str(raw)[:MAX_VALUE_CHARS]!r} is not a number")
         return None
     kind = next((k for k in _KINDS if measurand.startswith(k[0])), None)
-    unit = _text(sample.get("unit")) or (kind[2] if kind else "Wh")
+    unit = _text(sample.get("unit")) or (kind[2] if kind else "")
     if kind is not None and kind[1] != frozenset({""}) and unit not in kind[1]:
         parsed.refused.append(f"{measurand} in {unit!r} (expected {'/'.join(sorted(kind[1]))})")
         return None

@@ -38,6 +38,7 @@ from strom.timeutil import parse_iso
 LOCATIONS = ("Outlet", None, "Inlet", "Cable", "EV", "Body")
 PERIODIC = ("Sample.Periodic", "Sample.Clock", None)
 END = "Transaction.End"
+BEGIN = "Transaction.Begin"
 MAX_STEP_SECONDS = 3600.0
 _LINES = {"L1": "L1", "L2": "L2", "L3": "L3", "L1-N": "L1", "L2-N": "L2", "L3-N": "L3"}
 
@@ -144,15 +145,29 @@ def _best(rows: list[MeterRow], measurand: str) -> float | None:
 def _total(rows: list[MeterRow], measurand: str, location: str | None) -> float | None:
     """The total of `measurand` at `location`: the phase-less value, else L1 + L2 + L3."""
     here = [r for r in rows if r.measurand == measurand and r.location == location]
-    whole = [r.value for r in here if not r.phase]
+    whole = [r for r in here if not r.phase]
     if whole:
-        return whole[-1]
-    lines: dict[str, float] = {}
+        return _pick(whole)
+    lines: dict[str, list[MeterRow]] = {}
     for row in here:
         line = _LINES.get(row.phase or "")
-        if line is not None and (line not in lines or row.phase == line):
-            lines[line] = row.value
-    return sum(lines.values()) if lines else None
+        if line is not None:
+            lines.setdefault(line, []).append(row)
+    # "L1" itself rather than "L1-N" when a charger sends both.
+    return sum(_pick([r for r in group if r.phase == line] or group)
+               for line, group in lines.items()) if lines else None
+
+
+def _pick(rows: list[MeterRow]) -> float:
+    """One value of several for the same measurand, location and phase in one reading.
+
+    Chargers put the transaction's first reading (Transaction.Begin) next to the current one
+    into every sample: a register takes the larger (it only grows), anything else the last
+    value that is not the beginning's.
+    """
+    if rows[0].measurand == ENERGY:
+        return max(r.value for r in rows)
+    return ([r for r in rows if r.context != BEGIN] or rows)[-1].value
 
 
 TransactionLookup = Callable[[int], Awaitable[tuple[float, list[MeterRow]] | None]]

@@ -135,3 +135,56 @@ def test_refusals_name_the_value() -> None:
     assert parsed.signed == 1
     assert len(parsed.refused) == 7
     assert "'NaN' is not a number" in parsed.refused[0]
+
+
+# Shapes seen in the field (values are ours; the frames' structure is the chargers').
+
+
+def test_growatt_begin_register_next_to_the_current_one() -> None:
+    """Growatt THOR 11A/S and 22AS put the Transaction.Begin register after the periodic one
+    in every sample: https://github.com/lbbrhzn/ocpp/issues/1466,
+    https://github.com/lbbrhzn/ocpp/issues/1838 (also a "Project EV" charger:
+    https://github.com/evcc-io/evcc/issues/15768, single-phase power on L1 only)."""
+    meter = TransactionMeter(150_000.0)
+
+    def sample(now: str, at: str) -> list[Any]:
+        return rows(
+            {"value": now, "context": "Sample.Periodic", "format": "Raw",
+             "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+            {"value": "150000", "context": "Transaction.Begin", "format": "Raw",
+             "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+            {"value": "3700", "context": "Sample.Periodic", "format": "Raw",
+             "measurand": "Power.Active.Import", "phase": "L1", "unit": "W"},
+            {"value": "231.5", "context": "Sample.Periodic", "format": "Raw",
+             "measurand": "Voltage", "phase": "L1-N", "unit": "V"}, at=at)
+
+    results = readings(meter, sample("151200", "2026-11-27T10:01:00Z")
+                       + sample("152400", "2026-11-27T10:02:00Z"))
+    assert [(r.energy_wh, r.power_w) for _, r in results] == [(151200.0, 3700.0),
+                                                              (152400.0, 3700.0)]
+
+
+def test_abb_register_dropouts_do_not_run_the_estimate_back() -> None:
+    """ABB Terra sent a register of a fraction of the real one now and then:
+    https://github.com/lbbrhzn/ocpp/issues/374."""
+    meter = TransactionMeter(0.0)
+    values = [("895", "10:00"), ("0.9", "10:01"), ("910", "10:02")]
+    results = readings(meter, [row for value, at in values for row in rows(
+        {"value": value, "measurand": "Energy.Active.Import.Register", "unit": "Wh",
+         "context": "Sample.Periodic"}, at=f"2026-11-27T{at}:00Z")])
+    assert [r.energy_wh for _, r in results] == [895.0, 895.0, 910.0]
+
+
+def test_clock_aligned_kwh_register_with_phase_and_total_power() -> None:
+    """A charger that sends the register in kWh and power per phase and in total, with
+    Power.Factor and Frequency without units: https://github.com/lbbrhzn/ocpp/pull/1217."""
+    phases = [{"value": "3.6", "context": "Sample.Clock", "measurand": "Power.Active.Import",
+               "phase": p, "unit": "kW"} for p in ("L1", "L2", "L3")]
+    [(_, reading)] = readings(TransactionMeter(733_000.0), rows(
+        {"value": "733.5", "context": "Sample.Clock",
+         "measurand": "Energy.Active.Import.Register", "unit": "kWh"},
+        *phases, {"value": "10.8", "context": "Sample.Clock",
+                  "measurand": "Power.Active.Import", "unit": "kW"},
+        {"value": "-0.15", "context": "Sample.Clock", "measurand": "Power.Factor"},
+        {"value": "49.95", "context": "Sample.Clock", "measurand": "Frequency"}))
+    assert (reading.energy_wh, reading.power_w) == (733_500.0, 10_800.0)
