@@ -9,14 +9,15 @@ Per reading (all rows with one timestamp), the first that applies wins:
    so a register never jumps between two meters.
 2. **interval** `Energy.Active.Import.Interval`, summed onto meterStart. Only one stream is
    summed (the context of the first interval: Sample.Periodic, Sample.Clock or none, plus
-   Transaction.End), and a reading counts once (its timestamp must be newer than the last
-   one counted), so a charger's retried MeterValues and overlapping clock-aligned and sampled
-   intervals are not billed twice.
+   Transaction.End), and a timestamp counts once (the last 64 are remembered), so a charger's
+   retried MeterValues and overlapping clock-aligned and sampled intervals are not billed twice,
+   and a clock that jumps does not stop the counting.
 3. **power** `Power.Active.Import`, integrated over the charger's timestamps when the
    transaction has reported no energy at all: trapezoids, because power ramps up and down
    (a left rectangle bills a ramp-up too little and a ramp-down too much, the trapezoid is
-   exact for a linear ramp). One step covers at most `MAX_STEP_SECONDS`; a longer gap means
-   the charger was not measuring, and an hour at the last power is all strom assumes.
+   exact for a linear ramp). One step covers at most `MAX_STEP_SECONDS` (15 min; strom asks
+   for a sample every 30 s): a longer gap, or a clock that jumps ahead, bills no more than
+   that. A timestamp older than the last (a clock set back) starts the next step.
 
 Totals never count twice: a value without a phase wins; else L1, L2 and L3 are summed (`L1-N`
 stands in for a missing `L1`). The estimate only grows. All of this is pure; `MeterBook` keeps
@@ -26,9 +27,9 @@ restart (the rows are the whole history, so no table of its own is needed).
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from strom.events import MeterSample
 from strom.ocpp.meter import ENERGY, ENERGY_INTERVAL, POWER, SOC
@@ -39,7 +40,8 @@ LOCATIONS = ("Outlet", None, "Inlet", "Cable", "EV", "Body")
 PERIODIC = ("Sample.Periodic", "Sample.Clock", None)
 END = "Transaction.End"
 BEGIN = "Transaction.Begin"
-MAX_STEP_SECONDS = 3600.0
+MAX_STEP_SECONDS = 900.0
+RECENT = 64  # interval timestamps remembered per transaction to count a retried one once
 _LINES = {"L1": "L1", "L2": "L2", "L3": "L3", "L1-N": "L1", "L2-N": "L2", "L3-N": "L3"}
 
 
@@ -64,7 +66,7 @@ class TransactionMeter:
     register_located: bool = False
     interval_context: str | None = None
     interval_wh: float = 0.0
-    last_interval_at: str | None = None
+    counted: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT))
     power_at: str | None = None
     power_w: float = 0.0
     power_wh: float = 0.0
@@ -99,7 +101,7 @@ class TransactionMeter:
 
     def _interval(self, at: str, rows: list[MeterRow]) -> float | None:
         chosen = [r for r in rows if r.measurand == ENERGY_INTERVAL and r.context in PERIODIC]
-        if chosen and self.interval_context is None and self.last_interval_at is None:
+        if chosen and self.interval_context is None:
             self.interval_context = chosen[0].context or ""
         stream = [r for r in rows if r.measurand == ENERGY_INTERVAL and (
             r.context == END or (r.context or "") == self.interval_context)]
@@ -107,16 +109,17 @@ class TransactionMeter:
         if value is None:
             return None
         self.has_energy = True
-        if self.last_interval_at is None or at > self.last_interval_at:
+        if at not in self.counted:
             self.interval_wh += value
-            self.last_interval_at = at
+            self.counted.append(at)
         return self.meter_start_wh + self.interval_wh
 
     def _integrate(self, at: str, power_w: float) -> float:
         if self.power_at is not None and at > self.power_at:
             seconds = (parse_iso(at) - parse_iso(self.power_at)).total_seconds()
             self.power_wh += (self.power_w + power_w) / 2 * min(seconds, MAX_STEP_SECONDS) / 3600
-        if self.power_at is None or at > self.power_at:
+        if self.power_at is None or at != self.power_at:
+            # Older than the last one (a clock set back): integrate on from here.
             self.power_at, self.power_w = at, power_w
         return self.meter_start_wh + self.power_wh
 

@@ -117,12 +117,16 @@ def test_power_is_integrated_by_trapezoids_only_without_energy() -> None:
         return rows({"value": watts, "measurand": "Power.Active.Import"}, at=at)
 
     results = readings(meter, power("0", "2026-11-27T10:00:00Z")
-                       + power("7200", "2026-11-27T10:30:00Z")
-                       + power("7200", "2026-11-27T11:00:00Z"))
-    assert [r.energy_wh for _, r in results] == [1000.0, 1000.0 + 1800.0, 1000.0 + 5400.0]
-    # A gap longer than an hour counts as one hour at most.
+                       + power("7200", "2026-11-27T10:10:00Z")
+                       + power("7200", "2026-11-27T10:20:00Z"))
+    assert [r.energy_wh for _, r in results] == [1000.0, 1000.0 + 600.0, 1000.0 + 1800.0]
+    # A gap longer than 15 minutes (or a clock jumping ahead) counts as 15 minutes at most.
     [(_, late)] = readings(meter, power("7200", "2026-11-27T15:00:00Z"))
-    assert late.energy_wh == 1000.0 + 5400.0 + 7200.0
+    assert late.energy_wh == 2800.0 + 1800.0
+    # A clock set back: integration goes on from the new time.
+    results = readings(meter, power("7200", "2026-11-27T11:10:00Z")
+                       + power("7200", "2026-11-27T11:20:00Z"))
+    assert [r.energy_wh for _, r in results] == [4600.0, 4600.0 + 1200.0]
 
 
 def test_refusals_name_the_value() -> None:
