@@ -135,7 +135,7 @@ class Database:
 
         A failing statement only undoes itself in SQLite, so one transaction still holds them.
         """
-        lost: list[str] = []
+        lost, first = 0, ""
         try:
             async with self.transaction() as conn:
                 for sql, rows in batch:
@@ -143,12 +143,13 @@ class Database:
                         try:
                             await conn.execute(sql, row)
                         except _ROW_ERRORS as exc:
-                            lost.append(f"{exc}: {row!r}"[:300])
+                            lost += 1
+                            first = first or f"{exc}: {row!r}"[:300]
         except Exception:
             log.exception("store: a batch of %d queued writes failed", len(batch))
             return
         log.error("store: %d queued row(s) refused by the database and dropped, the rest"
-                  " written; first: %s", len(lost), lost[0] if lost else "?")
+                  " written; first: %s", lost, first)
 
     async def flushed(self) -> None:
         """Wait until every queued write is committed."""
