@@ -164,7 +164,7 @@ class CentralSystem(ChargerCommands):
         if setup.failed:
             log.warning("%s: metering not configured as wanted: %s", cp_id, "; ".join(
                 f"{key}: {why}" for key, why in setup.failed.items()))
-        await self._event_log.append("metering_config", setup.to_json(), cp_id)
+        self._event_log.append_soon("metering_config", setup.to_json(), cp_id)
 
     # --- handshake --------------------------------------------------------------------------
 

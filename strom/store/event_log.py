@@ -8,15 +8,24 @@ from typing import Any
 from strom.store.db import Database
 from strom.timeutil import iso
 
+_INSERT = "INSERT INTO event_log (at, cp_id, kind, payload) VALUES (?, ?, ?, ?)"
+
+
+def _entry(kind: str, payload: Any, cp_id: str | None) -> tuple[str, str | None, str, str]:
+    return iso(), cp_id, kind, json.dumps(payload, default=str)
+
 
 class EventLogRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def append(self, kind: str, payload: Any, cp_id: str | None = None) -> None:
-        await self._db.execute(
-            "INSERT INTO event_log (at, cp_id, kind, payload) VALUES (?, ?, ?, ?)",
-            (iso(), cp_id, kind, json.dumps(payload, default=str)))
+        await self._db.execute(_INSERT, _entry(kind, payload, cp_id))
+
+    def append_soon(self, kind: str, payload: Any, cp_id: str | None = None) -> None:
+        """`append` in the next batch commit: for entries a boot storm of thousands of chargers
+        writes at once (`Database.write_soon`)."""
+        self._db.write_soon(_INSERT, [_entry(kind, payload, cp_id)])
 
     async def recent(self, cp_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         if cp_id is None:

@@ -21,6 +21,7 @@ from ocpp.v16.enums import Action
 from websockets.asyncio.client import connect
 
 from strom.ocpp.sampling import KEYS
+from strom.store.db import Database
 from tests.ocpp.conftest import Ocpp
 from tests.polling import eventually
 
@@ -75,7 +76,7 @@ async def booted(ocpp: Ocpp, cp_id: str, keys: dict[str, tuple[str, bool]],
 
 
 async def test_writable_keys_are_set_with_fewer_measurands_when_rejected(
-        ocpp: Ocpp, caplog: pytest.LogCaptureFixture) -> None:
+        ocpp: Ocpp, db: Database, caplog: pytest.LogCaptureFixture) -> None:
     keys = {"MeterValuesSampledData": (f"{E},Current.Import", False),
             "MeterValuesSampledDataMaxLength": ("3", True),
             "MeterValueSampleInterval": ("900", False),
@@ -93,6 +94,7 @@ async def test_writable_keys_are_set_with_fewer_measurands_when_rejected(
     assert setup == {"changed": {"MeterValuesSampledData": f"{E},{P}",
                                  "MeterValueSampleInterval": "30"},
                      "kept": {}, "failed": {"StopTxnSampledData": "NotSupported"}}
+    await db.flushed()
     logged = await ocpp.event_log.recent("cp-1")
     assert [e["payload"] for e in logged if e["kind"] == "metering_config"] == [setup]
     assert "cp-1: metering not configured as wanted: StopTxnSampledData: NotSupported" \
