@@ -52,3 +52,23 @@ async def test_absurd_meter_start_and_stop_are_refused(ocpp: Ocpp) -> None:
                                            transaction_id=tx))
         stopped = await next_of(stops, TransactionStopped)
         assert stopped.meter_stop_wh == 2500  # the last reading, not 1 TWh
+
+
+async def test_signed_data_is_ignored_the_plain_value_next_to_it_counts(
+        ocpp: Ocpp, caplog: pytest.LogCaptureFixture) -> None:
+    """OCPP 1.6's signed meter values whitepaper pairs a `SignedData` value (an OCMF envelope)
+    with the raw one (as in https://github.com/SAP/e-mobility-charging-stations-simulator/
+    pull/1945 and https://github.com/solidstudiosh/ocpp-virtual-charge-point/pull/63)."""
+    signed = {"value": '{"signedMeterData":"T0NNRnx7fQ==","encodingMethod":"OCMF",'
+                       '"publicKey":"MFkw"}', "format": "SignedData", "context": "Sample.Periodic"}
+    caplog.set_level("INFO")
+    async with ocpp.bus.listen(MeterSample) as samples, client(ocpp) as cp:
+        tx = (await cp.call(call.StartTransaction(
+            connector_id=1, id_tag="T", meter_start=100,
+            timestamp="2026-11-27T10:00:00Z"))).transaction_id
+        for at, values in [("10:01", [signed, {"value": "150", "context": "Sample.Periodic"}]),
+                           ("10:02", [signed]), ("10:03", [signed])]:
+            await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[
+                {"timestamp": f"2026-11-27T{at}:00Z", "sampled_value": values}]))
+        assert (await next_of(samples, MeterSample)).energy_wh == 150
+    assert caplog.text.count("SignedData meter values are not read") == 1
