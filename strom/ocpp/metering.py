@@ -9,7 +9,7 @@ Per reading (all rows with one timestamp), the first that applies wins:
    so a register never jumps between two meters.
 2. **interval** `Energy.Active.Import.Interval`, summed onto meterStart. Only one stream is
    summed (the context of the first interval: Sample.Periodic, Sample.Clock or none, plus
-   Transaction.End), and a timestamp counts once (the last 64 are remembered), so a charger's
+   Transaction.End), and a timestamp counts once (the last 16 are remembered), so a charger's
    retried MeterValues and overlapping clock-aligned and sampled intervals are not billed twice,
    and a clock that jumps does not stop the counting.
 3. **power** `Power.Active.Import`, integrated over the charger's timestamps when the
@@ -17,7 +17,8 @@ Per reading (all rows with one timestamp), the first that applies wins:
    (a left rectangle bills a ramp-up too little and a ramp-down too much, the trapezoid is
    exact for a linear ramp). One step covers at most `MAX_STEP_SECONDS` (15 min; strom asks
    for a sample every 30 s): a longer gap, or a clock that jumps ahead, bills no more than
-   that. A timestamp older than the last (a clock set back) starts the next step.
+   that. A timestamp seen lately is a retry and counts once; an older one that is not (a clock
+   set back) starts the next step.
 
 Totals never count twice: a value without a phase wins; else L1, L2 and L3 are summed (`L1-N`
 stands in for a missing `L1`). The estimate only grows. All of this is pure; `MeterBook` keeps
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from strom.events import MeterSample
 from strom.ocpp.meter import ENERGY, ENERGY_INTERVAL, POWER, SOC
@@ -41,7 +42,7 @@ PERIODIC = ("Sample.Periodic", "Sample.Clock", None)
 END = "Transaction.End"
 BEGIN = "Transaction.Begin"
 MAX_STEP_SECONDS = 900.0
-RECENT = 64  # interval timestamps remembered per transaction to count a retried one once
+RECENT = 16  # timestamps remembered per transaction and style: a retried reading counts once
 _LINES = {"L1": "L1", "L2": "L2", "L3": "L3", "L1-N": "L1", "L2-N": "L2", "L3-N": "L3"}
 
 
@@ -66,8 +67,9 @@ class TransactionMeter:
     register_located: bool = False
     interval_context: str | None = None
     interval_wh: float = 0.0
-    counted: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT))
+    counted: deque[str] | None = None  # interval timestamps counted lately
     power_at: str | None = None
+    integrated: deque[str] | None = None  # power timestamps integrated lately
     power_w: float = 0.0
     power_wh: float = 0.0
 
@@ -109,18 +111,22 @@ class TransactionMeter:
         if value is None:
             return None
         self.has_energy = True
+        self.counted = self.counted or deque(maxlen=RECENT)
         if at not in self.counted:
             self.interval_wh += value
             self.counted.append(at)
         return self.meter_start_wh + self.interval_wh
 
     def _integrate(self, at: str, power_w: float) -> float:
+        self.integrated = self.integrated or deque(maxlen=RECENT)
+        if at in self.integrated:
+            return self.meter_start_wh + self.power_wh  # a retried reading
+        self.integrated.append(at)
         if self.power_at is not None and at > self.power_at:
             seconds = (parse_iso(at) - parse_iso(self.power_at)).total_seconds()
             self.power_wh += (self.power_w + power_w) / 2 * min(seconds, MAX_STEP_SECONDS) / 3600
-        if self.power_at is None or at != self.power_at:
-            # Older than the last one (a clock set back): integrate on from here.
-            self.power_at, self.power_w = at, power_w
+        # Older than the last one and no retry: a clock set back, integration goes on from here.
+        self.power_at, self.power_w = at, power_w
         return self.meter_start_wh + self.power_wh
 
 

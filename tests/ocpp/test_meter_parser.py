@@ -123,7 +123,9 @@ def test_power_is_integrated_by_trapezoids_only_without_energy() -> None:
     # A gap longer than 15 minutes (or a clock jumping ahead) counts as 15 minutes at most.
     [(_, late)] = readings(meter, power("7200", "2026-11-27T15:00:00Z"))
     assert late.energy_wh == 2800.0 + 1800.0
-    # A clock set back: integration goes on from the new time.
+    # A retried reading counts once; a clock set back: integration goes on from the new time.
+    [(_, retried)] = readings(meter, power("7200", "2026-11-27T10:20:00Z"))
+    assert retried.energy_wh == 4600.0
     results = readings(meter, power("7200", "2026-11-27T11:10:00Z")
                        + power("7200", "2026-11-27T11:20:00Z"))
     assert [r.energy_wh for _, r in results] == [4600.0, 4600.0 + 1200.0]
