@@ -1,0 +1,103 @@
+"""Real chargers' frames from public bug reports, replayed through the real server.
+
+Each fixture in tests/data/field/ is one charger model's session as its owner posted it on
+GitHub (the URL is in the fixture): BootNotification, StatusNotification, StartTransaction,
+MeterValues and StopTransaction frames in the order the charger sent them. A driver pays over
+LNURL, strom asks the charger to start, and the recorded charger answers with those frames.
+The session must bill the energy the frames show (worked out by hand from the frames and
+written in the fixture as `expected_energy_wh`), and the books must balance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from strom.app import StromApp
+from tests.conftest import free_settings
+from tests.field.replay import CALLRESULT, Fixture, RecordedCharger, all_fixtures
+from tests.money.conftest import World
+from tests.polling import eventually
+
+PRICE_MSAT_PER_KWH = 300_000
+# Enough for every recorded session, so the budget stop never cuts a replay short.
+PREPAY_MSAT = 100_000_000
+FIXTURES = all_fixtures()
+
+
+@pytest.fixture
+async def world(data_dir: Path) -> AsyncIterator[World]:
+    settings = free_settings(sessions={"stop_timeout": 5.0},
+                             tariff={"price_msat_per_kwh": PRICE_MSAT_PER_KWH,
+                                     "max_prepay_msat": PREPAY_MSAT})
+    async with StromApp(settings, data_dir) as app:
+        async with httpx.AsyncClient(base_url=app.http_url, timeout=30) as http:
+            yield World(app, None, http)  # type: ignore[arg-type]  # the charger is a recording
+
+
+def test_the_corpus_covers_at_least_fifteen_models() -> None:
+    models = {(f.vendor.lower(), f.model.lower()) for f in FIXTURES}
+    assert len(models) >= 15, sorted(models)
+    for fixture in FIXTURES:
+        assert fixture.source.startswith("https://github.com/"), fixture.name
+        assert fixture.has_stop() or fixture.calls(), fixture.name
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[f.name for f in FIXTURES])
+async def test_field_session_bills_the_energy_the_charger_reported(world: World,
+                                                                     fixture: Fixture) -> None:
+    app = world.app
+    assert app.services is not None and app.services.central_system is not None
+    cp_id = f"field-{fixture.name}"
+    connector = fixture.connector_id()
+    await app.services.charge_points.add(cp_id, name=fixture.model, lat=50.1, lon=8.7,
+                                         num_connectors=max(connector, 1))
+    charger = RecordedCharger(fixture, f"{app.services.central_system.url.rstrip('/')}/{cp_id}")
+    await charger.connect()
+    try:
+        calls = fixture.calls()
+        boot = next((c for c in calls if c[2] == "BootNotification"), None)
+        if boot is None:  # not in the post: the model's name is in the fixture
+            answer = await charger.send_synthetic("BootNotification", {
+                "chargePointVendor": fixture.vendor, "chargePointModel": fixture.model})
+        else:
+            answer = await charger.replay(boot)
+        assert answer[0] == CALLRESULT and answer[2]["status"] == "Accepted", answer
+        # The connector is free before the driver pays (the posts start mid-way).
+        await charger.send_synthetic("StatusNotification", {
+            "connectorId": connector, "errorCode": "NoError", "status": "Available"})
+        await eventually(lambda: app.services.charge_points.get(cp_id),
+                         lambda cp: cp.connector(connector).status == "Available")
+
+        session = await world.pay_to_charge(PREPAY_MSAT, target=cp_id)
+        await asyncio.wait_for(charger.remote_start.wait(), timeout=10)
+
+        for frame in calls:
+            if frame is boot:
+                continue
+            answer = await charger.replay(frame)
+            assert answer[0] == CALLRESULT, (frame, answer)  # every recorded frame is valid
+        assert charger.transaction_id is not None, "strom never answered StartTransaction"
+
+        expected = fixture.expected_energy_wh
+        done = None
+        with contextlib.suppress(AssertionError):
+            done = await eventually(
+                lambda: world.session(session["url"]),
+                lambda s: abs(s["energy_wh"] - expected) <= fixture.tolerance_wh
+                and (not fixture.has_stop() or s["state"] in ("stopped", "settled")), seconds=8)
+        if done is None:
+            seen = await world.session(session["url"])
+            pytest.fail(f"{fixture.vendor} {fixture.model}: session {seen['state']}, billing "
+                        f"{seen['energy_wh']} Wh; the frames show {expected} Wh ({fixture.source})")
+        price = PRICE_MSAT_PER_KWH / 1000
+        assert abs(done["consumed_msat"] - expected * price) <= fixture.tolerance_wh * price + 1
+        assert done["paid_msat"] == done["consumed_msat"] + done["refundable_msat"]
+        await world.ledger_ok()
+    finally:
+        await charger.close()
