@@ -38,6 +38,9 @@ class Fixture:
     tolerance_wh: float
     transaction_id: int | None
     frames: list[tuple[str, list[Any]]]
+    notes: str = ""
+    expected_power_w: float | None = None
+    expected_soc_percent: float | None = None
 
     @classmethod
     def load(cls, path: Path) -> Fixture:
@@ -45,7 +48,9 @@ class Fixture:
         return cls(path.stem, data["model"], data["vendor"], data["source"],
                    float(data["expected_energy_wh"]), float(data.get("tolerance_wh", 1.0)),
                    data.get("transaction_id"),
-                   [(direction, frame) for direction, frame in data["frames"]])
+                   [(direction, frame) for direction, frame in data["frames"]],
+                   data.get("notes", ""), data.get("expected_power_w"),
+                   data.get("expected_soc_percent"))
 
     def calls(self) -> list[list[Any]]:
         """The charger's own requests, in order (its answers and strom's are not replayed)."""
