@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 FIELD_DIR = Path(__file__).resolve().parent.parent / "data" / "field"
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
-# Actions whose payload carries the driver's idTag or the transaction's id.
+# Actions with a timestamp of their own (MeterValues carry one per meterValue entry).
 _TIMESTAMPED = ("StartTransaction", "StopTransaction", "StatusNotification")
 
 
@@ -58,14 +58,17 @@ class Fixture:
                 if direction == "cp" and frame[0] == CALL]
 
     def connector_id(self) -> int:
+        """The connector the recorded transaction runs on."""
         start = next(f for f in self.calls() if f[2] == "StartTransaction")
         return int(start[3]["connectorId"])
 
     def has_stop(self) -> bool:
+        """Whether the charger's StopTransaction is part of the recording."""
         return any(f[2] == "StopTransaction" for f in self.calls())
 
 
 def all_fixtures() -> list[Fixture]:
+    """Every fixture of the corpus, by file name."""
     return [Fixture.load(path) for path in sorted(FIELD_DIR.glob("*.json"))]
 
 
