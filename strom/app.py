@@ -18,6 +18,7 @@ from bots.service import NostrBots
 from relay import Relay
 from relay import database_path as relay_database_path
 from strom.config import Settings
+from strom.errors import UserError
 from strom.events import EventBus
 from strom.http_server import HttpServer
 from strom.keys import KeyRing, PubkeySet, ensure_cp_key, keys_path
@@ -44,6 +45,27 @@ log = logging.getLogger(__name__)
 DEMO_CP_ID = "demo-1"
 
 
+class StartupError(UserError):
+    """An unexpected error while starting: one line naming the step and what to do."""
+
+    def __init__(self, step: str, cause: Exception) -> None:
+        if isinstance(cause, ImportError | FileNotFoundError) and _inside_package(cause):
+            advice = "the installation is incomplete: reinstall strom"
+        elif isinstance(cause, OSError):
+            advice = "check that path (or choose another --data-dir)"
+        else:
+            advice = "run with --debug for the details"
+        reason = (f"{cause.strerror}: {cause.filename}" if isinstance(cause, OSError)
+                  and cause.strerror and cause.filename else f"{type(cause).__name__}: {cause}")
+        super().__init__(f"cannot start: {step} failed ({reason.splitlines()[0]}); {advice}")
+
+
+def _inside_package(cause: Exception) -> bool:
+    """A module or file of strom's own that is missing."""
+    where = str(getattr(cause, "name", None) or getattr(cause, "filename", None) or "")
+    return where.startswith("strom") or str(Path(__file__).parent) in where
+
+
 class StromApp:
     """One running strom: `async with StromApp(...) as app: await app.wait()`."""
 
@@ -56,12 +78,15 @@ class StromApp:
         self.services: Services | None = None
         self.http: HttpServer | None = None
         self.relay: Relay | None = None
+        self._step = "reading the settings"
 
     async def __aenter__(self) -> StromApp:
         try:
             await self._start()
-        except BaseException:
+        except BaseException as exc:
             await self._stack.aclose()
+            if isinstance(exc, Exception) and not isinstance(exc, UserError):
+                raise StartupError(self._step, exc) from exc
             raise
         return self
 
@@ -70,9 +95,12 @@ class StromApp:
         runtime_path(self.data_dir).unlink(missing_ok=True)
 
     async def _start(self) -> None:
+        self._step = "loading the LNURL image"
         if self.settings.lnurl.image_path:
             load_image(self.settings.lnurl.image_path)  # a bad image stops the start, not a payer
+        self._step = f"creating the data dir {self.data_dir}"
         ensure_data_dir(self.data_dir)
+        self._step = "opening the store"
         db = await Database.open(database_path(self.data_dir))
         self._stack.push_async_callback(db.close)
         bus = EventBus()
@@ -98,17 +126,23 @@ class StromApp:
             await charge_points.add(DEMO_CP_ID, name="Demo charger", lat=52.5200, lon=13.4050)
             ensure_cp_key(key_file, DEMO_CP_ID)
 
+        self._step = "starting the OCPP server"
         central = CentralSystem(self.settings.ocpp, charge_points, TransactionRepository(db),
                                 event_log, bus)
         await central.start()
         self._stack.push_async_callback(central.close)
         svc.central_system = central
+        self._step = "starting the wallet, tariffs and sessions"
         await self._start_money(svc, central)
 
+        self._step = "starting nostr (relay and bots)"
         await self._start_nostr(svc)
+        self._step = "starting the HTTP server"
         await http.start()
         if self.demo:
+            self._step = "starting the demo charger"
             await self._start_demo_charger(central)
+        self._step = "writing runtime.json"
         self._write_runtime()
 
     async def _start_money(self, svc: Services, central: CentralSystem) -> None:

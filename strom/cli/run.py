@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gc
 import tempfile
+import traceback
 from pathlib import Path
 
 import click
 
-from strom.app import StromApp
+from strom.app import StartupError, StromApp
 from strom.cli.common import CliEnv, common_options, run_async
 from strom.logsetup import setup_logging
 
@@ -28,20 +29,32 @@ async def _serve(env: CliEnv, demo: bool) -> None:
     click.echo("strom stopped", err=True)
 
 
+def _serve_or_explain(env: CliEnv, demo: bool, debug: bool) -> None:
+    """A failed start stops what had started and ends in one line (and exit code 1)."""
+    try:
+        run_async(_serve(env, demo=demo))
+    except StartupError as exc:
+        if debug and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__)
+        raise
+
+
 @click.command()
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("--debug", is_flag=True, help="Show the traceback of a failed start.")
 @common_options
-def run(env: CliEnv, verbose: bool) -> None:
+def run(env: CliEnv, verbose: bool, debug: bool) -> None:
     """Run the server: OCPP, HTTP, nostr bots, relay. Demo mode without a config file."""
     setup_logging(verbose)
-    run_async(_serve(env, demo=env.demo))
+    _serve_or_explain(env, env.demo, debug)
 
 
 @click.command()
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("--debug", is_flag=True, help="Show the traceback of a failed start.")
 @common_options
-def demo(env: CliEnv, verbose: bool) -> None:
+def demo(env: CliEnv, verbose: bool, debug: bool) -> None:
     """Run in demo mode in a fresh temporary data dir."""
     setup_logging(verbose)
     with tempfile.TemporaryDirectory(prefix="strom-demo-") as tmp:
-        run_async(_serve(CliEnv(Path(tmp), None), demo=True))
+        _serve_or_explain(CliEnv(Path(tmp), None), True, debug)

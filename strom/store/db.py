@@ -64,7 +64,12 @@ class Database:
         # Other processes (the CLI next to a running server) wait instead of failing.
         await conn.execute("PRAGMA busy_timeout=10000")
         db = cls(conn, path)
-        await db._migrate()
+        try:
+            await db._migrate()
+        except BaseException:
+            # aiosqlite's thread is not a daemon: left open, it keeps a failed start alive.
+            await conn.close()
+            raise
         return db
 
     async def close(self) -> None:

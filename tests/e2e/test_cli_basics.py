@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import strom as strom_package
 
 STROM = [sys.executable, "-m", "strom"]
 
@@ -93,3 +97,38 @@ def test_cp_qr_prints_and_writes_a_decodable_code(tmp_path: Path) -> None:
     assert "/lnurlp/cp-q-2" in one.stdout
     too_far = strom("cp", "qr", "cp-q", "--connector", "3", data_dir=d)
     assert too_far.returncode == 1 and "has 2 connector(s)" in too_far.stderr
+
+
+def _broken_install(tmp_path: Path) -> Path:
+    """A copy of strom's packages without the migrations, as a broken install would be."""
+    root = Path(strom_package.__file__).resolve().parent.parent
+    copy = tmp_path / "broken-install"
+    for name in ("strom", "bots", "relay", "tui"):
+        shutil.copytree(root / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.rmtree(copy / "strom" / "store" / "migrations")
+    return copy
+
+
+def test_failed_start_stops_and_exits_1_with_one_line(tmp_path: Path) -> None:
+    """Issue 26: a fatal start-up error ends `strom run` at once, with one line and code 1.
+
+    The unreadable data dir is a regular file: the tests run as root, which chmod 000 does not
+    stop, but nobody can create a database inside a file.
+    """
+    not_a_dir = tmp_path / "data-file"
+    not_a_dir.write_text("not a directory\n")
+    cases = {
+        "missing migrations": (tmp_path / "data", {"PYTHONPATH": str(_broken_install(tmp_path))},
+                               "reinstall strom"),
+        "data dir is a file": (not_a_dir, {}, str(not_a_dir)),
+    }
+    for case, (data_dir, extra, advice) in cases.items():
+        began = time.monotonic()
+        result = strom("run", data_dir=data_dir, env=extra)
+        assert time.monotonic() - began < 15, case
+        assert result.returncode == 1, (case, result.stderr)
+        assert result.stderr.startswith("strom: error: cannot start:"), (case, result.stderr)
+        assert result.stderr.count("\n") == 1 and advice in result.stderr, (case, result.stderr)
+        assert "Traceback" not in result.stderr
+    debug = strom("run", "--debug", data_dir=not_a_dir)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
