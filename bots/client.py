@@ -95,20 +95,6 @@ class NostrClient:
             log.info("nostr: fetch failed: %s", exc)
             return []
 
-    async def add_relays(self, urls: list[str]) -> None:
-        """Also use these relays (e.g. those a zap request names) from now on."""
-        if self._client is None:
-            return
-        for url in urls:
-            if url in self._relays:
-                continue
-            try:
-                await self._client.add_relay(RelayUrl.parse(url), and_connect=True)
-            except Exception as exc:
-                log.info("nostr: ignoring relay %r: %s", url, exc)
-                continue
-            self._relays.append(url)
-
     async def subscribe(self, sub_id: str, filters: list[Filter]) -> None:
         """Subscribe (or replace the subscription `sub_id`) on every relay."""
         self._subscriptions[sub_id] = filters

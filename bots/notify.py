@@ -58,8 +58,18 @@ class Notifier:
                 f"Your refund of {session.refundable_msat // 1000:,} sat is on its way to "
                 f"{address}.")
 
+    def address_refund_abandoned(self, session: Session, address: str, attempts: int) -> str:
+        """strom gave up sending the refund to the payer's lightning address."""
+        tries = "once" if attempts == 1 else f"{attempts} times"
+        return (f"Your refund of {session.refundable_msat // 1000:,} sat could not be sent to "
+                f"{address} (tried {tries}). Withdraw it with this link instead: "
+                f"lightning:{self._withdraw_link(session)}")
+
+    def _withdraw_link(self, session: Session) -> str:
+        return lnurl_encode(f"{self._public_url}/lnurlw/{session.token}")
+
     def _on_state(self, session: Session, state: State, page: str) -> str | None:
-        refund = lnurl_encode(f"{self._public_url}/lnurlw/{session.token}")
+        refund = self._withdraw_link(session)
         match state:
             case State.PAID:
                 return f"Payment of {session.paid_msat // 1000:,} sat received, starting. {page}"

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from nostr_sdk import Event, Filter, Keys, Kind, PublicKey
@@ -16,9 +17,11 @@ from bots.commands import Commands
 from bots.dm import GIFT_WRAP, NIP04_DM, DirectMessenger, open_message, recipient
 from bots.external import ExternalZaps
 from bots.notify import Notifier
+from bots.zap_relays import ZapRelays
 from bots.zaps import ZapReceipts
 from strom.errors import UserError
 from strom.events import (
+    AddressRefundAbandoned,
     ChargePointConnected,
     ChargePointDisconnected,
     ConnectorStatusChanged,
@@ -26,17 +29,20 @@ from strom.events import (
     SessionChanged,
 )
 from strom.keys import Identity, keys_path, load_identity
-from strom.lightning.wallet import WalletError
 from strom.nostr.zap import ZAP_RECEIPT
 from strom.services import Services
+from strom.sessions.address_refunds import Progress
 from strom.sessions.model import Session, State
-from strom.sessions.refunds import RefundError
 from strom.store.charge_points import ChargePoint
 from strom.views import charge_point_json
 
 log = logging.getLogger(__name__)
 
 STATUS_REFRESH = 3600.0  # contract §5: at least hourly
+# Refunds to payers' lightning addresses run beside the event handler, never in it: one slow
+# address must not delay anyone else's receipt, DM or status (issue 16, defect 3).
+REFUNDS_AT_ONCE = 8
+REFUNDS_WAITING = 500
 
 
 class NostrBots:
@@ -52,9 +58,14 @@ class NostrBots:
         self._messenger = DirectMessenger(self._client.publish)
         self._commands = Commands.from_services(svc, self._key_file)
         self._notifier = Notifier(svc.settings.public_url, svc.settings.nostr.notify_every_kwh)
+        self._zap_relays = ZapRelays(svc.outbound, relays)
         self._receipts = ZapReceipts(svc.zaps, self._keys_for, self._client.publish,
-                                     self._client.add_relays)
+                                     self._zap_relays.send_soon)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Sessions whose refund is being tried -> what was announced for them meanwhile: it is
+        # told after the end-of-session DM, so the payer reads the DMs in order.
+        self._refunding: dict[str, list[Callable[[], Awaitable[None]]]] = {}
+        self._refund_slots = asyncio.Semaphore(REFUNDS_AT_ONCE)
         self._status_at: dict[str, int] = {}
         self._external = ExternalZaps(svc)
 
@@ -66,7 +77,8 @@ class NostrBots:
         await self._client.start()
         await self._subscribe_dms()
         self._svc.bus.subscribe(self._on_bus, ConnectorStatusChanged, ChargePointConnected,
-                                ChargePointDisconnected, InvoicePaid, SessionChanged)
+                                ChargePointDisconnected, InvoicePaid, SessionChanged,
+                                AddressRefundAbandoned)
         self._spawn(self._announce_all(), "nostr:announce")
         self._spawn(self._refresh_hourly(), "nostr:refresh")
 
@@ -74,13 +86,15 @@ class NostrBots:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._zap_relays.close()
         await self._client.close()
 
-    def _spawn(self, coro: object, name: str) -> None:
+    def _spawn(self, coro: object, name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # --- identities -------------------------------------------------------------------------
 
@@ -191,37 +205,62 @@ class NostrBots:
                 await self._receipts.on_paid(event.payment_hash, event.preimage)
             case SessionChanged():
                 await self._notify(event.session_id, State(event.state))
+            case AddressRefundAbandoned():
+                await self._tell_refund_abandoned(event)
 
     async def _notify(self, session_id: str, state: State) -> None:
         """`state` is the one the event announced: the store may be further along by now."""
         assert self._svc.sessions is not None
+        if (later := self._refunding.get(session_id)) is not None:
+            later.append(lambda: self._notify(session_id, state))
+            return
         session = await self._svc.sessions.repo.get(session_id)
         if session is None or session.payer_pubkey is None:
             return
-        keys = self._keys_for(session.cp_id)
         text = self._notifier.message(session, state)
-        if state in (State.STOPPED, State.FAILED) and session.refundable_msat > 0:
-            if address := await self._refund_to_lud16(session):
-                text = self._notifier.refunded_to(session, address)
-        if keys is not None and text:
+        if (text and state in (State.STOPPED, State.FAILED) and session.refundable_msat > 0
+                and self._svc.address_refunds is not None
+                and len(self._refunding) < REFUNDS_WAITING):
+            # The end-of-session DM waits for the refund attempt, in a task of its own.
+            self._refunding[session.id] = []
+            self._spawn(self._refund_then_tell(session, text), "nostr:refund")
+            return
+        await self._dm(session, text)
+
+    async def _dm(self, session: Session, text: str | None) -> None:
+        keys = self._keys_for(session.cp_id)
+        if keys is not None and text and session.payer_pubkey is not None:
             await self._messenger.send(keys, session.payer_pubkey, text, "nip17")
 
-    async def _refund_to_lud16(self, session: Session) -> str | None:
-        """Zap refunds go to the payer's lightning address (kind 0 `lud16`) when they have one."""
-        assert session.payer_pubkey is not None and self._svc.refunds is not None
-        profiles = await self._client.fetch([
-            Filter().kinds([Kind(events.PROFILE)]).author(PublicKey.parse(session.payer_pubkey))
-            .limit(1)])
-        address = next((_lud16(p) for p in profiles if _lud16(p)), None)
-        if address is None:
-            return None
+    async def _refund_then_tell(self, session: Session, text: str) -> None:
+        """Zap refunds go to the payer's lightning address (kind 0 `lud16`) when they have
+        one; the core bounds the tries (`strom.sessions.address_refunds`)."""
+        assert session.payer_pubkey is not None and self._svc.address_refunds is not None
         try:
-            outcome = await self._svc.refunds.refund_to_address(session.id, address)
-        except (RefundError, WalletError) as exc:
-            log.info("session %s: refund to %s failed (%s); the withdraw link stays valid",
-                     session.id, address, exc)
-            return None
-        return address if outcome is not None and outcome.status != "failed" else None
+            async with self._refund_slots:
+                profiles = await self._client.fetch([
+                    Filter().kinds([Kind(events.PROFILE)])
+                    .author(PublicKey.parse(session.payer_pubkey)).limit(1)])
+                address = next((_lud16(p) for p in profiles if _lud16(p)), None)
+                if address is not None:
+                    progress = await self._svc.address_refunds.refund(session.id, address)
+                    if progress == Progress.DONE:
+                        text = self._notifier.refunded_to(session, address)
+            await self._dm(session, text)
+        finally:
+            for told_later in self._refunding.pop(session.id, []):
+                await told_later()
+
+    async def _tell_refund_abandoned(self, event: AddressRefundAbandoned) -> None:
+        """Once, when strom stops trying the payer's address: the withdraw link is the way."""
+        assert self._svc.sessions is not None
+        if (later := self._refunding.get(event.session_id)) is not None:
+            later.append(lambda: self._tell_refund_abandoned(event))
+            return
+        session = await self._svc.sessions.repo.get(event.session_id)
+        if session is not None and session.refundable_msat > 0:
+            await self._dm(session, self._notifier.address_refund_abandoned(
+                session, event.address, event.attempts))
 
     async def _on_nostr_event(self, event: Event) -> None:
         kind = event.kind().as_u16()

@@ -1,7 +1,8 @@
 """Zap receipts (NIP-57): once a zap's invoice is paid, the charger signs and sends the 9735.
 
 Receipts are sent at most once (the store keeps the receipt id) and also after a restart for
-zaps paid while strom was down.
+zaps paid while strom was down. The relays the zap request names get the receipt through
+`bots.zap_relays` (one short connection each), never through the shared client.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from nostr_sdk import Keys
+from nostr_sdk import Event, Keys
 
 from strom.nostr.zap import parse_zap_request, zap_receipt
 from strom.store.zaps import StoredZap, ZapRepository
@@ -18,17 +19,15 @@ from strom.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-MAX_REQUEST_RELAYS = 5
-
 
 class ZapReceipts:
     def __init__(self, zaps: ZapRepository, keys_for: Callable[[str], Keys | None],
                  publish: Callable[..., Awaitable[bool]],
-                 add_relays: Callable[[list[str]], Awaitable[None]]) -> None:
+                 to_request_relays: Callable[[Event, list[str]], None]) -> None:
         self._zaps = zaps
         self._keys_for = keys_for
         self._publish = publish
-        self._add_relays = add_relays
+        self._to_request_relays = to_request_relays
 
     async def on_paid(self, payment_hash: str, preimage: str | None) -> None:
         zap = await self._zaps.get(payment_hash)
@@ -48,8 +47,7 @@ class ZapReceipts:
         request = parse_zap_request(zap.request_json, keys.public_key().to_hex(),
                                     _amount_of(zap.request_json))
         receipt = zap_receipt(keys, request, zap.bolt11, preimage, utcnow())
-        relays = [r for r in request.relays if r.startswith(("ws://", "wss://"))]
-        await self._add_relays(relays[:MAX_REQUEST_RELAYS])
+        self._to_request_relays(receipt, list(request.relays))
         if await self._publish(receipt):
             await self._zaps.set_receipt(zap.payment_hash, receipt.id().to_hex())
             log.info("zap %s: receipt %s sent", zap.payment_hash, receipt.id().to_hex())

@@ -13,6 +13,7 @@ import os
 import signal
 from contextlib import AsyncExitStack
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bots.service import NostrBots
 from relay import Relay
@@ -26,12 +27,15 @@ from strom.lightning.factory import make_wallet
 from strom.lnurl.pay import load_image
 from strom.logsetup import install_bus_log_handler
 from strom.ocpp.central_system import CentralSystem
+from strom.outbound import Outbound, netloc_key
 from strom.paths import admin_token_path, database_path, ensure_data_dir, runtime_path
 from strom.security import read_or_create_secret, write_secret_file
 from strom.services import Services
+from strom.sessions.address_refunds import AddressRefundService
 from strom.sessions.refunds import RefundService
 from strom.sessions.service import SessionService
 from strom.simulator.charge_point import SimulatedChargePoint
+from strom.store.address_refunds import AddressRefundRepository
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.store.event_log import EventLogRepository
@@ -115,6 +119,7 @@ class StromApp:
             charge_points=charge_points, event_log=event_log,
             admin_token=read_or_create_secret(admin_token_path(self.data_dir)),
             zaps=ZapRepository(db), keyring=KeyRing(key_file),
+            outbound=Outbound(self.settings.outbound),
         )
         self.services = svc
         # Bound first: with port 0 the real port must be known before any link is made.
@@ -122,6 +127,7 @@ class StromApp:
         self._stack.push_async_callback(http.close)
         self.http = http
         self.settings.http.port = http.port
+        svc.outbound.own.update(self._own_addresses())
         if self.demo and not await charge_points.exists(DEMO_CP_ID):
             await charge_points.add(DEMO_CP_ID, name="Demo charger", lat=52.5200, lon=13.4050)
             ensure_cp_key(key_file, DEMO_CP_ID)
@@ -156,10 +162,14 @@ class StromApp:
         refunds = RefundService(
             db=svc.db, bus=svc.bus, wallet=wallet, sessions=sessions,
             settings=self.settings.sessions, network=lightning.network,
-            max_fee_msat=lightning.max_fee_msat)
+            max_fee_msat=lightning.max_fee_msat, outbound=svc.outbound)
+        address_refunds = AddressRefundService(
+            repo=AddressRefundRepository(svc.db), bus=svc.bus, refunds=refunds,
+            settings=self.settings.sessions)
         central.authorizer = sessions
         svc.wallet, svc.sessions, svc.refunds = wallet, sessions, refunds
-        svc.tariffs = TariffService(self.settings.tariff, svc.db,
+        svc.address_refunds = address_refunds
+        svc.tariffs = TariffService(self.settings.tariff, svc.db, outbound=svc.outbound,
                                     quote_seconds=self.settings.lightning.invoice_expiry)
         await svc.tariffs.start()
         self._stack.push_async_callback(svc.tariffs.close)
@@ -169,6 +179,8 @@ class StromApp:
         self._stack.push_async_callback(wallet.close)
         await refunds.start()
         self._stack.push_async_callback(refunds.close)
+        await address_refunds.start()
+        self._stack.push_async_callback(address_refunds.close)
 
     async def _start_demo_charger(self, central: CentralSystem) -> None:
         """Demo mode: `demo-1` is a simulated charger connected over real OCPP."""
@@ -199,6 +211,17 @@ class StromApp:
             await bots.start()
             self._stack.push_async_callback(bots.close)
             svc.bots = bots
+
+    def _own_addresses(self) -> set[tuple[str, int]]:
+        """Where strom itself answers HTTP: a fetch there (a payer's lud16 that is one of our
+        chargers) would pay strom with strom's money, so outbound refuses it."""
+        public = urlsplit(self.settings.public_url)
+        own = {netloc_key(public.hostname or "", public.port, public.scheme)}
+        host, port = self.settings.http.host, self.settings.http.port
+        listen = ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::") \
+            if host in ("0.0.0.0", "::", "", "localhost") else (host,)
+        own.update(netloc_key(name, port) for name in listen)
+        return own
 
     @property
     def http_url(self) -> str:

@@ -157,6 +157,22 @@ class SessionSettings(_Section):
     refund_expiry_days: int = Field(30, ge=1)
     # Stop when consumed + margin reaches the budget, so the last metering interval cannot overrun.
     safety_margin_msat: int = Field(20_000, ge=0)
+    # Refunds to a zap payer's lightning address: tries, and the wait before the first retry
+    # (doubling after each); after the last failure the withdraw link is the payer's way.
+    address_refund_attempts: int = Field(3, ge=1, le=10)
+    address_refund_backoff_seconds: float = Field(60.0, gt=0)
+
+
+class OutboundSettings(_Section):
+    """Fetches strom makes for outsiders and its config (lightning addresses, LNURL callbacks,
+    tariff feeds, relays named in zap requests): see strom/outbound.py."""
+
+    # Loopback, private, link-local… targets are refused unless this is true (a payer's
+    # lightning address must not reach strom's admin port or the LAN).
+    allow_private: bool = False
+    timeout_seconds: float = Field(10.0, gt=0)  # total per fetch, not per read
+    max_bytes: int = Field(1_048_576, ge=1024)  # a larger answer is cut and refused
+    concurrency: int = Field(4, ge=1)  # fetches at once; more wait (inside their deadline)
 
 
 class ChargePointOverrides(_Section):
@@ -174,6 +190,7 @@ class Settings(_Section):
     lnurl: LnurlSettings = Field(default_factory=LnurlSettings)
     tariff: TariffSettings = Field(default_factory=TariffSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     charge_points: dict[str, ChargePointOverrides] = Field(default_factory=dict)
 
     @property

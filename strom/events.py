@@ -118,6 +118,17 @@ class SessionChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class AddressRefundAbandoned(Event):
+    """The last try to refund `session_id` to the payer's lightning address failed: the
+    withdraw link stays their way to the money (published once)."""
+
+    session_id: str
+    address: str
+    attempts: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class LogLine(Event):
     level: str
     logger: str

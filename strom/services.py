@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from strom.config import Settings
 from strom.events import EventBus
 from strom.keys import KeyRing
+from strom.outbound import Outbound
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.store.event_log import EventLogRepository
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from bots.service import NostrBots
     from strom.lightning.wallet import Wallet
     from strom.ocpp.central_system import CentralSystem
+    from strom.sessions.address_refunds import AddressRefundService
     from strom.sessions.refunds import RefundService
     from strom.sessions.service import SessionService
     from strom.tariffs.service import TariffService
@@ -34,11 +36,13 @@ class Services:
     event_log: EventLogRepository
     admin_token: str
     zaps: ZapRepository
+    outbound: Outbound  # every fetch for outsiders and config goes through it
     keyring: KeyRing | None = None
     central_system: CentralSystem | None = None
     wallet: Wallet | None = None
     tariffs: TariffService | None = None
     sessions: SessionService | None = None
     refunds: RefundService | None = None
+    address_refunds: AddressRefundService | None = None
     bots: NostrBots | None = None
     relay_url: str | None = None  # the embedded relay, when it runs

@@ -8,16 +8,23 @@ from pathlib import Path
 import pytest
 
 from strom.app import StromApp
-from strom.config import Settings
+from strom.config import OutboundSettings, Settings
+from strom.outbound import Outbound
 from strom.store.db import Database
 
 
 def free_settings(**sections: dict) -> Settings:
     """Settings with every listener on an OS-chosen free port."""
-    base: dict = {"http": {"port": 0}, "ocpp": {"port": 0}, "relay": {"port": 0}}
+    base: dict = {"http": {"port": 0}, "ocpp": {"port": 0}, "relay": {"port": 0},
+                  "outbound": {"allow_private": True}}  # the doubles listen on loopback
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
     return Settings.model_validate(base)
+
+
+def loopback_outbound() -> Outbound:
+    """Outbound fetches that may reach the loopback doubles the tests run."""
+    return Outbound(OutboundSettings(allow_private=True))
 
 
 @pytest.fixture

@@ -107,6 +107,8 @@ async def claim_or_refuse(repo: LightningRepository, backend: str, network: str,
     claimed in the store; `retry` means it was tried before: look it up before sending."""
     amount = int(decoded.amount_msat or 0)
     reason = refusal(decoded, network)
+    if reason is None and await repo.invoice(decoded.payment_hash) is not None:
+        reason = "this invoice was issued by this wallet; strom never pays itself"
     if reason is not None:
         if amount <= 0:
             raise WalletError(reason)

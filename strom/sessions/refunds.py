@@ -22,10 +22,12 @@ from strom.events import EventBus
 from strom.failpoints import crash_point
 from strom.lightning.address import invoice_for_address
 from strom.lightning.wallet import PaymentResult, PaymentStatus, Wallet, WalletError
+from strom.outbound import Outbound
 from strom.sessions import ledger
 from strom.sessions.model import ENDED_STATES, Session, State
 from strom.sessions.service import SessionService
 from strom.store.db import Database
+from strom.store.lightning import LightningRepository
 from strom.timeutil import iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,10 @@ class RefundError(Exception):
     """A refund request that cannot be served; the message is for the payer."""
 
 
+class OwnInvoice(RefundError):
+    """The invoice to pay was issued by strom itself."""
+
+
 @dataclass(frozen=True, slots=True)
 class RefundOutcome:
     payment_hash: str
@@ -49,8 +55,11 @@ class RefundOutcome:
 
 class RefundService:
     def __init__(self, *, db: Database, bus: EventBus, wallet: Wallet, sessions: SessionService,
-                 settings: SessionSettings, network: str, max_fee_msat: int) -> None:
+                 settings: SessionSettings, network: str, max_fee_msat: int,
+                 outbound: Outbound) -> None:
         self._db = db
+        self._invoices = LightningRepository(db)
+        self._outbound = outbound
         self._bus = bus
         self._wallet = wallet
         self._sessions = sessions
@@ -81,7 +90,7 @@ class RefundService:
 
     async def withdraw(self, session: Session, k1: str, invoice: str) -> RefundOutcome:
         """The LUD-03 callback: check everything, claim, then pay once."""
-        decoded = self._decode(invoice)
+        decoded = await self._payable(invoice)
         amount = int(decoded.amount_msat or 0)
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
@@ -120,8 +129,9 @@ class RefundService:
         if session is None or session.state not in ENDED_STATES or session.refundable_msat <= 0:
             return None
         amount = session.refundable_msat
-        invoice = await invoice_for_address(address, amount, f"strom refund, session {session.id}")
-        decoded = self._decode(invoice)
+        invoice = await invoice_for_address(address, amount, f"strom refund, session {session.id}",
+                                            outbound=self._outbound)
+        decoded = await self._payable(invoice)
         async with self._db.transaction() as conn:
             current = await self._sessions.repo.get_in(conn, session_id)
             assert current is not None
@@ -129,6 +139,14 @@ class RefundService:
                 return None  # withdrawn meanwhile
             await self._claim(conn, current, decoded.payment_hash, amount, invoice, address)
         return await self._pay(session_id, decoded.payment_hash, amount, invoice)
+
+    async def _payable(self, invoice: str) -> bolt11.Bolt11:
+        """The decoded invoice, if strom may pay it: never one strom issued itself (paying it
+        would only move the payer's money into a new session of ours, see issue 26)."""
+        decoded = self._decode(invoice)
+        if await self._invoices.invoice(decoded.payment_hash) is not None:
+            raise OwnInvoice("this invoice was issued by strom itself; strom never pays itself")
+        return decoded
 
     def _decode(self, invoice: str) -> bolt11.Bolt11:
         try:

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from strom.config import TariffFeedSettings
+from strom.outbound import Outbound, OutboundError
 from strom.timeutil import iso, parse_iso
 
 MAX_BYTES = 4 * 1024 * 1024
@@ -61,11 +60,11 @@ def shown_source(source: str) -> str:
     return urlunsplit((parts.scheme, f"{host}:{port}" if port else host, parts.path, "", ""))
 
 
-async def read_source(source: str, client: httpx.AsyncClient) -> bytes:
+async def read_source(source: str, outbound: Outbound, deadline: float) -> bytes:
     """The bytes at an http(s) URL or a file path (also `file://`), at most `MAX_BYTES`."""
     parts = urlsplit(source)
     if parts.scheme in ("http", "https"):
-        return await _read_http(source, client)
+        return await _read_http(source, outbound, deadline)
     path = Path(parts.path if parts.scheme == "file" else source)
     try:
         data = await asyncio.to_thread(_read_file, path)
@@ -82,23 +81,17 @@ def _read_file(path: Path) -> bytes:
     return data
 
 
-async def _read_http(url: str, client: httpx.AsyncClient) -> bytes:
+async def _read_http(url: str, outbound: Outbound, deadline: float) -> bytes:
     shown = shown_source(url)
     try:
-        async with client.stream("GET", url, headers={"Accept": "application/json, text/csv"}) \
-                as response:
-            if response.status_code != 200:
-                raise FeedError(f"HTTP {response.status_code} from {shown}")
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_BYTES:
-                    raise FeedError(f"{shown} sent more than {MAX_BYTES // 1024 // 1024} MB")
-            return bytes(body)
-    except httpx.TimeoutException:
-        raise FeedError(f"no answer from {shown} in time") from None
-    except httpx.HTTPError as exc:
-        raise FeedError(f"cannot fetch {shown}: {type(exc).__name__}") from None
+        response = await outbound.get(url, headers={"Accept": "application/json, text/csv"},
+                                      max_bytes=MAX_BYTES, deadline=deadline)
+    except OutboundError as exc:
+        # The outbound message names the URL without its query string (it may carry a key).
+        raise FeedError(str(exc)) from None
+    if response.status != 200:
+        raise FeedError(f"HTTP {response.status} from {shown}")
+    return response.body
 
 
 def _json(data: bytes, what: str) -> Any:
@@ -228,11 +221,13 @@ def parse_btc(data: bytes, path: str) -> float:
 _SPOT_PARSERS = {"awattar": parse_awattar, "json": parse_spot_json, "csv": parse_spot_csv}
 
 
-async def fetch_spot(settings: TariffFeedSettings, client: httpx.AsyncClient) -> list[SpotSlot]:
+async def fetch_spot(settings: TariffFeedSettings, outbound: Outbound) -> list[SpotSlot]:
     """The spot price slots from the configured provider."""
-    return _SPOT_PARSERS[settings.spot_provider](await read_source(settings.spot_url, client))
+    data = await read_source(settings.spot_url, outbound, settings.timeout_seconds)
+    return _SPOT_PARSERS[settings.spot_provider](data)
 
 
-async def fetch_btc(settings: TariffFeedSettings, client: httpx.AsyncClient) -> float:
+async def fetch_btc(settings: TariffFeedSettings, outbound: Outbound) -> float:
     """EUR per BTC from the configured feed."""
-    return parse_btc(await read_source(settings.btc_url, client), settings.btc_json_path)
+    data = await read_source(settings.btc_url, outbound, settings.timeout_seconds)
+    return parse_btc(data, settings.btc_json_path)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from strom.config import TariffSettings
+from strom.outbound import Outbound
 from strom.store.charge_points import ChargePoint
 from strom.store.db import Database
 from strom.store.tariff_feeds import TariffFeedRepository
@@ -48,14 +48,14 @@ class TariffService:
     """Prices for drivers. `await start()` before use in dynamic mode, `await close()` after."""
 
     def __init__(self, default: TariffSettings, db: Database | None = None, *,
-                 clock: Callable[[], datetime] = utcnow,
+                 outbound: Outbound, clock: Callable[[], datetime] = utcnow,
                  quote_seconds: float = DEFAULT_QUOTE_SECONDS) -> None:
         self._default = default
         self._repo = TariffFeedRepository(db) if db is not None else None
         self._clock = clock
         self._data = FeedData()
         self._quotes = QuoteBook(timedelta(seconds=quote_seconds), clock)
-        self._client: httpx.AsyncClient | None = None
+        self._outbound = outbound
         self._scheduler: AsyncIOScheduler | None = None
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[FeedStatus]] = set()
@@ -91,9 +91,6 @@ class TariffService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
     async def _scheduled_refresh(self) -> None:
         # The fetch runs as its own task so close() can cancel it without APScheduler
@@ -172,12 +169,6 @@ class TariffService:
 
     # --- feeds ------------------------------------------------------------------------------
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._default.feeds.timeout_seconds,
-                                             follow_redirects=True)
-        return self._client
-
     def _sources(self) -> tuple[str, str]:
         feeds = self._default.feeds
         return feeds.spot_url, f"{feeds.btc_url} @ {feeds.btc_json_path}"
@@ -188,8 +179,8 @@ class TariffService:
             if self._closing:
                 return self.status()
             feeds = self._default.feeds
-            spot, btc = await asyncio.gather(_attempt(fetch_spot(feeds, self._http())),
-                                             _attempt(fetch_btc(feeds, self._http())))
+            spot, btc = await asyncio.gather(_attempt(fetch_spot(feeds, self._outbound)),
+                                             _attempt(fetch_btc(feeds, self._outbound)))
             now = self._clock()
             spot_source, btc_source = self._sources()
             data = self._data

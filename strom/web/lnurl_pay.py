@@ -111,6 +111,10 @@ async def pay_callback(request: Request) -> JSONResponse:
     assert svc.tariffs is not None and svc.sessions is not None
     target = request.path_params["target"]
     try:
+        if svc.outbound.is_marked(request.headers):
+            # strom's own refund reached strom under some other name: paying itself would
+            # only open a session with the payer's refund (issue 26).
+            raise LnurlError("this is strom itself; strom does not pay its own invoices")
         cp, connector_id = await resolve_target(svc, target)
         price = svc.tariffs.quoted(cp, request.query_params.get("q"))
         tariff = price.tariff

@@ -20,6 +20,7 @@ from strom.store.db import Database
 from strom.tariffs.model import describe
 from strom.tariffs.service import TariffService
 from strom.timeutil import utcnow
+from tests.conftest import loopback_outbound
 from tests.doubles.edges import FakeChargers, FakeWallet
 from tests.unit.feed_server import DAY, Clock, FeedServer, expected_msat, until
 
@@ -48,7 +49,7 @@ async def test_session_pays_the_locked_price_when_the_feed_changes(
     await cps.set_connected("cp-1", True)
     await cps.set_connector_status("cp-1", 1, "Available")
     clock = Clock()
-    tariffs = TariffService(feeds.settings(), db, clock=clock)
+    tariffs = TariffService(feeds.settings(), db, clock=clock, outbound=loopback_outbound())
     await tariffs.refresh()
     wallet = FakeWallet()
     sessions = SessionService(db=db, bus=EventBus(), settings=SessionSettings(safety_margin_msat=0),
@@ -98,7 +99,7 @@ async def test_session_pays_the_locked_price_when_the_feed_changes(
 async def test_page_shows_the_next_hours_and_the_fallback(app: StromApp, feeds: FeedServer) -> None:
     assert app.services is not None
     clock = Clock()
-    tariffs = TariffService(feeds.settings(), app.services.db, clock=clock)
+    tariffs = TariffService(feeds.settings(), app.services.db, clock=clock, outbound=loopback_outbound())
     await tariffs.refresh()
     app.services.tariffs = tariffs
     await app.services.charge_points.add("cp-dyn", name="Harbour", lat=53.54, lon=9.98)

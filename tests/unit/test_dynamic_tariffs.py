@@ -21,6 +21,7 @@ from strom.tariffs.feeds import FeedError, parse_awattar, parse_btc, parse_spot_
 from strom.tariffs.model import Tariff, describe
 from strom.tariffs.quotes import QuoteBook
 from strom.tariffs.service import TariffService
+from tests.conftest import loopback_outbound
 from tests.unit.feed_server import (
     DATA,
     DAY,
@@ -157,7 +158,7 @@ def test_config_rejects_floor_above_ceiling_and_age_below_interval(tmp_path: Pat
 # --- the service over HTTP ---------------------------------------------------------------------
 
 async def test_dynamic_price_from_local_feeds(feeds: FeedServer) -> None:
-    service = TariffService(feeds.settings(), clock=Clock())
+    service = TariffService(feeds.settings(), clock=Clock(), outbound=loopback_outbound())
     try:
         status = await service.refresh()
         assert not status.fallback and status.spot_age_seconds == 0 and status.btc_eur == BTC
@@ -187,7 +188,7 @@ async def test_dynamic_price_from_local_feeds(feeds: FeedServer) -> None:
 
 async def test_static_mode_is_unchanged_and_fetches_nothing(feeds: FeedServer) -> None:
     settings = feeds.settings(mode="static")
-    service = TariffService(settings, clock=Clock())
+    service = TariffService(settings, clock=Clock(), outbound=loopback_outbound())
     await service.start()
     await asyncio.sleep(0.2)
     tariff = service.current(cp())
@@ -201,14 +202,14 @@ async def test_file_paths_work_as_feeds(tmp_path: Path) -> None:
     settings = TariffSettings.model_validate({"mode": "dynamic", "feeds": {
         "spot_provider": "csv", "spot_url": str(DATA / "spot_2024-05-14.csv"),
         "btc_url": (DATA / "coinbase_btc_rates.json").as_uri(), "btc_json_path": "data.rates.EUR"}})
-    service = TariffService(settings, clock=Clock())
+    service = TariffService(settings, clock=Clock(), outbound=loopback_outbound())
     status = await service.refresh()
     await service.close()
     assert not status.fallback
     assert service.current(cp()).price_msat_per_kwh == expected_msat(SPOT_AT_1030, 58210.35)
     missing = settings.model_copy(update={"feeds": settings.feeds.model_copy(
         update={"spot_url": str(tmp_path / "nope.csv")})})
-    broken = TariffService(missing, clock=Clock())
+    broken = TariffService(missing, clock=Clock(), outbound=loopback_outbound())
     status = await broken.refresh()
     await broken.close()
     assert status.fallback and "cannot read" in (status.spot_error or "")
@@ -224,7 +225,7 @@ async def test_file_paths_work_as_feeds(tmp_path: Path) -> None:
 async def test_broken_feed_falls_back_with_reason(feeds: FeedServer, setup, reason: str,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     setup(feeds)
-    service = TariffService(feeds.settings(), clock=Clock())
+    service = TariffService(feeds.settings(), clock=Clock(), outbound=loopback_outbound())
     with caplog.at_level(logging.WARNING, logger="strom.tariffs.service"):
         status = await service.refresh()
     await service.close()
@@ -244,7 +245,7 @@ async def test_broken_feed_falls_back_with_reason(feeds: FeedServer, setup, reas
 async def test_stale_feed_data_falls_back(feeds: FeedServer) -> None:
     clock = Clock()
     clock.advance(days=2)  # the feed still serves the recorded day: nothing for now
-    service = TariffService(feeds.settings(), clock=clock)
+    service = TariffService(feeds.settings(), clock=clock, outbound=loopback_outbound())
     status = await service.refresh()
     await service.close()
     assert status.fallback
@@ -253,7 +254,7 @@ async def test_stale_feed_data_falls_back(feeds: FeedServer) -> None:
 
 async def test_failing_feed_is_used_until_max_age_then_falls_back(feeds: FeedServer) -> None:
     clock = Clock()
-    service = TariffService(feeds.settings(), clock=clock)
+    service = TariffService(feeds.settings(), clock=clock, outbound=loopback_outbound())
     try:
         await service.refresh()
         feeds.answer("spot", "bad gateway", 502)
@@ -280,7 +281,7 @@ async def test_failing_feed_is_used_until_max_age_then_falls_back(feeds: FeedSer
 async def test_query_strings_stay_out_of_errors(feeds: FeedServer) -> None:
     feeds.answer("btc", "forbidden", 403)
     settings = feeds.settings(feeds={"btc_url": feeds.url("btc") + "?x_cg_api_key=SECRETKEY"})
-    service = TariffService(settings, clock=Clock())
+    service = TariffService(settings, clock=Clock(), outbound=loopback_outbound())
     status = await service.refresh()
     await service.close()
     assert status.btc_error is not None and "HTTP 403" in status.btc_error
@@ -290,13 +291,13 @@ async def test_query_strings_stay_out_of_errors(feeds: FeedServer) -> None:
 async def test_cache_survives_a_restart(feeds: FeedServer, tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "s.sqlite3")
     try:
-        first = TariffService(feeds.settings(), db, clock=Clock())
+        first = TariffService(feeds.settings(), db, clock=Clock(), outbound=loopback_outbound())
         await first.refresh()
         before = first.current(cp())
         await first.close()
         feeds.answer("spot", "down", 500)
         feeds.answer("btc", "down", 500)
-        second = TariffService(feeds.settings(), db, clock=Clock())
+        second = TariffService(feeds.settings(), db, clock=Clock(), outbound=loopback_outbound())
         await second.start()
         # At once, from the cache alone (the feeds are down).
         assert second.current(cp()) == before and before.source == "dynamic"
@@ -305,7 +306,7 @@ async def test_cache_survives_a_restart(feeds: FeedServer, tmp_path: Path) -> No
         await second.close()
         # Another feed URL: the cached values are not its values.
         other = TariffService(feeds.settings(feeds={"spot_url": feeds.url("other")}), db,
-                              clock=Clock())
+                              clock=Clock(), outbound=loopback_outbound())
         await other.start()
         assert other.current(cp()).source == "static"
         await other.close()
@@ -315,7 +316,7 @@ async def test_cache_survives_a_restart(feeds: FeedServer, tmp_path: Path) -> No
 
 async def test_scheduler_picks_up_a_changed_feed(feeds: FeedServer) -> None:
     service = TariffService(feeds.settings(feeds={"interval_seconds": 1, "max_age_seconds": 60}),
-                            clock=Clock())
+                            clock=Clock(), outbound=loopback_outbound())
     await service.start()
     try:
         await until(lambda: service.current(cp()).source == "dynamic")
@@ -331,7 +332,7 @@ async def test_scheduler_picks_up_a_changed_feed(feeds: FeedServer) -> None:
 async def test_close_does_not_wait_for_a_hanging_feed(feeds: FeedServer) -> None:
     feeds.recorded("spot", "awattar_de_2024-05-14.json")
     feeds.answers["spot"].delay = 30
-    service = TariffService(feeds.settings(feeds={"timeout_seconds": 60}), clock=Clock())
+    service = TariffService(feeds.settings(feeds={"timeout_seconds": 60}), clock=Clock(), outbound=loopback_outbound())
     await service.start()
     await until(lambda: feeds.hits.get("spot", 0) > 0)
     started = time.monotonic()
@@ -341,7 +342,7 @@ async def test_close_does_not_wait_for_a_hanging_feed(feeds: FeedServer) -> None
 
 async def test_unreachable_feed_is_a_reason_not_a_crash(feeds: FeedServer) -> None:
     settings = feeds.settings(feeds={"spot_url": "http://127.0.0.1:9/closed"})
-    service = TariffService(settings, clock=Clock())
+    service = TariffService(settings, clock=Clock(), outbound=loopback_outbound())
     status = await service.refresh()
     await service.close()
     assert status.fallback and status.spot_error is not None
@@ -375,7 +376,7 @@ def test_quote_book_gives_a_quote_once_and_within_its_life() -> None:
 
 
 async def test_quoted_price_holds_across_a_feed_change_once(feeds: FeedServer) -> None:
-    service = TariffService(feeds.settings(), clock=Clock())
+    service = TariffService(feeds.settings(), clock=Clock(), outbound=loopback_outbound())
     await service.refresh()
     shown, quote_id = service.quote(cp())
     feeds.recorded("btc", "coingecko_btc_eur_later.json")

@@ -26,6 +26,7 @@ from strom.lightning.address import (
 from strom.lightning.dev import DevWallet
 from strom.lightning.wallet import PaymentStatus
 from strom.store.db import Database
+from tests.conftest import loopback_outbound
 from tests.doubles.edges import make_invoice
 
 METADATA = json.dumps([["text/plain", "Tips for alice"], ["text/identifier", "alice@127.0.0.1"]])
@@ -80,7 +81,8 @@ async def wallet(db: Database, tmp_path: Path) -> DevWallet:
 
 async def test_pays_the_checked_invoice(service: LnurlService, wallet: DevWallet) -> None:
     address = f"alice@127.0.0.1:{service.port}"
-    result = await pay_lightning_address(wallet, address, 21_000, "thanks-for-the-charge")
+    result = await pay_lightning_address(wallet, address, 21_000, "thanks-for-the-charge",
+                                        outbound=loopback_outbound())
     assert result.status == PaymentStatus.SUCCEEDED and result.amount_msat == 21_000
     # The callback kept its own query, got the amount, and a comment cut to commentAllowed.
     assert service.callbacks == [{"user": "alice", "amount": "21000", "comment": "thanks-for"}]
@@ -97,22 +99,23 @@ async def test_bad_answers_are_not_paid(service: LnurlService, wallet: DevWallet
                                         value: Any, message: str) -> None:
     setattr(service, knob, value)
     with pytest.raises(LightningAddressError, match=message):
-        await pay_lightning_address(wallet, f"alice@127.0.0.1:{service.port}", 21_000)
+        await pay_lightning_address(wallet, f"alice@127.0.0.1:{service.port}", 21_000,
+                                    outbound=loopback_outbound())
     assert await wallet.repo.payments() == []
 
 
 async def test_amount_outside_range_is_refused_before_the_callback(
         service: LnurlService) -> None:
     with pytest.raises(LightningAddressError, match="accepts 1 to 1000 sat, not 2000 sat"):
-        await invoice_for_address(f"alice@127.0.0.1:{service.port}", 2_000_000)
+        await invoice_for_address(f"alice@127.0.0.1:{service.port}", 2_000_000, outbound=loopback_outbound())
     assert service.callbacks == []
 
 
 async def test_unknown_user_and_unreachable_host(service: LnurlService) -> None:
     with pytest.raises(LightningAddressError, match="refused: no such user"):
-        await invoice_for_address(f"bob@127.0.0.1:{service.port}", 5_000)
+        await invoice_for_address(f"bob@127.0.0.1:{service.port}", 5_000, outbound=loopback_outbound())
     with pytest.raises(LightningAddressError, match="cannot reach"):
-        await invoice_for_address("alice@127.0.0.1:1", 5_000)
+        await invoice_for_address("alice@127.0.0.1:1", 5_000, outbound=loopback_outbound())
 
 
 def test_address_urls() -> None:

@@ -19,6 +19,7 @@ from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.tariffs.model import Tariff
 from strom.timeutil import utcnow
+from tests.conftest import loopback_outbound
 from tests.doubles.edges import FakeChargers, FakeWallet, make_invoice
 from tests.polling import eventually
 
@@ -73,7 +74,7 @@ async def h(db: Database) -> AsyncIterator[Harness]:
     sessions = SessionService(db=db, bus=bus, settings=settings, charge_points=cps, wallet=wallet,
                               chargers=chargers)
     refunds = RefundService(db=db, bus=bus, wallet=wallet, sessions=sessions, settings=settings,
-                            network="regtest", max_fee_msat=1000)
+                            network="regtest", max_fee_msat=1000, outbound=loopback_outbound())
     await sessions.start()
     yield Harness(db, bus, cps, chargers, wallet, sessions, refunds)
     await refunds.close()

@@ -1,0 +1,77 @@
+"""The relays a zap request names (NIP-57 `relays` tag) get the receipt, and nothing more.
+
+Those URLs come from whoever sent the zap request. Each gets one short-lived connection per
+receipt: fenced like every outbound target (`strom.outbound`: no private or loopback hosts
+unless allowed, strom itself never; connected to the address that was checked), a deadline,
+at most `MAX_AT_ONCE` connections at a time and `MAX_WAITING` deliveries queued, closed after
+the relay's `OK`. They never join strom's shared client, so they see no other event of strom's
+and no later payer's lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Collection
+
+import websockets
+from nostr_sdk import Event
+
+from strom.outbound import Outbound, OutboundError
+
+log = logging.getLogger(__name__)
+
+MAX_RELAYS = 5  # per zap request
+MAX_AT_ONCE = 8
+MAX_WAITING = 200
+DEADLINE = 5.0  # per relay: connect, send, wait for OK
+MAX_MESSAGE = 64 * 1024  # what we read back is an OK or a NOTICE
+
+
+class ZapRelays:
+    """`send_soon(receipt, relays)` returns at once; `close()` ends what is under way."""
+
+    def __init__(self, outbound: Outbound, shared: Collection[str]) -> None:
+        self._outbound = outbound
+        self._shared = {url.rstrip("/") for url in shared}  # they get it through the client
+        self._slots = asyncio.Semaphore(MAX_AT_ONCE)
+        self._tasks: set[asyncio.Task[bool]] = set()
+
+    def send_soon(self, event: Event, relays: list[str]) -> None:
+        """Deliver `event` to the first `MAX_RELAYS` ws(s) relays not already in use."""
+        fresh = [r for r in dict.fromkeys(relays) if r.startswith(("ws://", "wss://"))
+                 and r.rstrip("/") not in self._shared][:MAX_RELAYS]
+        message = json.dumps(["EVENT", json.loads(event.as_json())])
+        for url in fresh:
+            if len(self._tasks) >= MAX_WAITING:
+                log.info("nostr: too many zap relay deliveries waiting, %s skipped", url[:80])
+                continue
+            task = asyncio.create_task(self._deliver(url, message, event.id().to_hex()),
+                                       name="nostr:zap-relay")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _deliver(self, url: str, message: str, event_id: str) -> bool:
+        try:
+            async with self._slots, asyncio.timeout(DEADLINE):
+                target = await self._outbound.check(url)
+                tls = {"server_hostname": target.host} if target.scheme == "wss" else {}
+                async with websockets.connect(url, proxy=None, host=target.ip, port=target.port,
+                                              open_timeout=None, max_size=MAX_MESSAGE,
+                                              **tls) as ws:
+                    await ws.send(message)
+                    while True:
+                        answer = json.loads(await ws.recv())
+                        if isinstance(answer, list) and answer[:2] == ["OK", event_id]:
+                            return bool(answer[2]) if len(answer) > 2 else False
+        except (OutboundError, OSError, TimeoutError, ValueError,
+                websockets.WebSocketException) as exc:
+            log.info("nostr: zap receipt not delivered to %s (%s)", url[:80],
+                     str(exc) or type(exc).__name__)
+            return False
