@@ -105,6 +105,11 @@ class Relay:
         return self._port
 
     @property
+    def connection_count(self) -> int:
+        """Open client connections right now."""
+        return len(self._connections)
+
+    @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"ws://{host}:{self.port}"
