@@ -290,3 +290,31 @@ async def test_a_failing_address_is_tried_a_bounded_number_of_times_with_backoff
             assert again is None  # told once
         finally:
             await person.client.close()
+
+
+async def test_refund_tries_survive_a_restart_without_starting_over(data_dir: Path) -> None:
+    asked: list[float] = []
+
+    async def closed(request: Request) -> JSONResponse:
+        asked.append(time.monotonic())
+        return JSONResponse({"status": "ERROR", "reason": "wallet closed for the night"})
+
+    settings = {"outbound": {"allow_private": True},
+                "sessions": {"address_refund_attempts": 3,
+                             "address_refund_backoff_seconds": 1.0}}
+    async with lnurl_double([Route("/.well-known/lnurlp/{user}", closed)]) as shop:
+        async with two_chargers(data_dir, **settings) as fleet:
+            person = await payer(fleet, f"night@127.0.0.1:{shop.port}")
+            try:
+                await charge_then_stop(fleet, person, CP_A)
+                await eventually(lambda: _async(len(asked)), lambda n: n >= 1)
+            finally:
+                await person.client.close()
+        assert len(asked) == 1
+        async with StromApp(free_settings(**settings), data_dir) as again:
+            db = again.services.db
+            done = await eventually(
+                lambda: db.fetchall("SELECT attempts, state FROM address_refunds"),
+                lambda rows: rows[0]["state"] == "abandoned", seconds=8)
+            assert [(r["attempts"], r["state"]) for r in done] == [(3, "abandoned")]
+            assert len(asked) == 3  # the restart went on with try 2, it did not start over
