@@ -259,19 +259,28 @@ async def test_strom_refuses_an_lnurl_pay_request_from_itself(data_dir: Path) ->
         assert await fleet.app.services.sessions.repo.list(cp_id=CP_B) == []
 
 
-async def test_a_failing_address_is_tried_a_bounded_number_of_times_with_backoff(
-        data_dir: Path) -> None:
+@asynccontextmanager
+async def closed_wallet() -> AsyncIterator[tuple[HttpServer, list[float]]]:
+    """A lightning address service that refuses every payRequest; when each came."""
     asked: list[float] = []
 
     async def closed(request: Request) -> JSONResponse:
         asked.append(time.monotonic())
         return JSONResponse({"status": "ERROR", "reason": "wallet closed for the night"})
 
-    settings = {"outbound": {"allow_private": True},
-                "sessions": {"address_refund_attempts": 3,
-                             "address_refund_backoff_seconds": 0.3}}
-    async with lnurl_double([Route("/.well-known/lnurlp/{user}", closed)]) as shop, \
-            two_chargers(data_dir, **settings) as fleet:
+    async with lnurl_double([Route("/.well-known/lnurlp/{user}", closed)]) as server:
+        yield server, asked
+
+
+def retrying(backoff: float) -> dict[str, dict[str, object]]:
+    return {"outbound": {"allow_private": True},
+            "sessions": {"address_refund_attempts": 3, "address_refund_backoff_seconds": backoff}}
+
+
+async def test_a_failing_address_is_tried_a_bounded_number_of_times_with_backoff(
+        data_dir: Path) -> None:
+    async with closed_wallet() as (shop, asked), \
+            two_chargers(data_dir, **retrying(0.3)) as fleet:
         person = await payer(fleet, f"night@127.0.0.1:{shop.port}")
         try:
             await charge_then_stop(fleet, person, CP_A)
@@ -293,16 +302,8 @@ async def test_a_failing_address_is_tried_a_bounded_number_of_times_with_backoff
 
 
 async def test_refund_tries_survive_a_restart_without_starting_over(data_dir: Path) -> None:
-    asked: list[float] = []
-
-    async def closed(request: Request) -> JSONResponse:
-        asked.append(time.monotonic())
-        return JSONResponse({"status": "ERROR", "reason": "wallet closed for the night"})
-
-    settings = {"outbound": {"allow_private": True},
-                "sessions": {"address_refund_attempts": 3,
-                             "address_refund_backoff_seconds": 1.0}}
-    async with lnurl_double([Route("/.well-known/lnurlp/{user}", closed)]) as shop:
+    settings = retrying(1.0)
+    async with closed_wallet() as (shop, asked):
         async with two_chargers(data_dir, **settings) as fleet:
             person = await payer(fleet, f"night@127.0.0.1:{shop.port}")
             try:
