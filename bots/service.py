@@ -246,6 +246,9 @@ class NostrBots:
                     progress = await self._svc.address_refunds.refund(session.id, address)
                     if progress == Progress.DONE:
                         text = self._notifier.refunded_to(session, address)
+        except Exception:  # the payer still gets the DM with their withdraw link
+            log.exception("session %s: refund to the payer's address failed", session.id)
+        try:
             await self._dm(session, text)
         finally:
             for told_later in self._refunding.pop(session.id, []):
