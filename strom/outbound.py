@@ -89,7 +89,8 @@ class Outbound:
 
     def is_marked(self, headers: Mapping[str, str]) -> bool:
         """Whether a request to strom came from this process's own outbound fetches."""
-        return hmac.compare_digest(headers.get(MARKER_HEADER, ""), self.marker)
+        given = headers.get(MARKER_HEADER, "").encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(given, self.marker.encode())  # bytes: any header is fine
 
     def is_own(self, url: str) -> bool:
         """Whether `url` names one of strom's own addresses (checked before any lookup)."""

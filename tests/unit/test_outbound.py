@@ -9,6 +9,7 @@ import ipaddress
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from strom.app import StromApp
 from strom.config import OutboundSettings
 from strom.http_server import HttpServer
 from strom.lightning.address import (
@@ -24,6 +26,7 @@ from strom.lightning.address import (
     invoice_for_address,
 )
 from strom.outbound import MARKER_HEADER, Outbound, OutboundError, OutboundRefused, is_public
+from tests.conftest import free_settings
 
 CHUNK = 64 * 1024
 
@@ -175,5 +178,20 @@ async def test_requests_carry_the_marker_and_strom_knows_it() -> None:
         await out.get(server.url + "/ok")
         headers = server.requests[-1].headers
         assert out.is_marked(headers) and not outbound().is_marked(headers)
+        assert not out.is_marked({MARKER_HEADER: "ä-not-ascii"})
         assert headers["host"] == f"127.0.0.1:{server.http.port}"
         assert MARKER_HEADER.lower() in headers
+
+
+async def test_strom_knows_its_own_addresses_before_any_lookup(data_dir: Path) -> None:
+    """Issue 26: a refund to `other-charger@<strom's public host>` is refused unfetched."""
+    settings = free_settings(http={"public_url": "https://strom.example"})
+    async with StromApp(settings, data_dir) as app:
+        own = app.services.outbound
+        assert own.is_own("https://strom.example/.well-known/lnurlp/cp-b")
+        assert own.is_own(f"http://127.0.0.1:{app.http.port}/lnurlp/cp-b/callback")
+        assert not own.is_own("https://wallet.example/.well-known/lnurlp/alice")
+        with pytest.raises(LightningAddressRefused, match="strom itself"):
+            await invoice_for_address("cp-b@strom.example", 1000, outbound=own)
+        with pytest.raises(OutboundRefused, match="strom itself"):
+            await own.get(f"http://localhost:{app.http.port}/healthz")
