@@ -6,8 +6,9 @@ tariff feeds from the config. Each may point anywhere, stall or flood, so every 
 - resolves the host once and refuses it when any address is not public (loopback, private,
   link-local, unspecified, multicast, reserved…) unless `[outbound] allow_private`, and always
   refuses strom's own listen and public addresses (a refund to itself would loop);
-- connects to the address it checked (the URL names the IP, `Host` and TLS SNI name the host),
-  so a DNS answer that changes between the check and the connection (rebinding) is not used;
+- connects to the addresses it checked (the URL names the IP, `Host` and TLS SNI name the
+  host), so a DNS answer that changes between the check and the connection (rebinding) is
+  not used;
 - follows at most `MAX_REDIRECTS` redirects by hand, fencing each hop like the first;
 - reads the body as a stream and stops past a size cap;
 - ends after a total deadline (`asyncio.timeout` around everything, not a per-read timeout);
@@ -52,12 +53,16 @@ class OutboundRefused(OutboundError):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A checked destination: connect to `ip`:`port`, speak to `host`."""
+    """A checked destination: connect to one of `ips` at `port`, speak to `host`."""
 
     scheme: str
     host: str
-    ip: str
+    ips: tuple[str, ...]
     port: int
+
+    @property
+    def ip(self) -> str:
+        return self.ips[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +133,7 @@ class Outbound:
                 any(ip.is_loopback or ip.is_unspecified for ip in ips)
                 and port in self._own_ports()):
             raise OutboundRefused(f"{host}:{port} is strom itself")
-        return Target(scheme, host, str(ips[0]), port)
+        return Target(scheme, host, tuple(dict.fromkeys(str(ip) for ip in ips)), port)
 
     def _own_ports(self) -> set[int]:
         return {port for host, port in self.own
@@ -167,23 +172,33 @@ class Outbound:
         # No proxies from the environment: they would connect to a name we did not check.
         async with httpx.AsyncClient(follow_redirects=False, trust_env=False,
                                      verify=_ssl(), timeout=None) as client:
-            try:
-                request = client.build_request("GET", url.copy_with(host=target.ip),
+            for ip in target.ips:  # each one checked; the next only if this one refused
+                request = client.build_request("GET", url.copy_with(host=ip),
                                                headers=request_headers, extensions=extensions)
-                response = await client.send(request, stream=True)
                 try:
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) > cap:
-                            raise OutboundError(f"{_shown(str(url))} sent more than "
-                                                f"{cap} bytes")
-                    return response.status_code, response.headers.get("location"), bytes(body)
-                finally:
-                    await response.aclose()
-            except httpx.HTTPError as exc:
-                raise OutboundError(f"cannot fetch {_shown(str(url))} "
-                                    f"({type(exc).__name__})") from None
+                    return await _read(client, request, cap, _shown(str(url)))
+                except httpx.ConnectError:
+                    if ip == target.ips[-1]:
+                        raise OutboundError(f"cannot fetch {_shown(str(url))} (ConnectError)") from None
+                except httpx.HTTPError as exc:
+                    raise OutboundError(f"cannot fetch {_shown(str(url))} "
+                                        f"({type(exc).__name__})") from None
+        raise AssertionError("a target has at least one address")
+
+
+async def _read(client: httpx.AsyncClient, request: httpx.Request, cap: int,
+                shown: str) -> tuple[int, str | None, bytes]:
+    """Status, redirect location and body, reading no more than `cap` bytes."""
+    response = await client.send(request, stream=True)
+    try:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > cap:
+                raise OutboundError(f"{shown} sent more than {cap} bytes")
+        return response.status_code, response.headers.get("location"), bytes(body)
+    finally:
+        await response.aclose()
 
 
 def _ssl() -> ssl.SSLContext:
