@@ -81,7 +81,8 @@ async def market_of(world: World, feeds: FeedServer, clock: Clock, *,
                     quote_seconds: float = 600, **settings: Any) -> Market:
     assert world.app.services is not None
     tariffs = TariffService(feeds.settings(feeds={"spot_provider": "json"}, **settings),
-                            world.app.services.db, clock=clock, quote_seconds=quote_seconds)
+                            world.app.services.db, clock=clock, quote_seconds=quote_seconds,
+                            outbound=world.app.services.outbound)
     await tariffs.refresh()
     world.app.services.tariffs = tariffs
     return Market(world, feeds, clock, tariffs)

@@ -157,7 +157,7 @@ async def test_energy_in_later_slots_is_billed_by_the_rule_shown(
     await cps.set_connector_status("cp-1", 1, "Available")
     clock = Clock()
     tariffs = TariffService(feeds.settings(feeds={"spot_provider": "json"}, price_lock=lock),
-                            db, clock=clock)
+                            db, clock=clock, outbound=loopback_outbound())
     await tariffs.refresh()
     wallet = FakeWallet()
     sessions = SessionService(db=db, bus=EventBus(), settings=SessionSettings(safety_margin_msat=0),
