@@ -22,6 +22,7 @@ from typing import TypeVar
 from relay.event import DELETION_KIND, Event
 from relay.filters import Filter
 from relay.query import count_sql, select_sql
+from strom.security import create_private_file
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -115,6 +116,7 @@ class EventStore:
     async def open(self) -> None:
         """Create or open the file (WAL) and start the writer task."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(self.path)  # DMs and gift wraps are stored here
         self._wconn = await self._run(self._writer, lambda: _connect(self.path, readonly=False))
         self._rconn = await self._run(self._reader, lambda: _connect(self.path, readonly=True))
         self._task = asyncio.create_task(self._write_loop(), name="relay-db-writer")

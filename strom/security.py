@@ -55,6 +55,16 @@ def write_secret_file(path: Path, content: str) -> None:
     os.chmod(path, 0o600)
 
 
+def create_private_file(path: Path) -> None:
+    """Make sure `path` exists with mode 0600 (umask or not), before a library opens it.
+
+    SQLite creates its `-wal` and `-shm` files with the mode of the database file, so a
+    database created this way keeps all three private.
+    """
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+
+
 def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
     """The secret stored in `path`, created (mode 0600) on first use."""
     if path.exists():
