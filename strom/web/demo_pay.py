@@ -2,7 +2,10 @@
 
 Demo mode's shortcut for newcomers without a Lightning wallet: the same session as an LNURL
 payment (same checks, same invoice), settled by the dev wallet at once, then the session page.
-Exists only with the dev wallet (not real money) and answers on loopback only.
+Exists only in demo mode (`strom run --demo`) with the dev wallet (not real money), and answers
+on loopback only. Loopback alone is no credential (a proxy on the same host makes every
+request loopback), and a page button cannot carry the admin token: outside demo mode the
+route answers 404 and pays nothing.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ DEFAULT_SAT = 2_000
 async def demo_pay(request: Request) -> Response:
     svc = services(request)
     wallet = svc.wallet
-    if not isinstance(wallet, DevWallet):
-        raise HTTPException(404, "demo payments exist with the dev wallet only")
+    if not (svc.demo and isinstance(wallet, DevWallet)):
+        raise HTTPException(404, "demo payments exist in demo mode with the dev wallet only")
     require_loopback(request)
     assert svc.tariffs is not None and svc.sessions is not None
     form = await request.form()

@@ -80,7 +80,7 @@ async def charge_point_page(request: Request) -> Response:
         **_cp_context(svc, cp, scale=6),
         "schedule": svc.tariffs.schedule(cp) if dynamic else [],
         "feed_status": svc.tariffs.status() if dynamic else None,
-        "dev_wallet": isinstance(svc.wallet, DevWallet)})
+        "demo_pay": svc.demo and isinstance(svc.wallet, DevWallet)})
 
 
 async def sticker(request: Request) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,23 @@ class World:
 
 @pytest.fixture
 async def world(data_dir: Path) -> AsyncIterator[World]:
-    async with StromApp(free_settings(sessions={"stop_timeout": 5.0}), data_dir) as app:
+    async with running_world(data_dir) as running:
+        yield running
+
+
+@pytest.fixture
+async def demo_world(data_dir: Path) -> AsyncIterator[World]:
+    """The same world in demo mode (`strom run --demo`)."""
+    async with running_world(data_dir, demo=True) as running:
+        yield running
+
+
+@asynccontextmanager
+async def running_world(data_dir: Path, *, demo: bool = False,
+                        **sections: dict[str, Any]) -> AsyncIterator[World]:
+    """strom with `CP` (two connectors) connected and Available, and an HTTP client for it."""
+    settings = free_settings(sessions={"stop_timeout": 5.0}, **sections)
+    async with StromApp(settings, data_dir, demo=demo) as app:
         assert app.services is not None and app.services.central_system is not None
         await app.services.charge_points.add(CP, name="Money Street", lat=50.1, lon=8.7,
                                              num_connectors=2)

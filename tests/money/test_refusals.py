@@ -73,7 +73,8 @@ async def test_start_timeout_fails_and_refunds_everything(data_dir: Path) -> Non
             task.cancel()
 
 
-async def test_demo_pay_button_starts_a_session(world: World) -> None:
+async def test_demo_pay_button_starts_a_session(demo_world: World) -> None:
+    world = demo_world
     answer = await world.http.post(f"/cp/{CP}/demo-pay", data={"sat": "1500"})
     assert answer.status_code == 303
     session_url = world.app.http_url + answer.headers["location"]
@@ -83,6 +84,20 @@ async def test_demo_pay_button_starts_a_session(world: World) -> None:
     assert too_little.status_code == 409 and "below minimum" in too_little.json()["error"]
 
 
-async def test_charger_page_offers_the_demo_button_with_the_dev_wallet(world: World) -> None:
-    page = await world.http.get(f"/cp/{CP}")
+async def test_charger_page_offers_the_demo_button_in_demo_mode(demo_world: World) -> None:
+    page = await demo_world.http.get(f"/cp/{CP}")
     assert f'action="/cp/{CP}/demo-pay"' in page.text and "Pay with the dev wallet" in page.text
+
+
+async def test_demo_pay_outside_demo_mode_is_not_found_and_pays_nothing(world: World) -> None:
+    # A proxy on the same host makes every visitor loopback: loopback alone opens nothing.
+    answer = await world.http.post(f"/cp/{CP}/demo-pay", data={"sat": "1500"})
+    assert answer.status_code == 404 and "demo mode" in answer.json()["error"]
+    page = await world.http.get(f"/cp/{CP}")
+    assert "demo-pay" not in page.text
+    assert await world.app.services.sessions.repo.count() == 0
+
+
+async def test_dev_pay_needs_the_admin_token_also_on_loopback(world: World) -> None:
+    answer = await world.http.post("/api/v1/dev/pay", json={"bolt11": make_invoice(1000)})
+    assert answer.status_code == 401
