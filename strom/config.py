@@ -51,6 +51,10 @@ class OcppSettings(_Section):
     rate_limit_burst: int = Field(100, ge=1)
     # Longest MeterValueSampleInterval strom asks chargers for at boot (seconds); 0: leave it.
     meter_sample_interval: int = Field(30, ge=0, le=3600)
+    # Wrong passwords per charger id and per address before backoff (strom/ocpp/auth_throttle.py);
+    # the backoff doubles up to auth_backoff_max_seconds, and one failure leaks away per that.
+    auth_failure_budget: int = Field(5, ge=1)
+    auth_backoff_max_seconds: float = Field(60.0, gt=0)
 
 
 class RelaySettings(_Section):

@@ -23,6 +23,7 @@ from websockets.http11 import Request, Response
 
 from strom.config import OcppSettings
 from strom.events import ChargePointConnected, ChargePointDisconnected, EventBus
+from strom.ocpp.auth_throttle import AuthThrottle
 from strom.ocpp.charge_point import Authorizer, ChargePointConnection, OcppContext
 from strom.ocpp.commands import ChargerCallError, ChargerCommands
 from strom.ocpp.sampling import SamplingSetup, configure_sampling
@@ -37,6 +38,8 @@ SUBPROTOCOL = "ocpp1.6"
 PATH_PREFIX = "/ocpp/"
 REPLACED = 4000  # close code for a socket superseded by the same charger's new one
 RETIRE_SECONDS = 1.0
+# scrypt runs in threads; more at once than cores would only slow the event loop down.
+CONCURRENT_SCRYPTS = 2
 
 
 class CentralSystem(ChargerCommands):
@@ -57,6 +60,9 @@ class CentralSystem(ChargerCommands):
         self._connections: dict[str, ChargePointConnection] = {}
         # sha256 of passwords already checked with scrypt, so reconnect storms stay cheap.
         self._verified: dict[str, bytes] = {}
+        self._throttle = AuthThrottle(budget=settings.auth_failure_budget,
+                                      max_backoff=settings.auth_backoff_max_seconds)
+        self._scrypts = asyncio.Semaphore(CONCURRENT_SCRYPTS)
         self._server: Server | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self.context.on_booted = self._booted
@@ -177,15 +183,35 @@ class CentralSystem(ChargerCommands):
         if cp is None:
             log.warning("OCPP connection for unknown charge point %r refused", cp_id)
             return connection.respond(HTTPStatus.NOT_FOUND, f"unknown charge point {cp_id}\n")
-        if cp.password_hash and not await self._password_ok(cp_id, cp.password_hash,
-                                                             request.headers.get("Authorization")):
-            log.warning("OCPP connection for %s refused: wrong or missing password", cp_id)
-            response = connection.respond(HTTPStatus.UNAUTHORIZED, "wrong or missing password\n")
-            response.headers["WWW-Authenticate"] = f'Basic realm="strom OCPP {cp_id}"'
+        if not cp.password_hash:
+            return None
+        address = connection.remote_address[0] if connection.remote_address else "?"
+        keys = (f"cp:{cp_id}", f"address:{address}")
+        header = request.headers.get("Authorization")
+        verdict = await self._password_ok(cp_id, cp.password_hash, header, keys)
+        if verdict is None:
+            # Refused before any hashing: guessing costs the guesser time, strom nothing.
+            wait = self._throttle.retry_after(keys)
+            response = connection.respond(HTTPStatus.TOO_MANY_REQUESTS,
+                                          "too many wrong passwords; try again later\n")
+            response.headers["Retry-After"] = str(max(1, round(wait)))
             return response
-        return None
+        if verdict:
+            self._throttle.succeeded(keys[:1])
+            return None
+        if header:  # no header is no guess: the challenge below asks for credentials
+            self._throttle.failed(keys)
+        log.warning("OCPP connection for %s from %s refused: wrong or missing password",
+                    cp_id, address)
+        response = connection.respond(HTTPStatus.UNAUTHORIZED, "wrong or missing password\n")
+        response.headers["WWW-Authenticate"] = f'Basic realm="strom OCPP {cp_id}"'
+        return response
 
-    async def _password_ok(self, cp_id: str, stored: str, header: str | None) -> bool:
+    async def _password_ok(self, cp_id: str, stored: str, header: str | None,
+                           keys: tuple[str, ...]) -> bool | None:
+        """Whether the Basic credentials match; None while `keys` are throttled."""
+        if self._throttle.retry_after(keys) > 0:
+            return None
         user, password = _basic_credentials(header)
         if user != cp_id or password is None:
             return False
@@ -193,9 +219,13 @@ class CentralSystem(ChargerCommands):
         known = self._verified.get(cp_id)
         if known is not None and hmac.compare_digest(known, digest):
             return True
-        # scrypt takes tens of milliseconds: keep it off the event loop.
-        if not await asyncio.to_thread(verify_password, password, stored):
-            return False
+        # scrypt takes tens of milliseconds: keep it off the event loop, a few at a time.
+        async with self._scrypts:
+            # Asked again: the guesses that queued up here may have used the budget meanwhile.
+            if self._throttle.retry_after(keys) > 0:
+                return None
+            if not await asyncio.to_thread(verify_password, password, stored):
+                return False
         self._verified[cp_id] = digest
         return True
 

@@ -1,0 +1,120 @@
+"""Wrong OCPP passwords: each one used to cost a full scrypt with no throttle (200 tries = 10 s
+of CPU). Now guesses back off per charger id and per address, refused without hashing while
+throttled, and the real charger gets in once the backoff window has passed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+import strom.ocpp.central_system as central_system
+from strom.ocpp.auth_throttle import AuthThrottle
+from strom.security import hash_password
+from strom.store.db import Database
+from tests.ocpp.conftest import PASSWORD, Ocpp, start_ocpp
+from tests.ocpp.test_connections import BOOT, basic
+
+MAX_BACKOFF = 0.5
+
+
+@pytest.fixture
+async def guarded(db: Database) -> AsyncIterator[Ocpp]:
+    server, bus = await start_ocpp(db, auth_failure_budget=3,
+                                   auth_backoff_max_seconds=MAX_BACKOFF)
+    await server.charge_points.add("cp-pw2", name="second", lat=1.0, lon=2.0,
+                                   password_hash=hash_password(PASSWORD))
+    yield server
+    await server.central.close()
+    await bus.close()
+
+
+@pytest.fixture
+def scrypts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every password the central system hashes with scrypt."""
+    hashed: list[str] = []
+    real = central_system.verify_password
+
+    def counting(password: str, stored: str) -> bool:
+        hashed.append(password)
+        return real(password, stored)
+
+    monkeypatch.setattr(central_system, "verify_password", counting)
+    return hashed
+
+
+async def attempt(ocpp: Ocpp, cp_id: str, password: str, *, source: str = "127.0.0.1") -> int:
+    """The HTTP status of one handshake (101 when it connects)."""
+    try:
+        async with connect(ocpp.url(cp_id), subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                           additional_headers=basic(cp_id, password),
+                           local_addr=(source, 0)) as ws:
+            await ws.send(BOOT)
+            assert json.loads(await ws.recv())[0] == 3
+            return 101
+    except InvalidStatus as refused:
+        return refused.response.status_code
+
+
+async def test_guessing_is_throttled_without_scrypt_and_the_charger_gets_back_in(
+        guarded: Ocpp, scrypts: list[str]) -> None:
+    answers = [await attempt(guarded, "cp-pw", f"guess {n:04d} long enough") for n in range(40)]
+    assert answers[:3] == [401, 401, 401]
+    assert answers.count(429) >= 35, answers
+    assert len(scrypts) <= 4, len(scrypts)
+    # While throttled, even the right password is refused (else guesses would go on) …
+    assert await attempt(guarded, "cp-pw", PASSWORD) == 429
+    # … but never for longer than the backoff window.
+    await asyncio.sleep(MAX_BACKOFF + 0.1)
+    assert await attempt(guarded, "cp-pw", PASSWORD) == 101
+    # The verified-password cache still serves a reconnect storm without scrypt.
+    before = len(scrypts)
+    assert [await attempt(guarded, "cp-pw", PASSWORD) for _ in range(5)] == [101] * 5
+    assert len(scrypts) == before
+
+
+async def test_concurrent_guesses_cost_no_more_than_the_budget(
+        guarded: Ocpp, scrypts: list[str]) -> None:
+    answers = await asyncio.gather(*(attempt(guarded, "cp-pw", f"guess {n:04d} long enough")
+                                     for n in range(30)))
+    assert answers.count(429) >= 24, answers
+    assert len(scrypts) <= 3 + central_system.CONCURRENT_SCRYPTS
+
+
+async def test_guesses_are_throttled_per_address_and_per_charger_id(guarded: Ocpp) -> None:
+    for n in range(4):
+        await attempt(guarded, "cp-pw", f"guess {n:04d} long enough", source="127.0.0.2")
+    # The guessing address is throttled for every charger …
+    assert await attempt(guarded, "cp-pw2", PASSWORD, source="127.0.0.2") == 429
+    # … the guessed charger id from every address …
+    assert await attempt(guarded, "cp-pw", PASSWORD, source="127.0.0.3") == 429
+    # … and other chargers elsewhere are not bothered.
+    assert await attempt(guarded, "cp-pw2", PASSWORD, source="127.0.0.3") == 101
+
+
+def test_a_charger_failing_now_and_then_is_never_blocked() -> None:
+    now = [0.0]
+    throttle = AuthThrottle(budget=2, max_backoff=60.0, clock=lambda: now[0])
+    for _ in range(100):  # a misconfigured charger retrying every minute
+        throttle.failed(["cp:x"])
+        assert throttle.retry_after(["cp:x"]) == 0
+        now[0] += 60.0
+
+
+def test_backoff_doubles_up_to_its_cap_and_success_starts_afresh() -> None:
+    now = [0.0]
+    throttle = AuthThrottle(budget=1, max_backoff=4.0, clock=lambda: now[0])
+    throttle.failed(["cp:x"])
+    assert throttle.retry_after(["cp:x"]) == 0
+    waits = []
+    for _ in range(5):
+        throttle.failed(["cp:x"])
+        waits.append(throttle.retry_after(["cp:x"]))
+    assert waits[0] == pytest.approx(1.0) and waits[1] == pytest.approx(2.0, abs=0.1)
+    assert max(waits) == pytest.approx(4.0)
+    throttle.succeeded(["cp:x"])
+    assert throttle.retry_after(["cp:x", "address:y"]) == 0
