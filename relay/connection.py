@@ -30,9 +30,10 @@ from relay.event import (
     verify_signature,
 )
 from relay.filters import Filter, InvalidFilter, parse_filter
-from relay.limits import Limits, TokenBucket
+from relay.limits import Limits
 from relay.outbox import Outbox
 from relay.store import EventStore, SaveResult
+from strom.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 

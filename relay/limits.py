@@ -1,8 +1,7 @@
-"""Per-connection limits and the token bucket that paces published events."""
+"""What one connection (and one address) may do on the relay."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 
@@ -37,23 +36,3 @@ class Limits:
             raise ValueError("default_limit must be between 1 and max_limit")
         if self.events_per_second <= 0 or self.event_burst < 1:
             raise ValueError("events_per_second must be > 0 and event_burst >= 1")
-
-
-class TokenBucket:
-    """`rate` tokens per second, at most `burst` saved up; starts full."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self._rate = rate
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._stamp = time.monotonic()
-
-    def take(self) -> bool:
-        """Spend one token if there is one."""
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
-        self._stamp = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False

@@ -34,6 +34,9 @@ class HttpSettings(_Section):
     # empty = no map, and the browser fetches nothing from anyone but strom.
     map_tiles_url: str = ""
     map_attribution: str = ""  # shown under the map, e.g. "© OpenStreetMap contributors"
+    # Behind a reverse proxy: the header it puts the client's address in (X-Forwarded-For);
+    # trusted, so set it only when that proxy is the only way in. Empty = the peer address.
+    client_address_header: str = ""
 
 
 class OcppSettings(_Section):
@@ -95,6 +98,9 @@ class LnurlSettings(_Section):
     success_action: Literal["url", "aes"] = "url"
     comment_allowed: int = Field(140, ge=0, le=2000)
     image_path: str = ""
+    # Invoice-making callbacks per client address (strom/web/rate_limits.py).
+    callbacks_per_minute: float = Field(30.0, gt=0)
+    callback_burst: int = Field(10, ge=1)
 
 
 class DynamicTariffSettings(_Section):

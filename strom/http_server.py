@@ -44,8 +44,11 @@ class HttpServer:
         self._sock = bind_tcp(host, port, "HTTP", "[http] port / STROM_HTTP_PORT")
         self.host = host
         self.port: int = self._sock.getsockname()[1]
+        # proxy_headers off: uvicorn would take X-Forwarded-For from any loopback peer as the
+        # client address, so a local client could pose as anyone; strom reads a proxy's header
+        # only where configured (`[http] client_address_header`, strom/web/rate_limits.py).
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                                timeout_graceful_shutdown=3)
+                                timeout_graceful_shutdown=3, proxy_headers=False)
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 

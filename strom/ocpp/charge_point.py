@@ -35,9 +35,10 @@ from strom.events import (
     TransactionStarted,
     TransactionStopped,
 )
-from strom.ocpp.frames import CALL, CALLRESULT, FrameError, TokenBucket, parse_frame
+from strom.ocpp.frames import CALL, CALLRESULT, FrameError, parse_frame
 from strom.ocpp.meter import MAX_ENERGY_WH, Parsed, parse_meter_values
 from strom.ocpp.metering import MeterBook
+from strom.ratelimit import TokenBucket
 from strom.store.charge_points import ChargePointRepository
 from strom.store.event_log import EventLogRepository
 from strom.store.transactions import MeterRow, TransactionRepository

@@ -8,7 +8,6 @@ without a usable unique id is answered with the id "-1".
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,22 +75,3 @@ def parse_frame(raw: str | bytes) -> Frame:
 
 def _is_unique_id(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_UNIQUE_ID
-
-
-class TokenBucket:
-    """Per-connection message rate limit: `rate` messages per second, bursts up to `burst`."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens = float(burst)
-        self._at = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        return False

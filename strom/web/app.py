@@ -28,6 +28,7 @@ from strom.web import (
     session_page,
 )
 from strom.web.errors import CatchAll, http_error
+from strom.web.rate_limits import invoice_buckets
 
 
 def create_web_app(services: Services) -> Starlette:
@@ -39,4 +40,5 @@ def create_web_app(services: Services) -> Starlette:
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
                     middleware=[Middleware(CatchAll)])
     app.state.services = services
+    app.state.invoice_buckets = invoice_buckets(services.settings)
     return app

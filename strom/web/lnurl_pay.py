@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from lnurl import aes_encrypt
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from strom.lightning.wallet import WalletError
@@ -25,6 +26,7 @@ from strom.tariffs.model import Tariff, describe
 from strom.tariffs.service import QuotedPrice
 from strom.web.auth import services
 from strom.web.lnurl_withdraw import withdraw_request_for
+from strom.web.rate_limits import invoice_rate_limited
 from strom.web.responses import JSONResponse, lnurl_response
 
 log = logging.getLogger(__name__)
@@ -106,7 +108,8 @@ def _nostr_pubkey(svc: Services, cp: ChargePoint) -> str | None:
     return svc.keyring.pubkey_hex(cp.id) if svc.keyring else None
 
 
-async def pay_callback(request: Request) -> JSONResponse:
+@invoice_rate_limited
+async def pay_callback(request: Request) -> Response:
     svc = services(request)
     assert svc.tariffs is not None and svc.sessions is not None
     target = request.path_params["target"]

@@ -23,6 +23,7 @@ from strom.views import session_json
 from strom.web.auth import services
 from strom.web.page_response import not_found, qr_markup, render
 from strom.web.page_views import session_view
+from strom.web.rate_limits import invoice_rate_limited
 from strom.web.responses import JSONResponse, lnurl_response
 
 
@@ -73,6 +74,7 @@ async def topup_request(request: Request) -> Response:
         metadata_json=_topup_metadata(svc, session), comment_allowed=0))
 
 
+@invoice_rate_limited
 async def topup_callback(request: Request) -> Response:
     svc, session = await _session(request)
     assert svc.sessions is not None

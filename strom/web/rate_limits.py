@@ -1,0 +1,56 @@
+"""Per-client rate limits on the unauthenticated LNURL callbacks that make invoices.
+
+Each callback writes a session and asks the wallet for an invoice, so a flood of them fills
+the store and loads the wallet. Every client address has a token bucket
+(`[lnurl] callbacks_per_minute`, `callback_burst`); past it the answer is a LUD-06 error with
+HTTP 429. The client address is the peer's, or, behind a reverse proxy, the last entry of the
+header named by `[http] client_address_header` (what the proxy appended): only set it when a
+proxy you run is the only way in, since anyone else can write that header.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from strom.config import Settings
+from strom.lnurl.errors import LnurlError
+from strom.ratelimit import KeyedBuckets
+from strom.web.responses import lnurl_response
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def invoice_buckets(settings: Settings) -> KeyedBuckets:
+    """The buckets for `create_web_app` to keep in `app.state.invoice_buckets`."""
+    lnurl = settings.lnurl
+    return KeyedBuckets(lnurl.callbacks_per_minute / 60.0, lnurl.callback_burst)
+
+
+def client_address(request: Request, header: str) -> str:
+    """Who is asking: the peer, or the last address a trusted proxy put in `header`."""
+    if header:
+        forwarded = request.headers.get(header, "").rsplit(",", 1)[-1].strip()
+        if forwarded:
+            return forwarded
+    return request.client.host if request.client else "?"
+
+
+def invoice_rate_limited(handler: Handler) -> Handler:
+    """Answer a LUD-06 error (HTTP 429) instead of `handler` when the client asks too often."""
+
+    @functools.wraps(handler)
+    async def limited(request: Request) -> Response:
+        buckets: KeyedBuckets = request.app.state.invoice_buckets
+        settings: Settings = request.app.state.services.settings
+        if not buckets.take(client_address(request, settings.http.client_address_header)):
+            per_minute = settings.lnurl.callbacks_per_minute
+            return lnurl_response(LnurlError(
+                f"too many payment requests from your address (at most {per_minute:g} a "
+                "minute); wait a minute and try again").to_json(), status_code=429)
+        return await handler(request)
+
+    return limited
