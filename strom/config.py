@@ -171,6 +171,10 @@ class SessionSettings(_Section):
     # (doubling after each); after the last failure the withdraw link is the payer's way.
     address_refund_attempts: int = Field(3, ge=1, le=10)
     address_refund_backoff_seconds: float = Field(60.0, gt=0)
+    # Unpaid invoices (and sessions that never got money) are purged this long after the
+    # invoice expired, once the wallet confirms it can no longer be paid.
+    unpaid_grace_seconds: float = Field(600.0, ge=0)
+    purge_interval_seconds: float = Field(60.0, gt=0)
 
 
 class OutboundSettings(_Section):

@@ -164,3 +164,51 @@ class SessionRepository:
         rows = await self._db.fetchall(
             "SELECT * FROM session_invoices WHERE paid_at IS NULL ORDER BY created_at")
         return [dict(r) for r in rows]
+
+    # --- purging what was never paid (strom/sessions/expiry.py) -----------------------------
+
+    async def unpaid_expired_before(self, cutoff: str, limit: int) -> list[dict[str, Any]]:
+        """Unpaid invoices (prepay and top-up) that expired before `cutoff`, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM session_invoices WHERE paid_at IS NULL AND expires_at < ?"
+            " ORDER BY expires_at LIMIT ?", (cutoff, limit))
+        return [dict(r) for r in rows]
+
+    async def moneyless_before(self, cutoff: str, limit: int) -> list[str]:
+        """Sessions created before `cutoff` that never received money and have no invoice
+        left: pending ones whose invoices were purged, or failed when no invoice was made."""
+        rows = await self._db.fetchall(
+            "SELECT s.id FROM sessions s WHERE s.state IN (?, ?) AND s.paid_msat = 0"
+            " AND s.created_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM session_invoices i WHERE i.session_id = s.id)"
+            " AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.session_id = s.id)"
+            " ORDER BY s.created_at LIMIT ?",
+            (State.PENDING_PAYMENT.value, State.FAILED.value, cutoff, limit))
+        return [r["id"] for r in rows]
+
+    async def forget_unpaid_invoice(self, conn: aiosqlite.Connection, payment_hash: str) -> bool:
+        """Delete an invoice that was never paid, with the zap request behind it and the
+        wallet's own record of it; False when it was paid meanwhile."""
+        cursor = await conn.execute(
+            "DELETE FROM session_invoices WHERE payment_hash = ? AND paid_at IS NULL",
+            (payment_hash,))
+        if cursor.rowcount != 1:
+            return False
+        await conn.execute("DELETE FROM zap_requests WHERE payment_hash = ?", (payment_hash,))
+        await conn.execute("DELETE FROM ln_invoices WHERE payment_hash = ? AND state != 'paid'",
+                           (payment_hash,))
+        return True
+
+    async def forget_moneyless(self, conn: aiosqlite.Connection, session_id: str) -> bool:
+        """Delete a session that never held money (checked again here) and its k1s."""
+        cursor = await conn.execute(
+            "SELECT 1 FROM sessions s WHERE s.id = ? AND s.state IN (?, ?) AND s.paid_msat = 0"
+            " AND NOT EXISTS (SELECT 1 FROM session_invoices i WHERE i.session_id = s.id)"
+            " AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.session_id = s.id)",
+            (session_id, State.PENDING_PAYMENT.value, State.FAILED.value))
+        if await cursor.fetchone() is None:
+            return False
+        # Its zap requests went with its invoices (forget_unpaid_invoice).
+        await conn.execute("DELETE FROM withdraw_links WHERE session_id = ?", (session_id,))
+        await conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        return True

@@ -31,6 +31,7 @@ from strom.failpoints import crash_point
 from strom.lightning.wallet import InvoiceState, Wallet, WalletError
 from strom.sessions import ledger
 from strom.sessions.connectors import ConnectorChoice, choose_connector, reason_in_words
+from strom.sessions.expiry import UnpaidPurger
 from strom.sessions.model import ACTIVE_STATES, Session, State
 from strom.sessions.repository import SessionRepository
 from strom.store.charge_points import ChargePoint, ChargePointRepository
@@ -84,6 +85,9 @@ class SessionService:
         self._chargers = chargers
         self._invoice_expiry = invoice_expiry
         self.repo = SessionRepository(db)
+        self.purger = UnpaidPurger(db=db, repo=self.repo, wallet=wallet, on_paid=self.on_paid,
+                                   invoice_expiry=invoice_expiry,
+                                   grace_seconds=settings.unpaid_grace_seconds)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -94,6 +98,7 @@ class SessionService:
                             TransactionStopped)
         await self.recover()
         self._spawn(self._tick(), "sessions:tick")
+        self._spawn(self.purger.run(self._settings.purge_interval_seconds), "sessions:purge")
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -92,7 +92,8 @@ async def demo_world(data_dir: Path) -> AsyncIterator[World]:
 async def running_world(data_dir: Path, *, demo: bool = False,
                         **sections: dict[str, Any]) -> AsyncIterator[World]:
     """strom with `CP` (two connectors) connected and Available, and an HTTP client for it."""
-    settings = free_settings(sessions={"stop_timeout": 5.0}, **sections)
+    sections["sessions"] = {"stop_timeout": 5.0, **sections.get("sessions", {})}
+    settings = free_settings(**sections)
     async with StromApp(settings, data_dir, demo=demo) as app:
         assert app.services is not None and app.services.central_system is not None
         await app.services.charge_points.add(CP, name="Money Street", lat=50.1, lon=8.7,

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import bolt11
 import httpx
 
+from strom.store.lightning import LightningRepository
+from strom.timeutil import iso
 from tests.money.conftest import CP, World, running_world
+from tests.polling import eventually
 
 
 async def _callback(world: World) -> str:
@@ -50,3 +54,60 @@ async def test_behind_a_trusted_proxy_each_client_has_its_own_bucket(data_dir: P
         assert [(await ask("198.51.100.1")).status_code for _ in range(3)] == [200, 200, 429]
         assert (await ask("198.51.100.1")).status_code == 429
         assert (await ask("198.51.100.2")).status_code == 200
+
+
+PURGING = {"unpaid_grace_seconds": 0.0, "purge_interval_seconds": 0.1}
+
+
+async def _ask_invoice(world: World, callback: str) -> tuple[str, str]:
+    """A wallet's callback: (bolt11, session URL)."""
+    answer = (await world.http.get(callback, params={"amount": 1_000_000})).json()
+    return answer["pr"], answer["successAction"]["url"]
+
+
+async def _let_invoices_expire(world: World) -> None:
+    """Time passes: every unpaid invoice (and the sessions made then) is an hour old."""
+    db = world.app.services.db
+    async with db.transaction() as conn:
+        for table in ("session_invoices", "ln_invoices"):
+            await conn.execute(f"UPDATE {table} SET expires_at = '2020-01-01T00:00:00.000Z'"
+                               " WHERE paid_at IS NULL")
+        await conn.execute("UPDATE sessions SET created_at = '2020-01-01T00:00:00.000Z'"
+                           " WHERE paid_msat = 0")
+
+
+async def _count(world: World, table: str) -> int:
+    row = await world.app.services.db.fetchone(f"SELECT COUNT(*) FROM {table}")
+    return int(row[0])
+
+
+async def test_unpaid_invoices_and_their_sessions_are_purged(data_dir: Path) -> None:
+    async with running_world(data_dir, sessions=PURGING) as world:
+        callback = await _callback(world)
+        forgotten = [await _ask_invoice(world, callback) for _ in range(3)]
+        paid = await world.pay_to_charge(1_000_000)
+        await _let_invoices_expire(world)
+        await eventually(lambda: _count(world, "sessions"), lambda n: n == 1)
+        assert await _count(world, "session_invoices") == 1
+        assert await _count(world, "ln_invoices") == 1
+        for _, session_url in forgotten:
+            gone = await world.http.get(session_url, headers={"Accept": "application/json"})
+            assert gone.status_code == 404
+        assert (await world.session(paid["url"]))["state"] == "charging"
+        await world.ledger_ok()
+
+
+async def test_an_invoice_paid_unheard_of_is_honoured_not_purged(data_dir: Path) -> None:
+    async with running_world(data_dir, sessions=PURGING) as world:
+        invoice, session_url = await _ask_invoice(world, await _callback(world))
+        # The wallet was paid, but strom never heard (say it was down when the event came).
+        payment_hash = bolt11.decode(invoice).payment_hash
+        wallet_store = LightningRepository(world.app.services.db)
+        assert await wallet_store.mark_paid(payment_hash, received_msat=1_000_000,
+                                            preimage="00" * 32, paid_at=iso(), backend="dev")
+        await _let_invoices_expire(world)
+        session = await world.session_until(session_url, lambda s: s["state"] == "charging")
+        assert session["paid_msat"] == 1_000_000
+        done, _ = await world.withdraw_all(session["lnurlw"])
+        assert done.status == "OK"
+        await world.ledger_ok()

@@ -3,12 +3,15 @@ nothing but well-formed requests creates a session."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.money.conftest import CP, World
+from tests.money.conftest import CP, World, running_world
 
 text = st.text(max_size=300)
 params = st.fixed_dictionaries({}, optional={
@@ -18,6 +21,14 @@ params = st.fixed_dictionaries({}, optional={
     "q": text,
 })
 targets = st.sampled_from([CP, f"{CP}-1", f"{CP}-9", f"{CP}-x", "nobody", "%00", "a" * 300])
+
+
+@pytest.fixture
+async def world(data_dir: Path) -> AsyncIterator[World]:
+    """Fuzzing is one client asking hundreds of times: its rate limit must not hide the rest
+    (test_abuse_limits.py tests the limit)."""
+    async with running_world(data_dir, lnurl={"callback_burst": 100_000}) as running:
+        yield running
 
 
 @settings(max_examples=150, deadline=None,
