@@ -32,7 +32,7 @@ from relay.event import (
 from relay.filters import Filter, InvalidFilter, parse_filter
 from relay.limits import Limits
 from relay.outbox import Outbox
-from relay.store import EventStore, SaveResult
+from relay.store import EventStore, QueryTooSlow, SaveResult
 from strom.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class Hub(Protocol):
     auth_urls: frozenset[str]
 
     def is_trusted(self, pubkey: str) -> bool: ...
+    def take_query(self, address: str) -> bool: ...
+    def charge_query(self, address: str, cost: float) -> None: ...
     def write_rejection(self, event: Event) -> str | None: ...
     def broadcast(self, event: Event) -> None: ...
 
@@ -80,6 +82,8 @@ class Connection:
         self.readers: frozenset[str] = frozenset()
         self.challenge = new_challenge()
         self._bucket = TokenBucket(self.limits.events_per_second, self.limits.event_burst)
+        self._queries = TokenBucket(self.limits.reqs_per_second, self.limits.req_burst)
+        self.address = ws.remote_address[0] if ws.remote_address else "?"
         self._outbox = Outbox(ws, self.limits.max_pending_messages)
         self._in_flight = asyncio.Semaphore(self.limits.max_unconfirmed_events)
         self._closing: asyncio.Task[None] | None = None
@@ -209,6 +213,10 @@ class Connection:
             self.notice(f"invalid: {kind} needs a subscription id of 1 to {limit} characters")
             return None
         sub_id = msg[1]
+        refusal = self._query_refusal(kind)
+        if refusal is not None:
+            self.send(["CLOSED", sub_id, refusal])
+            return None
         if len(msg) < 3:
             self.send(["CLOSED", sub_id, f"invalid: {kind} needs at least one filter"])
             return None
@@ -218,7 +226,9 @@ class Connection:
         try:
             filters = [parse_filter(f, default_limit=self.limits.default_limit,
                                     max_limit=self.limits.max_limit,
-                                    max_items=self.limits.max_filter_items) for f in msg[2:]]
+                                    max_items=self.limits.max_filter_items,
+                                    max_tag_values=self.limits.max_tag_values)
+                       for f in msg[2:]]
         except InvalidFilter as exc:
             self.send(["CLOSED", sub_id, f"invalid: {exc}"])
             return None
@@ -228,6 +238,38 @@ class Connection:
                        "author or recipient; authenticate with AUTH (NIP-42)"])
             return None
         return sub_id, filters
+
+    @property
+    def trusted(self) -> bool:
+        """Authenticated (NIP-42) as one of strom's own identities."""
+        return any(self.hub.is_trusted(pubkey) for pubkey in self.readers)
+
+    def _query_refusal(self, kind: str) -> str | None:
+        """Why a REQ or COUNT is refused now (rate limits), or None."""
+        if self.trusted:
+            return None
+        if not self._queries.take():
+            return (f"rate-limited: at most {self.limits.reqs_per_second:g} REQ and COUNT per "
+                    "second on one connection; slow down")
+        if not self.hub.take_query(self.address):
+            return "rate-limited: too many REQ and COUNT from your address; slow down"
+        return None
+
+    def _charge(self, events: int) -> None:
+        """A REQ's stored events cost rate tokens too: many heavy REQs are refused sooner."""
+        if self.trusted or events < self.limits.req_cost_events:
+            return
+        cost = events / self.limits.req_cost_events
+        self._queries.charge(cost)
+        self.hub.charge_query(self.address, cost)
+
+    @property
+    def _query_seconds(self) -> float | None:
+        return None if self.trusted else self.limits.max_query_ms / 1000
+
+    def _too_slow(self, sub_id: str) -> None:
+        self.send(["CLOSED", sub_id, f"error: the query took longer than "
+                   f"{self.limits.max_query_ms} ms; ask for fewer events or narrower filters"])
 
     async def _on_req(self, msg: list[Any]) -> None:
         parsed = self._parse_filters(msg)
@@ -241,12 +283,19 @@ class Connection:
         sub = Subscription(filters)
         self.subs[sub_id] = sub
         try:
-            stored = await self.hub.store.query(filters, self.readers)
+            stored = await self.hub.store.query(filters, self.readers,
+                                                max_events=self.limits.max_events_per_req,
+                                                max_seconds=self._query_seconds)
+        except QueryTooSlow:
+            del self.subs[sub_id]
+            self._too_slow(sub_id)
+            return
         except Exception:
             log.exception("relay: query failed")
             del self.subs[sub_id]
             self.send(["CLOSED", sub_id, "error: could not read stored events"])
             return
+        self._charge(len(stored))
         prefix = f'["EVENT",{json.dumps(sub_id)},'
         for _, raw in stored:
             await self._outbox.wait_room()
@@ -272,7 +321,13 @@ class Connection:
         if parsed is None:
             return
         sub_id, filters = parsed
-        self.send(["COUNT", sub_id, {"count": await self.hub.store.count(filters, self.readers)}])
+        try:
+            count = await self.hub.store.count(filters, self.readers,
+                                               max_seconds=self._query_seconds)
+        except QueryTooSlow:
+            self._too_slow(sub_id)
+            return
+        self.send(["COUNT", sub_id, {"count": count}])
 
     async def _on_auth(self, msg: list[Any]) -> None:
         if len(msg) != 2 or not isinstance(msg[1], dict):

@@ -77,10 +77,12 @@ def _int(value: Any, name: str, upper: int) -> int:
 
 
 def parse_filter(obj: Any, *, default_limit: int, max_limit: int,
-                 max_items: int = 1000) -> Filter:
+                 max_items: int = 1000, max_tag_values: int | None = None) -> Filter:
     """Validate one filter object; `limit` defaults to `default_limit`, capped at `max_limit`.
 
-    Raises InvalidFilter with a one-line reason.
+    Each list holds at most `max_items`; all tag lists together at most `max_tag_values`
+    (default `max_items`): each tag value is a subquery. Raises InvalidFilter with a one-line
+    reason.
     """
     if not isinstance(obj, dict):
         raise InvalidFilter("a filter must be a JSON object")
@@ -101,6 +103,9 @@ def parse_filter(obj: Any, *, default_limit: int, max_limit: int,
                 or not all(isinstance(v, str) for v in value)):
             raise InvalidFilter(f"{key} must be a list of at most {max_items} strings")
         tags.append((key[1], frozenset(value)))
+    tag_budget = max_items if max_tag_values is None else max_tag_values
+    if sum(len(values) for _, values in tags) > tag_budget:
+        raise InvalidFilter(f"at most {tag_budget} tag values in one filter")
     since = _int(obj["since"], "since", 2**53) if "since" in obj else None
     until = _int(obj["until"], "until", 2**53) if "until" in obj else None
     limit = _int(obj["limit"], "limit", 2**53) if "limit" in obj else default_limit

@@ -22,6 +22,7 @@ from relay.limits import Limits
 from relay.nip11 import RelayInfo, http_response, information_document
 from relay.store import EventStore
 from strom.errors import UserError
+from strom.ratelimit import KeyedBuckets
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class Relay:
         self._public_url = public_url
         self._purge_interval = purge_interval
         self.limits = limits or Limits()
+        self._query_buckets = KeyedBuckets(self.limits.address_reqs_per_second,
+                                           self.limits.address_req_burst)
         self.store = EventStore(db_path)
         self.auth_urls: frozenset[str] = frozenset()
         self._info = RelayInfo(name, description, pubkey, contact, write_policy == "strom")
@@ -158,6 +161,14 @@ class Relay:
 
     def is_trusted(self, pubkey: str) -> bool:
         return self._trusted is not None and pubkey in self._trusted()
+
+    def take_query(self, address: str) -> bool:
+        """Whether `address` may make one more REQ or COUNT now (over all its connections)."""
+        return self._query_buckets.take(address)
+
+    def charge_query(self, address: str, cost: float) -> None:
+        """What a served REQ cost beyond its token, charged to `address`."""
+        self._query_buckets.charge(address, cost)
 
     def write_rejection(self, event: Event) -> str | None:
         """Why the write policy refuses `event`, or None."""

@@ -216,39 +216,51 @@ class EventStore:
             _apply_deletion(conn, event)
         return _STORED
 
-    async def query(self, filters: list[Filter],
-                    readers: frozenset[str]) -> list[tuple[str, str]]:
+    async def query(self, filters: list[Filter], readers: frozenset[str], *,
+                    max_events: int | None = None,
+                    max_seconds: float | None = None) -> list[tuple[str, str]]:
         """Stored events as (id, raw JSON) matching any filter, newest first, each filter's limit
-        applied; protected kinds only when `readers` may see them."""
+        applied and at most `max_events` in all; protected kinds only when `readers` may see
+        them. Raises QueryTooSlow when the query runs longer than `max_seconds`."""
         live = [f for f in filters if not f.matches_nothing and f.limit]
         if not live or self._rconn is None:
             return []
-        return await self._run(self._reader, self._query_sync, live, readers, int(time.time()))
+        return await self._run(self._reader, self._query_sync, live, readers, int(time.time()),
+                               max_events, max_seconds)
 
-    def _query_sync(self, filters: list[Filter], readers: frozenset[str],
-                    now: int) -> list[tuple[str, str]]:
-        assert self._rconn is not None
+    def _query_sync(self, filters: list[Filter], readers: frozenset[str], now: int,
+                    max_events: int | None, max_seconds: float | None) -> list[tuple[str, str]]:
+        conn = self._rconn
+        assert conn is not None
         found: dict[str, tuple[int, str, str]] = {}
-        # One read transaction: every filter sees the same snapshot.
-        self._rconn.execute("BEGIN")
-        try:
+
+        def read() -> None:
             for f in filters:
                 sql, params = select_sql(f, readers, now)
-                for created_at, event_id, raw in self._rconn.execute(sql, params):
+                for created_at, event_id, raw in conn.execute(sql, params):
                     found[event_id] = (created_at, event_id, raw)
+                    if max_events is not None and len(found) >= max_events:
+                        return
+
+        # One read transaction: every filter sees the same snapshot.
+        conn.execute("BEGIN")
+        try:
+            _within(conn, max_seconds, read)
         finally:
-            self._rconn.execute("COMMIT")
+            conn.execute("COMMIT")
         rows = sorted(found.values(), key=lambda r: (-r[0], r[1]))
         return [(event_id, raw) for _, event_id, raw in rows]
 
-    async def count(self, filters: list[Filter], readers: frozenset[str]) -> int:
-        """NIP-45 count of stored events matching any filter."""
+    async def count(self, filters: list[Filter], readers: frozenset[str], *,
+                    max_seconds: float | None = None) -> int:
+        """NIP-45 count of stored events matching any filter; QueryTooSlow past `max_seconds`."""
         live = [f for f in filters if not f.matches_nothing]
         if not live or self._rconn is None:
             return 0
         sql, params = count_sql(live, readers, int(time.time()))
         conn = self._rconn
-        return await self._run(self._reader, lambda: int(conn.execute(sql, params).fetchone()[0]))
+        return await self._run(self._reader, lambda: _within(
+            conn, max_seconds, lambda: int(conn.execute(sql, params).fetchone()[0])))
 
     async def purge_expired(self) -> int:
         """NIP-40: delete events whose expiration has passed; returns how many."""
@@ -263,6 +275,30 @@ class EventStore:
                 (now,)).rowcount)
 
         return await self._run(self._writer, purge)
+
+
+class QueryTooSlow(Exception):
+    """A query ran past its time and was stopped."""
+
+
+# SQLite virtual machine steps between two looks at the clock (a few microseconds of work).
+_PROGRESS_STEPS = 1000
+
+
+def _within(conn: sqlite3.Connection, max_seconds: float | None, work: Callable[[], T]) -> T:
+    """Run `work` on `conn`, interrupted (QueryTooSlow) once it takes longer than `max_seconds`."""
+    if max_seconds is None:
+        return work()
+    deadline = time.monotonic() + max_seconds
+    conn.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS)
+    try:
+        return work()
+    except sqlite3.OperationalError:
+        if time.monotonic() > deadline:
+            raise QueryTooSlow from None
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)
 
 
 def _in_transaction(conn: sqlite3.Connection, work: Callable[[], T]) -> T:

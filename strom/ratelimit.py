@@ -27,6 +27,12 @@ class TokenBucket:
             return True
         return False
 
+    def charge(self, cost: float) -> None:
+        """Spend `cost` tokens after the fact (work whose size shows only once done); the
+        bucket may go into debt, and refuses until it has refilled past it."""
+        self.take(0.0)  # bring the refill up to now
+        self._tokens -= cost
+
     @property
     def full(self) -> bool:
         """Whether the bucket has refilled completely (its client is as good as new)."""
@@ -57,6 +63,12 @@ class KeyedBuckets:
         allowed = bucket.take(cost)
         self._forget()
         return allowed
+
+    def charge(self, key: str, cost: float) -> None:
+        """Spend `cost` more tokens of `key`'s bucket, into debt if need be."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.charge(cost)
 
     def _forget(self) -> None:
         while self._buckets:

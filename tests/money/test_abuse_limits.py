@@ -4,15 +4,23 @@ invoice expired are purged — unless the wallet says the invoice was paid after
 
 from __future__ import annotations
 
+import asyncio
+import json
+import statistics
+import time
 from pathlib import Path
 
 import bolt11
 import httpx
+import websockets
+from nostr_sdk import Keys
 
+from relay.event import parse_event
 from strom.store.lightning import LightningRepository
 from strom.timeutil import iso
 from tests.money.conftest import CP, World, running_world
 from tests.polling import eventually
+from tests.unit.relay_support import sign
 
 
 async def _callback(world: World) -> str:
@@ -111,3 +119,50 @@ async def test_an_invoice_paid_unheard_of_is_honoured_not_purged(data_dir: Path)
         done, _ = await world.withdraw_all(session["lnurlw"])
         assert done.status == "OK"
         await world.ledger_ok()
+
+
+HEAVY = [{"kinds": [1], "limit": 5000, "#t": [f"tag{i}" for i in range(7)]}] * 10
+
+
+async def test_a_req_flood_is_rate_limited_and_lnurl_stays_fast(world: World) -> None:
+    relay = world.app.relay
+    assert relay is not None
+    author = Keys.generate()
+    saved = [relay.store.save(parse_event(sign(author, 1, f"note {i}", tags=[["t", f"tag{i % 7}"]])))
+             for i in range(2000)]
+    assert all(r.accepted for r in await asyncio.gather(*saved))
+    flooder = await websockets.connect(relay.url, max_size=None)
+    answers: list[str] = []
+
+    began = time.monotonic()
+
+    async def flood() -> None:
+        for _ in range(200):  # one subscription id, replaced each time: only the rate limit
+            await flooder.send(json.dumps(["REQ", "flood", *HEAVY]))
+        while len(answers) < 200:
+            message = await flooder.recv()
+            assert isinstance(message, str)
+            if message.startswith(('["EOSE","flood"', '["CLOSED","flood"')):
+                answers.append(message)
+
+    async def lnurlp_median() -> float:
+        took = []
+        for _ in range(11):
+            began = time.perf_counter()
+            assert (await world.http.get(f"/lnurlp/{CP}")).json()["tag"] == "payRequest"
+            took.append(time.perf_counter() - began)
+            await asyncio.sleep(0.02)
+        return statistics.median(took)
+
+    flooding = asyncio.create_task(flood())
+    median = await lnurlp_median()
+    await asyncio.wait_for(flooding, 60)
+    elapsed = time.monotonic() - began
+    await flooder.close()
+    served = [a for a in answers if a.startswith('["EOSE"')]
+    limited = [a for a in answers if '"rate-limited: ' in a]
+    # The burst and what refills meanwhile are served; the rest costs the relay nothing.
+    limits = relay.limits
+    allowed = limits.req_burst + limits.reqs_per_second * elapsed + 1
+    assert len(served) <= allowed and len(limited) == 200 - len(served), answers[:3]
+    assert median < 0.05, f"/lnurlp median {median * 1000:.1f} ms during the REQ flood"

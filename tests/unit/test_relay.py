@@ -270,7 +270,8 @@ async def test_many_events_over_one_connection_are_all_stored(relay: Relay,
 
 async def test_large_stored_result_is_sent_in_order(tmp_path: Path) -> None:
     bot = Keys.generate()
-    async with Relay(tmp_path / "r.sqlite3", "127.0.0.1", 0,
+    limits = Limits(max_limit=5000, max_events_per_req=5000)
+    async with Relay(tmp_path / "r.sqlite3", "127.0.0.1", 0, limits=limits,
                      trusted_pubkeys=lambda: {hexkey(bot)}) as relay:
         client = await RawClient.connect(relay.url)
         now = int(time.time())
