@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+
+import aiosqlite
 
 from strom.lightning.wallet import InvoiceState, Wallet, WalletError
 from strom.sessions.repository import SessionRepository
@@ -71,8 +74,7 @@ class UnpaidPurger:
                       if s not in kept]:
             for session_id in ids:
                 kept.add(session_id)
-                async with self._db.transaction() as conn:
-                    sessions += await self._repo.forget_moneyless(conn, session_id)
+                sessions += await self._forget(self._repo.forget_moneyless, session_id)
         if invoices or sessions:
             log.info("sessions: purged %d unpaid invoice(s) and %d session(s) without money",
                      invoices, sessions)
@@ -93,5 +95,15 @@ class UnpaidPurger:
             return False
         if status is not None and status.state == InvoiceState.OPEN:
             return False  # the wallet would still accept a payment
-        async with self._db.transaction() as conn:
-            return await self._repo.forget_unpaid_invoice(conn, payment_hash)
+        return await self._forget(self._repo.forget_unpaid_invoice, payment_hash)
+
+    async def _forget(self, forget: Callable[[aiosqlite.Connection, str], Awaitable[bool]],
+                      key: str) -> bool:
+        """Delete in one transaction; a row this module does not know still referring to it
+        (a foreign key) keeps it, which is always safe."""
+        try:
+            async with self._db.transaction() as conn:
+                return await forget(conn, key)
+        except sqlite3.IntegrityError as exc:
+            log.warning("sessions: %s kept, other records refer to it: %s", key[:16], exc)
+            return False

@@ -166,3 +166,19 @@ async def test_a_req_flood_is_rate_limited_and_lnurl_stays_fast(world: World) ->
     allowed = limits.req_burst + limits.reqs_per_second * elapsed + 1
     assert len(served) <= allowed and len(limited) == 200 - len(served), answers[:3]
     assert median < 0.05, f"/lnurlp median {median * 1000:.1f} ms during the REQ flood"
+
+
+async def test_a_session_other_records_refer_to_is_kept(data_dir: Path) -> None:
+    async with running_world(data_dir, sessions=PURGING) as world:
+        callback = await _callback(world)
+        _, kept_url = await _ask_invoice(world, callback)
+        await _ask_invoice(world, callback)
+        kept = await world.session(kept_url)
+        db = world.app.services.db
+        # A record a later feature adds, which the purge does not know about.
+        await db.execute("CREATE TABLE notes (session_id TEXT REFERENCES sessions(id))")
+        await db.execute("INSERT INTO notes VALUES (?)", (kept["id"],))
+        await _let_invoices_expire(world)
+        await eventually(lambda: _count(world, "sessions"), lambda n: n == 1)
+        assert (await world.session(kept_url))["state"] == "pending_payment"
+        await world.ledger_ok()
