@@ -37,8 +37,9 @@ def ensure_data_dir(data_dir: Path) -> Path:
     (another user owns it). Symbolic links are left alone: their target is not ours to change.
     """
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _make_private(data_dir, 0o700, data_dir)
-    for root, dirs, files in os.walk(data_dir):
+    real = data_dir.resolve()  # a data dir that is a link is made private where it points
+    _make_private(real, 0o700, data_dir)
+    for root, dirs, files in os.walk(real):
         for name in dirs:
             _make_private(Path(root, name), 0o700, data_dir)
         for name in files:
