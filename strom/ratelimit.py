@@ -55,6 +55,10 @@ class KeyedBuckets:
         self._clock = clock
         self._buckets: dict[str, TokenBucket] = {}
 
+    def __len__(self) -> int:
+        """How many keys are remembered."""
+        return len(self._buckets)
+
     def take(self, key: str, cost: float = 1.0) -> bool:
         """Spend `cost` tokens of `key`'s bucket if it has them."""
         bucket = self._buckets.pop(key, None) or TokenBucket(self.rate, self.burst,
