@@ -7,7 +7,9 @@ is blocked for a doubling backoff (1 s, 2 s, 4 s, … up to `max_backoff`), and 
 is blocked are refused at once, without hashing and without extending the block. So a guesser
 gets about one scrypt per backoff window, and the real charger is never locked out for longer
 than `max_backoff` after the guessing stops; a charger that fails now and then (a wrong
-password retried every minute) leaks its score and is never blocked.
+password retried every minute) leaks its score and is never blocked. The central system lets
+a charger whose password it has verified before in from a throttled address (a NAT or proxy in
+front of many chargers), since that check needs no scrypt.
 """
 
 from __future__ import annotations

@@ -208,17 +208,24 @@ class CentralSystem(ChargerCommands):
         return response
 
     async def _password_ok(self, cp_id: str, stored: str, header: str | None,
-                           keys: tuple[str, ...]) -> bool | None:
-        """Whether the Basic credentials match; None while `keys` are throttled."""
-        if self._throttle.retry_after(keys) > 0:
+                           keys: tuple[str, str]) -> bool | None:
+        """Whether the Basic credentials match; None while throttled (nothing hashed)."""
+        charger, address = keys
+        if self._throttle.retry_after([charger]) > 0:
             return None
         user, password = _basic_credentials(header)
         if user != cp_id or password is None:
-            return False
+            return None if self._throttle.retry_after([address]) > 0 else False
         digest = hashlib.sha256(stored.encode() + b"\0" + password.encode()).digest()
         known = self._verified.get(cp_id)
         if known is not None and hmac.compare_digest(known, digest):
             return True
+        if self._throttle.retry_after([address]) > 0:
+            # A throttled address may be a NAT or proxy in front of many chargers: those whose
+            # password is known still get in (above); a miss counts against the charger id, so
+            # guessing through the cheap check above stays bounded too.
+            self._throttle.failed([charger])
+            return None
         # scrypt takes tens of milliseconds: keep it off the event loop, a few at a time.
         async with self._scrypts:
             # Asked again: the guesses that queued up here may have used the budget meanwhile.

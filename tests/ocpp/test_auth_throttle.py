@@ -92,14 +92,21 @@ async def test_concurrent_guesses_cost_no_more_than_the_budget(
 
 
 async def test_guesses_are_throttled_per_address_and_per_charger_id(guarded: Ocpp) -> None:
+    await guarded.charge_points.add("cp-pw3", name="third", lat=1.0, lon=2.0,
+                                    password_hash=hash_password(PASSWORD))
+    # A charger behind the same NAT or proxy as the guesser has connected before.
+    assert await attempt(guarded, "cp-pw2", PASSWORD, source="127.0.0.2") == 101
     for n in range(4):
         await attempt(guarded, "cp-pw", f"guess {n:04d} long enough", source="127.0.0.2")
-    # The guessing address is throttled for every charger …
-    assert await attempt(guarded, "cp-pw2", PASSWORD, source="127.0.0.2") == 429
-    # … the guessed charger id from every address …
+    # The guessed charger id is throttled from every address …
     assert await attempt(guarded, "cp-pw", PASSWORD, source="127.0.0.3") == 429
-    # … and other chargers elsewhere are not bothered.
-    assert await attempt(guarded, "cp-pw2", PASSWORD, source="127.0.0.3") == 101
+    # … the guessing address for every charger whose password would need scrypt …
+    assert await attempt(guarded, "cp-pw3", PASSWORD, source="127.0.0.2") == 429
+    assert await attempt(guarded, "cp-pw2", "a wrong one, long enough", source="127.0.0.2") == 429
+    # … but a charger whose password is known gets in from there, without scrypt,
+    assert await attempt(guarded, "cp-pw2", PASSWORD, source="127.0.0.2") == 101
+    # and other chargers elsewhere are not bothered.
+    assert await attempt(guarded, "cp-pw3", PASSWORD, source="127.0.0.3") == 101
 
 
 def test_a_charger_failing_now_and_then_is_never_blocked() -> None:
