@@ -78,10 +78,6 @@ def _operation(op: Op, defs: dict[str, Any]) -> dict[str, Any]:
                       "default": {"description": "An error, with its reason.", **error}},
         "security": [{"bearerAuth": []}] if op.admin else [],
     }
-    if op.rate_limited:
-        operation["responses"]["429"] = {
-            "description": "Too many invoices asked for from this address (a LUD-06 error).",
-            "content": {JSON: {"schema": _ref(schemas.LnurlAnswer)}}}
     if op.admin:
         operation["responses"]["401"] = {"description": "Missing or wrong admin token.", **error}
     if op.body is not None:

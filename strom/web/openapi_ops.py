@@ -36,7 +36,6 @@ class Op:
     ok_status: int = 200
     media_type: str = JSON
     many: bool = False
-    rate_limited: bool = False  # answers 429 with a LUD-06 error (strom/web/rate_limits.py)
 
 
 class PayCallbackQuery(BaseModel):
@@ -99,11 +98,11 @@ LNURL: list[Op] = [
     Op("get", "/.well-known/lnurlp/{target}", "LUD-16 lightning address", "lnurl", False,
        ok=s.LnurlAnswer),
     Op("get", "/lnurlp/{target}/callback", "LUD-06 invoice for `amount` msat", "lnurl", False,
-       query=PayCallbackQuery, ok=s.LnurlAnswer, rate_limited=True),
+       query=PayCallbackQuery, ok=s.LnurlAnswer),
     Op("get", "/s/{token}/topup", "LUD-06 payRequest topping up a session", "lnurl", False,
        ok=s.LnurlAnswer),
     Op("get", "/s/{token}/topup/callback", "Top-up invoice", "lnurl", False,
-       query=TopupCallbackQuery, ok=s.LnurlAnswer, rate_limited=True),
+       query=TopupCallbackQuery, ok=s.LnurlAnswer),
     Op("get", "/lnurlw/{token}", "LUD-03 withdrawRequest: stop and refund", "lnurl", False,
        ok=s.LnurlAnswer),
     Op("get", "/lnurlw/{token}/callback", "LUD-03 callback: pay the refund", "lnurl", False,

@@ -2,8 +2,7 @@
 
 Each callback writes a session and asks the wallet for an invoice, so a flood of them fills
 the store and loads the wallet. Every client address has a token bucket
-(`[lnurl] callbacks_per_minute`, `callback_burst`); past it the answer is a LUD-06 error with
-HTTP 429. The client address is the peer's, or, behind a reverse proxy, the last entry of the
+(`[lnurl] callbacks_per_minute`, `callback_burst`); past it the answer is a LUD-06 error. The client address is the peer's, or, behind a reverse proxy, the last entry of the
 header named by `[http] client_address_header` (what the proxy appended): only set it when a
 proxy you run is the only way in, since anyone else can write that header.
 """
@@ -40,7 +39,7 @@ def client_address(request: Request, header: str) -> str:
 
 
 def invoice_rate_limited(handler: Handler) -> Handler:
-    """Answer a LUD-06 error (HTTP 429) instead of `handler` when the client asks too often."""
+    """Answer a LUD-06 error instead of `handler` when the client asks too often."""
 
     @functools.wraps(handler)
     async def limited(request: Request) -> Response:
@@ -48,9 +47,13 @@ def invoice_rate_limited(handler: Handler) -> Handler:
         settings: Settings = request.app.state.services.settings
         if not buckets.take(client_address(request, settings.http.client_address_header)):
             per_minute = settings.lnurl.callbacks_per_minute
-            return lnurl_response(LnurlError(
+            # HTTP 200 like every LUD-06 error: wallets (the lnurl library among them) show
+            # the reason only then; a 429 would reach the driver as "client error".
+            answer = lnurl_response(LnurlError(
                 f"too many payment requests from your address (at most {per_minute:g} a "
-                "minute); wait a minute and try again").to_json(), status_code=429)
+                "minute); wait a minute and try again").to_json())
+            answer.headers["Retry-After"] = "60"
+            return answer
         return await handler(request)
 
     return limited
