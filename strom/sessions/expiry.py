@@ -61,20 +61,20 @@ class UnpaidPurger:
         """One round; returns (invoices deleted, sessions deleted)."""
         invoices = sessions = 0
         cutoff = iso(utcnow() - timedelta(seconds=self._grace))
-        # What stays (still payable, wallet unreachable) is asked about once per round.
-        kept: set[str] = set()
-        while batch := [i for i in await self._repo.unpaid_expired_before(cutoff, BATCH)
-                        if i["payment_hash"] not in kept]:
+        # Page by position, so what stays (still payable, wallet unreachable) is asked about
+        # once per round and never hides the rest.
+        after = ("", "")
+        while batch := await self._repo.unpaid_expired_before(cutoff, BATCH, after):
             for invoice in batch:
-                kept.add(invoice["payment_hash"])
                 invoices += await self._settle_or_forget(invoice)
+            after = (batch[-1]["expires_at"], batch[-1]["payment_hash"])
         # A session is created just before its invoice: this old, it could have had one.
         created = iso(utcnow() - timedelta(seconds=self._invoice_expiry + self._grace))
-        while ids := [s for s in await self._repo.moneyless_before(created, BATCH)
-                      if s not in kept]:
-            for session_id in ids:
-                kept.add(session_id)
+        after = ("", "")
+        while page := await self._repo.moneyless_before(created, BATCH, after):
+            for _, session_id in page:
                 sessions += await self._forget(self._repo.forget_moneyless, session_id)
+            after = page[-1]
         if invoices or sessions:
             log.info("sessions: purged %d unpaid invoice(s) and %d session(s) without money",
                      invoices, sessions)

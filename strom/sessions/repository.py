@@ -167,24 +167,29 @@ class SessionRepository:
 
     # --- purging what was never paid (strom/sessions/expiry.py) -----------------------------
 
-    async def unpaid_expired_before(self, cutoff: str, limit: int) -> list[dict[str, Any]]:
-        """Unpaid invoices (prepay and top-up) that expired before `cutoff`, oldest first."""
+    async def unpaid_expired_before(self, cutoff: str, limit: int,
+                                    after: tuple[str, str] = ("", "")) -> list[dict[str, Any]]:
+        """Unpaid invoices (prepay and top-up) that expired before `cutoff`, in (expires_at,
+        payment_hash) order after `after`: a page at a time."""
         rows = await self._db.fetchall(
             "SELECT * FROM session_invoices WHERE paid_at IS NULL AND expires_at < ?"
-            " ORDER BY expires_at LIMIT ?", (cutoff, limit))
+            " AND (expires_at, payment_hash) > (?, ?) ORDER BY expires_at, payment_hash LIMIT ?",
+            (cutoff, *after, limit))
         return [dict(r) for r in rows]
 
-    async def moneyless_before(self, cutoff: str, limit: int) -> list[str]:
-        """Sessions created before `cutoff` that never received money and have no invoice
-        left: pending ones whose invoices were purged, or failed when no invoice was made."""
+    async def moneyless_before(self, cutoff: str, limit: int,
+                               after: tuple[str, str] = ("", "")) -> list[tuple[str, str]]:
+        """(created_at, id) of sessions created before `cutoff` that never received money and
+        have no invoice left (pending ones whose invoices were purged, or failed when no invoice
+        was made), in that order after `after`: a page at a time."""
         rows = await self._db.fetchall(
-            "SELECT s.id FROM sessions s WHERE s.state IN (?, ?) AND s.paid_msat = 0"
-            " AND s.created_at < ?"
+            "SELECT s.created_at, s.id FROM sessions s WHERE s.state IN (?, ?)"
+            " AND s.paid_msat = 0 AND s.created_at < ? AND (s.created_at, s.id) > (?, ?)"
             " AND NOT EXISTS (SELECT 1 FROM session_invoices i WHERE i.session_id = s.id)"
             " AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.session_id = s.id)"
-            " ORDER BY s.created_at LIMIT ?",
-            (State.PENDING_PAYMENT.value, State.FAILED.value, cutoff, limit))
-        return [r["id"] for r in rows]
+            " ORDER BY s.created_at, s.id LIMIT ?",
+            (State.PENDING_PAYMENT.value, State.FAILED.value, cutoff, *after, limit))
+        return [(r["created_at"], r["id"]) for r in rows]
 
     async def forget_unpaid_invoice(self, conn: aiosqlite.Connection, payment_hash: str) -> bool:
         """Delete an invoice that was never paid, with the zap request behind it and the
