@@ -203,6 +203,9 @@ class CentralSystem(ChargerCommands):
             self._throttle.failed(keys)
         log.warning("OCPP connection for %s from %s refused: wrong or missing password",
                     cp_id, address)
+        if (wait := self._throttle.retry_after(keys)) > 0:
+            log.warning("OCPP: too many wrong passwords for %s or from %s; their next %.0f s "
+                        "are refused without checking", cp_id, address, wait)
         response = connection.respond(HTTPStatus.UNAUTHORIZED, "wrong or missing password\n")
         response.headers["WWW-Authenticate"] = f'Basic realm="strom OCPP {cp_id}"'
         return response
