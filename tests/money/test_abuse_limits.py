@@ -17,6 +17,8 @@ import websockets
 from nostr_sdk import Keys
 
 from relay.event import parse_event
+from strom.lightning.wallet import InvoiceStatus, WalletError
+from strom.sessions import expiry
 from strom.store.lightning import LightningRepository
 from strom.timeutil import iso
 from tests.money.conftest import CP, World, running_world
@@ -182,3 +184,30 @@ async def test_a_session_other_records_refer_to_is_kept(data_dir: Path) -> None:
         await eventually(lambda: _count(world, "sessions"), lambda n: n == 1)
         assert (await world.session(kept_url))["state"] == "pending_payment"
         await world.ledger_ok()
+
+
+async def test_an_invoice_the_wallet_cannot_answer_for_is_kept_and_hides_nothing(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(expiry, "BATCH", 1)  # one invoice a page: the stuck one comes first
+    async with running_world(data_dir, sessions=PURGING) as world:
+        callback = await _callback(world)
+        stuck_bolt11, stuck_url = await _ask_invoice(world, callback)
+        for _ in range(3):
+            await _ask_invoice(world, callback)
+        stuck = bolt11.decode(stuck_bolt11).payment_hash
+        wallet = world.app.services.wallet
+        answer = wallet.invoice_status
+
+        async def unreachable_for_one(payment_hash: str) -> InvoiceStatus | None:
+            if payment_hash == stuck:
+                raise WalletError("the node is not answering")
+            return await answer(payment_hash)
+
+        monkeypatch.setattr(wallet, "invoice_status", unreachable_for_one)
+        await _let_invoices_expire(world)
+        async with world.app.services.db.transaction() as conn:  # the stuck one is the oldest
+            await conn.execute("UPDATE session_invoices SET expires_at = '2019-01-01T00:00:00.000Z'"
+                               " WHERE payment_hash = ?", (stuck,))
+        await eventually(lambda: _count(world, "sessions"), lambda n: n == 1)
+        assert (await world.session(stuck_url))["state"] == "pending_payment"
+        assert await _count(world, "session_invoices") == 1
