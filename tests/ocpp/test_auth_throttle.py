@@ -10,6 +10,8 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -131,3 +133,23 @@ def test_backoff_doubles_up_to_its_cap_and_success_starts_afresh() -> None:
     assert max(waits) == pytest.approx(4.0)
     throttle.succeeded(["cp:x"])
     assert throttle.retry_after(["cp:x", "address:y"]) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["fail", "ok", "wait"]), st.sampled_from(["a", "b"]),
+                          st.floats(0.0, 10.0)), max_size=60))
+def test_no_key_is_ever_blocked_past_the_cap_nor_after_a_success(
+        steps: list[tuple[str, str, float]]) -> None:
+    now = [0.0]
+    throttle = AuthThrottle(budget=3, max_backoff=5.0, clock=lambda: now[0])
+    for action, key, seconds in steps:
+        if action == "fail":
+            throttle.failed([key])
+        elif action == "ok":
+            throttle.succeeded([key])
+            assert throttle.retry_after([key]) == 0
+        else:
+            now[0] += seconds
+        assert 0 <= throttle.retry_after([key]) <= 5.0
+    now[0] += 5.0
+    assert throttle.retry_after(["a", "b"]) == 0
