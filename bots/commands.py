@@ -16,7 +16,7 @@ from strom.keys import operator_npubs
 from strom.lnurl.codec import lnurl_encode
 from strom.ocpp.commands import ChargerCallError
 from strom.services import Services
-from strom.sessions.model import ACTIVE_STATES, Session, State
+from strom.sessions.model import ACTIVE_STATES, REFUNDABLE_STATES, Session, State
 from strom.tariffs.model import describe
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Commands:
 
     async def _refund(self, cp_id: str, sender: str) -> str:
         refundable = [s for s in await self._mine(cp_id, sender) if s.refundable_msat > 0
-                      and s.state not in (State.PENDING_PAYMENT, *ACTIVE_STATES)]
+                      and s.state in REFUNDABLE_STATES]
         if not refundable:
             return "Nothing to refund for you here. Only the payer of a session gets its refund."
         return self._refund_text(refundable[0])

@@ -87,4 +87,9 @@ class Notifier:
                         f"lightning:{refund}")
             case State.REFUNDED:
                 return f"Refund of {session.refunded_msat // 1000:,} sat paid. Thank you!"
+            case State.STOPPING_UNCONFIRMED:
+                return (f"Stopped, but the charger has not confirmed it yet. "
+                        f"{session.refundable_msat // 1000:,} sat are refundable now: "
+                        f"lightning:{refund} — {session.held_msat // 1000:,} sat are held "
+                        "until the charger reports its final reading.")
         return None

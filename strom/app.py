@@ -33,7 +33,7 @@ from strom.security import read_or_create_secret, write_secret_file
 from strom.services import Services
 from strom.sessions.address_refunds import AddressRefundService
 from strom.sessions.refunds import RefundService
-from strom.sessions.service import SessionService
+from strom.sessions.service import DEFAULT_METER_INTERVAL, SessionService
 from strom.simulator.charge_point import SimulatedChargePoint
 from strom.store.address_refunds import AddressRefundRepository
 from strom.store.charge_points import ChargePointRepository
@@ -158,7 +158,8 @@ class StromApp:
         sessions = SessionService(
             db=svc.db, bus=svc.bus, settings=self.settings.sessions,
             charge_points=svc.charge_points, wallet=wallet, chargers=central,
-            invoice_expiry=lightning.invoice_expiry)
+            invoice_expiry=lightning.invoice_expiry,
+            meter_interval=float(self.settings.ocpp.meter_sample_interval or DEFAULT_METER_INTERVAL))
         refunds = RefundService(
             db=svc.db, bus=svc.bus, wallet=wallet, sessions=sessions,
             settings=self.settings.sessions, network=lightning.network,

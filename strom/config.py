@@ -175,6 +175,12 @@ class SessionSettings(_Section):
     # invoice expired, once the wallet confirms it can no longer be paid.
     unpaid_grace_seconds: float = Field(600.0, ge=0)
     purge_interval_seconds: float = Field(60.0, gt=0)
+    # The most a connector can deliver, in W: while a stop is unconfirmed this much power since
+    # the last reading is held back from the refund (the session's observed maximum if larger).
+    max_power_w: float = Field(22_000.0, gt=0)
+    # No usable reading for this many meter intervals (`[ocpp] meter_sample_interval`) while
+    # charging: TriggerMessage(MeterValues), then, still none one interval later, stop.
+    watchdog_intervals: int = Field(3, ge=1)
 
 
 class OutboundSettings(_Section):

@@ -45,7 +45,8 @@ def status(word: str) -> Text:
 
 def refund_state(session: dict[str, Any]) -> str:
     """Where the payer's money stands, in words."""
-    if session["refundable_msat"] > 0 and session["state"] in ("stopped", "failed"):
+    if session["refundable_msat"] > 0 and session["state"] in ("stopped", "failed",
+                                                               "stopping_unconfirmed"):
         return f"{sat(session['refundable_msat'])} waiting for the payer to claim"
     if session.get("forfeited_msat"):
         return f"{sat(session['forfeited_msat'])} forfeited (not claimed in time)"

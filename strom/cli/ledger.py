@@ -20,9 +20,10 @@ def ledger() -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 @common_options
 def check(env: CliEnv, as_json: bool) -> None:
-    """Verify paid = consumed + refunded + forfeited + refundable for every session.
+    """Verify paid = consumed + refunded + forfeited + held + refundable for every session.
 
-    Exits with code 3 on any mismatch.
+    Exits with code 3 on any mismatch. Unbilled energy (a charger delivered more than a
+    session paid for) is listed as a finding and keeps exit code 0: the books still balance.
     """
 
     async def go() -> LedgerReport:
@@ -35,9 +36,12 @@ def check(env: CliEnv, as_json: bool) -> None:
     else:
         click.echo(f"{report.sessions} sessions: received {report.received_msat} msat = "
                    f"consumed {report.consumed_msat} + refunded {report.refunded_msat} + "
-                   f"forfeited {report.forfeited_msat} + refundable {report.refundable_msat}")
+                   f"forfeited {report.forfeited_msat} + held {report.held_msat} + "
+                   f"refundable {report.refundable_msat}")
         for problem in report.problems:
             click.echo(f"MISMATCH {problem}", err=True)
+        for finding in report.findings:
+            click.echo(f"UNBILLED {finding}", err=True)
         click.echo("ledger OK" if report.ok else f"ledger has {len(report.problems)} problem(s)")
     if not report.ok:
         sys.exit(3)

@@ -124,6 +124,10 @@ class ChargerCommands(abc.ABC):
                                                             connector_id=connector_id))
         return str(result.status)
 
+    async def trigger_meter_values(self, cp_id: str, connector_id: int) -> bool:
+        """Ask for a MeterValues of `connector_id` now (the session watchdog)."""
+        return await self.trigger_message(cp_id, "MeterValues", connector_id) == "Accepted"
+
     async def clear_cache(self, cp_id: str) -> bool:
         result = await self.call(cp_id, call.ClearCache())
         return result.status == "Accepted"

@@ -1,9 +1,15 @@
 """`strom ledger check`: prove the money invariant for every session.
 
-For every session: paid = consumed + refunded + forfeited + refundable with refundable ≥ 0,
+For every session: paid = consumed + refunded + forfeited + held + refundable with
+refundable ≥ 0 (`held` is the part of the session's balance an unconfirmed stop keeps back; it
+is not a ledger movement, so the session account's balance is held + refundable, and money is
+held only while a stop is unconfirmed),
 the ledger's entries add up to the session's columns, every paid invoice is counted once in
 `paid`, and the refunds (pending or succeeded) add up to `refunded`. Against the wallet: every
 payment it received for a session invoice is in the ledger, and every refund it paid is too.
+
+Energy a charger delivered beyond a session's payment (`unbilled_msat`) is listed as a finding
+for the operator: it is money strom could not collect, not a mismatch of the books.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strom.sessions import ledger
+from strom.sessions.model import State
 from strom.sessions.repository import SessionRepository
 from strom.store.db import Database
 
@@ -23,8 +30,11 @@ class LedgerReport:
     consumed_msat: int = 0
     refunded_msat: int = 0
     forfeited_msat: int = 0
+    held_msat: int = 0
     refundable_msat: int = 0
+    unbilled_msat: int = 0
     problems: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # unbilled energy: not ledger errors
 
     @property
     def ok(self) -> bool:
@@ -33,8 +43,9 @@ class LedgerReport:
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "sessions": self.sessions, "received_msat": self.received_msat,
                 "consumed_msat": self.consumed_msat, "refunded_msat": self.refunded_msat,
-                "forfeited_msat": self.forfeited_msat, "refundable_msat": self.refundable_msat,
-                "problems": self.problems}
+                "forfeited_msat": self.forfeited_msat, "held_msat": self.held_msat,
+                "refundable_msat": self.refundable_msat, "unbilled_msat": self.unbilled_msat,
+                "problems": self.problems, "findings": self.findings}
 
 
 async def check_ledger(db: Database) -> LedgerReport:
@@ -49,10 +60,19 @@ async def check_ledger(db: Database) -> LedgerReport:
             report.consumed_msat += s.consumed_msat
             report.refunded_msat += s.refunded_msat
             report.forfeited_msat += s.forfeited_msat
+            report.held_msat += s.held_msat
             report.refundable_msat += s.refundable_msat
+            report.unbilled_msat += s.unbilled_msat
             say = report.problems.append
             if s.refundable_msat < 0:
                 say(f"session {s.id}: refundable is negative ({s.refundable_msat} msat)")
+            if s.held_msat and s.state != State.STOPPING_UNCONFIRMED:
+                say(f"session {s.id}: {s.held_msat} msat held while {s.state.value}")
+            if s.unbilled_msat:
+                report.findings.append(
+                    f"session {s.id} at {s.cp_id}: unbilled energy: {s.energy_wh:.0f} Wh"
+                    f" delivered, {s.unbilled_msat} msat (~{s.unbilled_wh:.0f} Wh) beyond the"
+                    " payment")
             totals = await ledger.totals(db, s.id)
             for name, booked, column in (
                 ("received", totals.received_msat, s.paid_msat),

@@ -15,6 +15,9 @@ class State(enum.StrEnum):
     STARTING = "starting"
     CHARGING = "charging"
     STOPPING = "stopping"
+    # The stop was asked for but the charger has not confirmed it (offline, silent, rejected):
+    # part of the payment is held for the energy it may still deliver (contract extension).
+    STOPPING_UNCONFIRMED = "stopping_unconfirmed"
     STOPPED = "stopped"
     REFUNDED = "refunded"
     SETTLED = "settled"
@@ -22,9 +25,13 @@ class State(enum.StrEnum):
 
 
 # A connector is taken while a session is in one of these states.
-ACTIVE_STATES = (State.STARTING, State.CHARGING, State.STOPPING)
-# Money may still be owed back to the payer in these.
+ACTIVE_STATES = (State.STARTING, State.CHARGING, State.STOPPING, State.STOPPING_UNCONFIRMED)
+# Charging is over in these (the charger may yet show otherwise: see strom/sessions/states.py).
 ENDED_STATES = (State.STOPPED, State.FAILED, State.REFUNDED, State.SETTLED)
+# The payer may withdraw `refundable_msat` in these: what is surely theirs.
+REFUNDABLE_STATES = (*ENDED_STATES, State.STOPPING_UNCONFIRMED)
+# A charger's meter readings and StopTransaction are billed in these.
+METERED_STATES = (State.CHARGING, State.STOPPING, State.STOPPING_UNCONFIRMED)
 
 
 @dataclass(slots=True)
@@ -62,11 +69,33 @@ class Session:
     rate_msat_per_kwh: int | None = None
     rate_since_wh: float = 0.0
     rated_msat: int = 0
+    # Issue 17 (migration 0009): what an unconfirmed stop holds back, what the payment could
+    # not cover, and what the worst case until the next reading is computed from.
+    held_msat: int = 0
+    unbilled_msat: int = 0
+    max_power_w: float | None = None
+    last_reading_at: str | None = None
 
     @property
     def refundable_msat(self) -> int:
-        """The contract's invariant, solved for what is still the payer's."""
-        return self.paid_msat - self.consumed_msat - self.refunded_msat - self.forfeited_msat
+        """The invariant, solved for what is surely the payer's.
+
+        paid = consumed + refunded + forfeited + held + refundable, where `held` covers the
+        energy an unconfirmed stop may still deliver.
+        """
+        return (self.paid_msat - self.consumed_msat - self.refunded_msat - self.forfeited_msat
+                - self.held_msat)
+
+    @property
+    def left_msat(self) -> int:
+        """What energy may still be billed to: the payment not yet withdrawn or forfeited."""
+        return self.paid_msat - self.refunded_msat - self.forfeited_msat
+
+    @property
+    def unbilled_wh(self) -> float:
+        """The energy equivalent of `unbilled_msat` at the session's price per kWh."""
+        price = self.tariff.price_msat_per_kwh
+        return round(self.unbilled_msat * 1000 / price, 3) if price > 0 else 0.0
 
     @property
     def connector(self) -> int | None:
@@ -78,7 +107,9 @@ class Session:
             "id": self.id, "cp_id": self.cp_id, "connector_id": self.connector,
             "state": self.state.value, "paid_msat": self.paid_msat,
             "consumed_msat": self.consumed_msat, "refunded_msat": self.refunded_msat,
-            "forfeited_msat": self.forfeited_msat, "refundable_msat": self.refundable_msat,
+            "forfeited_msat": self.forfeited_msat, "held_msat": self.held_msat,
+            "refundable_msat": self.refundable_msat, "unbilled_msat": self.unbilled_msat,
+            "unbilled_wh": self.unbilled_wh,
             "energy_wh": round(self.energy_wh, 3), "power_w": self.power_w,
             "soc_percent": self.soc_percent, "created_at": self.created_at,
             "paid_at": self.paid_at, "started_at": self.started_at, "stopped_at": self.stopped_at,

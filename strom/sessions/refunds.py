@@ -24,7 +24,7 @@ from strom.lightning.address import invoice_for_address
 from strom.lightning.wallet import PaymentResult, PaymentStatus, Wallet, WalletError
 from strom.outbound import Outbound
 from strom.sessions import ledger
-from strom.sessions.model import ENDED_STATES, Session, State
+from strom.sessions.model import REFUNDABLE_STATES, Session, State
 from strom.sessions.service import SessionService
 from strom.store.db import Database
 from strom.store.lightning import LightningRepository
@@ -104,7 +104,7 @@ class RefundService:
                                   "open your stop & refund link again for a new one")
             current = await self._sessions.repo.get_in(conn, session.id)
             assert current is not None
-            if current.state not in ENDED_STATES:
+            if current.state not in REFUNDABLE_STATES:
                 raise RefundError(f"the session is {current.state.value}; stop it first")
             if amount > current.refundable_msat:
                 raise RefundError(f"the invoice asks {amount // 1000} sat but only "
@@ -126,7 +126,8 @@ class RefundService:
         so a driver who also opens their withdraw link cannot get it twice.
         """
         session = await self._sessions.repo.get(session_id)
-        if session is None or session.state not in ENDED_STATES or session.refundable_msat <= 0:
+        if session is None or session.state not in REFUNDABLE_STATES \
+                or session.refundable_msat <= 0:
             return None
         amount = session.refundable_msat
         invoice = await invoice_for_address(address, amount, f"strom refund, session {session.id}",
@@ -135,7 +136,7 @@ class RefundService:
         async with self._db.transaction() as conn:
             current = await self._sessions.repo.get_in(conn, session_id)
             assert current is not None
-            if current.state not in ENDED_STATES or current.refundable_msat < amount:
+            if current.state not in REFUNDABLE_STATES or current.refundable_msat < amount:
                 return None  # withdrawn meanwhile
             await self._claim(conn, current, decoded.payment_hash, amount, invoice, address)
         return await self._pay(session_id, decoded.payment_hash, amount, invoice)
@@ -206,7 +207,9 @@ class RefundService:
                     "SELECT COUNT(*) FROM refunds WHERE session_id = ? AND state = 'pending'",
                     (session.id,))
                 still_pending = (await cursor.fetchone())[0]
-                if session.refundable_msat == 0 and not still_pending:
+                # An unconfirmed stop still holds money: it ends on the charger's final reading.
+                if session.refundable_msat == 0 and session.held_msat == 0 and not still_pending \
+                        and session.state in (State.STOPPED, State.FAILED):
                     await self._sessions.repo.update(conn, session.id, state=State.REFUNDED)
             else:
                 await conn.execute(

@@ -7,14 +7,15 @@ from typing import Any
 
 import aiosqlite
 
-from strom.sessions.model import ACTIVE_STATES, Session, State
+from strom.sessions import states
+from strom.sessions.model import ACTIVE_STATES, ENDED_STATES, Session, State
 from strom.store.db import Database
 from strom.tariffs.model import Tariff
 from strom.timeutil import iso
 
 _EDITABLE = {
     "state", "active_connector_id", "paid_msat", "consumed_msat", "refunded_msat",
-    "forfeited_msat", "energy_wh", "power_w", "soc_percent", "meter_start_wh", "transaction_id",
+    "forfeited_msat", "held_msat", "unbilled_msat", "max_power_w", "last_reading_at", "energy_wh", "power_w", "soc_percent", "meter_start_wh", "transaction_id",
     "payer_pubkey", "payer_lud16", "paid_at", "start_requested_at", "started_at", "stopped_at",
     "stop_reason", "failure_reason", "rate_msat_per_kwh", "rate_since_wh", "rated_msat",
 }
@@ -42,18 +43,30 @@ class SessionRepository:
 
     async def update(self, conn: aiosqlite.Connection, session_id: str, *,
                      expect_state: State | tuple[State, ...] | None = None, **fields: Any) -> bool:
-        """Update fields; with `expect_state`, only if the session is still in that state."""
+        """Update fields; with `expect_state`, only if the session is still in that state.
+
+        A new `state` must be a transition the table in `strom/sessions/states.py` allows
+        from the current one, else `IllegalTransition` (writing the current state again
+        changes nothing and is no transition).
+        """
         unknown = set(fields) - _EDITABLE
         if unknown:
             raise ValueError(f"not editable: {sorted(unknown)}")
+        expected = (expect_state,) if isinstance(expect_state, State) else expect_state
+        if "state" in fields:
+            cursor = await conn.execute("SELECT state FROM sessions WHERE id = ?", (session_id,))
+            row = await cursor.fetchone()
+            if row is None or (expected is not None and State(row[0]) not in expected):
+                return False
+            if State(row[0]) != State(fields["state"]):
+                states.check(State(row[0]), State(fields["state"]))
         values = [v.value if isinstance(v, State) else v for v in fields.values()]
         sql = (f"UPDATE sessions SET {', '.join(f'{k} = ?' for k in fields)}, updated_at = ?"
                " WHERE id = ?")
         params: list[Any] = [*values, iso(), session_id]
-        if expect_state is not None:
-            states = (expect_state,) if isinstance(expect_state, State) else expect_state
-            sql += f" AND state IN ({', '.join('?' * len(states))})"
-            params += [s.value for s in states]
+        if expected is not None:
+            sql += f" AND state IN ({', '.join('?' * len(expected))})"
+            params += [s.value for s in expected]
         cursor = await conn.execute(sql, params)
         return cursor.rowcount == 1
 
@@ -74,6 +87,16 @@ class SessionRepository:
         row = await self._db.fetchone("SELECT * FROM sessions WHERE id_tag = ?", (id_tag,))
         return _row(row) if row else None
 
+    async def by_id_tag_in(self, conn: aiosqlite.Connection, id_tag: str) -> Session | None:
+        cursor = await conn.execute("SELECT * FROM sessions WHERE id_tag = ?", (id_tag,))
+        row = await cursor.fetchone()
+        return _row(row) if row else None
+
+    async def has_pending_refund(self, conn: aiosqlite.Connection, session_id: str) -> bool:
+        cursor = await conn.execute(
+            "SELECT 1 FROM refunds WHERE session_id = ? AND state = 'pending'", (session_id,))
+        return await cursor.fetchone() is not None
+
     async def by_transaction(self, cp_id: str, transaction_id: int) -> Session | None:
         row = await self._db.fetchone(
             "SELECT * FROM sessions WHERE cp_id = ? AND transaction_id = ?", (cp_id, transaction_id))
@@ -84,6 +107,26 @@ class SessionRepository:
             f"SELECT * FROM sessions WHERE state IN ({', '.join('?' * len(states))})"
             " ORDER BY created_at", [s.value for s in states])
         return [_row(r) for r in rows]
+
+    async def still_charging_after_end(self, cp_id: str,
+                                       connector_id: int) -> Session | None:
+        """The newest session on this connector if it has ended while the charger never
+        reported its transaction stopped (the charger may still be charging it)."""
+        row = await self._db.fetchone(
+            "SELECT * FROM sessions WHERE cp_id = ? AND active_connector_id = ?"
+            " AND transaction_id IS NOT NULL ORDER BY created_at DESC LIMIT 1",
+            (cp_id, connector_id))
+        session = _row(row) if row else None
+        if session is None or session.state not in ENDED_STATES or session.transaction_id is None:
+            return None
+        return session if await self.transaction_open(session.transaction_id) else None
+
+    async def transaction_open(self, transaction_id: int) -> bool:
+        """True while the charger has not reported this OCPP transaction stopped."""
+        row = await self._db.fetchone(
+            "SELECT 1 FROM ocpp_transactions WHERE id = ? AND stopped_at IS NULL",
+            (transaction_id,))
+        return row is not None
 
     async def busy_connectors(self, cp_id: str) -> set[int]:
         """Connectors held by a session that is starting, charging or stopping."""
@@ -131,12 +174,14 @@ class SessionRepository:
         """Sums over all sessions of the columns the money invariant ties together."""
         row = await self._db.fetchone(
             "SELECT COUNT(*), COALESCE(SUM(paid_msat), 0), COALESCE(SUM(consumed_msat), 0),"
-            " COALESCE(SUM(refunded_msat), 0), COALESCE(SUM(forfeited_msat), 0) FROM sessions")
+            " COALESCE(SUM(refunded_msat), 0), COALESCE(SUM(forfeited_msat), 0),"
+            " COALESCE(SUM(held_msat), 0), COALESCE(SUM(unbilled_msat), 0) FROM sessions")
         assert row is not None
-        sessions, received, consumed, refunded, forfeited = (int(v) for v in row)
+        sessions, received, consumed, refunded, forfeited, held, unbilled = (int(v) for v in row)
         return {"sessions": sessions, "received_msat": received, "consumed_msat": consumed,
-                "refunded_msat": refunded, "forfeited_msat": forfeited,
-                "refundable_msat": received - consumed - refunded - forfeited}
+                "refunded_msat": refunded, "forfeited_msat": forfeited, "held_msat": held,
+                "refundable_msat": received - consumed - refunded - forfeited - held,
+                "unbilled_msat": unbilled}
 
     # --- invoices ---------------------------------------------------------------------------
 

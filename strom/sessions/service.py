@@ -3,7 +3,13 @@
 Every transition is written (with its ledger entries) in one store transaction before strom
 acts on it, and facts arrive as bus events, so a crash at any point leaves a state that
 `recover()` continues from. Actions on the charger (RemoteStart/RemoteStop) run as tasks of
-their own: the event handlers only decide and persist.
+their own: the event handlers only decide and persist. The allowed transitions are the table
+in `strom/sessions/states.py`; the repository refuses any other.
+
+A session is settled on evidence: a stop the charger has not confirmed holds back the worst
+case it may still deliver (`holds.py`), RemoteStop is repeated until the charger confirms, and
+a charger that shows a stopped session still charging (late StartTransaction, MeterValues,
+StatusNotification) is billed for what is left and stopped again.
 """
 
 from __future__ import annotations
@@ -14,12 +20,17 @@ import logging
 import math
 import secrets
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import aiosqlite
+
 from strom.config import SessionSettings
 from strom.events import (
+    ChargePointBooted,
+    ChargePointConnected,
+    ConnectorStatusChanged,
     EventBus,
     InvoicePaid,
     MeterSample,
@@ -29,10 +40,10 @@ from strom.events import (
 )
 from strom.failpoints import crash_point
 from strom.lightning.wallet import InvoiceState, Wallet, WalletError
-from strom.sessions import ledger
+from strom.sessions import holds, ledger
 from strom.sessions.connectors import ConnectorChoice, choose_connector, reason_in_words
 from strom.sessions.expiry import UnpaidPurger
-from strom.sessions.model import ACTIVE_STATES, Session, State
+from strom.sessions.model import ENDED_STATES, METERED_STATES, Session, State
 from strom.sessions.repository import SessionRepository
 from strom.store.charge_points import ChargePoint, ChargePointRepository
 from strom.store.db import Database
@@ -42,11 +53,20 @@ from strom.timeutil import iso, parse_iso, utcnow
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 15.0
-STOP_RETRY_SECONDS = 10.0  # a stopping session asks its charger again this often
+# The meter interval a charger is expected to keep when strom leaves its own setting.
+DEFAULT_METER_INTERVAL = 60.0
 # An invoice cut short to its price quote's end stays payable at least this long: a wallet
 # needs a moment, and the exposure past a slot's end stays this small.
 MIN_INVOICE_SECONDS = 30
-# A driver usually plugs in first: the connector then says Preparing until charging starts.
+# A stop the charger has not confirmed is asked again after 2 s, 4 s, … up to every 5 minutes,
+# and at once when the charger reconnects.
+STOP_RETRY_FIRST_SECONDS = 2.0
+STOP_RETRY_MAX_SECONDS = 300.0
+# A hold covers the worst case until the next tick refreshes it, with room to spare.
+HOLD_HORIZON_SECONDS = 2 * TICK_SECONDS
+# Connector statuses that show a charger is still delivering energy, or no longer is.
+CHARGING_STATUSES = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
+ENDED_STATUSES = frozenset({"Available", "Preparing", "Finishing"})
 
 
 class ChargerControl(Protocol):
@@ -57,6 +77,8 @@ class ChargerControl(Protocol):
     async def remote_start(self, cp_id: str, connector_id: int, id_tag: str) -> bool: ...
 
     async def remote_stop(self, cp_id: str, transaction_id: int) -> bool: ...
+
+    async def trigger_meter_values(self, cp_id: str, connector_id: int) -> bool: ...
 
 
 class SessionError(Exception):
@@ -76,7 +98,11 @@ class SessionService:
 
     def __init__(self, *, db: Database, bus: EventBus, settings: SessionSettings,
                  charge_points: ChargePointRepository, wallet: Wallet,
-                 chargers: ChargerControl, invoice_expiry: int = 600) -> None:
+                 chargers: ChargerControl, invoice_expiry: int = 600,
+                 tick_seconds: float = TICK_SECONDS,
+                 meter_interval: float = DEFAULT_METER_INTERVAL) -> None:
+        """`meter_interval`: the most seconds between a charger's readings strom expects (what
+        it asks chargers for at boot, `[ocpp] meter_sample_interval`)."""
         self._db = db
         self._bus = bus
         self._settings = settings
@@ -88,14 +114,21 @@ class SessionService:
         self.purger = UnpaidPurger(db=db, repo=self.repo, wallet=wallet, on_paid=self.on_paid,
                                    invoice_expiry=invoice_expiry,
                                    grace_seconds=settings.unpaid_grace_seconds)
+        self._tick_seconds = tick_seconds
+        self._meter_interval = meter_interval
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stoppers: set[str] = set()  # sessions with a RemoteStop loop running
+        self._settling: set[str] = set()  # unconfirmed sessions whose connector says ended
+        self._woken: dict[str, asyncio.Event] = {}  # per charger: it just (re)connected
+        self._watchdog: dict[str, float] = {}  # session → loop time of its TriggerMessage
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Subscribe to the facts sessions follow, then continue whatever a crash interrupted."""
         self._bus.subscribe(self._on_event, InvoicePaid, TransactionStarted, MeterSample,
-                            TransactionStopped)
+                            TransactionStopped, ConnectorStatusChanged, ChargePointConnected,
+                            ChargePointBooted)
         await self.recover()
         self._spawn(self._tick(), "sessions:tick")
         self._spawn(self.purger.run(self._settings.purge_interval_seconds), "sessions:purge")
@@ -122,6 +155,11 @@ class SessionService:
             case TransactionStopped():
                 await self.on_transaction_stopped(event.cp_id, event.transaction_id,
                                                   event.meter_stop_wh, event.reason)
+            case ConnectorStatusChanged():
+                self._wake(event.cp_id)
+                await self.on_connector_status(event.cp_id, event.connector_id, event.status)
+            case ChargePointConnected() | ChargePointBooted():
+                self._wake(event.cp_id)
 
     # --- creating sessions ------------------------------------------------------------------
 
@@ -179,8 +217,9 @@ class SessionService:
             id=secrets.token_hex(8), token=secrets.token_urlsafe(16), cp_id=cp.id,
             connector_id=connector_id, active_connector_id=None, id_tag=secrets.token_hex(10),
             state=State.PENDING_PAYMENT, tariff=tariff, paid_msat=0, consumed_msat=0,
-            refunded_msat=0, forfeited_msat=0, energy_wh=0.0, power_w=None, soc_percent=None,
-            meter_start_wh=None, transaction_id=None, payer_pubkey=payer_pubkey,
+            refunded_msat=0, forfeited_msat=0, held_msat=0, unbilled_msat=0, energy_wh=0.0,
+            power_w=None, soc_percent=None, meter_start_wh=None, max_power_w=None,
+            last_reading_at=None, transaction_id=None, payer_pubkey=payer_pubkey,
             payer_lud16=payer_lud16, comment=comment, created_at=now, paid_at=None,
             start_requested_at=None, started_at=None, stopped_at=None, stop_reason=None,
             failure_reason=None, updated_at=now)
@@ -188,7 +227,7 @@ class SessionService:
     async def create_topup(self, session: Session, amount_msat: int, *,
                            description_hash: bytes) -> PendingPayment:
         """An invoice that adds to the budget of a running session."""
-        if session.state not in (State.PAID, *ACTIVE_STATES) or session.state == State.STOPPING:
+        if session.state not in (State.PAID, State.STARTING, State.CHARGING):
             raise SessionError(f"session is {session.state.value}; a top-up needs a running session")
         invoice = await self._wallet.create_invoice(
             amount_msat, description_hash=description_hash, expiry=self._invoice_expiry)
@@ -312,34 +351,66 @@ class SessionService:
         return "Invalid"
 
     async def on_transaction_started(self, event: TransactionStarted) -> None:
+        """StartTransaction: a starting session charges; a late one is linked and stopped."""
+        late_other = False
         async with self._db.transaction() as conn:
-            cursor = await conn.execute("SELECT id FROM sessions WHERE id_tag = ?", (event.id_tag,))
-            row = await cursor.fetchone()
-            if row is None:
+            session = await self.repo.by_id_tag_in(conn, event.id_tag)
+            if session is None or session.cp_id != event.cp_id:
                 return
-            session = await self.repo.get_in(conn, row[0])
-            assert session is not None
-            if session.cp_id != event.cp_id or session.state not in (State.STARTING, State.PAID):
-                return
-            await self.repo.update(
-                conn, session.id, state=State.CHARGING, transaction_id=event.transaction_id,
-                active_connector_id=event.connector_id, meter_start_wh=event.meter_start_wh,
-                started_at=iso(event.timestamp))
+            linked = {"transaction_id": event.transaction_id,
+                      "active_connector_id": event.connector_id,
+                      "meter_start_wh": event.meter_start_wh, "started_at": iso(event.timestamp)}
+            if session.state in (State.STARTING, State.PAID):
+                await self.repo.update(conn, session.id, state=State.CHARGING, **linked)
+            elif session.state in ENDED_STATES and session.transaction_id is None:
+                # Started after the session ended (a stop during starting, a start timeout):
+                # it is the session's energy, billed to what is left, and it is stopped now.
+                await self.repo.update(conn, session.id, **linked)
+                session = await self.repo.get_in(conn, session.id)
+                assert session is not None
+                await self._reopen(conn, session, "the charger started after the session ended")
+            elif session.transaction_id != event.transaction_id:
+                late_other = True  # one more transaction for an idTag that has one: stop it
             session = await self.repo.get_in(conn, session.id)
         assert session is not None
-        log.info("session %s charging (transaction %d)", session.id, event.transaction_id)
+        if late_other:
+            log.warning("session %s: charger %s started another transaction %d; stopping it",
+                        session.id, event.cp_id, event.transaction_id)
+            self._spawn(self._stop_extra(session, event.transaction_id),
+                        f"stop-extra:{event.transaction_id}")
+            return
+        log.info("session %s %s (transaction %d)", session.id, session.state.value,
+                 event.transaction_id)
         self.publish(session)
+        if session.state == State.STOPPING_UNCONFIRMED:
+            self._ensure_stopping(session.id)
 
     # --- metering ---------------------------------------------------------------------------
 
     async def on_meter(self, sample: MeterSample) -> None:
+        """A reading: billed while charging or stopping; a stopped session's means the charger
+        is still charging it (billed to what is left, and stopped again)."""
         if sample.transaction_id is None:
             return
         session = await self.repo.by_transaction(sample.cp_id, sample.transaction_id)
-        if session is None or session.state not in (State.CHARGING, State.STOPPING):
+        if session is None:
             return
+        if session.state in ENDED_STATES:
+            if not self._shows_more(session, sample.energy_wh, sample.power_w) \
+                    or not await self.repo.transaction_open(sample.transaction_id):
+                return  # a stale reading, or one after the charger's StopTransaction
+            await self._reopen_and_stop(session.id, "the charger kept charging after the end")
         await self._meter(session.id, energy_register_wh=sample.energy_wh, power_w=sample.power_w,
                           soc_percent=sample.soc_percent, at=sample.timestamp)
+
+    @staticmethod
+    def _shows_more(session: Session, register_wh: float | None, power_w: float | None) -> bool:
+        """True when a reading shows energy beyond what the session recorded, or power."""
+        if power_w is not None and power_w > 0:
+            return True
+        if register_wh is None or session.meter_start_wh is None:
+            return False
+        return register_wh - session.meter_start_wh > session.energy_wh + 0.5
 
     async def _meter(self, session_id: str, *, energy_register_wh: float | None,
                      power_w: float | None = None, soc_percent: float | None = None,
@@ -352,28 +423,37 @@ class SessionService:
         stop = False
         async with self._db.transaction() as conn:
             session = await self.repo.get_in(conn, session_id)
-            if session is None or session.state not in (State.CHARGING, State.STOPPING):
+            if session is None or session.state not in METERED_STATES:
                 return
+            now = utcnow()
             energy = session.energy_wh
             if energy_register_wh is not None and session.meter_start_wh is not None:
                 # A meter never runs backwards; a smaller reading is a glitch, not a refund.
                 energy = max(energy, energy_register_wh - session.meter_start_wh)
-            consumed, rating = self._consumed(session, energy, at)
-            fields: dict[str, object] = {"energy_wh": energy, "consumed_msat": consumed}
+            consumed, unbilled, rating = self._consumed(session, energy, at)
+            fields: dict[str, object] = {"energy_wh": energy, "consumed_msat": consumed,
+                                         "unbilled_msat": unbilled}
             if rating.rate_msat_per_kwh != session.rate_msat_per_kwh:
                 fields.update(rate_msat_per_kwh=rating.rate_msat_per_kwh,
                               rate_since_wh=rating.since_wh, rated_msat=rating.rated_msat)
+            if energy_register_wh is not None or power_w is not None:
+                fields["last_reading_at"] = iso(now)
+                self._watchdog.pop(session.id, None)
             if power_w is not None:
                 fields["power_w"] = power_w
+                fields["max_power_w"] = max(power_w, session.max_power_w or 0.0)
             if soc_percent is not None:
                 fields["soc_percent"] = soc_percent
-            # Stop while the next metering interval (about as costly as the last) and the
-            # charger's reaction time (the configured margin) still fit into the budget.
-            next_interval = consumed - session.consumed_msat
-            if (not final and session.state == State.CHARGING and consumed + next_interval
-                    + self._settings.safety_margin_msat >= session.paid_msat):
+            if session.state == State.STOPPING_UNCONFIRMED:
+                after = self._with(session, **fields)
+                fields["held_msat"] = 0 if final else self._hold(after, now)
+            elif not final and session.state == State.CHARGING and consumed \
+                    + self._room(session, consumed, now) >= session.left_msat:
                 fields.update(state=State.STOPPING, stop_reason="budget used up")
                 stop = True
+            if unbilled > session.unbilled_msat:
+                log.warning("session %s: unbilled energy: %.0f Wh delivered, %d msat of it"
+                            " beyond the payment", session.id, energy, unbilled)
             await self.repo.update(conn, session.id, **fields)
             await ledger.energy_consumed(conn, session.id, consumed - session.consumed_msat)
             session = await self.repo.get_in(conn, session.id)
@@ -381,11 +461,26 @@ class SessionService:
         self.publish(session)
         if stop:
             log.info("session %s: budget used up, stopping", session.id)
-            self._spawn(self._remote_stop(session), f"stop:{session.id}")
+            self._ensure_stopping(session.id)
+
+    def _room(self, session: Session, consumed: int, now: datetime) -> int:
+        """What to keep free before stopping: the worst case until the next reading (max power
+        for one of the charger's intervals), at least the last interval's cost, and the margin.
+
+        The interval is the charger's own cadence: the gap since its last reading or its
+        start (1 s at least, at most the watchdog's limit).
+        """
+        interval = self._meter_interval
+        if (since := holds.last_evidence(session)) is not None:
+            interval = min(max((now - since).total_seconds(), 1.0),
+                           self._meter_interval * self._settings.watchdog_intervals)
+        worst = holds.worst_case_msat(session.tariff, self._max_power(session), interval)
+        return max(worst, consumed - session.consumed_msat) + self._settings.safety_margin_msat
 
     def _consumed(self, session: Session, energy_wh: float,
-                  at: datetime | None) -> tuple[int, Rating]:
-        """What the session owes so far: never less than before, never more than paid.
+                  at: datetime | None) -> tuple[int, int, Rating]:
+        """(consumed, unbilled, rating): what the session owes so far, never less than before
+        and never more than is left of the payment; what the payment cannot cover is unbilled.
 
         A charger's clock may be off: its reading time counts only between start and now.
         """
@@ -396,17 +491,65 @@ class SessionService:
             session.tariff, Rating(session.rate_msat_per_kwh, session.rate_since_wh,
                                    session.rated_msat),
             session.energy_wh, energy_wh, minutes, min(max(at or now, started), now))
-        return max(session.consumed_msat, min(owed, session.paid_msat)), rating
+        consumed = max(session.consumed_msat, min(owed, session.left_msat))
+        return consumed, max(0, owed - consumed), rating
+
+    def _max_power(self, session: Session) -> float:
+        return holds.max_power_w(session, self._settings.max_power_w)
+
+    def _hold(self, session: Session, now: datetime) -> int:
+        return holds.hold_msat(session, configured_w=self._settings.max_power_w, now=now,
+                               horizon_seconds=HOLD_HORIZON_SECONDS)
+
+    @staticmethod
+    def _with(session: Session, **fields: object) -> Session:
+        return replace(session, **fields)  # type: ignore[arg-type]
 
     async def _tick(self) -> None:
-        """Time passes even when a charger sends no meter values: per-minute prices count."""
+        """Time passes even when a charger sends nothing: per-minute prices count, holds grow,
+        and the watchdog looks for chargers that went quiet."""
         while True:
-            await asyncio.sleep(TICK_SECONDS)
-            for session in await self.repo.in_states(State.CHARGING):
-                try:
-                    await self._meter(session.id, energy_register_wh=None)
-                except Exception:
-                    log.exception("session %s: metering tick failed", session.id)
+            await asyncio.sleep(self._tick_seconds)
+            await self.tick_once()
+
+    async def tick_once(self) -> None:
+        """One pass of the tick over every charging and unconfirmed session."""
+        for session in await self.repo.in_states(State.CHARGING, State.STOPPING_UNCONFIRMED):
+            try:
+                await self._meter(session.id, energy_register_wh=None)
+                if session.state == State.CHARGING:
+                    await self._watch(session)
+            except Exception:
+                log.exception("session %s: metering tick failed", session.id)
+
+    async def _watch(self, session: Session) -> None:
+        """No usable reading for `watchdog_intervals` intervals: ask for one
+        (TriggerMessage MeterValues); still none one interval later: stop and say why."""
+        since = holds.last_evidence(session)
+        interval = self._meter_interval
+        if not self._chargers.is_connected(session.cp_id):
+            # Nobody to ask: its queued readings arrive when it reconnects (the quiet time
+            # counts from the last one, so a charger back without readings is asked at once).
+            self._watchdog.pop(session.id, None)
+            return
+        if since is None or session.active_connector_id is None or \
+                (utcnow() - since).total_seconds() < interval * self._settings.watchdog_intervals:
+            return
+        loop_now = asyncio.get_running_loop().time()
+        asked = self._watchdog.get(session.id)
+        if asked is None:
+            self._watchdog[session.id] = loop_now
+            log.warning("session %s: no meter reading for %.0f s; asking the charger",
+                        session.id, (utcnow() - since).total_seconds())
+            try:
+                await self._chargers.trigger_meter_values(session.cp_id,
+                                                          session.active_connector_id)
+            except Exception as exc:
+                log.warning("session %s: TriggerMessage failed: %s", session.id, exc)
+        elif loop_now - asked >= interval:
+            self._watchdog.pop(session.id, None)
+            log.warning("session %s: still no meter reading; stopping", session.id)
+            await self.request_stop(session.id, "stopped: the charger sent no meter readings")
 
     # --- stopping ---------------------------------------------------------------------------
 
@@ -423,60 +566,186 @@ class SessionService:
             session = await self.repo.get_in(conn, session_id)
         assert session is not None
         self.publish(session)
-        if session.state == State.STOPPING:
+        if session.state in (State.STOPPING, State.STOPPING_UNCONFIRMED):
             crash_point("stopping")
-            self._spawn(self._remote_stop(session), f"stop:{session.id}")
+            self._ensure_stopping(session.id)
         return session
 
-    async def _stop_until_stopped(self, session_id: str) -> None:
-        while (session := await self.repo.get(session_id)) is not None \
-                and session.state == State.STOPPING:
-            if not self._chargers.is_connected(session.cp_id):
-                await asyncio.sleep(1.0)  # it will reconnect after our restart
-                continue
-            await self._remote_stop(session)
-            await asyncio.sleep(STOP_RETRY_SECONDS)
+    def _ensure_stopping(self, session_id: str) -> None:
+        """One RemoteStop loop per session, until the charger confirms."""
+        if session_id in self._stoppers:
+            return
+        self._stoppers.add(session_id)
+        self._spawn(self._stop_until_stopped(session_id), f"stop:{session_id}")
 
-    async def _remote_stop(self, session: Session) -> None:
-        assert session.transaction_id is not None
+    def _wake(self, cp_id: str) -> None:
+        event = self._woken.get(cp_id)
+        if event is not None:
+            event.set()
+
+    async def _stop_until_stopped(self, session_id: str) -> None:
+        """RemoteStop, again with backoff and at once after a reconnect, until the charger
+        confirms; a stop not confirmed within `stop_timeout` (or rejected) becomes
+        `stopping_unconfirmed` and holds the worst case back from the refund."""
+        loop = asyncio.get_running_loop()
+        asked_at = loop.time()
+        delay = STOP_RETRY_FIRST_SECONDS
         try:
-            accepted = await self._chargers.remote_stop(session.cp_id, session.transaction_id)
-            if not accepted:
-                log.warning("session %s: charger rejected RemoteStop", session.id)
+            while (session := await self.repo.get(session_id)) is not None \
+                    and session.state in (State.STOPPING, State.STOPPING_UNCONFIRMED):
+                woken = self._woken.setdefault(session.cp_id, asyncio.Event())
+                woken.clear()
+                if session.state == State.STOPPING and \
+                        loop.time() - asked_at >= self._settings.stop_timeout:
+                    await self.unconfirm(session_id, "no StopTransaction in time")
+                if self._chargers.is_connected(session.cp_id):
+                    assert session.transaction_id is not None
+                    if not await self._remote_stop(session, session.transaction_id):
+                        await self.unconfirm(session_id, "the charger rejected RemoteStop")
+                wait = delay
+                if session.state == State.STOPPING:
+                    wait = min(delay, max(0.1, asked_at + self._settings.stop_timeout
+                                          - loop.time()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), timeout=wait)
+                if woken.is_set():
+                    delay = STOP_RETRY_FIRST_SECONDS  # back online: ask again now
+                    await asyncio.sleep(0.2)  # let its queued messages arrive first
+                else:
+                    delay = min(delay * 2, STOP_RETRY_MAX_SECONDS)
+        finally:
+            self._stoppers.discard(session_id)
+
+    async def _remote_stop(self, session: Session, transaction_id: int) -> bool:
+        """RemoteStopTransaction; False only when the charger answers Rejected."""
+        try:
+            accepted = await self._chargers.remote_stop(session.cp_id, transaction_id)
         except Exception as exc:
-            # The charger reports StopTransaction when it can; until then nothing more is owed
-            # than what the last meter reading says, and the budget cap still holds.
+            # Offline, CALLERROR, timeout: the loop asks again; the hold covers the meantime.
             log.warning("session %s: RemoteStop failed: %s", session.id, exc)
+            return True
+        if not accepted:
+            log.warning("session %s: charger rejected RemoteStop of transaction %d",
+                        session.id, transaction_id)
+        return accepted
+
+    async def _stop_extra(self, session: Session, transaction_id: int) -> None:
+        await self._remote_stop(session, transaction_id)
+
+    async def unconfirm(self, session_id: str, why: str) -> Session | None:
+        """A stop the charger has not confirmed: hold the worst case, release the rest."""
+        async with self._db.transaction() as conn:
+            session = await self.repo.get_in(conn, session_id)
+            if session is None:
+                return None
+            held = self._hold(session, utcnow())
+            if await self.repo.update(conn, session_id, expect_state=State.STOPPING,
+                                      state=State.STOPPING_UNCONFIRMED, held_msat=held):
+                log.warning("session %s: stop unconfirmed (%s): %d msat held, %d msat"
+                            " refundable now", session_id, why, held,
+                            session.refundable_msat - held)
+            session = await self.repo.get_in(conn, session_id)
+        assert session is not None
+        self.publish(session)
+        return session
 
     async def on_transaction_stopped(self, cp_id: str, transaction_id: int, meter_stop_wh: float,
                                      reason: str) -> None:
+        """The charger's final reading: bill it and settle, also for a session that ended
+        before (its last energy is billed to what is left)."""
         session = await self.repo.by_transaction(cp_id, transaction_id)
-        if session is None or session.state not in (State.CHARGING, State.STOPPING):
+        if session is None:
             return
+        if session.state in ENDED_STATES:
+            if not self._shows_more(session, meter_stop_wh, None):
+                return
+            await self._reopen_and_stop(session.id, "the charger stopped after the end",
+                                        stop=False)
         await self._meter(session.id, energy_register_wh=meter_stop_wh, final=True)
         await self._finalize(session.id, reason_in_words(reason))
+
+    async def on_connector_status(self, cp_id: str, connector_id: int, status: str) -> None:
+        """A connector's status is evidence too: still charging a session that ended → stop it
+        again; no longer charging an unconfirmed one → settle it on its last reading."""
+        if connector_id == 0:
+            return
+        if status in CHARGING_STATUSES:
+            if connector_id in await self.repo.busy_connectors(cp_id):
+                return  # a running session's own charging
+            session = await self.repo.still_charging_after_end(cp_id, connector_id)
+            if session is not None:
+                await self._reopen_and_stop(session.id, "the charger kept charging after the end")
+        elif status in ENDED_STATUSES:
+            for session in await self.repo.list(cp_id=cp_id, state=State.STOPPING_UNCONFIRMED):
+                if session.active_connector_id == connector_id \
+                        and session.id not in self._settling:
+                    self._settling.add(session.id)
+                    self._spawn(self._settle_after_status(session.id), f"settle:{session.id}")
+
+    async def _settle_after_status(self, session_id: str) -> None:
+        """The connector says the transaction ended: give its StopTransaction (queued while
+        offline) `stop_timeout` to arrive, else settle on the last reading."""
+        try:
+            await asyncio.sleep(self._settings.stop_timeout)
+            session = await self.repo.get(session_id)
+            if session is not None and session.state == State.STOPPING_UNCONFIRMED:
+                log.warning("session %s: the connector shows the transaction ended, no"
+                            " StopTransaction; settling on the last reading", session_id)
+                await self._finalize(session_id, "the charger shows the transaction ended")
+        finally:
+            self._settling.discard(session_id)
+
+    async def _reopen_and_stop(self, session_id: str, why: str, *, stop: bool = True) -> None:
+        async with self._db.transaction() as conn:
+            session = await self.repo.get_in(conn, session_id)
+            if session is None or session.state not in ENDED_STATES:
+                return
+            await self._reopen(conn, session, why)
+            session = await self.repo.get_in(conn, session_id)
+        assert session is not None
+        self.publish(session)
+        if stop:
+            self._ensure_stopping(session_id)
+
+    async def _reopen(self, conn: aiosqlite.Connection, session: Session, why: str) -> None:
+        """An ended session the charger is still charging: unconfirmed again, what is left
+        held for its energy, and reported."""
+        held = self._hold(session, utcnow())
+        log.warning("session %s (%s): %s; transaction %s, %d msat held", session.id,
+                    session.state.value, why, session.transaction_id, held)
+        await self.repo.update(conn, session.id, state=State.STOPPING_UNCONFIRMED,
+                               held_msat=held, stop_reason=session.stop_reason or why)
 
     async def _finalize(self, session_id: str, reason: str) -> None:
         """Charging is over: what is left of the payment becomes refundable."""
         async with self._db.transaction() as conn:
             session = await self.repo.get_in(conn, session_id)
-            if session is None or session.state not in (State.CHARGING, State.STOPPING):
+            if session is None or session.state not in METERED_STATES:
                 return
-            final = State.STOPPED if session.refundable_msat > 0 else State.SETTLED
+            left = session.refundable_msat + session.held_msat
+            if left > 0 or await self.repo.has_pending_refund(conn, session.id):
+                final = State.STOPPED
+            else:
+                final = State.REFUNDED if session.refunded_msat else State.SETTLED
+            if final == State.REFUNDED and session.state != State.STOPPING_UNCONFIRMED:
+                final = State.SETTLED
             await self.repo.update(conn, session.id, state=final, stopped_at=iso(), power_w=0.0,
-                                   stop_reason=session.stop_reason or reason)
+                                   held_msat=0, stop_reason=session.stop_reason or reason)
             session = await self.repo.get_in(conn, session.id)
         assert session is not None
-        log.info("session %s %s: %.0f Wh, %d msat used, %d msat refundable", session.id,
+        log.info("session %s %s: %.0f Wh, %d msat used, %d msat refundable%s", session.id,
                  session.state.value, session.energy_wh, session.consumed_msat,
-                 session.refundable_msat)
+                 session.refundable_msat,
+                 f", {session.unbilled_msat} msat unbilled" if session.unbilled_msat else "")
         self.publish(session)
 
     async def stop_and_wait(self, session_id: str, reason: str) -> Session:
         """Stop the session and wait for the charger's StopTransaction (`stop_timeout`).
 
-        A charger that does not confirm in time is billed to its last meter reading: the
-        payer is never kept waiting for their refund by a charger that went quiet.
+        A charger that does not confirm in time (or is offline) leaves the session
+        `stopping_unconfirmed`:
+        the payer can withdraw at once what is surely theirs (all but the worst case since
+        the last reading); the rest follows the charger's final reading.
         """
         async with self._bus.listen(SessionChanged) as changes:
             session = await self.request_stop(session_id, reason)
@@ -484,20 +753,23 @@ class SessionService:
             deadline = loop.time() + self._settings.stop_timeout
             while session.state in (State.CHARGING, State.STOPPING):
                 left = deadline - loop.time()
-                if left <= 0:
-                    log.warning("session %s: no StopTransaction within %g s; billing the last"
-                                " meter reading", session.id, self._settings.stop_timeout)
-                    await self._finalize(session.id, "charger did not confirm the stop")
+                # An offline charger cannot hear the stop: no reason to keep the payer waiting.
+                if left <= 0 or not self._chargers.is_connected(session.cp_id):
+                    why = "no StopTransaction in time" if left <= 0 else "the charger is offline"
+                    session = await self.unconfirm(session.id, why) or session
                     break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changes.get(), timeout=min(left, 1.0))
                 session = await self.repo.get(session_id) or session
+            if session.state == State.STOPPING_UNCONFIRMED:
+                await self._meter(session.id, energy_register_wh=None)  # a fresh hold
         return await self.repo.get(session_id) or session
 
     # --- recovery ---------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """Continue after a restart: reconcile unpaid invoices, restart or expire starts."""
+        """Continue after a restart: reconcile unpaid invoices, restart or expire starts, and
+        ask chargers again about every stop they have not confirmed."""
         for invoice in await self.repo.unpaid_invoices():
             with contextlib.suppress(WalletError):
                 status = await self._wallet.invoice_status(invoice["payment_hash"])
@@ -510,9 +782,9 @@ class SessionService:
             left = self._settings.start_timeout - (utcnow() - requested).total_seconds()
             self._spawn(self._start_timeout(session.id, max(left, 0.0)),
                         f"start-timeout:{session.id}")
-        for session in await self.repo.in_states(State.STOPPING):
+        for session in await self.repo.in_states(State.STOPPING, State.STOPPING_UNCONFIRMED):
             # The RemoteStop may never have gone out: ask again until the charger confirms.
-            self._spawn(self._stop_until_stopped(session.id), f"stop:{session.id}")
+            self._ensure_stopping(session.id)
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -28,8 +28,13 @@ async def withdraw_request_for(svc: Services, session: Session | None) -> JSONRe
     if session.state in (State.PAID, *ACTIVE_STATES):
         session = await svc.sessions.stop_and_wait(session.id, "stopped by the driver")
     if session.refundable_msat <= 0:
-        reason = ("your refund was already paid" if session.refunded_msat
-                  else "nothing to refund: the prepayment was used up")
+        if session.held_msat > 0:
+            reason = (f"{session.held_msat // 1000} sat are held until the charger confirms the"
+                      " stop; open this link again later")
+        elif session.refunded_msat:
+            reason = "your refund was already paid"
+        else:
+            reason = "nothing to refund: the prepayment was used up"
         return lnurl_response(LnurlError(reason).to_json())
     k1 = await svc.refunds.new_withdraw_link(session)
     return lnurl_response({

@@ -18,10 +18,12 @@ STATE_WORDS = {
     "starting": "Starting the charger", "charging": "Charging", "stopping": "Stopping",
     "stopped": "Stopped", "refunded": "Finished and refunded", "settled": "Finished",
     "failed": "Did not start",
+    "stopping_unconfirmed": "Stopped, waiting for the charger to confirm",
 }
 # While a session is in one of these the charger may still draw from the budget.
 RUNNING = ("paid", "starting", "charging", "stopping")
-ENDED = ("stopped", "refunded", "settled", "failed")
+# The payer can take their refund in these (all but a held part while a stop is unconfirmed).
+ENDED = ("stopped", "refunded", "settled", "failed", "stopping_unconfirmed")
 # A charger takes a new payer on a connector in one of these (see SessionService.free_connector).
 FREE = ("Available", "Preparing")
 
@@ -58,9 +60,13 @@ def elapsed(started: str | None, stopped: str | None, now: datetime | None = Non
 
 def refund_words(s: dict[str, Any]) -> str:
     """Where the payer's money stands after the end of a session."""
+    held = (f" {sat(s['held_msat'])} are held until the charger confirms the stop."
+            if s.get("held_msat") else "")
     if s["refundable_msat"] > 0:
         return (f"{sat(s['refundable_msat'])} are waiting for you: scan the refund code "
-                "above with your wallet.")
+                f"above with your wallet.{held}")
+    if held:
+        return held.strip()
     if s["refunded_msat"] > 0:
         return f"{sat(s['refunded_msat'])} refunded to your wallet."
     if s.get("forfeited_msat"):

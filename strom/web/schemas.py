@@ -115,6 +115,12 @@ class Session(BaseModel):
     consumed_msat: int
     refunded_msat: int
     refundable_msat: int
+    held_msat: int = Field(0, description="Kept back while a stop is unconfirmed "
+                           "(state stopping_unconfirmed): the worst case the charger may "
+                           "still deliver; refundable after its final reading.")
+    unbilled_msat: int = Field(0, description="What energy and time the charger delivered "
+                               "beyond the payment would have cost (not collected).")
+    unbilled_wh: float = Field(0.0, description="unbilled_msat in Wh at the session's price.")
     energy_wh: float
     started_at: str | None
     stopped_at: str | None
@@ -195,7 +201,9 @@ class LedgerSummary(BaseModel):
     consumed_msat: int
     refunded_msat: int
     forfeited_msat: int
+    held_msat: int = 0
     refundable_msat: int
+    unbilled_msat: int = 0
     today_since: str
     earned_today_msat: int
     earned_today_by_cp: dict[str, int]
@@ -209,8 +217,12 @@ class LedgerReport(BaseModel):
     consumed_msat: int
     refunded_msat: int
     forfeited_msat: int
+    held_msat: int = 0
     refundable_msat: int
+    unbilled_msat: int = 0
     problems: list[str]
+    findings: list[str] = Field(default_factory=list, description="Unbilled energy: money "
+                                "strom could not collect, not a ledger error (ok stays true).")
 
 
 class Health(BaseModel):

@@ -49,7 +49,9 @@ class FakeChargers:
     connected: bool = True
     accept_start: bool = True
     starts: list[tuple[str, int, str]] = field(default_factory=list)
+    accept_stop: bool = True
     stops: list[tuple[str, int]] = field(default_factory=list)
+    triggers: list[tuple[str, int]] = field(default_factory=list)
 
     def is_connected(self, cp_id: str) -> bool:
         return self.connected
@@ -60,7 +62,13 @@ class FakeChargers:
 
     async def remote_stop(self, cp_id: str, transaction_id: int) -> bool:
         self.stops.append((cp_id, transaction_id))
-        return True
+        if not self.connected:
+            raise ConnectionError(f"{cp_id} is offline")
+        return self.accept_stop
+
+    async def trigger_meter_values(self, cp_id: str, connector_id: int) -> bool:
+        self.triggers.append((cp_id, connector_id))
+        return self.connected
 
 
 class FakeWallet(Wallet):

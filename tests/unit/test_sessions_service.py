@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -61,25 +62,35 @@ class Harness:
         return sid
 
 
-@pytest.fixture
-async def h(db: Database) -> AsyncIterator[Harness]:
+@contextlib.asynccontextmanager
+async def harness(db: Database, meter_interval: float = 60.0,
+                  **settings: float) -> AsyncIterator[Harness]:
+    """The real services over `db` with `settings` (short timeouts, no safety margin)."""
     bus = EventBus()
     cps = ChargePointRepository(db)
-    await cps.add("cp-1", name="One", lat=52.5, lon=13.4, num_connectors=2)
+    if await cps.get("cp-1") is None:  # a second harness over one store is a restart
+        await cps.add("cp-1", name="One", lat=52.5, lon=13.4, num_connectors=2)
     await cps.set_connected("cp-1", True)
     for n in (1, 2):
         await cps.set_connector_status("cp-1", n, "Available")
     chargers, wallet = FakeChargers(), FakeWallet()
-    settings = SessionSettings(start_timeout=0.5, stop_timeout=0.3, safety_margin_msat=0)
-    sessions = SessionService(db=db, bus=bus, settings=settings, charge_points=cps, wallet=wallet,
-                              chargers=chargers)
-    refunds = RefundService(db=db, bus=bus, wallet=wallet, sessions=sessions, settings=settings,
+    conf = SessionSettings(**{"start_timeout": 0.5, "stop_timeout": 0.3,
+                              "safety_margin_msat": 0, **settings})
+    sessions = SessionService(db=db, bus=bus, settings=conf, charge_points=cps, wallet=wallet,
+                              chargers=chargers, meter_interval=meter_interval)
+    refunds = RefundService(db=db, bus=bus, wallet=wallet, sessions=sessions, settings=conf,
                             network="regtest", max_fee_msat=1000, outbound=loopback_outbound())
     await sessions.start()
     yield Harness(db, bus, cps, chargers, wallet, sessions, refunds)
     await refunds.close()
     await sessions.close()
     await bus.close()
+
+
+@pytest.fixture
+async def h(db: Database) -> AsyncIterator[Harness]:
+    async with harness(db) as running:
+        yield running
 
 
 async def test_paid_twice_is_recorded_once_and_starts_once(h: Harness) -> None:
@@ -184,20 +195,33 @@ async def test_topup_adds_budget(h: Harness) -> None:
     assert (await check_ledger(h.db)).ok
 
 
-async def test_stop_and_wait_bills_last_reading_when_charger_is_silent(h: Harness) -> None:
+async def test_silent_charger_holds_the_worst_case_until_its_final_reading(h: Harness) -> None:
     sid = await h.charging_session()
     session = await h.sessions.repo.get(sid)
-    assert session is not None
+    assert session is not None and session.transaction_id is not None
     await h.sessions.on_meter(MeterSample("cp-1", 1, session.transaction_id, utcnow(), energy_wh=2000))
     session = await h.sessions.stop_and_wait(sid, "stopped by the driver")
-    assert session.state == State.STOPPED
+    assert session.state == State.STOPPING_UNCONFIRMED
     assert session.consumed_msat == 10_000 + 300_000
-    assert session.refundable_msat == 1_000_000 - 310_000
+    # 22 kW for the seconds since the last reading and the next 30 s: ~56 sat held back.
+    assert 50_000 < session.held_msat < 70_000
+    assert session.refundable_msat == 1_000_000 - 310_000 - session.held_msat
+    # The charger comes back with its StopTransaction: 500 Wh more, billed; the rest is free.
+    await h.sessions.on_transaction_stopped("cp-1", session.transaction_id, 2500.0, "Remote")
+    session = await h.sessions.repo.get(sid)
+    assert session is not None and session.state == State.STOPPED
+    assert session.held_msat == 0 and session.consumed_msat == 10_000 + 450_000
+    assert session.refundable_msat == 1_000_000 - 460_000
+    assert (await check_ledger(h.db)).ok
 
 
 async def _withdraw_ready(h: Harness) -> tuple[str, str]:
     sid = await h.charging_session()
-    session = await h.sessions.stop_and_wait(sid, "driver")
+    session = await h.sessions.request_stop(sid, "driver")
+    assert session.transaction_id is not None
+    await h.sessions.on_transaction_stopped("cp-1", session.transaction_id, 1000.0, "Remote")
+    session = await h.sessions.repo.get(sid)  # type: ignore[assignment]
+    assert session is not None and session.state == State.STOPPED
     return sid, await h.refunds.new_withdraw_link(session)
 
 
@@ -321,3 +345,91 @@ async def test_ledger_check_finds_tampering(h: Harness) -> None:
     report = await check_ledger(h.db)
     assert not report.ok
     assert any("consumed" in p for p in report.problems)
+
+
+async def test_budget_stop_leaves_room_for_max_power_until_the_next_reading(db: Database) -> None:
+    """Small readings (30 sat each) near the budget: the stop comes while one more interval
+    at the connector's maximum (720 kW for the 1 s an interval counts at least: 200 Wh,
+    60 sat) still fits, not when only the last interval's 30 sat would."""
+    async with harness(db, max_power_w=720_000.0) as h:
+        sid = await h.charging_session(amount=1_000_000)  # 10 sat fee, then 300 sat/kWh
+        session = await h.sessions.repo.get(sid)
+        assert session is not None
+        states = {}
+        for wh in range(100, 3200, 100):
+            await h.sessions.on_meter(MeterSample("cp-1", 1, session.transaction_id, utcnow(),
+                                                  energy_wh=1000.0 + wh))
+            states[wh] = (await h.sessions.repo.get(sid)).state  # type: ignore[union-attr]
+        assert states[2900] == State.CHARGING
+        assert states[3100] == State.STOPPING  # 940 sat used + 60 sat worst case = budget
+
+
+async def test_watchdog_asks_for_a_reading_then_stops_and_says_why(db: Database) -> None:
+    async with harness(db, meter_interval=0.2, watchdog_intervals=2) as h:
+        sid = await h.charging_session()
+        session = await h.sessions.repo.get(sid)
+        assert session is not None and session.transaction_id is not None
+        await h.sessions.on_meter(MeterSample("cp-1", 1, session.transaction_id, utcnow(),
+                                              energy_wh=1500))
+        await h.sessions.tick_once()
+        assert h.chargers.triggers == []  # a fresh reading: nothing to ask
+        await asyncio.sleep(0.45)  # two intervals without a reading
+        await h.sessions.tick_once()
+        assert h.chargers.triggers == [("cp-1", 1)]
+        assert (await h.sessions.repo.get(sid)).state == State.CHARGING  # type: ignore[union-attr]
+        await asyncio.sleep(0.25)  # still nothing one interval later
+        await h.sessions.tick_once()
+        await h.wait_state(sid, State.STOPPING, State.STOPPING_UNCONFIRMED)
+        session = await h.sessions.repo.get(sid)
+        assert session is not None
+        assert session.stop_reason == "stopped: the charger sent no meter readings"
+        assert ("cp-1", session.transaction_id) in h.chargers.stops
+
+
+async def test_watchdog_is_satisfied_by_the_triggered_reading(db: Database) -> None:
+    async with harness(db, meter_interval=0.2, watchdog_intervals=2) as h:
+        sid = await h.charging_session()
+        session = await h.sessions.repo.get(sid)
+        assert session is not None
+        await asyncio.sleep(0.45)
+        await h.sessions.tick_once()
+        assert len(h.chargers.triggers) == 1
+        await h.sessions.on_meter(MeterSample("cp-1", 1, session.transaction_id, utcnow(),
+                                              energy_wh=1200))
+        await asyncio.sleep(0.25)
+        await h.sessions.tick_once()
+        assert (await h.sessions.repo.get(sid)).state == State.CHARGING  # type: ignore[union-attr]
+
+
+async def test_unconfirmed_stop_is_asked_again_after_a_restart(db: Database) -> None:
+    async with harness(db) as h:
+        sid = await h.charging_session()
+        h.chargers.accept_stop = False
+        await h.sessions.request_stop(sid, "stopped by the driver")
+        await h.wait_state(sid, State.STOPPING_UNCONFIRMED)
+        session = await h.sessions.repo.get(sid)
+        assert session is not None and session.held_msat > 0
+    async with harness(db) as again:  # a new process over the same store
+        await eventually(lambda: _value(again.chargers.stops),
+                         lambda stops: ("cp-1", session.transaction_id) in stops)
+        await again.sessions.on_transaction_stopped("cp-1", session.transaction_id or 0,
+                                                    1500.0, "Remote")
+        done = await again.sessions.repo.get(sid)
+        assert done is not None and done.state == State.STOPPED and done.held_msat == 0
+        assert (await check_ledger(db)).ok
+
+
+async def _value(value: object) -> object:
+    return value
+
+
+async def test_watchdog_leaves_an_offline_charger_alone(db: Database) -> None:
+    """Its queued readings come with it; stopping it would wait for its return anyway."""
+    async with harness(db, meter_interval=0.1, watchdog_intervals=1) as h:
+        sid = await h.charging_session()
+        h.chargers.connected = False
+        for _ in range(3):
+            await asyncio.sleep(0.15)
+            await h.sessions.tick_once()
+        assert h.chargers.triggers == []
+        assert (await h.sessions.repo.get(sid)).state == State.CHARGING  # type: ignore[union-attr]

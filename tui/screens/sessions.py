@@ -18,8 +18,8 @@ from tui.screens.base import ConsoleScreen, cursor_key, nav_bar, restore_cursor
 if TYPE_CHECKING:
     from tui.app import StromConsole
 
-STATES = ("pending_payment", "paid", "starting", "charging", "stopping", "stopped", "refunded",
-          "settled", "failed")
+STATES = ("pending_payment", "paid", "starting", "charging", "stopping", "stopping_unconfirmed",
+          "stopped", "refunded", "settled", "failed")
 STOPPABLE = ("paid", "starting", "charging", "stopping")
 PAGE = 100
 
@@ -40,6 +40,11 @@ def details(s: dict[str, Any]) -> Text:
     ]
     if s.get("failure_reason"):
         lines.append(("failure", s["failure_reason"]))
+    if s.get("held_msat"):
+        lines.append(("held", f"{sat(s['held_msat'])} until the charger confirms the stop"))
+    if s.get("unbilled_msat"):
+        lines.append(("unbilled", f"{kwh(s.get('unbilled_wh') or 0)} beyond the payment "
+                                  f"({sat(s['unbilled_msat'])})"))
     text = Text()
     for label, value in lines:
         text.append(f"{label:<9}", style="dim")

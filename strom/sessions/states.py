@@ -1,0 +1,81 @@
+"""The one session state machine: every allowed transition and what triggers it. No I/O.
+
+`SessionRepository.update` checks every write of `state` against `TRANSITIONS`; a write that is
+not in the table raises `IllegalTransition`: a wrong transition is a bug, never a user error.
+docs/architecture.md draws this table as a diagram.
+"""
+
+from __future__ import annotations
+
+from strom.sessions.model import State
+
+S = State
+
+# state → {next state: what makes it happen}
+TRANSITIONS: dict[State, dict[State, str]] = {
+    S.PENDING_PAYMENT: {
+        S.PAID: "the invoice is paid",
+        S.FAILED: "no invoice could be made",
+    },
+    S.PAID: {
+        S.STARTING: "a connector is reserved; RemoteStartTransaction goes out",
+        S.CHARGING: "StartTransaction with the session's idTag before `starting` was recorded",
+        S.FAILED: "no free connector, or stopped before charging",
+    },
+    S.STARTING: {
+        S.CHARGING: "StartTransaction with the session's idTag",
+        S.FAILED: "RemoteStart rejected, charger offline, start_timeout, or stopped before"
+                  " charging",
+    },
+    S.CHARGING: {
+        S.STOPPING: "driver, operator, budget nearly used, or no meter readings (watchdog)",
+        S.STOPPED: "StopTransaction the charger decided on (unplugged, local stop), money left",
+        S.SETTLED: "StopTransaction the charger decided on, nothing left",
+    },
+    S.STOPPING: {
+        S.STOPPED: "StopTransaction, money left",
+        S.SETTLED: "StopTransaction, nothing left",
+        S.STOPPING_UNCONFIRMED: "no StopTransaction within stop_timeout, or RemoteStop"
+                                " rejected",
+    },
+    S.STOPPING_UNCONFIRMED: {
+        S.STOPPED: "the final reading (StopTransaction, or the connector shows the transaction"
+                   " ended), money left",
+        S.REFUNDED: "the final reading, nothing left and refunds paid",
+        S.SETTLED: "the final reading, nothing left",
+    },
+    S.STOPPED: {
+        S.REFUNDED: "the whole refundable amount is paid out",
+        S.SETTLED: "refund unclaimed past refund_expiry_days (forfeited)",
+        S.STOPPING_UNCONFIRMED: "the charger shows the transaction still running",
+    },
+    S.FAILED: {
+        S.REFUNDED: "the whole payment is paid back",
+        S.SETTLED: "refund unclaimed past refund_expiry_days (forfeited)",
+        S.STOPPING_UNCONFIRMED: "a late StartTransaction, or the charger shows the transaction"
+                                " still running",
+    },
+    S.REFUNDED: {
+        S.STOPPED: "a top-up invoice paid after the end",
+        S.STOPPING_UNCONFIRMED: "the charger shows the transaction still running",
+    },
+    S.SETTLED: {
+        S.STOPPED: "a top-up invoice paid after the end",
+        S.STOPPING_UNCONFIRMED: "the charger shows the transaction still running",
+    },
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A write of a session state that the table does not allow (a bug)."""
+
+
+def allowed(current: State, new: State) -> bool:
+    """True when `current → new` is in the table."""
+    return new in TRANSITIONS.get(current, {})
+
+
+def check(current: State, new: State) -> None:
+    """Raise `IllegalTransition` unless `current → new` is in the table."""
+    if not allowed(current, new):
+        raise IllegalTransition(f"session state {current.value} → {new.value} is not allowed")

@@ -1,0 +1,202 @@
+"""Stops the charger never confirmed, through a real OCPP websocket (issue 17, defects 2, 3).
+
+The charger is the ocpp library's ChargePoint (`field_charger.py`), driven step by step: it
+goes offline when the driver stops, answers RemoteStop `Rejected`, starts after the driver
+stopped, and shows a stopped session still charging. Each time strom must bill the energy
+the charger reports, stop it again, and give the payer at once only what is surely theirs.
+
+The charger's maximum power is scaled (3 MW): the seconds of a test stand for the hour a real
+charger stays offline, so the hold strom keeps back covers the 25 kWh it reports on return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import lnurl
+import pytest
+
+from strom.app import StromApp
+from tests.conftest import free_settings
+from tests.doubles.edges import make_invoice
+from tests.e2e.processes import strom
+from tests.money.conftest import CP, World
+from tests.money.field_charger import FieldCharger
+from tests.polling import eventually
+
+SETTINGS = {"stop_timeout": 1.0, "max_power_w": 3_000_000.0}
+PAID = 10_000_000  # 10,000 sat at 300 sat/kWh
+
+
+@pytest.fixture
+async def field(data_dir: Path) -> AsyncIterator[tuple[World, FieldCharger]]:
+    async with StromApp(free_settings(sessions=SETTINGS), data_dir) as app:
+        assert app.services is not None and app.services.central_system is not None
+        await app.services.charge_points.add(CP, name="Field Street", lat=50.1, lon=8.7)
+        charger = FieldCharger(CP, app.services.central_system.url)
+        await charger.connect()
+        async with httpx.AsyncClient(base_url=app.http_url, timeout=30) as http:
+            yield World(app, None, http), charger  # type: ignore[arg-type]
+        await charger.close()
+
+
+async def _charging(world: World, charger: FieldCharger, register_wh: float) -> tuple[str, int]:
+    """Pay, let the charger start when asked and report `register_wh`; (session url, tx)."""
+    session = await world.pay_to_charge(PAID)
+    await eventually(lambda: _value(len(charger.start_requests)), lambda n: n == 1)
+    tx, status = await charger.start(charger.start_requests[0])
+    assert status == "Accepted"
+    await charger.status("Charging")
+    await charger.meter(tx, register_wh, 11_000)
+    await world.session_until(session["url"], lambda s: s["energy_wh"] == register_wh)
+    return session["url"], tx
+
+
+async def _value(value: int) -> int:
+    return value
+
+
+async def _offline(world: World) -> None:
+    services = world.app.services
+    await eventually(lambda: services.charge_points.get(CP), lambda cp: cp.status == "Offline")
+
+
+async def test_offline_at_stop_holds_the_worst_case_and_bills_25_kwh_on_return(
+        field: tuple[World, FieldCharger]) -> None:
+    world, charger = field
+    url, tx = await _charging(world, charger, 1000)
+    await charger.drop()
+    await _offline(world)
+    # The driver stops: the charger cannot hear it. The refund link answers at once with
+    # what is surely the driver's: all but the worst case since the last reading.
+    session = await world.session(url)
+    request = await lnurl.handle(session["lnurlw"])
+    assert isinstance(request, lnurl.LnurlWithdrawResponse), request
+    session = await world.session(url)
+    assert session["state"] == "stopping_unconfirmed"
+    assert session["consumed_msat"] == 300_000 and session["held_msat"] > 7_000_000
+    assert int(request.maxWithdrawable) == session["refundable_msat"] == (
+        PAID - 300_000 - session["held_msat"])
+    first = int(request.maxWithdrawable)
+    await lnurl.execute_withdraw(request, make_invoice(first, currency="bcrt"))
+    await world.ledger_ok()
+    # Back online, still charging: strom asks it to stop again; it reports 25 kWh and stops.
+    await charger.connect(status="Charging")
+    await eventually(lambda: _value(charger.stop_requests.count(tx)), lambda n: n >= 1)
+    await charger.meter(tx, 25_000, 11_000)
+    await charger.stop(tx, 25_000)
+    await charger.status("Available")
+    done = await world.session_until(url, lambda s: s["state"] == "stopped")
+    assert done["energy_wh"] == 25_000
+    assert done["consumed_msat"] == 7_500_000 and done["held_msat"] == 0
+    assert done["refundable_msat"] == PAID - 7_500_000 - first
+    assert done["unbilled_msat"] == 0
+    request = await lnurl.handle(done["lnurlw"])
+    assert isinstance(request, lnurl.LnurlWithdrawResponse), request
+    assert int(request.maxWithdrawable) == done["refundable_msat"]
+    await world.ledger_ok()
+
+
+async def test_remote_stop_rejected_keeps_asking_and_bills_30_kwh(
+        field: tuple[World, FieldCharger]) -> None:
+    world, charger = field
+    url, tx = await _charging(world, charger, 1000)
+    charger.stop_answer = "Rejected"
+    session = await world.session(url)
+    await lnurl.handle(session["lnurlw"])  # the driver stops: RemoteStop is rejected
+    session = await world.session(url)
+    assert session["state"] == "stopping_unconfirmed"
+    assert charger.stop_requests == [tx]
+    await charger.meter(tx, 30_000, 11_000)  # it keeps charging
+    session = await world.session_until(url, lambda s: s["energy_wh"] == 30_000)
+    assert session["consumed_msat"] == 9_000_000 and session["state"] == "stopping_unconfirmed"
+    assert session["refundable_msat"] + session["held_msat"] == 1_000_000
+    # strom asks again (backoff: 2 s); this time the charger obeys.
+    charger.stop_answer = "Accepted"
+    await eventually(lambda: _value(len(charger.stop_requests)), lambda n: n >= 2, seconds=10)
+    await charger.stop(tx, 30_000)
+    done = await world.session_until(url, lambda s: s["state"] == "stopped")
+    assert done["consumed_msat"] == 9_000_000 and done["refundable_msat"] == 1_000_000
+    await world.ledger_ok()
+
+
+async def test_late_start_after_a_stop_during_starting_is_stopped_and_billed(
+        field: tuple[World, FieldCharger]) -> None:
+    world, charger = field
+    session = await world.pay_to_charge(PAID)
+    url = session["url"]
+    await eventually(lambda: _value(len(charger.start_requests)), lambda n: n == 1)
+    # The driver stops before the charger started: failed, all refundable for now.
+    request = await lnurl.handle(session["lnurlw"])
+    assert isinstance(request, lnurl.LnurlWithdrawResponse), request
+    assert int(request.maxWithdrawable) == PAID
+    assert (await world.session(url))["state"] == "failed"
+    # The charger starts late; its idTag is no longer valid, but it keeps charging.
+    tx, status = await charger.start(charger.start_requests[0])
+    assert status == "Invalid"
+    await eventually(lambda: _value(charger.stop_requests.count(tx)), lambda n: n >= 1)
+    await charger.status("Charging")
+    await charger.meter(tx, 20_000, 11_000)
+    session = await world.session_until(url, lambda s: s["energy_wh"] == 20_000)
+    assert session["state"] == "stopping_unconfirmed"
+    assert session["consumed_msat"] == 6_000_000
+    await charger.stop(tx, 20_000)
+    done = await world.session_until(url, lambda s: s["state"] == "stopped")
+    assert done["consumed_msat"] == 6_000_000 and done["refundable_msat"] == 4_000_000
+    await world.ledger_ok()
+
+
+async def test_late_start_after_a_full_refund_is_stopped_and_reported_unbilled(
+        field: tuple[World, FieldCharger]) -> None:
+    world, charger = field
+    session = await world.pay_to_charge(PAID)
+    url = session["url"]
+    await eventually(lambda: _value(len(charger.start_requests)), lambda n: n == 1)
+    request = await lnurl.handle(session["lnurlw"])
+    await lnurl.execute_withdraw(request, make_invoice(PAID, currency="bcrt"))
+    await world.session_until(url, lambda s: s["state"] == "refunded")
+    tx, _ = await charger.start(charger.start_requests[0])
+    await eventually(lambda: _value(charger.stop_requests.count(tx)), lambda n: n >= 1)
+    await charger.meter(tx, 20_000, 11_000)
+    await charger.stop(tx, 20_000)
+    done = await world.session_until(url, lambda s: s["energy_wh"] == 20_000
+                                     and s["state"] not in ("stopping_unconfirmed",))
+    assert done["consumed_msat"] == 0 and done["refunded_msat"] == PAID
+    assert done["unbilled_msat"] == 6_000_000 and done["unbilled_wh"] == 20_000
+    check = await world.http.get("/api/v1/ledger/check", headers=world.admin)
+    assert check.status_code == 200 and check.json()["ok"], check.text
+    assert any("unbilled energy" in f for f in check.json()["findings"])
+    # The operator's `strom ledger check` lists it, and still exits 0: the books balance.
+    data_dir = world.app.data_dir
+    cli = await asyncio.to_thread(strom, "ledger", "check", data_dir=data_dir)
+    assert cli.returncode == 0, cli.stderr
+    assert "UNBILLED" in cli.stderr and "unbilled energy" in cli.stderr
+    assert "ledger OK" in cli.stdout
+
+
+async def test_charger_still_charging_a_stopped_session_gets_remote_stop_again(
+        field: tuple[World, FieldCharger]) -> None:
+    world, charger = field
+    url, tx = await _charging(world, charger, 1000)
+    await charger.drop()
+    await _offline(world)
+    session = await world.session(url)
+    await lnurl.handle(session["lnurlw"])
+    # It comes back saying the connector is Available (the transaction ended) but never sends
+    # StopTransaction: after stop_timeout the session is settled on its last reading.
+    await charger.connect(status="Available")
+    await world.session_until(url, lambda s: s["state"] == "stopped")
+    asked = len(charger.stop_requests)
+    # Then it shows the session's transaction charging again: strom stops it again.
+    await charger.status("Charging")
+    await eventually(lambda: _value(len(charger.stop_requests)), lambda n: n > asked)
+    assert charger.stop_requests[-1] == tx
+    assert (await world.session(url))["state"] == "stopping_unconfirmed"
+    await charger.meter(tx, 2000, 11_000)
+    await charger.stop(tx, 2000)
+    done = await world.session_until(url, lambda s: s["state"] == "stopped")
+    assert done["energy_wh"] == 2000 and done["consumed_msat"] == 600_000
+    await world.ledger_ok()
