@@ -36,6 +36,7 @@ from strom.store.db import Database
 from strom.store.transactions import TransactionRepository
 from strom.tariffs.model import Tariff, cost_msat
 from strom.timeutil import iso, utcnow
+from tests.conftest import loopback_outbound
 from tests.doubles.edges import FakeChargers, FakeWallet, make_invoice
 
 CP = "cp-1"
@@ -96,7 +97,8 @@ class ChargerMachine(RuleBasedStateMachine):
                                        chargers=self.chargers, tick_seconds=3600)
         self.refunds = RefundService(db=self.db, bus=self.bus, wallet=self.wallet,
                                      sessions=self.sessions, settings=conf,
-                                     network="regtest", max_fee_msat=1000)
+                                     network="regtest", max_fee_msat=1000,
+                                     outbound=loopback_outbound())
         await self.sessions.start()
 
     def teardown(self) -> None:
