@@ -36,10 +36,12 @@ class Limits:
     # REQ and COUNT messages: per connection, and per client address over all its connections.
     # A REQ costs one token, plus one per `req_cost_events` stored events it was sent.
     req_cost_events: int = 100
-    reqs_per_second: float = 5.0
-    req_burst: int = 20
-    address_reqs_per_second: float = 20.0
-    address_req_burst: int = 100
+    # NIP-47 clients (nostr-sdk's among them) open one REQ per wallet request, so a wallet
+    # making invoices in a burst needs room for its in-flight requests at once.
+    reqs_per_second: float = 20.0
+    req_burst: int = 100
+    address_reqs_per_second: float = 50.0
+    address_req_burst: int = 300
     # What one REQ may cost: tag values in one filter (all its #x lists together), stored
     # events sent for the whole REQ (every filter's limit is also capped by max_limit), and
     # the time its query may take before it is cut short.
