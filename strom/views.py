@@ -35,8 +35,24 @@ def charge_point_json(svc: Services, cp: ChargePoint) -> dict[str, Any]:
     }
 
 
-def session_json(svc: Services, session: Session) -> dict[str, Any]:
-    """A session as its payer sees it (contract §6), with the stop/refund LNURL-withdraw."""
+def session_json(svc: Services, session: Session, *, payer: bool = True) -> dict[str, Any]:
+    """A session as its payer sees it (contract §6), with the stop/refund LNURL-withdraw.
+
+    With `payer=False` (the read-only view link, the operator's API) `lnurlw` is null and
+    `url` is the view link: nothing in it stops the session or takes its money. Both carry
+    `view_url` (shareable, read-only) and `topup_lnurl` (can only pay into the session).
+    """
     base = svc.settings.public_url
+    links: dict[str, Any] = {
+        "view_url": f"{base}/s/{session.view_token}" if session.view_token else None,
+        "topup_lnurl": (lnurl_encode(topup_url(svc, session)) if session.topup_token
+                        else None)}
+    if not payer:
+        return session.public_json(lnurlw=None, url=links["view_url"] or "", extra=links)
     return session.public_json(lnurlw=lnurl_encode(f"{base}/lnurlw/{session.token}"),
-                               url=f"{base}/s/{session.token}")
+                               url=f"{base}/s/{session.token}", extra=links)
+
+
+def topup_url(svc: Services, session: Session) -> str:
+    """The top-up payRequest: its token can only pay into the session."""
+    return f"{svc.settings.public_url}/topup/{session.topup_token}"

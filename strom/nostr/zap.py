@@ -16,11 +16,18 @@ from strom.lnurl.errors import LnurlError
 ZAP_REQUEST = 9734
 ZAP_RECEIPT = 9735
 MAX_REQUEST_BYTES = 8192
+# A zap request is public once its receipt is out, so the LNURL callback takes one only while
+# it is fresh (signed within this many seconds of now, either way: clocks drift) and only
+# once (its event id is claimed in the store). Old requests cannot be replayed after the
+# store forgets them, as long as it keeps them longer than this window.
+FRESH_SECONDS = 600
 
 
 @dataclass(frozen=True, slots=True)
 class ZapRequest:
     raw: str                 # exactly as received: its SHA-256 is the invoice's description hash
+    id: str                  # the request's own event id (hex), used once
+    created_at: int          # unix seconds, as signed
     sender: str              # hex pubkey of the zapper (the session's payer)
     recipient: str           # hex pubkey of the charge point
     relays: tuple[str, ...]
@@ -66,10 +73,22 @@ def parse_zap_request(raw: str, recipient_hex: str, amount_msat: int) -> ZapRequ
     coordinate = next((t[1] for t in tags if t[0] == "a" and len(t) > 1), None)
     if coordinate is not None and len(coordinate.split(":")) < 3:
         raise LnurlError("zap request a tag is not an event coordinate")
-    return ZapRequest(raw=raw, sender=event.author().to_hex(), recipient=recipients[0].lower(),
+    return ZapRequest(raw=raw, id=event.id().to_hex(), created_at=event.created_at().as_secs(),
+                      sender=event.author().to_hex(), recipient=recipients[0].lower(),
                       relays=relays, amount_msat=int(amount) if amount else None,
                       event_id=events[0] if events else None, coordinate=coordinate,
                       content=event.content())
+
+
+def check_fresh(request: ZapRequest, now: float, window: int = FRESH_SECONDS) -> None:
+    """Refuse a zap request signed more than `window` seconds before or after `now`."""
+    age = now - request.created_at
+    if age > window:
+        raise LnurlError(f"zap request is too old (signed {int(age // 60)} minutes ago; at most "
+                         f"{window // 60} minutes are accepted): zap again")
+    if -age > window:
+        raise LnurlError(f"zap request is dated {int(-age // 60)} minutes in the future (at "
+                         f"most {window // 60} are accepted): check your device's clock")
 
 
 def zap_receipt(keys: Keys, request: ZapRequest, bolt11: str, preimage: str | None,

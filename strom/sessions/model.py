@@ -75,6 +75,10 @@ class Session:
     unbilled_msat: int = 0
     max_power_w: float | None = None
     last_reading_at: str | None = None
+    # Separate rights, separate tokens (issue 16): `token` is the payer's (view, stop, refund);
+    # `view_token` only reads the session, `topup_token` only pays into it.
+    view_token: str | None = None
+    topup_token: str | None = None
 
     @property
     def refundable_msat(self) -> int:
@@ -101,8 +105,9 @@ class Session:
     def connector(self) -> int | None:
         return self.active_connector_id or self.connector_id
 
-    def public_json(self, *, lnurlw: str | None, url: str) -> dict[str, Any]:
-        """The session JSON of contract §6 (for its payer: it carries the stop/refund link)."""
+    def public_json(self, *, lnurlw: str | None, url: str,
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The session JSON of contract §6; only the payer's carries the stop/refund link."""
         return {
             "id": self.id, "cp_id": self.cp_id, "connector_id": self.connector,
             "state": self.state.value, "paid_msat": self.paid_msat,
@@ -114,5 +119,5 @@ class Session:
             "soc_percent": self.soc_percent, "created_at": self.created_at,
             "paid_at": self.paid_at, "started_at": self.started_at, "stopped_at": self.stopped_at,
             "stop_reason": self.stop_reason, "failure_reason": self.failure_reason,
-            "tariff": self.tariff.to_json(), "lnurlw": lnurlw, "url": url,
+            "tariff": self.tariff.to_json(), "lnurlw": lnurlw, "url": url, **(extra or {}),
         }

@@ -80,12 +80,17 @@ class RefundService:
     # --- withdraw links ---------------------------------------------------------------------
 
     async def new_withdraw_link(self, session: Session) -> str:
-        """A fresh k1 bound to `session`, for one withdrawRequest."""
+        """A fresh k1 bound to `session`, for one withdrawRequest.
+
+        Only the payer's token opens a withdrawRequest (`/lnurlw/{token}`, the charger's QR with
+        `?s={token}`), so every link is recorded as issued through it; the ledger check ties
+        each withdraw refund to such a link.
+        """
         k1 = secrets.token_hex(32)
         async with self._db.transaction() as conn:
             await conn.execute(
-                "INSERT INTO withdraw_links (k1, session_id, created_at) VALUES (?, ?, ?)",
-                (k1, session.id, iso()))
+                "INSERT INTO withdraw_links (k1, session_id, created_at, issued_via)"
+                " VALUES (?, ?, ?, 'payer_token')", (k1, session.id, iso()))
         return k1
 
     async def withdraw(self, session: Session, k1: str, invoice: str) -> RefundOutcome:
@@ -115,7 +120,8 @@ class RefundService:
                 raise RefundError("this invoice was already used for a refund")
             await conn.execute("UPDATE withdraw_links SET used_at = ? WHERE k1 = ?",
                                (iso(), link["k1"]))
-            await self._claim(conn, current, decoded.payment_hash, amount, invoice, "lnurlw")
+            await self._claim(conn, current, decoded.payment_hash, amount, invoice, "lnurlw",
+                              route="withdraw_link", k1=link["k1"])
         crash_point("refund_in_flight")
         return await self._pay(session.id, decoded.payment_hash, amount, invoice)
 
@@ -127,8 +133,8 @@ class RefundService:
         """
         session = await self._sessions.repo.get(session_id)
         if session is None or session.state not in REFUNDABLE_STATES \
-                or session.refundable_msat <= 0:
-            return None
+                or session.refundable_msat <= 0 or session.payer_pubkey is None:
+            return None  # (a lightning address is the route of zap payers only)
         amount = session.refundable_msat
         invoice = await invoice_for_address(address, amount, f"strom refund, session {session.id}",
                                             outbound=self._outbound)
@@ -138,7 +144,8 @@ class RefundService:
             assert current is not None
             if current.state not in REFUNDABLE_STATES or current.refundable_msat < amount:
                 return None  # withdrawn meanwhile
-            await self._claim(conn, current, decoded.payment_hash, amount, invoice, address)
+            await self._claim(conn, current, decoded.payment_hash, amount, invoice, address,
+                              route="payer_lud16")
         return await self._pay(session_id, decoded.payment_hash, amount, invoice)
 
     async def _payable(self, invoice: str) -> bolt11.Bolt11:
@@ -165,13 +172,22 @@ class RefundService:
     # --- claim, pay, finish ------------------------------------------------------------------
 
     async def _claim(self, conn: object, session: Session, payment_hash: str, amount: int,
-                     invoice: str, destination: str) -> None:
+                     invoice: str, destination: str, *, route: str,
+                     k1: str | None = None) -> None:
+        """Record the refund before paying it, with its route: the k1 of a withdraw link
+        (`withdraw_link`) or the zap payer's lightning address (`payer_lud16`, remembered on
+        the session), the session's state and whether the charger's final reading was in."""
+        final_reading = await self._sessions.repo.final_reading_in(conn, session)  # type: ignore[arg-type]
         await conn.execute(  # type: ignore[attr-defined]
             "INSERT INTO refunds (payment_hash, session_id, amount_msat, bolt11, destination,"
-            " state, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-            (payment_hash, session.id, amount, invoice, destination, iso()))
-        await self._sessions.repo.update(conn, session.id,  # type: ignore[arg-type]
-                                         refunded_msat=session.refunded_msat + amount)
+            " state, created_at, route, k1, claimed_state, final_reading)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+            (payment_hash, session.id, amount, invoice, destination, iso(), route, k1,
+             session.state.value, int(final_reading)))
+        fields: dict[str, object] = {"refunded_msat": session.refunded_msat + amount}
+        if route == "payer_lud16":
+            fields["payer_lud16"] = destination
+        await self._sessions.repo.update(conn, session.id, **fields)  # type: ignore[arg-type]
         await ledger.refund_paid(conn, session.id, amount, payment_hash)  # type: ignore[arg-type]
 
     async def _pay(self, session_id: str, payment_hash: str, amount: int,

@@ -34,12 +34,12 @@ class SessionRepository:
 
     async def insert(self, conn: aiosqlite.Connection, s: Session) -> None:
         await conn.execute(
-            "INSERT INTO sessions (id, token, cp_id, connector_id, id_tag, state, tariff_json,"
-            " payer_pubkey, payer_lud16, comment, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (s.id, s.token, s.cp_id, s.connector_id, s.id_tag, s.state.value,
-             json.dumps(s.tariff.to_json()), s.payer_pubkey, s.payer_lud16, s.comment,
-             s.created_at, s.updated_at))
+            "INSERT INTO sessions (id, token, view_token, topup_token, cp_id, connector_id,"
+            " id_tag, state, tariff_json, payer_pubkey, payer_lud16, comment, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (s.id, s.token, s.view_token, s.topup_token, s.cp_id, s.connector_id, s.id_tag,
+             s.state.value, json.dumps(s.tariff.to_json()), s.payer_pubkey, s.payer_lud16,
+             s.comment, s.created_at, s.updated_at))
 
     async def update(self, conn: aiosqlite.Connection, session_id: str, *,
                      expect_state: State | tuple[State, ...] | None = None, **fields: Any) -> bool:
@@ -80,8 +80,32 @@ class SessionRepository:
         return _row(row) if row else None
 
     async def by_token(self, token: str) -> Session | None:
-        row = await self._db.fetchone("SELECT * FROM sessions WHERE token = ?", (token,))
+        """The session whose payer holds `token` (the right to view, stop and refund)."""
+        return await self._by("token", token)
+
+    async def by_view_token(self, token: str) -> Session | None:
+        """The session `token` may only look at (the shareable read-only link)."""
+        return await self._by("view_token", token)
+
+    async def by_topup_token(self, token: str) -> Session | None:
+        """The session `token` may only pay into (the top-up link)."""
+        return await self._by("topup_token", token)
+
+    async def _by(self, column: str, token: str) -> Session | None:
+        # `column` is one of three literals above, never input.
+        row = await self._db.fetchone(f"SELECT * FROM sessions WHERE {column} = ?", (token,))
         return _row(row) if row else None
+
+    async def final_reading_in(self, conn: aiosqlite.Connection, session: Session) -> bool:
+        """False while the session's OCPP transaction is still open: the charger has not sent
+        its final meter reading (StopTransaction) yet and may still report more energy."""
+        if session.transaction_id is None:
+            return True  # never charged: there is nothing more to read
+        cursor = await conn.execute(
+            "SELECT stopped_at FROM ocpp_transactions WHERE id = ? AND cp_id = ?",
+            (session.transaction_id, session.cp_id))
+        row = await cursor.fetchone()
+        return row is None or row[0] is not None
 
     async def by_id_tag(self, id_tag: str) -> Session | None:
         row = await self._db.fetchone("SELECT * FROM sessions WHERE id_tag = ?", (id_tag,))

@@ -214,7 +214,9 @@ class SessionService:
                      comment: str | None) -> Session:
         now = iso()
         return Session(
-            id=secrets.token_hex(8), token=secrets.token_urlsafe(16), cp_id=cp.id,
+            id=secrets.token_hex(8), token=secrets.token_urlsafe(16),
+            view_token=secrets.token_urlsafe(16), topup_token=secrets.token_urlsafe(16),
+            cp_id=cp.id,
             connector_id=connector_id, active_connector_id=None, id_tag=secrets.token_hex(10),
             state=State.PENDING_PAYMENT, tariff=tariff, paid_msat=0, consumed_msat=0,
             refunded_msat=0, forfeited_msat=0, held_msat=0, unbilled_msat=0, energy_wh=0.0,

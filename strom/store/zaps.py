@@ -57,6 +57,10 @@ class ZapRepository:
                 " ON CONFLICT (event_id) DO NOTHING", (event_id, kind, iso()))
             return cursor.rowcount == 1
 
+    async def release(self, event_id: str) -> None:
+        """Forget a claim whose handling failed before it had any effect (no invoice made)."""
+        await self._db.execute("DELETE FROM nostr_handled WHERE event_id = ?", (event_id,))
+
 
 def _zap(row: Any) -> StoredZap:
     return StoredZap(row["payment_hash"], row["session_id"], row["cp_id"], row["sender"],

@@ -32,7 +32,7 @@ async def list_sessions(request: Request) -> JSONResponse:
     query = read_query(request, SessionsQuery)
     items = await svc.sessions.repo.list(cp_id=query.cp_id, state=query.state,
                                          limit=query.limit, offset=query.offset)
-    return JSONResponse(page([session_json(svc, s) for s in items], await svc.sessions.repo.count(cp_id=query.cp_id, state=query.state),
+    return JSONResponse(page([session_json(svc, s, payer=False) for s in items], await svc.sessions.repo.count(cp_id=query.cp_id, state=query.state),
                              query))
 
 
@@ -43,11 +43,12 @@ async def get_session(request: Request) -> JSONResponse:
     session = await svc.sessions.repo.get(request.path_params["session_id"])
     if session is None:
         raise HTTPException(404, "no such session")
-    return JSONResponse(session_json(svc, session))
+    return JSONResponse(session_json(svc, session, payer=False))
 
 
 async def stop_session(request: Request) -> JSONResponse:
-    """Stop charging; the refund stays for the payer to claim."""
+    """Stop charging; the refund stays for the payer to claim (the operator never gets the
+    payer's stop & refund link: admin JSON carries the read-only view link only)."""
     require_admin(request)
     svc = services(request)
     assert svc.sessions is not None
@@ -57,7 +58,7 @@ async def stop_session(request: Request) -> JSONResponse:
     if session.state not in (State.PAID, *ACTIVE_STATES):
         raise HTTPException(409, f"session is {session.state.value}, nothing to stop")
     session = await asyncio.shield(svc.sessions.stop_and_wait(session.id, "stopped by the operator"))
-    return JSONResponse(session_json(svc, session))
+    return JSONResponse(session_json(svc, session, payer=False))
 
 
 async def ledger_check(request: Request) -> JSONResponse:

@@ -29,6 +29,7 @@ from strom.views import charge_point_json, session_json
 from strom.web.auth import services
 from strom.web.page_views import availability, session_view
 from strom.web.responses import json_text
+from strom.web.session_page import viewed_session
 
 KEEPALIVE = 15.0
 CHARGER_EVENTS = (ConnectorStatusChanged, ChargePointConnected, ChargePointDisconnected)
@@ -94,16 +95,19 @@ async def session_events(request: Request) -> StreamingResponse:
     """The session JSON (contract §6) and its page wording on every change of the session."""
     svc = services(request)
     assert svc.sessions is not None
-    session = await svc.sessions.repo.by_token(request.path_params["token"])
-    if session is None:
+    # The payer's token streams the payer's JSON (with the stop & refund link); the view
+    # token the read-only one.
+    found = await viewed_session(svc, request.path_params["token"])
+    if found is None:
         raise HTTPException(404, "no such session")
-    sessions, session_id = svc.sessions, session.id
+    (session, payer), sessions = found, svc.sessions
+    session_id = session.id
 
     async def snapshot(event: Any) -> dict[str, Any] | None:
         current = await sessions.repo.get(session_id)
         if current is None:
             return None
-        data = session_json(svc, current)
+        data = session_json(svc, current, payer=payer)
         return {**data, "view": session_view(data).to_json()}
 
     return _sse(_stream(request, "session", (SessionChanged,),

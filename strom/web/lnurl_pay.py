@@ -7,6 +7,7 @@ answered only while a connector is free; the reason says why not.
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import urlsplit
 
 from lnurl import aes_encrypt
@@ -17,7 +18,7 @@ from starlette.routing import Route
 from strom.lightning.wallet import WalletError
 from strom.lnurl import pay as lud06
 from strom.lnurl.errors import LnurlError
-from strom.nostr.zap import ZapRequest, parse_zap_request
+from strom.nostr.zap import ZAP_REQUEST, ZapRequest, check_fresh, parse_zap_request
 from strom.services import Services
 from strom.sessions.model import Session, State
 from strom.sessions.service import PendingPayment, SessionError
@@ -130,29 +131,49 @@ async def pay_callback(request: Request) -> Response:
         if running is None:
             await ensure_free(svc, cp, connector_id)
             _still_as_shown(svc, cp, connector_id, target, price)
-        # A zap's invoice commits to the zap request (NIP-57), a plain payment to the metadata.
-        described = zap.raw if zap else pay_metadata(svc, cp, connector_id, target, tariff)
+        if zap and not await svc.zaps.claim(zap.id, ZAP_REQUEST):
+            raise LnurlError("this zap request was already used; zap again (your client signs "
+                             "a new request for every zap)")
         try:
-            if running is not None:  # a follow-up zap from the driver: more budget
-                pending = await svc.sessions.create_topup(
-                    running, amount, description_hash=lud06.description_hash(described))
-            else:
-                pending = await svc.sessions.create_pending(
-                    cp, connector_id, tariff, amount,
-                    description_hash=lud06.description_hash(described), comment=comment,
-                    payer_pubkey=zap.sender if zap else None, expiry=price.seconds_left)
-        except SessionError as exc:
-            raise LnurlError(str(exc)) from None
-        except WalletError:
-            raise LnurlError("payments temporarily unavailable, try again in a minute") from None
-        if zap:
-            await svc.zaps.add(payment_hash=pending.payment_hash, session_id=pending.session.id,
-                               cp_id=cp.id, sender=zap.sender, request_json=zap.raw,
-                               bolt11=pending.bolt11)
+            pending = await _invoice(svc, cp, connector_id, target, price, amount, comment,
+                                     zap, running)
+        except LnurlError:
+            if zap:  # no invoice was made: the request may be tried again
+                await svc.zaps.release(zap.id)
+            raise
     except LnurlError as exc:
         return lnurl_response(exc.to_json())
-    return lnurl_response({"pr": pending.bolt11, "routes": [],
-                           "successAction": success_action(svc, pending)})
+    action = ZAP_SUCCESS if zap else success_action(svc, pending)
+    return lnurl_response({"pr": pending.bolt11, "routes": [], "successAction": action})
+
+
+async def _invoice(svc: Services, cp: ChargePoint, connector_id: int | None, target: str,
+                   price: QuotedPrice, amount: int, comment: str | None,
+                   zap: ZapRequest | None, running: Session | None) -> PendingPayment:
+    """A new session's invoice, or for a zap from a driver who is charging here a top-up of
+    their running session (a gift to its budget: the answer carries no session link)."""
+    assert svc.sessions is not None
+    tariff = price.tariff
+    # A zap's invoice commits to the zap request (NIP-57), a plain payment to the metadata.
+    described = zap.raw if zap else pay_metadata(svc, cp, connector_id, target, tariff)
+    try:
+        if running is not None:
+            pending = await svc.sessions.create_topup(
+                running, amount, description_hash=lud06.description_hash(described))
+        else:
+            pending = await svc.sessions.create_pending(
+                cp, connector_id, tariff, amount,
+                description_hash=lud06.description_hash(described), comment=comment,
+                payer_pubkey=zap.sender if zap else None, expiry=price.seconds_left)
+    except SessionError as exc:
+        raise LnurlError(str(exc)) from None
+    except WalletError:
+        raise LnurlError("payments temporarily unavailable, try again in a minute") from None
+    if zap:
+        await svc.zaps.add(payment_hash=pending.payment_hash, session_id=pending.session.id,
+                           cp_id=cp.id, sender=zap.sender, request_json=zap.raw,
+                           bolt11=pending.bolt11)
+    return pending
 
 
 def _still_as_shown(svc: Services, cp: ChargePoint, connector_id: int | None, target: str,
@@ -184,8 +205,18 @@ async def _zapper_is_charging(svc: Services, cp: ChargePoint) -> bool:
     return any(s.payer_pubkey for s in running)
 
 
+# A zap's answer goes to whoever presents the (public) zap request: it carries no session link.
+# The zap sender gets that by encrypted DM (bots/notify.py), as the payer of record.
+ZAP_SUCCESS = {"tag": "message",
+               "message": "Zap received. Your charging session link comes by nostr DM."}
+
+
 def success_action(svc: Services, pending: PendingPayment) -> dict[str, str]:
-    """LUD-09 `url` to the session page, or LUD-10 `aes` with the link only the payer can read."""
+    """LUD-09 `url` to the session page, or LUD-10 `aes` with the link only the payer can read.
+
+    Only for the invoice request that created the session: the party that asked for it is
+    the payer. Top-ups and zaps never get it.
+    """
     session_url = f"{svc.settings.public_url}/s/{pending.session.token}"
     if svc.settings.lnurl.success_action == "aes" and pending.preimage:
         ciphertext, iv = aes_encrypt(bytes.fromhex(pending.preimage), session_url)
@@ -203,7 +234,9 @@ def _zap_request(svc: Services, cp: ChargePoint, raw: str | None,
     if pubkey is None:
         raise LnurlError("this charger does not accept zaps")
     try:
-        return parse_zap_request(raw, pubkey, amount)
+        request = parse_zap_request(raw, pubkey, amount)
+        check_fresh(request, time.time())
+        return request
     except LnurlError as exc:
         log.warning("rejected zap request for %s: %s", cp.id, exc)
         raise

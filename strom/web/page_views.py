@@ -60,6 +60,8 @@ def elapsed(started: str | None, stopped: str | None, now: datetime | None = Non
 
 def refund_words(s: dict[str, Any]) -> str:
     """Where the payer's money stands after the end of a session."""
+    if s["refundable_msat"] > 0 and not s.get("lnurlw"):  # the read-only view
+        return f"{sat(s['refundable_msat'])} are waiting for the payer."
     held = (f" {sat(s['held_msat'])} are held until the charger confirms the stop."
             if s.get("held_msat") else "")
     if s["refundable_msat"] > 0:
@@ -118,7 +120,8 @@ def session_view(s: dict[str, Any], now: datetime | None = None) -> SessionView:
         "refund-words": refund_words(s) if state in ENDED else "",
     }
     view.shown = {
-        "stop-section": running or s["refundable_msat"] > 0,
+        # Only the payer's JSON carries the stop & refund link (`lnurlw`).
+        "stop-section": bool(s.get("lnurlw")) and (running or s["refundable_msat"] > 0),
         "topup-section": state in ("paid", "starting", "charging"),
         "receipt-section": state in ENDED,
         "waiting-section": state == "pending_payment",

@@ -125,7 +125,9 @@ class Session(BaseModel):
     started_at: str | None
     stopped_at: str | None
     stop_reason: str | None
-    lnurlw: str | None
+    lnurlw: str | None = Field(description="Stop & refund (LUD-03): only in the payer's view")
+    view_url: str | None = Field(None, description="Read-only page of this session (shareable)")
+    topup_lnurl: str | None = Field(None, description="Top-up payRequest: it can only pay")
 
 
 class PageBase(BaseModel):
@@ -223,6 +225,9 @@ class LedgerReport(BaseModel):
     problems: list[str]
     findings: list[str] = Field(default_factory=list, description="Unbilled energy: money "
                                 "strom could not collect, not a ledger error (ok stays true).")
+    problem_kinds: list[dict[str, str | None]] = Field(
+        default_factory=list, description="Each problem with its `kind` (e.g. "
+        "`refund_not_to_payer`, `refund_before_final_reading`) and `session_id`.")
 
 
 class Health(BaseModel):

@@ -1,7 +1,10 @@
-"""`/s/{token}`: the payer's session page (HTML, or the session JSON with
-`Accept: application/json`), and its top-up payRequest `/s/{token}/topup` (LUD-06).
+"""`/s/{token}`: the session page (HTML, or the session JSON with `Accept: application/json`),
+and the top-up payRequest `/topup/{topup_token}` (LUD-06).
 
-The token is a 128-bit secret: whoever holds it is the payer.
+Separate rights, separate 128-bit tokens (docs/architecture.md, "Capabilities"): the payer's
+token views, stops and refunds; the view token (`view_url`) only reads the same page without
+the stop & refund link; the top-up token only pays. `/s/{token}/topup` still answers for the
+payer's token, for top-up links printed before the tokens were split; strom no longer emits it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from starlette.routing import Route
 from strom import qr
 from strom.lightning.wallet import WalletError
 from strom.lnurl import pay as lud06
-from strom.lnurl.codec import lnurl_encode
 from strom.lnurl.errors import LnurlError
 from strom.services import Services
 from strom.sessions.model import Session
@@ -27,10 +29,26 @@ from strom.web.rate_limits import invoice_rate_limited
 from strom.web.responses import JSONResponse, lnurl_response
 
 
-async def _session(request: Request) -> tuple[Services, Session]:
+async def viewed_session(svc: Services, token: str) -> tuple[Session, bool] | None:
+    """The session `token` may look at, and whether it is the payer's (who may also stop and
+    refund) rather than the read-only view token."""
+    assert svc.sessions is not None
+    if (session := await svc.sessions.repo.by_token(token)) is not None:
+        return session, True
+    if (session := await svc.sessions.repo.by_view_token(token)) is not None:
+        return session, False
+    return None
+
+
+async def _topup_session(request: Request) -> tuple[Services, Session]:
+    """The session a top-up route pays into: `/topup/{token}` takes only the top-up token,
+    the legacy `/s/{token}/topup` only the payer's."""
     svc = services(request)
     assert svc.sessions is not None
-    session = await svc.sessions.repo.by_token(request.path_params["token"])
+    token = request.path_params["token"]
+    legacy = request.url.path.startswith("/s/")
+    session = await (svc.sessions.repo.by_token(token) if legacy
+                     else svc.sessions.repo.by_topup_token(token))
     if session is None:
         raise HTTPException(404, "no such session")
     return svc, session
@@ -43,20 +61,21 @@ def wants_json(request: Request) -> bool:
 
 async def session_page(request: Request) -> Response:
     svc = services(request)
-    assert svc.sessions is not None
-    session = await svc.sessions.repo.by_token(request.path_params["token"])
-    if session is None:
+    token = request.path_params["token"]
+    found = await viewed_session(svc, token)
+    if found is None:
         return not_found(request, "charging session", "no such session")
-    data = session_json(svc, session)
+    session, payer = found
+    data = session_json(svc, session, payer=payer)
     if wants_json(request):
         return JSONResponse(data, headers={"Cache-Control": "no-store"})
-    topup = lnurl_encode(f"{svc.settings.public_url}/s/{session.token}/topup")
+    topup = data["topup_lnurl"]
     cp = await svc.charge_points.get(session.cp_id)
     return render(request, "session.html", {
-        "s": data, "v": session_view(data), "token": session.token, "topup": topup,
+        "s": data, "v": session_view(data), "token": token, "topup": topup, "payer": payer,
         "cp_name": cp.name if cp else session.cp_id,
         "withdraw_qr": qr_markup(qr.svg(f"lightning:{data['lnurlw']}"),
-                                 "QR code: stop charging and get your refund"),
+                                 "QR code: stop charging and get your refund") if payer else "",
         "topup_qr": qr_markup(qr.svg(f"lightning:{topup}"), "QR code: top up this session"),
     }, private=True)
 
@@ -66,17 +85,18 @@ def _topup_metadata(svc: Services, session: Session) -> str:
 
 
 async def topup_request(request: Request) -> Response:
-    svc, session = await _session(request)
+    svc, session = await _topup_session(request)
     tariff = session.tariff
     return lnurl_response(lud06.pay_request(
-        callback=f"{svc.settings.public_url}/s/{session.token}/topup/callback",
+        callback=f"{svc.settings.public_url}{request.url.path.rstrip('/')}/callback",
         min_sendable=1000, max_sendable=max(tariff.max_prepay_msat - session.paid_msat, 1000),
         metadata_json=_topup_metadata(svc, session), comment_allowed=0))
 
 
 @invoice_rate_limited
 async def topup_callback(request: Request) -> Response:
-    svc, session = await _session(request)
+    """The top-up invoice; its answer carries no success action and no session link."""
+    svc, session = await _topup_session(request)
     assert svc.sessions is not None
     try:
         amount = lud06.parse_amount(request.query_params.get("amount"), 1000,
@@ -97,4 +117,6 @@ routes = [
     Route("/s/{token}", session_page),
     Route("/s/{token}/topup", topup_request),
     Route("/s/{token}/topup/callback", topup_callback),
+    Route("/topup/{token}", topup_request),
+    Route("/topup/{token}/callback", topup_callback),
 ]

@@ -44,7 +44,10 @@ async def test_session_page_updates_itself_until_the_receipt(world: World, tabs:
     assert withdraw == f"lightning:{session['lnurlw']}"
     assert lnurl_decode(withdraw.removeprefix("lightning:")).endswith(f"/lnurlw/{token}")
     topup = await tab.decode_qr(page.locator("#topup-section svg"))
-    assert lnurl_decode(topup.removeprefix("lightning:")).endswith(f"/s/{token}/topup")
+    # The top-up code carries only the top-up token (it can pay, not stop or refund).
+    assert topup == f"lightning:{session['topup_lnurl']}"
+    assert "/topup/" in lnurl_decode(topup.removeprefix("lightning:"))
+    assert token not in lnurl_decode(topup.removeprefix("lightning:"))
     assert await page.get_attribute("#topup-link", "href") == topup
     assert await problems(page) == []
     assert await tab.overflow_px() <= 0

@@ -31,13 +31,21 @@ AMOUNT = 2_000_000
 
 
 def zap_request(sender: Keys, recipient: str, relay: str, amount: int | None = AMOUNT,
-                extra: list[list[str]] | None = None) -> str:
+                extra: list[list[str]] | None = None, content: str = "for the road") -> str:
     tags = [["p", recipient], ["relays", relay]]
     if amount is not None:
         tags.append(["amount", str(amount)])
     tags += extra or []
-    return (EventBuilder(Kind(9734), "for the road").tags([Tag.parse(t) for t in tags])
+    return (EventBuilder(Kind(9734), content).tags([Tag.parse(t) for t in tags])
             .finalize(sender).as_json())
+
+
+async def zap_answer(app: StromApp, http: httpx.AsyncClient, driver: Driver,
+                     cp_pub: str) -> dict:
+    """The LNURL callback's answer to a fresh zap request from `driver`."""
+    request = zap_request(driver.keys, cp_pub, app.relay.url)
+    return (await http.get(f"/lnurlp/{CP}/callback",
+                           params={"amount": AMOUNT, "nostr": request})).json()
 
 
 async def dev_pay(app: StromApp, http: httpx.AsyncClient, invoice: str) -> None:
@@ -143,9 +151,7 @@ async def test_payer_can_stop_and_get_refund_link_by_dm(
         nostr_app: tuple[StromApp, Keys], driver: Driver, http: httpx.AsyncClient) -> None:
     app, cp_keys = nostr_app
     cp_pub = cp_keys.public_key().to_hex()
-    request = zap_request(driver.keys, cp_pub, app.relay.url)
-    answer = (await http.get(f"/lnurlp/{CP}/callback",
-                             params={"amount": AMOUNT, "nostr": request})).json()
+    answer = await zap_answer(app, http, driver, cp_pub)
     await dev_pay(app, http, answer["pr"])
     await driver.next(9735)
     assert app.services is not None and app.services.sessions is not None
@@ -176,8 +182,10 @@ async def test_a_second_zap_from_the_payer_tops_up_the_running_session(
     app, cp_keys = nostr_app
     cp_pub = cp_keys.public_key().to_hex()
     sessions = app.services.sessions
-    for _ in range(2):
-        request = zap_request(driver.keys, cp_pub, app.relay.url)
+    for n in range(2):
+        # A new zap is a new request (a client signs one per zap): two identical requests in
+        # the same second would be one event, used once.
+        request = zap_request(driver.keys, cp_pub, app.relay.url, content=f"zap {n}")
         answer = (await http.get(f"/lnurlp/{CP}/callback",
                                  params={"amount": AMOUNT, "nostr": request})).json()
         await dev_pay(app, http, answer["pr"])

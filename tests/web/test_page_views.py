@@ -13,7 +13,7 @@ BASE = {"state": "charging", "paid_msat": 20_000_000, "consumed_msat": 1_234_567
         "refunded_msat": 0, "forfeited_msat": 0, "refundable_msat": 18_765_433,
         "energy_wh": 4115.2, "power_w": 7400.0, "soc_percent": 41.6,
         "started_at": "2026-05-14T10:00:00.000Z", "stopped_at": None, "stop_reason": None,
-        "failure_reason": None}
+        "failure_reason": None, "lnurlw": "LNURL1PAYERSLINK"}
 
 
 def test_numbers_read_like_a_person_writes_them() -> None:
@@ -48,6 +48,7 @@ def test_receipt_says_where_the_money_is() -> None:
     view = session_view(refunded)
     assert view.texts["refund-words"] == "18,765 sat refunded to your wallet."
     assert not view.shown["stop-section"]
+
     settled = {**stopped, "state": "settled", "consumed_msat": 20_000_000, "refundable_msat": 0}
     assert session_view(settled).texts["refund-words"].startswith("Nothing to refund")
     failed = {**BASE, "state": "failed", "consumed_msat": 0, "refundable_msat": 20_000_000,
@@ -55,6 +56,14 @@ def test_receipt_says_where_the_money_is() -> None:
     view = session_view(failed)
     assert view.texts["end-words"] == "The charger did not start (charger offline)."
     assert view.texts["elapsed"] == "–" and view.shown["stop-section"]
+
+
+def test_the_read_only_view_offers_no_stop_and_refund() -> None:
+    """The view link's JSON has no `lnurlw`: nothing on its page stops or refunds."""
+    for state in ("charging", "stopped"):
+        view = session_view({**BASE, "state": state, "lnurlw": None})
+        assert not view.shown["stop-section"]
+    assert view.texts["refund-words"] == "18,765 sat are waiting for the payer."
 
 
 def test_availability_words() -> None:
