@@ -223,8 +223,9 @@ class LedgerReport(BaseModel):
     refundable_msat: int
     unbilled_msat: int = 0
     problems: list[str]
-    findings: list[str] = Field(default_factory=list, description="Unbilled energy: money "
-                                "strom could not collect, not a ledger error (ok stays true).")
+    findings: list[str] = Field(default_factory=list, description="Unbilled energy (money "
+                                "strom could not collect) and refunds paid while a stop was "
+                                "unconfirmed: worth knowing, not ledger errors (ok stays true).")
     problem_kinds: list[dict[str, str | None]] = Field(
         default_factory=list, description="Each problem with its `kind` (e.g. "
         "`refund_not_to_payer`, `refund_before_final_reading`) and `session_id`.")
