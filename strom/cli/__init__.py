@@ -13,12 +13,13 @@ from strom.errors import UserError
 # name -> "module:attribute"; a command's module (and its heavy imports: nostr-sdk, Textual,
 # the whole server) loads only when that command runs.
 COMMANDS = {
-    "run": "strom.cli.run:run", "demo": "strom.cli.run:demo", "cp": "strom.cli.cp:cp",
+    "init": "strom.cli.init:init", "run": "strom.cli.run:run", "demo": "strom.cli.run:demo", "cp": "strom.cli.cp:cp",
     "keys": "strom.cli.keys:keys", "ledger": "strom.cli.ledger:ledger",
     "relay": "strom.cli.relay:relay", "simulate": "strom.cli.simulate:simulate",
     "tui": "strom.cli.tui:tui", "wallet": "strom.cli.wallet:wallet",
 }
 SHORT_HELP = {
+    "init": "Write a commented strom.toml (asks, or takes flags).",
     "run": "Run the server (demo mode without a config file).",
     "demo": "Run in demo mode in a fresh temporary data dir.",
     "cp": "Register and inspect charge points.", "keys": "Manage the chargers' nostr keys.",

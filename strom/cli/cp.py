@@ -56,11 +56,22 @@ def cp() -> None:
 def add(env: CliEnv, cp_id: str, lat: float, lon: float, name: str | None, connectors: int,
         price_sat: int | None, password: str | None) -> None:
     """Register a charge point and create its nostr key."""
+    tariff = {"price_msat_per_kwh": price_sat * 1000} if price_sat is not None else None
+    created, npub = register_charge_point(env, cp_id, lat=lat, lon=lon, name=name,
+                                          connectors=connectors, password=password, tariff=tariff)
+    click.echo(f"added {created.id} ({created.num_connectors} connector(s)) npub {npub}")
+    click.echo(f"connect it to ws://{env.settings.ocpp.host}:{env.settings.ocpp.port}/ocpp/{cp_id}")
+
+
+def register_charge_point(env: CliEnv, cp_id: str, *, lat: float, lon: float,
+                          name: str | None = None, connectors: int = 1,
+                          password: str | None = None, tariff: dict[str, int] | None = None,
+                          ) -> tuple[ChargePoint, str]:
+    """Store a new charge point and create its nostr key: the charge point and its npub."""
     if not CP_ID.match(cp_id):
         raise UserError(f"charge point id {cp_id!r}: use 1-48 letters, digits, '.', '_' or '-'")
     if password is not None and len(password) < MIN_PASSWORD:
         raise UserError(f"--password must have at least {MIN_PASSWORD} characters")
-    tariff = {"price_msat_per_kwh": price_sat * 1000} if price_sat is not None else None
 
     async def go() -> ChargePoint:
         async with open_store(env) as db:
@@ -70,8 +81,7 @@ def add(env: CliEnv, cp_id: str, lat: float, lon: float, name: str | None, conne
 
     created = run_async(go())
     npub = ensure_cp_key(keys_path(env.data_dir, env.settings.nostr.keys_file), cp_id)
-    click.echo(f"added {created.id} ({created.num_connectors} connector(s)) npub {npub}")
-    click.echo(f"connect it to ws://{env.settings.ocpp.host}:{env.settings.ocpp.port}/ocpp/{cp_id}")
+    return created, npub
 
 
 @cp.command("list")

@@ -66,7 +66,7 @@ def _b64_hex(value: str | None) -> str:
     return base64.b64decode(value or "").hex()
 
 
-def _lnd_network(info: dict[str, Any]) -> str:
+def lnd_network(info: dict[str, Any]) -> str:
     chains = info.get("chains") or [{}]
     name = str(chains[0].get("network", ""))
     return "testnet" if name.startswith("testnet") else name
@@ -115,7 +115,7 @@ class LndWallet(Wallet):
 
     async def _check_node(self) -> dict[str, Any]:
         info = await self._rest.get("/v1/getinfo")
-        found = _lnd_network(info)
+        found = lnd_network(info)
         if found != self.network:
             raise WalletConfigError(f"lnd at {self._rest.url} is on {found or 'an unknown network'}"
                                     f" but [lightning] network is {self.network}")

@@ -50,6 +50,17 @@ def _error(code: int, message: str, status: int) -> JSONResponse:
     return JSONResponse({"code": code, "message": message, "details": []}, status_code=status)
 
 
+def macaroon_v2(identifier: bytes, caveats: tuple[bytes, ...] = ()) -> bytes:
+    """A macaroon in the V2 binary format LND writes (location "lnd"; the signature is random:
+    only the node checks it)."""
+    def packet(kind: int, value: bytes) -> bytes:
+        return bytes([kind, len(value)]) + value  # lengths here stay below 128: one varint byte
+
+    body = b"".join(packet(2, caveat) + b"\x00" for caveat in caveats)
+    return (b"\x02" + packet(1, b"lnd") + packet(2, identifier) + b"\x00" + body + b"\x00"
+            + packet(6, secrets.token_bytes(32)))
+
+
 def _line(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj) + "\n").encode()
 
@@ -63,7 +74,7 @@ class FakeLnd:
         self._tls = tls
         self._down = False
         self.key = PrivateKey()
-        self.macaroon = secrets.token_hex(32)
+        self.macaroon = macaroon_v2(secrets.token_bytes(16)).hex()
         self.network = network
         self.balance_msat = balance_msat
         self.invoices: dict[str, dict[str, Any]] = {}

@@ -1,0 +1,111 @@
+"""Checks of `strom init`'s answers. Each returns what it found or raises `Problem`, whose
+message is one line saying what to fix (never echoing a secret)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from strom.config import LndSettings
+from strom.lightning.lnd import lnd_network
+from strom.lightning.lnd_rest import LndError, LndRest
+from strom.lightning.macaroon import MacaroonError, read_macaroon
+from strom.lightning.nwc_client import parse_uri
+from strom.lightning.wallet import WalletConfigError, WalletUnavailable
+
+LND_TIMEOUT = 10.0  # seconds for the one getinfo call
+
+
+class Problem(ValueError):
+    """One answer is wrong: the message names it and says what to do."""
+
+
+def _loopback_or_onion(host: str) -> bool:
+    if host == "localhost" or host.endswith(".onion"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_public_url(url: str) -> str:
+    """The base URL wallets reach strom by, without a trailing slash.
+
+    LUD-01: an LNURL must be https, except on loopback and .onion hosts, where plain http is
+    allowed (a wallet refuses anything else).
+    """
+    text = url.strip()
+    parts = urlsplit(text)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        raise Problem(f"--public-url {text!r}: give a full URL such as https://charge.example.com")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise Problem(f"--public-url {text!r}: no query, fragment or credentials, only the base URL")
+    if parts.scheme == "http" and not _loopback_or_onion(host):
+        raise Problem(f"--public-url {text!r}: wallets accept plain http only for localhost and "
+                      ".onion (LUD-01); use https:// (a TLS reverse proxy in front of strom)")
+    return text.rstrip("/")
+
+
+@dataclass(frozen=True)
+class LndNode:
+    """What `GET /v1/getinfo` told: the node's network (strom's spelling) and alias."""
+
+    network: str
+    alias: str
+    macaroon: bytes
+
+
+def _file(given: str, flag: str) -> Path:
+    path = Path(given).expanduser().resolve()
+    if not path.is_file():
+        raise Problem(f"{flag} {given}: no such file")
+    return path
+
+
+async def check_lnd(url: str, macaroon: str, cert: str | None) -> LndNode:
+    """Decode the macaroon, then reach LND's REST API with it (one getinfo)."""
+    if not macaroon.strip():
+        raise Problem("--lnd-macaroon: give the path of your node's admin.macaroon (or its hex)")
+    try:
+        data, _ = read_macaroon(macaroon)
+    except MacaroonError as exc:
+        raise Problem(f"--lnd-macaroon: not an LND macaroon: {exc}") from None
+    cert_path = str(_file(cert, "--lnd-cert")) if cert else ""
+    settings = LndSettings(url=url.strip(), macaroon_hex=data.hex(), tls_cert=cert_path)
+    rest = LndRest(settings, timeout=LND_TIMEOUT)
+    try:
+        await rest.open()
+        info = await rest.get("/v1/getinfo")
+    except WalletConfigError as exc:
+        raise Problem(str(exc).replace("[lightning.lnd] url", "--lnd-rest-url")) from None
+    except WalletUnavailable as exc:
+        hint = " (check --lnd-cert: LND's tls.cert)" if "SSL" in str(exc) else ""
+        raise Problem(f"--lnd-rest-url: {exc}{hint}") from None
+    except LndError as exc:
+        raise Problem(f"--lnd-rest-url: LND refused getinfo: {exc.lnd_message}") from None
+    finally:
+        await rest.close()
+    network = lnd_network(info)
+    if network not in ("mainnet", "testnet", "signet", "regtest"):
+        raise Problem(f"--lnd-rest-url: LND is on {network or 'an unknown network'}, which strom "
+                      "does not know")
+    return LndNode(network, str(info.get("alias", "")), data)
+
+
+def check_nwc(uri: str) -> str:
+    """The NWC URI, if it parses: nostr+walletconnect://PUBKEY?relay=…&secret=…"""
+    try:
+        parse_uri(uri)
+    except WalletConfigError as exc:
+        raise Problem(str(exc).replace("[lightning.nwc] uri", "--nwc-uri")) from None
+    return uri.strip()
+
+
+def check_lnd_sync(url: str, macaroon: str, cert: str | None) -> LndNode:
+    """`check_lnd` for the synchronous command line."""
+    return asyncio.run(check_lnd(url, macaroon, cert))
