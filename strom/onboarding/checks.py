@@ -84,6 +84,8 @@ async def check_lnd(url: str, macaroon: str, cert: str | None) -> LndNode:
     except WalletConfigError as exc:
         raise Problem(str(exc).replace("[lightning.lnd] url", "--lnd-rest-url")) from None
     except WalletUnavailable as exc:
+        if "refused our macaroon" in str(exc):
+            raise Problem(f"--lnd-macaroon: {exc}") from None
         hint = " (check --lnd-cert: LND's tls.cert)" if "SSL" in str(exc) else ""
         raise Problem(f"--lnd-rest-url: {exc}{hint}") from None
     except LndError as exc:
