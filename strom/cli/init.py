@@ -77,6 +77,16 @@ def _lnd(interactive: bool, url: str | None, macaroon: str | None, cert: str | N
             url = macaroon = cert = None
 
 
+def _ask_charger() -> str | None:
+    """The first charger's id, asked until valid; empty: none now (`strom cp add` later)."""
+    while True:
+        answer = click.prompt("First charge point id (empty: none now)", default="",
+                              show_default=False, err=True).strip()
+        if not answer or CP_ID.match(answer):
+            return answer or None
+        click.echo(f"{answer!r}: use 1-48 letters, digits, '.', '_' or '-'", err=True)
+
+
 def _backend(value: str) -> str:
     if value not in ("dev", "lnd", "nwc"):
         raise Problem(f"--backend {value!r}: choose dev, lnd or nwc")
@@ -128,6 +138,11 @@ def init(non_interactive: bool, public_url: str | None, backend: str | None,
         uri = _ask(interactive, nwc_uri, "NWC URI (nostr+walletconnect://…)", check_nwc,
                    problems, hide=True)
         answers_extra["nwc_uri"] = uri or ""
+    if interactive and charger_id is None:
+        charger_id = _ask_charger()
+        if charger_id is not None:
+            lat = click.prompt("Its latitude", type=click.FloatRange(-90, 90), err=True)
+            lon = click.prompt("Its longitude", type=click.FloatRange(-180, 180), err=True)
     if charger_id is not None and not CP_ID.match(charger_id):
         problems.append(f"--charger {charger_id!r}: use 1-48 letters, digits, '.', '_' or '-'")
     if charger_id is not None and (lat is None or lon is None):

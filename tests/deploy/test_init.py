@@ -26,7 +26,7 @@ async def strom_init(*args: str, cwd: Path, stdin: str = "") -> tuple[int, str, 
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "strom", "init", *args, cwd=cwd, env=env,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        stderr=asyncio.subprocess.PIPE, start_new_session=True)  # no tty: secrets from stdin
     out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -208,10 +208,23 @@ async def test_nwc_on_an_onion(tmp_path: Path) -> None:
 
 
 async def test_prompts_ask_again_until_an_answer_passes(tmp_path: Path) -> None:
-    answers = "http://charge.example.com\nhttps://charge.example.com\nlnbits\ndev\n"
+    answers = ("http://charge.example.com\nhttps://charge.example.com\nlnbits\ndev\n"
+               "bad id\ncp-7\n48.1\n11.5\n")
     code, _, err = await strom_init(cwd=tmp_path, stdin=answers)
     assert code == 0, err
     assert err.count("LUD-01") == 1 and "choose dev, lnd or nwc" in err
+    assert "'bad id': use 1-48 letters" in err and "added charge point cp-7" in err
     settings = load_settings(tmp_path / "strom.toml", {})
     assert settings.public_url == "https://charge.example.com"
     assert (settings.lightning.backend, settings.lightning.network) == ("dev", "regtest")
+
+
+async def test_prompts_for_lnd_ask_the_three_again(lnd: FakeLnd, tmp_path: Path) -> None:
+    refused = FakeLnd().macaroon
+    answers = (f"https://c.example.com\nlnd\n{lnd.url}\n{refused}\n\n"
+               f"{lnd.url}\n{lnd.macaroon}\n\n\n")
+    code, _, err = await strom_init(cwd=tmp_path, stdin=answers)
+    assert code == 0, err
+    assert err.count("refused our macaroon") == 1 and refused not in err
+    settings = load_settings(tmp_path / "strom.toml", {})
+    assert (settings.lightning.backend, settings.lightning.network) == ("lnd", "testnet")
