@@ -46,12 +46,13 @@ def new_token(nbytes: int = 16) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
-def write_secret_file(path: Path, content: str) -> None:
+def write_secret_file(path: Path, content: str | bytes) -> None:
     """Write a secret readable by its owner only (mode 0600), created so from the start."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(content)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
     os.chmod(path, 0o600)
 
 

@@ -49,10 +49,7 @@ def _ask(interactive: bool, given: str | None, prompt: str, check: Callable[[str
 def _write_macaroon(data_dir: Path, macaroon: bytes) -> Path:
     """A macaroon given as hex goes to a 0600 file in the data dir, so strom.toml holds none."""
     path = ensure_data_dir(data_dir) / MACAROON_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(macaroon)
-    os.chmod(path, 0o600)
+    write_secret_file(path, macaroon)
     return path.resolve()
 
 

@@ -44,6 +44,7 @@ def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 @dataclass(frozen=True)
 class Installed:
     wheel: Path
+    sdist: Path
     venv: Path
 
     @property
@@ -64,7 +65,8 @@ def installed() -> Iterator[Installed]:
     top.chmod(0o755)
     try:
         dist = top / "dist"
-        run([*uv(), "build", "--wheel", "--out-dir", str(dist), str(ROOT)], cwd=ROOT)
+        # sdist first, the wheel built from it: what the wheel holds, the sdist held.
+        run([*uv(), "build", "--out-dir", str(dist), str(ROOT)], cwd=ROOT)
         wheel = next(dist.glob("strom-*.whl"))
         requirements = top / "requirements.txt"
         run([*uv(), "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes",
@@ -76,7 +78,7 @@ def installed() -> Iterator[Installed]:
         for path in [venv, *venv.rglob("*")]:  # read-only, as in the image
             if not path.is_symlink():
                 path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-        yield Installed(wheel, venv)
+        yield Installed(wheel, next(dist.glob("strom-*.tar.gz")), venv)
     finally:
         for path in [top, *top.rglob("*")]:
             if not path.is_symlink():

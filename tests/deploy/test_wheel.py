@@ -4,8 +4,10 @@ strom reads, and `strom init` then `strom run` work from an empty directory."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -29,6 +31,11 @@ def test_the_wheel_carries_every_file_of_the_packages(installed: Installed) -> N
     assert any(n.startswith("strom/web/static/") for n in names)
     assert "tui/console.tcss" in names
     assert not any(n.startswith("tests/") for n in names)
+    with tarfile.open(installed.sdist) as sdist:
+        held = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    assert {"strom.example.toml", "LICENSE", "README.md", "uv.lock"} <= held
+    assert not any(re.search(r"(^|/)(\.strom|strom\.toml|nostr-keys\.toml)$|\.pem$", n)
+                   for n in held), "no local state or secrets in the sdist"
 
 
 def test_init_then_run_from_an_empty_directory(installed: Installed, tmp_path: Path) -> None:
