@@ -36,7 +36,7 @@ def base_python() -> str:
 
 
 def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kwargs)  # type: ignore[call-overload]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kwargs)
     assert done.returncode == 0, f"{cmd[:3]}: {done.stderr[-2000:]}"
     return done
 

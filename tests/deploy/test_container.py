@@ -5,6 +5,7 @@ config read-only and the data dir the only place it may write."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,13 +17,18 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import trustme
 import yaml
 
+from strom.lnurl.codec import lnurl_decode
 from tests.deploy.conftest import ROOT, Installed
+from tests.doubles.fake_lnd import FakeLnd
 from tests.e2e.processes import free_port, wait_running
 
 NOBODY = 65534
+UMBREL_USER = 1000  # docs/umbrel/strom/docker-compose.yml: user "1000:1000"
 SECRET_WORDS = re.compile(r"macaroon_hex|nwc_uri|secret|password|token|nsec1|PRIVATE KEY",
                           re.IGNORECASE)
 
@@ -113,9 +119,54 @@ def test_compose_properties() -> None:
     assert "strom-data" in compose["volumes"]
 
 
+MOUNTS = ("/data", "/etc/strom", "/tmp/strom-init", "/lnd")
+
+
+class ImageFs:
+    """The image's paths mapped to directories here (outside pytest's 0700 temp root, so the
+    image's unprivileged user can reach them); `/data` is owned by that user."""
+
+    def __init__(self, root: Path, uid: int) -> None:
+        self.root, self.uid = root, uid
+        self.steps = instructions(ROOT / "Dockerfile")
+        self.data, self.etc = self.host("/data"), self.host("/etc/strom")
+        self.data.mkdir(mode=0o700)
+        os.chown(self.data, uid, uid)
+        self.etc.mkdir(parents=True)
+
+    def host(self, value: str) -> Path:
+        for mount in MOUNTS:
+            if value == mount or value.startswith(mount + "/"):
+                return self.root / mount.strip("/").replace("/", "-") / value[len(mount) + 1:]
+        return Path(value)
+
+    def host_value(self, value: str) -> str:
+        return str(self.host(value)) if value.startswith("/") else value
+
+    def last(self, word: str) -> str:
+        return [args for w, args in final_stage(self.steps) if w == word][-1]
+
+    def build(self, installed: Installed, **run_env: str) -> dict[str, str]:
+        """The environment the container runs with (the image's ENV, then `run_env`), after
+        the build step that writes the image's config, run as the build runs it (root)."""
+        env = installed.env(**{k: self.host_value(v) for k, v in
+                               {**image_env(self.steps), **run_env}.items() if k != "PATH"})
+        step = next(args for word, args in final_stage(self.steps)
+                    if word == "RUN" and "strom init" in args)
+        tokens = [t if t == "&&" else shlex.quote(self.host_value(t)) for t in shlex.split(step)]
+        subprocess.run(["sh", "-c", " ".join(tokens)], env=env, check=True, capture_output=True,
+                       timeout=60)
+        assert (self.etc / "strom.toml").stat().st_mode & 0o777 == 0o644
+        return env | {"STROM_HTTP_PORT": str(free_port()), "STROM_OCPP_PORT": "0",
+                      "STROM_RELAY_PORT": "0"}
+
+    def as_user(self, env: dict[str, str]) -> dict[str, object]:
+        return {"env": env, "cwd": self.host(self.last("WORKDIR")), "user": self.uid,
+                "group": self.uid, "extra_groups": []}
+
+
 @pytest.fixture
 def root_fs() -> Iterator[Path]:
-    """A stand-in for the image's filesystem that the unprivileged user can reach."""
     top = Path(tempfile.mkdtemp(prefix="strom-image-"))
     top.chmod(0o755)
     try:
@@ -131,45 +182,84 @@ def snapshot(*trees: Path) -> dict[str, tuple[int, int]]:
 
 def test_the_image_command_with_the_image_environment(installed: Installed,
                                                        root_fs: Path) -> None:
-    steps = instructions(ROOT / "Dockerfile")
-    data, etc = root_fs / "data", root_fs / "etc" / "strom"
-    data.mkdir(mode=0o700)
-    os.chown(data, NOBODY, NOBODY)
-    etc.mkdir(parents=True)
-
-    def mapped(text: str) -> str:
-        return (text.replace("/etc/strom", str(etc)).replace("/tmp/strom-init",
-                str(root_fs / "init")).replace("/data", str(data)))
-
-    env = installed.env(**{k: mapped(v) for k, v in image_env(steps).items() if k != "PATH"})
-    # The build step that writes the image's config, as the build runs it (root).
-    build = next(args for word, args in final_stage(steps) if word == "RUN" and "strom init" in args)
-    subprocess.run(["sh", "-c", mapped(build)], env=env, check=True, capture_output=True,
-                   timeout=60)
-    assert (etc / "strom.toml").stat().st_mode & 0o777 == 0o644
-    before = snapshot(installed.venv, etc)
-
-    env |= {"STROM_HTTP_PORT": str(free_port()), "STROM_OCPP_PORT": "0", "STROM_RELAY_PORT": "0"}
-    command = exec_form(next(a for w, a in final_stage(steps) if w == "CMD"))
+    image = ImageFs(root_fs, NOBODY)
+    env = image.build(installed)
+    before = snapshot(installed.venv, image.etc)
     log = root_fs / "strom.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=data, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, user=NOBODY, group=NOBODY,
-                                extra_groups=[])
+        proc = subprocess.Popen(exec_form(image.last("CMD")), stdout=out,
+                                stderr=subprocess.STDOUT, **image.as_user(env))
     try:
-        url = wait_running(data, proc)
+        url = wait_running(image.data, proc)
         assert url == f"http://0.0.0.0:{env['STROM_HTTP_PORT']}"  # the container's network
-        health = next(a for w, a in final_stage(steps) if w == "HEALTHCHECK")
-        check = subprocess.run(exec_form(health.split(" CMD ", 1)[1]), env=env, user=NOBODY,
-                               capture_output=True, text=True, timeout=10)
+        check = subprocess.run(exec_form(image.last("HEALTHCHECK").split(" CMD ", 1)[1]),
+                               capture_output=True, text=True, timeout=10,
+                               **image.as_user(env))
         assert check.returncode == 0, check.stderr
     finally:
-        proc.send_signal(signal.Signals[next(a for w, a in steps if w == "STOPSIGNAL")])
+        proc.send_signal(signal.Signals[image.last("STOPSIGNAL")])
         code = proc.wait(timeout=30)
     text = log.read_text(errors="replace")
-    assert code == 0 and "strom stopped" in text and "demo" not in text.split("strom is")[1][:40], \
-        text[-3000:]
-    assert snapshot(installed.venv, etc) == before, "nothing written outside the data volume"
-    written = {p.name for p in data.iterdir()}
-    assert {"strom.sqlite3", "admin.token"} <= written
-    assert all(p.stat().st_uid == NOBODY for p in data.rglob("*"))
+    assert code == 0 and "strom stopped" in text, text[-3000:]
+    assert "demo mode" not in text  # a config file: production
+    assert snapshot(installed.venv, image.etc) == before, "nothing written outside the volume"
+    assert {"strom.sqlite3", "admin.token"} <= {p.name for p in image.data.iterdir()}
+    assert all(p.stat().st_uid == NOBODY for p in image.data.rglob("*"))
+
+
+def compose_env(path: Path, service: str, values: dict[str, str]) -> dict[str, str]:
+    """A service's environment with the `${VAR}` the platform sets filled in."""
+    env = yaml.safe_load(path.read_text())["services"][service]["environment"]
+    return {key: re.sub(r"\$\{?([A-Z_][A-Z0-9_]*)\}?", lambda m: values[m.group(1)], str(value))
+            for key, value in env.items()}
+
+
+async def test_the_image_on_umbrel_with_its_lnd(installed: Installed, root_fs: Path) -> None:
+    """What Umbrel starts: the image's environment, then the app's compose environment with
+    the Lightning app's exported variables, LND's directory read-only at /lnd, user 1000."""
+    image = ImageFs(root_fs, UMBREL_USER)
+    lnd_dir = image.host("/lnd")
+    chain = lnd_dir / "data" / "chain" / "bitcoin" / "regtest"
+    chain.mkdir(parents=True)
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    issued.private_key_pem.write_to_path(str(root_fs / "tls.key"))
+    issued.cert_chain_pems[0].write_to_path(str(lnd_dir / "tls.cert"))
+    ca.cert_pem.write_to_path(str(lnd_dir / "tls.cert"), append=True)
+    node = FakeLnd(network="regtest", tls=(str(lnd_dir / "tls.cert"), str(root_fs / "tls.key")))
+    await node.start()
+    (chain / "admin.macaroon").write_bytes(bytes.fromhex(node.macaroon))
+    onion = "a" * 56 + ".onion"
+    umbrel = compose_env(ROOT / "docs/umbrel/strom/docker-compose.yml", "web", {
+        "APP_STROM_HIDDEN_SERVICE": onion, "APP_BITCOIN_NETWORK": "regtest",
+        "APP_LIGHTNING_NODE_IP": "127.0.0.1", "APP_LIGHTNING_NODE_REST_PORT": str(node.port)})
+    env = image.build(installed, **umbrel)
+    added = await asyncio.create_subprocess_exec(
+        "strom", "cp", "add", "cp-1", "--lat", "1", "--lon", "2", **image.as_user(env))
+    assert await added.wait() == 0
+    log = root_fs / "strom.log"
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            *exec_form(image.last("CMD")), stdout=out, stderr=asyncio.subprocess.STDOUT,
+            **image.as_user(env))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env['STROM_HTTP_PORT']}",
+                                     timeout=5) as client:
+            health = None
+            for _ in range(300):
+                assert proc.returncode is None, log.read_text()[-3000:]
+                try:
+                    health = (await client.get("/healthz")).json()
+                    break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+            assert health is not None, log.read_text()[-3000:]
+            assert health["checks"]["lightning"] == {"backend": "lnd", "reachable": True}
+            cp = (await client.get("/api/v1/public/charge-points/cp-1")).json()
+            assert cp["url"] == f"http://{onion}/cp/cp-1"  # wallets come over Tor
+            assert lnurl_decode(cp["lnurl"]).startswith(f"http://{onion}/")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 30)
+        await node.close()
+    assert code == 0, log.read_text()[-3000:]
