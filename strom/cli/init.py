@@ -91,7 +91,8 @@ def _backend(value: str) -> str:
 
 
 @click.command()
-@click.option("--non-interactive", is_flag=True, help="Ask nothing: flags only, exit 1 on problems.")
+@click.option("--non-interactive", is_flag=True,
+              help="Ask nothing: flags only, exit 1 on problems.")
 @click.option("--public-url", default=None,
               help="https URL wallets reach strom by (http only on localhost/.onion).")
 @click.option("--backend", default=None, help="Lightning backend: dev, lnd or nwc.")

@@ -44,7 +44,8 @@ def check_public_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not host:
         raise Problem(f"--public-url {text!r}: give a full URL such as https://charge.example.com")
     if parts.query or parts.fragment or parts.username or parts.password:
-        raise Problem(f"--public-url {text!r}: no query, fragment or credentials, only the base URL")
+        raise Problem(f"--public-url {text!r}: only the base URL, no query, fragment or "
+                      "credentials")
     if parts.scheme == "http" and not _loopback_or_onion(host):
         raise Problem(f"--public-url {text!r}: wallets accept plain http only for localhost and "
                       ".onion (LUD-01); use https:// (a TLS reverse proxy in front of strom)")
