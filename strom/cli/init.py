@@ -146,7 +146,7 @@ def init(non_interactive: bool, public_url: str | None, backend: str | None,
     if charger_id is not None and (lat is None or lon is None):
         problems.append("--charger needs --lat and --lon (its location on the map)")
     if node is not None and network is not None and network != node.network:
-        problems.append(f"--network {network}: LND at {lnd_rest_url} is on {node.network}")
+        problems.append(f"--network {network}: LND at {node.url} is on {node.network}")
     if chosen == "dev" and network not in (None, "regtest"):
         problems.append("--network: the dev wallet is regtest only (no real money)")
     if problems or url is None or chosen is None:
@@ -155,13 +155,9 @@ def init(non_interactive: bool, public_url: str | None, backend: str | None,
         raise SystemExit(1)
 
     if node is not None:
-        given = (lnd_macaroon or "").strip()
-        macaroon_path = Path(given).expanduser().resolve() if Path(given).is_file() \
-            else _write_macaroon(data, node.macaroon)
-        answers_extra |= {"lnd_url": (lnd_rest_url or "").strip().rstrip("/"),
-                          "lnd_macaroon_path": str(macaroon_path),
-                          "lnd_cert": str(Path(lnd_cert).expanduser().resolve()) if lnd_cert
-                          else ""}
+        macaroon_path = node.macaroon_file or _write_macaroon(data, node.macaroon)
+        answers_extra |= {"lnd_url": node.url, "lnd_macaroon_path": str(macaroon_path),
+                          "lnd_cert": node.tls_cert}
     answers = Answers(public_url=url, backend=chosen,
                       network=node.network if node else network or
                       ("regtest" if chosen == "dev" else "mainnet"), **answers_extra)

@@ -108,13 +108,20 @@ def parse_macaroon(data: bytes) -> Macaroon:
     return Macaroon(location, head[IDENTIFIER], tuple(caveats), signature)
 
 
-def read_macaroon(given: str) -> tuple[bytes, Macaroon]:
-    """A macaroon given as hex or as a file path: its bytes and what they hold."""
+def macaroon_file(given: str) -> Path | None:
+    """The file a macaroon answer names, or None when the answer is the macaroon in hex."""
     text = given.strip()
     if _HEX.match(text) and len(text) % 2 == 0:  # no file name is all hex digits
-        data = bytes.fromhex(text)
+        return None
+    return Path(text).expanduser()
+
+
+def read_macaroon(given: str) -> tuple[bytes, Macaroon]:
+    """A macaroon given as hex or as a file path: its bytes and what they hold."""
+    path = macaroon_file(given)
+    if path is None:
+        data = bytes.fromhex(given.strip())
     else:
-        path = Path(text).expanduser()
         try:
             with path.open("rb") as handle:
                 data = handle.read(MAX_BYTES + 1)

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from strom.config import LndSettings
 from strom.lightning.lnd import lnd_network
 from strom.lightning.lnd_rest import LndError, LndRest
-from strom.lightning.macaroon import MacaroonError, read_macaroon
+from strom.lightning.macaroon import MacaroonError, macaroon_file, read_macaroon
 from strom.lightning.nwc_client import parse_uri
 from strom.lightning.wallet import WalletConfigError, WalletUnavailable
 
@@ -54,11 +54,15 @@ def check_public_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class LndNode:
-    """What `GET /v1/getinfo` told: the node's network (strom's spelling) and alias."""
+    """A node that answered getinfo: how it was reached and what it told (the network in
+    strom's spelling). `macaroon_file` is None when the macaroon was given as hex."""
 
+    url: str
+    tls_cert: str
+    macaroon: bytes
+    macaroon_file: Path | None
     network: str
     alias: str
-    macaroon: bytes
 
 
 def _file(given: str, flag: str) -> Path:
@@ -97,7 +101,9 @@ async def check_lnd(url: str, macaroon: str, cert: str | None) -> LndNode:
     if network not in ("mainnet", "testnet", "signet", "regtest"):
         raise Problem(f"--lnd-rest-url: LND is on {network or 'an unknown network'}, which strom "
                       "does not know")
-    return LndNode(network, str(info.get("alias", "")), data)
+    source = macaroon_file(macaroon)
+    return LndNode(settings.url.rstrip("/"), cert_path, data,
+                   source.resolve() if source else None, network, str(info.get("alias", "")))
 
 
 def check_nwc(uri: str) -> str:

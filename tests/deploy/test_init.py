@@ -15,7 +15,7 @@ import trustme
 from nostr_sdk import Keys
 
 from strom.config import load_settings
-from tests.doubles.fake_lnd import FakeLnd
+from tests.doubles.fake_lnd import FakeLnd, macaroon_v2
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,6 +83,9 @@ async def tls_lnd(tmp_path: Path) -> AsyncIterator[tuple[FakeLnd, Path]]:
 
 
 async def test_lnd_with_a_hex_macaroon(lnd: FakeLnd, tmp_path: Path) -> None:
+    # As long as an admin macaroon: its hex is longer than any file name may be.
+    lnd.macaroon = macaroon_v2(os.urandom(100), (b"a" * 100, b"b" * 100)).hex()
+    assert len(lnd.macaroon) > 256
     work = tmp_path / "work"
     work.mkdir()
     code, _, err = await strom_init(
@@ -228,3 +231,7 @@ async def test_prompts_for_lnd_ask_the_three_again(lnd: FakeLnd, tmp_path: Path)
     assert err.count("refused our macaroon") == 1 and refused not in err
     settings = load_settings(tmp_path / "strom.toml", {})
     assert (settings.lightning.backend, settings.lightning.network) == ("lnd", "testnet")
+    assert settings.lightning.lnd.url == lnd.url
+    stored = tmp_path / ".strom" / "lnd.macaroon"  # typed at the prompt as hex
+    assert settings.lightning.lnd.macaroon_path == str(stored)
+    assert stored.read_bytes().hex() == lnd.macaroon
