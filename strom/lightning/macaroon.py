@@ -18,6 +18,12 @@ MAX_BYTES = 64 * 1024  # LND's largest macaroons (admin, many caveats) are well 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 
+# What LndWallet calls: GetInfo, AddInvoice, SubscribeInvoices, LookupInvoice, SendPaymentV2,
+# TrackPaymentV2, ChannelBalance (lnd rpcserver.go / routerrpc permission maps).
+STROM_NEEDS = frozenset({"info:read", "invoices:read", "invoices:write", "offchain:read",
+                         "offchain:write"})
+
+
 class MacaroonError(ValueError):
     """Not a macaroon; the message says why in a few words."""
 
@@ -106,6 +112,46 @@ def parse_macaroon(data: bytes) -> Macaroon:
         raise MacaroonError("there are bytes after the signature")
     location = head.get(LOCATION, b"").decode("utf-8", "replace")
     return Macaroon(location, head[IDENTIFIER], tuple(caveats), signature)
+
+
+def _fields(data: bytes) -> list[tuple[int, bytes]]:
+    """The length-delimited fields of a protobuf message (varints skipped)."""
+    reader, found = _Reader(data), []
+    while reader.pos < len(data):
+        key = reader.varint()
+        if key & 7 == 0:
+            reader.varint()
+        elif key & 7 == 2:
+            size = reader.varint()
+            if reader.pos + size > len(data):
+                raise MacaroonError("a field runs past the end")
+            found.append((key >> 3, data[reader.pos:reader.pos + size]))
+            reader.pos += size
+        else:
+            raise MacaroonError("not an LND identifier")
+    return found
+
+
+def lnd_permissions(macaroon: Macaroon) -> set[str] | None:
+    """The `entity:action` pairs LND's identifier grants (version 3: a MacaroonId protobuf
+    with repeated `ops {entity, actions}`), or None when strom cannot tell (another identifier
+    version, or URI permissions): then the node decides alone."""
+    ident = macaroon.identifier
+    if not ident or ident[0] != 3:
+        return None
+    try:
+        granted = set()
+        for number, op in _fields(ident[1:]):
+            if number != 3:
+                continue
+            parts = _fields(op)
+            entity = next((v.decode() for n, v in parts if n == 1), "")
+            if entity == "uri":
+                return None
+            granted |= {f"{entity}:{v.decode()}" for n, v in parts if n == 2}
+    except (MacaroonError, UnicodeDecodeError):
+        return None
+    return granted
 
 
 def macaroon_file(given: str) -> Path | None:

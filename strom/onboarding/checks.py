@@ -12,7 +12,13 @@ from urllib.parse import urlsplit
 from strom.config import LndSettings
 from strom.lightning.lnd import lnd_network
 from strom.lightning.lnd_rest import LndError, LndRest
-from strom.lightning.macaroon import MacaroonError, macaroon_file, read_macaroon
+from strom.lightning.macaroon import (
+    STROM_NEEDS,
+    MacaroonError,
+    lnd_permissions,
+    macaroon_file,
+    read_macaroon,
+)
 from strom.lightning.nwc_client import parse_uri
 from strom.lightning.wallet import WalletConfigError, WalletUnavailable
 
@@ -77,9 +83,14 @@ async def check_lnd(url: str, macaroon: str, cert: str | None) -> LndNode:
     if not macaroon.strip():
         raise Problem("--lnd-macaroon: give the path of your node's admin.macaroon (or its hex)")
     try:
-        data, _ = read_macaroon(macaroon)
+        data, parsed = read_macaroon(macaroon)
     except MacaroonError as exc:
         raise Problem(f"--lnd-macaroon: not an LND macaroon: {exc}") from None
+    granted = lnd_permissions(parsed)
+    if granted is not None and not STROM_NEEDS <= granted:
+        missing = " ".join(sorted(STROM_NEEDS - granted))
+        raise Problem(f"--lnd-macaroon: it does not allow {missing}; use admin.macaroon or "
+                      f"`lncli bakemacaroon {' '.join(sorted(STROM_NEEDS))}`")
     cert_path = str(_file(cert, "--lnd-cert")) if cert else ""
     settings = LndSettings(url=url.strip(), macaroon_hex=data.hex(), tls_cert=cert_path)
     rest = LndRest(settings, timeout=LND_TIMEOUT)

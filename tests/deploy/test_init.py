@@ -15,7 +15,8 @@ import trustme
 from nostr_sdk import Keys
 
 from strom.config import load_settings
-from tests.doubles.fake_lnd import FakeLnd, macaroon_v2
+from tests.deploy.test_macaroon import POLAR_INVOICE
+from tests.doubles.fake_lnd import ADMIN_OPS, FakeLnd, lnd_identifier, macaroon_v2
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,7 +85,7 @@ async def tls_lnd(tmp_path: Path) -> AsyncIterator[tuple[FakeLnd, Path]]:
 
 async def test_lnd_with_a_hex_macaroon(lnd: FakeLnd, tmp_path: Path) -> None:
     # As long as an admin macaroon: its hex is longer than any file name may be.
-    lnd.macaroon = macaroon_v2(os.urandom(100), (b"a" * 100, b"b" * 100)).hex()
+    lnd.macaroon = macaroon_v2(lnd_identifier(ADMIN_OPS), (b"a" * 100, b"b" * 100)).hex()
     assert len(lnd.macaroon) > 256
     work = tmp_path / "work"
     work.mkdir()
@@ -169,6 +170,17 @@ async def test_what_is_not_a_macaroon(lnd: FakeLnd, tmp_path: Path, given: str,
         "--lnd-rest-url", lnd.url, "--lnd-macaroon", given, cwd=tmp_path)
     assert code == 1 and err.startswith("strom init: --lnd-macaroon: not an LND macaroon")
     assert says in err and err.count("\n") == 1
+
+
+async def test_a_macaroon_without_the_permissions_strom_needs(lnd: FakeLnd,
+                                                              tmp_path: Path) -> None:
+    lnd.macaroon = POLAR_INVOICE  # invoices, but neither info nor offchain (no refunds)
+    code, _, err = await strom_init(
+        "--non-interactive", "--public-url", "https://c.example.com", "--backend", "lnd",
+        "--lnd-rest-url", lnd.url, "--lnd-macaroon", POLAR_INVOICE, cwd=tmp_path)
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("strom init: --lnd-macaroon: it does not allow info:read "
+                          "offchain:read offchain:write; use admin.macaroon")
 
 
 async def test_lnd_that_does_not_answer(tmp_path: Path) -> None:

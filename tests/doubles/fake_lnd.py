@@ -50,6 +50,23 @@ def _error(code: int, message: str, status: int) -> JSONResponse:
     return JSONResponse({"code": code, "message": message, "details": []}, status_code=status)
 
 
+# What an admin macaroon grants, as far as strom uses LND.
+ADMIN_OPS = {"info": ("read",), "invoices": ("read", "write"), "offchain": ("read", "write")}
+
+
+def lnd_identifier(ops: dict[str, tuple[str, ...]]) -> bytes:
+    """LND's macaroon identifier: version 3, then a MacaroonId protobuf (nonce, storage id,
+    ops of entity and actions), a random nonce as LND makes."""
+    def field(number: int, value: bytes) -> bytes:
+        return bytes([number << 3 | 2, len(value)]) + value
+
+    body = field(1, secrets.token_bytes(16)) + field(2, b"0")
+    for entity, actions in ops.items():
+        body += field(3, field(1, entity.encode()) + b"".join(field(2, a.encode())
+                                                              for a in actions))
+    return b"\x03" + body
+
+
 def macaroon_v2(identifier: bytes, caveats: tuple[bytes, ...] = ()) -> bytes:
     """A macaroon in the V2 binary format LND writes (location "lnd"; the signature is random:
     only the node checks it)."""
@@ -74,7 +91,7 @@ class FakeLnd:
         self._tls = tls
         self._down = False
         self.key = PrivateKey()
-        self.macaroon = macaroon_v2(secrets.token_bytes(16)).hex()
+        self.macaroon = macaroon_v2(lnd_identifier(ADMIN_OPS)).hex()
         self.network = network
         self.balance_msat = balance_msat
         self.invoices: dict[str, dict[str, Any]] = {}
