@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from strom.config import LndSettings
 from strom.lightning.lnd import lnd_network
@@ -23,6 +24,8 @@ from strom.lightning.nwc_client import parse_uri
 from strom.lightning.wallet import WalletConfigError, WalletUnavailable
 
 LND_TIMEOUT = 10.0  # seconds for the one getinfo call
+# A DNS name or an IPv4 address, or (urlsplit drops the brackets) an IPv6 address.
+_HOST = re.compile(r"^([a-z0-9-]+(\.[a-z0-9-]+)*|[0-9a-f:.]*:[0-9a-f:.]*)$")
 
 
 class Problem(ValueError):
@@ -38,6 +41,19 @@ def _loopback_or_onion(host: str) -> bool:
         return False
 
 
+def _split(text: str, flag: str, example: str) -> SplitResult:
+    """`text` as an http(s) URL with a well-formed host and port, or a Problem."""
+    whole = Problem(f"{flag} {text!r}: give a full URL such as {example}")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+    except ValueError:
+        raise whole from None
+    if parts.scheme not in ("http", "https") or not _HOST.match(parts.hostname or ""):
+        raise whole
+    return parts
+
+
 def check_public_url(url: str) -> str:
     """The base URL wallets reach strom by, without a trailing slash.
 
@@ -45,10 +61,8 @@ def check_public_url(url: str) -> str:
     allowed (a wallet refuses anything else).
     """
     text = url.strip()
-    parts = urlsplit(text)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("http", "https") or not host:
-        raise Problem(f"--public-url {text!r}: give a full URL such as https://charge.example.com")
+    parts = _split(text, "--public-url", "https://charge.example.com")
+    host = parts.hostname or ""
     if parts.query or parts.fragment or parts.username or parts.password:
         raise Problem(f"--public-url {text!r}: only the base URL, no query, fragment or "
                       "credentials")
@@ -91,6 +105,7 @@ async def check_lnd(url: str, macaroon: str, cert: str | None) -> LndNode:
         missing = " ".join(sorted(STROM_NEEDS - granted))
         raise Problem(f"--lnd-macaroon: it does not allow {missing}; use admin.macaroon or "
                       f"`lncli bakemacaroon {' '.join(sorted(STROM_NEEDS))}`")
+    _split(url.strip(), "--lnd-rest-url", "https://127.0.0.1:8080")
     cert_path = str(_file(cert, "--lnd-cert")) if cert else ""
     settings = LndSettings(url=url.strip(), macaroon_hex=data.hex(), tls_cert=cert_path)
     rest = LndRest(settings, timeout=LND_TIMEOUT)
