@@ -5,6 +5,8 @@
 FROM python:3.11-slim-bookworm AS builder
 WORKDIR /src
 RUN pip install --no-cache-dir "uv>=0.5,<1"
+# The image's own Python, never a downloaded one: the runtime stage has the same interpreter.
+ENV UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy
 COPY pyproject.toml uv.lock README.md LICENSE ./
 COPY strom strom
 COPY bots bots
@@ -13,7 +15,7 @@ COPY tui tui
 # The same versions as uv.lock (the wheel itself only states ranges).
 RUN uv build --wheel --out-dir /dist \
  && uv export --frozen --no-dev --no-emit-project --no-hashes --output-file /dist/requirements.txt \
- && uv venv /opt/strom \
+ && uv venv --python /usr/local/bin/python3 /opt/strom \
  && uv pip install --no-cache --python /opt/strom/bin/python -r /dist/requirements.txt /dist/*.whl
 
 FROM python:3.11-slim-bookworm
