@@ -113,7 +113,8 @@ async def check_lnd(url: str, macaroon: str, cert: str | None) -> LndNode:
         await rest.open()
         info = await rest.get("/v1/getinfo")
     except WalletConfigError as exc:
-        raise Problem(str(exc).replace("[lightning.lnd] url", "--lnd-rest-url")) from None
+        raise Problem(str(exc).replace("[lightning.lnd] url", "--lnd-rest-url")
+                      .replace("[lightning.lnd] tls_cert", "--lnd-cert")) from None
     except WalletUnavailable as exc:
         if "refused our macaroon" in str(exc):
             raise Problem(f"--lnd-macaroon: {exc}") from None

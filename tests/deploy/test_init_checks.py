@@ -69,3 +69,12 @@ def test_a_bad_nwc_uri_is_not_echoed() -> None:
 async def test_a_malformed_lnd_url_is_a_problem(url: str) -> None:
     with pytest.raises(Problem, match="^--lnd-rest-url .*give a full URL"):
         await check_lnd(url, FakeLnd().macaroon, None)
+
+
+async def test_a_cert_that_is_not_one(tmp_path) -> None:
+    bogus = tmp_path / "tls.cert"
+    bogus.write_text("not a certificate")
+    with pytest.raises(Problem, match="^--lnd-cert: cannot load"):
+        await check_lnd("https://127.0.0.1:1", FakeLnd().macaroon, str(bogus))
+    with pytest.raises(Problem, match="^--lnd-cert .*no such file"):
+        await check_lnd("https://127.0.0.1:1", FakeLnd().macaroon, str(tmp_path / "none"))
