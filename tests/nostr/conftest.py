@@ -40,6 +40,8 @@ class Driver:
         self.keys = Keys.generate()
         self.inbox: asyncio.Queue[Event] = asyncio.Queue()
         self.client = NostrClient([relay_url], lambda: [self.keys], self.inbox.put)
+        self.received = 0  # NIP-17 messages read by `dm` so far
+        self._unread: list[tuple[int, str, str]] = []  # (number, sender, text) not taken yet
 
     @property
     def pubkey(self) -> str:
@@ -57,6 +59,22 @@ class Driver:
                 event = await self.inbox.get()
                 if event.kind().as_u16() == kind:
                     return event
+
+    async def dm(self, starts: str = "", *, sender: str | None = None, after: int = 0) -> str:
+        """Take the first NIP-17 message not taken yet that starts with `starts` (from `sender`,
+        and read as number `after` or later), waiting for it.
+
+        Messages that do not match stay for a later call: relays may deliver two DMs in either
+        order, so a test must never lose one because another came first.
+        """
+        while True:
+            for index, (number, who, text) in enumerate(self._unread):
+                if number >= after and text.startswith(starts) and sender in (None, who):
+                    del self._unread[index]
+                    return text
+            gift = UnwrappedGift.from_gift_wrap(self.keys, await self.next(1059))
+            self._unread.append((self.received, gift.sender().to_hex(), gift.rumor().content()))
+            self.received += 1
 
     async def rumors(self, count: int) -> list[UnsignedEvent]:
         """The next `count` NIP-17 messages, as a client shows them: sorted by the rumor's date.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from nostr_sdk import EventBuilder, Kind, Tag, UnwrappedGift, uniffi_set_event_loop
+from nostr_sdk import EventBuilder, Kind, Tag, uniffi_set_event_loop
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -97,14 +97,6 @@ async def receipt_for(person: Driver, cp_pubkey: str) -> None:
         pass
 
 
-async def dm_from(person: Driver, starts: str) -> str:
-    """The next NIP-17 DM to `person` that starts with `starts`."""
-    while True:
-        gift = UnwrappedGift.from_gift_wrap(person.keys, await person.next(1059))
-        if gift.rumor().content().startswith(starts):
-            return gift.rumor().content()
-
-
 async def charge_then_stop(fleet: Fleet, person: Driver, cp: str) -> Session:
     """Zap `cp`, wait for charging, stop by DM: the session ends with sats refundable."""
     await zap(fleet, person, cp)
@@ -154,10 +146,10 @@ async def test_a_slow_lightning_address_delays_no_other_charger(data_dir: Path) 
             began = time.monotonic()
             await zap(fleet, other, CP_B)
             await receipt_for(other, fleet.pubkeys[CP_B])
-            await dm_from(other, "Payment of")
+            await other.dm("Payment of")
             assert time.monotonic() - began < 2.0
             # The slow address had one fetch, ended by the total deadline, not per read.
-            told = await dm_from(slowpoke, "Stopped (")
+            told = await slowpoke.dm("Stopped (")
             assert "lightning:LNURL" in told.replace("lnurl", "LNURL")
             assert len(hits) == 1
         finally:
@@ -184,9 +176,9 @@ async def test_a_lightning_address_on_loopback_is_never_fetched(data_dir: Path) 
         person = await payer(fleet, f"admin@127.0.0.1:{inside.port}")
         try:
             session = await charge_then_stop(fleet, person, CP_A)
-            await dm_from(person, "Stopped (")  # sent once the refund was tried
+            await person.dm("Stopped (")  # sent once the refund was tried
             assert fetched == []
-            told = await dm_from(person, "Your refund of")
+            told = await person.dm("Your refund of")
             assert "could not be sent" in told and "lightning:LNURL" in told.replace(
                 "lnurl", "LNURL")
             current = await fleet.app.services.sessions.repo.get(session.id)
@@ -214,7 +206,7 @@ async def test_a_zap_requests_relay_gets_the_receipt_and_nothing_more(
             # strom's connection to that relay is closed once the receipt is delivered.
             await eventually(lambda: _async(elsewhere.connection_count), lambda n: n == 1)
             # strom goes on publishing (status, DMs) — to its own relays only.
-            await dm_from(person, "Charging started")
+            await person.dm("Charging started")
             await asyncio.sleep(0.5)
             try:
                 later = await watcher.expect(lambda m: m[0] == "EVENT", within=1.0)
@@ -236,10 +228,10 @@ async def test_a_refund_to_another_charger_of_this_strom_is_tried_once_and_opens
         person = await payer(fleet, own)
         try:
             session = await charge_then_stop(fleet, person, CP_A)
-            await dm_from(person, "Stopped (")
+            await person.dm("Stopped (")
             await asyncio.sleep(1.5)  # several backoff steps
             assert await fleet.app.services.sessions.repo.list(cp_id=CP_B) == []
-            told = await dm_from(person, "Your refund of")
+            told = await person.dm("Your refund of")
             assert own in told and "lightning:LNURL" in told.replace("lnurl", "LNURL")
             db = fleet.app.services.db
             tries = await db.fetchall("SELECT attempts, state FROM address_refunds")
@@ -284,9 +276,9 @@ async def test_a_failing_address_is_tried_a_bounded_number_of_times_with_backoff
         person = await payer(fleet, f"night@127.0.0.1:{shop.port}")
         try:
             await charge_then_stop(fleet, person, CP_A)
-            await dm_from(person, "Stopped (")
+            await person.dm("Stopped (")
             await eventually(lambda: _async(len(asked)), lambda n: n >= 3, seconds=5)
-            told = await dm_from(person, "Your refund of")
+            told = await person.dm("Your refund of")
             assert "tried 3 times" in told
             assert len(asked) == 3
             # Backoff 0.3 s, doubling; counted from the start of each try (0.1 s of slack for
@@ -295,7 +287,7 @@ async def test_a_failing_address_is_tried_a_bounded_number_of_times_with_backoff
             await asyncio.sleep(1.5)
             assert len(asked) == 3
             try:
-                again = await asyncio.wait_for(dm_from(person, "Your refund of"), 1.5)
+                again = await asyncio.wait_for(person.dm("Your refund of"), 1.5)
             except TimeoutError:
                 again = None
             assert again is None  # told once

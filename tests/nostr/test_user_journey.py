@@ -19,7 +19,6 @@ from nostr_sdk import (
     Kind,
     Tag,
     Timestamp,
-    UnwrappedGift,
     uniffi_set_event_loop,
 )
 
@@ -58,7 +57,7 @@ async def test_find_zap_follow_stop_and_get_refunded(
         receipt = await driver.next(9735)
         assert receipt.author().to_hex() == pay["nostrPubkey"]
 
-        started = await dm17_until(driver, "Charging started")
+        started = await driver.dm("Charging started")
         session_url = started.split("Follow it at ")[1].split()[0]
         session = (await http.get(session_url, headers={"Accept": "application/json"})).json()
         assert session["state"] == "charging" and session["paid_msat"] == 5_000_000
@@ -74,7 +73,7 @@ async def test_find_zap_follow_stop_and_get_refunded(
                 ).state == State.CHARGING
 
         await dm17(driver, pay["nostrPubkey"], "stop", answer_starts="Stopped.")
-        told = await dm17_until(driver, "Stopped (")
+        told = await driver.dm("Stopped (")
         assert wallet.address in told
         token = session_url.rsplit("/", 1)[1]
         done = await eventually(lambda: app.services.sessions.repo.by_token(token),
@@ -85,14 +84,6 @@ async def test_find_zap_follow_stop_and_get_refunded(
         assert bolt11.decode(wallet.issued[0]).amount_msat == done.refunded_msat
         payments = await app.services.db.fetchall("SELECT status FROM ln_payments")
         assert [p["status"] for p in payments] == ["succeeded"]
-
-
-async def dm17_until(driver: Driver, starts: str) -> str:
-    """The next DM from any charger whose text starts with `starts` (notifications)."""
-    while True:
-        gift = UnwrappedGift.from_gift_wrap(driver.keys, await driver.next(1059))
-        if gift.rumor().content().startswith(starts):
-            return gift.rumor().content()
 
 
 async def test_external_mode_accepts_only_the_providers_receipts(data_dir: Path) -> None:

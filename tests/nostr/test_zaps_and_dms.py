@@ -14,7 +14,6 @@ from nostr_sdk import (
     Kind,
     PublicKey,
     Tag,
-    UnwrappedGift,
     nip04_decrypt,
     nip04_encrypt,
     nip17_make_private_msg,
@@ -117,15 +116,11 @@ async def test_forged_and_malformed_zaps_are_rejected(
 
 
 async def dm17(driver: Driver, cp_pub: str, text: str, answer_starts: str = "") -> str:
-    """Send `text`; the charger's answer (session notifications in between are skipped)."""
+    """Send `text`; the charger's answer (session notifications stay for `Driver.dm`)."""
+    mark = driver.received
     await driver.client.publish(nip17_make_private_msg(driver.keys, PublicKey.parse(cp_pub),
                                                        text))
-    while True:
-        event = await driver.next(1059)
-        gift = UnwrappedGift.from_gift_wrap(driver.keys, event)
-        content = gift.rumor().content()
-        if gift.sender().to_hex() == cp_pub and content.startswith(answer_starts):
-            return content
+    return await driver.dm(answer_starts, sender=cp_pub, after=mark)
 
 
 async def test_dm_commands_in_nip17_and_nip04(
