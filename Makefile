@@ -4,14 +4,19 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser run demo test bench lint fmt clean
+.PHONY: install browser acme-proxy run demo test bench lint fmt clean
 
-install: $(STAMP) browser
+install: $(STAMP) browser acme-proxy
 
 # The browser tests drive Debian's chromium (Playwright cannot download its own browser here).
 browser:
 	@command -v chromium >/dev/null 2>&1 || \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+# The TLS tests run a real ACME server (Debian's pebble) and a real reverse proxy (nginx).
+acme-proxy:
+	@{ command -v pebble && command -v nginx; } >/dev/null 2>&1 || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pebble nginx-light; }
 
 # uv is bootstrapped with pip when it is missing; the lock file pins every package.
 $(STAMP): pyproject.toml uv.lock

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from bots.service import NostrBots
 from relay import Relay
 from relay import database_path as relay_database_path
-from strom.config import Settings
+from strom.config import Settings, check_public_url
 from strom.errors import UserError
 from strom.events import EventBus
 from strom.http_server import HttpServer
@@ -42,6 +42,7 @@ from strom.store.event_log import EventLogRepository
 from strom.store.transactions import TransactionRepository
 from strom.store.zaps import ZapRepository
 from strom.tariffs.service import TariffService
+from strom.tls.manager import CertManager
 from strom.web.app import create_web_app
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class StromApp:
         self._stopped = asyncio.Event()
         self.services: Services | None = None
         self.http: HttpServer | None = None
+        self.https: HttpServer | None = None
         self.relay: Relay | None = None
         self._step = "reading the settings"
 
@@ -99,6 +101,7 @@ class StromApp:
         runtime_path(self.data_dir).unlink(missing_ok=True)
 
     async def _start(self) -> None:
+        check_public_url(self.settings, demo=self.demo)
         self._step = "loading the LNURL image"
         if self.settings.lnurl.image_path:
             load_image(self.settings.lnurl.image_path)  # a bad image stops the start, not a payer
@@ -123,10 +126,22 @@ class StromApp:
         )
         self.services = svc
         # Bound first: with port 0 the real port must be known before any link is made.
-        http = HttpServer(create_web_app(svc), self.settings.http.host, self.settings.http.port)
+        web = create_web_app(svc)
+        proxies = self.settings.http.trusted_proxies
+        http = HttpServer(web, self.settings.http.host, self.settings.http.port,
+                          trusted_proxies=proxies)
         self._stack.push_async_callback(http.close)
         self.http = http
         self.settings.http.port = http.port
+        if self.settings.tls.enabled:
+            self._step = "loading the TLS certificate"
+            svc.tls = CertManager(self.settings.tls, self.data_dir)
+            svc.tls.prepare()
+            self._stack.push_async_callback(svc.tls.close)
+            self.https = HttpServer(web, self.settings.http.host, self.settings.tls.https_port,
+                                    trusted_proxies=proxies, tls=svc.tls.listener().context)
+            self._stack.push_async_callback(self.https.close)
+            self.settings.tls.https_port = self.https.port
         svc.outbound.own.update(self._own_addresses())
         if self.demo and not await charge_points.exists(DEMO_CP_ID):
             await charge_points.add(DEMO_CP_ID, name="Demo charger", lat=52.5200, lon=13.4050)
@@ -134,7 +149,8 @@ class StromApp:
 
         self._step = "starting the OCPP server"
         central = CentralSystem(self.settings.ocpp, charge_points, TransactionRepository(db),
-                                event_log, bus)
+                                event_log, bus,
+                                tls=svc.tls.listener().context if svc.tls else None)
         await central.start()
         self._stack.push_async_callback(central.close)
         svc.central_system = central
@@ -145,6 +161,9 @@ class StromApp:
         await self._start_nostr(svc)
         self._step = "starting the HTTP server"
         await http.start()
+        if self.https is not None and svc.tls is not None:
+            await self.https.start()
+            await svc.tls.start()  # ACME validates over the HTTP server just started
         if self.demo:
             self._step = "starting the demo charger"
             await self._start_demo_charger(central)
@@ -237,6 +256,8 @@ class StromApp:
     def urls(self) -> dict[str, str]:
         """What a user can try, printed at start."""
         urls = {"web": self.http_url + "/", "health": self.http_url + "/healthz"}
+        if self.https is not None:
+            urls["https"] = f"https://{self.https.host}:{self.https.port}/"
         if self.services and self.services.central_system:
             urls["ocpp"] = self.services.central_system.url + "{charge point id}"
         if self.relay is not None:

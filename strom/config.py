@@ -6,10 +6,12 @@ raises `ConfigError` whose message is one line naming the key and what is expect
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -37,6 +39,35 @@ class HttpSettings(_Section):
     # Behind a reverse proxy: the header it puts the client's address in (X-Forwarded-For);
     # trusted, so set it only when that proxy is the only way in. Empty = the peer address.
     client_address_header: str = ""
+    # Reverse proxies whose forwarded headers (X-Forwarded-For/-Proto, Forwarded) are
+    # believed: addresses or networks; empty = nobody's.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+
+class TlsSettings(_Section):
+    """`[tls]`: HTTPS for the public pages and `wss` for OCPP (strom/tls/)."""
+
+    cert_file: str = ""  # an operator's own PEM chain (key inside, or key_file)
+    key_file: str = ""
+    acme_directory: str = ""  # ACME directory URL: strom obtains and renews the certificate
+    acme_email: str = ""
+    domains: list[str] = Field(default_factory=list)
+    acme_ca_bundle: str = ""  # trust this CA for the ACME server (a test CA); empty = system
+    https_port: int = Field(8443, ge=0, le=65535)
+    renew_fraction: float = Field(0.6667, gt=0, lt=1)  # of the lifetime: 2/3, as ACME CAs advise
+    acme_retry_seconds: float = Field(3600.0, gt=0)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file or self.acme_directory)
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsSettings:
+        if self.cert_file and self.acme_directory:
+            raise ValueError("set either cert_file or acme_directory, not both")
+        if self.acme_directory and not self.domains:
+            raise ValueError("acme_directory needs domains (the names to certify)")
+        return self
 
 
 class OcppSettings(_Section):
@@ -203,6 +234,7 @@ class ChargePointOverrides(_Section):
 
 class Settings(_Section):
     http: HttpSettings = Field(default_factory=HttpSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
     ocpp: OcppSettings = Field(default_factory=OcppSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
     nostr: NostrSettings = Field(default_factory=NostrSettings)
@@ -218,10 +250,38 @@ class Settings(_Section):
         """Base URL for links handed to wallets and users, without a trailing slash."""
         if self.http.public_url:
             return self.http.public_url.rstrip("/")
+        if self.tls.domains and self.tls.enabled:
+            port = "" if self.tls.https_port == 443 else f":{self.tls.https_port}"
+            return f"https://{self.tls.domains[0]}{port}"
         host = self.http.host
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         return f"http://{host}:{self.http.port}"
+
+
+def check_public_url(settings: Settings, *, demo: bool) -> None:
+    """Outside demo mode, wallets must get an https URL (LUD-01): plain http only for loopback
+    (a wallet on the same machine) and `.onion` (Tor encrypts end to end)."""
+    url = settings.public_url
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme != "http" or not parts.hostname:
+        raise ConfigError(f"[http] public_url: expected an https:// URL, got {url!r}")
+    if demo or parts.hostname.endswith(".onion") or _loopback(parts.hostname):
+        return
+    raise ConfigError(f"[http] public_url: wallets refuse http:// LNURLs (LUD-01), got {url!r}; "
+                      "use https:// (a certificate from [tls] or a reverse proxy), a .onion "
+                      "address or loopback")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _leaf_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:

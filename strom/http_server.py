@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Generator
+import ssl
+from collections.abc import Generator, Sequence
 
 import uvicorn
 
@@ -40,15 +41,24 @@ def bind_tcp(host: str, port: int, what: str, setting: str) -> socket.socket:
 class HttpServer:
     """uvicorn on a socket bound beforehand, so the real port is known (also for port 0)."""
 
-    def __init__(self, app: object, host: str, port: int) -> None:
-        self._sock = bind_tcp(host, port, "HTTP", "[http] port / STROM_HTTP_PORT")
+    def __init__(self, app: object, host: str, port: int, *, trusted_proxies: Sequence[str] = (),
+                 tls: ssl.SSLContext | None = None) -> None:
+        what, setting = (("HTTPS", "[tls] https_port / STROM_TLS_HTTPS_PORT") if tls else
+                         ("HTTP", "[http] port / STROM_HTTP_PORT"))
+        self._sock = bind_tcp(host, port, what, setting)
         self.host = host
         self.port: int = self._sock.getsockname()[1]
-        # proxy_headers off: uvicorn would take X-Forwarded-For from any loopback peer as the
-        # client address, so a local client could pose as anyone; strom reads a proxy's header
-        # only where configured (`[http] client_address_header`, strom/web/rate_limits.py).
+        self.scheme = "https" if tls else "http"
+        # Forwarded headers only from the proxies named in `[http] trusted_proxies`: uvicorn's
+        # default would take X-Forwarded-For from any loopback peer, so a local client could
+        # pose as anyone. Then `request.client` and the scheme are the proxy's client's.
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                                timeout_graceful_shutdown=3, proxy_headers=False)
+                                timeout_graceful_shutdown=3, proxy_headers=bool(trusted_proxies),
+                                forwarded_allow_ips=list(trusted_proxies) or None)
+        config.load()
+        # The listener's context, not one uvicorn makes from files: renewals swap certificates
+        # in it (strom/tls/certs.py).
+        config.ssl = tls
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 

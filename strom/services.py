@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from strom.sessions.refunds import RefundService
     from strom.sessions.service import SessionService
     from strom.tariffs.service import TariffService
+    from strom.tls.manager import CertManager
 
 
 @dataclass
@@ -46,3 +47,4 @@ class Services:
     address_refunds: AddressRefundService | None = None
     bots: NostrBots | None = None
     relay_url: str | None = None  # the embedded relay, when it runs
+    tls: CertManager | None = None  # [tls]: HTTPS and OCPP wss certificate

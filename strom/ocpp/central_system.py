@@ -47,8 +47,10 @@ class CentralSystem(ChargerCommands):
 
     def __init__(self, settings: OcppSettings, charge_points: ChargePointRepository,
                  transactions: TransactionRepository, event_log: EventLogRepository,
-                 bus: EventBus) -> None:
+                 bus: EventBus, *, tls: ssl.SSLContext | None = None) -> None:
         self._settings = settings
+        # strom's own certificate ([tls]) unless [ocpp] names one of its own
+        self._tls = tls
         self._charge_points = charge_points
         self._event_log = event_log
         self._bus = bus
@@ -102,7 +104,7 @@ class CentralSystem(ChargerCommands):
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not (self._settings.tls_cert and self._settings.tls_key):
-            return None
+            return self._tls
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self._settings.tls_cert, self._settings.tls_key)
         return context
@@ -114,7 +116,8 @@ class CentralSystem(ChargerCommands):
 
     @property
     def url(self) -> str:
-        scheme = "wss" if self._settings.tls_cert and self._settings.tls_key else "ws"
+        secure = self._tls is not None or self._settings.tls_cert and self._settings.tls_key
+        scheme = "wss" if secure else "ws"
         return f"{scheme}://{self._settings.host}:{self.port}{PATH_PREFIX}"
 
     # --- who is connected -------------------------------------------------------------------

@@ -8,6 +8,7 @@ from starlette.middleware import Middleware
 
 from strom.services import Services
 from strom.web import (
+    acme_challenge,
     api_charge_points,
     api_commands,
     api_keys,
@@ -36,7 +37,7 @@ def create_web_app(services: Services) -> Starlette:
               *api_sessions.routes, *public_api.routes, *dev_pay.routes, *demo_pay.routes,
               *live.routes, *nip05.routes, *api_charge_points.routes, *api_commands.routes, *api_keys.routes,
               *api_tariffs.routes, *api_ledger.routes, *api_stream.routes, *openapi.routes,
-              *pages.routes]
+              *acme_challenge.routes, *pages.routes]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
                     middleware=[Middleware(CatchAll)])
     app.state.services = services

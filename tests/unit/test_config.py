@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from strom.config import ConfigError, load_settings
+from strom.config import ConfigError, check_public_url, load_settings
 
 
 def test_defaults_without_file() -> None:
@@ -71,3 +71,33 @@ def test_example_file_documents_every_key() -> None:
     text = example.read_text()
     for path in _ENV_PATHS.values():
         assert f"\n{path[-1]} =" in text, f"{'.'.join(path)} is not in strom.example.toml"
+
+
+@pytest.mark.parametrize(("url", "demo", "allowed"), [
+    ("https://charge.example.org", False, True),
+    ("http://127.0.0.1:8000", False, True),
+    ("http://localhost:8000", False, True),
+    ("http://[::1]:8000", False, True),
+    ("http://abcdefghijklmnop.onion", False, True),
+    ("http://charge.example.org", True, True),
+    ("http://charge.example.org", False, False),
+    ("http://192.168.1.5:8000", False, False),
+    ("ftp://charge.example.org", False, False),
+])
+def test_production_needs_an_https_public_url(url: str, demo: bool, allowed: bool) -> None:
+    settings = load_settings(None, environ={"STROM_HTTP_PUBLIC_URL": url})
+    if allowed:
+        check_public_url(settings, demo=demo)
+        return
+    with pytest.raises(ConfigError) as info:
+        check_public_url(settings, demo=demo)
+    assert "[http] public_url" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_tls_sections_name_the_key() -> None:
+    with pytest.raises(ConfigError, match="tls.*domains"):
+        load_settings(None, environ={"STROM_TLS_ACME_DIRECTORY": "https://ca/dir"})
+    settings = load_settings(None, environ={"STROM_TLS_ACME_DIRECTORY": "https://ca/dir",
+                                            "STROM_TLS_DOMAINS": "a.example, b.example",
+                                            "STROM_TLS_HTTPS_PORT": "443"})
+    assert settings.public_url == "https://a.example"
