@@ -1,0 +1,148 @@
+"""strom behind a real TLS-terminating reverse proxy (Debian's nginx, the README's recipe).
+
+Wallets (the lnurl library), chargers (the ocpp library over wss), browsers' live updates
+(SSE) and nostr clients (the relay's websocket) all go through https://localhost:PORT;
+forwarded headers count only from the configured proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import lnurl
+import pytest
+import trustme
+from ocpp.v16 import ChargePoint, call
+from websockets.asyncio.client import connect
+
+from strom.lnurl.links import pay_links
+from tests.money.conftest import CP, World, running_world
+from tests.tls.nginx import Nginx
+from tests.tls.pebble import free_port
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@dataclass
+class Proxied:
+    world: World
+    nginx: Nginx
+    ca: trustme.CA
+    ca_file: Path
+
+    @property
+    def public_url(self) -> str:
+        return f"https://localhost:{self.nginx.port}"
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        self.ca.configure_trust(context)
+        return context
+
+    def client(self, source: str) -> httpx.AsyncClient:
+        """A client connecting from `source` (any 127.x address is loopback on Linux)."""
+        transport = httpx.AsyncHTTPTransport(local_address=source, verify=self.client_context())
+        return httpx.AsyncClient(transport=transport, timeout=10)
+
+
+@pytest.fixture
+async def proxied(tmp_path: Path, data_dir: Path,
+                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Proxied]:
+    ca = trustme.CA()
+    leaf = ca.issue_cert("localhost")
+    cert, key, ca_file = tmp_path / "proxy.pem", tmp_path / "proxy.key", tmp_path / "ca.pem"
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # what the lnurl library's httpx trusts
+    nginx = Nginx(tmp_path, free_port(), cert, key)
+    async with running_world(
+            data_dir, http={"public_url": f"https://localhost:{nginx.port}",
+                            "trusted_proxies": ["127.0.0.1"]},
+            lnurl={"callback_burst": 2, "callbacks_per_minute": 0.1}) as world:
+        services = world.app.services
+        assert services is not None and services.central_system is not None
+        assert world.app.http is not None and world.app.relay is not None
+        await nginx.start({"/": world.app.http.port, "/ocpp/": services.central_system.port,
+                           "/relay": world.app.relay.port})
+        try:
+            yield Proxied(world, nginx, ca, ca_file)
+        finally:
+            nginx.stop()
+
+
+async def test_a_wallet_pays_through_the_https_url(proxied: Proxied) -> None:
+    links = pay_links(proxied.world.app.settings.public_url, CP)
+    assert links.url.startswith(proxied.public_url + "/")
+    # The sticker's QR, as the charger page shows it, leads a wallet to the https URL.
+    async with proxied.client("127.0.0.1") as client:
+        page = (await client.get(f"{proxied.public_url}/cp/{CP}")).text
+    code = re.search(r"<code class=\"wrap\">(LNURL1[0-9A-Z]+)</code>", page)
+    assert code is not None and str(lnurl.decode(code.group(1))).startswith(proxied.public_url)
+    pay = await lnurl.handle(code.group(1))
+    assert isinstance(pay, lnurl.LnurlPayResponse)
+    assert str(pay.callback).startswith(proxied.public_url + "/")
+    action = await lnurl.execute_pay_request(pay, 1_000_000)
+    assert str(action.successAction.url).startswith(proxied.public_url + "/s/")
+
+
+async def test_a_charger_connects_over_wss_through_the_proxy(proxied: Proxied) -> None:
+    services = proxied.world.app.services
+    assert services is not None and services.central_system is not None
+    await services.charge_points.add("cp-proxied", name="behind nginx", lat=50.0, lon=8.0)
+    url = f"wss://localhost:{proxied.nginx.port}/ocpp/cp-proxied"
+    async with connect(url, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                       ssl=proxied.client_context()) as ws:
+        charger = ChargePoint("cp-proxied", ws)
+        listening = asyncio.create_task(charger.start())
+        answer = await charger.call(call.BootNotification(charge_point_model="m",
+                                                          charge_point_vendor="v"))
+        assert answer.status == "Accepted"
+        assert services.central_system.is_connected("cp-proxied")
+        listening.cancel()
+
+
+async def test_live_updates_and_the_relay_through_the_proxy(proxied: Proxied) -> None:
+    async with proxied.client("127.0.0.1") as client, client.stream(
+            "GET", f"{proxied.public_url}/cp/{CP}/events") as stream:
+        assert stream.status_code == 200
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                break  # the first frame arrived unbuffered
+    url = f"wss://localhost:{proxied.nginx.port}/relay"
+    async with connect(url, ssl=proxied.client_context()) as ws:
+        await ws.send(json.dumps(["REQ", "sub", {"kinds": [0], "limit": 1}]))
+        while (message := json.loads(await ws.recv()))[0] != "EOSE":
+            assert message[0] in ("AUTH", "EVENT")  # NIP-42 challenge first
+
+
+async def _invoice(client: httpx.AsyncClient, callback: str, spoof: str) -> bool:
+    answer = await client.get(callback, params={"amount": 1_000_000},
+                              headers={"X-Forwarded-For": spoof})
+    return "pr" in answer.json()
+
+
+async def test_forwarded_addresses_count_only_from_the_proxy(proxied: Proxied) -> None:
+    app = proxied.world.app
+    assert app.http is not None
+    pay = (await proxied.world.http.get(f"/lnurlp/{CP}")).json()
+    direct = str(pay["callback"]).replace(proxied.public_url, app.http_url)
+    via_proxy = str(pay["callback"])
+    # Straight to strom from 127.0.0.2, not a trusted proxy: each made-up X-Forwarded-For is
+    # ignored, and all its requests share one budget (burst 2).
+    async with proxied.client("127.0.0.2") as client:
+        assert [await _invoice(client, direct, f"198.51.100.{i}") for i in range(3)] == [
+            True, True, False]
+    # Through nginx, each client is itself, whatever it writes into the header.
+    async with proxied.client("127.0.0.3") as client:
+        assert [await _invoice(client, via_proxy, f"198.51.100.{i}") for i in range(3)] == [
+            True, True, False]
+    async with proxied.client("127.0.0.4") as client:
+        assert await _invoice(client, via_proxy, "127.0.0.3")
