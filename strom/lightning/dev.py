@@ -90,6 +90,7 @@ class DevWallet(Wallet):
         self._bus = bus
         self._key_path = data_dir / KEY_FILE
         self._key: PrivateKey | None = None
+        self._payer_key = PrivateKey()  # the demo driver's wallet (payer_invoice)
 
     async def _node_key(self) -> PrivateKey:
         if self._key is None:
@@ -118,22 +119,10 @@ class DevWallet(Wallet):
             raise WalletError("invoice expiry must be positive")
         if description_hash is not None and len(description_hash) != 32:
             raise WalletError("description hash must be 32 bytes (SHA-256)")
-        key = await self._node_key()
         preimage = secrets.token_bytes(32)
-        payment_hash = hashlib.sha256(preimage).hexdigest()
         created = int(time.time())
-        tags = [Tag(TagChar.payment_hash, payment_hash),
-                Tag(TagChar.payment_secret, secrets.token_hex(32)),
-                Tag(TagChar.expire_time, expiry),
-                Tag(TagChar.min_final_cltv_expiry, MIN_FINAL_CLTV),
-                Tag(TagChar.features, _FEATURES)]
-        if description_hash is not None:
-            tags.append(Tag(TagChar.description_hash, description_hash.hex()))
-        else:
-            tags.append(Tag(TagChar.description, description or ""))
-        unsigned = Bolt11(currency=CURRENCY[self.network], date=created,
-                          amount_msat=MilliSatoshi(amount_msat), tags=Tags(tags))
-        encoded = bolt11.encode(unsigned, key.secret.hex())
+        encoded, payment_hash = _signed(await self._node_key(), self.network, amount_msat,
+                                        preimage, created, expiry, description, description_hash)
         expires_at = datetime.fromtimestamp(created + expiry, tz=UTC)
         await self.repo.add_invoice(
             payment_hash=payment_hash, backend=BACKEND, bolt11=encoded, amount_msat=amount_msat,
@@ -141,6 +130,13 @@ class DevWallet(Wallet):
             else None, description_hash=description_hash.hex() if description_hash else None,
             preimage=preimage.hex())
         return Invoice(encoded, payment_hash, amount_msat, expires_at, preimage.hex())
+
+    def payer_invoice(self, amount_msat: int, description: str) -> str:
+        """An invoice from the demo driver's own wallet, for the demo refund button: signed
+        with a key of its own and not recorded, so to this wallet it is foreign, like a
+        driver's invoice in an LNURL-withdraw callback."""
+        return _signed(self._payer_key, self.network, amount_msat, secrets.token_bytes(32),
+                       int(time.time()), 600, description, None)[0]
 
     async def owns(self, payment_hash: str) -> bool:
         """Whether this dev wallet issued the invoice with `payment_hash`."""
@@ -222,6 +218,25 @@ class DevWallet(Wallet):
         key = await self._node_key()
         return WalletInfo(BACKEND, self.network, key.public_key.format().hex(),
                           alias="strom dev wallet (not real money)")
+
+
+def _signed(key: PrivateKey, network: str, amount_msat: int, preimage: bytes, created: int,
+            expiry: int, description: str | None,
+            description_hash: bytes | None) -> tuple[str, str]:
+    """A signed BOLT11 invoice and its payment hash."""
+    payment_hash = hashlib.sha256(preimage).hexdigest()
+    tags = [Tag(TagChar.payment_hash, payment_hash),
+            Tag(TagChar.payment_secret, secrets.token_hex(32)),
+            Tag(TagChar.expire_time, expiry),
+            Tag(TagChar.min_final_cltv_expiry, MIN_FINAL_CLTV),
+            Tag(TagChar.features, _FEATURES)]
+    if description_hash is not None:
+        tags.append(Tag(TagChar.description_hash, description_hash.hex()))
+    else:
+        tags.append(Tag(TagChar.description, description or ""))
+    unsigned = Bolt11(currency=CURRENCY[network], date=created,
+                      amount_msat=MilliSatoshi(amount_msat), tags=Tags(tags))
+    return bolt11.encode(unsigned, key.secret.hex()), payment_hash
 
 
 def _normalized(invoice: str) -> str:

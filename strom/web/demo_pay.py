@@ -1,11 +1,13 @@
-"""`POST /cp/{id}/demo-pay`: pay for charging with the embedded dev wallet, from the page.
+"""`POST /cp/{id}/demo-pay` and `POST /s/{token}/demo-withdraw`: pay for charging and take the
+refund with the embedded dev wallet, from the pages.
 
 Demo mode's shortcut for newcomers without a Lightning wallet: the same session as an LNURL
-payment (same checks, same invoice), settled by the dev wallet at once, then the session page.
-Exists only in demo mode (`strom run --demo`) with the dev wallet (not real money), and answers
+payment (same checks, same invoice), settled by the dev wallet at once, then the session page;
+and the refund leg, which stops the session and withdraws exactly like an LNURL-withdraw (a
+fresh k1, `RefundService.withdraw`) with an invoice from the demo driver's wallet. Exist only in demo mode (`strom run --demo`) with the dev wallet (not real money), and answers
 on loopback only. Loopback alone is no credential (a proxy on the same host makes every
 request loopback), and a page button cannot carry the admin token: outside demo mode the
-route answers 404 and pays nothing.
+routes answer 404 and pay nothing.
 """
 
 from __future__ import annotations
@@ -16,20 +18,28 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from strom.lightning.dev import DevWallet
+from strom.lightning.wallet import PaymentStatus
 from strom.lnurl import pay as lud06
 from strom.lnurl.errors import LnurlError
+from strom.sessions.refunds import RefundError
 from strom.web.auth import require_loopback, services
 from strom.web.lnurl_pay import ensure_free, pay_metadata, resolve_target
+from strom.web.lnurl_withdraw import offer_withdraw
 
 DEFAULT_SAT = 2_000
 
 
-async def demo_pay(request: Request) -> Response:
+def _demo_wallet(request: Request) -> DevWallet:
     svc = services(request)
-    wallet = svc.wallet
-    if not (svc.demo and isinstance(wallet, DevWallet)):
+    if not (svc.demo and isinstance(svc.wallet, DevWallet)):
         raise HTTPException(404, "demo payments exist in demo mode with the dev wallet only")
     require_loopback(request)
+    return svc.wallet
+
+
+async def demo_pay(request: Request) -> Response:
+    svc = services(request)
+    wallet = _demo_wallet(request)
     assert svc.tariffs is not None and svc.sessions is not None
     form = await request.form()
     target = request.path_params["cp_id"]
@@ -49,4 +59,21 @@ async def demo_pay(request: Request) -> Response:
     return RedirectResponse(f"/s/{pending.session.token}", status_code=303)
 
 
-routes = [Route("/cp/{cp_id}/demo-pay", demo_pay, methods=["POST"])]
+async def demo_withdraw(request: Request) -> Response:
+    svc = services(request)
+    wallet = _demo_wallet(request)
+    assert svc.sessions is not None and svc.refunds is not None
+    token = request.path_params["token"]
+    try:
+        session, k1 = await offer_withdraw(svc, await svc.sessions.repo.by_token(token))
+        invoice = wallet.payer_invoice(session.refundable_msat, "strom demo refund")
+        outcome = await svc.refunds.withdraw(session, k1, invoice)
+    except (LnurlError, RefundError) as exc:
+        raise HTTPException(409, f"cannot refund now: {exc}") from None
+    if outcome.status == PaymentStatus.FAILED:
+        raise HTTPException(409, "the refund payment failed; try again")
+    return RedirectResponse(f"/s/{token}", status_code=303)
+
+
+routes = [Route("/cp/{cp_id}/demo-pay", demo_pay, methods=["POST"]),
+          Route("/s/{token}/demo-withdraw", demo_withdraw, methods=["POST"])]

@@ -18,25 +18,31 @@ from strom.web.auth import services
 from strom.web.responses import JSONResponse, lnurl_response
 
 
-async def withdraw_request_for(svc: Services, session: Session | None) -> JSONResponse:
-    """Stop the session if it still runs, then answer a withdrawRequest (or why not)."""
+async def offer_withdraw(svc: Services, session: Session | None) -> tuple[Session, str]:
+    """Stop the session if it still runs, then a fresh k1 for exactly what is refundable;
+    raises LnurlError saying why not. The demo refund button goes this way too."""
     assert svc.sessions is not None and svc.refunds is not None
     if session is None:
-        return lnurl_response(LnurlError("unknown session link").to_json())
+        raise LnurlError("unknown session link")
     if session.state == State.PENDING_PAYMENT:
-        return lnurl_response(LnurlError("this session is not paid yet").to_json())
+        raise LnurlError("this session is not paid yet")
     if session.state in (State.PAID, *ACTIVE_STATES):
         session = await svc.sessions.stop_and_wait(session.id, "stopped by the driver")
     if session.refundable_msat <= 0:
         if session.held_msat > 0:
-            reason = (f"{session.held_msat // 1000} sat are held until the charger confirms the"
-                      " stop; open this link again later")
-        elif session.refunded_msat:
-            reason = "your refund was already paid"
-        else:
-            reason = "nothing to refund: the prepayment was used up"
-        return lnurl_response(LnurlError(reason).to_json())
-    k1 = await svc.refunds.new_withdraw_link(session)
+            raise LnurlError(f"{session.held_msat // 1000} sat are held until the charger "
+                             "confirms the stop; open this link again later")
+        raise LnurlError("your refund was already paid" if session.refunded_msat
+                         else "nothing to refund: the prepayment was used up")
+    return session, await svc.refunds.new_withdraw_link(session)
+
+
+async def withdraw_request_for(svc: Services, session: Session | None) -> JSONResponse:
+    """Stop the session if it still runs, then answer a withdrawRequest (or why not)."""
+    try:
+        session, k1 = await offer_withdraw(svc, session)
+    except LnurlError as exc:
+        return lnurl_response(exc.to_json())
     return lnurl_response({
         "tag": "withdrawRequest",
         "callback": f"{svc.settings.public_url}/lnurlw/{session.token}/callback",

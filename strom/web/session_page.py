@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from strom import qr
+from strom.lightning.dev import DevWallet
 from strom.lightning.wallet import WalletError
 from strom.lnurl import pay as lud06
 from strom.lnurl.errors import LnurlError
@@ -74,6 +75,7 @@ async def session_page(request: Request) -> Response:
     return render(request, "session.html", {
         "s": data, "v": session_view(data), "token": token, "topup": topup, "payer": payer,
         "cp_name": cp.name if cp else session.cp_id,
+        "demo_pay": svc.demo and isinstance(svc.wallet, DevWallet),  # the refund leg's button
         "withdraw_qr": qr_markup(qr.svg(f"lightning:{data['lnurlw']}"),
                                  "QR code: stop charging and get your refund") if payer else "",
         "topup_qr": qr_markup(qr.svg(f"lightning:{topup}"), "QR code: top up this session"),
