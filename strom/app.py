@@ -150,7 +150,8 @@ class StromApp:
         self._step = "starting the OCPP server"
         central = CentralSystem(self.settings.ocpp, charge_points, TransactionRepository(db),
                                 event_log, bus,
-                                tls=svc.tls.listener().context if svc.tls else None)
+                                tls=svc.tls.listener().context if svc.tls else None,
+                                trusted_proxies=self.settings.http.trusted_proxies)
         await central.start()
         self._stack.push_async_callback(central.close)
         svc.central_system = central

@@ -43,6 +43,16 @@ class HttpSettings(_Section):
     # believed: addresses or networks; empty = nobody's.
     trusted_proxies: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _proxies_are_addresses(self) -> HttpSettings:
+        for entry in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {entry!r} is not an address or network "
+                                 "(e.g. \"127.0.0.1\" or \"10.0.0.0/8\")") from None
+        return self
+
 
 class TlsSettings(_Section):
     """`[tls]`: HTTPS for the public pages and `wss` for OCPP (strom/tls/)."""

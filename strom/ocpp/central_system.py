@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import ssl
+from collections.abc import Sequence
 from http import HTTPStatus
 from urllib.parse import unquote
 
@@ -23,6 +24,7 @@ from websockets.http11 import Request, Response
 
 from strom.config import OcppSettings
 from strom.events import ChargePointConnected, ChargePointDisconnected, EventBus
+from strom.forwarded import client_address, trusted_networks
 from strom.ocpp.auth_throttle import AuthThrottle
 from strom.ocpp.charge_point import Authorizer, ChargePointConnection, OcppContext
 from strom.ocpp.commands import ChargerCallError, ChargerCommands
@@ -47,8 +49,11 @@ class CentralSystem(ChargerCommands):
 
     def __init__(self, settings: OcppSettings, charge_points: ChargePointRepository,
                  transactions: TransactionRepository, event_log: EventLogRepository,
-                 bus: EventBus, *, tls: ssl.SSLContext | None = None) -> None:
+                 bus: EventBus, *, tls: ssl.SSLContext | None = None,
+                 trusted_proxies: Sequence[str] = ()) -> None:
         self._settings = settings
+        # Behind a reverse proxy the throttle counts the charger's address, not the proxy's.
+        self._proxies = trusted_networks(trusted_proxies)
         # strom's own certificate ([tls]) unless [ocpp] names one of its own
         self._tls = tls
         self._charge_points = charge_points
@@ -188,7 +193,9 @@ class CentralSystem(ChargerCommands):
             return connection.respond(HTTPStatus.NOT_FOUND, f"unknown charge point {cp_id}\n")
         if not cp.password_hash:
             return None
-        address = connection.remote_address[0] if connection.remote_address else "?"
+        address = client_address(
+            connection.remote_address[0] if connection.remote_address else "?",
+            request.headers.get("X-Forwarded-For"), self._proxies)
         keys = (f"cp:{cp_id}", f"address:{address}")
         header = request.headers.get("Authorization")
         verdict = await self._password_ok(cp_id, cp.password_hash, header, keys)

@@ -21,9 +21,12 @@ import pytest
 import trustme
 from ocpp.v16 import ChargePoint, call
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from strom.lnurl.links import pay_links
+from strom.security import hash_password
 from tests.money.conftest import CP, World, running_world
+from tests.ocpp.test_connections import basic
 from tests.tls.nginx import Nginx
 from tests.tls.pebble import free_port
 
@@ -66,7 +69,8 @@ async def proxied(tmp_path: Path, data_dir: Path,
     async with running_world(
             data_dir, http={"public_url": f"https://localhost:{nginx.port}",
                             "trusted_proxies": ["127.0.0.1"]},
-            lnurl={"callback_burst": 2, "callbacks_per_minute": 0.1}) as world:
+            lnurl={"callback_burst": 2, "callbacks_per_minute": 0.1},
+            ocpp={"auth_failure_budget": 2}) as world:
         services = world.app.services
         assert services is not None and services.central_system is not None
         assert world.app.http is not None and world.app.relay is not None
@@ -146,3 +150,30 @@ async def test_forwarded_addresses_count_only_from_the_proxy(proxied: Proxied) -
             True, True, False]
     async with proxied.client("127.0.0.4") as client:
         assert await _invoice(client, via_proxy, "127.0.0.3")
+
+
+async def _handshake(proxied: Proxied, source: str, cp_id: str, password: str) -> int:
+    """The HTTP status of an OCPP handshake through nginx from `source`."""
+    url = f"wss://localhost:{proxied.nginx.port}/ocpp/{cp_id}"
+    try:
+        async with connect(url, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                           ssl=proxied.client_context(), local_addr=(source, 0),
+                           additional_headers=basic(cp_id, password)):
+            return 101
+    except InvalidStatus as exc:
+        return exc.response.status_code
+
+
+async def test_ocpp_password_backoff_counts_the_charger_not_the_proxy(proxied: Proxied) -> None:
+    services = proxied.world.app.services
+    assert services is not None
+    for cp_id in ("cp-a", "cp-b"):
+        await services.charge_points.add(cp_id, name=cp_id, lat=50.0, lon=8.0,
+                                         password_hash=hash_password("right"))
+    # 127.0.0.3 guesses (budget 2): its address is throttled, even for another charger id …
+    for _ in range(4):
+        await _handshake(proxied, "127.0.0.3", "cp-a", "guess")
+    assert await _handshake(proxied, "127.0.0.3", "cp-b", "guess") == 429
+    # … while another charger behind the same proxy is still heard.
+    assert await _handshake(proxied, "127.0.0.4", "cp-b", "guess") == 401
+    assert await _handshake(proxied, "127.0.0.4", "cp-b", "right") == 101

@@ -40,6 +40,7 @@ def test_nested_env_override() -> None:
         ("[htp]\nport = 1\n", "unknown key htp"),
         ('[lightning]\nbackend = "paypal"\n', "[lightning] backend"),
         ("[http\n", "not valid TOML"),
+        ('[http]\ntrusted_proxies = ["nginx"]\n', "trusted_proxies: 'nginx' is not an address"),
     ],
 )
 def test_bad_file_names_the_key(tmp_path: Path, text: str, needle: str) -> None:
