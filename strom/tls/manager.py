@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from strom.config import TlsSettings
+from strom.errors import UserError
 from strom.tls.acme_client import AcmeError, issue
 from strom.tls.certs import (
     CertInfo,
@@ -50,7 +52,8 @@ class CertManager:
         self._placeholder = False
         self._listeners: list[ServerTLS] = []
         self._scheduler: AsyncIOScheduler | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Future[bool] | None = None
+        self._closing = False
 
     def prepare(self) -> None:
         """Make sure a certificate file is there to start the listeners with."""
@@ -65,7 +68,13 @@ class CertManager:
 
     def listener(self) -> ServerTLS:
         """A context for one more listener; renewals reach it too."""
-        tls = ServerTLS(self.paths)
+        try:
+            tls = ServerTLS(self.paths)
+        except (ssl.SSLError, OSError) as exc:
+            key = "[tls] cert_file / key_file" if not self.acme else str(self.paths.cert)
+            raise UserError(f"{key}: cannot load the certificate {self.paths.cert} "
+                            f"({getattr(exc, 'strerror', None) or exc}); give a PEM chain and "
+                            "its private key") from None
         self._listeners.append(tls)
         return tls
 
@@ -78,6 +87,7 @@ class CertManager:
         self._schedule(self._due())
 
     async def close(self) -> None:
+        self._closing = True
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         if self._task is not None:
@@ -110,10 +120,15 @@ class CertManager:
         log.info("TLS: next ACME order at %s", when.isoformat(timespec="seconds"))
 
     async def _run(self) -> None:
-        # As its own task, so close() can cancel it (the order itself runs in a thread).
-        self._task = asyncio.current_task()
+        # As its own task, so close() can cancel it without APScheduler logging the
+        # cancellation as a failed job (the order's thread finishes on its own, bounded by
+        # the ACME client's deadlines).
+        self._task = asyncio.ensure_future(self.renew())
         try:
-            await self.renew()
+            await self._task
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
         finally:
             self._task = None
 

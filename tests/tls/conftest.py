@@ -63,21 +63,24 @@ async def until(probe: Callable[[], Awaitable[bool]], what: str, seconds: float 
         await asyncio.sleep(0.1)
 
 
-@pytest.fixture
-async def pebble(tmp_path: Path) -> AsyncIterator[Pebble]:
-    server = Pebble(tmp_path, http_port=free_port(), validity_seconds=3600)
+async def _running_pebble(tmp_path: Path, validity_seconds: int) -> AsyncIterator[Pebble]:
+    server = Pebble(tmp_path, http_port=free_port(), validity_seconds=validity_seconds)
     await server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def pebble(tmp_path: Path) -> AsyncIterator[Pebble]:
+    async for server in _running_pebble(tmp_path, 3600):
+        yield server
 
 
 @pytest.fixture
 async def short_pebble(tmp_path: Path) -> AsyncIterator[Pebble]:
     """Certificates living 9 s: renewed (at 2/3) after 6 s."""
-    server = Pebble(tmp_path, http_port=free_port(), validity_seconds=9)
-    await server.start()
-    yield server
-    server.stop()
+    async for server in _running_pebble(tmp_path, 9):
+        yield server
 
 
 @pytest.fixture

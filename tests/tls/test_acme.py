@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import stat
 from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 from cryptography import x509
 from ocpp.v16 import ChargePoint, call
 from starlette.applications import Starlette
@@ -22,8 +24,10 @@ from starlette.routing import Route
 from websockets.asyncio.client import connect
 
 from strom.app import StromApp
+from strom.errors import UserError
 from strom.http_server import HttpServer
 from strom.tls.certs import CertPaths
+from tests.conftest import free_settings
 from tests.tls.conftest import (
     DOMAIN,
     acme_settings,
@@ -159,3 +163,35 @@ async def test_bad_acme_answer_keeps_the_certificate_and_says_why(
     [line] = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
     assert "keeping the current certificate" in line and DOMAIN in line
     assert "next try at" in line
+
+
+async def test_own_certificate_serves_https_and_wss(tmp_path: Path, data_dir: Path) -> None:
+    ca = trustme.CA()
+    leaf = ca.issue_cert(DOMAIN)
+    chain = tmp_path / "own.pem"
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(chain))  # key inside the file
+    settings = free_settings(tls={"cert_file": str(chain), "domains": [DOMAIN], "https_port": 0})
+    async with StromApp(settings, data_dir) as app:
+        assert app.https is not None and app.services is not None
+        central = app.services.central_system
+        assert central is not None and central.url.startswith("wss://")
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        async with httpx.AsyncClient(verify=context) as client:
+            answer = await client.get(f"https://{DOMAIN}:{app.https.port}/healthz")
+        assert answer.status_code == 200
+        assert await served_certificate(central.port) == await served_certificate(
+            app.https.port)
+
+
+async def test_a_bad_own_certificate_stops_the_start_with_one_line(tmp_path: Path,
+                                                                   data_dir: Path) -> None:
+    broken = tmp_path / "broken.pem"
+    broken.write_text("not a certificate\n")
+    settings = free_settings(tls={"cert_file": str(broken), "https_port": 0})
+    with pytest.raises(UserError) as info:
+        async with StromApp(settings, data_dir):
+            pass
+    message = str(info.value)
+    assert message.startswith("[tls] cert_file") and str(broken) in message
+    assert "\n" not in message
