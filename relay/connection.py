@@ -33,6 +33,7 @@ from relay.filters import Filter, InvalidFilter, parse_filter
 from relay.limits import Limits
 from relay.outbox import Outbox
 from relay.store import EventStore, QueryTooSlow, SaveResult
+from strom.forwarded import Network, client_address
 from strom.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class Hub(Protocol):
     limits: Limits
     store: EventStore
     auth_urls: frozenset[str]
+    proxies: tuple[Network, ...]  # reverse proxies whose X-Forwarded-For is believed
 
     def is_trusted(self, pubkey: str) -> bool: ...
     def take_query(self, address: str) -> bool: ...
@@ -83,7 +85,9 @@ class Connection:
         self.challenge = new_challenge()
         self._bucket = TokenBucket(self.limits.events_per_second, self.limits.event_burst)
         self._queries = TokenBucket(self.limits.reqs_per_second, self.limits.req_burst)
-        self.address = ws.remote_address[0] if ws.remote_address else "?"
+        self.address = client_address(
+            ws.remote_address[0] if ws.remote_address else "?",
+            ws.request.headers.get("X-Forwarded-For") if ws.request else None, hub.proxies)
         self._outbox = Outbox(ws, self.limits.max_pending_messages)
         self._in_flight = asyncio.Semaphore(self.limits.max_unconfirmed_events)
         self._closing: asyncio.Task[None] | None = None

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from http import HTTPStatus
 from pathlib import Path
 from typing import Literal
@@ -22,6 +22,7 @@ from relay.limits import Limits
 from relay.nip11 import RelayInfo, http_response, information_document
 from relay.store import EventStore
 from strom.errors import UserError
+from strom.forwarded import trusted_networks
 from strom.ratelimit import KeyedBuckets
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class Relay:
                  description: str = "The nostr relay of a strom EV charging bridge.",
                  pubkey: str | None = None, contact: str | None = None,
                  public_url: str | None = None, limits: Limits | None = None,
-                 purge_interval: float = 60.0) -> None:
+                 purge_interval: float = 60.0, trusted_proxies: Sequence[str] = ()) -> None:
         if write_policy not in ("open", "strom"):
             raise ValueError(f"write_policy must be 'open' or 'strom', not {write_policy!r}")
         if write_policy == "strom" and allowed_pubkeys is None:
@@ -89,6 +90,8 @@ class Relay:
         self._public_url = public_url
         self._purge_interval = purge_interval
         self.limits = limits or Limits()
+        # Behind a reverse proxy the per-address limits count its clients, not the proxy.
+        self.proxies = trusted_networks(trusted_proxies)
         self._query_buckets = KeyedBuckets(self.limits.address_reqs_per_second,
                                            self.limits.address_req_burst)
         self.store = EventStore(db_path)

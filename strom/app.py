@@ -221,7 +221,8 @@ class StromApp:
             relay = Relay(relay_database_path(self.data_dir), self.settings.relay.host,
                           self.settings.relay.port, write_policy=self.settings.relay.write_policy,
                           allowed_pubkeys=ours, trusted_pubkeys=ours,
-                          public_url=self.settings.relay.public_url or None)
+                          public_url=self.settings.relay.public_url or None,
+                          trusted_proxies=self.settings.http.trusted_proxies)
             await relay.start()
             self._stack.push_async_callback(relay.close)
             self.relay = relay

@@ -177,3 +177,26 @@ async def test_ocpp_password_backoff_counts_the_charger_not_the_proxy(proxied: P
     # … while another charger behind the same proxy is still heard.
     assert await _handshake(proxied, "127.0.0.4", "cp-b", "guess") == 401
     assert await _handshake(proxied, "127.0.0.4", "cp-b", "right") == 101
+
+
+async def _reqs(proxied: Proxied, source: str, count: int) -> list[str]:
+    """`count` REQs over one relay connection through nginx from `source`: what each got."""
+    url = f"wss://localhost:{proxied.nginx.port}/relay"
+    answers: list[str] = []
+    async with connect(url, ssl=proxied.client_context(), local_addr=(source, 0)) as ws:
+        for i in range(count):
+            await ws.send(json.dumps(["REQ", f"s{i}", {"kinds": [0], "limit": 1}]))
+        while len(answers) < count:
+            message = json.loads(await ws.recv())
+            if message[0] in ("EOSE", "CLOSED"):
+                answers.append(message[0] if message[0] == "EOSE" else message[2])
+    return answers
+
+
+async def test_relay_limits_count_each_client_behind_the_proxy(proxied: Proxied) -> None:
+    # 127.0.0.3 floods the relay (per address: burst 100) over several connections …
+    flood = [a for _ in range(8) for a in await _reqs(proxied, "127.0.0.3", 20)]
+    assert any(a.startswith("rate-limited: too many REQ and COUNT from your address")
+               for a in flood)
+    # … and another client behind the same proxy is not limited with it.
+    assert await _reqs(proxied, "127.0.0.4", 5) == ["EOSE"] * 5
