@@ -7,7 +7,6 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from strom.app import StromApp
@@ -24,14 +23,6 @@ def acme_settings(pebble: Pebble, **tls: object) -> Settings:
         http={"port": pebble.http_port},
         tls={"acme_directory": pebble.directory, "domains": [DOMAIN],
              "acme_ca_bundle": str(pebble.ca_bundle), "https_port": 0, **tls})
-
-
-async def pebble_roots(pebble: Pebble) -> str:
-    """The root of the chains this Pebble issues (a new one each time it starts)."""
-    async with httpx.AsyncClient(verify=pebble.trust()) as client:
-        answer = await client.get(f"https://127.0.0.1:{pebble.management_port}/roots/0")
-        answer.raise_for_status()
-        return answer.text
 
 
 def client_context(root_pem: str) -> ssl.SSLContext:

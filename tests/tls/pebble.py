@@ -18,6 +18,14 @@ from pathlib import Path
 
 import httpx
 import trustme
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from strom.http_server import HttpServer
+from strom.tls.acme_client import issue
+from strom.tls.certs import new_private_key_pem, save_combined
 
 PEBBLE = shutil.which("pebble") or "/usr/bin/pebble"
 
@@ -44,6 +52,12 @@ class Pebble:
     def trust(self) -> ssl.SSLContext:
         """A client context that trusts this Pebble's own HTTPS."""
         return ssl.create_default_context(cafile=str(self.ca_bundle))
+
+    async def root(self) -> str:
+        """The root of the chains this Pebble issues (a new one each time it starts)."""
+        async with httpx.AsyncClient(verify=self.trust()) as client:
+            answer = await client.get(f"https://127.0.0.1:{self.management_port}/roots/0")
+            return answer.raise_for_status().text
 
     @property
     def directory(self) -> str:
@@ -86,3 +100,29 @@ class Pebble:
             self._proc.terminate()
             self._proc.wait(5)
             self._proc = None
+
+
+async def issue_certificate(pebble: Pebble, domain: str) -> tuple[Path, str]:
+    """A certificate for `domain` from this Pebble, through strom's ACME client with a bare
+    HTTP-01 responder on Pebble's validation port (for a proxy in front of strom): the PEM
+    file (chain, then key) and the root that chain leads to."""
+    answers: dict[str, str] = {}
+
+    async def answer(request: Request) -> PlainTextResponse:
+        text = answers.get(request.path_params["token"])
+        return PlainTextResponse(text or "", status_code=200 if text else 404)
+
+    responder = HttpServer(Starlette(routes=[
+        Route("/.well-known/acme-challenge/{token}", answer)]), "127.0.0.1", pebble.http_port)
+    await responder.start()
+    key = new_private_key_pem()
+    try:
+        chain = await asyncio.to_thread(
+            issue, directory_url=pebble.directory, email="", domains=[domain],
+            account_key_pem=new_private_key_pem(), cert_key_pem=key, answers=answers,
+            ca_bundle=str(pebble.ca_bundle))
+    finally:
+        await responder.close()
+    path = pebble.workdir / f"{domain}.pem"
+    save_combined(path, chain, key)
+    return path, await pebble.root()

@@ -32,7 +32,6 @@ from tests.tls.conftest import (
     DOMAIN,
     acme_settings,
     client_context,
-    pebble_roots,
     served_certificate,
     until,
 )
@@ -57,7 +56,7 @@ async def until_issued(app: StromApp) -> None:
 async def test_first_issuance_serves_https_and_wss(acme_app: StromApp, pebble: Pebble,
                                                    data_dir: Path) -> None:
     await until_issued(acme_app)
-    roots = await pebble_roots(pebble)
+    roots = await pebble.root()
     assert acme_app.https is not None
     # A client that trusts only Pebble's root reaches strom's pages by name …
     async with httpx.AsyncClient(verify=client_context(roots)) as client:
@@ -97,7 +96,7 @@ async def test_renewal_before_expiry_keeps_wss_chargers(short_pebble: Pebble,
         central = app.services.central_system
         first = await served_certificate(central.port)
         first_cert = x509.load_der_x509_certificate(first)
-        roots = await pebble_roots(short_pebble)
+        roots = await short_pebble.root()
         url = f"wss://{DOMAIN}:{central.port}/ocpp/cp-tls"
         async with connect(url, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
                            ssl=client_context(roots)) as ws:

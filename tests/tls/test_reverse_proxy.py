@@ -1,4 +1,5 @@
-"""strom behind a real TLS-terminating reverse proxy (Debian's nginx, the README's recipe).
+"""strom behind a real TLS-terminating reverse proxy (Debian's nginx, the README's recipe),
+with a certificate Pebble (a real ACME CA) issued for it.
 
 Wallets (the lnurl library), chargers (the ocpp library over wss), browsers' live updates
 (SSE) and nostr clients (the relay's websocket) all go through https://localhost:PORT;
@@ -18,7 +19,6 @@ from pathlib import Path
 import httpx
 import lnurl
 import pytest
-import trustme
 from ocpp.v16 import ChargePoint, call
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -28,7 +28,7 @@ from strom.security import hash_password
 from tests.money.conftest import CP, World, running_world
 from tests.ocpp.test_connections import basic
 from tests.tls.nginx import Nginx
-from tests.tls.pebble import free_port
+from tests.tls.pebble import Pebble, free_port, issue_certificate
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,17 +37,14 @@ pytestmark = pytest.mark.timeout(60)
 class Proxied:
     world: World
     nginx: Nginx
-    ca: trustme.CA
-    ca_file: Path
+    root: str  # Pebble's root: all a client trusts
 
     @property
     def public_url(self) -> str:
         return f"https://localhost:{self.nginx.port}"
 
     def client_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        self.ca.configure_trust(context)
-        return context
+        return ssl.create_default_context(cadata=self.root)
 
     def client(self, source: str) -> httpx.AsyncClient:
         """A client connecting from `source` (any 127.x address is loopback on Linux)."""
@@ -56,16 +53,13 @@ class Proxied:
 
 
 @pytest.fixture
-async def proxied(tmp_path: Path, data_dir: Path,
+async def proxied(tmp_path: Path, data_dir: Path, pebble: Pebble,
                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Proxied]:
-    ca = trustme.CA()
-    leaf = ca.issue_cert("localhost")
-    cert, key, ca_file = tmp_path / "proxy.pem", tmp_path / "proxy.key", tmp_path / "ca.pem"
-    leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
-    leaf.private_key_pem.write_to_path(str(key))
-    ca.cert_pem.write_to_path(str(ca_file))
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # what the lnurl library's httpx trusts
-    nginx = Nginx(tmp_path, free_port(), cert, key)
+    cert, root = await issue_certificate(pebble, "localhost")
+    root_file = tmp_path / "pebble-root.pem"
+    root_file.write_text(root)
+    monkeypatch.setenv("SSL_CERT_FILE", str(root_file))  # what the lnurl library's httpx trusts
+    nginx = Nginx(tmp_path, free_port(), cert, cert)  # the key is in the same file
     async with running_world(
             data_dir, http={"public_url": f"https://localhost:{nginx.port}",
                             "trusted_proxies": ["127.0.0.1"]},
@@ -77,7 +71,7 @@ async def proxied(tmp_path: Path, data_dir: Path,
         await nginx.start({"/": world.app.http.port, "/ocpp/": services.central_system.port,
                            "/relay": world.app.relay.port})
         try:
-            yield Proxied(world, nginx, ca, ca_file)
+            yield Proxied(world, nginx, root)
         finally:
             nginx.stop()
 
