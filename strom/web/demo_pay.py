@@ -1,5 +1,5 @@
-"""`POST /cp/{id}/demo-pay` and `POST /s/{token}/demo-withdraw`: pay for charging and take the
-refund with the embedded dev wallet, from the pages.
+"""`POST /cp/{id}/demo-pay` and `POST /lnurlw/{token}/demo-withdraw`: pay for charging and
+take the refund with the embedded dev wallet, from the pages.
 
 Demo mode's shortcut for newcomers without a Lightning wallet: the same session as an LNURL
 payment (same checks, same invoice), settled by the dev wallet at once, then the session page;
@@ -24,7 +24,7 @@ from strom.lnurl.errors import LnurlError
 from strom.sessions.refunds import RefundError
 from strom.web.auth import require_loopback, services
 from strom.web.lnurl_pay import ensure_free, pay_metadata, resolve_target
-from strom.web.lnurl_withdraw import offer_withdraw
+from strom.web.lnurl_withdraw import offer_withdraw, withdrawing_session
 
 DEFAULT_SAT = 2_000
 
@@ -63,17 +63,17 @@ async def demo_withdraw(request: Request) -> Response:
     svc = services(request)
     wallet = _demo_wallet(request)
     assert svc.sessions is not None and svc.refunds is not None
-    token = request.path_params["token"]
     try:
-        session, k1 = await offer_withdraw(svc, await svc.sessions.repo.by_token(token))
+        session, k1 = await offer_withdraw(
+            svc, await withdrawing_session(svc, request.path_params["token"]))
         invoice = wallet.payer_invoice(session.refundable_msat, "strom demo refund")
         outcome = await svc.refunds.withdraw(session, k1, invoice)
     except (LnurlError, RefundError) as exc:
         raise HTTPException(409, f"cannot refund now: {exc}") from None
     if outcome.status == PaymentStatus.FAILED:
         raise HTTPException(409, "the refund payment failed; try again")
-    return RedirectResponse(f"/s/{token}", status_code=303)
+    return RedirectResponse(f"/s/{session.token}", status_code=303)
 
 
 routes = [Route("/cp/{cp_id}/demo-pay", demo_pay, methods=["POST"]),
-          Route("/s/{token}/demo-withdraw", demo_withdraw, methods=["POST"])]
+          Route("/lnurlw/{token}/demo-withdraw", demo_withdraw, methods=["POST"])]
