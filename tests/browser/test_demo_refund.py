@@ -14,6 +14,7 @@ import pytest
 from playwright.async_api import Browser
 
 from strom.web.page_views import sat
+from tests.browser.a11y import problems
 from tests.browser.tabs import PHONE, Tabs
 from tests.money.conftest import CP, World, demo_world  # noqa: F401  (demo mode's strom)
 
@@ -38,6 +39,7 @@ async def test_pay_charge_stop_and_withdraw_with_the_dev_wallet(
         "() => document.getElementById('state').textContent === 'Charging'"
         " && parseFloat(document.getElementById('energy').textContent) > 0", timeout=20_000)
     url = page.url
+    assert await problems(page) == []  # the demo form reads like the rest of the page
 
     await page.get_by_role("button", name="Withdraw to the dev wallet").click()
     await page.wait_for_function(
