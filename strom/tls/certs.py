@@ -60,6 +60,7 @@ class CertInfo:
     not_before: datetime
     not_after: datetime
     names: tuple[str, ...]
+    self_signed: bool  # strom's placeholder (or an operator's own self-signed certificate)
 
     @classmethod
     def of_pem(cls, pem: bytes) -> CertInfo:
@@ -69,7 +70,8 @@ class CertInfo:
             names = tuple(san.value.get_values_for_type(x509.DNSName))
         except x509.ExtensionNotFound:
             names = ()
-        return cls(cert.not_valid_before_utc, cert.not_valid_after_utc, names)
+        return cls(cert.not_valid_before_utc, cert.not_valid_after_utc, names,
+                   cert.issuer == cert.subject)
 
     def renew_at(self, fraction: float) -> datetime:
         """When to renew: after `fraction` of the lifetime."""

@@ -65,6 +65,8 @@ class CertManager:
             if stored is None or stored.expired() or not stored.covers(self._settings.domains):
                 self._write_placeholder()
         self.info = self._stored()
+        # A placeholder left by an earlier run is served again, but ordered for at once.
+        self._placeholder = bool(self.acme and self.info and self.info.self_signed)
 
     def listener(self) -> ServerTLS:
         """A context for one more listener; renewals reach it too."""
@@ -77,6 +79,13 @@ class CertManager:
                             "its private key") from None
         self._listeners.append(tls)
         return tls
+
+    def status(self) -> dict[str, object]:
+        """For /healthz: what is served and until when (no secrets)."""
+        info = self.info
+        return {"acme": self.acme, "placeholder": self._placeholder,
+                "names": list(info.names) if info else [],
+                "not_after": info.not_after.isoformat(timespec="seconds") if info else None}
 
     async def start(self) -> None:
         """Begin the ACME schedule (call once strom's HTTP server answers on its port)."""
@@ -103,7 +112,6 @@ class CertManager:
     def _write_placeholder(self) -> None:
         key = read_or_create_key(tls_dir(self._data_dir) / "placeholder.key")
         save_combined(self.paths.cert, placeholder_chain(key, self._settings.domains), key)
-        self._placeholder = True
         log.warning("TLS: serving a self-signed placeholder for %s until ACME delivers",
                     ", ".join(self._settings.domains))
 

@@ -18,6 +18,8 @@ async def healthz(request: Request) -> JSONResponse:
         checks["relay"] = {"url": svc.relay_url}
     if svc.bots is not None:
         checks["nostr"] = {"identities": svc.bots.identity_count}
+    if svc.tls is not None:
+        checks["tls"] = svc.tls.status()
     if svc.wallet is not None:
         info = await svc.wallet.info()
         checks["lightning"] = {"backend": info.backend, "reachable": info.reachable}

@@ -62,6 +62,8 @@ async def test_first_issuance_serves_https_and_wss(acme_app: StromApp, pebble: P
     async with httpx.AsyncClient(verify=client_context(roots)) as client:
         answer = await client.get(f"https://{DOMAIN}:{acme_app.https.port}/healthz")
     assert answer.status_code == 200
+    tls = answer.json()["checks"]["tls"]
+    assert tls["acme"] and not tls["placeholder"] and tls["names"] == [DOMAIN]
     # … and OCPP over wss with the same certificate.
     central = acme_app.services.central_system  # type: ignore[union-attr]
     assert central is not None and central.url.startswith("wss://")
@@ -194,3 +196,13 @@ async def test_a_bad_own_certificate_stops_the_start_with_one_line(tmp_path: Pat
     message = str(info.value)
     assert message.startswith("[tls] cert_file") and str(broken) in message
     assert "\n" not in message
+
+
+async def test_a_placeholder_from_an_earlier_run_is_replaced_at_once(
+        pebble: Pebble, data_dir: Path) -> None:
+    unreachable = acme_settings(pebble, acme_directory="http://127.0.0.1:9/dir")
+    async with StromApp(unreachable, data_dir) as app:  # no ACME server: the placeholder
+        placeholder = await served_certificate(app.https.port)  # type: ignore[union-attr]
+        assert "Pebble" not in issuer(placeholder)
+    async with StromApp(acme_settings(pebble), data_dir) as app:
+        await until_issued(app)  # ordered at start, not at 2/3 of the placeholder's week
