@@ -1,4 +1,4 @@
-"""`POST /cp/{id}/demo-pay` and `POST /lnurlw/{token}/demo-withdraw`: pay for charging and
+"""`POST /cp/{id}/demo-pay` and `POST /demo-withdraw/{token}`: pay for charging and
 take the refund with the embedded dev wallet, from the pages.
 
 Demo mode's shortcut for newcomers without a Lightning wallet: the same session as an LNURL
@@ -76,4 +76,5 @@ async def demo_withdraw(request: Request) -> Response:
 
 
 routes = [Route("/cp/{cp_id}/demo-pay", demo_pay, methods=["POST"]),
-          Route("/lnurlw/{token}/demo-withdraw", demo_withdraw, methods=["POST"])]
+          # {token}: the withdraw link's token, looked up as /lnurlw/{token} looks it up
+          Route("/demo-withdraw/{token}", demo_withdraw, methods=["POST"])]

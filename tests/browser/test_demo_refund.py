@@ -59,7 +59,7 @@ async def test_pay_charge_stop_and_withdraw_with_the_dev_wallet(
     assert "already paid" in again.json()["reason"]
     # Pressing the button again pays nothing twice.
     token = url.rsplit("/", 1)[1]
-    twice = await world.http.post(f"/lnurlw/{token}/demo-withdraw")
+    twice = await world.http.post(f"/demo-withdraw/{token}")
     assert twice.status_code == 409 and "already paid" in twice.text
 
     ledger = await asyncio.create_subprocess_exec(
@@ -75,7 +75,7 @@ async def test_outside_demo_mode_there_is_no_dev_wallet_refund(world: World) -> 
     page = await world.http.get(session["url"])
     assert "demo-withdraw" not in page.text
     token = session["url"].rsplit("/", 1)[1]
-    answer = await world.http.post(f"/lnurlw/{token}/demo-withdraw")
+    answer = await world.http.post(f"/demo-withdraw/{token}")
     assert answer.status_code == 404
     after = await world.session(session["url"])
     assert after["refunded_msat"] == 0 and after["state"] in ("paid", "starting", "charging")
