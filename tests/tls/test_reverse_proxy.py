@@ -84,6 +84,13 @@ async def test_a_wallet_pays_through_the_https_url(proxied: Proxied) -> None:
         page = (await client.get(f"{proxied.public_url}/cp/{CP}")).text
     code = re.search(r"<code class=\"wrap\">(LNURL1[0-9A-Z]+)</code>", page)
     assert code is not None and str(lnurl.decode(code.group(1))).startswith(proxied.public_url)
+    # The charger's public record names the https URL for its page and lightning address
+    # (its NIP-05 name is ID@ the same host).
+    async with proxied.client("127.0.0.1") as client:
+        record = (await client.get(
+            f"{proxied.public_url}/api/v1/public/charge-points/{CP}")).json()
+    assert record["url"].startswith(proxied.public_url + "/")
+    assert record["lud16"] == f"{CP}@localhost:{proxied.nginx.port}"
     pay = await lnurl.handle(code.group(1))
     assert isinstance(pay, lnurl.LnurlPayResponse)
     assert str(pay.callback).startswith(proxied.public_url + "/")
