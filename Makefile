@@ -15,7 +15,7 @@ browser:
 
 # The TLS tests run a real ACME server (Debian's pebble) and a real reverse proxy (nginx).
 acme-proxy:
-	@{ command -v pebble && command -v nginx; } >/dev/null 2>&1 || \
+	@{ command -v pebble && { command -v nginx || test -x /usr/sbin/nginx; }; } >/dev/null 2>&1 || \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pebble nginx-light; }
 
 # uv is bootstrapped with pip when it is missing; the lock file pins every package.
