@@ -151,12 +151,13 @@ class CertManager:
                 account_key_pem=read_or_create_key(tls_dir(self._data_dir) / "account.key"),
                 cert_key_pem=key, answers=self.answers, ca_bundle=settings.acme_ca_bundle)
             new = CertInfo.of_pem(chain.encode())
-        except (AcmeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001  (whatever the CA sends, renewals go on)
             retry = self._retry_time()
             log.warning("TLS: ACME order for %s failed, keeping the current certificate "
                         "(valid until %s); next try at %s: %s", ", ".join(settings.domains),
                         self.info.not_after.isoformat() if self.info else "?",
-                        retry.isoformat(timespec="seconds"), exc)
+                        retry.isoformat(timespec="seconds"),
+                        exc if isinstance(exc, AcmeError) else f"{type(exc).__name__}: {exc}")
             self._reschedule(retry)
             return False
         save_combined(self.paths.cert, chain, key)
