@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from bots.service import NostrBots
 from relay import Relay
 from relay import database_path as relay_database_path
-from strom.config import Settings, check_public_url
+from strom.config import Settings, require_https_public_url
 from strom.errors import UserError
 from strom.events import EventBus
 from strom.http_server import HttpServer
@@ -101,7 +101,7 @@ class StromApp:
         runtime_path(self.data_dir).unlink(missing_ok=True)
 
     async def _start(self) -> None:
-        check_public_url(self.settings, demo=self.demo)
+        require_https_public_url(self.settings, demo=self.demo)
         self._step = "loading the LNURL image"
         if self.settings.lnurl.image_path:
             load_image(self.settings.lnurl.image_path)  # a bad image stops the start, not a payer

@@ -269,7 +269,17 @@ class Settings(_Section):
         return f"http://{host}:{self.http.port}"
 
 
-def check_public_url(settings: Settings, *, demo: bool) -> None:
+def plain_http_allowed(host: str) -> bool:
+    """LUD-01: wallets take an http:// LNURL only on loopback and .onion hosts."""
+    if host == "localhost" or host.endswith(".onion"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_https_public_url(settings: Settings, *, demo: bool) -> None:
     """Outside demo mode, wallets must get an https URL (LUD-01): plain http only for loopback
     (a wallet on the same machine) and `.onion` (Tor encrypts end to end)."""
     url = settings.public_url
@@ -278,20 +288,11 @@ def check_public_url(settings: Settings, *, demo: bool) -> None:
         return
     if parts.scheme != "http" or not parts.hostname:
         raise ConfigError(f"[http] public_url: expected an https:// URL, got {url!r}")
-    if demo or parts.hostname.endswith(".onion") or _loopback(parts.hostname):
+    if demo or plain_http_allowed(parts.hostname):
         return
     raise ConfigError(f"[http] public_url: wallets refuse http:// LNURLs (LUD-01), got {url!r}; "
                       "use https:// (a certificate from [tls] or a reverse proxy), a .onion "
                       "address or loopback")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _leaf_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:

@@ -4,13 +4,12 @@ message is one line saying what to fix (never echoing a secret)."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
-from strom.config import LndSettings
+from strom.config import LndSettings, plain_http_allowed
 from strom.lightning.lnd import lnd_network
 from strom.lightning.lnd_rest import LndError, LndRest
 from strom.lightning.macaroon import (
@@ -30,15 +29,6 @@ _HOST = re.compile(r"^([a-z0-9-]+(\.[a-z0-9-]+)*|[0-9a-f:.]*:[0-9a-f:.]*)$")
 
 class Problem(ValueError):
     """One answer is wrong: the message names it and says what to do."""
-
-
-def _loopback_or_onion(host: str) -> bool:
-    if host == "localhost" or host.endswith(".onion"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _split(text: str, flag: str, example: str) -> SplitResult:
@@ -66,7 +56,7 @@ def check_public_url(url: str) -> str:
     if parts.query or parts.fragment or parts.username or parts.password:
         raise Problem(f"--public-url {text!r}: only the base URL, no query, fragment or "
                       "credentials")
-    if parts.scheme == "http" and not _loopback_or_onion(host):
+    if parts.scheme == "http" and not plain_http_allowed(host):
         raise Problem(f"--public-url {text!r}: wallets accept plain http only for localhost and "
                       ".onion (LUD-01); use https:// (a TLS reverse proxy in front of strom)")
     return text.rstrip("/")

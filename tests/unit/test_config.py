@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from strom.config import ConfigError, check_public_url, load_settings
+from strom.config import ConfigError, load_settings, require_https_public_url
 
 
 def test_defaults_without_file() -> None:
@@ -88,10 +88,10 @@ def test_example_file_documents_every_key() -> None:
 def test_production_needs_an_https_public_url(url: str, demo: bool, allowed: bool) -> None:
     settings = load_settings(None, environ={"STROM_HTTP_PUBLIC_URL": url})
     if allowed:
-        check_public_url(settings, demo=demo)
+        require_https_public_url(settings, demo=demo)
         return
     with pytest.raises(ConfigError) as info:
-        check_public_url(settings, demo=demo)
+        require_https_public_url(settings, demo=demo)
     assert "[http] public_url" in str(info.value) and "\n" not in str(info.value)
 
 
