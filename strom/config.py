@@ -36,9 +36,6 @@ class HttpSettings(_Section):
     # empty = no map, and the browser fetches nothing from anyone but strom.
     map_tiles_url: str = ""
     map_attribution: str = ""  # shown under the map, e.g. "© OpenStreetMap contributors"
-    # Behind a reverse proxy: the header it puts the client's address in (X-Forwarded-For);
-    # trusted, so set it only when that proxy is the only way in. Empty = the peer address.
-    client_address_header: str = ""
     # Reverse proxies whose forwarded headers (X-Forwarded-For/-Proto, Forwarded) are
     # believed: addresses or networks; empty = nobody's.
     trusted_proxies: list[str] = Field(default_factory=list)

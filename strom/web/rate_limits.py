@@ -2,9 +2,9 @@
 
 Each callback writes a session and asks the wallet for an invoice, so a flood of them fills
 the store and loads the wallet. Every client address has a token bucket
-(`[lnurl] callbacks_per_minute`, `callback_burst`); past it the answer is a LUD-06 error. The client address is the peer's, or, behind a reverse proxy, the last entry of the
-header named by `[http] client_address_header` (what the proxy appended): only set it when a
-proxy you run is the only way in, since anyone else can write that header.
+(`[lnurl] callbacks_per_minute`, `callback_burst`); past it the answer is a LUD-06 error. The
+client address is the peer's; behind a reverse proxy named in `[http] trusted_proxies` the HTTP
+server has already replaced it with the address that proxy forwarded (from nobody else).
 """
 
 from __future__ import annotations
@@ -29,15 +29,6 @@ def invoice_buckets(settings: Settings) -> KeyedBuckets:
     return KeyedBuckets(lnurl.callbacks_per_minute / 60.0, lnurl.callback_burst)
 
 
-def client_address(request: Request, header: str) -> str:
-    """Who is asking: the peer, or the last address a trusted proxy put in `header`."""
-    if header:
-        forwarded = request.headers.get(header, "").rsplit(",", 1)[-1].strip()
-        if forwarded:
-            return forwarded
-    return request.client.host if request.client else "?"
-
-
 def invoice_rate_limited(handler: Handler) -> Handler:
     """Answer a LUD-06 error instead of `handler` when the client asks too often."""
 
@@ -45,7 +36,7 @@ def invoice_rate_limited(handler: Handler) -> Handler:
     async def limited(request: Request) -> Response:
         buckets: KeyedBuckets = request.app.state.invoice_buckets
         settings: Settings = request.app.state.services.settings
-        if not buckets.take(client_address(request, settings.http.client_address_header)):
+        if not buckets.take(request.client.host if request.client else "?"):
             per_minute = settings.lnurl.callbacks_per_minute
             # HTTP 200 like every LUD-06 error: wallets (the lnurl library among them) show
             # the reason only then; a 429 would reach the driver as "client error".

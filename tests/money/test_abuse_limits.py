@@ -53,7 +53,7 @@ async def test_a_flood_of_pay_callbacks_is_refused_per_address(data_dir: Path) -
 
 
 async def test_behind_a_trusted_proxy_each_client_has_its_own_bucket(data_dir: Path) -> None:
-    async with running_world(data_dir, http={"client_address_header": "X-Forwarded-For"},
+    async with running_world(data_dir, http={"trusted_proxies": ["127.0.0.1"]},
                              lnurl={"callback_burst": 2, "callbacks_per_minute": 0.1}) as world:
         callback = await _callback(world)
 
