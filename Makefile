@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install browser acme-proxy run demo test bench lint fmt clean
 
+# `run` and `demo` need only the Python packages; the tests also need the system tools below.
 install: $(STAMP) browser acme-proxy
 
 # The browser tests drive Debian's chromium (Playwright cannot download its own browser here).
@@ -24,10 +25,10 @@ $(STAMP): pyproject.toml uv.lock
 	$(UV) sync --locked --all-groups
 	@touch $(STAMP)
 
-run: install
+run: $(STAMP)
 	$(VENV)/bin/strom run
 
-demo: install
+demo: $(STAMP)
 	$(VENV)/bin/strom demo
 
 test: install
