@@ -128,6 +128,10 @@ class ChargerCommands(abc.ABC):
         """Ask for a MeterValues of `connector_id` now (the session watchdog)."""
         return await self.trigger_message(cp_id, "MeterValues", connector_id) == "Accepted"
 
+    async def trigger_status(self, cp_id: str, connector_id: int) -> bool:
+        """Ask for a StatusNotification of `connector_id` now (an unconfirmed stop)."""
+        return await self.trigger_message(cp_id, "StatusNotification", connector_id) == "Accepted"
+
     async def clear_cache(self, cp_id: str) -> bool:
         result = await self.call(cp_id, call.ClearCache())
         return result.status == "Accepted"

@@ -80,6 +80,8 @@ class ChargerControl(Protocol):
 
     async def trigger_meter_values(self, cp_id: str, connector_id: int) -> bool: ...
 
+    async def trigger_status(self, cp_id: str, connector_id: int) -> bool: ...
+
 
 class SessionError(Exception):
     """A request about a session that cannot be served; the message is for the user."""
@@ -613,10 +615,26 @@ class SessionService:
                 if woken.is_set():
                     delay = STOP_RETRY_FIRST_SECONDS  # back online: ask again now
                     await asyncio.sleep(0.2)  # let its queued messages arrive first
+                    await self._ask_connector_status(session_id)
                 else:
                     delay = min(delay * 2, STOP_RETRY_MAX_SECONDS)
         finally:
             self._stoppers.discard(session_id)
+
+    async def _ask_connector_status(self, session_id: str) -> None:
+        """A charger back online that has not confirmed our stop: ask what its connector shows
+        (TriggerMessage StatusNotification). Some come back without a word about a transaction
+        that ended while they were offline; their status answer settles it
+        (`on_connector_status`)."""
+        session = await self.repo.get(session_id)
+        if session is None or session.state != State.STOPPING_UNCONFIRMED \
+                or session.active_connector_id is None \
+                or not self._chargers.is_connected(session.cp_id):
+            return
+        try:
+            await self._chargers.trigger_status(session.cp_id, session.active_connector_id)
+        except Exception as exc:  # offline again, CALLERROR, timeout: RemoteStop goes on
+            log.info("session %s: no StatusNotification asked: %s", session_id, exc)
 
     async def _remote_stop(self, session: Session, transaction_id: int) -> bool:
         """RemoteStopTransaction; False only when the charger answers Rejected."""

@@ -52,6 +52,7 @@ class FakeChargers:
     accept_stop: bool = True
     stops: list[tuple[str, int]] = field(default_factory=list)
     triggers: list[tuple[str, int]] = field(default_factory=list)
+    status_triggers: list[tuple[str, int]] = field(default_factory=list)
 
     def is_connected(self, cp_id: str) -> bool:
         return self.connected
@@ -68,6 +69,10 @@ class FakeChargers:
 
     async def trigger_meter_values(self, cp_id: str, connector_id: int) -> bool:
         self.triggers.append((cp_id, connector_id))
+        return self.connected
+
+    async def trigger_status(self, cp_id: str, connector_id: int) -> bool:
+        self.status_triggers.append((cp_id, connector_id))
         return self.connected
 
 

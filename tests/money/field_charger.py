@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 from websockets.asyncio.client import ClientConnection, connect
@@ -44,6 +44,11 @@ class _Link(ChargePoint):
         self.charger.triggers.append(requested_message)
         return call_result.TriggerMessage(status="Accepted")
 
+    @after(Action.trigger_message)
+    async def after_trigger(self, requested_message: str, connector_id: int | None = None) -> None:
+        if requested_message == "StatusNotification":  # what its connector shows now
+            await self.charger.status(self.charger.shown, connector_id or 1)
+
 
 class FieldCharger:
     """One connector; the test says when it starts, meters, stops, drops and comes back."""
@@ -55,17 +60,20 @@ class FieldCharger:
         self.start_requests: list[str] = []
         self.stop_requests: list[int] = []
         self.triggers: list[str] = []
+        self.shown = "Available"  # the connector's status, as a StatusNotification says
         self._ws: ClientConnection | None = None
         self._link: _Link | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def connect(self, *, status: str = "Available") -> None:
+    async def connect(self, *, status: str | None = "Available") -> None:
+        """Boot, then tell the connector's status (None: say nothing, as some chargers do)."""
         self._ws = await connect(self.url + self.cp_id, subprotocols=["ocpp1.6"])  # type: ignore[list-item]
         self._link = _Link(self, self._ws)
         self._task = asyncio.create_task(self._link.start())
         await self.call(call.BootNotification(charge_point_vendor="Field",
                                               charge_point_model="Real 22"))
-        await self.status(status)
+        if status is not None:
+            await self.status(status)
 
     async def drop(self) -> None:
         """The network is gone: the socket closes, the charger keeps its state."""
@@ -80,6 +88,7 @@ class FieldCharger:
         return await self._link.call(payload)
 
     async def status(self, status: str, connector: int = 1) -> None:
+        self.shown = status
         await self.call(call.StatusNotification(connector_id=connector, error_code="NoError",
                                                 status=status))
 

@@ -100,6 +100,28 @@ async def test_offline_at_stop_holds_the_worst_case_and_bills_25_kwh_on_return(
     await world.ledger_ok()
 
 
+async def test_a_charger_back_without_a_word_is_asked_its_status_and_settles(
+        field: tuple[World, FieldCharger]) -> None:
+    world, charger = field
+    url, _ = await _charging(world, charger, 1000)
+    await charger.drop()
+    await _offline(world)
+    await lnurl.handle((await world.session(url))["lnurlw"])  # the driver stops: unheard
+    held = await world.session(url)
+    assert held["state"] == "stopping_unconfirmed" and held["held_msat"] > 0
+    # Its transaction ended while it was offline and the StopTransaction was lost; it comes
+    # back with a BootNotification only. strom asks its connector's status, which says
+    # Available: the session settles on the last reading and the hold is released.
+    charger.shown = "Available"
+    await charger.connect(status=None)
+    await eventually(lambda: _value(charger.triggers.count("StatusNotification")),
+                     lambda n: n >= 1)
+    done = await world.session_until(url, lambda s: s["state"] == "stopped")
+    assert done["held_msat"] == 0 and done["energy_wh"] == 1000
+    assert done["refundable_msat"] == PAID - 300_000
+    await world.ledger_ok()
+
+
 async def test_remote_stop_rejected_keeps_asking_and_bills_30_kwh(
         field: tuple[World, FieldCharger]) -> None:
     world, charger = field
