@@ -76,9 +76,12 @@ class NostrBots:
         await self._external.load(list(self._identities))
         await self._client.start()
         await self._subscribe_dms()
+        # Status announcements are a view and may shed load; zap receipts, session DMs and
+        # refunds to a payer's lightning address are money and never lose an event.
         self._svc.bus.subscribe(self._on_bus, ConnectorStatusChanged, ChargePointConnected,
-                                ChargePointDisconnected, InvoicePaid, SessionChanged,
-                                AddressRefundAbandoned)
+                                ChargePointDisconnected)
+        self._svc.bus.subscribe(self._on_bus, InvoicePaid, SessionChanged,
+                                AddressRefundAbandoned, durable=True)
         self._spawn(self._announce_all(), "nostr:announce")
         self._spawn(self._refresh_hourly(), "nostr:refresh")
 

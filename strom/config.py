@@ -213,6 +213,9 @@ class SessionSettings(_Section):
     # invoice expired, once the wallet confirms it can no longer be paid.
     unpaid_grace_seconds: float = Field(600.0, ge=0)
     purge_interval_seconds: float = Field(60.0, gt=0)
+    # How often paid invoices and paid sessions the store shows are checked for one nobody
+    # acted on (an `InvoicePaid` lost or its handler failed): it is applied or started then.
+    reconcile_interval_seconds: float = Field(3.0, gt=0)
     # The most a connector can deliver, in W: while a stop is unconfirmed this much power since
     # the last reading is held back from the refund (the session's observed maximum if larger).
     max_power_w: float = Field(22_000.0, gt=0)

@@ -4,7 +4,11 @@ The core (OCPP, lightning, sessions) publishes facts after they are committed to
 interfaces (web SSE, nostr bots, TUI stream) subscribe. The core never imports an interface.
 
 Each subscriber gets its own queue and task, so a slow or failing subscriber neither blocks
-the publisher nor the other subscribers, and sees events in publication order.
+the publisher nor the other subscribers, and sees events in publication order. A view (a page,
+the TUI, status announcements) may fall behind and lose events past `max_queue`; a money
+subscriber (`durable=True`) never does. Neither is the only way money is acted on: what the
+store records as paid is reconciled from the store (`SessionService.reconcile`), so a handler
+that fails or a process that dies with events queued loses nothing.
 """
 
 from __future__ import annotations
@@ -156,9 +160,14 @@ class EventBus:
                     log.warning("event subscriber is %d events behind; dropping %s",
                                 queue.qsize(), type(event).__name__)
 
-    def subscribe(self, handler: Handler, *types: type[Event]) -> None:
-        """Run `await handler(event)` for each matching event, in order, in a task of its own."""
-        queue: asyncio.Queue[Event] = asyncio.Queue(self._max_queue)
+    def subscribe(self, handler: Handler, *types: type[Event], durable: bool = False) -> None:
+        """Run `await handler(event)` for each matching event, in order, in a task of its own.
+
+        A `durable` subscriber's queue is unbounded: it is never dropped an event, however far
+        behind it is (for money; its events are few, each one a payment or a session step).
+        Any other subscriber loses events past `max_queue` (views that can be redrawn).
+        """
+        queue: asyncio.Queue[Event] = asyncio.Queue(0 if durable else self._max_queue)
         self._subscribers.append((types or (Event,), queue))
 
         async def pump() -> None:

@@ -19,6 +19,14 @@ _EDITABLE = {
     "payer_pubkey", "payer_lud16", "paid_at", "start_requested_at", "started_at", "stopped_at",
     "stop_reason", "failure_reason", "rate_msat_per_kwh", "rate_since_wh", "rated_msat",
 }
+# Paid in the wallet's books but not in the session's, and sessions in one state (`paid`).
+# CROSS JOIN keeps SQLite's order: the few unpaid session invoices (a partial index) first,
+# then each one's wallet row by its key — never a scan of every invoice ever paid.
+STRANDED_SQL = (
+    "SELECT 'invoice', i.payment_hash, l.received_msat FROM session_invoices i"
+    " CROSS JOIN ln_invoices l ON l.payment_hash = i.payment_hash"
+    " WHERE i.paid_at IS NULL AND l.state = 'paid'"
+    " UNION ALL SELECT 'session', id, 0 FROM sessions WHERE state = ?")
 
 
 def _row(row: Any) -> Session:
@@ -233,6 +241,15 @@ class SessionRepository:
         rows = await self._db.fetchall(
             "SELECT * FROM session_invoices WHERE paid_at IS NULL ORDER BY created_at")
         return [dict(r) for r in rows]
+
+    async def stranded_payments(self) -> tuple[list[tuple[str, int]], list[str]]:
+        """What the store shows paid that the sessions may not have acted on: (payment hash,
+        received msat) of session invoices the wallet recorded paid and the session did not,
+        and the ids of sessions in `paid` (oldest first). One query over two indexes
+        (`0011_reconcile_indexes.sql`): cheap enough to ask every few seconds."""
+        rows = await self._db.fetchall(STRANDED_SQL, (State.PAID.value,))
+        invoices = [(r[1], int(r[2])) for r in rows if r[0] == "invoice"]
+        return invoices, [r[1] for r in rows if r[0] == "session"]
 
     # --- purging what was never paid (strom/sessions/expiry.py) -----------------------------
 

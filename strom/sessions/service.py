@@ -2,7 +2,8 @@
 
 Every transition is written (with its ledger entries) in one store transaction before strom
 acts on it, and facts arrive as bus events, so a crash at any point leaves a state that
-`recover()` continues from. Actions on the charger (RemoteStart/RemoteStop) run as tasks of
+`recover()` continues from; a paid invoice or paid session nobody acted on (an event lost, a
+handler that failed) is found in the store within seconds by `reconcile()`. Actions on the charger (RemoteStart/RemoteStop) run as tasks of
 their own: the event handlers only decide and persist. The allowed transitions are the table
 in `strom/sessions/states.py`; the repository refuses any other.
 
@@ -119,6 +120,7 @@ class SessionService:
         self._tick_seconds = tick_seconds
         self._meter_interval = meter_interval
         self._tasks: set[asyncio.Task[None]] = set()
+        self._starters: set[str] = set()  # paid sessions with a start task running
         self._stoppers: set[str] = set()  # sessions with a RemoteStop loop running
         self._settling: set[str] = set()  # unconfirmed sessions whose connector says ended
         self._woken: dict[str, asyncio.Event] = {}  # per charger: it just (re)connected
@@ -130,9 +132,11 @@ class SessionService:
         """Subscribe to the facts sessions follow, then continue whatever a crash interrupted."""
         self._bus.subscribe(self._on_event, InvoicePaid, TransactionStarted, MeterSample,
                             TransactionStopped, ConnectorStatusChanged, ChargePointConnected,
-                            ChargePointBooted)
+                            ChargePointBooted, durable=True)
         await self.recover()
         self._spawn(self._tick(), "sessions:tick")
+        self._spawn(self._reconcile_forever(self._settings.reconcile_interval_seconds),
+                    "sessions:reconcile")
         self._spawn(self.purger.run(self._settings.purge_interval_seconds), "sessions:purge")
 
     async def close(self) -> None:
@@ -267,9 +271,22 @@ class SessionService:
         crash_point("paid")
         self.publish(session)
         if session.state == State.PAID:
-            self._spawn(self._begin_start(session.id), f"start:{session.id}")
+            self._ensure_starting(session.id)
 
     # --- starting ---------------------------------------------------------------------------
+
+    def _ensure_starting(self, session_id: str) -> None:
+        """One start task per paid session (the event, recovery and reconcile may all ask)."""
+        if session_id in self._starters:
+            return
+        self._starters.add(session_id)
+        self._spawn(self._start_once(session_id), f"start:{session_id}")
+
+    async def _start_once(self, session_id: str) -> None:
+        try:
+            await self._begin_start(session_id)
+        finally:
+            self._starters.discard(session_id)
 
     async def _begin_start(self, session_id: str) -> None:
         """Reserve a connector and ask the charger to start, or fail the session (refundable)."""
@@ -796,7 +813,7 @@ class SessionService:
                 if status is not None and status.state == InvoiceState.PAID:
                     await self.on_paid(invoice["payment_hash"], status.amount_msat)
         for session in await self.repo.in_states(State.PAID):
-            self._spawn(self._begin_start(session.id), f"start:{session.id}")
+            self._ensure_starting(session.id)
         for session in await self.repo.in_states(State.STARTING):
             requested = parse_iso(session.start_requested_at or session.updated_at)
             left = self._settings.start_timeout - (utcnow() - requested).total_seconds()
@@ -805,6 +822,30 @@ class SessionService:
         for session in await self.repo.in_states(State.STOPPING, State.STOPPING_UNCONFIRMED):
             # The RemoteStop may never have gone out: ask again until the charger confirms.
             self._ensure_stopping(session.id)
+
+    async def reconcile(self) -> None:
+        """Act on money the store shows and the sessions have not: an invoice the wallet
+        recorded paid whose session never heard of it (its `InvoicePaid` lost, or the handler
+        failed), and a session in `paid` with no start task. Idempotent with the event path:
+        `on_paid` records an invoice once, and one start task runs per session."""
+        invoices, paid = await self.repo.stranded_payments()
+        for payment_hash, received_msat in invoices:
+            log.warning("invoice %s… is paid but was not applied; applying it now",
+                        payment_hash[:16])
+            await self.on_paid(payment_hash, received_msat)
+        for session_id in paid:
+            if session_id not in self._starters:
+                log.warning("session %s is paid with no start under way; starting it",
+                            session_id)
+                self._ensure_starting(session_id)
+
+    async def _reconcile_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reconcile()
+            except Exception:  # the next round tries again
+                log.exception("reconciling paid invoices and sessions failed")
 
     # --- helpers ----------------------------------------------------------------------------
 

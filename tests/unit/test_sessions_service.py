@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 
@@ -18,8 +19,9 @@ from strom.sessions.refunds import RefundError, RefundService
 from strom.sessions.service import SessionService
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
+from strom.store.lightning import LightningRepository
 from strom.tariffs.model import Tariff
-from strom.timeutil import utcnow
+from strom.timeutil import iso, utcnow
 from tests.conftest import loopback_outbound
 from tests.doubles.edges import FakeChargers, FakeWallet, make_invoice
 from tests.polling import eventually
@@ -433,3 +435,43 @@ async def test_watchdog_leaves_an_offline_charger_alone(db: Database) -> None:
             await h.sessions.tick_once()
         assert h.chargers.triggers == []
         assert (await h.sessions.repo.get(sid)).state == State.CHARGING  # type: ignore[union-attr]
+
+
+async def test_reconcile_applies_an_invoice_the_wallet_recorded_paid_once(h: Harness) -> None:
+    """The wallet's books say paid, the sessions never heard (an `InvoicePaid` lost): the
+    reconcile applies it, once, also when the event arrives at the same time."""
+    cp = await h.cps.get("cp-1")
+    assert cp is not None
+    pending = await h.sessions.create_pending(cp, None, TARIFF, 500_000, description_hash=b"\0" * 32)
+    books = LightningRepository(h.db)
+    await books.add_invoice(payment_hash=pending.payment_hash, backend="dev",
+                            bolt11=pending.bolt11, amount_msat=500_000,
+                            expires_at=iso(utcnow() + timedelta(minutes=10)))
+    assert await books.mark_paid(pending.payment_hash, received_msat=500_000, preimage="00" * 32,
+                                 paid_at=iso(), backend="dev") is not None
+    await asyncio.gather(h.sessions.reconcile(), h.sessions.on_paid(pending.payment_hash, 500_000),
+                         h.sessions.reconcile())
+    await h.wait_state(pending.session.id, State.STARTING)
+    session = await h.sessions.repo.get(pending.session.id)
+    assert session is not None and session.paid_msat == 500_000
+    assert len(h.chargers.starts) == 1
+    assert (await check_ledger(h.db)).ok
+    assert await h.sessions.repo.stranded_payments() == ([], [])
+
+
+async def test_a_paid_session_whose_start_failed_is_started_within_seconds(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with harness(db, reconcile_interval_seconds=0.2) as h:
+        begin_start = h.sessions._begin_start
+        failed: list[str] = []
+
+        async def failing_once(session_id: str) -> None:
+            if not failed:
+                failed.append(session_id)
+                raise RuntimeError("the start task died")
+            await begin_start(session_id)
+
+        monkeypatch.setattr(h.sessions, "_begin_start", failing_once)
+        sid = await h.paid_session()
+        await h.wait_state(sid, State.STARTING)
+        assert failed == [sid] and len(h.chargers.starts) == 1

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from strom.errors import UserError
+from strom.sessions.repository import STRANDED_SQL
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 
@@ -112,3 +113,10 @@ async def test_one_bad_queued_row_costs_only_itself(db: Database, caplog) -> Non
     assert [r["value"] for r in rows] == [float(n) for n in range(20)]
     assert (await db.fetchone("SELECT COUNT(*) FROM readings WHERE cp = 'bad'"))[0] == 7
     assert "7 queued row(s) refused" in caplog.text
+
+
+async def test_the_sessions_reconcile_reads_only_indexes(db: Database) -> None:
+    """Asked every few seconds: no scan of every invoice or session ever stored."""
+    plan = [row[3] for row in await db.fetchall("EXPLAIN QUERY PLAN " + STRANDED_SQL, ("paid",))]
+    reads = [step for step in plan if step.startswith(("SCAN", "SEARCH"))]
+    assert len(reads) == 3 and all("USING INDEX" in step for step in reads), plan

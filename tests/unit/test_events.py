@@ -1,0 +1,54 @@
+"""The event bus: views may lose events past the cap, money subscribers never do."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from strom.events import Event, EventBus
+from tests.polling import eventually
+
+
+@dataclass(frozen=True, slots=True)
+class Tick(Event):
+    n: int
+
+
+async def test_a_durable_subscriber_never_loses_events_beyond_the_cap() -> None:
+    bus = EventBus(max_queue=5)
+    release = asyncio.Event()
+    seen: dict[str, list[int]] = {"money": [], "view": []}
+
+    def handler(name: str):  # noqa: ANN202
+        async def handle(event: Tick) -> None:
+            await release.wait()  # a subscriber far behind
+            seen[name].append(event.n)
+        return handle
+
+    bus.subscribe(handler("money"), Tick, durable=True)
+    bus.subscribe(handler("view"), Tick)
+    await asyncio.sleep(0)  # both pumps wait for their first event
+    for n in range(1000):
+        bus.publish(Tick(n))
+    release.set()
+    await eventually(lambda: asyncio.sleep(0, seen["money"]), lambda s: len(s) == 1000)
+    assert seen["money"] == list(range(1000))  # all of them, in order
+    await asyncio.sleep(0.05)
+    assert len(seen["view"]) <= 6  # the cap, and the one it was handling: shed
+    await bus.close()
+
+
+async def test_a_failing_handler_does_not_stop_its_subscription() -> None:
+    bus = EventBus()
+    seen: list[int] = []
+
+    async def handle(event: Tick) -> None:
+        if event.n == 0:
+            raise RuntimeError("failed once")
+        seen.append(event.n)
+
+    bus.subscribe(handle, Tick, durable=True)
+    for n in range(3):
+        bus.publish(Tick(n))
+    await eventually(lambda: asyncio.sleep(0, seen), lambda s: s == [1, 2])
+    await bus.close()
