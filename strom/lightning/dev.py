@@ -23,18 +23,20 @@ from bolt11 import Bolt11, MilliSatoshi, Tag, TagChar, Tags
 from bolt11.models.features import Feature, Features, FeatureState
 from coincurve import PrivateKey
 
-from strom.events import EventBus, InvoicePaid
+from strom.events import EventBus
+from strom.lightning.payout import Payouts
 from strom.lightning.shared import (
     CURRENCY,
     decode_invoice,
     invoice_status,
-    payment_result,
-    refusal,
+    normalized,
+    record_paid,
 )
 from strom.lightning.wallet import (
     Invoice,
     InvoiceStatus,
     PaymentResult,
+    PaymentStatus,
     Wallet,
     WalletConfigError,
     WalletError,
@@ -91,6 +93,8 @@ class DevWallet(Wallet):
         self._key_path = data_dir / KEY_FILE
         self._key: PrivateKey | None = None
         self._payer_key = PrivateKey()  # the demo driver's wallet (payer_invoice)
+        self._payouts = Payouts(self.repo, BACKEND, network, send=self._send, lookup=self._lookup,
+                                never_reached="the payment was never recorded")
 
     async def _node_key(self) -> PrivateKey:
         if self._key is None:
@@ -152,7 +156,7 @@ class DevWallet(Wallet):
         stored = await self.repo.invoice(decoded.payment_hash)
         if stored is None or stored.backend != BACKEND:
             raise WalletError("this invoice was not issued by this strom's dev wallet")
-        if stored.bolt11 != _normalized(invoice):
+        if stored.bolt11 != normalized(invoice):
             raise WalletError("this invoice carries our payment hash but is not the one we issued")
         if stored.state == "paid":
             raise WalletError("invoice is already paid")
@@ -160,17 +164,11 @@ class DevWallet(Wallet):
             await self.repo.mark_expired(stored.payment_hash)
             raise WalletError("invoice has expired")
         assert stored.preimage is not None
-        paid = await self.repo.mark_paid(stored.payment_hash, received_msat=stored.amount_msat,
-                                         preimage=stored.preimage, paid_at=iso(), backend=BACKEND)
+        paid = await record_paid(self.repo, self._bus, BACKEND, stored.payment_hash,
+                                 stored.amount_msat, stored.preimage, utcnow())
         if paid is None:  # a concurrent settle won
             raise WalletError("invoice is already paid")
-        status = invoice_status(paid)
-        assert status.preimage is not None and status.paid_at is not None
-        log.info("dev wallet: invoice %s… settled, %d msat", paid.payment_hash[:16],
-                 status.amount_msat)
-        self._bus.publish(InvoicePaid(paid.payment_hash, status.amount_msat, status.preimage,
-                                      status.paid_at))
-        return status
+        return invoice_status(paid)
 
     async def invoice_status(self, payment_hash: str) -> InvoiceStatus | None:
         stored = await self.repo.invoice(payment_hash)
@@ -184,30 +182,23 @@ class DevWallet(Wallet):
 
     async def pay(self, bolt11_invoice: str, *, max_fee_msat: int | None = None) -> PaymentResult:
         """Record a payment of a foreign invoice as succeeded (fee 0), once per payment hash."""
-        decoded = decode_invoice(bolt11_invoice)
-        invoice = _normalized(bolt11_invoice)
-        existing = await self.repo.payment(decoded.payment_hash)
-        if existing is not None and existing.status != "failed":
-            return payment_result(existing)
-        reason = refusal(decoded, self.network)
-        if reason is None and await self.owns(decoded.payment_hash):
-            reason = "this invoice was issued by this wallet; settle it instead of paying it"
-        amount = int(decoded.amount_msat or 0)
-        if reason is not None and amount <= 0:
-            raise WalletError(reason)  # nothing to record: a payment needs an amount
-        # One statement decides, so a second process (the CLI) cannot record it again.
-        stored = await self.repo.record_final(
-            payment_hash=decoded.payment_hash, backend=BACKEND, bolt11=invoice,
-            amount_msat=amount, status="failed" if reason else "succeeded",
-            failure_reason=reason)
-        if stored.status == "succeeded":
-            log.info("dev wallet: paid %d msat to %s… (simulated)", amount,
-                     decoded.payment_hash[:16])
-        return payment_result(stored)
+        return await self._payouts.pay(bolt11_invoice)
 
     async def payment_status(self, payment_hash: str) -> PaymentResult | None:
+        return await self._payouts.status(payment_hash)
+
+    async def _send(self, invoice: str, payment_hash: str, amount: int,
+                    max_fee_msat: int | None) -> PaymentResult:
+        log.info("dev wallet: paid %d msat to %s… (simulated)", amount, payment_hash[:16])
+        return PaymentResult(payment_hash, PaymentStatus.SUCCEEDED, amount)
+
+    async def _lookup(self, payment_hash: str, amount: int) -> PaymentResult | None:
+        """Sending cannot fail here and moves nothing: a claimed payment is as good as paid
+        (another wallet on this store, e.g. the CLI, is recording it right now)."""
         stored = await self.repo.payment(payment_hash)
-        return payment_result(stored) if stored else None
+        if stored is None or stored.status == "failed":
+            return None
+        return PaymentResult(payment_hash, PaymentStatus.SUCCEEDED, stored.amount_msat)
 
     async def balance(self) -> int:
         """Received − paid − fees, in msat (may go negative: the dev wallet never runs dry)."""
@@ -238,6 +229,3 @@ def _signed(key: PrivateKey, network: str, amount_msat: int, preimage: bytes, cr
                       amount_msat=MilliSatoshi(amount_msat), tags=Tags(tags))
     return bolt11.encode(unsigned, key.secret.hex()), payment_hash
 
-
-def _normalized(invoice: str) -> str:
-    return invoice.strip().lower().removeprefix("lightning:")

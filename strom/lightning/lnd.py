@@ -18,22 +18,11 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from bolt11 import Bolt11
-
 from strom.config import LndSettings
 from strom.events import EventBus
 from strom.lightning.lnd_rest import NOT_FOUND, LndError, LndRest
-from strom.lightning.shared import (
-    Reachability,
-    SingleFlight,
-    claim_or_refuse,
-    decode_invoice,
-    invoice_status,
-    payment_result,
-    pending,
-    record_paid,
-    record_result,
-)
+from strom.lightning.payout import Payouts, pending
+from strom.lightning.shared import Reachability, decode_invoice, invoice_status, record_paid
 from strom.lightning.wallet import (
     Invoice,
     InvoiceStatus,
@@ -91,7 +80,8 @@ class LndWallet(Wallet):
         self._reconcile_interval = reconcile_interval
         self._node_id: str | None = None
         self._alias: str | None = None
-        self._flights = SingleFlight()
+        self._payouts = Payouts(self.repo, BACKEND, network, send=self._send,
+                                lookup=self._track, never_reached="the payment never reached lnd")
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()  # set while the invoice stream is open (tests wait on it)
 
@@ -110,7 +100,7 @@ class LndWallet(Wallet):
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._flights.drain()
+        await self._payouts.drain()
         await self._rest.close()
 
     async def _check_node(self) -> dict[str, Any]:
@@ -251,34 +241,19 @@ class LndWallet(Wallet):
 
     async def pay(self, bolt11_invoice: str, *, max_fee_msat: int | None = None) -> PaymentResult:
         """Pay once. PENDING means LND has it in flight (or we lost track): look it up later."""
-        decoded = decode_invoice(bolt11_invoice)
-        fee = self._max_fee_msat if max_fee_msat is None else max_fee_msat
-        return await self._flights.run(
-            decoded.payment_hash, lambda: self._pay_once(bolt11_invoice.strip(), decoded, fee))
+        return await self._payouts.pay(bolt11_invoice, max_fee_msat)
 
-    async def _pay_once(self, invoice: str, decoded: Bolt11, max_fee_msat: int) -> PaymentResult:
-        payment_hash = decoded.payment_hash
-        existing = await self.repo.payment(payment_hash)
-        if existing is not None and existing.status == "pending":
-            # Only this flight sends this hash, so if the node never heard of it, nobody sent it.
-            return await self._refresh(payment_hash, sending=False) or payment_result(existing)
-        if existing is not None and existing.status == "succeeded":
-            return payment_result(existing)
-        amount = int(decoded.amount_msat or 0)
-        final, retry = await claim_or_refuse(self.repo, BACKEND, self.network, invoice, decoded)
-        if final is not None:
-            return final
-        if retry:
-            # Tried before: the node may have it after all. Never send a hash it knows.
-            known = await self._track(payment_hash)
-            if known is not None and known.status != PaymentStatus.FAILED:
-                return await self._record(known)
-        return await self._send(invoice, payment_hash, amount, max_fee_msat)
+    async def payment_status(self, payment_hash: str) -> PaymentResult | None:
+        """Stored outcome; a pending one is looked up on the node and recorded when final."""
+        return await self._payouts.status(payment_hash)
 
     async def _send(self, invoice: str, payment_hash: str, amount: int,
-                    max_fee_msat: int) -> PaymentResult:
+                    max_fee_msat: int | None) -> PaymentResult:
+        """`/v2/router/send`, followed for up to `pay_wait`; PENDING when the outcome is not
+        known by then."""
+        fee = self._max_fee_msat if max_fee_msat is None else max_fee_msat
         body = {"payment_request": invoice, "timeout_seconds": self._pay_timeout,
-                "fee_limit_msat": str(max_fee_msat), "no_inflight_updates": False}
+                "fee_limit_msat": str(fee), "no_inflight_updates": False}
         sent = False
         try:
             async with asyncio.timeout(self._pay_wait):
@@ -287,57 +262,35 @@ class LndWallet(Wallet):
                         sent = True
                         result = _payment(update, payment_hash, amount)
                         if result.status != PaymentStatus.PENDING:
-                            return await self._record(result)
+                            return result
         except LndError as exc:
             if sent or "already" in exc.lnd_message or "in transition" in exc.lnd_message:
-                return (await self._refresh(payment_hash, sending=True)
-                        or pending(payment_hash, amount))
+                try:  # the node has it: its view, never a second send
+                    return await self._track(payment_hash, amount) or pending(payment_hash, amount)
+                except WalletError:
+                    return pending(payment_hash, amount)
             # Refused before any HTLC left: no money moved.
-            return await self._record(PaymentResult(payment_hash, PaymentStatus.FAILED, amount,
-                                                    failure_reason=exc.lnd_message))
-        except (WalletUnavailable, TimeoutError) as exc:
-            log.warning("lnd: payment %s… state unknown (%s); will look it up",
-                        payment_hash[:16], exc or "timed out")
+            return PaymentResult(payment_hash, PaymentStatus.FAILED, amount,
+                                 failure_reason=exc.lnd_message)
+        except TimeoutError:
+            log.warning("lnd: payment %s… state unknown (timed out); will look it up",
+                        payment_hash[:16])
         return pending(payment_hash, amount)
 
-    async def _record(self, result: PaymentResult) -> PaymentResult:
-        return await record_result(self.repo, BACKEND, result)
-
-    async def _track(self, payment_hash: str) -> PaymentResult | None:
+    async def _track(self, payment_hash: str, amount: int) -> PaymentResult | None:
         """LND's current view of a payment, or None if it never heard of it."""
         hash_b64 = base64.urlsafe_b64encode(bytes.fromhex(payment_hash)).decode()
         try:
             async with self._rest.stream("GET", f"/v2/router/track/{hash_b64}",
                                          params={"no_inflight_updates": "false"}) as updates:
                 async for update in updates:
-                    return _payment(update, payment_hash, 0)
+                    return _payment(update, payment_hash, amount)
         except LndError as exc:
             if exc.code == NOT_FOUND or "not initiated" in exc.lnd_message \
                     or "isn't initiated" in exc.lnd_message:
                 return None
             raise
         return None
-
-    async def payment_status(self, payment_hash: str) -> PaymentResult | None:
-        """Stored outcome; a pending one is looked up on the node and recorded when final."""
-        return await self._refresh(payment_hash, sending=self._flights.running(payment_hash))
-
-    async def _refresh(self, payment_hash: str, *, sending: bool) -> PaymentResult | None:
-        stored = await self.repo.payment(payment_hash)
-        if stored is None:
-            return None
-        if stored.status != "pending":
-            return payment_result(stored)
-        known = await self._track(payment_hash)
-        if known is None:
-            if sending:
-                return payment_result(stored)
-            # Claimed but never reached the node (we stopped in between): nothing was sent.
-            known = PaymentResult(payment_hash, PaymentStatus.FAILED, stored.amount_msat,
-                                  failure_reason="the payment never reached lnd")
-        if known.status == PaymentStatus.PENDING:
-            return payment_result(stored)
-        return await self._record(known)
 
     async def balance(self) -> int:
         """Spendable: the local balance of our channels, in msat."""

@@ -22,23 +22,18 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bolt11 import Bolt11
 from nostr_sdk import TransactionState, TransactionType
 
 from strom.config import NwcSettings
 from strom.events import EventBus
 from strom.lightning.nwc_client import NwcClient, NwcRefusal, parse_uri, payment_of, preimage_of
+from strom.lightning.payout import Payouts, pending
 from strom.lightning.shared import (
     NETWORK_OF,
     Reachability,
-    SingleFlight,
-    claim_or_refuse,
     decode_invoice,
     invoice_status,
-    payment_result,
-    pending,
     record_paid,
-    record_result,
 )
 from strom.lightning.wallet import (
     Invoice,
@@ -52,7 +47,7 @@ from strom.lightning.wallet import (
     WalletUnavailable,
 )
 from strom.store.db import Database
-from strom.store.lightning import LightningRepository, StoredPayment
+from strom.store.lightning import LightningRepository
 from strom.timeutil import iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -81,13 +76,16 @@ class NwcWallet(Wallet):
         self._poll_interval = poll_interval
         self._reconcile_interval = reconcile_interval
         self._backoff = backoff
-        # An unanswered payment is given up only this long after it was sent.
-        self._pay_grace = timedelta(seconds=2 * pay_timeout + request_timeout)
         self._expiry_grace = timedelta(seconds=expiry_grace)
         self._notifications = False
         self._node_id: str | None = None
         self._alias: str | None = None
-        self._flights = SingleFlight()
+        # Requests are not stored by relays: one the service has not seen this long after it
+        # was sent never reached it, so no money moved.
+        self._payouts = Payouts(
+            self.repo, BACKEND, network, send=self._send, lookup=self._lookup_payment,
+            never_reached="the payment never reached the wallet service",
+            grace=timedelta(seconds=2 * pay_timeout + request_timeout))
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()  # set while the service answers (tests wait on it)
 
@@ -106,7 +104,7 @@ class NwcWallet(Wallet):
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._flights.drain()
+        await self._payouts.drain()
         await self._client.close()
 
     async def _hello(self) -> None:
@@ -264,33 +262,15 @@ class NwcWallet(Wallet):
 
         `max_fee_msat` cannot be passed on: NIP-47 leaves fees to the wallet service's budget.
         """
-        decoded = decode_invoice(bolt11_invoice)
-        return await self._flights.run(
-            decoded.payment_hash, lambda: self._pay_once(bolt11_invoice.strip(), decoded))
+        return await self._payouts.pay(bolt11_invoice)
 
-    async def _pay_once(self, invoice: str, decoded: Bolt11) -> PaymentResult:
-        payment_hash = decoded.payment_hash
-        existing = await self.repo.payment(payment_hash)
-        if existing is not None and existing.status != "failed":
-            try:
-                return await self.payment_status(payment_hash) or payment_result(existing)
-            except WalletError:
-                return payment_result(existing)
-        amount = int(decoded.amount_msat or 0)
-        final, retry = await claim_or_refuse(self.repo, BACKEND, self.network, invoice, decoded)
-        if final is not None:
-            return final
-        if retry:
-            # Tried before: the service may have it after all. Never send a hash it knows.
-            try:
-                known = await self._lookup_payment(payment_hash, amount)
-            except WalletError:
-                return pending(payment_hash, amount)
-            if known is not None and known.status != PaymentStatus.FAILED:
-                return await self._record(known)
-        return await self._send(invoice, payment_hash, amount)
+    async def payment_status(self, payment_hash: str) -> PaymentResult | None:
+        """Stored outcome; a pending one is looked up at the service and recorded when final."""
+        return await self._payouts.status(payment_hash)
 
-    async def _send(self, invoice: str, payment_hash: str, amount: int) -> PaymentResult:
+    async def _send(self, invoice: str, payment_hash: str, amount: int,
+                    max_fee_msat: int | None) -> PaymentResult:
+        """pay_invoice; a WalletError (no answer) leaves the outcome unknown."""
         try:
             paid = await self._client.pay_invoice(invoice)
         except NwcRefusal as exc:
@@ -300,19 +280,12 @@ class NwcWallet(Wallet):
             except WalletError:
                 return pending(payment_hash, amount)
             if known is not None and known.status != PaymentStatus.FAILED:
-                return await self._record(known)
-            return await self._record(PaymentResult(payment_hash, PaymentStatus.FAILED, amount,
-                                                    failure_reason=exc.reason))
-        except WalletError as exc:
-            log.warning("nwc: payment %s… state unknown (%s); will look it up",
-                        payment_hash[:16], exc)
-            return pending(payment_hash, amount)
-        return await self._record(PaymentResult(
+                return known
+            return PaymentResult(payment_hash, PaymentStatus.FAILED, amount,
+                                 failure_reason=exc.reason)
+        return PaymentResult(
             payment_hash, PaymentStatus.SUCCEEDED, amount, fee_msat=int(paid.fees_paid or 0),
-            preimage=preimage_of(payment_hash, paid.preimage) or None))
-
-    async def _record(self, result: PaymentResult) -> PaymentResult:
-        return await record_result(self.repo, BACKEND, result)
+            preimage=preimage_of(payment_hash, paid.preimage) or None)
 
     async def _lookup_payment(self, payment_hash: str, amount: int) -> PaymentResult | None:
         """The service's view of an outgoing payment, or None if it never heard of it."""
@@ -320,28 +293,6 @@ class NwcWallet(Wallet):
         if found is None or found.transaction_type == TransactionType.INCOMING:
             return None
         return payment_of(found, payment_hash, amount)
-
-    async def payment_status(self, payment_hash: str) -> PaymentResult | None:
-        """Stored outcome; a pending one is looked up at the service and recorded when final."""
-        stored = await self.repo.payment(payment_hash)
-        if stored is None or stored.backend != BACKEND:
-            return None
-        if stored.status != "pending":
-            return payment_result(stored)
-        known = await self._lookup_payment(payment_hash, stored.amount_msat)
-        if known is None:
-            if self._flights.running(payment_hash) or not self._given_up(stored):
-                return payment_result(stored)
-            # Requests are not stored by relays: one the service has not seen by now never
-            # reached it, so no money moved.
-            known = PaymentResult(payment_hash, PaymentStatus.FAILED, stored.amount_msat,
-                                  failure_reason="the payment never reached the wallet service")
-        if known.status == PaymentStatus.PENDING:
-            return payment_result(stored)
-        return await self._record(known)
-
-    def _given_up(self, stored: StoredPayment) -> bool:
-        return utcnow() - parse_iso(stored.updated_at) > self._pay_grace
 
     async def balance(self) -> int:
         """Spendable balance as the wallet service reports it, in msat."""

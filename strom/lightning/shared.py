@@ -43,6 +43,11 @@ def decode_invoice(invoice: str) -> Bolt11:
         raise WalletError(f"not a valid BOLT11 invoice ({type(exc).__name__})") from None
 
 
+def normalized(invoice: str) -> str:
+    """The invoice as strom stores and sends it: no `lightning:` prefix, lower case."""
+    return invoice.strip().lower().removeprefix("lightning:")
+
+
 def refusal(decoded: Bolt11, network: str) -> str | None:
     """Why this wallet will not pay `decoded`, or None if it may try."""
     found = NETWORK_OF.get(decoded.currency, decoded.currency)
@@ -74,57 +79,18 @@ def payment_result(stored: StoredPayment) -> PaymentResult:
 
 
 async def record_paid(repo: LightningRepository, bus: EventBus, backend: str, payment_hash: str,
-                      received_msat: int, preimage: str, paid_at: datetime) -> None:
-    """Mark one of our invoices paid and publish `InvoicePaid`, once: nothing happens for an
-    invoice that is not ours or was recorded before (the store's open → paid step decides)."""
+                      received_msat: int, preimage: str,
+                      paid_at: datetime) -> StoredInvoice | None:
+    """Mark one of our invoices paid and publish `InvoicePaid`, once: nothing happens (None)
+    for an invoice that is not ours or was recorded before (the store's open → paid step
+    decides)."""
     paid = await repo.mark_paid(payment_hash, received_msat=received_msat, preimage=preimage,
                                 paid_at=iso(paid_at), backend=backend)
     if paid is None:
-        return
+        return None
     log.info("%s: invoice %s… paid, %d msat", backend, payment_hash[:16], received_msat)
     bus.publish(InvoicePaid(payment_hash, received_msat, preimage, paid_at))
-
-
-async def record_result(repo: LightningRepository, backend: str,
-                        result: PaymentResult) -> PaymentResult:
-    """Store the final outcome of an outgoing payment (pending stays pending)."""
-    if result.status == PaymentStatus.PENDING:
-        return result
-    stored = await repo.finish_payment(
-        result.payment_hash, status=result.status.value, fee_msat=result.fee_msat,
-        preimage=result.preimage, failure_reason=result.failure_reason)
-    if stored is None:
-        return result
-    log.info("%s: payment %s… %s (%s)", backend, result.payment_hash[:16], stored.status,
-             stored.failure_reason or f"fee {stored.fee_msat} msat")
-    return payment_result(stored)
-
-
-async def claim_or_refuse(repo: LightningRepository, backend: str, network: str, invoice: str,
-                          decoded: Bolt11) -> tuple[PaymentResult | None, bool]:
-    """The first step of every payout: (a final result, _) when it must not be sent — refused
-    here (recorded as failed) or already in flight or paid — else (None, retry) with the hash
-    claimed in the store; `retry` means it was tried before: look it up before sending."""
-    amount = int(decoded.amount_msat or 0)
-    reason = refusal(decoded, network)
-    if reason is None and await repo.invoice(decoded.payment_hash) is not None:
-        reason = "this invoice was issued by this wallet; strom never pays itself"
-    if reason is not None:
-        if amount <= 0:
-            raise WalletError(reason)
-        return payment_result(await repo.record_final(
-            payment_hash=decoded.payment_hash, backend=backend, bolt11=invoice,
-            amount_msat=amount, status="failed", failure_reason=reason)), False
-    claim = await repo.claim_payment(payment_hash=decoded.payment_hash, backend=backend,
-                                     bolt11=invoice, amount_msat=amount)
-    if not claim.granted:
-        return payment_result(claim.payment), False
-    return None, claim.retry
-
-
-def pending(payment_hash: str, amount_msat: int) -> PaymentResult:
-    """An outcome not known yet: look it up later, never send again."""
-    return PaymentResult(payment_hash, PaymentStatus.PENDING, amount_msat)
+    return paid
 
 
 class Reachability:

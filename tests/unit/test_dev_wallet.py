@@ -183,7 +183,7 @@ async def test_pay_refusals_are_recorded_failures(wallet: DevWallet) -> None:
 
     ours = await wallet.create_invoice(3_000, description="self")
     self_pay = await wallet.pay(ours.bolt11)
-    assert self_pay.status == PaymentStatus.FAILED and "settle it" in (self_pay.failure_reason or "")
+    assert self_pay.status == PaymentStatus.FAILED and "never pays itself" in (self_pay.failure_reason or "")
 
     with pytest.raises(WalletError, match="not a valid BOLT11"):
         await wallet.pay("hello")
