@@ -193,8 +193,9 @@ class DevWallet(Wallet):
         return PaymentResult(payment_hash, PaymentStatus.SUCCEEDED, amount)
 
     async def _lookup(self, payment_hash: str, amount: int) -> PaymentResult | None:
-        """Sending cannot fail here and moves nothing: a claimed payment is as good as paid
-        (another wallet on this store, e.g. the CLI, is recording it right now)."""
+        """Sending cannot fail here and moves nothing, so a claimed (pending) payment is as good
+        as paid: another wallet on this store, e.g. the CLI, is recording it right now. A
+        failed one was never paid."""
         stored = await self.repo.payment(payment_hash)
         if stored is None or stored.status == "failed":
             return None

@@ -115,18 +115,23 @@ class Payouts:
             return payment_result(await self._repo.record_final(
                 payment_hash=payment_hash, backend=self._backend, bolt11=invoice,
                 amount_msat=amount, status="failed", failure_reason=reason))
+        known: PaymentResult | None = None
+        unreachable = False
+        if existing is not None:
+            # Failed before: the node may have it after all. Never send a hash it knows. Asked
+            # before the claim, so the answer is about earlier attempts, not this one.
+            try:
+                known = await self._lookup(payment_hash, amount)
+            except WalletError:
+                unreachable = True
         claim = await self._repo.claim_payment(payment_hash=payment_hash, backend=self._backend,
                                                bolt11=invoice, amount_msat=amount)
         if not claim.granted:  # another process claimed it just now and may be sending it
             return await self._known(claim.payment, sending=True)
-        if claim.retry:
-            # Tried before: the node may have it after all. Never send a hash it knows.
-            try:
-                known = await self._lookup(payment_hash, amount)
-            except WalletError:
-                return pending(payment_hash, amount)
-            if known is not None and known.status != PaymentStatus.FAILED:
-                return await self.record(known)
+        if unreachable:
+            return pending(payment_hash, amount)  # claimed, not sent: the lookup decides later
+        if known is not None and known.status != PaymentStatus.FAILED:
+            return await self.record(known)
         try:
             result = await self._send(invoice, payment_hash, amount, max_fee_msat)
         except WalletError as exc:
