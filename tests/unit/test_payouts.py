@@ -172,6 +172,15 @@ async def settled(wallet: Wallet, payment_hash: str) -> PaymentResult:
     raise AssertionError(f"{payment_hash[:16]}… still pending")
 
 
+async def in_flight(node: Node, amount_msat: int) -> tuple[Wallet, str, str]:
+    """A wallet, an invoice and its hash, paid into a node that keeps it in flight."""
+    wallet = await node.wallet()
+    invoice = node.invoice(amount_msat)
+    node.outcome("hang")
+    assert (await wallet.pay(invoice)).status == PaymentStatus.PENDING
+    return wallet, invoice, hash_of(invoice)
+
+
 async def test_one_send_per_hash_under_concurrency(node: Node, db: Database) -> None:
     one, two = await node.wallet(), await node.wallet()  # two wallets on one store
     invoice = node.invoice(7_000)
@@ -253,11 +262,7 @@ async def test_failure_is_recorded_and_may_be_retried(node: Node) -> None:
 
 @pytest.mark.parametrize("node", NODES, indirect=True)
 async def test_unknown_outcome_is_pending_then_looked_up(node: Node) -> None:
-    wallet = await node.wallet()
-    invoice = node.invoice(12_000)
-    payment_hash = hash_of(invoice)
-    node.outcome("hang")
-    assert (await wallet.pay(invoice)).status == PaymentStatus.PENDING
+    wallet, invoice, payment_hash = await in_flight(node, 12_000)
     assert (await wallet.pay(invoice)).status == PaymentStatus.PENDING  # still in flight
     restarted = await node.wallet()
     assert (await restarted.pay(invoice)).status == PaymentStatus.PENDING
@@ -267,14 +272,9 @@ async def test_unknown_outcome_is_pending_then_looked_up(node: Node) -> None:
     assert node.sent(payment_hash) == 1
 
 
-
 @pytest.mark.parametrize("node", NODES, indirect=True)
 async def test_node_that_cannot_be_asked_leaves_the_record(node: Node) -> None:
-    wallet = await node.wallet()
-    invoice = node.invoice(2_000)
-    payment_hash = hash_of(invoice)
-    node.outcome("hang")
-    assert (await wallet.pay(invoice)).status == PaymentStatus.PENDING
+    wallet, invoice, payment_hash = await in_flight(node, 2_000)
     await node.down()
     try:
         again = await wallet.pay(invoice)  # an answer, not an exception: still pending
