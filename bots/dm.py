@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 GIFT_WRAP, NIP04_DM, CHAT_MESSAGE = 1059, 4, 14
 MAX_TEXT = 2000
+# An answer's text as JSON (escapes count) at most this long: its NIP-17 gift wrap, which
+# pads and base64-encodes it twice, then stays within the 4 KB content relays commonly accept.
+MAX_REPLY_BYTES = 1200
+CUT = "…"
 
 Protocol = Literal["nip17", "nip04"]
 
@@ -69,14 +74,33 @@ def open_message(event: Event, cp_id: str, keys: Keys) -> Message | None:
     return None
 
 
+def _json_bytes(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode())
+
+
+def fit_text(text: str) -> str:
+    """`text`, or as much of it as fits `MAX_REPLY_BYTES`, ending in "…"."""
+    if _json_bytes(text) <= MAX_REPLY_BYTES:
+        return text
+    low, high = 0, len(text)  # the longest prefix that fits, by bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _json_bytes(text[:middle] + CUT) <= MAX_REPLY_BYTES:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low] + CUT
+
+
 def reply(keys: Keys, receiver_hex: str, text: str, protocol: Protocol,
           created_at: int | None = None) -> Event:
     """An answer in the protocol the driver used, dated `created_at` (default: now).
 
     For NIP-17 the date is the rumor's: that is what clients sort a conversation by, while the
-    gift wrap's own date is randomised on purpose.
+    gift wrap's own date is randomised on purpose. A text too long for relays is cut.
     """
     receiver = PublicKey.parse(receiver_hex)
+    text = fit_text(text)
     stamp = Timestamp.from_secs(created_at) if created_at is not None else Timestamp.now()
     p_tag = Tag.parse(["p", receiver_hex])
     if protocol == "nip04":

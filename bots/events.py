@@ -10,6 +10,11 @@ from nostr_sdk import Event, EventBuilder, Keys, Kind, Tag, Timestamp
 from strom.views import geohash
 
 PROFILE, RELAY_LIST, DM_RELAYS, STATUS = 0, 10002, 10050, 30333
+# Prices in a status: the current one and at most this many coming slots (an hour of
+# quarter-hour slots). Relays commonly refuse content over 4 KB (MAX_CONTENT); the whole
+# schedule is at the status' `schedule_url`.
+STATUS_SLOTS = 4
+MAX_CONTENT = 4096
 
 
 def _event(keys: Keys, kind: int, content: str, tags: list[list[str]]) -> Event:
@@ -38,12 +43,13 @@ def dm_relays(keys: Keys, relays: list[str]) -> Event:
 
 
 def status(keys: Keys, cp: dict[str, Any], created_at: int,
-           market: dict[str, Any] | None = None) -> Event:
+           market: dict[str, Any] | None = None, schedule_url: str | None = None) -> Event:
     """Kind 30333: the charger's live status, location, price and LNURL (contract §5).
 
     `created_at` must grow with every version: relays keep the newest of an address, and of
     two in the same second the one with the lower id. `market` (dynamic tariffs: feed status
-    and the next hours' prices) goes into the content.
+    and the coming slots' prices) goes into the content, cut to a short horizon so the event
+    fits public relays' limits; the whole schedule is the document at `schedule_url`.
     """
     lat, lon = cp["location"]["lat"], cp["location"]["lon"]
     full = geohash(lat, lon, 9)
@@ -55,5 +61,26 @@ def status(keys: Keys, cp: dict[str, Any], created_at: int,
              ["price_source", cp["tariff"]["source"]],
              ["lnurl", cp["lnurl"].lower()],
              ["alt", f"EV charge point {cp['name']}: {cp['status']}"]]
-    return (EventBuilder(Kind(STATUS), json.dumps({**cp, **(market or {})})).tags([Tag.parse(t) for t in tags])
+    for slots in range(STATUS_SLOTS, -1, -1):  # fewer slots only for extreme URLs
+        content = json.dumps(_status_content(cp, market, schedule_url, slots),
+                             ensure_ascii=False, separators=(",", ":"))
+        if len(content.encode()) <= MAX_CONTENT:
+            break
+    return (EventBuilder(Kind(STATUS), content).tags([Tag.parse(t) for t in tags])
             .custom_created_at(Timestamp.from_secs(created_at)).finalize(keys))
+
+
+def _status_content(cp: dict[str, Any], market: dict[str, Any] | None,
+                    schedule_url: str | None, slots: int) -> dict[str, Any]:
+    """The charge point JSON with a short horizon of prices; connectors without their LNURLs
+    (16 of them alone would fill 4 KB: the `lnurl` tag and the linked document have them)."""
+    tariff = dict(cp["tariff"])
+    if tariff.get("later_prices"):
+        tariff["later_prices"] = tariff["later_prices"][:slots]
+    facts = {**cp, "connectors": [{"id": c["id"], "status": c["status"]}
+                                  for c in cp["connectors"]], "tariff": tariff}
+    if market is not None:
+        facts |= {**market, "schedule": market["schedule"][:slots]}
+    if schedule_url is not None:
+        facts["schedule_url"] = schedule_url
+    return facts

@@ -33,8 +33,7 @@ from strom.nostr.zap import ZAP_RECEIPT
 from strom.services import Services
 from strom.sessions.address_refunds import Progress
 from strom.sessions.model import Session, State
-from strom.store.charge_points import ChargePoint
-from strom.views import charge_point_json
+from strom.views import charge_point_json, document_url, market_json
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +166,7 @@ class NostrBots:
                       events.relay_list(identity.keys, self._relays),
                       events.dm_relays(identity.keys, self._relays),
                       events.status(identity.keys, view, self._next_status_time(cp_id),
-                                    self._market(cp))):
+                                    market_json(self._svc, cp), self._document(cp_id))):
             await self._client.publish(event)
 
     async def publish_status(self, cp_id: str) -> None:
@@ -176,14 +175,10 @@ class NostrBots:
         if identity is not None and cp is not None:
             await self._client.publish(events.status(
                 identity.keys, charge_point_json(self._svc, cp), self._next_status_time(cp_id),
-                self._market(cp)))
+                market_json(self._svc, cp), self._document(cp_id)))
 
-    def _market(self, cp: ChargePoint) -> dict[str, object] | None:
-        tariffs = self._svc.tariffs
-        if tariffs is None or not tariffs.is_dynamic(cp):
-            return None
-        return {"feeds": tariffs.status().public_json(),
-                "schedule": [slot.to_json() for slot in tariffs.schedule(cp)]}
+    def _document(self, cp_id: str) -> str:
+        return document_url(self._svc.settings.public_url, cp_id)
 
     def _next_status_time(self, cp_id: str) -> int:
         at = max(int(time.time()), self._status_at.get(cp_id, 0) + 1)

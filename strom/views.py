@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import geohash2
 
@@ -33,6 +34,20 @@ def charge_point_json(svc: Services, cp: ChargePoint) -> dict[str, Any]:
                        for c in cp.connectors if c.connector_id > 0],
         "tariff": svc.tariffs.current(cp).to_json(),
     }
+
+
+def document_url(public_url: str, cp_id: str) -> str:
+    """The charge point's public JSON: the full price schedule that nostr status links to."""
+    return f"{public_url}/api/v1/public/charge-points/{quote(cp_id)}"
+
+
+def market_json(svc: Services, cp: ChargePoint) -> dict[str, Any] | None:
+    """Dynamic tariffs only: the feeds' public state and every coming slot's price."""
+    tariffs = svc.tariffs
+    if tariffs is None or not tariffs.is_dynamic(cp):
+        return None
+    return {"feeds": tariffs.status().public_json(),
+            "schedule": [slot.to_json() for slot in tariffs.schedule(cp)]}
 
 
 def session_json(svc: Services, session: Session, *, payer: bool = True) -> dict[str, Any]:

@@ -15,7 +15,11 @@ from strom.lnurl.errors import LnurlError
 
 ZAP_REQUEST = 9734
 ZAP_RECEIPT = 9735
+# The request as it will stand in the receipt's `description` tag (JSON-escaped, so quotes
+# count twice), and its `e`/`a` references, which the receipt copies: bounded so the receipt
+# stays within the 16 KB events relays commonly accept.
 MAX_REQUEST_BYTES = 8192
+MAX_REFERENCE_CHARS = 300
 # A zap request is public once its receipt is out, so the LNURL callback takes one only while
 # it is fresh (signed within this many seconds of now, either way: clocks drift) and only
 # once (its event id is claimed in the store). Old requests cannot be replayed after the
@@ -41,10 +45,15 @@ def _tags(event: Event) -> list[list[str]]:
     return [tag.to_vec() for tag in event.tags()]
 
 
+def _coordinates(tags: list[list[str]]) -> list[str]:
+    return [t[1] for t in tags if t[0] == "a" and len(t) > 1]
+
+
 def parse_zap_request(raw: str, recipient_hex: str, amount_msat: int) -> ZapRequest:
     """Validate a zap request for `recipient_hex` and `amount_msat`, or raise `LnurlError`."""
-    if len(raw.encode()) > MAX_REQUEST_BYTES:
-        raise LnurlError("zap request is too large")
+    if (len(raw.encode()) > MAX_REQUEST_BYTES
+            or len(json.dumps(raw, ensure_ascii=False).encode()) > MAX_REQUEST_BYTES):
+        raise LnurlError(f"zap request is too large (at most {MAX_REQUEST_BYTES} bytes as JSON)")
     try:
         data = json.loads(raw)
         event = Event.from_json(raw)
@@ -63,6 +72,8 @@ def parse_zap_request(raw: str, recipient_hex: str, amount_msat: int) -> ZapRequ
     events = [t[1] for t in tags if t[0] == "e" and len(t) > 1]
     if len(events) > 1:
         raise LnurlError("zap request may have at most one e tag")
+    if any(len(ref) > MAX_REFERENCE_CHARS for ref in [*events, *_coordinates(tags)]):
+        raise LnurlError(f"zap request e/a tags may have at most {MAX_REFERENCE_CHARS} characters")
     relays = next((tuple(t[1:]) for t in tags if t[0] == "relays"), ())
     if not relays:
         raise LnurlError("zap request needs a relays tag")
@@ -70,7 +81,7 @@ def parse_zap_request(raw: str, recipient_hex: str, amount_msat: int) -> ZapRequ
     if amount is not None:
         if not amount.isdigit() or int(amount) != amount_msat:
             raise LnurlError(f"zap request amount {amount} does not match amount {amount_msat}")
-    coordinate = next((t[1] for t in tags if t[0] == "a" and len(t) > 1), None)
+    coordinate = next(iter(_coordinates(tags)), None)
     if coordinate is not None and len(coordinate.split(":")) < 3:
         raise LnurlError("zap request a tag is not an event coordinate")
     return ZapRequest(raw=raw, id=event.id().to_hex(), created_at=event.created_at().as_secs(),

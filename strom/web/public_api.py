@@ -6,7 +6,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Route
 
-from strom.views import charge_point_json
+from strom.views import charge_point_json, market_json
 from strom.web.auth import services
 from strom.web.responses import JSONResponse
 
@@ -21,7 +21,8 @@ async def get_charge_point(request: Request) -> JSONResponse:
     cp = await svc.charge_points.get(request.path_params["cp_id"])
     if cp is None:
         raise HTTPException(404, "unknown charge point")
-    return JSONResponse(charge_point_json(svc, cp))
+    # The full schedule lives here: the nostr status (30333) carries only the next slots.
+    return JSONResponse({**charge_point_json(svc, cp), **(market_json(svc, cp) or {})})
 
 
 routes = [

@@ -120,6 +120,9 @@ async def test_page_shows_the_next_hours_and_the_fallback(app: StromApp, feeds: 
             assert "Market price unavailable" not in page
             assert public["tariff"]["source"] == "dynamic"
             assert public["tariff"]["valid_until"] == "2024-05-14T11:00:00.000Z"
+            # The document nostr status links to (`schedule_url`) has the whole schedule.
+            assert len(public["schedule"]) == 13 and public["feeds"]["fallback"] is False
+            assert public["schedule"][0]["start"].startswith("2024-05-14T10:00")
 
             feeds.answer("spot", "upstream down", 500)
             clock.advance(hours=3)
