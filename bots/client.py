@@ -4,12 +4,19 @@ The Client has no signer (stack notes): events are signed per identity before se
 NIP-42 AUTH is answered here for every identity, so one connection may read the DMs of all
 charge points. After authenticating, the subscriptions are sent again to that relay (a relay
 closes a DM subscription it received before AUTH).
+
+A relay's `OK false` (NIP-01 prefixes) is handled for that relay alone: `duplicate:` counts as
+accepted, `rate-limited:` rests the relay (doubling from REST_FIRST to REST_MAX seconds; the
+other relays keep getting events), `auth-required:` sends the event again to it once after the
+NIP-42 challenge was answered (in the background: the caller does not wait), and any other
+refusal (`invalid:`, `blocked:`, `pow:`, `restricted:`, …) drops the event there with a log line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -23,6 +30,7 @@ from nostr_sdk import (
     Kind,
     RelayUrl,
     ReqTarget,
+    SendEventTarget,
     Tag,
     uniffi_set_event_loop,
 )
@@ -32,6 +40,8 @@ log = logging.getLogger(__name__)
 AUTH_KIND = 22242
 RESUBSCRIBE_DELAY = 0.2
 FETCH_SECONDS = 3.0
+REST_FIRST, REST_MAX = 5.0, 600.0
+AUTH_RETRY_DELAY = 0.5
 EventHandler = Callable[[Event], Awaitable[None]]
 
 
@@ -47,6 +57,7 @@ class NostrClient:
         self._subscriptions: dict[str, list[Filter]] = {}
         self._task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._resting: dict[str, tuple[float, float]] = {}  # relay -> (until, last rest)
 
     async def start(self) -> None:
         # Every binding coroutine and callback runs on this loop (stack notes).
@@ -72,17 +83,47 @@ class NostrClient:
             self._client = None
 
     async def publish(self, event: Event) -> bool:
-        """Send to all relays; True when at least one accepted it."""
-        if self._client is None:
+        """Send to every relay not resting; True when at least one accepted it."""
+        now = time.monotonic()
+        awake = [url for url in self._relays
+                 if self._resting.get(str(RelayUrl.parse(url)), (0.0, 0.0))[0] <= now]
+        return await self._send(event, awake, retry_auth=True)
+
+    async def _send(self, event: Event, relays: list[str], *, retry_auth: bool) -> bool:
+        if self._client is None or not relays:
             return False
+        kind = event.kind().as_u16()
         try:
-            output = await self._client.send_event(event)
+            output = await self._client.send_event(
+                event, target=SendEventTarget.to([RelayUrl.parse(url) for url in relays]))
         except Exception as exc:  # no relay reachable right now: the caller may retry later
-            log.warning("nostr: publishing kind %d failed: %s", event.kind().as_u16(), exc)
+            log.warning("nostr: publishing kind %d failed: %s", kind, exc)
             return False
-        if output.failed:
-            log.info("nostr: kind %d refused by %s", event.kind().as_u16(), output.failed)
-        return bool(output.success)
+        accepted = bool(output.success)
+        for url in output.success:
+            self._resting.pop(str(url), None)
+        signing_in: list[str] = []
+        for relay_url, message in output.failed.items():
+            url, prefix = str(relay_url), message.split(":", 1)[0].strip()
+            if prefix == "duplicate":
+                accepted = True
+            elif prefix == "rate-limited":
+                rest = min(REST_MAX, self._resting.get(url, (0.0, REST_FIRST / 2))[1] * 2)
+                self._resting[url] = (time.monotonic() + rest, rest)
+                log.info("nostr: %s rate-limits us (%s): resting it %.0f s", url, message, rest)
+            elif prefix == "auth-required" and retry_auth:
+                signing_in.append(url)
+            else:
+                log.warning("nostr: kind %d %s dropped by %s: %s", kind, event.id().to_hex(),
+                            url, message)
+        if signing_in:
+            self._spawn(self._send_after_auth(event, signing_in))
+        return accepted
+
+    async def _send_after_auth(self, event: Event, relays: list[str]) -> None:
+        """Once more, when the relay's challenge has had time to be answered (`_listen`)."""
+        await asyncio.sleep(AUTH_RETRY_DELAY)
+        await self._send(event, relays, retry_auth=False)
 
     async def fetch(self, filters: list[Filter]) -> list[Event]:
         """Stored events matching `filters` from all relays (what a client does to look up)."""

@@ -1,0 +1,140 @@
+"""`OK false` refusals drive what strom does, per relay (issue 19, "Refusals understood").
+
+Two relays written here, which strom does not own: one accepts everything, the other refuses
+with one NIP-01 machine-readable prefix. What a refusal means must stay with that relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from nostr_sdk import Event, EventBuilder, Keys, Kind
+from websockets.asyncio.server import ServerConnection, serve
+
+from bots.client import NostrClient
+from tests.polling import eventually
+
+
+class Relay:
+    """A minimal relay: answers every EVENT with `refusal` (or OK true). An auth-required
+    relay sends its NIP-42 challenge with its first refusal, and accepts once authenticated."""
+
+    def __init__(self, refusal: str | None = None) -> None:
+        self.refusal = refusal
+        self.received: list[str] = []  # event ids, in order
+        self.accepted: list[str] = []
+        self.url = ""
+
+    async def handle(self, ws: ServerConnection) -> None:
+        authed = False
+        async for raw in ws:
+            message: list[Any] = json.loads(raw)
+            if message[0] == "AUTH":
+                authed = True
+                await ws.send(json.dumps(["OK", message[1]["id"], True, ""]))
+            elif message[0] == "EVENT":
+                self.received.append(message[1]["id"])
+                refused = self.refusal is not None and not (
+                    authed and self.refusal.startswith("auth-required"))
+                await ws.send(json.dumps(["OK", message[1]["id"], not refused,
+                                          self.refusal if refused else ""]))
+                if not refused:
+                    self.accepted.append(message[1]["id"])
+                elif self.refusal and self.refusal.startswith("auth-required"):
+                    await ws.send(json.dumps(["AUTH", "challenge-1"]))
+            elif message[0] == "REQ":
+                await ws.send(json.dumps(["EOSE", message[1]]))
+
+
+async def start(relay: Relay) -> Any:
+    server = await serve(relay.handle, "127.0.0.1", 0)
+    relay.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    return server
+
+
+@pytest.fixture
+async def keys() -> Keys:
+    return Keys.generate()
+
+
+@asynccontextmanager
+async def connected(keys: Keys, *relays: Relay) -> AsyncIterator[NostrClient]:
+    servers = [await start(r) for r in relays]
+    client = NostrClient([r.url for r in relays], lambda: [keys], _ignore)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
+        for server in servers:
+            server.close()
+
+
+async def _ignore(event: Event) -> None:
+    return None
+
+
+def note(keys: Keys, text: str) -> Event:
+    return EventBuilder(Kind(1), text).finalize(keys)
+
+
+async def publish_when_connected(client: NostrClient, keys: Keys, *relays: Relay) -> None:
+    """The first event, once every relay has it (connections open in the background)."""
+    async def sent() -> bool:
+        await client.publish(note(keys, f"hello {time.monotonic()}"))
+        return all(r.received for r in relays)
+    await eventually(sent, bool)
+
+
+async def test_rate_limited_relay_rests_and_slows_nothing_else(keys: Keys) -> None:
+    good, busy = Relay(), Relay("rate-limited: slow down")
+    async with connected(keys, good, busy) as client:
+        await publish_when_connected(client, keys, good, busy)
+        asked = len(busy.received)
+        started = time.monotonic()
+        for n in range(5):
+            assert await client.publish(note(keys, f"status {n}"))
+        assert time.monotonic() - started < 1.0
+        assert len(good.received) >= 6
+        assert len(busy.received) == asked  # resting: not asked again for a while
+
+
+async def test_duplicate_counts_as_accepted(keys: Keys) -> None:
+    seen = Relay("duplicate: already have this event")
+    async with connected(keys, seen) as client:
+        await publish_when_connected(client, keys, seen)
+        assert await client.publish(note(keys, "again"))
+
+
+@pytest.mark.parametrize("refusal", ["invalid: bad tag", "blocked: not on the list",
+                                     "pow: difficulty 30 needed", "restricted: members only"])
+async def test_final_refusals_are_dropped_with_a_log_line(
+        keys: Keys, refusal: str, caplog: pytest.LogCaptureFixture) -> None:
+    good, strict = Relay(), Relay(refusal)
+    async with connected(keys, good, strict) as client:
+        await publish_when_connected(client, keys, good, strict)
+        with caplog.at_level(logging.WARNING, logger="bots.client"):
+            event = note(keys, "refused")
+            assert await client.publish(event)
+        assert event.id().to_hex() in good.received
+        line = next(r.getMessage() for r in caplog.records if refusal in r.getMessage())
+        assert strict.url in line and "dropped" in line
+        assert strict.received.count(event.id().to_hex()) == 1  # not retried
+
+
+async def test_auth_required_is_answered_and_the_event_sent_again(keys: Keys) -> None:
+    members = Relay("auth-required: sign in first")
+    async with connected(keys, members) as client:
+        event = note(keys, "for members")
+        await eventually(lambda: client.publish(event),
+                         lambda _: event.id().to_hex() in members.received)
+        # Refused before AUTH, then sent again once the challenge was answered.
+        await eventually(lambda: asyncio.sleep(0, members.accepted), bool)
+        assert members.accepted == [event.id().to_hex()]
