@@ -73,7 +73,7 @@ class Commands:
                 return await self._operate(cp_id, command, args)
             case "reset" | "unlock" | "availability":
                 return "Only operators may do that."
-        return f"Unknown command {command!r}.\n{HELP}"
+        return f"Unknown command {command[:40]!r}.\n{HELP}"  # the help must fit a DM
 
     async def _mine(self, cp_id: str, sender: str) -> list[Session]:
         assert self._svc.sessions is not None
