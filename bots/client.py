@@ -125,13 +125,14 @@ class NostrClient:
         await asyncio.sleep(AUTH_RETRY_DELAY)
         await self._send(event, relays, retry_auth=False)
 
-    async def fetch(self, filters: list[Filter]) -> list[Event]:
-        """Stored events matching `filters` from all relays (what a client does to look up)."""
+    async def fetch(self, filters: list[Filter], seconds: float = FETCH_SECONDS) -> list[Event]:
+        """Stored events matching `filters` from all relays (what a client does to look up),
+        as many as arrived within `seconds`."""
         if self._client is None:
             return []
         try:
             return list(await self._client.fetch_events(ReqTarget.auto(filters),
-                                                         timeout=timedelta(seconds=FETCH_SECONDS)))
+                                                         timeout=timedelta(seconds=seconds)))
         except Exception as exc:
             log.info("nostr: fetch failed: %s", exc)
             return []

@@ -128,12 +128,17 @@ class DirectMessenger:
     (NIP-17 clients sort by it, and two messages decided in the same second would otherwise tie
     and show in any order), and messages to one receiver are published one after the other,
     in the order `send` was called, so relays store and forward them in that order too.
+
+    A NIP-17 gift wrap, once published to strom's relays, goes to `elsewhere(receiver, wrap)`
+    too, in the same lane: the relays the receiver reads (`bots.inbox`, `bots.relay_delivery`).
     """
 
     def __init__(self, publish: Callable[[Event], Awaitable[bool]],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 elsewhere: Callable[[str, Event], Awaitable[None]] | None = None) -> None:
         self._publish = publish
         self._clock = clock
+        self._elsewhere = elsewhere
         self._lanes: dict[tuple[str, str], _Lane] = {}
 
     async def send(self, keys: Keys, receiver_hex: str, text: str, protocol: Protocol) -> bool:
@@ -148,7 +153,11 @@ class DirectMessenger:
         lane.users += 1
         try:
             async with lane.lock:
-                return await self._publish(reply(keys, receiver_hex, text, protocol, created_at))
+                event = reply(keys, receiver_hex, text, protocol, created_at)
+                published = await self._publish(event)
+                if self._elsewhere is not None and protocol == "nip17":
+                    await self._elsewhere(receiver_hex, event)
+                return published
         finally:
             lane.users -= 1
 

@@ -16,8 +16,9 @@ from bots.client import NostrClient
 from bots.commands import Commands
 from bots.dm import GIFT_WRAP, NIP04_DM, DirectMessenger, open_message, recipient
 from bots.external import ExternalZaps
+from bots.inbox import InboxRelays
 from bots.notify import Notifier
-from bots.zap_relays import ZapRelays
+from bots.relay_delivery import RelayDelivery
 from bots.zaps import ZapReceipts
 from strom.errors import UserError
 from strom.events import (
@@ -54,12 +55,14 @@ class NostrBots:
         self._identities: dict[str, Identity] = {}
         self._by_pubkey: dict[str, Identity] = {}
         self._client = NostrClient(relays, self._all_keys, self._on_nostr_event)
-        self._messenger = DirectMessenger(self._client.publish)
+        # Relays outside strom's own: zap requests' relays and the relays DM receivers read.
+        self._elsewhere = RelayDelivery(svc.outbound, relays)
+        self._inboxes = InboxRelays(self._client.fetch, svc.zaps)
+        self._messenger = DirectMessenger(self._client.publish, elsewhere=self._to_inbox)
         self._commands = Commands.from_services(svc, self._key_file)
         self._notifier = Notifier(svc.settings.public_url, svc.settings.nostr.notify_every_kwh)
-        self._zap_relays = ZapRelays(svc.outbound, relays)
         self._receipts = ZapReceipts(svc.zaps, self._keys_for, self._client.publish,
-                                     self._zap_relays.send_soon)
+                                     self._elsewhere.send_soon)
         self._tasks: set[asyncio.Task[None]] = set()
         # Sessions whose refund is being tried -> what was announced for them meanwhile: it is
         # told after the end-of-session DM, so the payer reads the DMs in order.
@@ -88,7 +91,7 @@ class NostrBots:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._zap_relays.close()
+        await self._elsewhere.close()
         await self._client.close()
 
     def _spawn(self, coro: object, name: str) -> asyncio.Task[None]:
@@ -192,6 +195,10 @@ class NostrBots:
             await self._subscribe_dms()
             for cp_id in list(self._identities):
                 await self.publish_status(cp_id)
+
+    async def _to_inbox(self, receiver: str, wrap: Event) -> None:
+        """A gift wrap to the relays its receiver reads DMs from (none known: nothing more)."""
+        self._elsewhere.send_soon(wrap, await self._inboxes.of(receiver))
 
     # --- reacting ---------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Receipts are sent at most once (the store keeps the receipt id) and also after a restart for
 zaps paid while strom was down. The relays the zap request names get the receipt through
-`bots.zap_relays` (one short connection each), never through the shared client.
+`bots.relay_delivery` (one short connection each), never through the shared client.
 """
 
 from __future__ import annotations

@@ -36,6 +36,13 @@ class ZapRepository:
                                       (payment_hash,))
         return _zap(row) if row else None
 
+    async def last_request_of(self, sender: str) -> str | None:
+        """The newest zap request `sender` made (its JSON), or None."""
+        row = await self._db.fetchone(
+            "SELECT request_json FROM zap_requests WHERE sender = ?"
+            " ORDER BY created_at DESC, rowid DESC LIMIT 1", (sender,))
+        return str(row["request_json"]) if row else None
+
     async def paid_without_receipt(self) -> list[StoredZap]:
         """Zaps whose invoice is paid but whose receipt was not published (e.g. a crash)."""
         rows = await self._db.fetchall(

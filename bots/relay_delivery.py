@@ -1,7 +1,9 @@
-"""The relays a zap request names (NIP-57 `relays` tag) get the receipt, and nothing more.
+"""Deliver one event to relays strom does not own, once: zap receipts to the relays a zap
+request names (NIP-57 `relays` tag), DMs to the relays their recipient reads (NIP-17 kind
+10050, `bots.inbox`). Those relays get that event and nothing more.
 
-Those URLs come from whoever sent the zap request. Each gets one short-lived connection per
-receipt: fenced like every outbound target (`strom.outbound`: no private or loopback hosts
+Those URLs come from outsiders (a zap request, a relay list). Each gets one short-lived
+connection per event: fenced like every outbound target (`strom.outbound`: no private or loopback hosts
 unless allowed, strom itself never; connected to the address that was checked), a deadline,
 at most `MAX_AT_ONCE` connections at a time and `MAX_WAITING` deliveries queued, closed after
 the relay's `OK`. They never join strom's shared client, so they see no other event of strom's
@@ -22,15 +24,15 @@ from strom.outbound import Outbound, OutboundError
 
 log = logging.getLogger(__name__)
 
-MAX_RELAYS = 5  # per zap request
+MAX_RELAYS = 5  # per event
 MAX_AT_ONCE = 8
 MAX_WAITING = 200
 DEADLINE = 5.0  # per relay: connect, send, wait for OK
 MAX_MESSAGE = 64 * 1024  # what we read back is an OK or a NOTICE
 
 
-class ZapRelays:
-    """`send_soon(receipt, relays)` returns at once; `close()` ends what is under way."""
+class RelayDelivery:
+    """`send_soon(event, relays)` returns at once; `close()` ends what is under way."""
 
     def __init__(self, outbound: Outbound, shared: Collection[str]) -> None:
         self._outbound = outbound
@@ -45,19 +47,21 @@ class ZapRelays:
         message = json.dumps(["EVENT", json.loads(event.as_json())])
         for url in fresh:
             if len(self._tasks) >= MAX_WAITING:
-                log.info("nostr: too many zap relay deliveries waiting, %s skipped", url[:80])
+                log.info("nostr: too many relay deliveries waiting, %s skipped", url[:80])
                 continue
-            task = asyncio.create_task(self._deliver(url, message, event.id().to_hex()),
-                                       name="nostr:zap-relay")
+            task = asyncio.create_task(self._deliver(url, message, event),
+                                       name="nostr:relay-delivery")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        """Cancel the deliveries under way (their connections close with them)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _deliver(self, url: str, message: str, event_id: str) -> bool:
+    async def _deliver(self, url: str, message: str, event: Event) -> bool:
+        event_id = event.id().to_hex()
         try:
             async with self._slots, asyncio.timeout(DEADLINE):
                 target = await self._outbound.check(url)
@@ -72,6 +76,6 @@ class ZapRelays:
                             return bool(answer[2]) if len(answer) > 2 else False
         except (OutboundError, OSError, TimeoutError, ValueError,
                 websockets.WebSocketException) as exc:
-            log.info("nostr: zap receipt not delivered to %s (%s)", url[:80],
-                     str(exc) or type(exc).__name__)
+            log.info("nostr: kind %d not delivered to %s (%s)", event.kind().as_u16(),
+                     url[:80], str(exc) or type(exc).__name__)
             return False
