@@ -79,9 +79,10 @@ def dm_relays_of(lists: list[Event]) -> list[str]:
     return []
 
 
-def _urls(urls: list[str]) -> list[str]:
-    return [u for u in dict.fromkeys(urls)
-            if len(u) <= MAX_URL and u.startswith(("ws://", "wss://"))][:MAX_RELAYS]
+def _urls(urls: list[object]) -> list[str]:
+    """The first `MAX_RELAYS` distinct ws(s) URLs of sane length (anything else is skipped)."""
+    return [u for u in dict.fromkeys(urls) if isinstance(u, str)
+            and len(u) <= MAX_URL and u.startswith(("ws://", "wss://"))][:MAX_RELAYS]
 
 
 class InboxRelays:
@@ -114,5 +115,5 @@ class InboxRelays:
         try:
             tags = json.loads(request).get("tags", [])
             return _urls(next((t[1:] for t in tags if t[:1] == ["relays"]), []))
-        except (ValueError, AttributeError, TypeError):
+        except (ValueError, AttributeError, TypeError):  # stored checked, but read defensively
             return []

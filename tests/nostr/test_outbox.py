@@ -5,14 +5,15 @@ their zap request's relays), over one short, fenced connection each, closed afte
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from nostr_sdk import EventBuilder, Keys, Kind, Tag, Timestamp
+from nostr_sdk import Event, EventBuilder, Filter, Keys, Kind, Tag, Timestamp
 
-from bots.inbox import InboxCache, dm_relays_of
+from bots.inbox import LOOKUP_SECONDS, InboxCache, InboxRelays, dm_relays_of
 from relay import Relay
 from tests.nostr.conftest import Driver
 from tests.nostr.test_outbound_fences import CP_A, Fleet, _async, payer, two_chargers, zap
@@ -91,3 +92,23 @@ def test_10050_wins_over_10002_read_relays() -> None:
         .custom_created_at(Timestamp.from_secs(int(time.time()) - 9)) \
         .finalize(keys)
     assert dm_relays_of([relays, dms]) == ["wss://dm"]
+
+
+async def test_only_the_users_own_list_counts_and_a_lookup_is_cached() -> None:
+    user, stranger = Keys.generate(), Keys.generate()
+    forged = EventBuilder(Kind(10050), "").tags([Tag.parse(["relay", "wss://trap"])]) \
+        .finalize(stranger)
+    asked: list[float] = []
+
+    async def fetch(filters: list[Filter], seconds: float) -> list[Event]:
+        asked.append(seconds)
+        return [forged]  # a relay may hand over anyone's events
+
+    class NoZaps:
+        async def last_request_of(self, sender: str) -> str | None:
+            return json.dumps({"tags": [["relays", "wss://zapped", 7, "https://no"]]})
+
+    inboxes = InboxRelays(fetch, NoZaps())  # type: ignore[arg-type]
+    assert await inboxes.of(user.public_key().to_hex()) == ["wss://zapped"]
+    assert await inboxes.of(user.public_key().to_hex()) == ["wss://zapped"]
+    assert asked == [LOOKUP_SECONDS]  # once per TTL, bounded in time
