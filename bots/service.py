@@ -39,6 +39,7 @@ from strom.views import charge_point_json, document_url, market_json
 log = logging.getLogger(__name__)
 
 STATUS_REFRESH = 3600.0  # contract §5: at least hourly
+MAX_INBOX_LOOKUPS = 64  # payers' relay lists looked up at once, beside the bus handler
 # Refunds to payers' lightning addresses run beside the event handler, never in it: one slow
 # address must not delay anyone else's receipt, DM or status (issue 16, defect 3).
 REFUNDS_AT_ONCE = 8
@@ -64,6 +65,7 @@ class NostrBots:
         self._receipts = ZapReceipts(svc.zaps, self._keys_for, self._client.publish,
                                      self._elsewhere.send_soon)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inbox_lookups: set[asyncio.Task[None]] = set()
         # Sessions whose refund is being tried -> what was announced for them meanwhile: it is
         # told after the end-of-session DM, so the payer reads the DMs in order.
         self._refunding: dict[str, list[Callable[[], Awaitable[None]]]] = {}
@@ -197,7 +199,20 @@ class NostrBots:
                 await self.publish_status(cp_id)
 
     async def _to_inbox(self, receiver: str, wrap: Event) -> None:
-        """A gift wrap to the relays its receiver reads DMs from (none known: nothing more)."""
+        """A gift wrap to the relays its receiver reads DMs from (none known: nothing more).
+
+        The lookup of a new payer's relay list may take its full time limit; it runs beside the
+        caller, so other payers' messages never wait for it. At most `MAX_INBOX_LOOKUPS` run at
+        once; past that the wrap stays on strom's own relays only (logged)."""
+        if len(self._inbox_lookups) >= MAX_INBOX_LOOKUPS:
+            log.warning("nostr: %d relay-list lookups under way; a DM to %s… stays on our relays",
+                        len(self._inbox_lookups), receiver[:12])
+            return
+        task = self._spawn(self._deliver_to_inbox(receiver, wrap), "nostr:inbox")
+        self._inbox_lookups.add(task)
+        task.add_done_callback(self._inbox_lookups.discard)
+
+    async def _deliver_to_inbox(self, receiver: str, wrap: Event) -> None:
         self._elsewhere.send_soon(wrap, await self._inboxes.of(receiver))
 
     # --- reacting ---------------------------------------------------------------------------
