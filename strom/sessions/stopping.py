@@ -1,0 +1,301 @@
+"""Stopping a session, and settling it on the charger's evidence.
+
+A stop is asked (RemoteStop) until the charger confirms it with its final reading; one it has
+not confirmed in time, rejected, or could not hear becomes `stopping_unconfirmed` and holds back
+the worst case it may still deliver (`holds.py`). A charger that shows an ended session still
+charging is stopped again, and its energy billed to what is left. `SessionService` mixes this
+in: the attributes and methods declared below are the service's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import aiosqlite
+
+from strom.config import SessionSettings
+from strom.events import EventBus, SessionChanged
+from strom.failpoints import crash_point
+from strom.sessions.charger_control import ChargerControl
+from strom.sessions.connectors import reason_in_words
+from strom.sessions.model import ENDED_STATES, METERED_STATES, Session, State
+from strom.sessions.repository import SessionRepository
+from strom.store.db import Database
+from strom.timeutil import iso, utcnow
+
+log = logging.getLogger("strom.sessions.service")
+
+# A stop the charger has not confirmed is asked again after 2 s, 4 s, … up to every 5 minutes,
+# and at once when the charger reconnects.
+STOP_RETRY_FIRST_SECONDS = 2.0
+STOP_RETRY_MAX_SECONDS = 300.0
+# Connector statuses that show a charger is still delivering energy, or no longer is.
+CHARGING_STATUSES = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
+ENDED_STATUSES = frozenset({"Available", "Preparing", "Finishing"})
+
+
+class SessionError(Exception):
+    """A request about a session that cannot be served; the message is for the user."""
+
+
+class StopFlow:
+    """The stopping half of `SessionService`: RemoteStop until confirmed, holds, settling."""
+
+    _db: Database
+    _bus: EventBus
+    _settings: SessionSettings
+    _chargers: ChargerControl
+    repo: SessionRepository
+    _stoppers: set[str]
+    _settling: set[str]
+    _woken: dict[str, asyncio.Event]
+
+    if TYPE_CHECKING:  # SessionService's own, which this half calls
+        def _spawn(self, coro: Awaitable[None], name: str) -> None: ...
+
+        def publish(self, session: Session) -> None: ...
+
+        def _hold(self, session: Session, now: datetime) -> int: ...
+
+        @staticmethod
+        def _shows_more(session: Session, register_wh: float | None,
+                        power_w: float | None) -> bool: ...
+
+        async def _fail(self, conn: object, session: Session, reason: str) -> None: ...
+
+        async def _meter(self, session_id: str, *, energy_register_wh: float | None,
+                         power_w: float | None = None, soc_percent: float | None = None,
+                         final: bool = False, at: datetime | None = None) -> None: ...
+
+    async def request_stop(self, session_id: str, reason: str) -> Session:
+        """Stop a charging session (driver or operator); the charger's StopTransaction ends it."""
+        async with self._db.transaction() as conn:
+            session = await self.repo.get_in(conn, session_id)
+            if session is None:
+                raise SessionError("no such session")
+            if session.state in (State.PAID, State.STARTING):
+                await self._fail(conn, session, f"stopped before charging: {reason}")
+            elif session.state == State.CHARGING:
+                await self.repo.update(conn, session.id, state=State.STOPPING, stop_reason=reason)
+            session = await self.repo.get_in(conn, session_id)
+        assert session is not None
+        self.publish(session)
+        if session.state in (State.STOPPING, State.STOPPING_UNCONFIRMED):
+            crash_point("stopping")
+            self._ensure_stopping(session.id)
+        return session
+
+    def _ensure_stopping(self, session_id: str) -> None:
+        """One RemoteStop loop per session, until the charger confirms."""
+        if session_id in self._stoppers:
+            return
+        self._stoppers.add(session_id)
+        self._spawn(self._stop_until_stopped(session_id), f"stop:{session_id}")
+
+    def _wake(self, cp_id: str) -> None:
+        event = self._woken.get(cp_id)
+        if event is not None:
+            event.set()
+
+    async def _stop_until_stopped(self, session_id: str) -> None:
+        """RemoteStop, again with backoff and at once after a reconnect, until the charger
+        confirms; a stop not confirmed within `stop_timeout` (or rejected) becomes
+        `stopping_unconfirmed` and holds the worst case back from the refund."""
+        loop = asyncio.get_running_loop()
+        asked_at = loop.time()
+        delay = STOP_RETRY_FIRST_SECONDS
+        try:
+            while (session := await self.repo.get(session_id)) is not None \
+                    and session.state in (State.STOPPING, State.STOPPING_UNCONFIRMED):
+                woken = self._woken.setdefault(session.cp_id, asyncio.Event())
+                woken.clear()
+                if session.state == State.STOPPING and \
+                        loop.time() - asked_at >= self._settings.stop_timeout:
+                    await self.unconfirm(session_id, "no StopTransaction in time")
+                if self._chargers.is_connected(session.cp_id):
+                    assert session.transaction_id is not None
+                    if not await self._remote_stop(session, session.transaction_id):
+                        await self.unconfirm(session_id, "the charger rejected RemoteStop")
+                wait = delay
+                if session.state == State.STOPPING:
+                    wait = min(delay, max(0.1, asked_at + self._settings.stop_timeout
+                                          - loop.time()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), timeout=wait)
+                if woken.is_set():
+                    delay = STOP_RETRY_FIRST_SECONDS  # back online: ask again now
+                    await asyncio.sleep(0.2)  # let its queued messages arrive first
+                    await self._ask_connector_status(session_id)
+                else:
+                    delay = min(delay * 2, STOP_RETRY_MAX_SECONDS)
+        finally:
+            self._stoppers.discard(session_id)
+
+    async def _ask_connector_status(self, session_id: str) -> None:
+        """A charger back online that has not confirmed our stop: ask what its connector shows
+        (TriggerMessage StatusNotification). Some come back without a word about a transaction
+        that ended while they were offline; their status answer settles it
+        (`on_connector_status`)."""
+        session = await self.repo.get(session_id)
+        if session is None or session.state != State.STOPPING_UNCONFIRMED \
+                or session.active_connector_id is None \
+                or not self._chargers.is_connected(session.cp_id):
+            return
+        try:
+            await self._chargers.trigger_status(session.cp_id, session.active_connector_id)
+        except Exception as exc:  # offline again, CALLERROR, timeout: RemoteStop goes on
+            log.info("session %s: no StatusNotification asked: %s", session_id, exc)
+
+    async def _remote_stop(self, session: Session, transaction_id: int) -> bool:
+        """RemoteStopTransaction; False only when the charger answers Rejected."""
+        try:
+            accepted = await self._chargers.remote_stop(session.cp_id, transaction_id)
+        except Exception as exc:
+            # Offline, CALLERROR, timeout: the loop asks again; the hold covers the meantime.
+            log.warning("session %s: RemoteStop failed: %s", session.id, exc)
+            return True
+        if not accepted:
+            log.warning("session %s: charger rejected RemoteStop of transaction %d",
+                        session.id, transaction_id)
+        return accepted
+
+    async def _stop_extra(self, session: Session, transaction_id: int) -> None:
+        await self._remote_stop(session, transaction_id)
+
+    async def unconfirm(self, session_id: str, why: str) -> Session | None:
+        """A stop the charger has not confirmed: hold the worst case, release the rest."""
+        async with self._db.transaction() as conn:
+            session = await self.repo.get_in(conn, session_id)
+            if session is None:
+                return None
+            held = self._hold(session, utcnow())
+            if await self.repo.update(conn, session_id, expect_state=State.STOPPING,
+                                      state=State.STOPPING_UNCONFIRMED, held_msat=held):
+                log.warning("session %s: stop unconfirmed (%s): %d msat held, %d msat"
+                            " refundable now", session_id, why, held,
+                            session.refundable_msat - held)
+            session = await self.repo.get_in(conn, session_id)
+        assert session is not None
+        self.publish(session)
+        return session
+
+    async def on_transaction_stopped(self, cp_id: str, transaction_id: int, meter_stop_wh: float,
+                                     reason: str) -> None:
+        """The charger's final reading: bill it and settle, also for a session that ended
+        before (its last energy is billed to what is left)."""
+        session = await self.repo.by_transaction(cp_id, transaction_id)
+        if session is None:
+            return
+        if session.state in ENDED_STATES:
+            if not self._shows_more(session, meter_stop_wh, None):
+                return
+            await self._reopen_and_stop(session.id, "the charger stopped after the end",
+                                        stop=False)
+        await self._meter(session.id, energy_register_wh=meter_stop_wh, final=True)
+        await self._finalize(session.id, reason_in_words(reason))
+
+    async def on_connector_status(self, cp_id: str, connector_id: int, status: str) -> None:
+        """A connector's status is evidence too: still charging a session that ended → stop it
+        again; no longer charging an unconfirmed one → settle it on its last reading."""
+        if connector_id == 0:
+            return
+        if status in CHARGING_STATUSES:
+            if connector_id in await self.repo.busy_connectors(cp_id):
+                return  # a running session's own charging
+            session = await self.repo.still_charging_after_end(cp_id, connector_id)
+            if session is not None:
+                await self._reopen_and_stop(session.id, "the charger kept charging after the end")
+        elif status in ENDED_STATUSES:
+            for session in await self.repo.list(cp_id=cp_id, state=State.STOPPING_UNCONFIRMED):
+                if session.active_connector_id == connector_id \
+                        and session.id not in self._settling:
+                    self._settling.add(session.id)
+                    self._spawn(self._settle_after_status(session.id), f"settle:{session.id}")
+
+    async def _settle_after_status(self, session_id: str) -> None:
+        """The connector says the transaction ended: give its StopTransaction (queued while
+        offline) `stop_timeout` to arrive, else settle on the last reading."""
+        try:
+            await asyncio.sleep(self._settings.stop_timeout)
+            session = await self.repo.get(session_id)
+            if session is not None and session.state == State.STOPPING_UNCONFIRMED:
+                log.warning("session %s: the connector shows the transaction ended, no"
+                            " StopTransaction; settling on the last reading", session_id)
+                await self._finalize(session_id, "the charger shows the transaction ended")
+        finally:
+            self._settling.discard(session_id)
+
+    async def _reopen_and_stop(self, session_id: str, why: str, *, stop: bool = True) -> None:
+        async with self._db.transaction() as conn:
+            session = await self.repo.get_in(conn, session_id)
+            if session is None or session.state not in ENDED_STATES:
+                return
+            await self._reopen(conn, session, why)
+            session = await self.repo.get_in(conn, session_id)
+        assert session is not None
+        self.publish(session)
+        if stop:
+            self._ensure_stopping(session_id)
+
+    async def _reopen(self, conn: aiosqlite.Connection, session: Session, why: str) -> None:
+        """An ended session the charger is still charging: unconfirmed again, what is left
+        held for its energy, and reported."""
+        held = self._hold(session, utcnow())
+        log.warning("session %s (%s): %s; transaction %s, %d msat held", session.id,
+                    session.state.value, why, session.transaction_id, held)
+        await self.repo.update(conn, session.id, state=State.STOPPING_UNCONFIRMED,
+                               held_msat=held, stop_reason=session.stop_reason or why)
+
+    async def _finalize(self, session_id: str, reason: str) -> None:
+        """Charging is over: what is left of the payment becomes refundable."""
+        async with self._db.transaction() as conn:
+            session = await self.repo.get_in(conn, session_id)
+            if session is None or session.state not in METERED_STATES:
+                return
+            left = session.refundable_msat + session.held_msat
+            if left > 0 or await self.repo.has_pending_refund(conn, session.id):
+                final = State.STOPPED
+            else:
+                final = State.REFUNDED if session.refunded_msat else State.SETTLED
+            if final == State.REFUNDED and session.state != State.STOPPING_UNCONFIRMED:
+                final = State.SETTLED
+            await self.repo.update(conn, session.id, state=final, stopped_at=iso(), power_w=0.0,
+                                   held_msat=0, stop_reason=session.stop_reason or reason)
+            session = await self.repo.get_in(conn, session.id)
+        assert session is not None
+        log.info("session %s %s: %.0f Wh, %d msat used, %d msat refundable%s", session.id,
+                 session.state.value, session.energy_wh, session.consumed_msat,
+                 session.refundable_msat,
+                 f", {session.unbilled_msat} msat unbilled" if session.unbilled_msat else "")
+        self.publish(session)
+
+    async def stop_and_wait(self, session_id: str, reason: str) -> Session:
+        """Stop the session and wait for the charger's StopTransaction (`stop_timeout`).
+
+        A charger that does not confirm in time (or is offline) leaves the session
+        `stopping_unconfirmed`:
+        the payer can withdraw at once what is surely theirs (all but the worst case since
+        the last reading); the rest follows the charger's final reading.
+        """
+        async with self._bus.listen(SessionChanged) as changes:
+            session = await self.request_stop(session_id, reason)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._settings.stop_timeout
+            while session.state in (State.CHARGING, State.STOPPING):
+                left = deadline - loop.time()
+                # An offline charger cannot hear the stop: no reason to keep the payer waiting.
+                if left <= 0 or not self._chargers.is_connected(session.cp_id):
+                    why = "no StopTransaction in time" if left <= 0 else "the charger is offline"
+                    session = await self.unconfirm(session.id, why) or session
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changes.get(), timeout=min(left, 1.0))
+                session = await self.repo.get(session_id) or session
+            if session.state == State.STOPPING_UNCONFIRMED:
+                await self._meter(session.id, energy_register_wh=None)  # a fresh hold
+        return await self.repo.get(session_id) or session
