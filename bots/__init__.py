@@ -1,6 +1,6 @@
 """Every charge point as a nostr identity: profile, status, zaps and encrypted DMs.
 
-`bots.service.NostrBots` is what the app starts; the modules below it are small pieces:
+`bots.nostr_bots.NostrBots` is what the app starts; the modules below it are small pieces:
 `client` (one nostr-sdk Client for all identities, NIP-42 auth for each), `profile` and
 `status` (what a charger publishes), `zaps` (receipts, external zaps), `dm` (commands).
 """

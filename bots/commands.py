@@ -12,10 +12,10 @@ from pathlib import Path
 
 from nostr_sdk import PublicKey
 
+from strom.container import Services
 from strom.keys import operator_npubs
 from strom.lnurl.codec import lnurl_encode
 from strom.ocpp.commands import ChargerCallError
-from strom.services import Services
 from strom.sessions.model import ACTIVE_STATES, REFUNDABLE_STATES, Session, State
 from strom.tariffs.model import describe
 

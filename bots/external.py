@@ -16,9 +16,9 @@ import bolt11
 import httpx
 from nostr_sdk import Event
 
+from strom.container import Services
 from strom.lightning.address import address_url
 from strom.nostr.zap import receipt_bolt11, receipt_request
-from strom.services import Services
 from strom.timeutil import iso
 
 log = logging.getLogger(__name__)

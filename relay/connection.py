@@ -31,7 +31,7 @@ from relay.event import (
 )
 from relay.filters import Filter, InvalidFilter, parse_filter
 from relay.limits import Limits
-from relay.outbox import Outbox
+from relay.send_queue import SendQueue
 from relay.store import EventStore, QueryTooSlow, SaveResult
 from strom.forwarded import Network, client_address
 from strom.ratelimit import TokenBucket
@@ -88,7 +88,7 @@ class Connection:
         self.address = client_address(
             ws.remote_address[0] if ws.remote_address else "?",
             ws.request.headers.get("X-Forwarded-For") if ws.request else None, hub.proxies)
-        self._outbox = Outbox(ws, self.limits.max_pending_messages)
+        self._outbox = SendQueue(ws, self.limits.max_pending_messages)
         self._in_flight = asyncio.Semaphore(self.limits.max_unconfirmed_events)
         self._closing: asyncio.Task[None] | None = None
         self._handlers: dict[str, Callable[[list[Any]], Awaitable[None]]] = {

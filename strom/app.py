@@ -15,10 +15,11 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bots.service import NostrBots
+from bots.nostr_bots import NostrBots
 from relay import Relay
 from relay import database_path as relay_database_path
 from strom.config import Settings, require_https_public_url
+from strom.container import Services
 from strom.errors import UserError
 from strom.events import EventBus
 from strom.http_server import HttpServer
@@ -30,10 +31,9 @@ from strom.ocpp.central_system import CentralSystem
 from strom.outbound import Outbound, netloc_key
 from strom.paths import admin_token_path, database_path, ensure_data_dir, runtime_path
 from strom.security import read_or_create_secret, write_secret_file
-from strom.services import Services
 from strom.sessions.address_refunds import AddressRefundService
+from strom.sessions.lifecycle import DEFAULT_METER_INTERVAL, SessionService
 from strom.sessions.refunds import RefundService
-from strom.sessions.service import DEFAULT_METER_INTERVAL, SessionService
 from strom.simulator.charge_point import SimulatedChargePoint
 from strom.store.address_refunds import AddressRefundRepository
 from strom.store.charge_points import ChargePointRepository
@@ -41,7 +41,7 @@ from strom.store.db import Database
 from strom.store.event_log import EventLogRepository
 from strom.store.transactions import TransactionRepository
 from strom.store.zaps import ZapRepository
-from strom.tariffs.service import TariffService
+from strom.tariffs.pricing import TariffService
 from strom.tls.manager import CertManager
 from strom.web.app import create_web_app
 

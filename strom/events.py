@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
-E = TypeVar("E", bound="Event")
+E = TypeVar("E", bound="BusEvent")
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class BusEvent:
     """Base class of everything published on the bus."""
 
 
@@ -35,24 +35,24 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
-class ChargePointConnected(Event):
+class ChargePointConnected(BusEvent):
     cp_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class ChargePointDisconnected(Event):
+class ChargePointDisconnected(BusEvent):
     cp_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class ChargePointBooted(Event):
+class ChargePointBooted(BusEvent):
     cp_id: str
     vendor: str
     model: str
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectorStatusChanged(Event):
+class ConnectorStatusChanged(BusEvent):
     """StatusNotification; connector_id 0 is the charge point as a whole."""
 
     cp_id: str
@@ -62,7 +62,7 @@ class ConnectorStatusChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class TransactionStarted(Event):
+class TransactionStarted(BusEvent):
     cp_id: str
     connector_id: int
     transaction_id: int
@@ -72,7 +72,7 @@ class TransactionStarted(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class MeterSample(Event):
+class MeterSample(BusEvent):
     """A reading of a transaction. `energy_wh` is the cumulative energy register in Wh on the
     origin of StartTransaction's meterStart, never less than the transaction's last one, however
     the charger metered: `source` says whether it was read from the register, summed from
@@ -90,7 +90,7 @@ class MeterSample(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class TransactionStopped(Event):
+class TransactionStopped(BusEvent):
     cp_id: str
     transaction_id: int
     id_tag: str | None
@@ -103,7 +103,7 @@ class TransactionStopped(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class InvoicePaid(Event):
+class InvoicePaid(BusEvent):
     payment_hash: str
     amount_msat: int
     preimage: str
@@ -114,7 +114,7 @@ class InvoicePaid(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class SessionChanged(Event):
+class SessionChanged(BusEvent):
     session_id: str
     cp_id: str
     state: str
@@ -122,7 +122,7 @@ class SessionChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class AddressRefundAbandoned(Event):
+class AddressRefundAbandoned(BusEvent):
     """The last try to refund `session_id` to the payer's lightning address failed: the
     withdraw link stays their way to the money (published once)."""
 
@@ -133,7 +133,7 @@ class AddressRefundAbandoned(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class LogLine(Event):
+class LogLine(BusEvent):
     level: str
     logger: str
     message: str
@@ -146,11 +146,11 @@ class EventBus:
     """Typed publish/subscribe; `publish` never blocks and never raises."""
 
     def __init__(self, max_queue: int = 10_000) -> None:
-        self._subscribers: list[tuple[tuple[type[Event], ...], asyncio.Queue[Event]]] = []
+        self._subscribers: list[tuple[tuple[type[BusEvent], ...], asyncio.Queue[BusEvent]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._max_queue = max_queue
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: BusEvent) -> None:
         """Deliver `event` to every subscriber interested in its type."""
         for types, queue in list(self._subscribers):
             if isinstance(event, types):
@@ -160,15 +160,15 @@ class EventBus:
                     log.warning("event subscriber is %d events behind; dropping %s",
                                 queue.qsize(), type(event).__name__)
 
-    def subscribe(self, handler: Handler, *types: type[Event], durable: bool = False) -> None:
+    def subscribe(self, handler: Handler, *types: type[BusEvent], durable: bool = False) -> None:
         """Run `await handler(event)` for each matching event, in order, in a task of its own.
 
         A `durable` subscriber's queue is unbounded: it is never dropped an event, however far
         behind it is (for money; its events are few, each one a payment or a session step).
         Any other subscriber loses events past `max_queue` (views that can be redrawn).
         """
-        queue: asyncio.Queue[Event] = asyncio.Queue(0 if durable else self._max_queue)
-        self._subscribers.append((types or (Event,), queue))
+        queue: asyncio.Queue[BusEvent] = asyncio.Queue(0 if durable else self._max_queue)
+        self._subscribers.append((types or (BusEvent,), queue))
 
         async def pump() -> None:
             while True:
@@ -186,7 +186,7 @@ class EventBus:
     async def listen(self, *types: type[E]) -> AsyncIterator[asyncio.Queue[E]]:
         """A queue that receives matching events while the context is open (e.g. one SSE client)."""
         queue: asyncio.Queue[Any] = asyncio.Queue(self._max_queue)
-        entry = (types or (Event,), queue)
+        entry = (types or (BusEvent,), queue)
         self._subscribers.append(entry)
         try:
             yield queue

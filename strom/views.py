@@ -7,18 +7,18 @@ from urllib.parse import quote
 
 import geohash2
 
+from strom.container import Services
 from strom.lnurl.codec import lnurl_encode
 from strom.lnurl.links import pay_links
-from strom.services import Services
 from strom.sessions.model import Session
-from strom.store.charge_points import ChargePoint
+from strom.store.charge_points import ChargerRecord
 
 
 def geohash(lat: float, lon: float, precision: int = 9) -> str:
     return str(geohash2.encode(lat, lon, precision=precision))
 
 
-def charge_point_json(svc: Services, cp: ChargePoint) -> dict[str, Any]:
+def charge_point_json(svc: Services, cp: ChargerRecord) -> dict[str, Any]:
     """A charge point as drivers and other software see it (contract §6)."""
     assert svc.tariffs is not None
     links = pay_links(svc.settings.public_url, cp.id)
@@ -41,7 +41,7 @@ def document_url(public_url: str, cp_id: str) -> str:
     return f"{public_url}/api/v1/public/charge-points/{quote(cp_id)}"
 
 
-def market_json(svc: Services, cp: ChargePoint) -> dict[str, Any] | None:
+def market_json(svc: Services, cp: ChargerRecord) -> dict[str, Any] | None:
     """Dynamic tariffs only: the feeds' public state and every coming slot's price."""
     tariffs = svc.tariffs
     if tariffs is None or not tariffs.is_dynamic(cp):

@@ -18,14 +18,14 @@ from strom.security import hash_password
 from strom.store.charge_points import (
     CP_ID_PATTERN,
     MIN_PASSWORD,
-    ChargePoint,
     ChargePointRepository,
+    ChargerRecord,
 )
 
 CP_ID = re.compile(CP_ID_PATTERN)
 
 
-def cp_json(cp: ChargePoint) -> dict[str, Any]:
+def cp_json(cp: ChargerRecord) -> dict[str, Any]:
     return {
         "id": cp.id, "name": cp.name, "status": cp.status,
         "location": {"lat": cp.lat, "lon": cp.lon},
@@ -66,14 +66,14 @@ def add(env: CliEnv, cp_id: str, lat: float, lon: float, name: str | None, conne
 def register_charge_point(env: CliEnv, cp_id: str, *, lat: float, lon: float,
                           name: str | None = None, connectors: int = 1,
                           password: str | None = None, tariff: dict[str, int] | None = None,
-                          ) -> tuple[ChargePoint, str]:
+                          ) -> tuple[ChargerRecord, str]:
     """Store a new charge point and create its nostr key: the charge point and its npub."""
     if not CP_ID.match(cp_id):
         raise UserError(f"charge point id {cp_id!r}: use 1-48 letters, digits, '.', '_' or '-'")
     if password is not None and len(password) < MIN_PASSWORD:
         raise UserError(f"--password must have at least {MIN_PASSWORD} characters")
 
-    async def go() -> ChargePoint:
+    async def go() -> ChargerRecord:
         async with open_store(env) as db:
             return await ChargePointRepository(db).add(
                 cp_id, name=name or cp_id, lat=lat, lon=lon, num_connectors=connectors,
@@ -90,7 +90,7 @@ def register_charge_point(env: CliEnv, cp_id: str, *, lat: float, lon: float,
 def list_(env: CliEnv, as_json: bool) -> None:
     """List charge points with their live status."""
 
-    async def go() -> list[ChargePoint]:
+    async def go() -> list[ChargerRecord]:
         async with open_store(env) as db:
             return await ChargePointRepository(db).list()
 
@@ -113,7 +113,7 @@ def list_(env: CliEnv, as_json: bool) -> None:
 def show(env: CliEnv, cp_id: str) -> None:
     """Show one charge point as JSON."""
 
-    async def go() -> ChargePoint | None:
+    async def go() -> ChargerRecord | None:
         async with open_store(env) as db:
             return await ChargePointRepository(db).get(cp_id)
 
@@ -152,7 +152,7 @@ def qr_code(env: CliEnv, cp_id: str, connector: int | None, svg_path: str | None
             png_path: str | None) -> None:
     """Print the charger's pay QR in the terminal (and write SVG/PNG for the sticker)."""
 
-    async def go() -> ChargePoint | None:
+    async def go() -> ChargerRecord | None:
         async with open_store(env) as db:
             return await ChargePointRepository(db).get(cp_id)
 

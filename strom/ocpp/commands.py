@@ -41,7 +41,7 @@ class CallErrorResponse(ChargerCallError):
 
 
 @dataclass(frozen=True, slots=True)
-class Configuration:
+class ConfigurationReport:
     values: dict[str, str | None] = field(default_factory=dict)
     readonly: frozenset[str] = frozenset()
     unknown: tuple[str, ...] = ()
@@ -104,10 +104,10 @@ class ChargerCommands(abc.ABC):
             connector_id=connector_id, type="Operative" if operative else "Inoperative"))
         return str(result.status)
 
-    async def get_configuration(self, cp_id: str, keys: list[str] | None = None) -> Configuration:
+    async def get_configuration(self, cp_id: str, keys: list[str] | None = None) -> ConfigurationReport:
         result = await self.call(cp_id, call.GetConfiguration(key=keys or None))
         entries = result.configuration_key or []
-        return Configuration(
+        return ConfigurationReport(
             values={e["key"]: e.get("value") for e in entries},
             readonly=frozenset(e["key"] for e in entries if e.get("readonly")),
             unknown=tuple(result.unknown_key or ()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from strom.store.charge_points import ChargePoint
+from strom.store.charge_points import ChargerRecord
 
 # A charger takes a new payer on a connector in one of these states.
 FREE_STATUSES = ("Available", "Preparing")
@@ -17,7 +17,7 @@ class ConnectorChoice:
     in_use: bool = False  # refused because someone is charging there
 
 
-def choose_connector(cp: ChargePoint, connector_id: int | None, *, connected: bool,
+def choose_connector(cp: ChargerRecord, connector_id: int | None, *, connected: bool,
                      busy: set[int]) -> ConnectorChoice:
     """The requested connector (or any) if free; `busy` are those held by running sessions."""
     if not connected:

@@ -24,8 +24,8 @@ from strom.lightning.address import invoice_for_address
 from strom.lightning.wallet import PaymentResult, PaymentStatus, Wallet, WalletError
 from strom.outbound import Outbound
 from strom.sessions import ledger
+from strom.sessions.lifecycle import SessionService
 from strom.sessions.model import REFUNDABLE_STATES, Session, State
-from strom.sessions.service import SessionService
 from strom.store.db import Database
 from strom.store.lightning import LightningRepository
 from strom.timeutil import iso, parse_iso, utcnow

@@ -28,7 +28,7 @@ from strom.sessions.repository import SessionRepository
 from strom.store.db import Database
 from strom.timeutil import iso, utcnow
 
-log = logging.getLogger("strom.sessions.service")
+log = logging.getLogger("strom.sessions.lifecycle")
 
 # A stop the charger has not confirmed is asked again after 2 s, 4 s, … up to every 5 minutes,
 # and at once when the charger reconnects.

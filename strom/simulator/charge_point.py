@@ -30,10 +30,10 @@ from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from strom.simulator.call_queue import CallQueue, Offline
 from strom.simulator.charging import Charging
-from strom.simulator.config_keys import Configuration
+from strom.simulator.config_keys import KeyStore
 from strom.simulator.link import OcppLink
-from strom.simulator.outbox import Offline, Outbox
 
 log = logging.getLogger("strom.simulator")
 
@@ -85,9 +85,9 @@ class SimulatedChargePoint:
         self._response_timeout = response_timeout
         self._on_event = on_event
         self._rng = random.Random(seed)
-        self.config = Configuration(connectors=connectors, heartbeat_interval=heartbeat_interval,
+        self.config = KeyStore(connectors=connectors, heartbeat_interval=heartbeat_interval,
                                     meter_interval=meter_interval)
-        self.outbox = Outbox(attempts=lambda: self.config.number("TransactionMessageAttempts"),
+        self.outbox = CallQueue(attempts=lambda: self.config.number("TransactionMessageAttempts"),
                              retry_interval=lambda: self.config.number(
                                  "TransactionMessageRetryInterval"),
                              on_dropped=lambda why: self._emit("dropped", f"gave up on {why}"))

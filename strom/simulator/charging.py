@@ -15,7 +15,8 @@ from ocpp.v16 import call
 from ocpp.v16.enums import ReadingContext, Reason
 
 from strom.simulator.battery import random_vehicle
-from strom.simulator.config_keys import Configuration
+from strom.simulator.call_queue import CallQueue, Offline
+from strom.simulator.config_keys import KeyStore
 from strom.simulator.connector import (
     AVAILABLE,
     CHARGING,
@@ -30,7 +31,6 @@ from strom.simulator.connector import (
     status_notification,
     stop_transaction,
 )
-from strom.simulator.outbox import Offline, Outbox
 from strom.timeutil import iso
 
 Emit = Callable[[str, str], None]
@@ -40,7 +40,7 @@ Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 class Charging:
     """The connectors of one charge point and the transactions on them."""
 
-    def __init__(self, *, connectors: int, outbox: Outbox, config: Configuration,
+    def __init__(self, *, connectors: int, outbox: CallQueue, config: KeyStore,
                  rng: random.Random, speed: float, max_power_w: float, finish_delay: float,
                  battery_wh: float | None, start_soc: float | None,
                  emit: Emit, touch: Callable[[], None], spawn: Spawn) -> None:

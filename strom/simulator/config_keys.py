@@ -47,7 +47,7 @@ class _Key:
         return self.valid is None
 
 
-class Configuration:
+class KeyStore:
     """The key/value store behind GetConfiguration and ChangeConfiguration."""
 
     def __init__(self, *, connectors: int, heartbeat_interval: int, meter_interval: float) -> None:

@@ -32,7 +32,7 @@ class Connector:
 
 
 @dataclass(slots=True)
-class ChargePoint:
+class ChargerRecord:
     id: str
     name: str
     lat: float
@@ -71,8 +71,8 @@ class ChargePoint:
         return next((c for c in self.connectors if c.connector_id == connector_id), None)
 
 
-def _row_to_cp(row: Any, connectors: list[Connector]) -> ChargePoint:
-    return ChargePoint(
+def _row_to_cp(row: Any, connectors: list[Connector]) -> ChargerRecord:
+    return ChargerRecord(
         id=row["id"], name=row["name"], lat=row["lat"], lon=row["lon"],
         num_connectors=row["num_connectors"], password_hash=row["password_hash"],
         tariff=json.loads(row["tariff_json"]) if row["tariff_json"] else {},
@@ -87,7 +87,7 @@ class ChargePointRepository:
         self._db = db
 
     async def add(self, cp_id: str, *, name: str, lat: float, lon: float, num_connectors: int = 1,
-                  password_hash: str | None = None, tariff: dict[str, Any] | None = None) -> ChargePoint:
+                  password_hash: str | None = None, tariff: dict[str, Any] | None = None) -> ChargerRecord:
         try:
             async with self._db.transaction() as conn:
                 await conn.execute(
@@ -106,7 +106,7 @@ class ChargePointRepository:
         assert cp is not None
         return cp
 
-    async def get(self, cp_id: str) -> ChargePoint | None:
+    async def get(self, cp_id: str) -> ChargerRecord | None:
         row = await self._db.fetchone("SELECT * FROM charge_points WHERE id = ?", (cp_id,))
         if row is None:
             return None
@@ -115,7 +115,7 @@ class ChargePointRepository:
     async def exists(self, cp_id: str) -> bool:
         return await self._db.fetchone("SELECT 1 FROM charge_points WHERE id = ?", (cp_id,)) is not None
 
-    async def list(self) -> list[ChargePoint]:
+    async def list(self) -> list[ChargerRecord]:
         rows = await self._db.fetchall("SELECT * FROM charge_points ORDER BY id")
         conns = await self._db.fetchall("SELECT * FROM connectors ORDER BY cp_id, connector_id")
         by_cp: dict[str, list[Connector]] = {}

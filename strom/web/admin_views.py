@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from strom.services import Services
+from strom.container import Services
 from strom.sessions.ledger import earned_since
 from strom.sessions.model import ACTIVE_STATES, Session, State
-from strom.store.charge_points import ChargePoint
+from strom.store.charge_points import ChargerRecord
 from strom.timeutil import iso
 from strom.views import charge_point_json
 
@@ -37,7 +37,7 @@ def session_brief(session: Session) -> dict[str, Any]:
             "paid_msat": session.paid_msat, "consumed_msat": session.consumed_msat}
 
 
-def admin_charge_point_json(svc: Services, cp: ChargePoint, sessions: list[Session],
+def admin_charge_point_json(svc: Services, cp: ChargerRecord, sessions: list[Session],
                             earned_today_msat: int) -> dict[str, Any]:
     """Public view (contract §6) plus what only the operator needs."""
     view = charge_point_json(svc, cp)
@@ -58,7 +58,7 @@ def admin_charge_point_json(svc: Services, cp: ChargePoint, sessions: list[Sessi
     return view
 
 
-async def admin_views(svc: Services, cps: list[ChargePoint]) -> list[dict[str, Any]]:
+async def admin_views(svc: Services, cps: list[ChargerRecord]) -> list[dict[str, Any]]:
     """Admin views of `cps`, with two queries for all of them rather than two each."""
     current = await current_sessions(svc)
     earned = await earned_since(svc.db, start_of_today())

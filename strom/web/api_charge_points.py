@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from strom.container import Services
 from strom.errors import UserError
 from strom.keys import ensure_cp_key, keys_path, remove_cp_key
 from strom.security import hash_password
-from strom.services import Services
-from strom.store.charge_points import CP_ID_PATTERN, MIN_PASSWORD, ChargePoint
+from strom.store.charge_points import CP_ID_PATTERN, MIN_PASSWORD, ChargerRecord
 from strom.web.admin_views import admin_views
 from strom.web.api_tariffs import TariffOverride, check_override
 from strom.web.auth import require_admin, services
@@ -46,11 +46,11 @@ class ChargePointUpdate(Strict):
     tariff: TariffOverride | None = None
 
 
-async def view(svc: Services, cp: ChargePoint) -> dict[str, object]:
+async def view(svc: Services, cp: ChargerRecord) -> dict[str, object]:
     return (await admin_views(svc, [cp]))[0]
 
 
-async def _charge_point(svc: Services, cp_id: str) -> ChargePoint:
+async def _charge_point(svc: Services, cp_id: str) -> ChargerRecord:
     cp = await svc.charge_points.get(cp_id)
     if cp is None:
         raise HTTPException(404, "unknown charge point")

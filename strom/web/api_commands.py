@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from strom.ocpp.commands import CallErrorResponse, CallTimeout, ChargePointOffline, ChargerCommands
-from strom.store.charge_points import ChargePoint
+from strom.store.charge_points import ChargerRecord
 from strom.web.auth import require_admin, services
 from strom.web.responses import JSONResponse
 from strom.web.validation import InvalidInput, Strict, Whole, read_body
@@ -47,37 +47,37 @@ class AvailabilityBody(Strict):
     operative: bool
 
 
-def _check_connector(cp: ChargePoint, connector_id: int | None, lowest: int) -> None:
+def _check_connector(cp: ChargerRecord, connector_id: int | None, lowest: int) -> None:
     if connector_id is not None and not lowest <= connector_id <= cp.num_connectors:
         raise InvalidInput([{"loc": ["body", "connector_id"],
                              "msg": f"{cp.id} has connectors {lowest}..{cp.num_connectors}"}])
 
 
-async def _reset(chargers: ChargerCommands, cp: ChargePoint, request: Request) -> str:
+async def _reset(chargers: ChargerCommands, cp: ChargerRecord, request: Request) -> str:
     body = await read_body(request, ResetBody)
     accepted = await chargers.reset(cp.id, hard=body.type == "Hard")
     return "Accepted" if accepted else "Rejected"
 
 
-async def _unlock(chargers: ChargerCommands, cp: ChargePoint, request: Request) -> str:
+async def _unlock(chargers: ChargerCommands, cp: ChargerRecord, request: Request) -> str:
     body = await read_body(request, UnlockBody)
     _check_connector(cp, body.connector_id, 1)
     return await chargers.unlock(cp.id, body.connector_id)
 
 
-async def _trigger(chargers: ChargerCommands, cp: ChargePoint, request: Request) -> str:
+async def _trigger(chargers: ChargerCommands, cp: ChargerRecord, request: Request) -> str:
     body = await read_body(request, TriggerBody)
     _check_connector(cp, body.connector_id, 0)
     return await chargers.trigger_message(cp.id, body.message, body.connector_id)
 
 
-async def _availability(chargers: ChargerCommands, cp: ChargePoint, request: Request) -> str:
+async def _availability(chargers: ChargerCommands, cp: ChargerRecord, request: Request) -> str:
     body = await read_body(request, AvailabilityBody)
     _check_connector(cp, body.connector_id, 0)
     return await chargers.change_availability(cp.id, body.connector_id, body.operative)
 
 
-Command = Callable[[ChargerCommands, ChargePoint, Request], Awaitable[str]]
+Command = Callable[[ChargerCommands, ChargerRecord, Request], Awaitable[str]]
 COMMANDS: dict[str, tuple[Command, type[BaseModel]]] = {
     "reset": (_reset, ResetBody), "unlock": (_unlock, UnlockBody),
     "trigger": (_trigger, TriggerBody), "availability": (_availability, AvailabilityBody),

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Route
 
+from strom.container import Services
 from strom.errors import UserError
 from strom.keys import (
     ROTATE_WARNING,
@@ -32,7 +33,6 @@ from strom.keys import (
     keys_path,
     rotate_key,
 )
-from strom.services import Services
 from strom.web.auth import require_admin, services
 from strom.web.responses import JSONResponse
 from strom.web.validation import InvalidInput, PageQuery, Strict, page, read_body, read_query

@@ -18,16 +18,16 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from strom.container import Services
 from strom.events import (
+    BusEvent,
     ChargePointBooted,
     ChargePointConnected,
     ChargePointDisconnected,
     ConnectorStatusChanged,
-    Event,
     LogLine,
     SessionChanged,
 )
-from strom.services import Services
 from strom.views import session_json
 from strom.web.admin_views import admin_views
 from strom.web.auth import require_admin, services
@@ -62,7 +62,7 @@ def frame(name: str, data: Any) -> str:
     return f"event: {name}\ndata: {json_text(data)}\n\n"
 
 
-async def _frames(svc: Services, topics: set[str], event: Event) -> list[str]:
+async def _frames(svc: Services, topics: set[str], event: BusEvent) -> list[str]:
     frames: list[str] = []
     if isinstance(event, LogLine):
         return [frame("log", {"level": event.level, "logger": event.logger,

@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Route
 
-from strom.services import Services
-from strom.store.charge_points import ChargePoint
+from strom.container import Services
+from strom.store.charge_points import ChargerRecord
 from strom.web.auth import require_admin, services
 from strom.web.responses import JSONResponse
 from strom.web.validation import InvalidInput, PageQuery, Strict, Whole, page, read_body, read_query
@@ -66,12 +66,12 @@ def check_override(svc: Services, override: TariffOverride) -> dict[str, int]:
     return override.stored()
 
 
-def tariff_json(svc: Services, cp: ChargePoint) -> dict[str, Any]:
+def tariff_json(svc: Services, cp: ChargerRecord) -> dict[str, Any]:
     assert svc.tariffs is not None
     return {"cp_id": cp.id, "override": cp.tariff, "current": svc.tariffs.current(cp).to_json()}
 
 
-async def _charge_point(request: Request) -> tuple[Services, ChargePoint]:
+async def _charge_point(request: Request) -> tuple[Services, ChargerRecord]:
     require_admin(request)
     svc = services(request)
     cp = await svc.charge_points.get(request.path_params["cp_id"])

@@ -6,7 +6,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from strom.services import Services
+from strom.container import Services
 from strom.web import (
     acme_challenge,
     api_charge_points,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from strom.container import Services
 from strom.security import token_matches
-from strom.services import Services
 
 
 def services(request: Request) -> Services:

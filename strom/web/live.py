@@ -17,14 +17,14 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from strom.container import Services
 from strom.events import (
+    BusEvent,
     ChargePointConnected,
     ChargePointDisconnected,
     ConnectorStatusChanged,
-    Event,
     SessionChanged,
 )
-from strom.services import Services
 from strom.views import charge_point_json, session_json
 from strom.web.auth import services
 from strom.web.page_views import availability, session_view
@@ -39,7 +39,7 @@ def _frame(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json_text(data)}\n\n"
 
 
-async def _stream(request: Request, name: str, types: tuple[type[Event], ...],
+async def _stream(request: Request, name: str, types: tuple[type[BusEvent], ...],
                   concerns: Callable[[Any], bool],
                   snapshot: Callable[[Any], Awaitable[dict[str, Any] | None]]
                   ) -> AsyncIterator[str]:

@@ -15,16 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from strom.container import Services
 from strom.lightning.wallet import WalletError
 from strom.lnurl import pay as lud06
 from strom.lnurl.errors import LnurlError
 from strom.nostr.zap import ZAP_REQUEST, ZapRequest, check_fresh, parse_zap_request
-from strom.services import Services
+from strom.sessions.lifecycle import PendingPayment, SessionError
 from strom.sessions.model import Session, State
-from strom.sessions.service import PendingPayment, SessionError
-from strom.store.charge_points import ChargePoint
+from strom.store.charge_points import ChargerRecord
 from strom.tariffs.model import Tariff, describe
-from strom.tariffs.service import QuotedPrice
+from strom.tariffs.pricing import QuotedPrice
 from strom.web.auth import services
 from strom.web.lnurl_withdraw import withdraw_request_for
 from strom.web.rate_limits import invoice_rate_limited
@@ -33,7 +33,7 @@ from strom.web.responses import JSONResponse, lnurl_response
 log = logging.getLogger(__name__)
 
 
-async def resolve_target(svc: Services, target: str) -> tuple[ChargePoint, int | None]:
+async def resolve_target(svc: Services, target: str) -> tuple[ChargerRecord, int | None]:
     """`demo-1` → (demo-1, any connector); `demo-1-2` → (demo-1, connector 2)."""
     cp = await svc.charge_points.get(target)
     if cp is not None:
@@ -46,7 +46,7 @@ async def resolve_target(svc: Services, target: str) -> tuple[ChargePoint, int |
     raise LnurlError(f"unknown charger {target[:64]!r}")
 
 
-async def ensure_free(svc: Services, cp: ChargePoint, connector_id: int | None) -> None:
+async def ensure_free(svc: Services, cp: ChargerRecord, connector_id: int | None) -> None:
     """Raise an LNURL error saying why this charger cannot be paid for right now."""
     assert svc.sessions is not None
     choice = await svc.sessions.free_connector(cp, connector_id)
@@ -61,7 +61,7 @@ def address_host(svc: Services) -> str:
     return urlsplit(svc.settings.public_url).netloc
 
 
-def pay_metadata(svc: Services, cp: ChargePoint, connector_id: int | None, target: str,
+def pay_metadata(svc: Services, cp: ChargerRecord, connector_id: int | None, target: str,
                  tariff: Tariff) -> str:
     where = f"connector {connector_id}" if connector_id else "any free connector"
     text = f"Charge at {cp.name} ({where}): {describe(tariff)}"
@@ -104,7 +104,7 @@ async def pay_request(request: Request) -> JSONResponse:
     return lnurl_response(answer)
 
 
-def _nostr_pubkey(svc: Services, cp: ChargePoint) -> str | None:
+def _nostr_pubkey(svc: Services, cp: ChargerRecord) -> str | None:
     """The charger's own key signs its zap receipts; none when its key is not loaded."""
     return svc.keyring.pubkey_hex(cp.id) if svc.keyring else None
 
@@ -147,7 +147,7 @@ async def pay_callback(request: Request) -> Response:
     return lnurl_response({"pr": pending.bolt11, "routes": [], "successAction": action})
 
 
-async def _invoice(svc: Services, cp: ChargePoint, connector_id: int | None, target: str,
+async def _invoice(svc: Services, cp: ChargerRecord, connector_id: int | None, target: str,
                    price: QuotedPrice, amount: int, comment: str | None,
                    zap: ZapRequest | None, running: Session | None) -> PendingPayment:
     """A new session's invoice, or for a zap from a driver who is charging here a top-up of
@@ -176,7 +176,7 @@ async def _invoice(svc: Services, cp: ChargePoint, connector_id: int | None, tar
     return pending
 
 
-def _still_as_shown(svc: Services, cp: ChargePoint, connector_id: int | None, target: str,
+def _still_as_shown(svc: Services, cp: ChargerRecord, connector_id: int | None, target: str,
                     price: QuotedPrice) -> None:
     """Refuse when the wallet's quote ended and the price text it showed no longer holds.
 
@@ -190,14 +190,14 @@ def _still_as_shown(svc: Services, cp: ChargePoint, connector_id: int | None, ta
                          f"{describe(price.tariff)} Scan the QR code again to pay at this price.")
 
 
-async def _running_session_of(svc: Services, cp: ChargePoint, payer: str) -> Session | None:
+async def _running_session_of(svc: Services, cp: ChargerRecord, payer: str) -> Session | None:
     assert svc.sessions is not None
     mine = await svc.sessions.repo.list(cp_id=cp.id, payer_pubkey=payer, limit=5)
     return next((s for s in mine if s.state in (State.PAID, State.STARTING, State.CHARGING)),
                 None)
 
 
-async def _zapper_is_charging(svc: Services, cp: ChargePoint) -> bool:
+async def _zapper_is_charging(svc: Services, cp: ChargerRecord) -> bool:
     assert svc.sessions is not None
     if _nostr_pubkey(svc, cp) is None:
         return False
@@ -226,7 +226,7 @@ def success_action(svc: Services, pending: PendingPayment) -> dict[str, str]:
             "description": "Your charging session: live status, stop and refund"}
 
 
-def _zap_request(svc: Services, cp: ChargePoint, raw: str | None,
+def _zap_request(svc: Services, cp: ChargerRecord, raw: str | None,
                  amount: int) -> ZapRequest | None:
     if raw is None:
         return None

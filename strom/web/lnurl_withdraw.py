@@ -9,9 +9,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
+from strom.container import Services
 from strom.lightning.wallet import PaymentStatus
 from strom.lnurl.errors import LnurlError
-from strom.services import Services
 from strom.sessions.model import ACTIVE_STATES, Session, State
 from strom.sessions.refunds import RefundError
 from strom.web.auth import services

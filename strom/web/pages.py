@@ -10,10 +10,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from strom import qr
+from strom.container import Services
 from strom.lightning.dev import DevWallet
 from strom.lnurl.links import pay_links
-from strom.services import Services
-from strom.store.charge_points import ChargePoint
+from strom.store.charge_points import ChargerRecord
 from strom.tariffs.model import describe
 from strom.views import charge_point_json
 from strom.web.auth import services
@@ -33,7 +33,7 @@ def _map_settings(svc: Services) -> tuple[str, str]:
     return http.map_tiles_url, http.map_attribution
 
 
-def _matches(cp: ChargePoint, query: str, status: str) -> bool:
+def _matches(cp: ChargerRecord, query: str, status: str) -> bool:
     text = f"{cp.id} {cp.name}".lower()
     return all(word in text for word in query.split()) and (not status or cp.status == status)
 
@@ -59,7 +59,7 @@ async def index(request: Request) -> Response:
     }, tile_origin=tile_origin(tiles) if the_map else None)
 
 
-def _cp_context(svc: Services, cp: ChargePoint, scale: int) -> dict[str, Any]:
+def _cp_context(svc: Services, cp: ChargerRecord, scale: int) -> dict[str, Any]:
     assert svc.tariffs is not None
     links = pay_links(svc.settings.public_url, cp.id)
     view = charge_point_json(svc, cp)

@@ -15,13 +15,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from strom import qr
+from strom.container import Services
 from strom.lightning.dev import DevWallet
 from strom.lightning.wallet import WalletError
 from strom.lnurl import pay as lud06
 from strom.lnurl.errors import LnurlError
-from strom.services import Services
+from strom.sessions.lifecycle import SessionError
 from strom.sessions.model import Session
-from strom.sessions.service import SessionError
 from strom.views import session_json
 from strom.web.auth import services
 from strom.web.page_response import not_found, qr_markup, render

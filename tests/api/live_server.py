@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 from strom.app import StromApp
 from strom.config import Settings
+from strom.container import Services
 from strom.logsetup import install_bus_log_handler
-from strom.services import Services
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from strom.events import Event, InvoicePaid
+from strom.events import BusEvent, InvoicePaid
 from tests.money.conftest import World
 
 SAT = 1000
@@ -24,7 +24,7 @@ async def test_a_lost_invoice_paid_still_starts_the_session(world: World, fault:
     if fault == "dropped":  # as a full queue would have done before
         publish = svc.bus.publish
 
-        def dropping(event: Event) -> None:
+        def dropping(event: BusEvent) -> None:
             if isinstance(event, InvoicePaid) and not lost:
                 lost.append(event)
                 return

@@ -18,7 +18,7 @@ import bolt11
 import pytest
 
 from strom.app import StromApp
-from strom.tariffs.service import TariffService
+from strom.tariffs.pricing import TariffService
 from tests.conftest import free_settings
 from tests.money.conftest import CP, World
 from tests.unit.feed_server import DAY, Clock, FeedServer, expected_msat
@@ -232,7 +232,7 @@ async def test_no_internal_url_reaches_drivers(world: World, feeds: FeedServer) 
         assert "Market price unavailable" in page and "no spot price fetched yet" in page
         for shown in (pay["metadata"], json.dumps(session), page, public):
             assert feed_host not in shown and "/spot" not in shown
-        # What the charger's nostr status event carries about the market (bots/service.py).
+        # What the charger's nostr status event carries about the market (bots/nostr_bots.py).
         assert feed_host not in json.dumps(market.tariffs.status().public_json())
         operator = (await http.get("/api/v1/tariffs", headers=market.admin())).json()
         assert secret in operator["feeds"]["reason"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from strom.container import Services
 from strom.keys import import_key, keys_path
-from strom.services import Services
 from strom.sessions import ledger
 from strom.sessions.model import Session, State
 from strom.tariffs.model import Tariff

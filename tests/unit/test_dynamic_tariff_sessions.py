@@ -13,12 +13,12 @@ import pytest
 from strom.app import StromApp
 from strom.config import SessionSettings
 from strom.events import EventBus, MeterSample, TransactionStarted
+from strom.sessions.lifecycle import SessionService
 from strom.sessions.model import State
-from strom.sessions.service import SessionService
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.tariffs.model import describe
-from strom.tariffs.service import TariffService
+from strom.tariffs.pricing import TariffService
 from strom.timeutil import utcnow
 from tests.conftest import loopback_outbound
 from tests.doubles.edges import FakeChargers, FakeWallet

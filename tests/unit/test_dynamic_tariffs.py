@@ -14,13 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strom.config import ConfigError, TariffSettings, load_settings
-from strom.store.charge_points import ChargePoint
+from strom.store.charge_points import ChargerRecord
 from strom.store.db import Database
 from strom.tariffs.dynamic import energy_price, schedule_lines
 from strom.tariffs.feeds import FeedError, parse_awattar, parse_btc, parse_spot_csv, parse_spot_json
 from strom.tariffs.model import Tariff, describe
+from strom.tariffs.pricing import TariffService
 from strom.tariffs.quotes import QuoteBook
-from strom.tariffs.service import TariffService
 from tests.conftest import loopback_outbound
 from tests.unit.feed_server import (
     DATA,
@@ -36,8 +36,8 @@ SPOT_AT_1030 = 38.64  # the recorded 10:00-11:00 UTC price
 BTC = 57931.0
 
 
-def cp(tariff: dict | None = None, cp_id: str = "cp-1") -> ChargePoint:
-    return ChargePoint(id=cp_id, name="One", lat=0, lon=0, num_connectors=1, password_hash=None,
+def cp(tariff: dict | None = None, cp_id: str = "cp-1") -> ChargerRecord:
+    return ChargerRecord(id=cp_id, name="One", lat=0, lon=0, num_connectors=1, password_hash=None,
                        tariff=tariff or {}, vendor=None, model=None, serial_number=None,
                        firmware=None, connected=True, last_seen=None, booted_at=None,
                        created_at="")
@@ -226,7 +226,7 @@ async def test_broken_feed_falls_back_with_reason(feeds: FeedServer, setup, reas
                                                   caplog: pytest.LogCaptureFixture) -> None:
     setup(feeds)
     service = TariffService(feeds.settings(), clock=Clock(), outbound=loopback_outbound())
-    with caplog.at_level(logging.WARNING, logger="strom.tariffs.service"):
+    with caplog.at_level(logging.WARNING, logger="strom.tariffs.pricing"):
         status = await service.refresh()
     await service.close()
     assert status.fallback and reason in (status.reason or "")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from strom.events import Event, EventBus
+from strom.events import BusEvent, EventBus
 from tests.polling import eventually
 
 
 @dataclass(frozen=True, slots=True)
-class Tick(Event):
+class Tick(BusEvent):
     n: int
 
 

@@ -28,9 +28,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from strom.config import SessionSettings
 from strom.events import ChargePointConnected, EventBus, MeterSample, TransactionStarted
 from strom.sessions.audit import check_ledger
+from strom.sessions.lifecycle import SessionError, SessionService
 from strom.sessions.model import METERED_STATES, REFUNDABLE_STATES, State
 from strom.sessions.refunds import RefundService
-from strom.sessions.service import SessionError, SessionService
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.store.transactions import TransactionRepository

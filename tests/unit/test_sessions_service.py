@@ -14,9 +14,9 @@ from strom.config import SessionSettings
 from strom.events import EventBus, MeterSample, TransactionStarted
 from strom.lightning.wallet import PaymentStatus
 from strom.sessions.audit import check_ledger
+from strom.sessions.lifecycle import SessionService
 from strom.sessions.model import State
 from strom.sessions.refunds import RefundError, RefundService
-from strom.sessions.service import SessionService
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.store.lightning import LightningRepository

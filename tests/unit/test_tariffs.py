@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from strom.config import TariffSettings
-from strom.store.charge_points import ChargePoint
+from strom.store.charge_points import ChargerRecord
 from strom.tariffs.model import Tariff, cost_msat, describe
 from strom.tariffs.static import static_tariff
 
 
-def _cp(tariff: dict) -> ChargePoint:
-    return ChargePoint(id="x", name="X", lat=0, lon=0, num_connectors=1, password_hash=None,
+def _cp(tariff: dict) -> ChargerRecord:
+    return ChargerRecord(id="x", name="X", lat=0, lon=0, num_connectors=1, password_hash=None,
                        tariff=tariff, vendor=None, model=None, serial_number=None, firmware=None,
                        connected=True, last_seen=None, booted_at=None, created_at="")
 

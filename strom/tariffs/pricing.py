@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from strom.config import TariffSettings
 from strom.outbound import Outbound
-from strom.store.charge_points import ChargePoint
+from strom.store.charge_points import ChargerRecord
 from strom.store.db import Database
 from strom.store.tariff_feeds import TariffFeedRepository
 from strom.tariffs.dynamic import (
@@ -106,11 +106,11 @@ class TariffService:
 
     # --- prices -----------------------------------------------------------------------------
 
-    def is_dynamic(self, cp: ChargePoint) -> bool:
+    def is_dynamic(self, cp: ChargerRecord) -> bool:
         """Whether this charge point's price follows the feeds (no fixed price of its own)."""
         return self.dynamic and "price_msat_per_kwh" not in cp.tariff
 
-    def current(self, cp: ChargePoint) -> Tariff:
+    def current(self, cp: ChargerRecord) -> Tariff:
         """The price a driver would lock in by paying now.
 
         A charge point with its own `price_msat_per_kwh` keeps that fixed price in both modes.
@@ -122,13 +122,13 @@ class TariffService:
         self._note_fallback((tariff.basis or {}).get("fallback"))
         return tariff
 
-    def quote(self, cp: ChargePoint) -> tuple[Tariff, str]:
+    def quote(self, cp: ChargerRecord) -> tuple[Tariff, str]:
         """The current tariff and an id that `quoted()` turns back into it, once, while it holds."""
         tariff = self.current(cp)
         quote_id, _ = self._quotes.issue(cp.id, tariff, static_tariff(self._default, cp))
         return tariff, quote_id
 
-    def quoted(self, cp: ChargePoint, quote_id: str | None) -> QuotedPrice:
+    def quoted(self, cp: ChargerRecord, quote_id: str | None) -> QuotedPrice:
         """The price for one invoice: the quote's, if it still holds, else a fresh one.
 
         A quote holds until its lifetime or its spot slot ends, the operator changes the
@@ -157,7 +157,7 @@ class TariffService:
         log.info("cancelled %d open price quote(s)%s", cancelled, f" of {cp_id}" if cp_id else "")
         return cancelled
 
-    def schedule(self, cp: ChargePoint, hours: float = 12) -> list[PriceSlot]:
+    def schedule(self, cp: ChargerRecord, hours: float = 12) -> list[PriceSlot]:
         """The energy price of each spot slot from now to `hours` ahead (empty if not dynamic)."""
         if not self.is_dynamic(cp):
             return []

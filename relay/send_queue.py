@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 _HIGH_WATER = 1000
 
 
-class Outbox:
+class SendQueue:
     """A queue of JSON text frames for one connection."""
 
     def __init__(self, ws: ServerConnection, max_pending: int) -> None:

@@ -45,7 +45,7 @@ class _Item:
     attempts: int = 0
 
 
-class Outbox:
+class CallQueue:
     """Ordered queue of outgoing calls; `run(link)` sends them while a connection is booted."""
 
     def __init__(self, *, attempts: Callable[[], float], retry_interval: Callable[[], float],

@@ -20,6 +20,7 @@ from bots.inbox import InboxRelays
 from bots.notify import Notifier
 from bots.relay_delivery import RelayDelivery
 from bots.zaps import ZapReceipts
+from strom.container import Services
 from strom.errors import UserError
 from strom.events import (
     AddressRefundAbandoned,
@@ -31,7 +32,6 @@ from strom.events import (
 )
 from strom.keys import Identity, keys_path, load_identity
 from strom.nostr.zap import ZAP_RECEIPT
-from strom.services import Services
 from strom.sessions.address_refunds import Progress
 from strom.sessions.model import Session, State
 from strom.views import charge_point_json, document_url, market_json

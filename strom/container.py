@@ -16,13 +16,13 @@ from strom.store.event_log import EventLogRepository
 from strom.store.zaps import ZapRepository
 
 if TYPE_CHECKING:
-    from bots.service import NostrBots
+    from bots.nostr_bots import NostrBots
     from strom.lightning.wallet import Wallet
     from strom.ocpp.central_system import CentralSystem
     from strom.sessions.address_refunds import AddressRefundService
+    from strom.sessions.lifecycle import SessionService
     from strom.sessions.refunds import RefundService
-    from strom.sessions.service import SessionService
-    from strom.tariffs.service import TariffService
+    from strom.tariffs.pricing import TariffService
     from strom.tls.manager import CertManager
 
 

@@ -45,7 +45,7 @@ from strom.sessions.expiry import UnpaidPurger
 from strom.sessions.model import ENDED_STATES, METERED_STATES, Session, State
 from strom.sessions.repository import SessionRepository
 from strom.sessions.stopping import SessionError, StopFlow
-from strom.store.charge_points import ChargePoint, ChargePointRepository
+from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.db import Database
 from strom.tariffs.model import Rating, Tariff, cost_under_lock
 from strom.timeutil import iso, parse_iso, utcnow
@@ -143,7 +143,7 @@ class SessionService(StopFlow):
 
     # --- creating sessions ------------------------------------------------------------------
 
-    async def create_pending(self, cp: ChargePoint, connector_id: int | None, tariff: Tariff,
+    async def create_pending(self, cp: ChargerRecord, connector_id: int | None, tariff: Tariff,
                              amount_msat: int, *, description_hash: bytes,
                              comment: str | None = None, payer_pubkey: str | None = None,
                              payer_lud16: str | None = None,
@@ -170,7 +170,7 @@ class SessionService(StopFlow):
                 amount_msat=amount_msat, bolt11=invoice.bolt11, expires_at=iso(invoice.expires_at))
         return PendingPayment(session, invoice.bolt11, invoice.payment_hash, invoice.preimage)
 
-    async def paid_elsewhere(self, cp: ChargePoint, tariff: Tariff, *, bolt11: str,
+    async def paid_elsewhere(self, cp: ChargerRecord, tariff: Tariff, *, bolt11: str,
                              payment_hash: str, amount_msat: int, expires_at: str,
                              payer_pubkey: str) -> Session | None:
         """A session for a payment another service received (a zap to `external_lnurl`).
@@ -189,7 +189,7 @@ class SessionService(StopFlow):
         await self.on_paid(payment_hash, amount_msat)
         return await self.repo.get(session.id)
 
-    def _new_session(self, cp: ChargePoint, connector_id: int | None, tariff: Tariff,
+    def _new_session(self, cp: ChargerRecord, connector_id: int | None, tariff: Tariff,
                      payer_pubkey: str | None, payer_lud16: str | None,
                      comment: str | None) -> Session:
         now = iso()
@@ -287,7 +287,7 @@ class SessionService(StopFlow):
                     f"start-timeout:{session.id}")
         await self._remote_start(session)
 
-    async def free_connector(self, cp: ChargePoint | None,
+    async def free_connector(self, cp: ChargerRecord | None,
                              connector_id: int | None) -> ConnectorChoice:
         """A connector a new session may use now (the requested one, or any), else why not.
 
