@@ -57,7 +57,7 @@ async def first_sse_frame(http: httpx.AsyncClient, path: str) -> str:
 
 
 async def test_bad_numbers_are_refused_and_cost_no_one_anything(strom: StromApp) -> None:
-    url = strom.container.central_system.url
+    url = strom.services.central_system.url
     async with running_charger(url, CP, connectors=1) as charger, \
             running_charger(url, OTHER, connectors=1) as other, \
             httpx.AsyncClient(base_url=strom.http_url, timeout=30) as http:
@@ -82,11 +82,11 @@ async def test_bad_numbers_are_refused_and_cost_no_one_anything(strom: StromApp)
         # Both chargers' rows land in the same batch commits.
         for i in range(20):
             await asyncio.gather(charger.call(bad(i)), other.call(good(i)))
-        await strom.container.db.flushed()
-        stored = await strom.container.db.fetchall(
+        await strom.services.db.flushed()
+        stored = await strom.services.db.fetchall(
             "SELECT value FROM meter_values WHERE cp_id = ? ORDER BY id", (OTHER,))
         assert [r["value"] for r in stored] == [1000.0 + i for i in range(20)]
-        mine = await strom.container.db.fetchall(
+        mine = await strom.services.db.fetchall(
             "SELECT measurand, value FROM meter_values WHERE cp_id = ?", (CP,))
         assert [(r["measurand"], r["value"]) for r in mine] == [
             ("Energy.Active.Import.Register", 100.0), ("Power.Active.Import", 7000.0)]
@@ -104,7 +104,7 @@ async def test_bad_numbers_are_refused_and_cost_no_one_anything(strom: StromApp)
         assert strict(await first_sse_frame(http, f"/s/{token}/events"))["soc_percent"] is None
 
         # A value stored before strom checked (an old database) is answered as null.
-        await strom.container.db.execute("UPDATE sessions SET soc_percent = ? WHERE id = ?",
+        await strom.services.db.execute("UPDATE sessions SET soc_percent = ? WHERE id = ?",
                                         (float("inf"), charging["id"]))
         for path, auth in [(session["url"], headers), ("/api/v1/sessions", world.admin),
                            (f"/api/v1/sessions/{charging['id']}", world.admin)]:

@@ -88,7 +88,7 @@ async def strom(data_dir: Path) -> AsyncIterator[StromApp]:
 async def test_each_metering_style_is_billed_and_stopped_at_the_budget(
         strom: StromApp, style: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(StyledCharger, "style", style)
-    async with running_charger(strom.container.central_system.url, CP, connectors=1,
+    async with running_charger(strom.services.central_system.url, CP, connectors=1,
                                charger_class=StyledCharger) as charger, \
             httpx.AsyncClient(base_url=strom.http_url, timeout=30) as http:
         world = World(strom, None, http)  # type: ignore[arg-type]
@@ -107,7 +107,7 @@ async def test_each_metering_style_is_billed_and_stopped_at_the_budget(
 
 async def test_interval_retries_and_the_end_reading_are_counted_once(strom: StromApp) -> None:
     """A charger resends a MeterValues it got no answer for; StopTransaction carries the end."""
-    async with running_charger(strom.container.central_system.url, CP, connectors=1) as charger:
+    async with running_charger(strom.services.central_system.url, CP, connectors=1) as charger:
         started = await charger.call(call.StartTransaction(
             connector_id=1, id_tag="nobody", meter_start=500, timestamp="2026-11-27T10:00:00Z"))
         tx = started.transaction_id
@@ -118,7 +118,7 @@ async def test_interval_retries_and_the_end_reading_are_counted_once(strom: Stro
                 # A clock-aligned stream of the same energy must not be added on top.
                 {"value": "250", "measurand": "Energy.Active.Import.Interval",
                  "context": "Sample.Clock"}]}])
-        async with strom.container.bus.listen() as events:
+        async with strom.services.bus.listen() as events:
             await charger.call(values)
             await charger.call(values)  # the retry
             await charger.call(call.StopTransaction(
