@@ -222,7 +222,8 @@ class RefundService:
                 cursor = await conn.execute(
                     "SELECT COUNT(*) FROM refunds WHERE session_id = ? AND state = 'pending'",
                     (session.id,))
-                still_pending = (await cursor.fetchone())[0]
+                counted = await cursor.fetchone()
+                still_pending = counted[0] if counted else 0
                 # An unconfirmed stop still holds money: it ends on the charger's final reading.
                 if session.refundable_msat == 0 and session.held_msat == 0 and not still_pending \
                         and session.state in (State.STOPPED, State.FAILED):

@@ -28,7 +28,7 @@ class ConsoleScreen(Screen[None]):
     def client(self) -> StromClient:
         return self.console.client
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self.console.live.subscribe(self, self._live)
 
     async def _live(self, event: tuple[str, dict[str, Any]]) -> None:
