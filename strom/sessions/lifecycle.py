@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiosqlite
+
 from strom.config import SessionSettings
 from strom.events import (
     ChargePointBooted,
@@ -329,9 +331,9 @@ class SessionService(StopFlow):
         self.publish(session)
         return True
 
-    async def _fail(self, conn: object, session: Session, reason: str) -> None:
+    async def _fail(self, conn: aiosqlite.Connection, session: Session, reason: str) -> None:
         log.info("session %s failed: %s", session.id, reason)
-        await self.repo.update(conn, session.id, state=State.FAILED,  # type: ignore[arg-type]
+        await self.repo.update(conn, session.id, state=State.FAILED,
                                failure_reason=reason, stopped_at=iso())
 
     async def authorize(self, cp_id: str, connector_id: int | None, id_tag: str) -> str:
@@ -498,8 +500,8 @@ class SessionService(StopFlow):
                                horizon_seconds=HOLD_HORIZON_SECONDS)
 
     @staticmethod
-    def _with(session: Session, **fields: object) -> Session:
-        return replace(session, **fields)  # type: ignore[arg-type]
+    def _with(session: Session, **fields: Any) -> Session:
+        return replace(session, **fields)
 
     async def _tick(self) -> None:
         """Time passes even when a charger sends nothing: per-minute prices count, holds grow,
