@@ -38,11 +38,13 @@ bench: install
 	$(VENV)/bin/python -m bench
 
 # The code is laid out by hand within 100 columns; ruff checks it (no formatter rewrite).
+# mypy then type-checks strom, bots, relay and tui ([tool.mypy] in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check strom bots relay tui tests bench
+	$(VENV)/bin/mypy
 
 fmt: install
 	$(VENV)/bin/ruff check --fix strom bots relay tui tests bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -23,6 +23,7 @@ from datetime import timedelta
 from nostr_sdk import (
     Client,
     ClientMessage,
+    ClientNotificationStream,
     Event,
     EventBuilder,
     Filter,
@@ -143,9 +144,9 @@ class NostrClient:
         if self._client is not None:
             await self._client.subscribe(ReqTarget.auto(filters), id=sub_id)
 
-    async def _listen(self, notifications: object) -> None:
+    async def _listen(self, notifications: ClientNotificationStream) -> None:
         while True:
-            note = await notifications.next()  # type: ignore[attr-defined]
+            note = await notifications.next()
             if note is None:
                 continue
             if note.is_new_event():

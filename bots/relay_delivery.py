@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Collection
+from typing import Any
 
 import websockets
 from nostr_sdk import Event
@@ -65,7 +66,8 @@ class RelayDelivery:
         try:
             async with self._slots, asyncio.timeout(DEADLINE):
                 target = await self._outbound.check(url)
-                tls = {"server_hostname": target.host} if target.scheme == "wss" else {}
+                tls: dict[str, Any] = (
+                    {"server_hostname": target.host} if target.scheme == "wss" else {})
                 async with websockets.connect(url, proxy=None, host=target.ip, port=target.port,
                                               open_timeout=None, max_size=MAX_MESSAGE,
                                               **tls) as ws:

@@ -9,6 +9,7 @@ runs in one hop to the writer thread instead of one hop per statement.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import sqlite3
@@ -178,7 +179,8 @@ class EventStore:
         results = []
         for event in events:
             try:
-                results.append(_in_transaction(conn, lambda e=event: self._write_one(conn, e)))
+                write = functools.partial(self._write_one, conn, event)
+                results.append(_in_transaction(conn, write))
             except Exception:
                 log.exception("relay: could not save event %s", event.id)
                 results.append(_FAILED)

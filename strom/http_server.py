@@ -9,6 +9,7 @@ import ssl
 from collections.abc import Generator, Sequence
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from strom.errors import UserError
 
@@ -41,7 +42,7 @@ def bind_tcp(host: str, port: int, what: str, setting: str) -> socket.socket:
 class HttpServer:
     """uvicorn on a socket bound beforehand, so the real port is known (also for port 0)."""
 
-    def __init__(self, app: object, host: str, port: int, *, trusted_proxies: Sequence[str] = (),
+    def __init__(self, app: ASGIApp, host: str, port: int, *, trusted_proxies: Sequence[str] = (),
                  tls: ssl.SSLContext | None = None) -> None:
         what, setting = (("HTTPS", "[tls] https_port / STROM_TLS_HTTPS_PORT") if tls else
                          ("HTTP", "[http] port / STROM_HTTP_PORT"))

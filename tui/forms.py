@@ -59,7 +59,8 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
     def values(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for field in self._fields:
-            widget = self.query_one(f"#f-{field.name}")
+            kind: type[Checkbox] | type[Input] = Checkbox if field.checkbox else Input
+            widget = self.query_one(f"#f-{field.name}", kind)
             values[field.name] = widget.value
         return values
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import bolt11
 from bolt11 import Bolt11
@@ -117,7 +117,7 @@ class SingleFlight:
     """
 
     def __init__(self) -> None:
-        self._running: dict[str, asyncio.Future[object]] = {}
+        self._running: dict[str, asyncio.Future[Any]] = {}
 
     async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
         task = self._running.get(key)
@@ -125,7 +125,7 @@ class SingleFlight:
             task = asyncio.ensure_future(work())
             self._running[key] = task
             task.add_done_callback(lambda _: self._running.pop(key, None))
-        return await asyncio.shield(task)  # type: ignore[return-value]
+        return await asyncio.shield(task)
 
     def running(self, key: str) -> bool:
         return key in self._running

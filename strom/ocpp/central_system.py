@@ -21,6 +21,7 @@ from urllib.parse import unquote
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from strom.config import OcppSettings
 from strom.events import ChargePointConnected, ChargePointDisconnected, EventBus
@@ -36,7 +37,7 @@ from strom.store.transactions import TransactionRepository
 
 log = logging.getLogger(__name__)
 
-SUBPROTOCOL = "ocpp1.6"
+SUBPROTOCOL = Subprotocol("ocpp1.6")
 PATH_PREFIX = "/ocpp/"
 REPLACED = 4000  # close code for a socket superseded by the same charger's new one
 RETIRE_SECONDS = 1.0
@@ -89,7 +90,7 @@ class CentralSystem(ChargerCommands):
     async def start(self) -> None:
         self._server = await serve(
             self._serve, self._settings.host, self._settings.port,
-            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            subprotocols=[SUBPROTOCOL],
             select_subprotocol=_select_subprotocol,
             process_request=self._check_request,
             ping_interval=self._settings.ping_interval, ping_timeout=self._settings.ping_timeout,
@@ -316,6 +317,7 @@ def _basic_credentials(header: str | None) -> tuple[str | None, str | None]:
     return (user, password) if sep else (None, None)
 
 
-def _select_subprotocol(connection: ServerConnection, subprotocols: list[str]) -> str | None:
+def _select_subprotocol(connection: ServerConnection,
+                        subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
     """`ocpp1.6` when offered; a charger that offers no subprotocol is accepted as well."""
     return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None

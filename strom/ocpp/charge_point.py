@@ -213,15 +213,16 @@ class ChargePointConnection(ChargePoint):
             # Its readings (Transaction.End) are the most final: billed before the stop.
             await self._readings(known.connector_id, transaction_id, parse_meter_values(
                 known.connector_id, transaction_id, transaction_data))
+        stop_wh = float(meter_stop)
         if not 0 <= meter_stop <= MAX_ENERGY_WH:
             last = await self._ctx.meters.energy(transaction_id, self._history)
             log.warning("%s: StopTransaction %d with meterStop %s Wh: not a register reading;"
                         " the last reading (%s Wh) stands", self.id, transaction_id, meter_stop,
                         last)
-            meter_stop = last or 0
+            stop_wh = last or 0.0
         self._ctx.meters.forget(transaction_id)
         tx = await self._ctx.transactions.stop(
-            self.id, transaction_id, meter_stop_wh=float(meter_stop), stopped_at=stopped_at,
+            self.id, transaction_id, meter_stop_wh=stop_wh, stopped_at=stopped_at,
             reason=reason or "Local", id_tag=id_tag)
         if tx is None:
             # Always acknowledged (OCPP 1.6 §4.10): the charger would resend it forever.
@@ -230,7 +231,7 @@ class ChargePointConnection(ChargePoint):
         else:
             log.info("%s: transaction %d stopped (%s)", self.id, tx.id, tx.stop_reason)
             self._ctx.bus.publish(TransactionStopped(
-                self.id, tx.id, id_tag, float(meter_stop), tx.stop_reason or "Local",
+                self.id, tx.id, id_tag, stop_wh, tx.stop_reason or "Local",
                 parse_iso(stopped_at)))
         if id_tag is None:
             return call_result.StopTransaction()

@@ -18,6 +18,7 @@ A key that is read-only, unknown, rejected or not supported is recorded, not fou
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from strom.ocpp.commands import ChargePointOffline, ChargerCallError, ChargerCommands
@@ -100,8 +101,8 @@ def _csl(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def _unique(values: object) -> list[str]:
-    return list(dict.fromkeys(values))  # type: ignore[call-overload]
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
 
 
 def _number(value: str | None) -> float | None:

@@ -23,6 +23,9 @@ import secrets
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
+
+import aiosqlite
 
 from strom.config import SessionSettings
 from strom.events import (
@@ -231,7 +234,7 @@ class SessionService(StopFlow):
             assert session is not None
             # What the wallet received counts, whatever the invoice asked for.
             received = amount_msat or invoice["amount_msat"]
-            fields: dict[str, object] = {"paid_msat": session.paid_msat + received}
+            fields: dict[str, Any] = {"paid_msat": session.paid_msat + received}
             if session.state == State.PENDING_PAYMENT:
                 fields.update(state=State.PAID, paid_at=iso())
             elif session.state in (State.REFUNDED, State.SETTLED):
@@ -328,9 +331,9 @@ class SessionService(StopFlow):
         self.publish(session)
         return True
 
-    async def _fail(self, conn: object, session: Session, reason: str) -> None:
+    async def _fail(self, conn: aiosqlite.Connection, session: Session, reason: str) -> None:
         log.info("session %s failed: %s", session.id, reason)
-        await self.repo.update(conn, session.id, state=State.FAILED,  # type: ignore[arg-type]
+        await self.repo.update(conn, session.id, state=State.FAILED,
                                failure_reason=reason, stopped_at=iso())
 
     async def authorize(self, cp_id: str, connector_id: int | None, id_tag: str) -> str:
@@ -352,9 +355,9 @@ class SessionService(StopFlow):
             session = await self.repo.by_id_tag_in(conn, event.id_tag)
             if session is None or session.cp_id != event.cp_id:
                 return
-            linked = {"transaction_id": event.transaction_id,
-                      "active_connector_id": event.connector_id,
-                      "meter_start_wh": event.meter_start_wh, "started_at": iso(event.timestamp)}
+            linked: dict[str, Any] = {
+                "transaction_id": event.transaction_id, "active_connector_id": event.connector_id,
+                "meter_start_wh": event.meter_start_wh, "started_at": iso(event.timestamp)}
             if session.state in (State.STARTING, State.PAID):
                 await self.repo.update(conn, session.id, state=State.CHARGING, **linked)
             elif session.state in ENDED_STATES and session.transaction_id is None:
@@ -426,7 +429,7 @@ class SessionService(StopFlow):
                 # A meter never runs backwards; a smaller reading is a glitch, not a refund.
                 energy = max(energy, energy_register_wh - session.meter_start_wh)
             consumed, unbilled, rating = self._consumed(session, energy, at)
-            fields: dict[str, object] = {"energy_wh": energy, "consumed_msat": consumed,
+            fields: dict[str, Any] = {"energy_wh": energy, "consumed_msat": consumed,
                                          "unbilled_msat": unbilled}
             if rating.rate_msat_per_kwh != session.rate_msat_per_kwh:
                 fields.update(rate_msat_per_kwh=rating.rate_msat_per_kwh,
@@ -497,8 +500,8 @@ class SessionService(StopFlow):
                                horizon_seconds=HOLD_HORIZON_SECONDS)
 
     @staticmethod
-    def _with(session: Session, **fields: object) -> Session:
-        return replace(session, **fields)  # type: ignore[arg-type]
+    def _with(session: Session, **fields: Any) -> Session:
+        return replace(session, **fields)
 
     async def _tick(self) -> None:
         """Time passes even when a charger sends nothing: per-minute prices count, holds grow,

@@ -14,7 +14,9 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+import aiosqlite
 import bolt11
 
 from strom.config import SessionSettings
@@ -171,24 +173,24 @@ class RefundService:
 
     # --- claim, pay, finish ------------------------------------------------------------------
 
-    async def _claim(self, conn: object, session: Session, payment_hash: str, amount: int,
-                     invoice: str, destination: str, *, route: str,
+    async def _claim(self, conn: aiosqlite.Connection, session: Session, payment_hash: str,
+                     amount: int, invoice: str, destination: str, *, route: str,
                      k1: str | None = None) -> None:
         """Record the refund before paying it, with its route: the k1 of a withdraw link
         (`withdraw_link`) or the zap payer's lightning address (`payer_lud16`, remembered on
         the session), the session's state and whether the charger's final reading was in."""
-        final_reading = await self._sessions.repo.final_reading_in(conn, session)  # type: ignore[arg-type]
-        await conn.execute(  # type: ignore[attr-defined]
+        final_reading = await self._sessions.repo.final_reading_in(conn, session)
+        await conn.execute(
             "INSERT INTO refunds (payment_hash, session_id, amount_msat, bolt11, destination,"
             " state, created_at, route, k1, claimed_state, final_reading)"
             " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
             (payment_hash, session.id, amount, invoice, destination, iso(), route, k1,
              session.state.value, int(final_reading)))
-        fields: dict[str, object] = {"refunded_msat": session.refunded_msat + amount}
+        fields: dict[str, Any] = {"refunded_msat": session.refunded_msat + amount}
         if route == "payer_lud16":
             fields["payer_lud16"] = destination
-        await self._sessions.repo.update(conn, session.id, **fields)  # type: ignore[arg-type]
-        await ledger.refund_paid(conn, session.id, amount, payment_hash)  # type: ignore[arg-type]
+        await self._sessions.repo.update(conn, session.id, **fields)
+        await ledger.refund_paid(conn, session.id, amount, payment_hash)
 
     async def _pay(self, session_id: str, payment_hash: str, amount: int,
                    invoice: str) -> RefundOutcome:
@@ -222,7 +224,8 @@ class RefundService:
                 cursor = await conn.execute(
                     "SELECT COUNT(*) FROM refunds WHERE session_id = ? AND state = 'pending'",
                     (session.id,))
-                still_pending = (await cursor.fetchone())[0]
+                counted = await cursor.fetchone()
+                still_pending = counted[0] if counted else 0
                 # An unconfirmed stop still holds money: it ends on the charger's final reading.
                 if session.refundable_msat == 0 and session.held_msat == 0 and not still_pending \
                         and session.state in (State.STOPPED, State.FAILED):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any
 
@@ -237,12 +238,13 @@ class SessionRepository:
             (iso(), payment_hash))
         return cursor.rowcount == 1
 
-    async def unpaid_invoices(self) -> list[dict[str, Any]]:
+    async def unpaid_invoices(self) -> builtins.list[dict[str, Any]]:
         rows = await self._db.fetchall(
             "SELECT * FROM session_invoices WHERE paid_at IS NULL ORDER BY created_at")
         return [dict(r) for r in rows]
 
-    async def stranded_payments(self) -> tuple[list[tuple[str, int]], list[str]]:
+    async def stranded_payments(
+            self) -> tuple[builtins.list[tuple[str, int]], builtins.list[str]]:
         """What the store shows paid that the sessions may not have acted on: (payment hash,
         received msat) of session invoices the wallet recorded paid and the session did not,
         and the ids of sessions in `paid` (oldest first). One query over two indexes
@@ -253,8 +255,9 @@ class SessionRepository:
 
     # --- purging what was never paid (strom/sessions/expiry.py) -----------------------------
 
-    async def unpaid_expired_before(self, cutoff: str, limit: int,
-                                    after: tuple[str, str] = ("", "")) -> list[dict[str, Any]]:
+    async def unpaid_expired_before(
+            self, cutoff: str, limit: int,
+            after: tuple[str, str] = ("", "")) -> builtins.list[dict[str, Any]]:
         """Unpaid invoices (prepay and top-up) that expired before `cutoff`, in (expires_at,
         payment_hash) order after `after`: a page at a time."""
         rows = await self._db.fetchall(
@@ -263,8 +266,9 @@ class SessionRepository:
             (cutoff, *after, limit))
         return [dict(r) for r in rows]
 
-    async def moneyless_before(self, cutoff: str, limit: int,
-                               after: tuple[str, str] = ("", "")) -> list[tuple[str, str]]:
+    async def moneyless_before(
+            self, cutoff: str, limit: int,
+            after: tuple[str, str] = ("", "")) -> builtins.list[tuple[str, str]]:
         """(created_at, id) of sessions created before `cutoff` that never received money and
         have no invoice left (pending ones whose invoices were purged, or failed when no invoice
         was made), in that order after `after`: a page at a time."""

@@ -66,7 +66,8 @@ class StopFlow:
         def _shows_more(session: Session, register_wh: float | None,
                         power_w: float | None) -> bool: ...
 
-        async def _fail(self, conn: object, session: Session, reason: str) -> None: ...
+        async def _fail(self, conn: aiosqlite.Connection, session: Session,
+                        reason: str) -> None: ...
 
         async def _meter(self, session_id: str, *, energy_register_wh: float | None,
                          power_w: float | None = None, soc_percent: float | None = None,

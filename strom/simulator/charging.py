@@ -7,6 +7,7 @@ network is down, and the transaction messages wait in the outbox.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -189,7 +190,7 @@ class Charging:
                     self._advance(conn, tx)
                 sample = meter_sample(conn, tx, ReadingContext.trigger, self._sampled())
                 if sample is not None:
-                    self._outbox.put(lambda c=conn, t=tx, s=sample: meter_values(c, t, s),
+                    self._outbox.put(functools.partial(meter_values, conn, tx, sample),
                                      persistent=False)
 
     def reboot(self) -> None:
@@ -239,7 +240,7 @@ class Charging:
             self._advance(conn, tx)
             sample = meter_sample(conn, tx, ReadingContext.sample_periodic, self._sampled())
             if sample is not None:
-                self._outbox.put(lambda s=sample: meter_values(conn, tx, s), persistent=True)
+                self._outbox.put(functools.partial(meter_values, conn, tx, sample), persistent=True)
             self._touch()
             if tx.vehicle.full:
                 self._set_status(conn, SUSPENDED_EV)

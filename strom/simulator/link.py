@@ -23,7 +23,7 @@ TRIGGERABLE = {MessageTrigger.boot_notification, MessageTrigger.heartbeat,
                MessageTrigger.status_notification, MessageTrigger.meter_values}
 
 
-class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class _QuietLogger(logging.LoggerAdapter):
     """The ocpp library logs every frame at INFO and a traceback for each CALLERROR it sends
     (e.g. NotImplemented); for a simulator those are debug detail and one-line warnings."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 from dataclasses import dataclass, field
@@ -175,7 +176,7 @@ class ChargePointRepository:
             " updated_at = excluded.updated_at",
             (cp_id, connector_id, status, error_code, iso()))
 
-    async def _connectors(self, cp_id: str) -> list[Connector]:
+    async def _connectors(self, cp_id: str) -> builtins.list[Connector]:
         rows = await self._db.fetchall(
             "SELECT * FROM connectors WHERE cp_id = ? ORDER BY connector_id", (cp_id,))
         return [Connector(r["connector_id"], r["status"], r["error_code"], r["updated_at"])

@@ -84,7 +84,7 @@ class Database:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 row = await (await self._conn.execute("PRAGMA user_version")).fetchone()
-                current = row[0]
+                current = row[0] if row else 0
                 for number, name, sql in _migrations():
                     if number <= current:
                         continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -118,7 +119,7 @@ class TransactionRepository:
                 params)
         return len(params)
 
-    async def meter_values(self, transaction_id: int) -> list[MeterRow]:
+    async def meter_values(self, transaction_id: int) -> builtins.list[MeterRow]:
         """Every stored reading of a transaction, oldest first (rows still queued are not:
         waiting for them could wait forever while chargers keep the queue full)."""
         rows = await self._db.fetchall(

@@ -51,6 +51,8 @@ def _issue(directory_url: str, email: str, domains: list[str], account_key_pem: 
     key = serialization.load_pem_private_key(account_key_pem, password=None)
     account_key = jose.JWKEC(key=key)
     net = client.ClientNetwork(account_key, alg=jose.ES256, user_agent=USER_AGENT,
+                               # acme annotates bool, but hands it to requests' `verify`,
+                               # which also takes a CA bundle path (pebble's CA in the tests)
                                verify_ssl=ca_bundle or True,  # type: ignore[arg-type]
                                timeout=NETWORK_TIMEOUT)
     directory = client.ClientV2.get_directory(directory_url, net)

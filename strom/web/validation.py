@@ -21,7 +21,7 @@ class InvalidInput(HTTPException):
     """422 with the list of fields that are wrong and why."""
 
     def __init__(self, fields: list[dict[str, Any]]) -> None:
-        first = fields[0] if fields else {"loc": [], "msg": "invalid input"}
+        first: dict[str, Any] = fields[0] if fields else {"loc": [], "msg": "invalid input"}
         where = ".".join(str(p) for p in first["loc"])
         super().__init__(422, f"{where}: {first['msg']}" if where else first["msg"])
         self.fields = fields

@@ -28,7 +28,11 @@ class ConsoleScreen(Screen[None]):
     def client(self) -> StromClient:
         return self.console.client
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
+        # Textual calls every class's on_mount along the MRO, so this runs twice: first from
+        # the screen's own (which calls it before its first load), then on its own. Subscribe
+        # once, else each live event is handled twice (the log showed every line twice).
+        self.console.live.unsubscribe(self)
         self.console.live.subscribe(self, self._live)
 
     async def _live(self, event: tuple[str, dict[str, Any]]) -> None:

@@ -99,7 +99,7 @@ class ChargerScreen(ConsoleScreen):
         yield Footer()
 
     async def on_mount(self) -> None:
-        super().on_mount()
+        await super().on_mount()
         self.title = f"Charger {self.cp_id}"
         table = self.query_one(DataTable)
         for key, label in (("id", "Connector"), ("status", "Status"), ("error", "Error"),

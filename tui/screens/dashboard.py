@@ -48,7 +48,7 @@ class DashboardScreen(ConsoleScreen):
         yield Footer()
 
     async def on_mount(self) -> None:
-        super().on_mount()
+        await super().on_mount()
         self.title = "Chargers"
         table = self.query_one(DataTable)
         for key, label in COLUMNS:

@@ -52,7 +52,7 @@ class KeysScreen(ConsoleScreen):
         yield Footer()
 
     async def on_mount(self) -> None:
-        super().on_mount()
+        await super().on_mount()
         self.title = "Nostr keys"
         table = self.query_one(DataTable)
         for key, label in (("cp", "Charger"), ("rest", "At rest"), ("npub", "npub")):

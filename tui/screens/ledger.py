@@ -56,7 +56,7 @@ class LedgerScreen(ConsoleScreen):
         yield Footer()
 
     async def on_mount(self) -> None:
-        super().on_mount()
+        await super().on_mount()
         self.title = "Ledger"
         await self.action_refresh()
 

@@ -32,8 +32,8 @@ class LogScreen(ConsoleScreen):
         yield RichLog(id="log", wrap=True, max_lines=2000)
         yield Footer()
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    async def on_mount(self) -> None:
+        await super().on_mount()
         self.title = "Live log"
         log = self.query_one(RichLog)
         for entry in self.console.log_lines:

@@ -120,7 +120,7 @@ class SessionsScreen(ConsoleScreen):
         yield Footer()
 
     async def on_mount(self) -> None:
-        super().on_mount()
+        await super().on_mount()
         self.title = "Sessions"
         table = self.query_one(DataTable)
         for key, label in (("id", "Session"), ("cp", "Charger"), ("state", "State"),
