@@ -5,18 +5,18 @@ NIP-42 AUTH is answered here for every identity, so one connection may read the 
 charge points. After authenticating, the subscriptions are sent again to that relay (a relay
 closes a DM subscription it received before AUTH).
 
-A relay's `OK false` (NIP-01 prefixes) is handled for that relay alone: `duplicate:` counts as
-accepted, `rate-limited:` rests the relay (doubling from REST_FIRST to REST_MAX seconds; the
-other relays keep getting events), `auth-required:` sends the event again to it once after the
-NIP-42 challenge was answered (in the background: the caller does not wait), and any other
-refusal (`invalid:`, `blocked:`, `pow:`, `restricted:`, …) drops the event there with a log line.
+Publishing goes through one `RelayLane` per relay (`bots/relay_lanes.py`): its own queue,
+budget, rests and `OK` timeout, so one relay's refusals or silence never slow the others. A
+publish waits until one relay has accepted the event (at most `PUBLISH_WAIT` seconds); the
+other lanes go on in the background. Reconnects are nostr-sdk's, from a retry interval with
+jitter per relay (many processes restarted together do not knock at once).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -29,6 +29,7 @@ from nostr_sdk import (
     Filter,
     Keys,
     Kind,
+    RelayOptions,
     RelayUrl,
     ReqTarget,
     SendEventTarget,
@@ -36,13 +37,16 @@ from nostr_sdk import (
     uniffi_set_event_loop,
 )
 
+from bots.relay_lanes import OK_SECONDS, RelayLane
+
 log = logging.getLogger(__name__)
 
 AUTH_KIND = 22242
 RESUBSCRIBE_DELAY = 0.2
 FETCH_SECONDS = 3.0
-REST_FIRST, REST_MAX = 5.0, 600.0
-AUTH_RETRY_DELAY = 0.5
+PUBLISH_WAIT = OK_SECONDS + 1.0
+RECONNECT_FIRST = 5.0  # nostr-sdk's minimum; it lengthens the interval while a relay is down
+RECONNECT_JITTER = 5.0
 EventHandler = Callable[[Event], Awaitable[None]]
 
 
@@ -58,18 +62,23 @@ class NostrClient:
         self._subscriptions: dict[str, list[Filter]] = {}
         self._task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
-        self._resting: dict[str, tuple[float, float]] = {}  # relay -> (until, last rest)
+        self._lanes = {url: RelayLane(url, self._send_to) for url in self._relays}
 
     async def start(self) -> None:
         # Every binding coroutine and callback runs on this loop (stack notes).
         uniffi_set_event_loop(asyncio.get_running_loop())
         client = Client()
         for url in self._relays:
-            await client.add_relay(RelayUrl.parse(url))
+            retry = RECONNECT_FIRST + random.uniform(0, RECONNECT_JITTER)
+            await client.add_relay(RelayUrl.parse(url), opts=RelayOptions()
+                                   .retry_interval(timedelta(seconds=retry))
+                                   .adjust_retry_interval(True))
         notifications = client.notifications()
         await client.connect()
         self._client = client
         self._task = asyncio.create_task(self._listen(notifications), name="nostr:notifications")
+        for lane in self._lanes.values():
+            lane.start()
         log.info("nostr: connecting to %s", ", ".join(self._relays))
 
     async def close(self) -> None:
@@ -79,52 +88,39 @@ class NostrClient:
         for task in self._handlers:
             task.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
+        for lane in self._lanes.values():
+            await lane.close()
         if self._client is not None:
             await self._client.shutdown()
             self._client = None
 
     async def publish(self, event: Event) -> bool:
-        """Send to every relay not resting; True when at least one accepted it."""
-        now = time.monotonic()
-        awake = [url for url in self._relays
-                 if self._resting.get(str(RelayUrl.parse(url)), (0.0, 0.0))[0] <= now]
-        return await self._send(event, awake, retry_auth=True)
+        """Queue `event` for every relay; True once one accepted it (at most `PUBLISH_WAIT`
+        seconds: the relays that have not answered by then still get it in the background)."""
+        pending: set[asyncio.Future[bool]] = {lane.put(event) for lane in self._lanes.values()}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PUBLISH_WAIT
+        while pending and (left := deadline - loop.time()) > 0:
+            done, pending = await asyncio.wait(pending, timeout=left,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            if any(future.result() for future in done):
+                return True
+        return False
 
-    async def _send(self, event: Event, relays: list[str], *, retry_auth: bool) -> bool:
-        if self._client is None or not relays:
-            return False
-        kind = event.kind().as_u16()
-        try:
-            output = await self._client.send_event(
-                event, target=SendEventTarget.to([RelayUrl.parse(url) for url in relays]))
-        except Exception as exc:  # no relay reachable right now: the caller may retry later
-            log.warning("nostr: publishing kind %d failed: %s", kind, exc)
-            return False
-        accepted = bool(output.success)
-        for url in output.success:
-            self._resting.pop(str(url), None)
-        signing_in: list[str] = []
-        for relay_url, message in output.failed.items():
-            url, prefix = str(relay_url), message.split(":", 1)[0].strip()
-            if prefix == "duplicate":
-                accepted = True
-            elif prefix == "rate-limited":
-                rest = min(REST_MAX, self._resting.get(url, (0.0, REST_FIRST / 2))[1] * 2)
-                self._resting[url] = (time.monotonic() + rest, rest)
-                log.info("nostr: %s rate-limits us (%s): resting it %.0f s", url, message, rest)
-            elif prefix == "auth-required" and retry_auth:
-                signing_in.append(url)
-            else:
-                log.warning("nostr: kind %d %s dropped by %s: %s", kind, event.id().to_hex(),
-                            url, message)
-        if signing_in:
-            self._spawn(self._send_after_auth(event, signing_in))
-        return accepted
+    def relay_states(self) -> list[dict[str, object]]:
+        """Per relay: counts, the last refusal, a rest, NIP-42 state (for the operator)."""
+        return [lane.state.as_json() for lane in self._lanes.values()]
 
-    async def _send_after_auth(self, event: Event, relays: list[str]) -> None:
-        """Once more, when the relay's challenge has had time to be answered (`_listen`)."""
-        await asyncio.sleep(AUTH_RETRY_DELAY)
-        await self._send(event, relays, retry_auth=False)
+    async def _send_to(self, event: Event, url: str) -> tuple[bool, str]:
+        """One event to one relay: (accepted, the relay's message or "timeout")."""
+        if self._client is None:
+            return False, "closed: not connected"
+        output = await self._client.send_event(
+            event, target=SendEventTarget.to([RelayUrl.parse(url)]),
+            ok_timeout=timedelta(seconds=OK_SECONDS))
+        if output.success:
+            return True, ""
+        return False, next(iter(output.failed.values()), "timeout")
 
     async def fetch(self, filters: list[Filter], seconds: float = FETCH_SECONDS) -> list[Event]:
         """Stored events matching `filters` from all relays (what a client does to look up),
@@ -173,6 +169,10 @@ class NostrClient:
             await self._client.subscribe(ReqTarget.single(relay_url, self._subscriptions[sub_id]),
                                          id=sub_id)
 
+    def _lane_of(self, relay_url: RelayUrl) -> RelayLane | None:
+        return next((lane for url, lane in self._lanes.items()
+                     if str(RelayUrl.parse(url)) == str(relay_url)), None)
+
     async def _deliver(self, event: Event) -> None:
         try:
             await self._on_event(event)
@@ -189,5 +189,7 @@ class NostrClient:
                            Tag.parse(["challenge", challenge])])
                     .finalize(keys))
             await relay.send_msg(ClientMessage.auth(auth))
+        if (lane := self._lane_of(relay_url)) is not None:
+            lane.authenticated()
         for sub_id, filters in self._subscriptions.items():
             await self._client.subscribe(ReqTarget.single(relay_url, filters), id=sub_id)

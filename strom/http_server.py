@@ -53,7 +53,7 @@ class HttpServer:
         # Forwarded headers only from the proxies named in `[http] trusted_proxies`: uvicorn's
         # default would take X-Forwarded-For from any loopback peer, so a local client could
         # pose as anyone. Then `request.client` and the scheme are the proxy's client's.
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, http="h11",
                                 timeout_graceful_shutdown=3, proxy_headers=bool(trusted_proxies),
                                 forwarded_allow_ips=list(trusted_proxies) or None)
         config.load()

@@ -1,0 +1,220 @@
+"""Publishing to one relay: its own queue, publish budget, rests and state (issue 19).
+
+Each relay of strom's shared client gets a `RelayLane`: events wait in its queue and go out
+one after the other (so that relay stores a receiver's DMs in the order they were decided),
+each waiting for that relay's `OK` at most `OK_SECONDS`. A silent, slow or refusing relay
+holds up its own lane only; the others keep publishing at their own pace.
+
+What a relay answers (NIP-01 `OK` prefixes) decides what the lane does:
+
+| answer | the lane |
+| --- | --- |
+| `OK true`, `duplicate:` | accepted |
+| `rate-limited:` | rests that relay (5 s doubling to 10 min, ±20 % jitter), then sends the event again |
+| `auth-required:` | sends it again once, after the NIP-42 challenge has been answered |
+| no answer in time | rests like `rate-limited:`, then tries again (at most `MAX_TRIES` sends) |
+| `invalid:`, `blocked:`, `pow:`, `restricted:`, anything else | drops it there, with a log line |
+
+Pacing: a token bucket per relay (`BUDGET_RATE` events per second, `BUDGET_BURST` at once)
+keeps strom under public relays' usual limits. A replaceable or addressable event waiting in
+the queue is replaced by its newer version (a status refreshed twice goes out once). The queue
+holds at most `MAX_QUEUED` events; past that the oldest is dropped (counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+
+from nostr_sdk import Event
+
+from strom.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
+
+OK_SECONDS = 5.0
+REST_FIRST, REST_MAX = 5.0, 600.0
+JITTER = 0.2
+AUTH_RETRY_DELAY = 0.5
+MAX_TRIES = 3
+BUDGET_RATE, BUDGET_BURST = 2.0, 20
+MAX_QUEUED = 200
+MAX_REASON = 200  # a relay's words are shown to the operator: bounded
+
+# (ok, the relay's message); "timeout" when it did not answer within `OK_SECONDS`.
+Send = Callable[[Event, str], Awaitable[tuple[bool, str]]]
+
+
+@dataclass
+class RelayState:
+    """What the operator sees of one relay (`/healthz`, the TUI)."""
+
+    url: str
+    sent: int = 0
+    accepted: int = 0
+    refused: int = 0
+    unanswered: int = 0
+    dropped: int = 0
+    queued: int = 0
+    last_refusal: str | None = None  # the prefix: rate-limited, auth-required, invalid, …
+    last_reason: str | None = None
+    last_refusal_at: float | None = None  # unix seconds
+    resting_until: float | None = None  # unix seconds
+    auth: str = "none"  # none | required | answered
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def replaceable_key(event: Event) -> tuple[object, ...] | None:
+    """What a newer version of `event` shares with it (NIP-01), or None for a regular event."""
+    kind = event.kind().as_u16()
+    author = event.author().to_hex()
+    if kind in (0, 3) or 10000 <= kind < 20000:
+        return (kind, author)
+    if 30000 <= kind < 40000:
+        d = next((t.to_vec()[1] for t in event.tags() if t.to_vec()[:1] == ["d"]
+                  and len(t.to_vec()) > 1), "")
+        return (kind, author, d)
+    return None
+
+
+@dataclass
+class _Item:
+    event: Event
+    done: asyncio.Future[bool]
+    key: tuple[object, ...] | None
+    tries: int = 0
+    auth_retried: bool = False
+
+
+@dataclass
+class RelayLane:
+    """One relay's queue and worker; `put` returns a future: accepted there or not."""
+
+    url: str
+    send: Send
+    rate: float = BUDGET_RATE
+    burst: int = BUDGET_BURST
+    state: RelayState = field(init=False)
+    _queue: deque[_Item] = field(default_factory=deque)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _bucket: TokenBucket = field(init=False)
+    _rest_until: float = 0.0  # monotonic
+    _rest: float = 0.0
+    _task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.state = RelayState(self.url)
+        self._bucket = TokenBucket(self.rate, self.burst)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"nostr:lane {self.url[:60]}")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        while self._queue:
+            _resolve(self._queue.popleft().done, False)
+
+    def put(self, event: Event) -> asyncio.Future[bool]:
+        """Queue `event` for this relay; a queued older version of it is replaced."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        item = _Item(event, done, replaceable_key(event))
+        for index, queued in enumerate(self._queue):
+            if item.key is not None and queued.key == item.key and queued.tries == 0:
+                self._queue[index] = item
+                done.add_done_callback(lambda f, old=queued.done: _resolve(old, f.result()))
+                return done
+        self._queue.append(item)
+        if len(self._queue) > MAX_QUEUED:
+            _resolve(self._queue.popleft().done, False)
+            self.state.dropped += 1
+            if self.state.dropped % 100 == 1:
+                log.warning("nostr: %s: %d events waiting; the oldest dropped (%d so far)",
+                            self.url, MAX_QUEUED, self.state.dropped)
+        self.state.queued = len(self._queue)
+        self._wake.set()
+        return done
+
+    def authenticated(self) -> None:
+        """The relay's NIP-42 challenge was answered."""
+        self.state.auth = "answered"
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if (wait := self._rest_until - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+                continue
+            if not self._bucket.take():
+                await asyncio.sleep(1.0 / self.rate)
+                continue
+            item = self._queue.popleft()
+            self.state.queued = len(self._queue)
+            try:
+                await self._send_one(item)
+            except Exception:  # a binding error must not end the lane
+                log.exception("nostr: publishing to %s failed", self.url)
+                _resolve(item.done, False)
+
+    async def _send_one(self, item: _Item) -> None:
+        item.tries += 1
+        self.state.sent += 1
+        ok, message = await self.send(item.event, self.url)
+        prefix = message.split(":", 1)[0].strip() if not ok else ""
+        if ok or prefix == "duplicate":
+            self.state.accepted += 1
+            self._rest = 0.0
+            self.state.resting_until = None
+            _resolve(item.done, True)
+            return
+        kind = item.event.kind().as_u16()
+        if prefix == "timeout":
+            self.state.unanswered += 1
+        else:
+            self.state.refused += 1
+            self.state.last_refusal, self.state.last_reason = prefix, message[:MAX_REASON]
+            self.state.last_refusal_at = time.time()
+        if prefix == "auth-required":
+            self.state.auth = "required"
+            if not item.auth_retried:
+                item.auth_retried = True
+                await asyncio.sleep(AUTH_RETRY_DELAY)  # the challenge is answered meanwhile
+                self._again(item)
+                return
+        if prefix in ("rate-limited", "timeout"):
+            self._rest_a_while(message)
+            if item.tries < MAX_TRIES:
+                self._again(item)
+                return
+        log.warning("nostr: kind %d %s dropped by %s: %s", kind, item.event.id().to_hex(),
+                    self.url, message[:MAX_REASON])
+        _resolve(item.done, False)
+
+    def _again(self, item: _Item) -> None:
+        self._queue.appendleft(item)
+        self.state.queued = len(self._queue)
+
+    def _rest_a_while(self, message: str) -> None:
+        """Doubling rests with jitter: many stroms told to slow down do not come back at once."""
+        self._rest = min(REST_MAX, max(REST_FIRST, self._rest * 2))
+        rest = self._rest * (1 + JITTER * (2 * random.random() - 1))
+        self._rest_until = time.monotonic() + rest
+        self.state.resting_until = time.time() + rest
+        log.info("nostr: %s answered %r: resting it %.0f s", self.url, message[:MAX_REASON],
+                 rest)
+
+
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
