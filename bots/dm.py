@@ -129,8 +129,8 @@ class DirectMessenger:
     and show in any order), and messages to one receiver are published one after the other,
     in the order `send` was called, so relays store and forward them in that order too.
 
-    A NIP-17 gift wrap, once published to strom's relays, goes to `elsewhere(receiver, wrap)`
-    too, in the same lane: the relays the receiver reads (`bots.inbox`, `bots.relay_delivery`).
+    A DM, once published to strom's relays, goes to `elsewhere(receiver, event)` too, in the
+    same lane: the relays the receiver reads (`bots.inbox`, `bots.relay_delivery`).
     """
 
     def __init__(self, publish: Callable[[Event], Awaitable[bool]],
@@ -155,7 +155,7 @@ class DirectMessenger:
             async with lane.lock:
                 event = reply(keys, receiver_hex, text, protocol, created_at)
                 published = await self._publish(event)
-                if self._elsewhere is not None and protocol == "nip17":
+                if self._elsewhere is not None:
                     await self._elsewhere(receiver_hex, event)
                 return published
         finally:

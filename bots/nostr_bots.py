@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
-from nostr_sdk import Event, Filter, Keys, Kind, PublicKey
+from nostr_sdk import Event, Filter, Keys, Kind
 
 from bots import events
 from bots.client import NostrClient
@@ -19,6 +18,8 @@ from bots.dm import GIFT_WRAP, NIP04_DM, DirectMessenger, open_message, recipien
 from bots.external import ExternalZaps
 from bots.inbox import InboxRelays
 from bots.notify import Notifier
+from bots.pacing import REFRESH_CHECK, next_refresh
+from bots.profiles import PayerProfiles
 from bots.relay_delivery import RelayDelivery
 from bots.zaps import ZapReceipts
 from strom.container import Services
@@ -60,6 +61,7 @@ class NostrBots:
         # Relays outside strom's own: zap requests' relays and the relays DM receivers read.
         self._elsewhere = RelayDelivery(svc.outbound, relays)
         self._inboxes = InboxRelays(self._client.fetch, svc.zaps)
+        self._profiles = PayerProfiles(self._client.fetch, self._inboxes, self._elsewhere.fetch)
         self._messenger = DirectMessenger(self._client.publish, elsewhere=self._to_inbox)
         self._commands = Commands.from_services(svc, self._key_file)
         self._notifier = Notifier(svc.settings.public_url, svc.settings.nostr.notify_every_kwh)
@@ -72,6 +74,7 @@ class NostrBots:
         self._refunding: dict[str, list[Callable[[], Awaitable[None]]]] = {}
         self._refund_slots = asyncio.Semaphore(REFUNDS_AT_ONCE)
         self._status_at: dict[str, int] = {}
+        self._status_locks: dict[str, asyncio.Lock] = {}
         self._external = ExternalZaps(svc)
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -131,6 +134,10 @@ class NostrBots:
         """Charge points that are on nostr (their key is loaded)."""
         return len(self._identities)
 
+    def relay_states(self) -> list[dict[str, object]]:
+        """Per relay of strom's: publish counts, last refusal, rest, NIP-42 (`/healthz`)."""
+        return self._client.relay_states()
+
     def _all_keys(self) -> list[Keys]:
         return [i.keys for i in self._identities.values()]
 
@@ -161,27 +168,28 @@ class NostrBots:
 
     async def _announce(self, cp_id: str) -> None:
         identity = self._identities.get(cp_id)
-        if identity is None:
-            return
         cp = await self._svc.charge_points.get(cp_id)
-        if cp is None:
+        if identity is None or cp is None:
             return
         view = charge_point_json(self._svc, cp)
         host = urlsplit(self._svc.settings.public_url).netloc
         for event in (events.profile(identity.keys, view, host),
                       events.relay_list(identity.keys, self._relays),
-                      events.dm_relays(identity.keys, self._relays),
-                      events.status(identity.keys, view, self._next_status_time(cp_id),
-                                    market_json(self._svc, cp), self._document(cp_id))):
+                      events.dm_relays(identity.keys, self._relays)):
             await self._client.publish(event)
+        await self.publish_status(cp_id)
 
     async def publish_status(self, cp_id: str) -> None:
-        identity = self._identities.get(cp_id)
-        cp = await self._svc.charge_points.get(cp_id)
-        if identity is not None and cp is not None:
-            await self._client.publish(events.status(
-                identity.keys, charge_point_json(self._svc, cp), self._next_status_time(cp_id),
-                market_json(self._svc, cp), self._document(cp_id)))
+        """The charger's 30333, dated after the one before and published after it: one at a
+        time per charger, so a relay never gets an older version after a newer one."""
+        async with self._status_locks.setdefault(cp_id, asyncio.Lock()):
+            identity = self._identities.get(cp_id)
+            cp = await self._svc.charge_points.get(cp_id)
+            if identity is not None and cp is not None:
+                await self._client.publish(events.status(
+                    identity.keys, charge_point_json(self._svc, cp),
+                    self._next_status_time(cp_id), market_json(self._svc, cp),
+                    self._document(cp_id)))
 
     def _document(self, cp_id: str) -> str:
         return document_url(self._svc.settings.public_url, cp_id)
@@ -192,15 +200,29 @@ class NostrBots:
         return at
 
     async def _refresh_hourly(self) -> None:
+        """Each charger's status again within every hour, at its own minute of the hour
+        (`bots.pacing`): a hundred chargers do not knock on the relays at once."""
+        due: dict[str, float] = {}
+        reloaded = time.time()
         while True:
-            await asyncio.sleep(STATUS_REFRESH)
-            await self.reload_identities()
-            await self._subscribe_dms()
+            await asyncio.sleep(REFRESH_CHECK)
+            now = time.time()
+            if now - reloaded >= STATUS_REFRESH:
+                reloaded = now
+                await self.reload_identities()
+                await self._subscribe_dms()
+            for cp_id in [c for c in due if c not in self._identities]:
+                del due[cp_id]
             for cp_id in list(self._identities):
-                await self.publish_status(cp_id)
+                if cp_id not in due:
+                    due[cp_id] = next_refresh(cp_id, now)
+                elif due[cp_id] <= now:
+                    due[cp_id] = next_refresh(cp_id, now)
+                    await self.publish_status(cp_id)
 
     async def _to_inbox(self, receiver: str, wrap: Event) -> None:
-        """A gift wrap to the relays its receiver reads DMs from (none known: nothing more).
+        """A DM to the relays its receiver reads DMs from (none known: nothing more): a gift
+        wrap where they read NIP-17 DMs, a NIP-04 message to their NIP-65 read relays.
 
         The lookup of a new payer's relay list may take its full time limit; it runs beside the
         caller, so other payers' messages never wait for it. At most `MAX_INBOX_LOOKUPS` run at
@@ -213,8 +235,9 @@ class NostrBots:
         self._inbox_lookups.add(task)
         task.add_done_callback(self._inbox_lookups.discard)
 
-    async def _deliver_to_inbox(self, receiver: str, wrap: Event) -> None:
-        self._elsewhere.send_soon(wrap, await self._inboxes.of(receiver))
+    async def _deliver_to_inbox(self, receiver: str, dm: Event) -> None:
+        lookup = self._inboxes.of if dm.kind().as_u16() == GIFT_WRAP else self._inboxes.read_of
+        self._elsewhere.send_soon(dm, await lookup(receiver))
 
     # --- reacting ---------------------------------------------------------------------------
 
@@ -259,10 +282,7 @@ class NostrBots:
         assert session.payer_pubkey is not None and self._svc.address_refunds is not None
         try:
             async with self._refund_slots:
-                profiles = await self._client.fetch([
-                    Filter().kinds([Kind(events.PROFILE)])
-                    .author(PublicKey.parse(session.payer_pubkey)).limit(1)])
-                address = next((_lud16(p) for p in profiles if _lud16(p)), None)
+                address = await self._profiles.lud16_of(session.payer_pubkey)
                 if address is not None:
                     progress = await self._svc.address_refunds.refund(session.id, address)
                     if progress == Progress.DONE:
@@ -304,12 +324,3 @@ class NostrBots:
         log.info("nostr: %s got a %s DM", identity.cp_id, message.protocol)
         answer = await self._commands.answer(identity.cp_id, message.sender, message.text)
         await self._messenger.send(identity.keys, message.sender, answer, message.protocol)
-
-
-
-def _lud16(profile: Event) -> str | None:
-    try:
-        value = json.loads(profile.content()).get("lud16")
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) and "@" in value else None

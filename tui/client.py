@@ -73,6 +73,10 @@ class StromClient:
         """Raise unless the server answers and accepts the token."""
         await self._call("GET", "/api/v1/charge-points", params={"limit": 1})
 
+    async def health(self) -> dict[str, Any]:
+        """`/healthz`: the server's parts, the nostr relays' publishing state among them."""
+        return dict(await self._call("GET", "/healthz"))
+
     async def _all(self, path: str, **params: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         while True:

@@ -17,7 +17,10 @@ async def healthz(request: Request) -> JSONResponse:
     if svc.relay_url is not None:
         checks["relay"] = {"url": svc.relay_url}
     if svc.bots is not None:
-        checks["nostr"] = {"identities": svc.bots.identity_count}
+        # Per relay of strom's: publish counts, the last refusal (prefix and the relay's
+        # words), a rest after `rate-limited:` or silence, NIP-42 state (issue 19).
+        checks["nostr"] = {"identities": svc.bots.identity_count,
+                           "relays": svc.bots.relay_states()}
     if svc.tls is not None:
         checks["tls"] = svc.tls.status()
     if svc.wallet is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nostr_sdk import Event, EventBuilder, Filter, Keys, Kind, Tag, Timestamp
 
-from bots.inbox import LOOKUP_SECONDS, InboxCache, InboxRelays, dm_relays_of
+from bots.inbox import LOOKUP_SECONDS, InboxCache, InboxRelays, UserRelays, relays_of
 from relay import Relay
 from tests.nostr.conftest import Driver
 from tests.nostr.test_outbound_fences import CP_A, Fleet, _async, payer, two_chargers, zap
@@ -82,16 +82,17 @@ def test_the_cache_forgets_after_its_ttl_and_holds_at_most_its_bound() -> None:
     assert cache.get("c") == ["wss://c"]
 
 
-def test_10050_wins_over_10002_read_relays() -> None:
+def test_a_users_10050_and_10002_read_and_write_relays() -> None:
     keys = Keys.generate()
     relays = EventBuilder(Kind(10002), "").tags([
         Tag.parse(["r", "wss://both"]), Tag.parse(["r", "wss://read", "read"]),
         Tag.parse(["r", "wss://write", "write"])]).finalize(keys)
-    assert dm_relays_of([relays]) == ["wss://both", "wss://read"]
+    assert relays_of([relays]) == UserRelays(dm=[], read=["wss://both", "wss://read"],
+                                             write=["wss://both", "wss://write"])
     dms = EventBuilder(Kind(10050), "").tags([Tag.parse(["relay", "wss://dm"])]) \
         .custom_created_at(Timestamp.from_secs(int(time.time()) - 9)) \
         .finalize(keys)
-    assert dm_relays_of([relays, dms]) == ["wss://dm"]
+    assert relays_of([relays, dms]).dm == ["wss://dm"]
 
 
 async def test_only_the_users_own_list_counts_and_a_lookup_is_cached() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.text import Text
@@ -9,10 +10,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
+from tui.client import ApiError
 from tui.format import kw, plain, sat, status
 from tui.screens.base import ConsoleScreen, cursor_key, nav_bar, restore_cursor
 from tui.screens.charger import ChargerScreen
 
+RELAY_POLL = 10.0  # seconds between looks at the relays' state (`/healthz`)
 COLUMNS = (("id", "Charger"), ("name", "Name"), ("status", "Status"), ("power", "Power"),
            ("session", "Session"), ("today", "Today"))
 
@@ -31,6 +34,27 @@ def row(cp: dict[str, Any]) -> list[Text]:
             session_words(cp), Text(sat(cp["earned_today_msat"]), justify="right")]
 
 
+def relay_troubles(relays: list[dict[str, Any]], now: float) -> str:
+    """One line per relay of strom's that refused, rested or did not answer; "" when all
+    are fine (the operator is told about trouble, not about normal operation)."""
+    lines = []
+    for relay in relays:
+        said = []
+        if relay.get("last_refusal"):
+            said.append(f"refused {relay['refused']}× (last: {relay['last_reason']})")
+        if relay.get("unanswered"):
+            said.append(f"no answer {relay['unanswered']}×")
+        if relay.get("dropped"):
+            said.append(f"{relay['dropped']} dropped")
+        if (until := relay.get("resting_until")) and until > now:
+            said.append(f"resting {until - now:.0f} s")
+        if relay.get("auth") == "required":
+            said.append("asks for AUTH")
+        if said:
+            lines.append(f"Relay {relay['url']}: " + ", ".join(said))
+    return "\n".join(lines)
+
+
 class DashboardScreen(ConsoleScreen):
     """All chargers, updated live; Enter (or o) opens one."""
 
@@ -45,6 +69,7 @@ class DashboardScreen(ConsoleScreen):
         yield nav_bar("dashboard")
         yield DataTable(id="chargers", cursor_type="row", zebra_stripes=True)
         yield Static("", id="totals", classes="status-line")
+        yield Static("", id="relays", classes="status-line warning")
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -53,7 +78,9 @@ class DashboardScreen(ConsoleScreen):
         table = self.query_one(DataTable)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
+        self.query_one("#relays", Static).display = False
         await self.action_refresh()
+        self.set_interval(RELAY_POLL, self._relays)
 
     async def action_refresh(self) -> None:
         cps = await self.attempt(self.client.charge_points())
@@ -67,6 +94,18 @@ class DashboardScreen(ConsoleScreen):
             table.add_row(*row(cp), key=cp["id"])
         restore_cursor(table, selected)
         self._totals()
+        await self._relays()
+
+    async def _relays(self) -> None:
+        try:
+            health = await self.client.health()
+        except ApiError:  # the console already says when the server is gone
+            return
+        relays = (health.get("checks", {}).get("nostr") or {}).get("relays") or []
+        words = relay_troubles(relays, time.time())
+        line = self.query_one("#relays", Static)
+        line.update(words)
+        line.display = bool(words)
 
     def _totals(self) -> None:
         cps = list(self._cps.values())
@@ -87,7 +126,8 @@ class DashboardScreen(ConsoleScreen):
         self._cps[data["id"]] = data
         table = self.query_one(DataTable)
         for (key, _), cell in zip(COLUMNS, row(data), strict=True):
-            table.update_cell(data["id"], key, cell)
+            # A cell may grow (Offline → Unavailable): its column must grow with it.
+            table.update_cell(data["id"], key, cell, update_width=True)
         self._totals()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

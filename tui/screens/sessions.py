@@ -188,7 +188,7 @@ class SessionsScreen(ConsoleScreen):
             for key, cell in (("state", Text(data["state"])), ("paid", amount(data["paid_msat"])),
                               ("used", amount(data["consumed_msat"])),
                               ("refund", amount(data["refundable_msat"]))):
-                table.update_cell(data["id"], key, cell)
+                table.update_cell(data["id"], key, cell, update_width=True)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         session = self.items.get(str(event.row_key.value))
