@@ -17,15 +17,19 @@ import pytest
 from nostr_sdk import Keys
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, RichLog, Select, Static
+from textual.widgets.data_table import ColumnKey
 
 from strom import qr
 from strom.app import StromApp
 from tests.api.charger import TestCharger, running_charger
 from tests.api.flows import pay_and_charge
 from tests.conftest import free_settings
+from tests.nostr.conftest import register
+from tests.nostr.test_refusals import Relay, start
 from tui.app import StromConsole
 from tui.client import StromClient
 from tui.forms import FormScreen, MessageScreen
+from tui.screens import dashboard
 from tui.screens.charger import ChargerScreen
 from tui.screens.help import HelpScreen
 from tui.screens.sessions import SessionScreen
@@ -380,3 +384,41 @@ async def test_console_says_when_the_server_is_gone_or_the_token_wrong(
     async with wrong.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: said.saw("the server refused the admin token"))
         assert wrong.screen.query_one(DataTable).row_count == 0
+
+
+async def test_dashboard_widens_a_status_that_grows_after_the_first_draw(
+        app: StromApp, admin: httpx.AsyncClient) -> None:
+    """Issue 18: at 100 columns "Unavailable" showed as "Unavailab" (the cell was updated,
+    its column kept the width of "Offline")."""
+    console = console_for(app)
+    async with console.run_test(size=(100, 24)) as pilot:
+        table = console.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+
+        async def unavailable(charger: TestCharger) -> None:
+            await until(pilot, lambda: rows(table)[0][2] == "Available")
+            await charger.status(0, "Unavailable")
+            await until(pilot, lambda: rows(table)[0][2] == "Unavailable")
+            await pilot.pause(0.1)
+            assert table.columns[ColumnKey("status")].content_width >= len("Unavailable")
+            assert "Unavailable" in console.export_screenshot()
+
+        await with_charger(app, "cp-1", unavailable)
+
+
+async def test_dashboard_tells_the_operator_which_relay_refuses(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dashboard, "RELAY_POLL", 0.2)
+    strict = Relay("blocked: not on the list")
+    server = await start(strict)
+    await register(data_dir)  # a keyed charger: strom announces it on every relay
+    try:
+        async with StromApp(free_settings(nostr={"relays": [strict.url]}), data_dir) as running:
+            console = console_for(running)
+            async with console.run_test(size=SIZE) as pilot:
+                line = console.screen.query_one("#relays", Static)
+                await until(pilot, lambda: "blocked: not on the list" in text(line))
+                assert text(line).startswith(f"Relay {strict.url}: refused")
+                assert line.display
+    finally:
+        server.close()
