@@ -15,10 +15,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from nostr_sdk import Event, EventBuilder, Keys, Kind
+from nostr_sdk import Event, EventBuilder, Keys, Kind, Tag
 from websockets.asyncio.server import ServerConnection, serve
 
+from bots import relay_lanes
 from bots.client import NostrClient
+from bots.relay_lanes import RelayLane
 from tests.polling import eventually
 
 
@@ -138,3 +140,46 @@ async def test_auth_required_is_answered_and_the_event_sent_again(keys: Keys) ->
         # Refused before AUTH, then sent again once the challenge was answered.
         await eventually(lambda: asyncio.sleep(0, members.accepted), bool)
         assert members.accepted == [event.id().to_hex()]
+        [state] = client.relay_states()  # what /healthz shows the operator
+        assert state["auth"] == "answered" and state["last_refusal"] == "auth-required"
+
+
+async def test_a_newer_status_replaces_the_one_still_waiting(keys: Keys) -> None:
+    """A relay resting (here: its lane not started) gets only the newest of a replaceable
+    event that changed meanwhile; every caller hears what became of the newest."""
+    sent: list[str] = []
+
+    async def send(event: Event, url: str) -> tuple[bool, str]:
+        sent.append(event.content())
+        return True, ""
+
+    lane = RelayLane("ws://relay.example", send)
+    older = lane.put(EventBuilder(Kind(30333), "old").tags([Tag.parse(["d", "cp"])])
+                     .finalize(keys))
+    other = lane.put(EventBuilder(Kind(30333), "other").tags([Tag.parse(["d", "cp-2"])])
+                     .finalize(keys))
+    newer = lane.put(EventBuilder(Kind(30333), "new").tags([Tag.parse(["d", "cp"])])
+                     .finalize(keys))
+    lane.start()
+    try:
+        assert await asyncio.wait_for(asyncio.gather(older, other, newer), 2) == [True] * 3
+        assert sent == ["new", "other"]
+    finally:
+        await lane.close()
+
+
+async def test_a_full_queue_drops_its_oldest(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(relay_lanes, "MAX_QUEUED", 2)
+
+    async def send(event: Event, url: str) -> tuple[bool, str]:
+        return True, ""
+
+    lane = RelayLane("ws://relay.example", send)
+    first, *rest = [lane.put(note(keys, f"n{n}")) for n in range(3)]
+    assert first.done() and first.result() is False
+    assert lane.state.dropped == 1 and lane.state.queued == 2
+    lane.start()
+    try:
+        assert await asyncio.wait_for(asyncio.gather(*rest), 2) == [True, True]
+    finally:
+        await lane.close()
