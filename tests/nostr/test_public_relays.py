@@ -73,11 +73,13 @@ async def publish_soon(client: NostrClient, event: Event) -> None:
 
 
 @asynccontextmanager
-async def strom_with(data_dir: Path, relays: list[str]) -> AsyncIterator[tuple[StromApp, str]]:
-    """strom (with its embedded relay) also publishing to `relays`; a keyed charger."""
+async def strom_with(data_dir: Path, relays: list[str], *,
+                     embedded: bool = True) -> AsyncIterator[tuple[StromApp, str]]:
+    """strom publishing to `relays` (and its embedded relay, if on); a keyed charger."""
     uniffi_set_event_loop(asyncio.get_running_loop())
     cp_pub = (await register(data_dir)).public_key().to_hex()
-    async with StromApp(free_settings(nostr={"relays": relays}), data_dir) as app:
+    settings = free_settings(nostr={"relays": relays}, relay={"embedded": embedded})
+    async with StromApp(settings, data_dir) as app:
         yield app, cp_pub
 
 
@@ -89,7 +91,8 @@ async def test_dm_answers_reach_the_relays_each_sender_reads(data_dir: Path,
                                                              tmp_path: Path) -> None:
     async with independent_relay(tmp_path / "a") as relay_a, \
             independent_relay(tmp_path / "b") as relay_b, \
-            strom_with(data_dir, [relay_a]) as (_, cp_pub):
+            strom_with(data_dir, [relay_a], embedded=False) as (app, cp_pub):
+        assert app.relay is None  # public relays only: `strom relay` is optional
         cp = PublicKey.parse(cp_pub)
         # Payer 1 uses NIP-17 and reads DMs on relay B only (kind 10050).
         nip17_payer, nip04_payer = Keys.generate(), Keys.generate()
