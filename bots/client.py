@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import timedelta
 
 from nostr_sdk import (
@@ -54,7 +54,8 @@ class NostrClient:
     """Publish signed events to every relay and deliver subscribed events to one handler."""
 
     def __init__(self, relays: list[str], identities: Callable[[], list[Keys]],
-                 on_event: EventHandler) -> None:
+                 on_event: EventHandler, *, unmetered: Collection[str] = ()) -> None:
+        """`unmetered`: relays without a publish budget (strom's embedded relay)."""
         self._relays = list(dict.fromkeys(relays))
         self._identities = identities
         self._on_event = on_event
@@ -62,7 +63,8 @@ class NostrClient:
         self._subscriptions: dict[str, list[Filter]] = {}
         self._task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
-        self._lanes = {url: RelayLane(url, self._send_to) for url in self._relays}
+        self._lanes = {url: RelayLane(url, self._send_to, metered=url not in unmetered)
+                       for url in self._relays}
 
     async def start(self) -> None:
         # Every binding coroutine and callback runs on this loop (stack notes).

@@ -57,7 +57,9 @@ class NostrBots:
         self._key_file = keys_path(svc.data_dir, svc.settings.nostr.keys_file)
         self._identities: dict[str, Identity] = {}
         self._by_pubkey: dict[str, Identity] = {}
-        self._client = NostrClient(relays, self._all_keys, self._on_nostr_event)
+        # Relays the operator did not name are strom's own (the embedded relay): no budget.
+        self._client = NostrClient(relays, self._all_keys, self._on_nostr_event,
+                                   unmetered=set(relays) - set(svc.settings.nostr.relays))
         # Relays outside strom's own: zap requests' relays and the relays DM receivers read.
         self._elsewhere = RelayDelivery(svc.outbound, relays)
         self._inboxes = InboxRelays(self._client.fetch, svc.zaps)

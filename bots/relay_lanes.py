@@ -16,7 +16,8 @@ What a relay answers (NIP-01 `OK` prefixes) decides what the lane does:
 | `invalid:`, `blocked:`, `pow:`, `restricted:`, anything else | drops it there, with a log line |
 
 Pacing: a token bucket per relay (`BUDGET_RATE` events per second, `BUDGET_BURST` at once)
-keeps strom under public relays' usual limits. A replaceable or addressable event waiting in
+keeps strom under public relays' usual limits; strom's embedded relay has none (it never
+limits strom's own keys). A replaceable or addressable event waiting in
 the queue is replaced by its newer version (a status refreshed twice goes out once). The queue
 holds at most `MAX_QUEUED` events; past that the oldest is dropped (counted).
 """
@@ -42,7 +43,7 @@ REST_FIRST, REST_MAX = 5.0, 600.0
 JITTER = 0.2
 AUTH_RETRY_DELAY = 0.5
 MAX_TRIES = 3
-BUDGET_RATE, BUDGET_BURST = 2.0, 20
+BUDGET_RATE, BUDGET_BURST = 5.0, 50
 MAX_QUEUED = 200
 MAX_REASON = 200  # a relay's words are shown to the operator: bounded
 
@@ -99,8 +100,7 @@ class RelayLane:
 
     url: str
     send: Send
-    rate: float = BUDGET_RATE
-    burst: int = BUDGET_BURST
+    metered: bool = True
     state: RelayState = field(init=False)
     _queue: deque[_Item] = field(default_factory=deque)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -111,7 +111,7 @@ class RelayLane:
 
     def __post_init__(self) -> None:
         self.state = RelayState(self.url)
-        self._bucket = TokenBucket(self.rate, self.burst)
+        self._bucket = TokenBucket(BUDGET_RATE, BUDGET_BURST)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"nostr:lane {self.url[:60]}")
@@ -156,8 +156,8 @@ class RelayLane:
             if (wait := self._rest_until - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
                 continue
-            if not self._bucket.take():
-                await asyncio.sleep(1.0 / self.rate)
+            if self.metered and not self._bucket.take():
+                await asyncio.sleep(1.0 / BUDGET_RATE)
                 continue
             item = self._queue.popleft()
             self.state.queued = len(self._queue)
