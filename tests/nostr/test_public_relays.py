@@ -42,11 +42,14 @@ from bots.pacing import PERIOD, next_refresh, offset
 from bots.profiles import PayerProfiles
 from bots.relay_delivery import RelayDelivery
 from strom.app import StromApp
+from strom.sessions.model import State
 from strom.views import document_url
 from tests.conftest import free_settings, loopback_outbound
+from tests.doubles.lightning_address import AddressProvider
 from tests.doubles.public_relays import independent_relay, silent_relay
 from tests.nostr.conftest import CP, Driver, register
 from tests.nostr.test_event_sizes import CP_ID, PUBLIC_URL, worst_charge_point
+from tests.nostr.test_outbound_fences import CP_A, charge_then_stop, payer, two_chargers
 from tests.polling import eventually
 
 
@@ -246,3 +249,26 @@ def test_hourly_refreshes_are_spread_over_the_hour_and_never_late() -> None:
             following = next_refresh("cp-7", fired, rng=lambda j=jitter: j)
             assert fired < following <= fired + PERIOD
             fired = following
+
+
+async def test_a_zapper_whose_profile_is_only_on_their_write_relay_is_refunded_there(
+        data_dir: Path, tmp_path: Path) -> None:
+    async with AddressProvider("carol").running() as wallet, \
+            independent_relay(tmp_path / "home") as home, two_chargers(data_dir) as fleet:
+        person = await payer(fleet)  # on strom's relay, where strom looks first
+        try:
+            await publish_soon(person.client, relay_list(person.keys, 10002,
+                                                         [["r", home, "write"]]))
+            profile = EventBuilder(Kind(0), json.dumps({"name": "carol",
+                                                        "lud16": wallet.address}))
+            async with client_on(home, keys=person.keys) as at_home:
+                await publish_soon(at_home, profile.finalize(person.keys))
+            ended = await charge_then_stop(fleet, person, CP_A)
+            assert wallet.address in await person.dm("Stopped (")
+            sessions = fleet.app.services.sessions
+            assert sessions is not None
+            done = await eventually(lambda: sessions.repo.get(ended.id),
+                                    lambda s: s is not None and s.state == State.REFUNDED)
+            assert done is not None and len(wallet.issued) == 1
+        finally:
+            await person.client.close()
