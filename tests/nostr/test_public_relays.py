@@ -35,6 +35,7 @@ from nostr_sdk import (
 )
 
 import bots.client
+import bots.nostr_bots
 from bots import events
 from bots.client import NostrClient
 from bots.inbox import InboxRelays
@@ -272,3 +273,25 @@ async def test_a_zapper_whose_profile_is_only_on_their_write_relay_is_refunded_t
             assert done is not None and len(wallet.issued) == 1
         finally:
             await person.client.close()
+
+
+async def test_the_refresh_loop_publishes_each_status_at_its_turn(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    turns: list[str] = []
+
+    def soon(cp_id: str, after: float) -> float:
+        turns.append(cp_id)
+        return after + 0.2
+
+    monkeypatch.setattr(bots.nostr_bots, "REFRESH_CHECK", 0.05)
+    monkeypatch.setattr(bots.nostr_bots, "next_refresh", soon)
+    async with strom_with(data_dir, []) as (app, cp_pub):
+        assert app.relay is not None
+        async with client_on(app.relay.url) as reader:
+            async def statuses() -> list[Event]:
+                return await reader.fetch([Filter().kinds([Kind(events.STATUS)])
+                                           .author(PublicKey.parse(cp_pub))])
+            first = (await eventually(statuses, bool))[0].created_at().as_secs()
+            await eventually(statuses,
+                             lambda found: found and found[0].created_at().as_secs() > first)
+        assert set(turns) == {CP} and len(turns) >= 2
