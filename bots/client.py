@@ -99,6 +99,8 @@ class NostrClient:
     async def publish(self, event: Event) -> bool:
         """Queue `event` for every relay; True once one accepted it (at most `PUBLISH_WAIT`
         seconds: the relays that have not answered by then still get it in the background)."""
+        if self._client is None:
+            return False
         pending: set[asyncio.Future[bool]] = {lane.put(event) for lane in self._lanes.values()}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + PUBLISH_WAIT
