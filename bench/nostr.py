@@ -61,7 +61,7 @@ async def _publish_rates(url: str, keys: list[Keys], views: list[dict[str, Any]]
     async def ignore(_: Event) -> None:
         return None
 
-    client = NostrClient([url], lambda: keys, ignore)
+    client = NostrClient([url], lambda: keys, ignore, unmetered=[url])  # as the embedded relay
     await client.start()
     try:
         await asyncio.sleep(SETTLE)

@@ -1,8 +1,7 @@
 """Publishing to one relay: its own queue, publish budget, rests and state (issue 19).
 
-Each relay of strom's shared client gets a `RelayLane`: events wait in its queue and go out
-one after the other (so that relay stores a receiver's DMs in the order they were decided),
-each waiting for that relay's `OK` at most `OK_SECONDS`. A silent, slow or refusing relay
+Each relay of strom's shared client gets a `RelayLane`: events wait in its queue and go out in
+that order, at most `IN_FLIGHT` awaiting that relay's `OK` at once (each at most `OK_SECONDS`). A silent, slow or refusing relay
 holds up its own lane only; the others keep publishing at their own pace.
 
 What a relay answers (NIP-01 `OK` prefixes) decides what the lane does:
@@ -43,6 +42,7 @@ REST_FIRST, REST_MAX = 5.0, 600.0
 JITTER = 0.2
 AUTH_RETRY_DELAY = 0.5
 MAX_TRIES = 3
+IN_FLIGHT = 16
 BUDGET_RATE, BUDGET_BURST = 5.0, 50
 MAX_QUEUED = 200
 MAX_REASON = 200  # a relay's words are shown to the operator: bounded
@@ -108,6 +108,8 @@ class RelayLane:
     _rest_until: float = 0.0  # monotonic
     _rest: float = 0.0
     _task: asyncio.Task[None] | None = None
+    _sending: set[asyncio.Task[None]] = field(default_factory=set)
+    _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(IN_FLIGHT))
 
     def __post_init__(self) -> None:
         self.state = RelayState(self.url)
@@ -117,9 +119,11 @@ class RelayLane:
         self._task = asyncio.create_task(self._run(), name=f"nostr:lane {self.url[:60]}")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in [self._task, *self._sending]:
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*filter(None, [self._task, *self._sending]),
+                             return_exceptions=True)
         while self._queue:
             _resolve(self._queue.popleft().done, False)
 
@@ -159,13 +163,24 @@ class RelayLane:
             if self.metered and not self._bucket.take():
                 await asyncio.sleep(1.0 / BUDGET_RATE)
                 continue
+            await self._slots.acquire()
+            if not self._queue:  # closed meanwhile
+                self._slots.release()
+                continue
             item = self._queue.popleft()
             self.state.queued = len(self._queue)
-            try:
-                await self._send_one(item)
-            except Exception:  # a binding error must not end the lane
-                log.exception("nostr: publishing to %s failed", self.url)
-                _resolve(item.done, False)
+            task = asyncio.create_task(self._sending_one(item), name="nostr:lane-send")
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _sending_one(self, item: _Item) -> None:
+        try:
+            await self._send_one(item)
+        except Exception:  # a binding error must not end the lane
+            log.exception("nostr: publishing to %s failed", self.url)
+            _resolve(item.done, False)
+        finally:
+            self._slots.release()
 
     async def _send_one(self, item: _Item) -> None:
         item.tries += 1
@@ -204,9 +219,12 @@ class RelayLane:
     def _again(self, item: _Item) -> None:
         self._queue.appendleft(item)
         self.state.queued = len(self._queue)
+        self._wake.set()
 
     def _rest_a_while(self, message: str) -> None:
         """Doubling rests with jitter: many stroms told to slow down do not come back at once."""
+        if time.monotonic() < self._rest_until:
+            return  # the answers to events sent together count as one
         self._rest = min(REST_MAX, max(REST_FIRST, self._rest * 2))
         rest = self._rest * (1 + JITTER * (2 * random.random() - 1))
         self._rest_until = time.monotonic() + rest
