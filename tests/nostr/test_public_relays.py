@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -192,10 +193,24 @@ async def test_a_rate_limiting_relay_slows_nothing_else(tmp_path: Path) -> None:
         assert {e.id().to_hex() for e in notes} <= {e.id().to_hex() for e in stored}
 
 
-async def test_a_silent_relay_delays_no_dm_answer(data_dir: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bots.client, "OK_SECONDS", 1.5)
-    async with silent_relay() as silent, strom_with(data_dir, [silent]) as (app, cp_pub):
+@asynccontextmanager
+async def misbehaving(kind: str, directory: Path) -> AsyncIterator[str]:
+    if kind == "silent":
+        async with silent_relay() as url:
+            yield url
+    else:
+        async with independent_relay(directory, events_per_second=1) as url:
+            yield url
+
+
+@pytest.mark.parametrize(("kind", "shows"), [("silent", "unanswered"),
+                                             ("rate-limiting", "refused")])
+async def test_a_silent_or_rate_limiting_relay_delays_no_dm_answer(
+        kind: str, shows: str, data_dir: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bots.client, "OK_SECONDS", 2.5)
+    async with misbehaving(kind, tmp_path / "relay") as bad, \
+            strom_with(data_dir, [bad]) as (app, cp_pub):
         assert app.relay is not None
         driver = Driver(app.relay.url)
         await driver.start()
@@ -206,14 +221,19 @@ async def test_a_silent_relay_delays_no_dm_answer(data_dir: Path,
                 started = time.monotonic()
                 await driver.client.publish(nip17_make_private_msg(driver.keys, cp, "help"))
                 assert "stop –" in await driver.dm(sender=cp_pub, after=mark)
-                # Well within the silent relay's OK timeout: nobody waited for it.
-                assert time.monotonic() - started < 0.75, f"answer {n}"
+                # Well within the other relay's OK timeout: nobody waited for it.
+                assert time.monotonic() - started < 1.25, f"answer {n}"
             async with httpx.AsyncClient(base_url=app.http_url) as http:
-                async def silent_state() -> dict[str, object]:
+                async def bad_state() -> dict[str, Any]:
                     relays = (await http.get("/healthz")).json()["checks"]["nostr"]["relays"]
-                    return next(r for r in relays if r["url"] == silent)
-                state = await eventually(silent_state, lambda s: s["unanswered"] >= 1)
-            assert state["resting_until"] is not None and state["accepted"] == 0
+                    return next(r for r in relays if r["url"] == bad)
+                state = await eventually(bad_state, lambda s: s[shows] >= 1)
+            # What the operator reads: the relay's own words, or that it never answered.
+            if kind == "rate-limiting":
+                assert state["last_refusal"] == "rate-limited"
+                assert state["last_reason"] == "rate-limited: slow down"
+            else:
+                assert state["accepted"] == 0 and state["resting_until"] is not None
         finally:
             await driver.client.close()
 
