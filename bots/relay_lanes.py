@@ -194,6 +194,7 @@ class RelayLane:
             _resolve(item.done, True)
             return
         kind = item.event.kind().as_u16()
+        said_before = self.state.last_reason == message[:MAX_REASON]
         if prefix == "timeout":
             self.state.unanswered += 1
         else:
@@ -212,8 +213,11 @@ class RelayLane:
             if item.tries < MAX_TRIES:
                 self._again(item)
                 return
-        log.warning("nostr: kind %d %s dropped by %s: %s", kind, item.event.id().to_hex(),
-                    self.url, message[:MAX_REASON])
+        # One warning per new reason: a relay that blocks everything does not flood the log
+        # (the operator sees the counts in /healthz and the TUI).
+        log.log(logging.DEBUG if said_before else logging.WARNING,
+                "nostr: kind %d %s dropped by %s: %s", kind, item.event.id().to_hex(),
+                self.url, message[:MAX_REASON])
         _resolve(item.done, False)
 
     def _again(self, item: _Item) -> None:

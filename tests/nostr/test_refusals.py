@@ -122,12 +122,16 @@ async def test_final_refusals_are_dropped_with_a_log_line(
     good, strict = Relay(), Relay(refusal)
     async with connected(keys, good, strict) as client:
         await publish_when_connected(client, keys, good, strict)
-        with caplog.at_level(logging.WARNING, logger="bots.client"):
+        with caplog.at_level(logging.WARNING, logger="bots.relay_lanes"):
             event = note(keys, "refused")
             assert await client.publish(event)
+            assert await client.publish(note(keys, "refused again"))
+            await eventually(lambda: asyncio.sleep(0, client.relay_states()[1]["refused"]),
+                             lambda n: n >= 3)
         assert event.id().to_hex() in good.received
-        line = next(r.getMessage() for r in caplog.records if refusal in r.getMessage())
-        assert strict.url in line and "dropped" in line
+        lines = [r.getMessage() for r in caplog.records if refusal in r.getMessage()]
+        assert len(lines) == 1  # the same reason again is not worth another warning
+        assert strict.url in lines[0] and "dropped" in lines[0]
         assert strict.received.count(event.id().to_hex()) == 1  # not retried
 
 
