@@ -134,7 +134,7 @@ class RelayLane:
         for index, queued in enumerate(self._queue):
             if item.key is not None and queued.key == item.key and queued.tries == 0:
                 self._queue[index] = item
-                done.add_done_callback(lambda f, old=queued.done: _resolve(old, f.result()))
+                done.add_done_callback(_passed_on_to(queued.done))
                 return done
         self._queue.append(item)
         if len(self._queue) > MAX_QUEUED:
@@ -235,6 +235,13 @@ class RelayLane:
         self.state.resting_until = time.time() + rest
         log.info("nostr: %s answered %r: resting it %.0f s", self.url, message[:MAX_REASON],
                  rest)
+
+
+def _passed_on_to(older: asyncio.Future[bool]) -> Callable[[asyncio.Future[bool]], None]:
+    """The caller of a replaced event learns what became of its newer version."""
+    def pass_on(newer: asyncio.Future[bool]) -> None:
+        _resolve(older, newer.result())
+    return pass_on
 
 
 def _resolve(future: asyncio.Future[bool], value: bool) -> None:
