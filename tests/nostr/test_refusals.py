@@ -187,3 +187,29 @@ async def test_a_full_queue_drops_its_oldest(keys: Keys, monkeypatch: pytest.Mon
         assert await asyncio.wait_for(asyncio.gather(*rest), 2) == [True, True]
     finally:
         await lane.close()
+
+
+async def test_a_public_relay_gets_events_within_its_budget_and_ours_at_once(
+        keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(relay_lanes, "BUDGET_RATE", 10.0)
+    monkeypatch.setattr(relay_lanes, "BUDGET_BURST", 3)
+    times: dict[str, list[float]] = {"public": [], "ours": []}
+
+    async def send(event: Event, url: str) -> tuple[bool, str]:
+        times[url].append(time.monotonic())
+        return True, ""
+
+    public, ours = RelayLane("public", send), RelayLane("ours", send, metered=False)
+    started = time.monotonic()
+    for lane in (public, ours):
+        lane.start()
+    try:
+        done = [lane.put(note(keys, f"n{n}")) for n in range(7) for lane in (public, ours)]
+        assert all(await asyncio.wait_for(asyncio.gather(*done), 5))
+        assert times["ours"][-1] - started < 0.1  # strom's own relay: no budget
+        # 3 at once, then 10 a second: the 7th goes out after about 0.4 s.
+        assert times["public"][2] - started < 0.1
+        assert times["public"][-1] - started >= 0.3
+    finally:
+        for lane in (public, ours):
+            await lane.close()
