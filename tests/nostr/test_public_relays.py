@@ -187,7 +187,7 @@ async def test_a_rate_limiting_relay_slows_nothing_else(tmp_path: Path) -> None:
         busy_state, free_state = client.relay_states()
         assert busy_state["last_refusal"] == "rate-limited"
         assert busy_state["resting_until"] is not None
-        assert free_state["refused"] == 0 and free_state["accepted"] == 11
+        assert free_state["refused"] == 0 and free_state["accepted"] >= 11
         async with client_on(free) as reader:
             stored = await reader.fetch([Filter().kinds([Kind(1)]).author(keys.public_key())])
         assert {e.id().to_hex() for e in notes} <= {e.id().to_hex() for e in stored}
