@@ -109,7 +109,7 @@ async def _direct_starts(central: CentralSystem, chargers: list[RawCharger],
 
     async def one(charger: RawCharger) -> None:
         sent[charger.cp_id] = time.perf_counter()
-        await central.remote_start(charger.cp_id, 1, "direct")
+        await central.control.start(charger.cp_id, 1, "direct")
 
     await asyncio.gather(*(one(c) for c in chargers))
     await asyncio.wait_for(arrivals.all_in.wait(), WAIT)

@@ -1,5 +1,6 @@
 """The DM conversation: `help`, `status`, `price`, `stop`, `refund`, `history`, and for
-operators `reset`, `unlock N`, `availability N on|off`.
+operators `reset`, `unlock N`, `availability N on|off`, `limit N WATTS|off` (the operator
+commands of `strom.chargers.operator`: checked, sent, audited).
 
 Only a session's payer (the key that zapped, or the key linked to the session) may stop it or
 get its refund link; everybody else is told so, and nothing happens.
@@ -8,14 +9,15 @@ get its refund link; everybody else is told so, and nothing happens.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 from nostr_sdk import PublicKey
 
+from strom.chargers.operator import CommandRefused, OperatorCommands
 from strom.container import Services
 from strom.keys import operator_npubs
 from strom.lnurl.codec import lnurl_encode
-from strom.ocpp.commands import ChargerCallError
 from strom.sessions.model import ACTIVE_STATES, REFUNDABLE_STATES, Session, State
 from strom.tariffs.model import describe
 
@@ -28,7 +30,7 @@ stop – stop your charging session (payer only)
 refund – your refund link (payer only)
 history – your last sessions here
 help – this text"""
-OPERATOR_HELP = "\nOperator: reset · unlock N · availability N on|off"
+OPERATOR_HELP = "\nOperator: reset · unlock N · availability N on|off · limit N WATTS|off"
 
 
 def _sat(msat: int) -> str:
@@ -69,9 +71,9 @@ class Commands:
                 return await self._refund(cp_id, sender)
             case "history":
                 return await self._history(cp_id, sender)
-            case "reset" | "unlock" | "availability" if operator:
-                return await self._operate(cp_id, command, args)
-            case "reset" | "unlock" | "availability":
+            case "reset" | "unlock" | "availability" | "limit" if operator:
+                return await self._operate(cp_id, sender, command, args)
+            case "reset" | "unlock" | "availability" | "limit":
                 return "Only operators may do that."
         return f"Unknown command {command[:40]!r}.\n{HELP}"  # the help must fit a DM
 
@@ -129,21 +131,44 @@ class Commands:
                          f"paid {_sat(s.paid_msat)}, used {_sat(s.consumed_msat)}, "
                          f"refunded {_sat(s.refunded_msat)}" for s in sessions)
 
-    async def _operate(self, cp_id: str, command: str, args: list[str]) -> str:
-        central = self._svc.central_system
-        assert central is not None
+    async def _operate(self, cp_id: str, sender: str, command: str, args: list[str]) -> str:
+        ops = OperatorCommands(self._svc.charge_points, self._svc.chargers, self._svc.event_log)
+        by = f"nostr:{sender}"
         try:
             if command == "reset":
-                ok = await central.reset(cp_id)
-                return "Reset accepted." if ok else "The charger refused the reset."
-            if not args or not args[0].isdigit():
-                return f"Usage: {command} N" + (" on|off" if command == "availability" else "")
+                result = await ops.reset(cp_id, by=by)
+                if result.answered:
+                    return "Reset accepted." if result.ok else "The charger refused the reset."
+                return result.reason
+            usage = {"unlock": "unlock N", "availability": "availability N on|off",
+                     "limit": "limit N WATTS|off"}[command]
+            if not args or not args[0].isdigit() or len(args[0]) > 3:
+                return f"Usage: {usage}"
             connector = int(args[0])
             if command == "unlock":
-                return f"Unlock: {await central.unlock(cp_id, connector)}"
-            if len(args) < 2 or args[1] not in ("on", "off"):
-                return "Usage: availability N on|off"
-            result = await central.change_availability(cp_id, connector, args[1] == "on")
-            return f"Availability: {result}"
-        except ChargerCallError as exc:
-            return str(exc)
+                result = await ops.unlock(cp_id, connector, by=by)
+                return f"Unlock: {result.status}" if result.answered else result.reason
+            if command == "availability":
+                if len(args) < 2 or args[1] not in ("on", "off"):
+                    return f"Usage: {usage}"
+                result = await ops.set_availability(cp_id, connector, args[1] == "on", by=by)
+                return f"Availability: {result.status}" if result.answered else result.reason
+            watts = _watts(args[1]) if len(args) > 1 else None
+            if watts is None and args[1:] != ["off"]:
+                return f"Usage: {usage}"
+            result = await ops.set_power_limit(cp_id, connector, watts, by=by)
+            return f"Limit: {result.status}" if result.answered else result.reason
+        except CommandRefused as exc:
+            return f"Not sent: {exc.message}."
+
+
+def _watts(word: str) -> float | None:
+    """`11000`, `11000w` or `11kw` in W; None for anything else."""
+    word = word.lower()
+    scale = 1000.0 if word.endswith("kw") else 1.0
+    number = word.removesuffix("kw").removesuffix("w")
+    try:
+        value = float(number) * scale
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

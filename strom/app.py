@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from bots.nostr_bots import NostrBots
 from relay import Relay
 from relay import database_path as relay_database_path
+from strom.chargers.control import ControlDispatcher
 from strom.config import Settings, require_https_public_url
 from strom.container import Services
 from strom.errors import UserError
@@ -122,7 +123,7 @@ class StromApp:
             charge_points=charge_points, event_log=event_log,
             admin_token=read_or_create_secret(admin_token_path(self.data_dir)),
             zaps=ZapRepository(db), keyring=KeyRing(key_file),
-            outbound=Outbound(self.settings.outbound),
+            outbound=Outbound(self.settings.outbound), chargers=ControlDispatcher(),
         )
         self.services = svc
         # Bound first: with port 0 the real port must be known before any link is made.
@@ -155,6 +156,7 @@ class StromApp:
         await central.start()
         self._stack.push_async_callback(central.close)
         svc.central_system = central
+        svc.chargers.register(central.control)
         self._step = "starting the wallet, tariffs and sessions"
         await self._start_money(svc, central)
 
@@ -177,7 +179,7 @@ class StromApp:
         wallet = make_wallet(self.settings, self.data_dir, svc.db, svc.bus)
         sessions = SessionService(
             db=svc.db, bus=svc.bus, settings=self.settings.sessions,
-            charge_points=svc.charge_points, wallet=wallet, chargers=central,
+            charge_points=svc.charge_points, wallet=wallet, chargers=svc.chargers,
             invoice_expiry=lightning.invoice_expiry,
             meter_interval=float(self.settings.ocpp.meter_sample_interval or DEFAULT_METER_INTERVAL))
         refunds = RefundService(

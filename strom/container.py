@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from strom.chargers.control import ControlDispatcher
 from strom.config import Settings
 from strom.events import EventBus
 from strom.keys import KeyRing
@@ -38,6 +39,7 @@ class Services:
     admin_token: str
     zaps: ZapRepository
     outbound: Outbound  # every fetch for outsiders and config goes through it
+    chargers: ControlDispatcher  # every call to a charger, whatever protocol it speaks
     keyring: KeyRing | None = None
     central_system: CentralSystem | None = None
     wallet: Wallet | None = None

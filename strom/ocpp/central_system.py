@@ -28,7 +28,7 @@ from strom.events import ChargePointConnected, ChargePointDisconnected, EventBus
 from strom.forwarded import client_address, trusted_networks
 from strom.ocpp.auth_throttle import AuthThrottle
 from strom.ocpp.charge_point import Authorizer, ChargePointConnection, OcppContext
-from strom.ocpp.commands import ChargerCallError, ChargerCommands
+from strom.ocpp.control import Ocpp16Control
 from strom.ocpp.sampling import SamplingSetup, configure_sampling
 from strom.security import verify_password
 from strom.store.charge_points import ChargePointRepository
@@ -45,8 +45,8 @@ RETIRE_SECONDS = 1.0
 CONCURRENT_SCRYPTS = 2
 
 
-class CentralSystem(ChargerCommands):
-    """Accepts chargers, routes their messages and makes calls to them."""
+class CentralSystem:
+    """Accepts chargers and routes their messages; `control` makes calls to them."""
 
     def __init__(self, settings: OcppSettings, charge_points: ChargePointRepository,
                  transactions: TransactionRepository, event_log: EventLogRepository,
@@ -66,6 +66,7 @@ class CentralSystem(ChargerCommands):
             bus=bus, heartbeat_interval=settings.heartbeat_interval,
             rate_per_second=settings.rate_limit_per_second, rate_burst=settings.rate_limit_burst)
         self._connections: dict[str, ChargePointConnection] = {}
+        self.control = Ocpp16Control(self.connection, settings.call_timeout)
         # sha256 of passwords already checked with scrypt, so reconnect storms stay cheap.
         self._verified: dict[str, bytes] = {}
         self._throttle = AuthThrottle(budget=settings.auth_failure_budget,
@@ -169,9 +170,8 @@ class CentralSystem(ChargerCommands):
 
     async def _configure(self, cp_id: str) -> None:
         try:
-            setup = await configure_sampling(self, cp_id, self._settings.meter_sample_interval)
-        except ChargerCallError as exc:
-            setup = SamplingSetup(failed={"GetConfiguration": str(exc)})
+            setup = await configure_sampling(self.control, cp_id,
+                                             self._settings.meter_sample_interval)
         except Exception:
             log.exception("%s: configuring its metering failed", cp_id)
             return

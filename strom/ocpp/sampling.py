@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from strom.ocpp.commands import ChargePointOffline, ChargerCallError, ChargerCommands
+from strom.chargers.control import ChargerControl, Outcome
 from strom.ocpp.meter import ENERGY, POWER, SOC
 
 WANTED = (ENERGY, POWER, SOC)
@@ -31,7 +31,6 @@ INTERVAL = "MeterValueSampleInterval"
 STOP_SAMPLED = "StopTxnSampledData"
 STOP_SAMPLED_MAX = "StopTxnSampledDataMaxLength"
 KEYS = [SAMPLED, SAMPLED_MAX, INTERVAL, STOP_SAMPLED, STOP_SAMPLED_MAX]
-CHANGED = ("Accepted", "RebootRequired")
 
 
 @dataclass
@@ -46,36 +45,39 @@ class SamplingSetup:
         return {"changed": self.changed, "kept": self.kept, "failed": self.failed}
 
 
-async def configure_sampling(charger: ChargerCommands, cp_id: str, interval: int) -> SamplingSetup:
-    """Read and set the charger's metering keys; raises only what `get_configuration` raises."""
+async def configure_sampling(charger: ChargerControl, cp_id: str, interval: int) -> SamplingSetup:
+    """Read and set the charger's metering keys; what failed, and why, is in `failed`."""
     setup = SamplingSetup()
     config = await charger.get_configuration(cp_id, KEYS)
+    if not config.result.ok:
+        setup.failed["GetConfiguration"] = config.result.reason
+        return setup
     values = {key.lower(): value for key, value in config.values.items()}
     readonly = {key.lower() for key in config.readonly}
     unknown = {key.lower() for key in config.unknown}
 
-    async def change(key: str, candidates: list[str]) -> None:
+    async def change(key: str, candidates: list[str]) -> bool:
+        """Try the candidates in turn; False when the charger went away (ask no more)."""
         if key.lower() in unknown:
             setup.failed[key] = "unknown to the charger"
-            return
+            return True
         if key.lower() in readonly:
             setup.failed[key] = f"read-only ({values.get(key.lower()) or 'empty'})"
-            return
+            return True
         status = "?"
         for value in candidates:
-            try:
-                status = await charger.change_configuration(cp_id, key, value)
-            except ChargePointOffline:
-                raise
-            except ChargerCallError as exc:  # a CALLERROR or no answer: this key only
-                setup.failed[key] = str(exc)
-                return
-            if status in CHANGED:
+            result = await charger.change_configuration(cp_id, key, value)
+            if result.status is None:  # offline, a CALLERROR or no answer: this key only
+                setup.failed[key] = result.reason
+                return result.outcome != Outcome.NOT_CONNECTED
+            if result.ok:
                 setup.changed[key] = value
-                return
-            if status != "Rejected":
+                return True
+            status = result.status
+            if result.outcome != Outcome.REJECTED:
                 break  # NotSupported: fewer measurands will not help
         setup.failed[key] = status
+        return True
 
     for key, max_key in ((SAMPLED, SAMPLED_MAX), (STOP_SAMPLED, STOP_SAMPLED_MAX)):
         wanted = WANTED if key == SAMPLED else (ENERGY,)
@@ -87,7 +89,8 @@ async def configure_sampling(charger: ChargerCommands, cp_id: str, interval: int
         extras = [m for m in current if m not in wanted]
         candidates = [[*wanted, *extras][:max(1, limit)], *(
             list(wanted[:n]) for n in range(len(wanted), 0, -1) if n <= limit)]
-        await change(key, _unique(",".join(c) for c in candidates))
+        if not await change(key, _unique(",".join(c) for c in candidates)):
+            return setup
 
     current_interval = _number(values.get(INTERVAL.lower()))
     if current_interval is not None and 0 < current_interval <= interval:

@@ -27,6 +27,7 @@ from typing import Any
 
 import aiosqlite
 
+from strom.chargers.control import ChargerControl, Trigger
 from strom.config import SessionSettings
 from strom.events import (
     ChargePointBooted,
@@ -42,7 +43,6 @@ from strom.events import (
 from strom.failpoints import crash_point
 from strom.lightning.wallet import InvoiceState, Wallet, WalletError
 from strom.sessions import holds, ledger
-from strom.sessions.charger_control import ChargerControl
 from strom.sessions.connectors import ConnectorChoice, choose_connector
 from strom.sessions.expiry import UnpaidPurger
 from strom.sessions.model import ENDED_STATES, METERED_STATES, Session, State
@@ -304,16 +304,14 @@ class SessionService(StopFlow):
 
     async def _remote_start(self, session: Session) -> None:
         assert session.active_connector_id is not None
-        try:
-            accepted = await self._chargers.remote_start(
-                session.cp_id, session.active_connector_id, session.id_tag)
-        except Exception as exc:  # offline, CALLERROR, timeout: the start timeout decides
-            log.warning("session %s: RemoteStart failed: %s", session.id, exc)
+        result = await self._chargers.start(session.cp_id, session.active_connector_id,
+                                            session.id_tag)
+        if result.answered and not result.ok:
+            await self.fail(session.id, "charger rejected the start", only_if=(State.STARTING,))
+        elif not result.ok:  # offline, CALLERROR, timeout: the start timeout decides
+            log.warning("session %s: RemoteStart failed: %s", session.id, result.reason)
             if not self._chargers.is_connected(session.cp_id):
                 await self.fail(session.id, "charger offline", only_if=(State.STARTING,))
-            return
-        if not accepted:
-            await self.fail(session.id, "charger rejected the start", only_if=(State.STARTING,))
 
     async def _start_timeout(self, session_id: str, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -539,11 +537,10 @@ class SessionService(StopFlow):
             self._watchdog[session.id] = loop_now
             log.warning("session %s: no meter reading for %.0f s; asking the charger",
                         session.id, (utcnow() - since).total_seconds())
-            try:
-                await self._chargers.trigger_meter_values(session.cp_id,
-                                                          session.active_connector_id)
-            except Exception as exc:
-                log.warning("session %s: TriggerMessage failed: %s", session.id, exc)
+            result = await self._chargers.trigger(session.cp_id, Trigger.METER_VALUES,
+                                                  session.active_connector_id)
+            if not result.ok:
+                log.warning("session %s: TriggerMessage failed: %s", session.id, result.reason)
         elif loop_now - asked >= interval:
             self._watchdog.pop(session.id, None)
             log.warning("session %s: still no meter reading; stopping", session.id)

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 import aiosqlite
 
+from strom.chargers.control import ChargerControl, Trigger
 from strom.config import SessionSettings
 from strom.events import EventBus, SessionChanged
 from strom.failpoints import crash_point
-from strom.sessions.charger_control import ChargerControl
 from strom.sessions.connectors import reason_in_words
 from strom.sessions.model import ENDED_STATES, METERED_STATES, Session, State
 from strom.sessions.repository import SessionRepository
@@ -147,23 +147,22 @@ class StopFlow:
                 or session.active_connector_id is None \
                 or not self._chargers.is_connected(session.cp_id):
             return
-        try:
-            await self._chargers.trigger_status(session.cp_id, session.active_connector_id)
-        except Exception as exc:  # offline again, CALLERROR, timeout: RemoteStop goes on
-            log.info("session %s: no StatusNotification asked: %s", session_id, exc)
+        result = await self._chargers.trigger(session.cp_id, Trigger.STATUS,
+                                              session.active_connector_id)
+        if not result.ok:  # offline again, CALLERROR, timeout: RemoteStop goes on
+            log.info("session %s: no StatusNotification asked: %s", session_id, result.reason)
 
     async def _remote_stop(self, session: Session, transaction_id: int) -> bool:
-        """RemoteStopTransaction; False only when the charger answers Rejected."""
-        try:
-            accepted = await self._chargers.remote_stop(session.cp_id, transaction_id)
-        except Exception as exc:
-            # Offline, CALLERROR, timeout: the loop asks again; the hold covers the meantime.
-            log.warning("session %s: RemoteStop failed: %s", session.id, exc)
-            return True
-        if not accepted:
+        """RemoteStopTransaction; False only when the charger answers no."""
+        result = await self._chargers.stop(session.cp_id, transaction_id)
+        if result.answered and not result.ok:
             log.warning("session %s: charger rejected RemoteStop of transaction %d",
                         session.id, transaction_id)
-        return accepted
+            return False
+        if not result.ok:
+            # Offline, CALLERROR, timeout: the loop asks again; the hold covers the meantime.
+            log.warning("session %s: RemoteStop failed: %s", session.id, result.reason)
+        return True
 
     async def _stop_extra(self, session: Session, transaction_id: int) -> None:
         await self._remote_stop(session, transaction_id)

@@ -1,13 +1,13 @@
-"""Admin REST: `POST /api/v1/commands/{cp_id}/{reset|unlock|trigger|availability}`.
+"""Admin REST: `POST /api/v1/commands/{cp_id}/{reset|unlock|trigger|availability|limit}`.
 
-Each command is one OCPP call to the charger. The answer is the charger's status word; a
-charger that is not connected is 409, one that answers CALLERROR is 502 with its error code,
-one that does not answer in time is 504.
+Each command is one operator command (`strom.chargers.operator`): checked, sent to the charger,
+audited. The answer is the charger's status word and the protocol-neutral `outcome`; a charger
+that is not connected is 409, one that answers CALLERROR is 502 with its error code, one that
+does not answer in time is 504.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
@@ -16,17 +16,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Route
 
-from strom.ocpp.commands import CallErrorResponse, CallTimeout, ChargePointOffline, ChargerCommands
-from strom.store.charge_points import ChargerRecord
+from strom.chargers.control import ControlResult, Outcome, Trigger
+from strom.chargers.operator import CommandRefused, OperatorCommands, UnknownChargePoint
 from strom.web.auth import require_admin, services
 from strom.web.responses import JSONResponse
 from strom.web.validation import InvalidInput, Strict, Whole, read_body
 
-log = logging.getLogger(__name__)
-
-TriggerMessage = Literal["BootNotification", "DiagnosticsStatusNotification",
-                         "FirmwareStatusNotification", "Heartbeat", "MeterValues",
-                         "StatusNotification"]
+BY = "admin api"
 
 
 class ResetBody(Strict):
@@ -38,7 +34,7 @@ class UnlockBody(Strict):
 
 
 class TriggerBody(Strict):
-    message: TriggerMessage
+    message: Trigger
     connector_id: Whole | None = Field(None, ge=0, le=16)
 
 
@@ -47,40 +43,43 @@ class AvailabilityBody(Strict):
     operative: bool
 
 
-def _check_connector(cp: ChargerRecord, connector_id: int | None, lowest: int) -> None:
-    if connector_id is not None and not lowest <= connector_id <= cp.num_connectors:
-        raise InvalidInput([{"loc": ["body", "connector_id"],
-                             "msg": f"{cp.id} has connectors {lowest}..{cp.num_connectors}"}])
+class LimitBody(Strict):
+    connector_id: Whole = Field(0, ge=0, le=16, description="0 is the whole charge point.")
+    watts: float | None = Field(description="The cap in W; null lifts strom's cap.")
 
 
-async def _reset(chargers: ChargerCommands, cp: ChargerRecord, request: Request) -> str:
+Command = Callable[[OperatorCommands, str, Request], Awaitable[ControlResult]]
+
+
+async def _reset(ops: OperatorCommands, cp_id: str, request: Request) -> ControlResult:
     body = await read_body(request, ResetBody)
-    accepted = await chargers.reset(cp.id, hard=body.type == "Hard")
-    return "Accepted" if accepted else "Rejected"
+    return await ops.reset(cp_id, hard=body.type == "Hard", by=BY)
 
 
-async def _unlock(chargers: ChargerCommands, cp: ChargerRecord, request: Request) -> str:
+async def _unlock(ops: OperatorCommands, cp_id: str, request: Request) -> ControlResult:
     body = await read_body(request, UnlockBody)
-    _check_connector(cp, body.connector_id, 1)
-    return await chargers.unlock(cp.id, body.connector_id)
+    return await ops.unlock(cp_id, body.connector_id, by=BY)
 
 
-async def _trigger(chargers: ChargerCommands, cp: ChargerRecord, request: Request) -> str:
+async def _trigger(ops: OperatorCommands, cp_id: str, request: Request) -> ControlResult:
     body = await read_body(request, TriggerBody)
-    _check_connector(cp, body.connector_id, 0)
-    return await chargers.trigger_message(cp.id, body.message, body.connector_id)
+    return await ops.trigger(cp_id, body.message, body.connector_id, by=BY)
 
 
-async def _availability(chargers: ChargerCommands, cp: ChargerRecord, request: Request) -> str:
+async def _availability(ops: OperatorCommands, cp_id: str, request: Request) -> ControlResult:
     body = await read_body(request, AvailabilityBody)
-    _check_connector(cp, body.connector_id, 0)
-    return await chargers.change_availability(cp.id, body.connector_id, body.operative)
+    return await ops.set_availability(cp_id, body.connector_id, body.operative, by=BY)
 
 
-Command = Callable[[ChargerCommands, ChargerRecord, Request], Awaitable[str]]
+async def _limit(ops: OperatorCommands, cp_id: str, request: Request) -> ControlResult:
+    body = await read_body(request, LimitBody)
+    return await ops.set_power_limit(cp_id, body.connector_id, body.watts, by=BY)
+
+
 COMMANDS: dict[str, tuple[Command, type[BaseModel]]] = {
     "reset": (_reset, ResetBody), "unlock": (_unlock, UnlockBody),
     "trigger": (_trigger, TriggerBody), "availability": (_availability, AvailabilityBody),
+    "limit": (_limit, LimitBody),
 }
 
 
@@ -88,23 +87,24 @@ def _endpoint(name: str, command: Command) -> Callable[[Request], Awaitable[JSON
     async def endpoint(request: Request) -> JSONResponse:
         require_admin(request)
         svc = services(request)
-        cp = await svc.charge_points.get(request.path_params["cp_id"])
-        if cp is None:
-            raise HTTPException(404, "unknown charge point")
-        if svc.central_system is None:
-            raise HTTPException(503, "the OCPP central system is not running")
+        ops = OperatorCommands(svc.charge_points, svc.chargers, svc.event_log)
+        cp_id = request.path_params["cp_id"]
         try:
-            status = await command(svc.central_system, cp, request)
-        except ChargePointOffline as exc:
-            raise HTTPException(409, str(exc)) from None
-        except CallTimeout as exc:
-            raise HTTPException(504, str(exc)) from None
-        except CallErrorResponse as exc:
-            return JSONResponse({"error": str(exc), "code": exc.code}, status_code=502)
-        log.info("operator command %s to %s: %s", name, cp.id, status)
-        await svc.event_log.append("operator_command", {"command": name, "status": status},
-                                   cp_id=cp.id)
-        return JSONResponse({"cp_id": cp.id, "command": name, "status": status})
+            result = await command(ops, cp_id, request)
+        except UnknownChargePoint:
+            raise HTTPException(404, "unknown charge point") from None
+        except CommandRefused as exc:
+            raise InvalidInput([{"loc": ["body", exc.field] if exc.field else ["body"],
+                                 "msg": exc.message}]) from None
+        if result.outcome == Outcome.NOT_CONNECTED:
+            raise HTTPException(409, result.reason)
+        if result.outcome == Outcome.TIMEOUT:
+            raise HTTPException(504, result.reason)
+        if result.code is not None:
+            return JSONResponse({"error": result.reason, "code": result.code,
+                                 "outcome": result.outcome.value}, status_code=502)
+        return JSONResponse({"cp_id": cp_id, "command": name, "status": result.status,
+                             "outcome": result.outcome.value})
 
     endpoint.__name__ = f"command_{name}"
     return endpoint

@@ -124,7 +124,7 @@ ADMIN: list[Op] = [
        "charge points", body=ChargePointUpdate, ok=s.AdminChargePoint),
     Op("delete", CP + "/{cp_id}", "Remove a charge point and its key", "charge points",
        ok_status=204),
-    *[Op("post", f"/api/v1/commands/{{cp_id}}/{name}", f"OCPP {name} to the charger",
+    *[Op("post", f"/api/v1/commands/{{cp_id}}/{name}", f"Operator command {name} to the charger",
          "commands", body=body, ok=s.CommandResult) for name, (_, body) in COMMANDS.items()],
     Op("get", "/api/v1/sessions", "Sessions, newest first", "sessions", query=SessionsQuery,
        ok=s.SessionPage),

@@ -194,7 +194,9 @@ class KeyChange(Key):
 class CommandResult(BaseModel):
     cp_id: str
     command: str
-    status: str
+    status: str | None = Field(description="The charger's own answer (Accepted, Unlocked, …).")
+    outcome: str = Field(description="accepted, scheduled, rejected or not_supported: the"
+                         " answer in words every protocol shares.")
 
 
 class LedgerSummary(BaseModel):

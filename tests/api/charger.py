@@ -115,6 +115,18 @@ class TestCharger(ChargePoint):
         return call_result.ChangeAvailability(status="Scheduled" if self.transactions
                                               else "Accepted")
 
+    @on(Action.set_charging_profile)
+    async def on_set_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]
+                             ) -> call_result.SetChargingProfile:
+        await self._answer("SetChargingProfile", {"connector_id": connector_id,
+                                                  "cs_charging_profiles": cs_charging_profiles})
+        return call_result.SetChargingProfile(status="Accepted")
+
+    @on(Action.clear_charging_profile)
+    async def on_clear_profile(self, **kwargs: Any) -> call_result.ClearChargingProfile:
+        await self._answer("ClearChargingProfile", kwargs)
+        return call_result.ClearChargingProfile(status="Unknown")
+
     @on(Action.trigger_message)
     async def on_trigger(self, requested_message: str,
                          connector_id: int | None = None) -> call_result.TriggerMessage:

@@ -192,10 +192,37 @@ async def test_commands_reach_the_charger(app: StromApp, admin: httpx.AsyncClien
         assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
         assert [a.json()["status"] for a in answers] == ["Accepted", "Unlocked", "Accepted",
                                                          "Accepted"]
+        assert {a.json()["outcome"] for a in answers} == {"accepted"}
         assert charger.asked == [
             ("Reset", {"type": "Hard"}), ("UnlockConnector", {"connector_id": 2}),
             ("TriggerMessage", {"requested_message": "StatusNotification", "connector_id": 1}),
             ("ChangeAvailability", {"connector_id": 0, "type": "Inoperative"})]
+        # Every command that reached the charger is audited: what, with what, by whom, answer.
+        audit = [e["payload"] for e in await app.services.event_log.recent("cp-1")  # type: ignore[union-attr]
+                 if e["kind"] == "operator_command"]
+        assert [(e["command"], e["status"], e["outcome"], e["by"]) for e in reversed(audit)] == [
+            ("reset", "Accepted", "accepted", "admin api"),
+            ("unlock", "Unlocked", "accepted", "admin api"),
+            ("trigger", "Accepted", "accepted", "admin api"),
+            ("availability", "Accepted", "accepted", "admin api")]
+        assert audit[0]["args"] == {"connector_id": 0, "operative": False}
+
+        limit = await admin.post(cmd + "limit", json={"connector_id": 1, "watts": 7400})
+        assert limit.json() == {"cp_id": "cp-1", "command": "limit", "status": "Accepted",
+                                "outcome": "accepted"}
+        profile = charger.asked.pop()[1]
+        assert profile["connector_id"] == 1
+        # (the charger's library checked the profile against the OCPP 1.6 schema)
+        assert profile["cs_charging_profiles"]["charging_profile_purpose"] == "TxDefaultProfile"
+        assert profile["cs_charging_profiles"]["charging_schedule"] == {
+            "charging_rate_unit": "W", "charging_schedule_period": [{"start_period": 0,
+                                                                     "limit": 7400.0}]}
+        lifted = await admin.post(cmd + "limit", json={"connector_id": 1, "watts": None})
+        assert lifted.json()["outcome"] == "accepted"  # "Unknown": no cap of strom's was set
+        assert charger.asked.pop()[0] == "ClearChargingProfile"
+        absurd = await admin.post(cmd + "limit", json={"connector_id": 1, "watts": -5})
+        assert absurd.status_code == 422 and absurd.json()["fields"][0]["loc"] == [
+            "body", "watts"]
 
         wrong = await admin.post(cmd + "unlock", json={"connector_id": 3})
         assert wrong.status_code == 422 and wrong.json()["fields"][0]["loc"] == [

@@ -16,6 +16,7 @@ import bolt11
 from bolt11 import Bolt11, MilliSatoshi, Tag, TagChar, Tags
 from coincurve import PrivateKey
 
+from strom.chargers.control import ControlResult, Outcome, Trigger, not_connected
 from strom.lightning.wallet import (
     Invoice,
     InvoiceState,
@@ -46,6 +47,8 @@ def make_invoice(amount_msat: int, *, key: PrivateKey | None = None, expiry: int
 
 @dataclass
 class FakeChargers:
+    """`ChargerControl` for the session service: records what it was asked."""
+
     connected: bool = True
     accept_start: bool = True
     starts: list[tuple[str, int, str]] = field(default_factory=list)
@@ -57,23 +60,26 @@ class FakeChargers:
     def is_connected(self, cp_id: str) -> bool:
         return self.connected
 
-    async def remote_start(self, cp_id: str, connector_id: int, id_tag: str) -> bool:
-        self.starts.append((cp_id, connector_id, id_tag))
-        return self.accept_start
-
-    async def remote_stop(self, cp_id: str, transaction_id: int) -> bool:
-        self.stops.append((cp_id, transaction_id))
+    def _answer(self, cp_id: str, yes: bool = True) -> ControlResult:
         if not self.connected:
-            raise ConnectionError(f"{cp_id} is offline")
-        return self.accept_stop
+            return not_connected(cp_id)
+        return ControlResult(Outcome.ACCEPTED, "Accepted") if yes else \
+            ControlResult(Outcome.REJECTED, "Rejected", f"{cp_id} said no")
 
-    async def trigger_meter_values(self, cp_id: str, connector_id: int) -> bool:
-        self.triggers.append((cp_id, connector_id))
-        return self.connected
+    async def start(self, cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
+        self.starts.append((cp_id, connector_id, id_tag))
+        return ControlResult(Outcome.ACCEPTED if self.accept_start else Outcome.REJECTED)
 
-    async def trigger_status(self, cp_id: str, connector_id: int) -> bool:
-        self.status_triggers.append((cp_id, connector_id))
-        return self.connected
+    async def stop(self, cp_id: str, transaction_id: int) -> ControlResult:
+        self.stops.append((cp_id, transaction_id))
+        return self._answer(cp_id, self.accept_stop)
+
+    async def trigger(self, cp_id: str, message: Trigger,
+                      connector_id: int | None = None) -> ControlResult:
+        assert connector_id is not None
+        asked = self.triggers if message == Trigger.METER_VALUES else self.status_triggers
+        asked.append((cp_id, connector_id))
+        return self._answer(cp_id)
 
 
 class FakeWallet(Wallet):

@@ -1,5 +1,6 @@
-"""Operators (`[operator] npubs` in nostr-keys.toml) may reset, unlock and switch connectors by
-DM; the charger gets the OCPP call."""
+"""Operators (`[operator] npubs` in nostr-keys.toml) may reset, unlock, switch connectors and
+cap power by DM; the charger gets the OCPP call, and each command is audited like one from the
+admin API (`strom.chargers.operator`)."""
 
 from __future__ import annotations
 
@@ -43,8 +44,25 @@ async def test_operator_commands_by_dm(data_dir: Path) -> None:
             assert await dm17(person, cp_pub, "availability 2 off") == "Availability: Accepted"
             await charger.wait_for(lambda: charger.connector_status(2) == "Unavailable")
             assert await dm17(person, cp_pub, "unlock 1") == "Unlock: Unlocked"
+            # A connector the charger does not have is refused by strom, not sent.
+            assert await dm17(person, cp_pub, "unlock 9") == \
+                f"Not sent: {CP} has connectors 1..2."
+            assert await dm17(person, cp_pub, "availability 3 on") == \
+                f"Not sent: {CP} has connectors 0..2."
             assert "Usage: availability N on|off" in await dm17(person, cp_pub, "availability 1")
+            # The simulator has no smart charging: the operator is told so.
+            assert "refused SetChargingProfile: NotImplemented" in await dm17(
+                person, cp_pub, "limit 1 11kw")
+            assert await dm17(person, cp_pub, "limit 1 lots") == "Usage: limit N WATTS|off"
             assert await dm17(person, cp_pub, "reset") == "Reset accepted."
+            audit = [e["payload"] for e in await app.services.event_log.recent(CP)
+                     if e["kind"] == "operator_command"]
+            by = f"nostr:{operator.public_key().to_hex()}"
+            assert [(e["command"], e["args"], e["outcome"], e["by"]) for e in reversed(audit)] \
+                == [("availability", {"connector_id": 2, "operative": False}, "accepted", by),
+                    ("unlock", {"connector_id": 1}, "accepted", by),
+                    ("limit", {"connector_id": 1, "watts": 11000.0}, "not_supported", by),
+                    ("reset", {"type": "Soft"}, "accepted", by)]
         finally:
             await person.client.close()
             await charger.close()

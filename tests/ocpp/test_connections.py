@@ -15,7 +15,7 @@ from ocpp.v16.enums import Action
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from strom.ocpp.commands import CallErrorResponse, CallTimeout, ChargePointOffline
+from strom.chargers.control import ControlResult, Outcome, Trigger
 from strom.store.db import Database
 from tests.ocpp.conftest import PASSWORD, Ocpp, start_ocpp
 from tests.polling import eventually
@@ -163,29 +163,32 @@ class Charger(ChargePoint):
 async def test_calls_to_chargers(db: Database) -> None:
     server, bus = await start_ocpp(db, call_timeout=0.5)
     central = server.central
+    control = central.control
     try:
-        with pytest.raises(ChargePointOffline, match="cp-1 is not connected"):
-            await central.remote_start("cp-1", 1, "TAG")
+        assert await control.start("cp-1", 1, "TAG") == ControlResult(
+            Outcome.NOT_CONNECTED, reason="charge point cp-1 is not connected")
         async with connect(server.url("cp-1"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
             charger = Charger("cp-1", ws)
             task = asyncio.create_task(charger.start())
             await until(lambda: central.is_connected("cp-1"), "connected")
-            assert await central.unlock("cp-1", 1) == "Unlocked"
-            config = await central.get_configuration("cp-1")
+            assert await control.unlock("cp-1", 1) == ControlResult(Outcome.ACCEPTED, "Unlocked")
+            config = await control.get_configuration("cp-1")
+            assert config.result.ok
             assert config.values == {"HeartbeatInterval": "300", "NumberOfConnectors": "2"}
             assert config.readonly == {"NumberOfConnectors"} and config.unknown == ("Nope",)
-            with pytest.raises(CallErrorResponse) as refused:
-                await central.change_availability("cp-1", 1, operative=False)
-            assert refused.value.code == "InternalError"
-            with pytest.raises(CallErrorResponse) as unsupported:
-                await central.clear_cache("cp-1")
-            assert unsupported.value.code in ("NotImplemented", "NotSupported")
-            with pytest.raises(CallTimeout, match="did not answer Reset within 0.5 s"):
-                await central.reset("cp-1")
+            refused = await control.set_availability("cp-1", 1, operative=False)
+            assert (refused.outcome, refused.code) == (Outcome.ERROR, "InternalError")
+            assert not refused.answered and "refused ChangeAvailability" in refused.reason
+            unsupported = await control.set_power_limit("cp-1", 0, 11_000)
+            assert unsupported.outcome == Outcome.NOT_SUPPORTED
+            assert unsupported.code in ("NotImplemented", "NotSupported")
+            slow = await control.reset("cp-1")
+            assert slow.outcome == Outcome.TIMEOUT
+            assert slow.reason == "charge point cp-1 did not answer Reset within 0.5 s"
             task.cancel()
         await until(lambda: not central.is_connected("cp-1"), "disconnected")
-        with pytest.raises(ChargePointOffline):
-            await central.trigger_message("cp-1", "Heartbeat")
+        gone = await control.trigger("cp-1", Trigger.HEARTBEAT)
+        assert gone.outcome == Outcome.NOT_CONNECTED and not gone.ok
     finally:
         await central.close()
         await bus.close()

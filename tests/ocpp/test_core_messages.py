@@ -179,5 +179,5 @@ async def test_remote_start_reaches_the_charger(ocpp: Ocpp) -> None:
             if ocpp.central.is_connected("cp-1"):
                 break
             await asyncio.sleep(0.02)
-        assert await ocpp.central.remote_start("cp-1", 1, "SESSION-TAG")
+        assert (await ocpp.central.control.start("cp-1", 1, "SESSION-TAG")).ok
         assert cp.remote_starts == ["SESSION-TAG"]

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from strom.chargers.control import ControlResult
 from strom.config import SessionSettings
 from strom.events import ChargePointConnected, EventBus, MeterSample, TransactionStarted
 from strom.sessions.audit import check_ledger
@@ -50,11 +51,11 @@ class ObedientChargers(FakeChargers):
         super().__init__()
         self.agreed: set[int] = set()
 
-    async def remote_stop(self, cp_id: str, transaction_id: int) -> bool:
-        accepted = await super().remote_stop(cp_id, transaction_id)
-        if accepted:
+    async def stop(self, cp_id: str, transaction_id: int) -> ControlResult:
+        result = await super().stop(cp_id, transaction_id)
+        if result.ok:
             self.agreed.add(transaction_id)
-        return accepted
+        return result
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Chargers as strom's core sees them, whatever protocol they speak."""

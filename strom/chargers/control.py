@@ -1,0 +1,192 @@
+"""Charger control: what strom asks of a charger, whatever protocol it speaks.
+
+Sessions, operator commands and every interface call `ChargerControl` only; a protocol adapter
+(`strom.ocpp.control.Ocpp16Control` for OCPP 1.6J, an OCPP 2.0.1 one beside it) translates each
+operation into its protocol's call and the answer into a `ControlResult`. `ControlDispatcher`
+holds the adapters and sends each operation to the one the charger is connected through.
+
+Every operation ends in a result, never an exception: the charger's answer, or why there was
+none (not connected, no answer in time, a protocol error). Transaction ids are strom's integer
+ids whatever the protocol (an adapter whose protocol names transactions otherwise maps them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class Outcome(StrEnum):
+    """What became of one operation, in words every protocol's answers map onto."""
+
+    ACCEPTED = "accepted"  # the charger does it (or did it)
+    SCHEDULED = "scheduled"  # accepted, applied later (after the running transaction, a reboot)
+    REJECTED = "rejected"  # the charger answered no
+    NOT_SUPPORTED = "not_supported"  # the charger or its protocol does not have this operation
+    NOT_CONNECTED = "not_connected"  # no connection to the charger, or it closed meanwhile
+    TIMEOUT = "timeout"  # no answer within the call timeout
+    ERROR = "error"  # the charger answered with a protocol error, or an answer that does not fit
+
+
+@dataclass(frozen=True, slots=True)
+class ControlResult:
+    """The outcome of one operation, the charger's own word and, when it failed, why."""
+
+    outcome: Outcome
+    status: str | None = None  # the charger's answer as it said it ("Accepted", "Unlocked", …)
+    reason: str = ""  # a sentence for people when the outcome is not accepted
+    code: str | None = None  # the protocol's error code when the charger answered an error
+
+    @property
+    def ok(self) -> bool:
+        """The charger took the operation on (now or scheduled)."""
+        return self.outcome in (Outcome.ACCEPTED, Outcome.SCHEDULED)
+
+    @property
+    def answered(self) -> bool:
+        """The charger gave a regular answer (yes, later, no, or "I can't")."""
+        return self.code is None and self.outcome in (
+            Outcome.ACCEPTED, Outcome.SCHEDULED, Outcome.REJECTED, Outcome.NOT_SUPPORTED)
+
+
+def not_connected(cp_id: str) -> ControlResult:
+    """The result of any operation on a charger no adapter has a connection to."""
+    return ControlResult(Outcome.NOT_CONNECTED, reason=f"charge point {cp_id} is not connected")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationResult:
+    """`get_configuration`: the values read, the read-only keys and the keys the charger does
+    not know; `result` says whether reading worked at all."""
+
+    result: ControlResult
+    values: dict[str, str | None] = field(default_factory=dict)
+    readonly: frozenset[str] = frozenset()
+    unknown: tuple[str, ...] = ()
+
+
+class Trigger(StrEnum):
+    """Messages a charger can be asked to send now. The values are the words of the admin
+    API (OCPP 1.6's names); each adapter maps them to its protocol's."""
+
+    BOOT = "BootNotification"
+    DIAGNOSTICS_STATUS = "DiagnosticsStatusNotification"  # 2.0.1: LogStatusNotification
+    FIRMWARE_STATUS = "FirmwareStatusNotification"
+    HEARTBEAT = "Heartbeat"
+    METER_VALUES = "MeterValues"
+    STATUS = "StatusNotification"
+
+
+class ChargerControl(Protocol):
+    """Everything strom asks of a charger. Connector 0 means the whole charger where an
+    operation allows it (availability, trigger, power limit)."""
+
+    def is_connected(self, cp_id: str) -> bool: ...
+
+    async def start(self, cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
+        """Start a transaction for `id_tag` on a connector (RemoteStart)."""
+        ...
+
+    async def stop(self, cp_id: str, transaction_id: int) -> ControlResult:
+        """Stop one of strom's transactions (RemoteStop)."""
+        ...
+
+    async def unlock(self, cp_id: str, connector_id: int) -> ControlResult: ...
+
+    async def set_availability(self, cp_id: str, connector_id: int,
+                               operative: bool) -> ControlResult: ...
+
+    async def set_power_limit(self, cp_id: str, connector_id: int,
+                              watts: float | None) -> ControlResult:
+        """Cap the power strom's sessions may draw; None lifts strom's cap."""
+        ...
+
+    async def reset(self, cp_id: str, *, hard: bool = False) -> ControlResult: ...
+
+    async def trigger(self, cp_id: str, message: Trigger,
+                      connector_id: int | None = None) -> ControlResult: ...
+
+    async def get_configuration(self, cp_id: str,
+                                keys: list[str] | None = None) -> ConfigurationResult:
+        """Read settings; keys are the protocol's own names."""
+        ...
+
+    async def change_configuration(self, cp_id: str, key: str, value: str) -> ControlResult:
+        """Change one setting (the protocol's own name); SCHEDULED: after a reboot."""
+        ...
+
+
+class ProtocolAdapter(ChargerControl, Protocol):
+    """One protocol's implementation; `is_connected` is true only for chargers connected
+    through this protocol."""
+
+    protocol: str  # "ocpp1.6", "ocpp2.0.1", …
+
+
+class ControlDispatcher:
+    """`ChargerControl` over all protocols: each call goes to the adapter the charger is
+    connected through; a charger connected through none gets `not_connected`."""
+
+    def __init__(self, *adapters: ProtocolAdapter) -> None:
+        self._adapters: list[ProtocolAdapter] = list(adapters)
+
+    def register(self, adapter: ProtocolAdapter) -> None:
+        """Add a protocol; chargers connected through it can be controlled from now on."""
+        self._adapters.append(adapter)
+
+    def adapter(self, cp_id: str) -> ProtocolAdapter | None:
+        """The adapter `cp_id` is connected through now, if any."""
+        return next((a for a in self._adapters if a.is_connected(cp_id)), None)
+
+    def protocol(self, cp_id: str) -> str | None:
+        """The protocol `cp_id` is connected with now (None: not connected)."""
+        adapter = self.adapter(cp_id)
+        return adapter.protocol if adapter else None
+
+    def is_connected(self, cp_id: str) -> bool:
+        return self.adapter(cp_id) is not None
+
+    async def start(self, cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
+        a = self.adapter(cp_id)
+        return await a.start(cp_id, connector_id, id_tag) if a else not_connected(cp_id)
+
+    async def stop(self, cp_id: str, transaction_id: int) -> ControlResult:
+        a = self.adapter(cp_id)
+        return await a.stop(cp_id, transaction_id) if a else not_connected(cp_id)
+
+    async def unlock(self, cp_id: str, connector_id: int) -> ControlResult:
+        a = self.adapter(cp_id)
+        return await a.unlock(cp_id, connector_id) if a else not_connected(cp_id)
+
+    async def set_availability(self, cp_id: str, connector_id: int,
+                               operative: bool) -> ControlResult:
+        a = self.adapter(cp_id)
+        return (await a.set_availability(cp_id, connector_id, operative) if a
+                else not_connected(cp_id))
+
+    async def set_power_limit(self, cp_id: str, connector_id: int,
+                              watts: float | None) -> ControlResult:
+        a = self.adapter(cp_id)
+        return (await a.set_power_limit(cp_id, connector_id, watts) if a
+                else not_connected(cp_id))
+
+    async def reset(self, cp_id: str, *, hard: bool = False) -> ControlResult:
+        a = self.adapter(cp_id)
+        return await a.reset(cp_id, hard=hard) if a else not_connected(cp_id)
+
+    async def trigger(self, cp_id: str, message: Trigger,
+                      connector_id: int | None = None) -> ControlResult:
+        a = self.adapter(cp_id)
+        return await a.trigger(cp_id, message, connector_id) if a else not_connected(cp_id)
+
+    async def get_configuration(self, cp_id: str,
+                                keys: list[str] | None = None) -> ConfigurationResult:
+        a = self.adapter(cp_id)
+        return (await a.get_configuration(cp_id, keys) if a
+                else ConfigurationResult(not_connected(cp_id)))
+
+    async def change_configuration(self, cp_id: str, key: str, value: str) -> ControlResult:
+        a = self.adapter(cp_id)
+        return (await a.change_configuration(cp_id, key, value) if a
+                else not_connected(cp_id))

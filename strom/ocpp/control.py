@@ -1,0 +1,159 @@
+"""The OCPP 1.6J adapter of `strom.chargers.control.ChargerControl`.
+
+Each operation is one call to the charger through its `ChargePointConnection`, with a
+timeout; the answer's status word becomes an `Outcome`, and a charger that is not connected,
+does not answer in time or answers CALLERROR gives a result saying so, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError, ValidationError
+from ocpp.v16 import call
+from websockets.exceptions import ConnectionClosed
+
+from strom.chargers.control import (
+    ConfigurationResult,
+    ControlResult,
+    Outcome,
+    Trigger,
+    not_connected,
+)
+from strom.ocpp.charge_point import ChargePointConnection
+
+PROTOCOL = "ocpp1.6"
+
+# The status words of OCPP 1.6's answers; none means two things in two answers.
+_OUTCOMES = {
+    "Accepted": Outcome.ACCEPTED, "Unlocked": Outcome.ACCEPTED,
+    "Scheduled": Outcome.SCHEDULED, "RebootRequired": Outcome.SCHEDULED,
+    "Rejected": Outcome.REJECTED, "UnlockFailed": Outcome.REJECTED,
+    "NotSupported": Outcome.NOT_SUPPORTED, "NotImplemented": Outcome.NOT_SUPPORTED,
+}
+# ClearChargingProfile answers Unknown when strom had set no limit: then none is in force.
+_CLEARED = {**_OUTCOMES, "Unknown": Outcome.ACCEPTED}
+# CALLERROR codes that mean "this charger does not have that operation".
+_UNSUPPORTED_CODES = frozenset({"NotImplemented", "NotSupported"})
+# strom's charging profile: one id, so a new limit replaces the last one and clearing it
+# leaves the operator's own profiles alone.
+PROFILE_ID = 8400
+
+
+class CallFailed(Exception):
+    """A call got no usable answer; `result` says why."""
+
+    def __init__(self, result: ControlResult) -> None:
+        super().__init__(result.reason)
+        self.result = result
+
+
+class Ocpp16Control:
+    """Charger control over OCPP 1.6J for the chargers connected to one central system."""
+
+    protocol = PROTOCOL
+
+    def __init__(self, connection: Callable[[str], ChargePointConnection | None],
+                 call_timeout: float) -> None:
+        self._connection = connection
+        self.call_timeout = call_timeout
+
+    def is_connected(self, cp_id: str) -> bool:
+        return self._connection(cp_id) is not None
+
+    async def call(self, cp_id: str, payload: Any) -> Any:
+        """Send one call; the ocpp library's typed answer, or `CallFailed`."""
+        conn = self._connection(cp_id)
+        action = type(payload).__name__
+        if conn is None:
+            raise CallFailed(not_connected(cp_id))
+        limit = self.call_timeout
+        try:
+            async with asyncio.timeout(limit):
+                return await conn.call(payload, suppress=False)
+        except TimeoutError:
+            raise CallFailed(ControlResult(
+                Outcome.TIMEOUT, reason=f"charge point {cp_id} did not answer {action} within"
+                f" {limit:g} s")) from None
+        except ConnectionClosed:
+            raise CallFailed(not_connected(cp_id)) from None
+        except OCPPError as exc:
+            code = str(getattr(exc, "code", type(exc).__name__))
+            raise CallFailed(_refused(cp_id, action, code, exc.description or "")) from None
+        except (UnknownCallErrorCodeError, ValidationError) as exc:
+            raise CallFailed(_refused(cp_id, action, "InvalidResponse", str(exc))) from None
+
+    async def _ask(self, cp_id: str, payload: Any,
+                   outcomes: dict[str, Outcome] = _OUTCOMES) -> ControlResult:
+        try:
+            answer = await self.call(cp_id, payload)
+        except CallFailed as failed:
+            return failed.result
+        status = str(answer.status)
+        outcome = outcomes.get(status, Outcome.REJECTED)
+        reason = "" if outcome in (Outcome.ACCEPTED, Outcome.SCHEDULED) else \
+            f"charge point {cp_id} answered {status} to {type(payload).__name__}"
+        return ControlResult(outcome, status, reason)
+
+    async def start(self, cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
+        return await self._ask(cp_id, call.RemoteStartTransaction(
+            id_tag=id_tag, connector_id=connector_id))
+
+    async def stop(self, cp_id: str, transaction_id: int) -> ControlResult:
+        return await self._ask(cp_id, call.RemoteStopTransaction(transaction_id=transaction_id))
+
+    async def unlock(self, cp_id: str, connector_id: int) -> ControlResult:
+        return await self._ask(cp_id, call.UnlockConnector(connector_id=connector_id))
+
+    async def set_availability(self, cp_id: str, connector_id: int,
+                               operative: bool) -> ControlResult:
+        return await self._ask(cp_id, call.ChangeAvailability(
+            connector_id=connector_id, type="Operative" if operative else "Inoperative"))
+
+    async def set_power_limit(self, cp_id: str, connector_id: int,
+                              watts: float | None) -> ControlResult:
+        """SetChargingProfile: on connector 0 a ChargePointMaxProfile (the whole charger), else
+        a TxDefaultProfile of that connector; Relative, so it holds from now on without a
+        start time the charger's clock would have to agree with. None: ClearChargingProfile
+        of strom's profile."""
+        if watts is None:
+            return await self._ask(cp_id, call.ClearChargingProfile(id=PROFILE_ID), _CLEARED)
+        purpose = "ChargePointMaxProfile" if connector_id == 0 else "TxDefaultProfile"
+        return await self._ask(cp_id, call.SetChargingProfile(
+            connector_id=connector_id, cs_charging_profiles={
+                "charging_profile_id": PROFILE_ID, "stack_level": 0,
+                "charging_profile_purpose": purpose, "charging_profile_kind": "Relative",
+                "charging_schedule": {"charging_rate_unit": "W", "charging_schedule_period": [
+                    {"start_period": 0, "limit": round(float(watts), 1)}]}}))
+
+    async def reset(self, cp_id: str, *, hard: bool = False) -> ControlResult:
+        return await self._ask(cp_id, call.Reset(type="Hard" if hard else "Soft"))
+
+    async def trigger(self, cp_id: str, message: Trigger,
+                      connector_id: int | None = None) -> ControlResult:
+        return await self._ask(cp_id, call.TriggerMessage(
+            requested_message=Trigger(message).value, connector_id=connector_id))
+
+    async def get_configuration(self, cp_id: str,
+                                keys: list[str] | None = None) -> ConfigurationResult:
+        try:
+            answer = await self.call(cp_id, call.GetConfiguration(key=keys or None))
+        except CallFailed as failed:
+            return ConfigurationResult(failed.result)
+        entries = answer.configuration_key or []
+        return ConfigurationResult(
+            ControlResult(Outcome.ACCEPTED, "Accepted"),
+            values={e["key"]: e.get("value") for e in entries},
+            readonly=frozenset(e["key"] for e in entries if e.get("readonly")),
+            unknown=tuple(answer.unknown_key or ()))
+
+    async def change_configuration(self, cp_id: str, key: str, value: str) -> ControlResult:
+        return await self._ask(cp_id, call.ChangeConfiguration(key=key, value=value))
+
+
+def _refused(cp_id: str, action: str, code: str, description: str) -> ControlResult:
+    outcome = Outcome.NOT_SUPPORTED if code in _UNSUPPORTED_CODES else Outcome.ERROR
+    return ControlResult(outcome, reason=f"charge point {cp_id} refused {action}: {code}"
+                         f" {description}".strip(), code=code)
