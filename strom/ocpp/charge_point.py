@@ -3,7 +3,8 @@
 Handlers record facts in the store first and publish events after, so subscribers (sessions,
 pages, bots) never see something the store does not have. Handlers never call the charger
 (that would wait for an answer the receive loop cannot deliver; see the stack notes): calls go
-through `strom.ocpp.central_system.CentralSystem` from other tasks.
+through `strom.ocpp.control.Ocpp16Control` from other tasks. The OCPP-J session under the
+handlers (framing, rate limit, calls and answers) is strom's own: `strom.ocpp.rpc`.
 """
 
 from __future__ import annotations
@@ -13,20 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ocpp.exceptions import (
-    OCPPError,
-    PropertyConstraintViolationError,
-    TypeConstraintViolationError,
-)
-from ocpp.messages import Call, CallError, CallResult
+from ocpp.exceptions import PropertyConstraintViolationError, TypeConstraintViolationError
 from ocpp.routing import after, on
-from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16 import call_result
 from ocpp.v16.enums import (
     Action,
     DataTransferStatus,
     RegistrationStatus,
 )
-from websockets.exceptions import ConnectionClosed
 
 from strom.events import (
     ChargePointBooted,
@@ -35,10 +30,9 @@ from strom.events import (
     TransactionStarted,
     TransactionStopped,
 )
-from strom.ocpp.frames import CALL, CALLRESULT, FrameError, parse_frame
 from strom.ocpp.meter import MAX_ENERGY_WH, Parsed, parse_meter_values
 from strom.ocpp.metering import MeterBook
-from strom.ratelimit import TokenBucket
+from strom.ocpp.rpc import OcppRpc
 from strom.store.charge_points import ChargePointRepository
 from strom.store.event_log import EventLogRepository
 from strom.store.transactions import MeterRow, TransactionRepository
@@ -46,12 +40,6 @@ from strom.timeutil import iso, parse_iso
 
 log = logging.getLogger(__name__)
 
-# The ocpp library names a few errors as OCPP 2.0 does; OCPP 1.6 spells them differently.
-_OCPP16_CODES = {"FormatViolation": "FormationViolation",
-                 "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
-
-
-_ACTIONS = frozenset(action.value for action in Action)
 # Distinct reasons for refused meter values logged per connection; a charger that sends the
 # same garbage every ten seconds fills no disk.
 _REFUSALS_LOGGED = 20
@@ -81,62 +69,22 @@ class OcppContext:
     on_booted: Callable[[str], None] | None = None
 
 
-class ChargePointConnection(ChargePoint):
-    """The ocpp library's ChargePoint with strict framing, a rate limit and strom's handlers."""
+class ChargePointConnection(OcppRpc):
+    """One charger speaking OCPP 1.6J: strom's handlers on the OCPP-J session of `OcppRpc`."""
+
+    ocpp_version = "1.6"
+    call_results = call_result
+    actions = frozenset(action.value for action in Action)
+    # The ocpp library and the frame checks name a few errors as OCPP 2.0 does.
+    spelling = {"FormatViolation": "FormationViolation",
+                "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
 
     def __init__(self, cp_id: str, websocket: Any, context: OcppContext,
                  response_timeout: float) -> None:
-        super().__init__(cp_id, websocket, response_timeout)
-        self.websocket = websocket
+        super().__init__(cp_id, websocket, response_timeout=response_timeout,
+                         rate_per_second=context.rate_per_second, rate_burst=context.rate_burst)
         self._ctx = context
-        self._bucket = TokenBucket(context.rate_per_second, context.rate_burst)
         self._refusals: set[str] = set()
-
-    # --- framing ----------------------------------------------------------------------------
-
-    async def route_message(self, raw_msg: str | bytes) -> None:
-        """Route one frame; anything malformed gets a CALLERROR, never silence or a crash."""
-        try:
-            frame = parse_frame(raw_msg)
-        except FrameError as exc:
-            log.warning("%s: rejected frame: %s", self.id, exc.description)
-            await self._send(exc.to_json())
-            return
-        if frame.message_type != CALL:
-            # Only an answer to a call in flight is kept; strays would pile up otherwise.
-            if self._call_lock.locked():
-                msg = (CallResult(frame.unique_id, frame.payload)
-                       if frame.message_type == CALLRESULT
-                       else CallError(frame.unique_id, *(frame.error or ("", "", {}))))
-                self._response_queue.put_nowait(msg)
-            return
-        msg = Call(frame.unique_id, frame.action, frame.payload)
-        if not self._bucket.take():
-            await self._error(msg, "GenericError", "too many messages; slow down")
-            return
-        if msg.action not in self.route_map:
-            # OCPP 1.6 §4.2.3 (the ocpp library has these two the other way round).
-            if msg.action in _ACTIONS:
-                await self._error(msg, "NotSupported", f"{msg.action} is not supported here")
-            else:
-                await self._error(msg, "NotImplemented", f"{msg.action} is not an OCPP 1.6 action")
-            return
-        try:
-            await self._handle_call(msg)
-        except ConnectionClosed:
-            raise  # the receive loop ends; the central system cleans up
-        except OCPPError as exc:
-            log.info("%s: %s %s answered %s: %s", self.id, msg.action, msg.unique_id,
-                     exc.code, exc.description)
-            await self._error(msg, exc.code, exc.description, exc.details)
-        except Exception:
-            log.exception("%s: handling %s failed", self.id, msg.action)
-            await self._error(msg, "InternalError", "the central system failed on this message")
-
-    async def _error(self, msg: Call, code: str, description: str,
-                     details: dict[str, Any] | None = None) -> None:
-        error = CallError(msg.unique_id, _OCPP16_CODES.get(code, code), description, details or {})
-        await self._send(error.to_json())
 
     # --- handlers ---------------------------------------------------------------------------
 

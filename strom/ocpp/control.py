@@ -7,7 +7,6 @@ does not answer in time or answers CALLERROR gives a result saying so, never an 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -69,21 +68,23 @@ class Ocpp16Control:
         action = type(payload).__name__
         if conn is None:
             raise CallFailed(not_connected(cp_id))
-        limit = self.call_timeout
         try:
-            async with asyncio.timeout(limit):
-                return await conn.call(payload, suppress=False)
+            # The connection bounds the wait for the answer (not for its turn: OCPP-J sends
+            # one call at a time, so a call may first wait for the one before it).
+            return await conn.call(payload)
         except TimeoutError:
             raise CallFailed(ControlResult(
                 Outcome.TIMEOUT, reason=f"charge point {cp_id} did not answer {action} within"
-                f" {limit:g} s")) from None
+                f" {self.call_timeout:g} s")) from None
         except ConnectionClosed:
             raise CallFailed(not_connected(cp_id)) from None
         except OCPPError as exc:
             code = str(getattr(exc, "code", type(exc).__name__))
             raise CallFailed(_refused(cp_id, action, code, exc.description or "")) from None
         except (UnknownCallErrorCodeError, ValidationError) as exc:
-            raise CallFailed(_refused(cp_id, action, "InvalidResponse", str(exc))) from None
+            raise CallFailed(ControlResult(
+                Outcome.ERROR, reason=f"charge point {cp_id} answered {action} wrongly: {exc}",
+                code="InvalidResponse")) from None
 
     async def _ask(self, cp_id: str, payload: Any,
                    outcomes: dict[str, Outcome] = _OUTCOMES) -> ControlResult:

@@ -1,0 +1,190 @@
+"""OCPP-J over one websocket, owned by strom: framing, a rate limit, calls and their answers.
+
+The ocpp library's `ChargePoint` cannot do what a central system needs here without reaching
+into its private parts: it stays silent on malformed frames, has no rate limit, queues every
+CALLRESULT whether anyone asked, and answers a charger's CALL with 1.6 codes spelled the 2.0
+way. So strom owns the envelope (`frames.parse_frame`) and the matching of answers, and uses
+only the library's public API for the payloads: `@on`/`@after` routing (`create_route_map`),
+schema validation (`validate_payload`), the key case conversion and the typed `call`/
+`call_result` classes. One class for every OCPP-J version: a subclass names its version, its
+`call_result` module, its actions and how it spells error codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from types import ModuleType
+from typing import Any, ClassVar
+
+from ocpp.charge_point import (
+    camel_to_snake_case,
+    remove_nones,
+    serialize_as_dict,
+    snake_to_camel_case,
+)
+from ocpp.exceptions import NotImplementedError as CallNotImplemented
+from ocpp.exceptions import NotSupportedError, OCPPError, ValidationError
+from ocpp.messages import Call, CallError, CallResult, validate_payload
+from ocpp.routing import create_route_map
+from websockets.exceptions import ConnectionClosed
+
+from strom.ocpp.frames import CALL, CALLERROR, FrameError, parse_frame
+from strom.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
+
+
+class OcppRpc:
+    """One peer's OCPP-J session: routes its CALLs to `@on` handlers (and `@after` hooks),
+    sends strom's CALLs one at a time and matches each answer to the call by its unique id.
+
+    Every CALL gets exactly one answer: its handler's CALLRESULT or a CALLERROR (malformed
+    frame, too many messages, unknown action, a payload the schema refuses, a handler that
+    raised). A CALLRESULT or CALLERROR nobody waits for is dropped.
+    """
+
+    ocpp_version: ClassVar[str]
+    call_results: ClassVar[ModuleType]  # e.g. ocpp.v16.call_result
+    actions: ClassVar[frozenset[str]]  # every action of the version (NotSupported vs NotImplemented)
+    # Error codes as this version spells them (the library and `frames` use other spellings).
+    spelling: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, cp_id: str, websocket: Any, *, response_timeout: float,
+                 rate_per_second: float, rate_burst: int) -> None:
+        self.id = cp_id
+        self.websocket = websocket
+        self.route_map = create_route_map(self)
+        self._response_timeout = response_timeout
+        self._bucket = TokenBucket(rate_per_second, rate_burst)
+        # OCPP-J: one CALL of ours in flight at a time; its answer is awaited under this lock.
+        self._calling = asyncio.Lock()
+        self._waiting: dict[str, asyncio.Future[CallResult | CallError]] = {}
+        self._hooks: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        """Serve the peer's frames until the connection closes (raises ConnectionClosed)."""
+        try:
+            while True:
+                await self.route_message(await self.websocket.recv())
+        finally:
+            # A call in flight gets no answer now: it ends at once, not at its timeout.
+            for waiter in self._waiting.values():
+                if not waiter.done():
+                    waiter.set_exception(ConnectionClosed(None, None))
+
+    # --- frames from the peer ---------------------------------------------------------------
+
+    async def route_message(self, raw: str | bytes) -> None:
+        """Route one frame; anything malformed gets a CALLERROR, never silence or a crash."""
+        try:
+            frame = parse_frame(raw)
+        except FrameError as exc:
+            log.warning("%s: rejected frame: %s", self.id, exc.description)
+            await self._send_error(exc.unique_id, exc.code, exc.description)
+            return
+        if frame.message_type != CALL:
+            waiter = self._waiting.get(frame.unique_id)
+            if waiter is None or waiter.done():
+                log.info("%s: dropped an answer to no call of ours (%s)", self.id,
+                         frame.unique_id)
+                return
+            waiter.set_result(CallResult(frame.unique_id, frame.payload)
+                              if frame.message_type != CALLERROR
+                              else CallError(frame.unique_id, *(frame.error or ("", "", {}))))
+            return
+        assert frame.action is not None
+        msg = Call(frame.unique_id, frame.action, frame.payload)
+        if not self._bucket.take():
+            await self._send_error(msg.unique_id, "GenericError", "too many messages; slow down")
+            return
+        try:
+            await self._dispatch(msg)
+        except ConnectionClosed:
+            raise  # the receive loop ends; the central system cleans up
+        except OCPPError as exc:
+            log.info("%s: %s %s answered %s: %s", self.id, msg.action, msg.unique_id,
+                     exc.code, exc.description)
+            await self._send_error(msg.unique_id, exc.code, exc.description, exc.details)
+        except Exception:
+            log.exception("%s: handling %s failed", self.id, msg.action)
+            await self._send_error(msg.unique_id, "InternalError",
+                                   "the central system failed on this message")
+
+    async def _dispatch(self, msg: Call) -> None:
+        handlers = self.route_map.get(msg.action, {})
+        handler = handlers.get("_on_action")
+        if handler is None:
+            # OCPP 1.6 §4.2.3 (the ocpp library has these two the other way round).
+            if msg.action in self.actions:
+                raise NotSupportedError(description=f"{msg.action} is not supported here")
+            raise CallNotImplemented(
+                description=f"{msg.action} is not an OCPP {self.ocpp_version} action")
+        validate = not handlers.get("_skip_schema_validation", False)
+        if validate:
+            await validate_payload(msg, self.ocpp_version)
+        kwargs = camel_to_snake_case(msg.payload)
+        answer = handler(**kwargs)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        result = msg.create_call_result(
+            snake_to_camel_case(remove_nones(serialize_as_dict(answer))))
+        if validate:
+            await validate_payload(result, self.ocpp_version)
+        await self._send(result.to_json())
+        hook = handlers.get("_after_action")
+        if hook is not None:
+            # After the answer is out: a hook may call the peer, whose answer this loop reads.
+            after = hook(**kwargs)
+            if inspect.isawaitable(after):
+                task = asyncio.ensure_future(after)
+                self._hooks.add(task)
+                task.add_done_callback(self._hooks.discard)
+
+    # --- strom's calls to the peer ----------------------------------------------------------
+
+    async def call(self, payload: Any) -> Any:
+        """Send one CALL and return the version's typed answer.
+
+        Raises the OCPPError of a CALLERROR answer (`UnknownCallErrorCodeError` for a code
+        the version does not have), `ValidationError` for an answer the schema refuses,
+        `TimeoutError` after `response_timeout`, or ConnectionClosed.
+        """
+        action = type(payload).__name__
+        msg = Call(str(uuid.uuid4()), action,
+                   remove_nones(snake_to_camel_case(serialize_as_dict(payload))))
+        await validate_payload(msg, self.ocpp_version)
+        async with self._calling:
+            waiter: asyncio.Future[CallResult | CallError] = \
+                asyncio.get_running_loop().create_future()
+            self._waiting[msg.unique_id] = waiter
+            try:
+                await self._send(msg.to_json())
+                async with asyncio.timeout(self._response_timeout):
+                    answer = await waiter
+            finally:
+                del self._waiting[msg.unique_id]
+        if isinstance(answer, CallError):
+            raise answer.to_exception()
+        answer.action = action
+        typed = getattr(self.call_results, action)
+        try:
+            await validate_payload(answer, self.ocpp_version)
+            return typed(**camel_to_snake_case(answer.payload))
+        except (OCPPError, TypeError) as exc:
+            why = exc.description if isinstance(exc, OCPPError) else str(exc)
+            raise ValidationError(f"the answer to {action} does not fit OCPP"
+                                  f" {self.ocpp_version}: {why}") from None
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def _send(self, text: str) -> None:
+        await self.websocket.send(text)
+
+    async def _send_error(self, unique_id: str, code: str, description: str,
+                          details: dict[str, Any] | None = None) -> None:
+        error = CallError(unique_id, self.spelling.get(code, code), description, details or {})
+        await self._send(error.to_json())
+
