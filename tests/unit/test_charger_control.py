@@ -1,0 +1,99 @@
+"""`ControlDispatcher`: each call goes to the adapter the charger is connected through, so an
+OCPP 2.0.1 adapter can sit beside the 1.6 one; a charger connected through none is
+`not_connected`, whatever the operation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from strom.chargers.control import (
+    ConfigurationResult,
+    ControlDispatcher,
+    ControlResult,
+    Outcome,
+    Trigger,
+)
+
+
+@dataclass
+class Adapter:
+    """A protocol adapter that answers Accepted for its own chargers and records the calls."""
+
+    protocol: str
+    chargers: set[str]
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def is_connected(self, cp_id: str) -> bool:
+        return cp_id in self.chargers
+
+    def _yes(self, name: str, cp_id: str) -> ControlResult:
+        self.calls.append((name, cp_id))
+        return ControlResult(Outcome.ACCEPTED, f"{self.protocol}:{name}")
+
+    async def start(self, cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
+        return self._yes("start", cp_id)
+
+    async def stop(self, cp_id: str, transaction_id: int) -> ControlResult:
+        return self._yes("stop", cp_id)
+
+    async def unlock(self, cp_id: str, connector_id: int) -> ControlResult:
+        return self._yes("unlock", cp_id)
+
+    async def set_availability(self, cp_id: str, connector_id: int,
+                               operative: bool) -> ControlResult:
+        return self._yes("availability", cp_id)
+
+    async def set_power_limit(self, cp_id: str, connector_id: int,
+                              watts: float | None) -> ControlResult:
+        return self._yes("limit", cp_id)
+
+    async def reset(self, cp_id: str, *, hard: bool = False) -> ControlResult:
+        return self._yes("reset", cp_id)
+
+    async def trigger(self, cp_id: str, message: Trigger,
+                      connector_id: int | None = None) -> ControlResult:
+        return self._yes("trigger", cp_id)
+
+    async def get_configuration(self, cp_id: str,
+                                keys: list[str] | None = None) -> ConfigurationResult:
+        return ConfigurationResult(self._yes("get_configuration", cp_id))
+
+    async def change_configuration(self, cp_id: str, key: str, value: str) -> ControlResult:
+        return self._yes("change_configuration", cp_id)
+
+
+async def every_operation(control: ControlDispatcher, cp_id: str) -> list[ControlResult]:
+    return [await control.start(cp_id, 1, "TAG"), await control.stop(cp_id, 7),
+            await control.unlock(cp_id, 1), await control.set_availability(cp_id, 0, False),
+            await control.set_power_limit(cp_id, 1, 7400.0), await control.reset(cp_id),
+            await control.trigger(cp_id, Trigger.STATUS, 1),
+            (await control.get_configuration(cp_id)).result,
+            await control.change_configuration(cp_id, "K", "V")]
+
+
+async def test_each_charger_is_served_by_its_own_protocol() -> None:
+    old = Adapter("ocpp1.6", {"a"})
+    new = Adapter("ocpp2.0.1", {"b"})
+    control = ControlDispatcher(old)
+    control.register(new)
+    assert (control.protocol("a"), control.protocol("b"), control.protocol("c")) == (
+        "ocpp1.6", "ocpp2.0.1", None)
+    assert all(r.status and r.status.startswith("ocpp1.6:")
+               for r in await every_operation(control, "a"))
+    assert all(r.status and r.status.startswith("ocpp2.0.1:")
+               for r in await every_operation(control, "b"))
+    assert {cp for _, cp in old.calls} == {"a"} and {cp for _, cp in new.calls} == {"b"}
+    assert len(old.calls) == len(new.calls) == 9
+    # A charger that moves to the other protocol (a firmware update) follows at once.
+    old.chargers.discard("a")
+    new.chargers.add("a")
+    assert (await control.reset("a")).status == "ocpp2.0.1:reset"
+
+
+async def test_a_charger_connected_through_none_is_not_connected() -> None:
+    control = ControlDispatcher(Adapter("ocpp1.6", {"a"}))
+    results = await every_operation(control, "gone")
+    assert {r.outcome for r in results} == {Outcome.NOT_CONNECTED}
+    assert all(r.reason == "charge point gone is not connected" and not r.ok
+               and not r.answered for r in results)
+    assert not control.is_connected("gone") and control.is_connected("a")
