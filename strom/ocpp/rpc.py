@@ -88,7 +88,7 @@ class OcppRpc:
         if frame.message_type != CALL:
             waiter = self._waiting.get(frame.unique_id)
             if waiter is None or waiter.done():
-                log.info("%s: dropped an answer to no call of ours (%s)", self.id,
+                log.debug("%s: dropped an answer to no call of ours (%s)", self.id,
                          frame.unique_id)
                 return
             waiter.set_result(CallResult(frame.unique_id, frame.payload)
