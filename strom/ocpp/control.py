@@ -7,7 +7,9 @@ does not answer in time or answers CALLERROR gives a result saying so, never an 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError, ValidationError
@@ -22,6 +24,7 @@ from strom.chargers.control import (
     not_connected,
 )
 from strom.ocpp.charge_point import ChargePointConnection
+from strom.timeutil import iso, utcnow
 
 PROTOCOL = "ocpp1.6"
 
@@ -36,9 +39,11 @@ _OUTCOMES = {
 _CLEARED = {**_OUTCOMES, "Unknown": Outcome.ACCEPTED}
 # CALLERROR codes that mean "this charger does not have that operation".
 _UNSUPPORTED_CODES = frozenset({"NotImplemented", "NotSupported"})
-# strom's charging profile: one id, so a new limit replaces the last one and clearing it
-# leaves the operator's own profiles alone.
+# strom's charging profiles: id 8400 + connector, so a new limit replaces strom's last one on
+# that connector and clearing it leaves the operator's own profiles alone.
 PROFILE_ID = 8400
+RATE_UNIT_KEY = "ChargingScheduleAllowedChargingRateUnit"
+PHASE_VOLTS = 230
 
 
 class CallFailed(Exception):
@@ -116,18 +121,39 @@ class Ocpp16Control:
     async def set_power_limit(self, cp_id: str, connector_id: int,
                               watts: float | None) -> ControlResult:
         """SetChargingProfile: on connector 0 a ChargePointMaxProfile (the whole charger), else
-        a TxDefaultProfile of that connector; Relative, so it holds from now on without a
-        start time the charger's clock would have to agree with. None: ClearChargingProfile
-        of strom's profile."""
+        a TxDefaultProfile of that connector, one profile id per connector (a new limit
+        replaces strom's last one there, and only it). None: ClearChargingProfile of that id.
+
+        Absolute from a minute ago (a charger's clock may be behind), with no end: chargers
+        refuse a Relative ChargePointMaxProfile ("chargingProfileKind SHALL NOT be Relative",
+        https://github.com/lbbrhzn/ocpp/issues/1565). In W unless the charger takes only amps
+        (`ChargingScheduleAllowedChargingRateUnit` = `Current`): then per phase, for three
+        phases at 230 V, which for a one-phase charger caps lower, never higher."""
+        profile_id = PROFILE_ID + connector_id
         if watts is None:
-            return await self._ask(cp_id, call.ClearChargingProfile(id=PROFILE_ID), _CLEARED)
+            return await self._ask(cp_id, call.ClearChargingProfile(id=profile_id), _CLEARED)
+        if await self._amps_only(cp_id):
+            unit, limit = "A", math.floor(watts / (PHASE_VOLTS * 3) * 10) / 10
+        else:
+            unit, limit = "W", round(float(watts), 1)
         purpose = "ChargePointMaxProfile" if connector_id == 0 else "TxDefaultProfile"
         return await self._ask(cp_id, call.SetChargingProfile(
             connector_id=connector_id, cs_charging_profiles={
-                "charging_profile_id": PROFILE_ID, "stack_level": 0,
-                "charging_profile_purpose": purpose, "charging_profile_kind": "Relative",
-                "charging_schedule": {"charging_rate_unit": "W", "charging_schedule_period": [
-                    {"start_period": 0, "limit": round(float(watts), 1)}]}}))
+                "charging_profile_id": profile_id, "stack_level": 0,
+                "charging_profile_purpose": purpose, "charging_profile_kind": "Absolute",
+                "charging_schedule": {
+                    "charging_rate_unit": unit,
+                    "start_schedule": iso(utcnow() - timedelta(minutes=1)),
+                    "charging_schedule_period": [{"start_period": 0, "limit": limit,
+                                                  **({"number_phases": 3} if unit == "A"
+                                                     else {})}]}}))
+
+    async def _amps_only(self, cp_id: str) -> bool:
+        config = await self.get_configuration(cp_id, [RATE_UNIT_KEY])
+        allowed = {key.lower(): value for key, value in config.values.items()}
+        units = {unit.strip().lower()
+                 for unit in (allowed.get(RATE_UNIT_KEY.lower()) or "").split(",")}
+        return "current" in units and "power" not in units
 
     async def reset(self, cp_id: str, *, hard: bool = False) -> ControlResult:
         return await self._ask(cp_id, call.Reset(type="Hard" if hard else "Soft"))
