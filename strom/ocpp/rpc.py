@@ -48,7 +48,7 @@ class OcppRpc:
 
     ocpp_version: ClassVar[str]
     call_results: ClassVar[ModuleType]  # e.g. ocpp.v16.call_result
-    actions: ClassVar[frozenset[str]]  # every action of the version (NotSupported vs NotImplemented)
+    actions: ClassVar[frozenset[str]]  # the version's actions: NotSupported, else NotImplemented
     # Error codes as this version spells them (the library and `frames` use other spellings).
     spelling: ClassVar[dict[str, str]] = {}
 

@@ -198,7 +198,8 @@ async def test_commands_reach_the_charger(app: StromApp, admin: httpx.AsyncClien
             ("TriggerMessage", {"requested_message": "StatusNotification", "connector_id": 1}),
             ("ChangeAvailability", {"connector_id": 0, "type": "Inoperative"})]
         # Every command that reached the charger is audited: what, with what, by whom, answer.
-        audit = [e["payload"] for e in await app.services.event_log.recent("cp-1")  # type: ignore[union-attr]
+        assert app.services is not None
+        audit = [e["payload"] for e in await app.services.event_log.recent("cp-1")
                  if e["kind"] == "operator_command"]
         assert [(e["command"], e["status"], e["outcome"], e["by"]) for e in reversed(audit)] == [
             ("reset", "Accepted", "accepted", "admin api"),

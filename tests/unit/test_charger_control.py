@@ -1,10 +1,22 @@
 """`ControlDispatcher`: each call goes to the adapter the charger is connected through, so an
 OCPP 2.0.1 adapter can sit beside the 1.6 one; a charger connected through none is
-`not_connected`, whatever the operation."""
+`not_connected`, whatever the operation. And the 1.6 adapter gives every status word OCPP 1.6
+has its outcome."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+from ocpp.v16.enums import (
+    AvailabilityStatus,
+    ClearChargingProfileStatus,
+    ConfigurationStatus,
+    RemoteStartStopStatus,
+    ResetStatus,
+    TriggerMessageStatus,
+    UnlockStatus,
+)
 
 from strom.chargers.control import (
     ConfigurationResult,
@@ -13,6 +25,7 @@ from strom.chargers.control import (
     Outcome,
     Trigger,
 )
+from strom.ocpp.control import Ocpp16Control
 
 
 @dataclass
@@ -97,3 +110,54 @@ async def test_a_charger_connected_through_none_is_not_connected() -> None:
     assert all(r.reason == "charge point gone is not connected" and not r.ok
                and not r.answered for r in results)
     assert not control.is_connected("gone") and control.is_connected("a")
+
+
+class Answering:
+    """A connection whose charger answers every call with `status`."""
+
+    def __init__(self) -> None:
+        self.status = "Accepted"
+
+    async def call(self, payload: object) -> SimpleNamespace:
+        return SimpleNamespace(status=self.status)
+
+
+# Every status word OCPP 1.6 has for the answers the adapter reads, and what it means.
+OCPP16_ANSWERS = {
+    "start": (RemoteStartStopStatus, {"Accepted": Outcome.ACCEPTED,
+                                      "Rejected": Outcome.REJECTED}),
+    "unlock": (UnlockStatus, {"Unlocked": Outcome.ACCEPTED, "UnlockFailed": Outcome.REJECTED,
+                              "NotSupported": Outcome.NOT_SUPPORTED}),
+    "availability": (AvailabilityStatus, {"Accepted": Outcome.ACCEPTED,
+                                          "Rejected": Outcome.REJECTED,
+                                          "Scheduled": Outcome.SCHEDULED}),
+    "reset": (ResetStatus, {"Accepted": Outcome.ACCEPTED, "Rejected": Outcome.REJECTED}),
+    "trigger": (TriggerMessageStatus, {"Accepted": Outcome.ACCEPTED, "Rejected": Outcome.REJECTED,
+                                       "NotImplemented": Outcome.NOT_SUPPORTED}),
+    "configuration": (ConfigurationStatus, {"Accepted": Outcome.ACCEPTED,
+                                            "Rejected": Outcome.REJECTED,
+                                            "RebootRequired": Outcome.SCHEDULED,
+                                            "NotSupported": Outcome.NOT_SUPPORTED}),
+    "clear_limit": (ClearChargingProfileStatus, {"Accepted": Outcome.ACCEPTED,
+                                                 "Unknown": Outcome.ACCEPTED}),
+}
+
+
+async def test_every_ocpp16_status_word_has_its_outcome() -> None:
+    conn = Answering()
+    control = Ocpp16Control(lambda cp_id: conn, 1.0)  # type: ignore[arg-type, return-value]
+    operations = {
+        "start": lambda: control.start("a", 1, "T"), "unlock": lambda: control.unlock("a", 1),
+        "availability": lambda: control.set_availability("a", 1, True),
+        "reset": lambda: control.reset("a"),
+        "trigger": lambda: control.trigger("a", Trigger.STATUS),
+        "configuration": lambda: control.change_configuration("a", "K", "V"),
+        "clear_limit": lambda: control.set_power_limit("a", 1, None),
+    }
+    for name, (enum, meaning) in OCPP16_ANSWERS.items():
+        assert {word.value for word in enum} == set(meaning), name  # none left out
+        for word, outcome in meaning.items():
+            conn.status = word
+            result = await operations[name]()
+            assert (result.outcome, result.status) == (outcome, word), (name, word)
+            assert result.answered and bool(result.reason) != result.ok
