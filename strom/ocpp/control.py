@@ -1,7 +1,7 @@
 """The OCPP 1.6J adapter of `strom.chargers.control.ChargerControl`.
 
-Each operation is one call to the charger through its `ChargePointConnection`, with a
-timeout; the answer's status word becomes an `Outcome`, and a charger that is not connected,
+Each operation is one call to the charger through its `ChargePointConnection` (which bounds
+the wait for the answer); the answer's status word becomes an `Outcome`, and a charger that is not connected,
 does not answer in time or answers CALLERROR gives a result saying so, never an exception.
 """
 
@@ -46,7 +46,7 @@ RATE_UNIT_KEY = "ChargingScheduleAllowedChargingRateUnit"
 PHASE_VOLTS = 230
 
 
-class CallFailed(Exception):
+class _CallFailed(Exception):
     """A call got no usable answer; `result` says why."""
 
     def __init__(self, result: ControlResult) -> None:
@@ -62,40 +62,40 @@ class Ocpp16Control:
     def __init__(self, connection: Callable[[str], ChargePointConnection | None],
                  call_timeout: float) -> None:
         self._connection = connection
-        self.call_timeout = call_timeout
+        self._call_timeout = call_timeout  # the connections' own, named in a TIMEOUT's reason
 
     def is_connected(self, cp_id: str) -> bool:
         return self._connection(cp_id) is not None
 
-    async def call(self, cp_id: str, payload: Any) -> Any:
-        """Send one call; the ocpp library's typed answer, or `CallFailed`."""
+    async def _call(self, cp_id: str, payload: Any) -> Any:
+        """Send one call; the ocpp library's typed answer, or `_CallFailed`."""
         conn = self._connection(cp_id)
         action = type(payload).__name__
         if conn is None:
-            raise CallFailed(not_connected(cp_id))
+            raise _CallFailed(not_connected(cp_id))
         try:
             # The connection bounds the wait for the answer (not for its turn: OCPP-J sends
             # one call at a time, so a call may first wait for the one before it).
             return await conn.call(payload)
         except TimeoutError:
-            raise CallFailed(ControlResult(
+            raise _CallFailed(ControlResult(
                 Outcome.TIMEOUT, reason=f"charge point {cp_id} did not answer {action} within"
-                f" {self.call_timeout:g} s")) from None
+                f" {self._call_timeout:g} s")) from None
         except ConnectionClosed:
-            raise CallFailed(not_connected(cp_id)) from None
+            raise _CallFailed(not_connected(cp_id)) from None
         except OCPPError as exc:
             code = str(getattr(exc, "code", type(exc).__name__))
-            raise CallFailed(_refused(cp_id, action, code, exc.description or "")) from None
+            raise _CallFailed(_refused(cp_id, action, code, exc.description or "")) from None
         except (UnknownCallErrorCodeError, ValidationError) as exc:
-            raise CallFailed(ControlResult(
+            raise _CallFailed(ControlResult(
                 Outcome.ERROR, reason=f"charge point {cp_id} answered {action} wrongly: {exc}",
                 code="InvalidResponse")) from None
 
     async def _ask(self, cp_id: str, payload: Any,
                    outcomes: dict[str, Outcome] = _OUTCOMES) -> ControlResult:
         try:
-            answer = await self.call(cp_id, payload)
-        except CallFailed as failed:
+            answer = await self._call(cp_id, payload)
+        except _CallFailed as failed:
             return failed.result
         status = str(answer.status)
         outcome = outcomes.get(status, Outcome.REJECTED)
@@ -166,8 +166,8 @@ class Ocpp16Control:
     async def get_configuration(self, cp_id: str,
                                 keys: list[str] | None = None) -> ConfigurationResult:
         try:
-            answer = await self.call(cp_id, call.GetConfiguration(key=keys or None))
-        except CallFailed as failed:
+            answer = await self._call(cp_id, call.GetConfiguration(key=keys or None))
+        except _CallFailed as failed:
             return ConfigurationResult(failed.result)
         entries = answer.configuration_key or []
         return ConfigurationResult(
