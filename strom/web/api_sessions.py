@@ -29,7 +29,7 @@ async def list_sessions(request: Request) -> JSONResponse:
     svc = services(request)
     query = read_query(request, SessionsQuery)
     items = await svc.sessions.list(cp_id=query.cp_id, state=query.state,
-                                         limit=query.limit, offset=query.offset)
+                                    limit=query.limit, offset=query.offset)
     return JSONResponse(page([session_json(svc, s, payer=False) for s in items], await svc.sessions.count(cp_id=query.cp_id, state=query.state),
                              query))
 
