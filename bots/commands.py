@@ -78,8 +78,7 @@ class Commands:
         return f"Unknown command {command[:40]!r}.\n{HELP}"  # the help must fit a DM
 
     async def _mine(self, cp_id: str, sender: str) -> list[Session]:
-        assert self._svc.sessions is not None
-        return await self._svc.sessions.repo.list(cp_id=cp_id, payer_pubkey=sender, limit=10)
+        return await self._svc.sessions.list(cp_id=cp_id, payer_pubkey=sender, limit=10)
 
     async def _status(self, cp_id: str, sender: str) -> str:
         cp = await self._svc.charge_points.get(cp_id)
@@ -96,11 +95,9 @@ class Commands:
 
     async def _price(self, cp_id: str) -> str:
         cp = await self._svc.charge_points.get(cp_id)
-        assert self._svc.tariffs is not None
         return describe(self._svc.tariffs.current(cp)) if cp else "This charger was removed."
 
     async def _stop(self, cp_id: str, sender: str) -> str:
-        assert self._svc.sessions is not None
         active = [s for s in await self._mine(cp_id, sender)
                   if s.state in (State.PAID, *ACTIVE_STATES)]
         if not active:

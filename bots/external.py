@@ -63,9 +63,9 @@ class ExternalZaps:
             return
         request = receipt_request(event)
         invoice = bolt11.decode(receipt_bolt11(event) or "")
-        assert request is not None and self._svc.sessions is not None
+        assert request is not None
         cp = await self._svc.charge_points.get(cp_id)
-        if cp is None or self._svc.tariffs is None:
+        if cp is None:
             return
         session = await self._svc.sessions.paid_elsewhere(
             cp, self._svc.tariffs.current(cp), bolt11=receipt_bolt11(event) or "",

@@ -256,16 +256,14 @@ class NostrBots:
 
     async def _notify(self, session_id: str, state: State) -> None:
         """`state` is the one the event announced: the store may be further along by now."""
-        assert self._svc.sessions is not None
         if (later := self._refunding.get(session_id)) is not None:
             later.append(lambda: self._notify(session_id, state))
             return
-        session = await self._svc.sessions.repo.get(session_id)
+        session = await self._svc.sessions.get(session_id)
         if session is None or session.payer_pubkey is None:
             return
         text = self._notifier.message(session, state)
         if (text and state in (State.STOPPED, State.FAILED) and session.refundable_msat > 0
-                and self._svc.address_refunds is not None
                 and len(self._refunding) < REFUNDS_WAITING):
             # The end-of-session DM waits for the refund attempt, in a task of its own.
             self._refunding[session.id] = []
@@ -281,7 +279,7 @@ class NostrBots:
     async def _refund_then_tell(self, session: Session, text: str) -> None:
         """Zap refunds go to the payer's lightning address (kind 0 `lud16`) when they have
         one; the core bounds the tries (`strom.sessions.address_refunds`)."""
-        assert session.payer_pubkey is not None and self._svc.address_refunds is not None
+        assert session.payer_pubkey is not None
         try:
             async with self._refund_slots:
                 address = await self._profiles.lud16_of(session.payer_pubkey)
@@ -299,11 +297,10 @@ class NostrBots:
 
     async def _tell_refund_abandoned(self, event: AddressRefundAbandoned) -> None:
         """Once, when strom stops trying the payer's address: the withdraw link is the way."""
-        assert self._svc.sessions is not None
         if (later := self._refunding.get(event.session_id)) is not None:
             later.append(lambda: self._tell_refund_abandoned(event))
             return
-        session = await self._svc.sessions.repo.get(event.session_id)
+        session = await self._svc.sessions.get(event.session_id)
         if session is not None and session.refundable_msat > 0:
             await self._dm(session, self._notifier.address_refund_abandoned(
                 session, event.address, event.attempts))

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,12 +21,13 @@ from relay import Relay
 from relay import database_path as relay_database_path
 from strom.chargers.control import ControlDispatcher
 from strom.config import Settings, require_https_public_url
-from strom.container import Services
+from strom.container import NOSTR_OFF, NostrStatus, Services
 from strom.errors import UserError
 from strom.events import EventBus
 from strom.http_server import HttpServer
 from strom.keys import KeyRing, PubkeySet, ensure_cp_key, keys_path
 from strom.lightning.factory import make_wallet
+from strom.lightning.wallet import Wallet
 from strom.lnurl.pay import load_image
 from strom.logsetup import install_bus_log_handler
 from strom.ocpp.central_system import CentralSystem
@@ -49,6 +51,17 @@ from strom.web.app import create_web_app
 log = logging.getLogger(__name__)
 
 DEMO_CP_ID = "demo-1"
+
+
+@dataclass(frozen=True, slots=True)
+class _Money:
+    """The money services, started: what `Services` needs of them."""
+
+    wallet: Wallet
+    tariffs: TariffService
+    sessions: SessionService
+    refunds: RefundService
+    address_refunds: AddressRefundService
 
 
 class StartupError(UserError):
@@ -85,6 +98,7 @@ class StromApp:
         self.http: HttpServer | None = None
         self.https: HttpServer | None = None
         self.relay: Relay | None = None
+        self.bots: NostrBots | None = None  # the nostr bots, when a relay is configured
         self._step = "reading the settings"
 
     async def __aenter__(self) -> StromApp:
@@ -118,32 +132,28 @@ class StromApp:
         await charge_points.mark_all_disconnected()
         event_log = EventLogRepository(db)
         key_file = keys_path(self.data_dir, self.settings.nostr.keys_file)
-        svc = Services(
-            settings=self.settings, data_dir=self.data_dir, demo=self.demo, db=db, bus=bus,
-            charge_points=charge_points, event_log=event_log,
-            admin_token=read_or_create_secret(admin_token_path(self.data_dir)),
-            zaps=ZapRepository(db), keyring=KeyRing(key_file),
-            outbound=Outbound(self.settings.outbound), chargers=ControlDispatcher(),
-        )
-        self.services = svc
-        # Bound first: with port 0 the real port must be known before any link is made.
-        web = create_web_app(svc)
+        keyring = KeyRing(key_file)
+        outbound = Outbound(self.settings.outbound)
+        chargers = ControlDispatcher()  # every call to a charger, whatever protocol it speaks
+        # Bound first: with port 0 the real port must be known before any link is made. The
+        # web app comes last, when the services it serves are built.
         proxies = self.settings.http.trusted_proxies
-        http = HttpServer(web, self.settings.http.host, self.settings.http.port,
+        http = HttpServer(None, self.settings.http.host, self.settings.http.port,
                           trusted_proxies=proxies)
         self._stack.push_async_callback(http.close)
         self.http = http
         self.settings.http.port = http.port
+        tls: CertManager | None = None
         if self.settings.tls.enabled:
             self._step = "loading the TLS certificate"
-            svc.tls = CertManager(self.settings.tls, self.data_dir)
-            svc.tls.prepare()
-            self._stack.push_async_callback(svc.tls.close)
-            self.https = HttpServer(web, self.settings.http.host, self.settings.tls.https_port,
-                                    trusted_proxies=proxies, tls=svc.tls.listener().context)
+            tls = CertManager(self.settings.tls, self.data_dir)
+            tls.prepare()
+            self._stack.push_async_callback(tls.close)
+            self.https = HttpServer(None, self.settings.http.host, self.settings.tls.https_port,
+                                    trusted_proxies=proxies, tls=tls.listener().context)
             self._stack.push_async_callback(self.https.close)
             self.settings.tls.https_port = self.https.port
-        svc.outbound.own.update(self._own_addresses())
+        outbound.own.update(self._own_addresses())
         if self.demo and not await charge_points.exists(DEMO_CP_ID):
             await charge_points.add(DEMO_CP_ID, name="Demo charger", lat=52.5200, lon=13.4050)
             ensure_cp_key(key_file, DEMO_CP_ID)
@@ -151,51 +161,65 @@ class StromApp:
         self._step = "starting the OCPP server"
         central = CentralSystem(self.settings.ocpp, charge_points, TransactionRepository(db),
                                 event_log, bus,
-                                tls=svc.tls.listener().context if svc.tls else None,
+                                tls=tls.listener().context if tls else None,
                                 trusted_proxies=self.settings.http.trusted_proxies)
         await central.start()
         self._stack.push_async_callback(central.close)
-        svc.central_system = central
-        svc.chargers.register(central.control)
+        chargers.register(central.control)
         self._step = "starting the wallet, tariffs and sessions"
-        await self._start_money(svc, central)
+        money = await self._start_money(db, bus, charge_points, central, chargers, outbound)
+        self._step = "starting the nostr relay"
+        relay_url = await self._start_relay(keyring)
 
-        self._step = "starting nostr (relay and bots)"
-        await self._start_nostr(svc)
+        svc = Services(
+            settings=self.settings, data_dir=self.data_dir, demo=self.demo, db=db, bus=bus,
+            charge_points=charge_points, event_log=event_log,
+            admin_token=read_or_create_secret(admin_token_path(self.data_dir)),
+            zaps=ZapRepository(db), outbound=outbound, chargers=chargers, keyring=keyring,
+            central_system=central,
+            wallet=money.wallet, tariffs=money.tariffs, sessions=money.sessions,
+            refunds=money.refunds, address_refunds=money.address_refunds,
+            relay_url=relay_url, tls=tls)
+        self.services = svc
+
+        # The interfaces, on the whole container: the bots, then the web (which shows them).
+        self._step = "starting the nostr bots"
+        nostr = await self._start_bots(svc)
         self._step = "starting the HTTP server"
-        await http.start()
-        if self.https is not None and svc.tls is not None:
-            await self.https.start()
-            await svc.tls.start()  # ACME validates over the HTTP server just started
+        web = create_web_app(svc, nostr)
+        await http.start(web)
+        if self.https is not None and tls is not None:
+            await self.https.start(web)
+            await tls.start()  # ACME validates over the HTTP server just started
         if self.demo:
             self._step = "starting the demo charger"
             await self._start_demo_charger(central)
         self._step = "writing runtime.json"
         self._write_runtime()
 
-    async def _start_money(self, svc: Services, central: CentralSystem) -> None:
+    async def _start_money(self, db: Database, bus: EventBus,
+                           charge_points: ChargePointRepository, central: CentralSystem,
+                           chargers: ControlDispatcher, outbound: Outbound) -> _Money:
         """Wallet, tariffs, sessions and refunds; sessions listen before the wallet reports."""
         lightning = self.settings.lightning
-        wallet = make_wallet(self.settings, self.data_dir, svc.db, svc.bus)
+        wallet = make_wallet(self.settings, self.data_dir, db, bus)
         sessions = SessionService(
-            db=svc.db, bus=svc.bus, settings=self.settings.sessions,
-            charge_points=svc.charge_points, wallet=wallet, chargers=svc.chargers,
+            db=db, bus=bus, settings=self.settings.sessions,
+            charge_points=charge_points, wallet=wallet, chargers=chargers,
             invoice_expiry=lightning.invoice_expiry,
             meter_interval=float(self.settings.ocpp.meter_sample_interval or DEFAULT_METER_INTERVAL))
         refunds = RefundService(
-            db=svc.db, bus=svc.bus, wallet=wallet, sessions=sessions,
+            db=db, bus=bus, wallet=wallet, sessions=sessions,
             settings=self.settings.sessions, network=lightning.network,
-            max_fee_msat=lightning.max_fee_msat, outbound=svc.outbound)
+            max_fee_msat=lightning.max_fee_msat, outbound=outbound)
         address_refunds = AddressRefundService(
-            repo=AddressRefundRepository(svc.db), bus=svc.bus, refunds=refunds,
+            repo=AddressRefundRepository(db), bus=bus, refunds=refunds,
             settings=self.settings.sessions)
         central.authorizer = sessions
-        svc.wallet, svc.sessions, svc.refunds = wallet, sessions, refunds
-        svc.address_refunds = address_refunds
-        svc.tariffs = TariffService(self.settings.tariff, svc.db, outbound=svc.outbound,
-                                    quote_seconds=self.settings.lightning.invoice_expiry)
-        await svc.tariffs.start()
-        self._stack.push_async_callback(svc.tariffs.close)
+        tariffs = TariffService(self.settings.tariff, db, outbound=outbound,
+                                quote_seconds=self.settings.lightning.invoice_expiry)
+        await tariffs.start()
+        self._stack.push_async_callback(tariffs.close)
         await sessions.start()
         self._stack.push_async_callback(sessions.close)
         await wallet.start()
@@ -204,6 +228,7 @@ class StromApp:
         self._stack.push_async_callback(refunds.close)
         await address_refunds.start()
         self._stack.push_async_callback(address_refunds.close)
+        return _Money(wallet, tariffs, sessions, refunds, address_refunds)
 
     async def _start_demo_charger(self, central: CentralSystem) -> None:
         """Demo mode: `demo-1` is a simulated charger connected over real OCPP."""
@@ -211,30 +236,36 @@ class StromApp:
         await sim.start()
         self._stack.push_async_callback(sim.close)
 
-    async def _start_nostr(self, svc: Services) -> None:
-        """The embedded relay (when on) and the bots, which use it like any other relay."""
+    async def _start_relay(self, keyring: KeyRing) -> str | None:
+        """The embedded relay, when on: the URL clients know it by."""
+        if not self.settings.relay.embedded:
+            return None
+        ours = PubkeySet(keyring)  # also with the open policy: never rate limited
+        await ours.load()
+        refresher = asyncio.create_task(ours.refresh_forever(), name="relay-keys")
+        self._stack.callback(refresher.cancel)
+        relay = Relay(relay_database_path(self.data_dir), self.settings.relay.host,
+                      self.settings.relay.port, write_policy=self.settings.relay.write_policy,
+                      allowed_pubkeys=ours, trusted_pubkeys=ours,
+                      public_url=self.settings.relay.public_url or None,
+                      trusted_proxies=self.settings.http.trusted_proxies)
+        await relay.start()
+        self._stack.push_async_callback(relay.close)
+        self.relay = relay
+        return self.settings.relay.public_url or relay.url
+
+    async def _start_bots(self, svc: Services) -> NostrStatus:
+        """The bots use the embedded relay (when on) like any other relay; none: no nostr."""
         relays = list(self.settings.nostr.relays)
-        if self.settings.relay.embedded:
-            assert svc.keyring is not None
-            ours = PubkeySet(svc.keyring)  # also with the open policy: never rate limited
-            await ours.load()
-            refresher = asyncio.create_task(ours.refresh_forever(), name="relay-keys")
-            self._stack.callback(refresher.cancel)
-            relay = Relay(relay_database_path(self.data_dir), self.settings.relay.host,
-                          self.settings.relay.port, write_policy=self.settings.relay.write_policy,
-                          allowed_pubkeys=ours, trusted_pubkeys=ours,
-                          public_url=self.settings.relay.public_url or None,
-                          trusted_proxies=self.settings.http.trusted_proxies)
-            await relay.start()
-            self._stack.push_async_callback(relay.close)
-            self.relay = relay
-            relays.insert(0, relay.url)
-            svc.relay_url = self.settings.relay.public_url or relay.url
-        if relays:
-            bots = NostrBots(svc, relays)
-            await bots.start()
-            self._stack.push_async_callback(bots.close)
-            svc.bots = bots
+        if self.relay is not None:
+            relays.insert(0, self.relay.url)
+        if not relays:
+            return NOSTR_OFF
+        bots = NostrBots(svc, relays)
+        await bots.start()
+        self._stack.push_async_callback(bots.close)
+        self.bots = bots
+        return bots
 
     def _own_addresses(self) -> set[tuple[str, int]]:
         """Where strom itself answers HTTP: a fetch there (a payer's lud16 that is one of our
@@ -262,7 +293,7 @@ class StromApp:
         urls = {"web": self.http_url + "/", "health": self.http_url + "/healthz"}
         if self.https is not None:
             urls["https"] = f"https://{self.https.host}:{self.https.port}/"
-        if self.services and self.services.central_system:
+        if self.services is not None:
             urls["ocpp"] = self.services.central_system.url + "{charge point id}"
         if self.relay is not None:
             urls["relay"] = self.relay.url

@@ -1,10 +1,15 @@
-"""The container of the running services, built once by `strom.app` and handed to interfaces."""
+"""The container of the running services, built whole by `strom.app` before any interface.
+
+Every field is there from the start: an interface never finds a service missing. What is
+truly optional says so in its type (`tls`, `relay_url`). Interfaces beside the web (the nostr
+bots) are not in here: the core names no interface; the web sees of them only `NostrStatus`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from strom.chargers.control import ControlDispatcher
 from strom.config import Settings
@@ -17,7 +22,6 @@ from strom.store.event_log import EventLogRepository
 from strom.store.zaps import ZapRepository
 
 if TYPE_CHECKING:
-    from bots.nostr_bots import NostrBots
     from strom.lightning.wallet import Wallet
     from strom.ocpp.central_system import CentralSystem
     from strom.sessions.address_refunds import AddressRefundService
@@ -40,13 +44,37 @@ class Services:
     zaps: ZapRepository
     outbound: Outbound  # every fetch for outsiders and config goes through it
     chargers: ControlDispatcher  # every call to a charger, whatever protocol it speaks
-    keyring: KeyRing | None = None
-    central_system: CentralSystem | None = None
-    wallet: Wallet | None = None
-    tariffs: TariffService | None = None
-    sessions: SessionService | None = None
-    refunds: RefundService | None = None
-    address_refunds: AddressRefundService | None = None
-    bots: NostrBots | None = None
-    relay_url: str | None = None  # the embedded relay, when it runs
-    tls: CertManager | None = None  # [tls]: HTTPS and OCPP wss certificate
+    keyring: KeyRing
+    central_system: CentralSystem
+    wallet: Wallet
+    tariffs: TariffService
+    sessions: SessionService
+    refunds: RefundService
+    address_refunds: AddressRefundService
+    relay_url: str | None  # the embedded relay's URL; None: strom runs none ([relay] embedded)
+    tls: CertManager | None  # None: no [tls], plain HTTP and ws:// only
+
+
+class NostrStatus(Protocol):
+    """What the web shows of the nostr bots (`/healthz`); `bots.NostrBots` implements it."""
+
+    @property
+    def identity_count(self) -> int | None:
+        """Charge points on nostr (their key is loaded); None when nostr is off."""
+
+    def relay_states(self) -> list[dict[str, object]]:
+        """Per relay: publish counts, the last refusal, a rest, NIP-42 state (issue 19)."""
+
+
+class NostrOff:
+    """No relay configured: strom runs without nostr bots."""
+
+    @property
+    def identity_count(self) -> int | None:
+        return None
+
+    def relay_states(self) -> list[dict[str, object]]:
+        return []
+
+
+NOSTR_OFF = NostrOff()

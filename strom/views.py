@@ -20,12 +20,11 @@ def geohash(lat: float, lon: float, precision: int = 9) -> str:
 
 def charge_point_json(svc: Services, cp: ChargerRecord) -> dict[str, Any]:
     """A charge point as drivers and other software see it (contract §6)."""
-    assert svc.tariffs is not None
     links = pay_links(svc.settings.public_url, cp.id)
-    npub = svc.keyring.npub(cp.id) if svc.keyring else None
+    npub = svc.keyring.npub(cp.id)
     return {
         "id": cp.id, "name": cp.name,
-        "pubkey": svc.keyring.pubkey_hex(cp.id) if svc.keyring else None, "npub": npub,
+        "pubkey": svc.keyring.pubkey_hex(cp.id), "npub": npub,
         "lud16": links.address, "lnurl": links.lnurl,
         "url": f"{svc.settings.public_url}/cp/{cp.id}", "status": cp.status,
         "location": {"lat": cp.lat, "lon": cp.lon, "geohash": geohash(cp.lat, cp.lon)},
@@ -44,7 +43,7 @@ def document_url(public_url: str, cp_id: str) -> str:
 def market_json(svc: Services, cp: ChargerRecord) -> dict[str, Any] | None:
     """Dynamic tariffs only: the feeds' public state and every coming slot's price."""
     tariffs = svc.tariffs
-    if tariffs is None or not tariffs.is_dynamic(cp):
+    if not tariffs.is_dynamic(cp):
         return None
     return {"feeds": tariffs.status().public_json(),
             "schedule": [slot.to_json() for slot in tariffs.schedule(cp)]}

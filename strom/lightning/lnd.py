@@ -22,7 +22,13 @@ from strom.config import LndSettings
 from strom.events import EventBus
 from strom.lightning.lnd_rest import NOT_FOUND, LndError, LndRest
 from strom.lightning.payout import Payouts, pending
-from strom.lightning.shared import Reachability, decode_invoice, invoice_status, record_paid
+from strom.lightning.shared import (
+    Reachability,
+    answers,
+    record_invoice,
+    record_paid,
+    refreshed_status,
+)
 from strom.lightning.wallet import (
     Invoice,
     InvoiceStatus,
@@ -36,7 +42,6 @@ from strom.lightning.wallet import (
 )
 from strom.store.db import Database
 from strom.store.lightning import LightningRepository
-from strom.timeutil import iso
 
 log = logging.getLogger(__name__)
 
@@ -210,32 +215,16 @@ class LndWallet(Wallet):
         else:
             body["memo"] = description or ""
         added = await self._rest.post("/v1/invoices", body)
-        bolt11 = str(added.get("payment_request", ""))
         payment_hash = _b64_hex(added.get("r_hash"))
-        decoded = decode_invoice(bolt11)
-        # Trust, but check: what we hand to a payer must be what we asked for.
-        if (decoded.payment_hash != payment_hash or int(decoded.amount_msat or 0) != amount_msat
-                or (description_hash is not None
-                    and decoded.description_hash != description_hash.hex())):
-            raise WalletError("lnd returned an invoice that does not match the request")
-        expires_at = datetime.fromtimestamp(decoded.date + decoded.expiry, tz=UTC)
-        await self.repo.add_invoice(
-            payment_hash=payment_hash, backend=BACKEND, bolt11=bolt11, amount_msat=amount_msat,
-            expires_at=iso(expires_at), description=body.get("memo"),
-            description_hash=description_hash.hex() if description_hash else None)
         known = preimage.hex() if hashlib.sha256(preimage).hexdigest() == payment_hash else None
-        return Invoice(bolt11, payment_hash, amount_msat, expires_at, known)
+        return await record_invoice(
+            self.repo, BACKEND, self.network, str(added.get("payment_request", "")), amount_msat,
+            description=body.get("memo"), description_hash=description_hash,
+            payment_hash=payment_hash, preimage=known)
 
     async def invoice_status(self, payment_hash: str) -> InvoiceStatus | None:
         """The stored state, refreshed from LND while the invoice is not paid."""
-        stored = await self.repo.invoice(payment_hash)
-        if stored is None or stored.backend != BACKEND:
-            return None
-        if stored.state != "paid":
-            await self._lookup_invoice(payment_hash)
-            stored = await self.repo.invoice(payment_hash)
-            assert stored is not None
-        return invoice_status(stored)
+        return await refreshed_status(self.repo, BACKEND, payment_hash, self._lookup_invoice)
 
     # --- money out --------------------------------------------------------------------------
 
@@ -302,12 +291,8 @@ class LndWallet(Wallet):
 
     async def info(self) -> WalletInfo:
         """Node identity; `reachable=False` (never an exception) when LND does not answer."""
-        try:
-            async with asyncio.timeout(3):  # health checks must answer quickly
-                await self._check_node()
-        except (WalletError, TimeoutError):
-            return WalletInfo(BACKEND, self.network, self._node_id, self._alias, reachable=False)
-        return WalletInfo(BACKEND, self.network, self._node_id, self._alias, reachable=True)
+        reachable = await answers(self._check_node)
+        return WalletInfo(BACKEND, self.network, self._node_id, self._alias, reachable=reachable)
 
 
 def _payment(update: dict[str, Any], payment_hash: str, amount: int) -> PaymentResult:

@@ -29,11 +29,11 @@ from strom.events import EventBus
 from strom.lightning.nwc_client import NwcClient, NwcRefusal, parse_uri, payment_of, preimage_of
 from strom.lightning.payout import Payouts, pending
 from strom.lightning.shared import (
-    NETWORK_OF,
     Reachability,
-    decode_invoice,
-    invoice_status,
+    answers,
+    record_invoice,
     record_paid,
+    refreshed_status,
 )
 from strom.lightning.wallet import (
     Invoice,
@@ -48,7 +48,7 @@ from strom.lightning.wallet import (
 )
 from strom.store.db import Database
 from strom.store.lightning import LightningRepository
-from strom.timeutil import iso, parse_iso, utcnow
+from strom.timeutil import parse_iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -227,33 +227,14 @@ class NwcWallet(Wallet):
         made = await self._client.make_invoice(
             amount_msat, description=None if description_hash else (description or ""),
             description_hash=description_hash.hex() if description_hash else None, expiry=expiry)
-        decoded = decode_invoice(made.invoice)
-        network = NETWORK_OF.get(decoded.currency, decoded.currency)
-        # Trust, but check: what we hand to a payer must be what we asked for.
-        if (int(decoded.amount_msat or 0) != amount_msat or network != self.network
-                or (made.payment_hash and made.payment_hash.lower() != decoded.payment_hash)
-                or (description_hash is not None
-                    and decoded.description_hash != description_hash.hex())):
-            raise WalletError("the NWC wallet service returned an invoice that does not match "
-                              "the request")
-        expires_at = datetime.fromtimestamp(decoded.date + decoded.expiry, tz=UTC)
-        await self.repo.add_invoice(
-            payment_hash=decoded.payment_hash, backend=BACKEND, bolt11=made.invoice,
-            amount_msat=amount_msat, expires_at=iso(expires_at),
+        return await record_invoice(
+            self.repo, BACKEND, self.network, made.invoice, amount_msat,
             description=None if description_hash else description,
-            description_hash=description_hash.hex() if description_hash else None)
-        return Invoice(made.invoice, decoded.payment_hash, amount_msat, expires_at)
+            description_hash=description_hash, payment_hash=made.payment_hash or None)
 
     async def invoice_status(self, payment_hash: str) -> InvoiceStatus | None:
         """The stored state, refreshed from the wallet service while the invoice is not paid."""
-        stored = await self.repo.invoice(payment_hash)
-        if stored is None or stored.backend != BACKEND:
-            return None
-        if stored.state != "paid":
-            await self._lookup_invoice(payment_hash)
-            stored = await self.repo.invoice(payment_hash)
-            assert stored is not None
-        return invoice_status(stored)
+        return await refreshed_status(self.repo, BACKEND, payment_hash, self._lookup_invoice)
 
     # --- money out --------------------------------------------------------------------------
 
@@ -300,10 +281,5 @@ class NwcWallet(Wallet):
 
     async def info(self) -> WalletInfo:
         """Who the wallet is; `reachable=False` (never an exception) when it does not answer."""
-        try:
-            async with asyncio.timeout(3):  # health checks must answer quickly
-                await self._hello()
-        except (WalletError, TimeoutError):
-            return WalletInfo(BACKEND, self.network, self._node_id, self._alias, reachable=False)
-        return WalletInfo(BACKEND, self.network, self._node_id, self._alias, reachable=True)
-
+        reachable = await answers(self._hello)
+        return WalletInfo(BACKEND, self.network, self._node_id, self._alias, reachable=reachable)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import bolt11
@@ -14,6 +14,7 @@ from bolt11 import Bolt11
 
 from strom.events import EventBus, InvoicePaid
 from strom.lightning.wallet import (
+    Invoice,
     InvoiceState,
     InvoiceStatus,
     PaymentResult,
@@ -91,6 +92,51 @@ async def record_paid(repo: LightningRepository, bus: EventBus, backend: str, pa
     log.info("%s: invoice %s… paid, %d msat", backend, payment_hash[:16], received_msat)
     bus.publish(InvoicePaid(payment_hash, received_msat, preimage, paid_at))
     return paid
+
+
+async def record_invoice(repo: LightningRepository, backend: str, network: str, bolt11: str,
+                         amount_msat: int, *, description: str | None,
+                         description_hash: bytes | None, payment_hash: str | None = None,
+                         preimage: str | None = None) -> Invoice:
+    """Record an invoice a node made for us as open, after checking it is what was asked:
+    what strom hands to a payer must be for this amount, network and description hash (and
+    payment hash, unless None: the node did not name one)."""
+    decoded = decode_invoice(bolt11)
+    if (int(decoded.amount_msat or 0) != amount_msat
+            or NETWORK_OF.get(decoded.currency, decoded.currency) != network
+            or (payment_hash is not None and payment_hash.lower() != decoded.payment_hash)
+            or (description_hash is not None
+                and decoded.description_hash != description_hash.hex())):
+        raise WalletError(f"{backend} returned an invoice that does not match the request")
+    expires_at = datetime.fromtimestamp(decoded.date + decoded.expiry, tz=UTC)
+    await repo.add_invoice(
+        payment_hash=decoded.payment_hash, backend=backend, bolt11=bolt11,
+        amount_msat=amount_msat, expires_at=iso(expires_at), description=description,
+        description_hash=description_hash.hex() if description_hash else None)
+    return Invoice(bolt11, decoded.payment_hash, amount_msat, expires_at, preimage)
+
+
+async def refreshed_status(repo: LightningRepository, backend: str, payment_hash: str,
+                           look_up: Callable[[str], Awaitable[None]]) -> InvoiceStatus | None:
+    """The stored state of one of `backend`'s invoices, looked up at the node first (which
+    records what it says) while the invoice is not paid; None for an invoice not its own."""
+    stored = await repo.invoice(payment_hash)
+    if stored is None or stored.backend != backend:
+        return None
+    if stored.state != InvoiceState.PAID:
+        await look_up(payment_hash)
+        stored = await repo.invoice(payment_hash) or stored
+    return invoice_status(stored)
+
+
+async def answers(check: Callable[[], Awaitable[object]]) -> bool:
+    """Whether a node answers `check` within the 3 s a health check may take."""
+    try:
+        async with asyncio.timeout(3):
+            await check()
+    except (WalletError, TimeoutError):
+        return False
+    return True
 
 
 class Reachability:

@@ -28,6 +28,8 @@ from strom.sessions import ledger
 from strom.sessions.model import Session, State
 from strom.sessions.repository import SessionRepository
 from strom.store.db import Database
+from strom.store.ledger import LedgerRepository
+from strom.store.refunds import RefundRepository
 
 
 @dataclass
@@ -75,7 +77,7 @@ async def check_ledger(db: Database) -> LedgerReport:
 
 async def _check(db: Database) -> LedgerReport:
     report = LedgerReport()
-    repo = SessionRepository(db)
+    repo, refund_repo = SessionRepository(db), RefundRepository(db)
     offset = 0
     while batch := await repo.list(limit=500, offset=offset):
         offset += len(batch)
@@ -110,48 +112,34 @@ async def _check(db: Database) -> LedgerReport:
                 if booked != column:
                     report.say("ledger_mismatch", f"session {s.id}: ledger {name} {booked} msat"
                                f" != session {column} msat", s.id)
-            row = await db.fetchone(
-                "SELECT COALESCE(SUM(amount_msat), 0) FROM session_invoices"
-                " WHERE session_id = ? AND paid_at IS NOT NULL", (s.id,))
-            invoiced = row[0] if row else 0
+            invoiced = await repo.paid_invoices_total(s.id)
             if invoiced > s.paid_msat:
                 report.say("invoices_exceed_paid", f"session {s.id}: paid invoices {invoiced}"
                            f" msat > paid {s.paid_msat} msat", s.id)
-            row = await db.fetchone(
-                "SELECT COALESCE(SUM(amount_msat), 0) FROM refunds WHERE session_id = ?"
-                " AND state IN ('pending', 'succeeded')", (s.id,))
-            refunds = row[0] if row else 0
+            refunds = await refund_repo.live_total(s.id)
             if refunds != s.refunded_msat:
                 report.say("refunds_mismatch", f"session {s.id}: refunds {refunds} msat !="
                            f" refunded {s.refunded_msat} msat", s.id)
-            await _refund_routes(db, s, report)
-    duplicate = await db.fetchone(
-        "SELECT ref, COUNT(*) FROM ledger WHERE kind = 'payment_received' GROUP BY ref"
-        " HAVING COUNT(*) > 1")
+            await _refund_routes(refund_repo, s, report)
+    duplicate = await LedgerRepository(db).duplicate_payment()
     if duplicate:
         report.say("payment_duplicate",
                    f"payment {duplicate[0]} is recorded {duplicate[1]} times")
-    await _against_wallet(db, report)
+    await _against_wallet(repo, refund_repo, report)
     return report
 
 
-async def _against_wallet(db: Database, report: LedgerReport) -> None:
+async def _against_wallet(sessions: SessionRepository, refunds: RefundRepository,
+                          report: LedgerReport) -> None:
     """The wallet's own records (strom/store/lightning.py) must agree with the sessions'."""
-    for row in await db.fetchall(
-            "SELECT w.payment_hash, w.state AS wallet, i.paid_at FROM ln_invoices w"
-            " JOIN session_invoices i ON i.payment_hash = w.payment_hash"
-            " WHERE (w.state = 'paid') != (i.paid_at IS NOT NULL)"):
+    for row in await sessions.invoices_unlike_wallet():
         if row["wallet"] == "paid":
             report.say("wallet_invoice_mismatch", f"invoice {row['payment_hash'][:16]}…: the"
                        " wallet received it, the ledger not")
         else:
             report.say("wallet_invoice_mismatch", f"invoice {row['payment_hash'][:16]}…:"
                        f" counted as paid, the wallet says {row['wallet']}")
-    for row in await db.fetchall(
-            "SELECT r.payment_hash, r.state AS ours, p.status AS wallet FROM refunds r"
-            " JOIN ln_payments p ON p.payment_hash = r.payment_hash"
-            " WHERE p.status = 'succeeded' AND r.state != 'succeeded'"
-            " OR r.state = 'succeeded' AND p.status != 'succeeded'"):
+    for row in await refunds.unlike_wallet():
         report.say("wallet_refund_mismatch", f"refund {row['payment_hash'][:16]}…: refund is"
                    f" {row['ours']}, the wallet's payment {row['wallet']}")
 
@@ -160,18 +148,13 @@ async def _against_wallet(db: Database, report: LedgerReport) -> None:
 _RUNNING = {State.PAID.value, State.STARTING.value, State.CHARGING.value, State.STOPPING.value}
 
 
-async def _refund_routes(db: Database, s: Session, report: LedgerReport) -> None:
+async def _refund_routes(refunds: RefundRepository, s: Session, report: LedgerReport) -> None:
     """Every refund of `s` went to the payer's capability, after the charger's final reading.
 
     Refunds claimed before the capabilities migration (0010) have no recorded route and are
     not judged.
     """
-    for r in await db.fetchall(
-            "SELECT r.payment_hash, r.amount_msat, r.destination, r.route, r.claimed_state,"
-            " r.final_reading, w.session_id AS link_session, w.issued_via, w.used_at"
-            " FROM refunds r LEFT JOIN withdraw_links w ON w.k1 = r.k1"
-            " WHERE r.session_id = ? AND r.state IN ('pending', 'succeeded')"
-            " AND r.route IS NOT NULL", (s.id,)):
+    for r in await refunds.routes(s.id):
         what = f"session {s.id}: refund {r['payment_hash'][:16]}… of {r['amount_msat']} msat"
         if r["route"] == "withdraw_link":
             to_payer = (r["link_session"] == s.id and r["issued_via"] == "payer_token"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from strom.store.db import Database
-from strom.timeutil import iso
+from strom.store.ledger import LedgerRepository, insert_entry
 
 WALLET = "wallet"
 REVENUE = "revenue"
@@ -27,10 +27,8 @@ async def post(conn: aiosqlite.Connection, *, session_id: str, kind: str, debit:
     """One movement of `amount_msat` from `credit` to `debit` (nothing for a zero amount)."""
     if amount_msat == 0:
         return
-    await conn.execute(
-        "INSERT INTO ledger (at, session_id, kind, debit, credit, amount_msat, ref)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (iso(), session_id, kind, debit, credit, amount_msat, ref))
+    await insert_entry(conn, session_id=session_id, kind=kind, debit=debit, credit=credit,
+                       amount_msat=amount_msat, ref=ref)
 
 
 async def payment_received(conn: aiosqlite.Connection, session_id: str, amount_msat: int,
@@ -53,10 +51,7 @@ class SessionTotals:
 
 
 async def totals(db: Database, session_id: str) -> SessionTotals:
-    rows = await db.fetchall(
-        "SELECT kind, COALESCE(SUM(amount_msat), 0) AS total FROM ledger WHERE session_id = ?"
-        " GROUP BY kind", (session_id,))
-    by_kind = {r["kind"]: r["total"] for r in rows}
+    by_kind = await LedgerRepository(db).sums_by_kind(session_id)
     return SessionTotals(
         received_msat=by_kind.get("payment_received", 0),
         consumed_msat=by_kind.get("energy_consumed", 0),
@@ -82,12 +77,3 @@ async def refund_forfeited(conn: aiosqlite.Connection, session_id: str, amount_m
     await post(conn, session_id=session_id, kind="refund_forfeited",
                debit=session_account(session_id), credit=FORFEITED, amount_msat=amount_msat,
                ref=f"forfeit:{session_id}")
-
-
-async def earned_since(db: Database, since: str) -> dict[str, int]:
-    """Revenue (energy, fees, time sold) per charge point since `since` (ISO), in msat."""
-    rows = await db.fetchall(
-        "SELECT s.cp_id AS cp_id, COALESCE(SUM(l.amount_msat), 0) AS total FROM ledger l"
-        " JOIN sessions s ON s.id = l.session_id WHERE l.kind = 'energy_consumed'"
-        " AND l.at >= ? GROUP BY s.cp_id", (since,))
-    return {r["cp_id"]: int(r["total"]) for r in rows}

@@ -46,6 +46,7 @@ from strom.sessions import holds, ledger
 from strom.sessions.connectors import ConnectorChoice, choose_connector
 from strom.sessions.expiry import UnpaidPurger
 from strom.sessions.model import ENDED_STATES, METERED_STATES, Session, State
+from strom.sessions.queries import SessionQueries
 from strom.sessions.repository import SessionRepository
 from strom.sessions.stopping import SessionError, StopFlow
 from strom.store.charge_points import ChargePointRepository, ChargerRecord
@@ -73,7 +74,7 @@ class PendingPayment:
     preimage: str | None = None
 
 
-class SessionService(StopFlow):
+class SessionService(SessionQueries, StopFlow):
     """Creates sessions, follows them through OCPP and money events, and stops them in time."""
 
     def __init__(self, *, db: Database, bus: EventBus, settings: SessionSettings,

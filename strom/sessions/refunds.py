@@ -30,7 +30,8 @@ from strom.sessions.lifecycle import SessionService
 from strom.sessions.model import REFUNDABLE_STATES, Session, State
 from strom.store.db import Database
 from strom.store.lightning import LightningRepository
-from strom.timeutil import iso, parse_iso, utcnow
+from strom.store.refunds import RefundRepository
+from strom.timeutil import parse_iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class RefundService:
                  outbound: Outbound) -> None:
         self._db = db
         self._invoices = LightningRepository(db)
+        self._refunds = RefundRepository(db)
         self._outbound = outbound
         self._bus = bus
         self._wallet = wallet
@@ -90,9 +92,7 @@ class RefundService:
         """
         k1 = secrets.token_hex(32)
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO withdraw_links (k1, session_id, created_at, issued_via)"
-                " VALUES (?, ?, ?, 'payer_token')", (k1, session.id, iso()))
+            await self._refunds.add_withdraw_link(conn, k1, session.id)
         return k1
 
     async def withdraw(self, session: Session, k1: str, invoice: str) -> RefundOutcome:
@@ -100,9 +100,7 @@ class RefundService:
         decoded = await self._payable(invoice)
         amount = int(decoded.amount_msat or 0)
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "SELECT k1, used_at FROM withdraw_links WHERE session_id = ?", (session.id,))
-            links = await cursor.fetchall()
+            links = await self._refunds.withdraw_links_in(conn, session.id)
             link = next((r for r in links if hmac.compare_digest(r["k1"], k1)), None)
             if link is None:
                 raise RefundError("unknown withdraw link: open your stop & refund link again")
@@ -116,12 +114,9 @@ class RefundService:
             if amount > current.refundable_msat:
                 raise RefundError(f"the invoice asks {amount // 1000} sat but only "
                                   f"{current.refundable_msat // 1000} sat are refundable")
-            cursor = await conn.execute("SELECT 1 FROM refunds WHERE payment_hash = ?",
-                                        (decoded.payment_hash,))
-            if await cursor.fetchone():
+            if await self._refunds.exists_in(conn, decoded.payment_hash):
                 raise RefundError("this invoice was already used for a refund")
-            await conn.execute("UPDATE withdraw_links SET used_at = ? WHERE k1 = ?",
-                               (iso(), link["k1"]))
+            await self._refunds.use_withdraw_link(conn, link["k1"])
             await self._claim(conn, current, decoded.payment_hash, amount, invoice, "lnurlw",
                               route="withdraw_link", k1=link["k1"])
         crash_point("refund_in_flight")
@@ -180,12 +175,10 @@ class RefundService:
         (`withdraw_link`) or the zap payer's lightning address (`payer_lud16`, remembered on
         the session), the session's state and whether the charger's final reading was in."""
         final_reading = await self._sessions.repo.final_reading_in(conn, session)
-        await conn.execute(
-            "INSERT INTO refunds (payment_hash, session_id, amount_msat, bolt11, destination,"
-            " state, created_at, route, k1, claimed_state, final_reading)"
-            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
-            (payment_hash, session.id, amount, invoice, destination, iso(), route, k1,
-             session.state.value, int(final_reading)))
+        await self._refunds.add_pending(
+            conn, payment_hash=payment_hash, session_id=session.id,
+            amount_msat=amount, bolt11=invoice, destination=destination, route=route, k1=k1,
+            claimed_state=session.state.value, final_reading=final_reading)
         fields: dict[str, Any] = {"refunded_msat": session.refunded_msat + amount}
         if route == "payer_lud16":
             fields["payer_lud16"] = destination
@@ -209,31 +202,20 @@ class RefundService:
         if result.status == PaymentStatus.PENDING:
             return
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "SELECT * FROM refunds WHERE payment_hash = ? AND state = 'pending'",
-                (payment_hash,))
-            refund = await cursor.fetchone()
+            refund = await self._refunds.pending_in(conn, payment_hash)
             if refund is None:
                 return
             session = await self._sessions.repo.get_in(conn, refund["session_id"])
             assert session is not None
             if result.status == PaymentStatus.SUCCEEDED:
-                await conn.execute(
-                    "UPDATE refunds SET state = 'succeeded', fee_msat = ?, finished_at = ?"
-                    " WHERE payment_hash = ?", (result.fee_msat, iso(), payment_hash))
-                cursor = await conn.execute(
-                    "SELECT COUNT(*) FROM refunds WHERE session_id = ? AND state = 'pending'",
-                    (session.id,))
-                counted = await cursor.fetchone()
-                still_pending = counted[0] if counted else 0
+                await self._refunds.succeeded_in(conn, payment_hash, result.fee_msat)
+                still_pending = await self._refunds.pending_count_in(conn, session.id)
                 # An unconfirmed stop still holds money: it ends on the charger's final reading.
                 if session.refundable_msat == 0 and session.held_msat == 0 and not still_pending \
                         and session.state in (State.STOPPED, State.FAILED):
                     await self._sessions.repo.update(conn, session.id, state=State.REFUNDED)
             else:
-                await conn.execute(
-                    "UPDATE refunds SET state = 'failed', failure_reason = ?, finished_at = ?"
-                    " WHERE payment_hash = ?", (result.failure_reason, iso(), payment_hash))
+                await self._refunds.failed_in(conn, payment_hash, result.failure_reason)
                 await self._sessions.repo.update(
                     conn, session.id, refunded_msat=session.refunded_msat - refund["amount_msat"])
                 await ledger.refund_reversed(conn, session.id, refund["amount_msat"], payment_hash)
@@ -247,9 +229,7 @@ class RefundService:
 
     async def recover(self) -> None:
         """Look up refunds that were in flight; finish those the wallet has an answer for."""
-        rows = await self._db.fetchall(
-            "SELECT payment_hash, bolt11 FROM refunds WHERE state = 'pending'")
-        for row in rows:
+        for row in await self._refunds.pending():
             try:
                 result = await self._wallet.payment_status(row["payment_hash"])
                 if result is None:

@@ -243,6 +243,22 @@ class SessionRepository:
             "SELECT * FROM session_invoices WHERE paid_at IS NULL ORDER BY created_at")
         return [dict(r) for r in rows]
 
+    async def paid_invoices_total(self, session_id: str) -> int:
+        """What the session's paid invoices (prepay and top-ups) add up to, in msat."""
+        row = await self._db.fetchone(
+            "SELECT COALESCE(SUM(amount_msat), 0) FROM session_invoices"
+            " WHERE session_id = ? AND paid_at IS NOT NULL", (session_id,))
+        return int(row[0]) if row else 0
+
+    async def invoices_unlike_wallet(self) -> builtins.list[dict[str, Any]]:
+        """`{payment_hash, wallet, paid_at}` of session invoices that the wallet's books
+        (`ln_invoices`) and the session's disagree on being paid."""
+        rows = await self._db.fetchall(
+            "SELECT w.payment_hash, w.state AS wallet, i.paid_at FROM ln_invoices w"
+            " JOIN session_invoices i ON i.payment_hash = w.payment_hash"
+            " WHERE (w.state = 'paid') != (i.paid_at IS NOT NULL)")
+        return [dict(r) for r in rows]
+
     async def stranded_payments(
             self) -> tuple[builtins.list[tuple[str, int]], builtins.list[str]]:
         """What the store shows paid that the sessions may not have acted on: (payment hash,

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from strom.container import Services
-from strom.sessions.ledger import earned_since
 from strom.sessions.model import ACTIVE_STATES, Session, State
 from strom.store.charge_points import ChargerRecord
 from strom.timeutil import iso
@@ -24,9 +23,8 @@ def start_of_today() -> str:
 
 async def current_sessions(svc: Services) -> dict[str, list[Session]]:
     """Sessions that hold or are about to hold a connector, per charge point."""
-    assert svc.sessions is not None
     by_cp: dict[str, list[Session]] = {}
-    for session in await svc.sessions.repo.in_states(*CURRENT_STATES):
+    for session in await svc.sessions.in_states(*CURRENT_STATES):
         by_cp.setdefault(session.cp_id, []).append(session)
     return by_cp
 
@@ -50,7 +48,7 @@ def admin_charge_point_json(svc: Services, cp: ChargerRecord, sessions: list[Ses
         "sessions": [session_brief(s) for s in sessions],
         "earned_today_msat": earned_today_msat,
         # How its metering was configured at its last boot (`strom.ocpp.sampling`).
-        "metering": svc.central_system.sampling(cp.id) if svc.central_system else None,
+        "metering": svc.central_system.sampling(cp.id),
     })
     for connector in view["connectors"]:
         stored = cp.connector(connector["id"])
@@ -61,6 +59,6 @@ def admin_charge_point_json(svc: Services, cp: ChargerRecord, sessions: list[Ses
 async def admin_views(svc: Services, cps: list[ChargerRecord]) -> list[dict[str, Any]]:
     """Admin views of `cps`, with two queries for all of them rather than two each."""
     current = await current_sessions(svc)
-    earned = await earned_since(svc.db, start_of_today())
+    earned = await svc.sessions.earned_since(start_of_today())
     return [admin_charge_point_json(svc, cp, current.get(cp.id, []), earned.get(cp.id, 0))
             for cp in cps]

@@ -8,7 +8,6 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from strom.lightning.wallet import WalletError
-from strom.sessions.ledger import earned_since
 from strom.web.admin_views import start_of_today
 from strom.web.auth import require_admin, services
 from strom.web.responses import JSONResponse
@@ -18,16 +17,14 @@ async def ledger_summary(request: Request) -> JSONResponse:
     require_admin(request)
     svc = services(request)
     since = start_of_today()
-    assert svc.sessions is not None
-    earned = await earned_since(svc.db, since)
+    earned = await svc.sessions.earned_since(since)
     balance: int | None = None
-    if svc.wallet is not None:
-        try:
-            balance = await svc.wallet.balance()
-        except WalletError:
-            balance = None
+    try:
+        balance = await svc.wallet.balance()
+    except WalletError:
+        balance = None
     body: dict[str, Any] = {
-        **await svc.sessions.repo.totals(), "today_since": since,
+        **await svc.sessions.totals(), "today_since": since,
         "earned_today_msat": sum(earned.values()), "earned_today_by_cp": earned,
         "wallet_balance_msat": balance,
     }

@@ -10,7 +10,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Route
 
-from strom.sessions.audit import check_ledger
 from strom.sessions.model import ACTIVE_STATES, State
 from strom.web.auth import require_admin, services
 from strom.web.responses import JSONResponse
@@ -28,19 +27,17 @@ async def list_sessions(request: Request) -> JSONResponse:
     """Newest first, filtered by `cp_id` and `state`, `{"items","total","limit","offset"}`."""
     require_admin(request)
     svc = services(request)
-    assert svc.sessions is not None
     query = read_query(request, SessionsQuery)
-    items = await svc.sessions.repo.list(cp_id=query.cp_id, state=query.state,
-                                         limit=query.limit, offset=query.offset)
-    return JSONResponse(page([session_json(svc, s, payer=False) for s in items], await svc.sessions.repo.count(cp_id=query.cp_id, state=query.state),
+    items = await svc.sessions.list(cp_id=query.cp_id, state=query.state,
+                                    limit=query.limit, offset=query.offset)
+    return JSONResponse(page([session_json(svc, s, payer=False) for s in items], await svc.sessions.count(cp_id=query.cp_id, state=query.state),
                              query))
 
 
 async def get_session(request: Request) -> JSONResponse:
     require_admin(request)
     svc = services(request)
-    assert svc.sessions is not None
-    session = await svc.sessions.repo.get(request.path_params["session_id"])
+    session = await svc.sessions.get(request.path_params["session_id"])
     if session is None:
         raise HTTPException(404, "no such session")
     return JSONResponse(session_json(svc, session, payer=False))
@@ -51,8 +48,7 @@ async def stop_session(request: Request) -> JSONResponse:
     payer's stop & refund link: admin JSON carries the read-only view link only)."""
     require_admin(request)
     svc = services(request)
-    assert svc.sessions is not None
-    session = await svc.sessions.repo.get(request.path_params["session_id"])
+    session = await svc.sessions.get(request.path_params["session_id"])
     if session is None:
         raise HTTPException(404, "no such session")
     if session.state not in (State.PAID, *ACTIVE_STATES):
@@ -63,7 +59,7 @@ async def stop_session(request: Request) -> JSONResponse:
 
 async def ledger_check(request: Request) -> JSONResponse:
     require_admin(request)
-    report = await check_ledger(services(request).db)
+    report = await services(request).sessions.check_ledger()
     return JSONResponse(report.to_json(), status_code=200 if report.ok else 409)
 
 

@@ -68,8 +68,7 @@ async def _frames(svc: Services, topics: set[str], event: BusEvent) -> list[str]
         return [frame("log", {"level": event.level, "logger": event.logger,
                               "message": event.message})]
     if isinstance(event, SessionChanged) and "sessions" in topics:
-        assert svc.sessions is not None
-        session = await svc.sessions.repo.get(event.session_id)
+        session = await svc.sessions.get(event.session_id)
         if session is not None:
             frames.append(frame("session", session_json(svc, session)))
     cp_id = getattr(event, "cp_id", None)

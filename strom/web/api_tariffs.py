@@ -67,7 +67,6 @@ def check_override(svc: Services, override: TariffOverride) -> dict[str, int]:
 
 
 def tariff_json(svc: Services, cp: ChargerRecord) -> dict[str, Any]:
-    assert svc.tariffs is not None
     return {"cp_id": cp.id, "override": cp.tariff, "current": svc.tariffs.current(cp).to_json()}
 
 
@@ -86,7 +85,6 @@ async def list_tariffs(request: Request) -> JSONResponse:
     query = read_query(request, PageQuery)
     cps = await svc.charge_points.list()
     items = [tariff_json(svc, cp) for cp in cps[query.offset:query.offset + query.limit]]
-    assert svc.tariffs is not None
     # The operator's view: with the feeds' errors and sources, which drivers never see.
     return JSONResponse({"default": default_prices(svc), "mode": _mode(svc),
                          "feeds": svc.tariffs.status().to_json(),
@@ -124,7 +122,6 @@ async def cancel_quotes(request: Request) -> JSONResponse:
     """End every open price quote: wallets that loaded a price must load it again."""
     require_admin(request)
     svc = services(request)
-    assert svc.tariffs is not None
     return JSONResponse({"cancelled": svc.tariffs.cancel_quotes()})
 
 

@@ -6,7 +6,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from strom.container import Services
+from strom.container import NOSTR_OFF, NostrStatus, Services
 from strom.web import (
     acme_challenge,
     api_charge_points,
@@ -32,7 +32,8 @@ from strom.web.errors import CatchAll, http_error
 from strom.web.rate_limits import invoice_buckets
 
 
-def create_web_app(services: Services) -> Starlette:
+def create_web_app(services: Services, nostr: NostrStatus = NOSTR_OFF) -> Starlette:
+    """The web on the whole container; `nostr`: what it shows of the bots (`/healthz`)."""
     routes = [*health.routes, *lnurl_pay.routes, *lnurl_withdraw.routes, *session_page.routes,
               *api_sessions.routes, *public_api.routes, *dev_pay.routes, *demo_pay.routes,
               *live.routes, *nip05.routes, *api_charge_points.routes, *api_commands.routes, *api_keys.routes,
@@ -41,5 +42,6 @@ def create_web_app(services: Services) -> Starlette:
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
                     middleware=[Middleware(CatchAll)])
     app.state.services = services
+    app.state.nostr = nostr
     app.state.invoice_buckets = invoice_buckets(services.settings)
     return app

@@ -5,27 +5,26 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
+from strom.container import NostrStatus
 from strom.web.auth import services
 from strom.web.responses import JSONResponse
 
 
 async def healthz(request: Request) -> JSONResponse:
     svc = services(request)
-    checks: dict[str, object] = {"store": "ok"}
-    if svc.central_system is not None:
-        checks["ocpp"] = {"connected": svc.central_system.connected_count()}
+    nostr: NostrStatus = request.app.state.nostr
+    checks: dict[str, object] = {"store": "ok",
+                                 "ocpp": {"connected": svc.central_system.connected_count()}}
     if svc.relay_url is not None:
         checks["relay"] = {"url": svc.relay_url}
-    if svc.bots is not None:
+    if (identities := nostr.identity_count) is not None:
         # Per relay of strom's: publish counts, the last refusal (prefix and the relay's
         # words), a rest after `rate-limited:` or silence, NIP-42 state (issue 19).
-        checks["nostr"] = {"identities": svc.bots.identity_count,
-                           "relays": svc.bots.relay_states()}
+        checks["nostr"] = {"identities": identities, "relays": nostr.relay_states()}
     if svc.tls is not None:
         checks["tls"] = svc.tls.status()
-    if svc.wallet is not None:
-        info = await svc.wallet.info()
-        checks["lightning"] = {"backend": info.backend, "reachable": info.reachable}
+    info = await svc.wallet.info()
+    checks["lightning"] = {"backend": info.backend, "reachable": info.reachable}
     healthy = all(not isinstance(v, dict) or v.get("reachable", True) for v in checks.values())
     return JSONResponse({"status": "ok" if healthy else "degraded", "demo": svc.demo,
                          "checks": checks})

@@ -94,7 +94,6 @@ async def _charger_view(svc: Services, cp_id: str) -> dict[str, Any] | None:
 async def session_events(request: Request) -> StreamingResponse:
     """The session JSON (contract §6) and its page wording on every change of the session."""
     svc = services(request)
-    assert svc.sessions is not None
     # The payer's token streams the payer's JSON (with the stop & refund link); the view
     # token the read-only one.
     found = await viewed_session(svc, request.path_params["token"])
@@ -104,7 +103,7 @@ async def session_events(request: Request) -> StreamingResponse:
     session_id = session.id
 
     async def snapshot(event: Any) -> dict[str, Any] | None:
-        current = await sessions.repo.get(session_id)
+        current = await sessions.get(session_id)
         if current is None:
             return None
         data = session_json(svc, current, payer=payer)

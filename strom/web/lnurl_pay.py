@@ -48,7 +48,6 @@ async def resolve_target(svc: Services, target: str) -> tuple[ChargerRecord, int
 
 async def ensure_free(svc: Services, cp: ChargerRecord, connector_id: int | None) -> None:
     """Raise an LNURL error saying why this charger cannot be paid for right now."""
-    assert svc.sessions is not None
     choice = await svc.sessions.free_connector(cp, connector_id)
     if choice.in_use:
         raise LnurlError(choice.reason + ". If it is your session, stop it with the stop & "
@@ -72,13 +71,12 @@ def pay_metadata(svc: Services, cp: ChargerRecord, connector_id: int | None, tar
 
 async def pay_request(request: Request) -> JSONResponse:
     svc = services(request)
-    assert svc.sessions is not None
     target = request.path_params["target"]
     try:
         cp, connector_id = await resolve_target(svc, target)
         if token := request.query_params.get("s"):
             # The charger's own QR, opened with the payer's session token: stop and refund.
-            session = await svc.sessions.repo.by_token(token)
+            session = await svc.sessions.by_token(token)
             return await withdraw_request_for(svc, session if session and session.cp_id == cp.id
                                               else None)
         try:
@@ -90,7 +88,6 @@ async def pay_request(request: Request) -> JSONResponse:
                 raise
     except LnurlError as exc:
         return lnurl_response(exc.to_json())
-    assert svc.tariffs is not None
     # The metadata states the price; the quote keeps it for the callback even if the market
     # moves in between, so the invoice's description hash matches what the wallet was shown.
     tariff, quote = svc.tariffs.quote(cp)
@@ -106,13 +103,12 @@ async def pay_request(request: Request) -> JSONResponse:
 
 def _nostr_pubkey(svc: Services, cp: ChargerRecord) -> str | None:
     """The charger's own key signs its zap receipts; none when its key is not loaded."""
-    return svc.keyring.pubkey_hex(cp.id) if svc.keyring else None
+    return svc.keyring.pubkey_hex(cp.id)
 
 
 @invoice_rate_limited
 async def pay_callback(request: Request) -> Response:
     svc = services(request)
-    assert svc.tariffs is not None and svc.sessions is not None
     target = request.path_params["target"]
     try:
         if svc.outbound.is_marked(request.headers):
@@ -152,7 +148,6 @@ async def _invoice(svc: Services, cp: ChargerRecord, connector_id: int | None, t
                    zap: ZapRequest | None, running: Session | None) -> PendingPayment:
     """A new session's invoice, or for a zap from a driver who is charging here a top-up of
     their running session (a gift to its budget: the answer carries no session link)."""
-    assert svc.sessions is not None
     tariff = price.tariff
     # A zap's invoice commits to the zap request (NIP-57), a plain payment to the metadata.
     described = zap.raw if zap else pay_metadata(svc, cp, connector_id, target, tariff)
@@ -191,17 +186,15 @@ def _still_as_shown(svc: Services, cp: ChargerRecord, connector_id: int | None, 
 
 
 async def _running_session_of(svc: Services, cp: ChargerRecord, payer: str) -> Session | None:
-    assert svc.sessions is not None
-    mine = await svc.sessions.repo.list(cp_id=cp.id, payer_pubkey=payer, limit=5)
+    mine = await svc.sessions.list(cp_id=cp.id, payer_pubkey=payer, limit=5)
     return next((s for s in mine if s.state in (State.PAID, State.STARTING, State.CHARGING)),
                 None)
 
 
 async def _zapper_is_charging(svc: Services, cp: ChargerRecord) -> bool:
-    assert svc.sessions is not None
     if _nostr_pubkey(svc, cp) is None:
         return False
-    running = await svc.sessions.repo.list(cp_id=cp.id, state=State.CHARGING, limit=16)
+    running = await svc.sessions.list(cp_id=cp.id, state=State.CHARGING, limit=16)
     return any(s.payer_pubkey for s in running)
 
 

@@ -21,14 +21,12 @@ from strom.web.responses import JSONResponse, lnurl_response
 async def withdrawing_session(svc: Services, token: str) -> Session | None:
     """The session a withdraw link's token stands for (the payer's capability to stop it and
     take its refund); the demo refund button asks here too."""
-    assert svc.sessions is not None
-    return await svc.sessions.repo.by_token(token)
+    return await svc.sessions.by_token(token)
 
 
 async def offer_withdraw(svc: Services, session: Session | None) -> tuple[Session, str]:
     """Stop the session if it still runs, then a fresh k1 for exactly what is refundable;
     raises LnurlError saying why not. The demo refund button goes this way too."""
-    assert svc.sessions is not None and svc.refunds is not None
     if session is None:
         raise LnurlError("unknown session link")
     if session.state == State.PENDING_PAYMENT:
@@ -62,14 +60,12 @@ async def withdraw_request_for(svc: Services, session: Session | None) -> JSONRe
 
 async def withdraw_request(request: Request) -> JSONResponse:
     svc = services(request)
-    assert svc.sessions is not None
     return await withdraw_request_for(
         svc, await withdrawing_session(svc, request.path_params["token"]))
 
 
 async def withdraw_callback(request: Request) -> JSONResponse:
     svc = services(request)
-    assert svc.sessions is not None and svc.refunds is not None
     session = await withdrawing_session(svc, request.path_params["token"])
     k1, pr = request.query_params.get("k1"), request.query_params.get("pr")
     if session is None:

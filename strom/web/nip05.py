@@ -11,7 +11,7 @@ from strom.web.responses import JSONResponse
 
 async def nostr_json(request: Request) -> JSONResponse:
     svc = services(request)
-    keys = svc.keyring.all_pubkeys() if svc.keyring else {}
+    keys = svc.keyring.all_pubkeys()
     name = request.query_params.get("name")
     if name is not None:
         keys = {name: keys[name]} if name in keys else {}

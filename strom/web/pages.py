@@ -40,7 +40,6 @@ def _matches(cp: ChargerRecord, query: str, status: str) -> bool:
 
 async def index(request: Request) -> Response:
     svc = services(request)
-    assert svc.tariffs is not None
     query = request.query_params.get("q", "").strip()
     status = request.query_params.get("status", "")
     status = status if status in STATUSES else ""
@@ -60,7 +59,6 @@ async def index(request: Request) -> Response:
 
 
 def _cp_context(svc: Services, cp: ChargerRecord, scale: int) -> dict[str, Any]:
-    assert svc.tariffs is not None
     links = pay_links(svc.settings.public_url, cp.id)
     view = charge_point_json(svc, cp)
     return {"cp": view, "links": links, "price_words": describe(svc.tariffs.current(cp)),
@@ -74,7 +72,6 @@ async def charge_point_page(request: Request) -> Response:
     cp = await svc.charge_points.get(request.path_params["cp_id"])
     if cp is None:
         return not_found(request, "charge point", "unknown charge point")
-    assert svc.tariffs is not None
     dynamic = svc.tariffs.is_dynamic(cp)
     return render(request, "charge_point.html", {
         **_cp_context(svc, cp, scale=6),

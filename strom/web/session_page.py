@@ -33,10 +33,9 @@ from strom.web.responses import JSONResponse, lnurl_response
 async def viewed_session(svc: Services, token: str) -> tuple[Session, bool] | None:
     """The session `token` may look at, and whether it is the payer's (who may also stop and
     refund) rather than the read-only view token."""
-    assert svc.sessions is not None
-    if (session := await svc.sessions.repo.by_token(token)) is not None:
+    if (session := await svc.sessions.by_token(token)) is not None:
         return session, True
-    if (session := await svc.sessions.repo.by_view_token(token)) is not None:
+    if (session := await svc.sessions.by_view_token(token)) is not None:
         return session, False
     return None
 
@@ -45,11 +44,10 @@ async def _topup_session(request: Request) -> tuple[Services, Session]:
     """The session a top-up route pays into: `/topup/{token}` takes only the top-up token,
     the legacy `/s/{token}/topup` only the payer's."""
     svc = services(request)
-    assert svc.sessions is not None
     token = request.path_params["token"]
     legacy = request.url.path.startswith("/s/")
-    session = await (svc.sessions.repo.by_token(token) if legacy
-                     else svc.sessions.repo.by_topup_token(token))
+    session = await (svc.sessions.by_token(token) if legacy
+                     else svc.sessions.by_topup_token(token))
     if session is None:
         raise HTTPException(404, "no such session")
     return svc, session
@@ -99,7 +97,6 @@ async def topup_request(request: Request) -> Response:
 async def topup_callback(request: Request) -> Response:
     """The top-up invoice; its answer carries no success action and no session link."""
     svc, session = await _topup_session(request)
-    assert svc.sessions is not None
     try:
         amount = lud06.parse_amount(request.query_params.get("amount"), 1000,
                                     max(session.tariff.max_prepay_msat - session.paid_msat, 1000))

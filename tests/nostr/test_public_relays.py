@@ -242,8 +242,8 @@ async def test_a_chargers_statuses_reach_relays_oldest_first(data_dir: Path) -> 
     """Issue 18: "kind 30333 refused … a newer version of this event is stored" at startup.
     The start's announcement and a status change raced: the older status went out second."""
     async with strom_with(data_dir, []) as (app, _):
-        assert app.services is not None and app.services.bots is not None
-        bots_ = app.services.bots
+        assert app.bots is not None
+        bots_ = app.bots
         sent: list[int] = []
         publish = bots_._client.publish
 
