@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 from bots.nostr_bots import NostrBots
 from relay import Relay
 from relay import database_path as relay_database_path
+from strom.cards.charging import CardsBesideSessions
+from strom.cards.service import CardService
 from strom.chargers.control import ControlDispatcher
 from strom.config import Settings, require_https_public_url
 from strom.container import NOSTR_OFF, NostrStatus, Services
@@ -31,6 +33,7 @@ from strom.lightning.wallet import Wallet
 from strom.lnurl.pay import load_image
 from strom.logsetup import install_bus_log_handler
 from strom.ocpp.central_system import CentralSystem
+from strom.ocpp.local_list import OcppLocalList
 from strom.outbound import Outbound, netloc_key
 from strom.paths import admin_token_path, database_path, ensure_data_dir, runtime_path
 from strom.security import read_or_create_secret, write_secret_file
@@ -222,6 +225,13 @@ class StromApp:
         self._stack.push_async_callback(tariffs.close)
         await sessions.start()
         self._stack.push_async_callback(sessions.close)
+        svc.cards = CardService.build(
+            db=svc.db, bus=svc.bus, chargers=central, lists=OcppLocalList(central),
+            charge_points=svc.charge_points, tariffs=svc.tariffs, settings=self.settings.sessions,
+            meter_interval=float(self.settings.ocpp.meter_sample_interval or DEFAULT_METER_INTERVAL))
+        central.authorizer = CardsBesideSessions(sessions, svc.cards.charging)
+        await svc.cards.start()
+        self._stack.push_async_callback(svc.cards.close)
         await wallet.start()
         self._stack.push_async_callback(wallet.close)
         await refunds.start()

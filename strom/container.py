@@ -22,6 +22,7 @@ from strom.store.event_log import EventLogRepository
 from strom.store.zaps import ZapRepository
 
 if TYPE_CHECKING:
+    from strom.cards.service import CardService
     from strom.lightning.wallet import Wallet
     from strom.ocpp.central_system import CentralSystem
     from strom.sessions.address_refunds import AddressRefundService
@@ -51,6 +52,7 @@ class Services:
     sessions: SessionService
     refunds: RefundService
     address_refunds: AddressRefundService
+    cards: CardService  # the owner's RFID cards (issue 21)
     relay_url: str | None  # the embedded relay's URL; None: strom runs none ([relay] embedded)
     tls: CertManager | None  # None: no [tls], plain HTTP and ws:// only
 

@@ -17,6 +17,7 @@ COMMANDS = {
     "keys": "strom.cli.keys:keys", "ledger": "strom.cli.ledger:ledger",
     "relay": "strom.cli.relay:relay", "simulate": "strom.cli.simulate:simulate",
     "tui": "strom.cli.tui:tui", "wallet": "strom.cli.wallet:wallet",
+    "cards": "strom.cli.cards:cards", "accounts": "strom.cli.cards:accounts",
 }
 SHORT_HELP = {
     "init": "Write a commented strom.toml (asks, or takes flags).",
@@ -26,6 +27,8 @@ SHORT_HELP = {
     "ledger": "Check the money ledger.", "relay": "Run the embedded nostr relay on its own.",
     "simulate": "Simulate OCPP 1.6J charge points.", "tui": "The operator console.",
     "wallet": "The embedded dev wallet.",
+    "cards": "The owner's RFID cards (free or billed to an account).",
+    "accounts": "Prepaid accounts that cards are billed to.",
 }
 
 

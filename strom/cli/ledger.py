@@ -38,6 +38,9 @@ def check(env: CliEnv, as_json: bool) -> None:
                    f"consumed {report.consumed_msat} + refunded {report.refunded_msat} + "
                    f"forfeited {report.forfeited_msat} + held {report.held_msat} + "
                    f"refundable {report.refundable_msat}")
+        if report.card_sessions or report.card_accounts_msat:
+            click.echo(f"{report.card_sessions} card sessions: {report.card_consumed_msat} msat"
+                       f" drawn from accounts, which hold {report.card_accounts_msat} msat")
         for problem in report.problems:
             click.echo(f"MISMATCH {problem}", err=True)
         for finding in report.findings:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from strom.cards.audit import check_cards
 from strom.sessions import ledger
 from strom.sessions.model import Session, State
 from strom.sessions.repository import SessionRepository
@@ -45,6 +46,10 @@ class LedgerReport:
     problems: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # unbilled energy: not ledger errors
     problem_kinds: list[dict[str, str | None]] = field(default_factory=list)
+    # Owner cards (issue 21): their own kind of session, paid from operator accounts.
+    card_sessions: int = 0
+    card_consumed_msat: int = 0
+    card_accounts_msat: int = 0
 
     @property
     def ok(self) -> bool:
@@ -61,7 +66,9 @@ class LedgerReport:
                 "forfeited_msat": self.forfeited_msat, "held_msat": self.held_msat,
                 "refundable_msat": self.refundable_msat, "unbilled_msat": self.unbilled_msat,
                 "problems": self.problems, "findings": self.findings,
-                "problem_kinds": self.problem_kinds}
+                "problem_kinds": self.problem_kinds, "card_sessions": self.card_sessions,
+                "card_consumed_msat": self.card_consumed_msat,
+                "card_accounts_msat": self.card_accounts_msat}
 
 
 async def check_ledger(db: Database) -> LedgerReport:
@@ -126,6 +133,10 @@ async def _check(db: Database) -> LedgerReport:
         report.say("payment_duplicate",
                    f"payment {duplicate[0]} is recorded {duplicate[1]} times")
     await _against_wallet(repo, refund_repo, report)
+    cards = await check_cards(db, report.say, report.findings)
+    report.card_sessions = cards.sessions
+    report.card_consumed_msat = cards.consumed_msat
+    report.card_accounts_msat = cards.balance_msat
     return report
 
 

@@ -9,6 +9,7 @@ from starlette.middleware import Middleware
 from strom.container import NOSTR_OFF, NostrStatus, Services
 from strom.web import (
     acme_challenge,
+    api_cards,
     api_charge_points,
     api_commands,
     api_keys,
@@ -37,7 +38,8 @@ def create_web_app(services: Services, nostr: NostrStatus = NOSTR_OFF) -> Starle
     routes = [*health.routes, *lnurl_pay.routes, *lnurl_withdraw.routes, *session_page.routes,
               *api_sessions.routes, *public_api.routes, *dev_pay.routes, *demo_pay.routes,
               *live.routes, *nip05.routes, *api_charge_points.routes, *api_commands.routes, *api_keys.routes,
-              *api_tariffs.routes, *api_ledger.routes, *api_stream.routes, *openapi.routes,
+              *api_tariffs.routes, *api_ledger.routes, *api_cards.routes,
+              *api_stream.routes, *openapi.routes,
               *acme_challenge.routes, *pages.routes]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
                     middleware=[Middleware(CatchAll)])

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from strom.web import api_cards as c
 from strom.web import schemas as s
 from strom.web.api_charge_points import ChargePointCreate, ChargePointUpdate
 from strom.web.api_commands import COMMANDS
@@ -156,6 +157,24 @@ ADMIN: list[Op] = [
        ok=s.LedgerSummary),
     Op("get", "/api/v1/ledger/check", "Verify the money invariant (409 when broken)", "ledger",
        ok=s.LedgerReport),
+    Op("get", "/api/v1/cards", "Owner RFID cards (local list)", "cards", query=PageQuery,
+       ok=c.CardPage),
+    Op("post", "/api/v1/cards", "Register a card: free or billed to an account", "cards",
+       body=c.CardCreate, ok=c.Card, ok_status=201),
+    Op("get", "/api/v1/cards/{id_tag}", "One card", "cards", ok=c.Card),
+    Op("delete", "/api/v1/cards/{id_tag}", "Remove a card (chargers are told)", "cards",
+       ok_status=204),
+    Op("get", "/api/v1/card-accounts", "Prepaid operator accounts", "cards", query=PageQuery,
+       ok=c.CardAccountPage),
+    Op("post", "/api/v1/card-accounts", "Open a prepaid account", "cards",
+       body=c.AccountCreate, ok=c.CardAccount, ok_status=201),
+    Op("get", "/api/v1/card-accounts/{account_id}", "One account", "cards", ok=c.CardAccount),
+    Op("post", "/api/v1/card-accounts/{account_id}/adjust", "Top up or take back", "cards",
+       body=c.AccountAdjust, ok=c.CardAccount),
+    Op("get", "/api/v1/card-sessions", "Sessions started by cards, newest first", "cards",
+       query=PageQuery, ok=c.CardSessionPage),
+    Op("get", "/api/v1/local-list", "The card list's version and each charger's", "cards",
+       ok=c.LocalList),
     Op("get", "/api/v1/stream", "Live chargers, sessions and log lines (server-sent events)",
        "live", query=StreamQuery, media_type=SSE),
     Op("post", "/api/v1/dev/pay", "Dev wallet: pay or settle an invoice (loopback only)", "dev",

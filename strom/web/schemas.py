@@ -231,6 +231,9 @@ class LedgerReport(BaseModel):
     problem_kinds: list[dict[str, str | None]] = Field(
         default_factory=list, description="Each problem with its `kind` (e.g. "
         "`refund_not_to_payer`, `refund_before_final_reading`) and `session_id`.")
+    card_sessions: int = Field(0, description="Sessions started by owner cards (no payment).")
+    card_consumed_msat: int = Field(0, description="What card sessions drew from accounts.")
+    card_accounts_msat: int = Field(0, description="What the prepaid card accounts hold.")
 
 
 class Health(BaseModel):

@@ -1,0 +1,1 @@
+"""The owner's own RFID cards (OCPP Local Auth List): free or billed to a prepaid account."""
