@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.signal import Signal
 
 from tui.client import ApiError, StromClient, Unauthorized
+from tui.screens.cards import CardsScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.help import HelpScreen
 from tui.screens.keys import KeysScreen
@@ -33,7 +34,7 @@ class StromConsole(App[None]):
     CSS_PATH = "console.tcss"
     ENABLE_COMMAND_PALETTE = False
     MODES = {"dashboard": DashboardScreen, "sessions": SessionsScreen, "keys": KeysScreen,
-             "ledger": LedgerScreen, "log": LogScreen}
+             "ledger": LedgerScreen, "log": LogScreen, "cards": CardsScreen}
     # The nav bar under the header shows these; the footer keeps room for each screen's keys.
     BINDINGS = [
         Binding("d", "switch_mode('dashboard')", "Chargers", show=False),
@@ -41,6 +42,7 @@ class StromConsole(App[None]):
         Binding("k", "switch_mode('keys')", "Keys", show=False),
         Binding("l", "switch_mode('ledger')", "Ledger", show=False),
         Binding("g", "switch_mode('log')", "Log", show=False),
+        Binding("f", "switch_mode('cards')", "Cards", show=False),
         Binding("question_mark", "help", "Help", show=False),
         Binding("q", "quit", "Quit", show=False),
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -133,6 +134,35 @@ class StromClient:
         if response.status_code not in (200, 409):
             raise ApiError(_reason(response), response.status_code)
         return dict(response.json())
+
+    # --- owner cards ------------------------------------------------------------------------
+
+    async def cards(self) -> list[dict[str, Any]]:
+        return await self._all("/api/v1/cards")
+
+    async def card_accounts(self) -> list[dict[str, Any]]:
+        return await self._all("/api/v1/card-accounts")
+
+    async def local_list(self) -> dict[str, Any]:
+        return await self._call("GET", "/api/v1/local-list")
+
+    async def add_card(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("POST", "/api/v1/cards", json=body)
+
+    async def remove_card(self, id_tag: str) -> bool:
+        await self._call("DELETE", f"/api/v1/cards/{quote(id_tag, safe='')}")
+        return True
+
+    async def top_up(self, account_id: str, amount_msat: int) -> dict[str, Any]:
+        """Add to an account (negative: take back); an unknown account is opened with it."""
+        try:
+            return await self._call("POST", f"/api/v1/card-accounts/{quote(account_id, safe='')}"
+                                    "/adjust", json={"amount_msat": amount_msat})
+        except ApiError as exc:
+            if "unknown account" not in str(exc):
+                raise
+        return await self._call("POST", "/api/v1/card-accounts",
+                                json={"id": account_id, "balance_msat": amount_msat})
 
     # --- keys -------------------------------------------------------------------------------
 
