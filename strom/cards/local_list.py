@@ -54,11 +54,11 @@ class LocalListSync:
     """Sends the card list to chargers; one sync at a time per charger."""
 
     def __init__(self, repo: CardRepository, bus: EventBus, control: LocalListControl, *,
-                 poll_seconds: float = POLL_SECONDS) -> None:
+                 poll_seconds: float | None = None) -> None:
         self._repo = repo
         self._bus = bus
         self._control = control
-        self._poll_seconds = poll_seconds
+        self._poll_seconds = POLL_SECONDS if poll_seconds is None else poll_seconds
         self._kick = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: dict[str, bool] = {}  # cp → boot look wanted after the running sync

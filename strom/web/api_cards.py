@@ -212,8 +212,8 @@ async def local_list(request: Request) -> JSONResponse:
 routes = [
     Route("/api/v1/cards", list_cards),
     Route("/api/v1/cards", create_card, methods=["POST"]),
-    Route("/api/v1/cards/{id_tag:path}", get_card),
-    Route("/api/v1/cards/{id_tag:path}", delete_card, methods=["DELETE"]),
+    Route("/api/v1/cards/{id_tag}", get_card),
+    Route("/api/v1/cards/{id_tag}", delete_card, methods=["DELETE"]),
     Route("/api/v1/card-accounts", list_accounts),
     Route("/api/v1/card-accounts", create_account, methods=["POST"]),
     Route("/api/v1/card-accounts/{account_id}", get_account),

@@ -18,7 +18,8 @@ from tests.api.charger import running_charger
 from tests.api.conftest import add, ocpp_url
 from tests.api.flows import eventually, pay_and_charge
 
-PARAMS = {"cp_id": "cp-1", "session_id": "nope", "token": "nope", "target": "cp-1"}
+PARAMS = {"cp_id": "cp-1", "session_id": "nope", "token": "nope", "target": "cp-1",
+          "id_tag": "nope", "account_id": "nope"}
 
 
 # --- auth and the document ----------------------------------------------------------------

@@ -1,0 +1,158 @@
+"""The local list logic over a real store and a charger double that keeps a list the way OCPP
+1.6 §5.15 says (Full replaces, Differential adds/updates, an entry without idTagInfo deletes)
+and may forget its list, refuse an update, or know another version.
+
+Property (hypothesis): whatever the operator does (add, remove, re-add, top up, empty an
+account) and however the charger misbehaves, after a sync the charger holds exactly the
+registered cards with their current status, at strom's version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from strom.cards.local_list import LocalListSync
+from strom.cards.registry import CardRegistry
+from strom.events import EventBus
+from strom.store.cards import CardRepository
+from strom.store.db import Database
+
+
+class ListCharger:
+    """A charger's local list behind `LocalListControl`."""
+
+    def __init__(self, *, profiles: str | None = "Core,LocalAuthListManagement",
+                 chunk: int | None = None) -> None:
+        self.profiles = profiles
+        self.chunk = chunk
+        self.version = 0
+        self.entries: dict[str, str] = {}
+        self.refuse_next: str | None = None  # "Failed" / "VersionMismatch" once
+        self.sent: list[tuple[bool, int, int]] = []  # (full, version, entries)
+        self.cleared = 0
+
+    def connected_ids(self) -> list[str]:
+        return ["cp-1"]
+
+    async def local_list_config(self, cp_id: str) -> dict[str, str | None]:
+        config: dict[str, str | None] = {}
+        if self.profiles is not None:
+            config["SupportedFeatureProfiles"] = self.profiles
+        if self.chunk is not None:
+            config["SendLocalListMaxLength"] = str(self.chunk)
+        return config
+
+    async def enable_local_list(self, cp_id: str) -> str:
+        return "Accepted"
+
+    async def local_list_version(self, cp_id: str) -> int:
+        return self.version if "LocalAuthListManagement" in (self.profiles or "") else -1
+
+    async def send_local_list(self, cp_id: str, version: int, *, full: bool,
+                              entries: list[dict[str, Any]]) -> str:
+        assert self.chunk is None or len(entries) <= self.chunk
+        self.sent.append((full, version, len(entries)))
+        if self.refuse_next and not full:
+            answer, self.refuse_next = self.refuse_next, None
+            return answer
+        if full:
+            self.entries = {}
+        for entry in entries:
+            if "idTagInfo" in entry:
+                self.entries[entry["idTag"]] = entry["idTagInfo"]["status"]
+            else:
+                self.entries.pop(entry["idTag"], None)
+        self.version = version
+        return "Accepted"
+
+    async def clear_cache(self, cp_id: str) -> bool:
+        self.cleared += 1
+        return True
+
+
+async def expected(repo: CardRepository) -> dict[str, str]:
+    return {c.id_tag: c.list_status or "" for c in await repo.cards()}
+
+
+async def test_differential_refused_falls_back_to_full(db: Database) -> None:
+    repo, charger = CardRepository(db), ListCharger(chunk=2)
+    sync = LocalListSync(repo, EventBus(), charger)
+    registry = CardRegistry(repo)
+    for tag in ("A", "B", "C"):
+        await registry.add_card(tag, "free")
+    await sync.sync("cp-1", boot=True)
+    assert charger.sent == [(True, 3, 2), (False, 3, 1)] and charger.entries == {
+        "A": "Accepted", "B": "Accepted", "C": "Accepted"}
+    await registry.remove_card("B")
+    charger.refuse_next = "VersionMismatch"
+    known = await sync.sync("cp-1", boot=False)
+    assert charger.sent[2:] == [(False, 4, 1), (True, 4, 2)]
+    assert charger.entries == {"A": "Accepted", "C": "Accepted"}
+    assert known is not None and known.list_version == 4 and known.supported
+    assert charger.cleared == 2
+
+
+async def test_no_profile_is_recorded_and_left_alone(db: Database) -> None:
+    repo, charger = CardRepository(db), ListCharger(profiles="Core,SmartCharging")
+    sync = LocalListSync(repo, EventBus(), charger)
+    assert await sync.sync("cp-1", boot=True) is None  # no card ever: nothing asked
+    await CardRegistry(repo).add_card("A", "free")
+    known = await sync.sync("cp-1", boot=True)
+    assert known is not None and known.supported is False and "SmartCharging" in str(known.detail)
+    charger.profiles = None  # a charger that does not say, then answers -1
+    known = await sync.sync("cp-1", boot=True)
+    assert known is not None and known.supported is False and "-1" in str(known.detail)
+    assert charger.sent == []
+
+
+OPS = st.lists(st.tuples(
+    st.sampled_from(["add_free", "add_account", "remove", "topup", "empty", "sync", "boot",
+                     "forget", "refuse"]),
+    st.sampled_from(["A", "b", "C", "d"])), max_size=25)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ops=OPS, chunk=st.sampled_from([None, 1, 3]))
+def test_after_a_sync_the_charger_holds_exactly_the_cards(tmp_path_factory: Any,
+                                                          ops: list[tuple[str, str]],
+                                                          chunk: int | None) -> None:
+    path: Path = tmp_path_factory.mktemp("list") / "cards.sqlite3"
+    asyncio.run(_run(path, ops, chunk))
+
+
+async def _run(path: Path, ops: list[tuple[str, str]], chunk: int | None) -> None:
+    db = await Database.open(path)
+    try:
+        repo, charger = CardRepository(db), ListCharger(chunk=chunk)
+        registry, sync = CardRegistry(repo), LocalListSync(repo, EventBus(), charger)
+        await registry.add_account("acc", balance_msat=1000)
+        for op, tag in ops:
+            card = await repo.card(tag)
+            if op == "add_free" and card is None:
+                await registry.add_card(tag, "free")
+            elif op == "add_account" and card is None:
+                await registry.add_card(tag, "account", account_id="acc")
+            elif op == "remove" and card is not None:
+                await registry.remove_card(tag)
+            elif op == "topup":
+                await registry.adjust("acc", 1000)
+            elif op == "empty" and (balance := (await registry.account("acc")).balance_msat):
+                await registry.adjust("acc", -balance)
+            elif op == "forget":  # a charger reset to factory settings
+                charger.version, charger.entries = 0, {}
+            elif op == "refuse":
+                charger.refuse_next = "Failed"
+            elif op in ("sync", "boot"):
+                await sync.sync("cp-1", boot=op == "boot")
+        await sync.sync("cp-1", boot=False)
+        version = await repo.list_version()
+        if version:
+            assert charger.version == version
+            assert charger.entries == await expected(repo)
+    finally:
+        await db.close()
