@@ -27,8 +27,10 @@ from strom.events import (
     TransactionStopped,
 )
 from strom.sessions.holds import worst_case_msat
+from strom.sessions.lifecycle import SessionService
 from strom.store.cards import CardRepository, CardSession, Rule
 from strom.tariffs.model import Rating, Tariff, cost_under_lock
+from strom.tasks import Tasks
 from strom.timeutil import iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -42,10 +44,6 @@ class StopControl(Protocol):
     def is_connected(self, cp_id: str) -> bool: ...
 
     async def remote_stop(self, cp_id: str, transaction_id: int) -> object: ...
-
-
-class Authorizer(Protocol):
-    async def authorize(self, cp_id: str, connector_id: int | None, id_tag: str) -> str: ...
 
 
 class CardCharging:
@@ -69,7 +67,7 @@ class CardCharging:
         self._open: set[int] = set()  # OCPP transactions with an open card session
         self._stoppers: set[str] = set()
         self._woken: dict[str, asyncio.Event] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()
 
     async def start(self) -> None:
         self._bus.subscribe(self._on_event, TransactionStarted, MeterSample, TransactionStopped,
@@ -80,15 +78,7 @@ class CardCharging:
                 self._ensure_stopping(session)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _spawn(self, coro: Awaitable[None], name: str) -> None:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self._tasks.close()
 
     async def _on_event(self, event: object) -> None:
         match event:
@@ -238,7 +228,7 @@ class CardCharging:
             return
         self._stoppers.add(session.id)
         log.info("card session %s: stopping (%s)", session.id, session.stop_reason)
-        self._spawn(self._stop_until_confirmed(session), f"card-stop:{session.id}")
+        self._tasks.spawn(self._stop_until_confirmed(session), f"card-stop:{session.id}")
 
     async def _stop_until_confirmed(self, session: CardSession) -> None:
         """RemoteStop until the charger's StopTransaction arrives: again after 2 s, 4 s, … 5 min,
@@ -265,7 +255,7 @@ class CardsBesideSessions:
     """The OCPP authorizer: a lightning session's own idTag first, then the owner's cards;
     any other tag stays refused (`Invalid`)."""
 
-    def __init__(self, sessions: Authorizer, cards: CardCharging) -> None:
+    def __init__(self, sessions: SessionService, cards: CardCharging) -> None:
         self._sessions = sessions
         self._cards = cards
 

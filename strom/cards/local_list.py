@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from strom.events import ChargePointBooted, ChargePointConnected, EventBus
 from strom.store.cards import CardRepository, ChargerList
+from strom.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +62,14 @@ class LocalListSync:
         self._kick = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: dict[str, bool] = {}  # cp → boot look wanted after the running sync
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()
 
     async def start(self) -> None:
         self._bus.subscribe(self._on_event, ChargePointBooted, ChargePointConnected)
-        self._spawn(self._watch(await self._repo.list_version()), "cards:local-list")
+        self._tasks.spawn(self._watch(await self._repo.list_version()), "cards:local-list")
 
     async def close(self) -> None:
-        for task in [*self._tasks, *self._running.values()]:
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._running.values(), return_exceptions=True)
-
-    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        await self._tasks.close()  # the per-charger syncs are among them
 
     def changed(self) -> None:
         """The cards changed in this process: send the difference to connected chargers now."""
@@ -110,7 +101,7 @@ class LocalListSync:
         if cp_id in self._running:
             self._again[cp_id] = self._again.get(cp_id, False) or boot
             return
-        self._running[cp_id] = self._spawn(self._sync_then_again(cp_id, boot),
+        self._running[cp_id] = self._tasks.spawn(self._sync_then_again(cp_id, boot),
                                            f"local-list:{cp_id}")
 
     async def _sync_then_again(self, cp_id: str, boot: bool) -> None:

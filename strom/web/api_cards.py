@@ -3,7 +3,8 @@ what each charger's local list holds. Translates only: the rules are `strom.card
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Awaitable
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
@@ -17,6 +18,8 @@ from strom.web.auth import require_admin, services
 from strom.web.responses import JSONResponse
 from strom.web.schemas import PageBase
 from strom.web.validation import PageQuery, Strict, Whole, page, read_body, read_query
+
+T = TypeVar("T")
 
 _STATUS = {"invalid": 422, "unknown_account": 422, "duplicate": 409, "not_found": 404}
 
@@ -116,8 +119,12 @@ def _cards(request: Request) -> CardService:
     return cards
 
 
-def _refused(exc: CardError) -> HTTPException:
-    return HTTPException(_STATUS.get(exc.kind, 422), str(exc))
+async def _decided(work: Awaitable[T]) -> T:
+    """What the card rules answered, or their refusal as 404 / 409 / 422 with its reason."""
+    try:
+        return await work
+    except CardError as exc:
+        raise HTTPException(_STATUS.get(exc.kind, 422), str(exc)) from None
 
 
 async def list_cards(request: Request) -> JSONResponse:
@@ -131,29 +138,20 @@ async def list_cards(request: Request) -> JSONResponse:
 async def create_card(request: Request) -> JSONResponse:
     cards = _cards(request)
     body = await read_body(request, CardCreate)
-    try:
-        card = await cards.registry.add_card(body.id_tag, body.rule, account_id=body.account,
-                                             label=body.label)
-    except CardError as exc:
-        raise _refused(exc) from None
+    card = await _decided(cards.registry.add_card(body.id_tag, body.rule,
+                                                  account_id=body.account, label=body.label))
     return JSONResponse(card.to_json(), status_code=201)
 
 
 async def get_card(request: Request) -> JSONResponse:
     cards = _cards(request)
-    try:
-        card = await cards.registry.card(request.path_params["id_tag"])
-    except CardError as exc:
-        raise _refused(exc) from None
+    card = await _decided(cards.registry.card(request.path_params["id_tag"]))
     return JSONResponse(card.to_json())
 
 
 async def delete_card(request: Request) -> Response:
     cards = _cards(request)
-    try:
-        await cards.registry.remove_card(request.path_params["id_tag"])
-    except CardError as exc:
-        raise _refused(exc) from None
+    await _decided(cards.registry.remove_card(request.path_params["id_tag"]))
     return Response(status_code=204)
 
 
@@ -168,30 +166,21 @@ async def list_accounts(request: Request) -> JSONResponse:
 async def create_account(request: Request) -> JSONResponse:
     cards = _cards(request)
     body = await read_body(request, AccountCreate)
-    try:
-        account = await cards.registry.add_account(body.id, body.name, body.balance_msat)
-    except CardError as exc:
-        raise _refused(exc) from None
+    account = await _decided(cards.registry.add_account(body.id, body.name, body.balance_msat))
     return JSONResponse(account.to_json(), status_code=201)
 
 
 async def get_account(request: Request) -> JSONResponse:
     cards = _cards(request)
-    try:
-        account = await cards.registry.account(request.path_params["account_id"])
-    except CardError as exc:
-        raise _refused(exc) from None
+    account = await _decided(cards.registry.account(request.path_params["account_id"]))
     return JSONResponse(account.to_json())
 
 
 async def adjust_account(request: Request) -> JSONResponse:
     cards = _cards(request)
     body = await read_body(request, AccountAdjust)
-    try:
-        account = await cards.registry.adjust(request.path_params["account_id"],
-                                              body.amount_msat, body.note)
-    except CardError as exc:
-        raise _refused(exc) from None
+    account = await _decided(cards.registry.adjust(request.path_params["account_id"],
+                                              body.amount_msat, body.note))
     return JSONResponse(account.to_json())
 
 
