@@ -42,7 +42,7 @@ class StromConsole(App[None]):
         Binding("k", "switch_mode('keys')", "Keys", show=False),
         Binding("l", "switch_mode('ledger')", "Ledger", show=False),
         Binding("g", "switch_mode('log')", "Log", show=False),
-        Binding("f", "switch_mode('cards')", "Cards", show=False),
+        Binding("m", "switch_mode('cards')", "Cards", show=False),
         Binding("question_mark", "help", "Help", show=False),
         Binding("q", "quit", "Quit", show=False),
     ]

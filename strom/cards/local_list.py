@@ -3,7 +3,8 @@ Local Auth List Management), so a charger can start a card while it is offline.
 
 The list has one version: the highest `list_version` of any card row (a removal leaves a row
 behind, so the version only grows). When a charger boots or connects, strom asks its version
-(GetLocalListVersion) and sends the Full list when it differs; on a change it sends only the
+(GetLocalListVersion) and sends the Full list when it differs (or when strom cannot be sure
+the charger got all of it: a long list goes in pieces); on a change it sends only the
 cards changed since the version the charger holds (Differential; Full again when the charger
 answers Failed or VersionMismatch), then ClearCache, so a removed card is not still accepted
 from the charger's authorization cache. A charger that does not support the profile (not in
@@ -133,8 +134,9 @@ class LocalListSync:
         try:
             outcome = await self._bring_up(cp_id, version, boot=boot, held=held)
         except Exception as exc:
+            # Part of an update may have reached the charger: only a Full list is sure next.
             log.warning("%s: local list not updated: %s", cp_id, exc)
-            outcome = (held, known.supported if known else None, f"not updated: {exc}")
+            outcome = (None, known.supported if known else None, f"not updated: {exc}")
         list_version, supported, detail = outcome
         if supported is False:
             log.warning("%s: no local authorization list (%s); cards are accepted online only",
@@ -158,10 +160,10 @@ class LocalListSync:
         theirs = await self._control.local_list_version(cp_id)
         if theirs < 0:
             return None, False, "GetLocalListVersion: the charger has no local list (-1)"
-        if theirs == version:
+        if theirs == version and held == version:
             return version, True, "; ".join(notes) or None
-        # Differential only from a version strom itself gave this charger.
-        full = boot or theirs == 0 or theirs != held or theirs > version
+        # Differential only from a version strom itself gave this charger, completely.
+        full = boot or theirs == 0 or theirs != held or theirs >= version
         entries = [c.list_entry() for c in (await self._repo.cards() if full
                                             else await self._repo.changed_since(theirs))]
         limit = _positive(config.get("LocalAuthListMaxLength"))
@@ -179,8 +181,10 @@ class LocalListSync:
         if status == "NotSupported":
             return None, False, "SendLocalList: NotSupported"
         if status != "Accepted":
-            return theirs, True, f"SendLocalList ({'Full' if full else 'Differential'})" \
-                                 f" answered {status}"
+            # A refused piece of a long list leaves the charger at the new version with part
+            # of it: forget what it holds, so the next look sends the Full list again.
+            return None, True, f"SendLocalList ({'Full' if full else 'Differential'})" \
+                               f" answered {status}"
         log.info("%s: local list at version %d (%s, %d entries)", cp_id, version,
                  "Full" if full else "Differential", len(entries))
         if not await self._control.clear_cache(cp_id):

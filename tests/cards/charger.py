@@ -90,15 +90,19 @@ class CardCharger(TestCharger):
         started = await self.call(call.StartTransaction(
             connector_id=connector, id_tag=id_tag, meter_start=meter_start,
             timestamp=timestamp or iso()))
-        self.transactions[connector] = started.transaction_id
-        self.energy_wh[connector] = float(meter_start)
-        return str(started.id_tag_info["status"])
+        status = str(started.id_tag_info["status"])
+        if status == "Accepted":
+            self.transactions[connector] = started.transaction_id
+            self.energy_wh[connector] = float(meter_start)
+            await self.status(connector, "Charging")
+        return status
 
     async def stop(self, connector: int, timestamp: str | None = None) -> None:
         """The driver taps again: StopTransaction at the connector's register."""
         await self.call(call.StopTransaction(
             meter_stop=int(self.energy_wh[connector]), timestamp=timestamp or iso(),
             transaction_id=self.transactions.pop(connector), reason="Local"))
+        await self.status(connector, "Available")
 
 
 class NoListCharger(CardCharger):

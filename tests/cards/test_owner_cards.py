@@ -232,3 +232,29 @@ async def _value(value: Any) -> Any:
 
 async def _json(api: httpx.AsyncClient, path: str) -> Any:
     return (await api.get(path)).json()
+
+
+async def test_a_card_session_open_across_a_restart_is_billed_to_its_end(data_dir: Path) -> None:
+    settings = free_settings(tariff={"price_msat_per_kwh": PRICE_MSAT_PER_KWH})
+    async with StromApp(settings, data_dir) as first:
+        await first.services.charge_points.add(CP, name="Home", lat=50.1, lon=8.7)
+        registry = first.services.cards.registry  # type: ignore[union-attr]
+        await registry.add_account("fleet", balance_msat=50_000_000)
+        await registry.add_card("VAN-9", "account", account_id="fleet")
+        async with running_charger(ocpp_url(first), CP, charger_class=CardCharger) as charger:
+            assert await charger.tap(1, "VAN-9") == ("Accepted", "Accepted")
+            await charger.meter(1, 100.0, 7_000.0)
+            kept = (charger.transactions[1], charger.list_version, dict(charger.local_list))
+        await first.services.db.flushed()
+    async with StromApp(settings, data_dir) as second, \
+            httpx.AsyncClient(base_url=second.http_url, timeout=30, headers={
+                "Authorization": f"Bearer {second.services.admin_token}"}) as api:
+        async with running_charger(ocpp_url(second), CP, charger_class=CardCharger) as charger:
+            charger.transactions[1], charger.list_version, charger.local_list = kept
+            await charger.meter(1, 250.0, 7_000.0)
+            await charger.stop(1)
+            done = await card_session(api, lambda s: s["state"] == "stopped")
+        assert done["energy_wh"] == 250.0 and done["consumed_msat"] == 250 * 30_000
+        fleet = (await api.get("/api/v1/card-accounts/fleet")).json()
+        assert fleet["balance_msat"] == 50_000_000 - 7_500_000
+        await ledger_ok(api)

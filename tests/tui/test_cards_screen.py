@@ -1,4 +1,4 @@
-"""The console's Cards screen (f) with Textual's pilot, against a real strom and a charger
+"""The console's Cards screen (m) with Textual's pilot, against a real strom and a charger
 with a local list: register a card, top up its account, watch the list reach the charger,
 remove the card."""
 
@@ -24,7 +24,8 @@ async def test_cards_screen_adds_tops_up_and_removes(app: StromApp,
     async with running_charger(app.services.central_system.url, "cp-1",
                                charger_class=CardCharger) as charger, \
             console.run_test(size=SIZE) as pilot:
-        await pilot.press("f")
+        await pilot.press("s")  # from any screen, also one with keys of its own
+        await pilot.press("m")
         await until(pilot, lambda: isinstance(console.screen, CardsScreen))
         screen = console.screen
         table = screen.query_one(DataTable)

@@ -22,7 +22,7 @@ KEYS = (
     ("Keys", (("v Enter", "show npub"), ("n", "generate"), ("i", "import nsec/ncryptsec"),
               ("e", "encrypt at rest"), ("o", "rotate (new identity)"))),
     ("Ledger", (("c", "check the money invariant"), ("r", "refresh"))),
-    ("Cards (f)", (("a", "register an RFID card"), ("x", "remove the selected card"),
+    ("Cards (m)", (("a", "register an RFID card"), ("x", "remove the selected card"),
                    ("t", "top up (or open) an account"))),
 )
 
