@@ -36,6 +36,8 @@ from strom.timeutil import iso, parse_iso, utcnow
 log = logging.getLogger(__name__)
 
 MAX_STOP_BACKOFF = 300.0
+# Time passes even when a charger sends nothing: per-minute prices and the stop check follow.
+TICK_SECONDS = 15.0
 
 
 class StopControl(Protocol):
@@ -76,6 +78,7 @@ class CardCharging:
             self._open.add(session.transaction_id)
             if session.state == "stopping":
                 self._ensure_stopping(session)
+        self._tasks.spawn(self._tick(), "cards:tick")
 
     async def close(self) -> None:
         await self._tasks.close()
@@ -208,6 +211,16 @@ class CardCharging:
                      session.energy_wh, session.consumed_msat, session.stop_reason)
         elif session.state == "stopping":
             self._ensure_stopping(session)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            for transaction_id in list(self._open):
+                try:
+                    await self._bill(transaction_id, register_wh=None, power_w=None,
+                                     at=utcnow())
+                except Exception:
+                    log.exception("card session of transaction %d: tick failed", transaction_id)
 
     def _room(self, session: CardSession, tariff: Tariff, now: datetime,
               power_w: float | None) -> int:

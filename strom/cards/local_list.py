@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 PROFILE = "LocalAuthListManagement"
 POLL_SECONDS = 5.0
+# A charger that reconnects usually boots first: its list is looked at after the boot, or
+# this long after the connect when it does not boot.
+CONNECT_DELAY_SECONDS = 2.0
 
 
 class LocalListControl(Protocol):
@@ -63,6 +66,7 @@ class LocalListSync:
         self._kick = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: dict[str, bool] = {}  # cp → boot look wanted after the running sync
+        self._booted: dict[str, float] = {}  # cp → loop time of its last BootNotification
         self._tasks = Tasks()
 
     async def start(self) -> None:
@@ -77,8 +81,17 @@ class LocalListSync:
         self._kick.set()
 
     async def _on_event(self, event: object) -> None:
-        if isinstance(event, ChargePointBooted | ChargePointConnected):
+        if isinstance(event, ChargePointBooted):
+            self._booted[event.cp_id] = asyncio.get_running_loop().time()
             self.schedule(event.cp_id, boot=True)
+        elif isinstance(event, ChargePointConnected):
+            self._tasks.spawn(self._after_connect(event.cp_id), f"local-list-connect:{event.cp_id}")
+
+    async def _after_connect(self, cp_id: str) -> None:
+        connected = asyncio.get_running_loop().time()
+        await asyncio.sleep(CONNECT_DELAY_SECONDS)
+        if self._booted.get(cp_id, -1.0) < connected and cp_id in self._control.connected_ids():
+            self.schedule(cp_id, boot=True)
 
     async def _watch(self, known: int) -> None:
         while True:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from strom.app import StromApp
 from strom.timeutil import iso, utcnow
@@ -258,3 +259,20 @@ async def test_a_card_session_open_across_a_restart_is_billed_to_its_end(data_di
         fleet = (await api.get("/api/v1/card-accounts/fleet")).json()
         assert fleet["balance_msat"] == 50_000_000 - 7_500_000
         await ledger_ok(api)
+
+
+async def test_a_charger_that_reconnects_without_booting_gets_the_list(
+        strom: StromApp, api: httpx.AsyncClient) -> None:
+    async with running_charger(ocpp_url(strom), CP, charger_class=CardCharger):
+        pass  # known to strom, list version 0
+    await add(api, "/api/v1/cards", {"id_tag": "LATE-1", "rule": "free"})
+    # Reconnects after a network drop: no BootNotification, only its socket.
+    async with connect(ocpp_url(strom) + CP, subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        charger = CardCharger(CP, ws, 1)
+        task = asyncio.create_task(charger.start())
+        try:
+            await eventually(lambda: _value(charger.local_list), lambda v: v == {
+                "LATE-1": "Accepted"})
+            assert charger.updates[0][0] == "Full"
+        finally:
+            task.cancel()
