@@ -20,6 +20,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from strom.app import StromApp
+from strom.cards import charging
 from strom.timeutil import iso, utcnow
 from tests.api.charger import running_charger
 from tests.cards.charger import CardCharger, NoListCharger
@@ -276,3 +277,27 @@ async def test_a_charger_that_reconnects_without_booting_gets_the_list(
             assert charger.updates[0][0] == "Full"
         finally:
             task.cancel()
+
+
+async def test_time_is_billed_and_stopped_without_readings(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(charging, "TICK_SECONDS", 0.1)
+    settings = free_settings(tariff={"price_msat_per_kwh": 0, "price_msat_per_minute": 6_000_000,
+                                     "grace_minutes": 0})
+    async with StromApp(settings, data_dir) as app, httpx.AsyncClient(
+            base_url=app.http_url, timeout=30,
+            headers={"Authorization": f"Bearer {app.services.admin_token}"}) as api:
+        await app.services.charge_points.add(CP, name="Home", lat=50.1, lon=8.7)
+        await add(api, "/api/v1/card-accounts", {"id": "parking", "balance_msat": 2_000_000})
+        await add(api, "/api/v1/cards", {"id_tag": "PARK-1", "rule": "account",
+                                         "account": "parking"})
+        async with running_charger(ocpp_url(app), CP, charger_class=CardCharger) as charger:
+            assert await charger.tap(1, "PARK-1") == ("Accepted", "Accepted")
+            # 100,000 msat per second and no meter values at all: the tick bills the time.
+            await eventually(lambda: _value(charger.remote_stops), bool, seconds=20)
+            done = await card_session(api, lambda s: s["state"] == "stopped")
+        assert done["stop_reason"] == "account balance used up"
+        parking = (await api.get("/api/v1/card-accounts/parking")).json()
+        assert parking["balance_msat"] == 2_000_000 - done["consumed_msat"] >= 0
+        assert done["consumed_msat"] > 0
+        await ledger_ok(api)
