@@ -3,8 +3,8 @@ what each charger's local list holds. Translates only: the rules are `strom.card
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Any, Literal, TypeVar
+from collections.abc import Awaitable, Sequence
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
@@ -20,6 +20,11 @@ from strom.web.schemas import PageBase
 from strom.web.validation import PageQuery, Strict, Whole, page, read_body, read_query
 
 T = TypeVar("T")
+
+
+class Jsonable(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
 
 _STATUS = {"invalid": 422, "unknown_account": 422, "duplicate": 409, "not_found": 404}
 
@@ -127,12 +132,15 @@ async def _decided(work: Awaitable[T]) -> T:
         raise HTTPException(_STATUS.get(exc.kind, 422), str(exc)) from None
 
 
-async def list_cards(request: Request) -> JSONResponse:
-    cards = _cards(request)
+def _paged(request: Request, every: Sequence[Jsonable]) -> JSONResponse:
+    """One page (`?limit=&offset=`) of a whole list."""
     query = read_query(request, PageQuery)
-    every = await cards.registry.repo.cards()
-    items = [c.to_json() for c in every[query.offset:query.offset + query.limit]]
+    items = [item.to_json() for item in every[query.offset:query.offset + query.limit]]
     return JSONResponse(page(items, len(every), query))
+
+
+async def list_cards(request: Request) -> JSONResponse:
+    return _paged(request, await _cards(request).registry.repo.cards())
 
 
 async def create_card(request: Request) -> JSONResponse:
@@ -156,11 +164,7 @@ async def delete_card(request: Request) -> Response:
 
 
 async def list_accounts(request: Request) -> JSONResponse:
-    cards = _cards(request)
-    query = read_query(request, PageQuery)
-    every = await cards.registry.repo.accounts()
-    items = [a.to_json() for a in every[query.offset:query.offset + query.limit]]
-    return JSONResponse(page(items, len(every), query))
+    return _paged(request, await _cards(request).registry.repo.accounts())
 
 
 async def create_account(request: Request) -> JSONResponse:
