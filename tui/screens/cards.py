@@ -56,7 +56,7 @@ class CardsScreen(ConsoleScreen):
         yield Footer()
 
     async def on_mount(self) -> None:
-        super().on_mount()
+        await super().on_mount()
         self.title = "Owner cards"
         table = self.query_one(DataTable)
         for key, label in (("tag", "idTag"), ("rule", "Rule"), ("account", "Account"),
