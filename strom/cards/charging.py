@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from strom.cards.model import shown_tag
 from strom.config import SessionSettings
 from strom.events import (
     ChargePointConnected,
@@ -134,7 +135,7 @@ class CardCharging:
             if not await self._repo.insert_session(conn, session):
                 return
         self._open.add(event.transaction_id)
-        log.info("card %s started transaction %d on %s/%d (%s)", card.id_tag,
+        log.info("card %s started transaction %d on %s/%d (%s)", shown_tag(card.id_tag),
                  event.transaction_id, event.cp_id, event.connector_id, card.rule.value)
         why = None
         if not card.active:

@@ -46,3 +46,9 @@ def check_label(label: str) -> str:
     if not LABEL.match(label):
         raise CardError("invalid", "label: at most 100 characters, no control characters")
     return label
+
+
+def shown_tag(id_tag: str) -> str:
+    """An idTag as log lines show it: its start only. A whole tag lets anyone who reads the log
+    clone the card (many RFID cards are nothing but their number)."""
+    return id_tag[:4] + "…" if len(id_tag) > 4 else "…"

@@ -17,6 +17,7 @@ from strom.cards.model import (
     check_account_id,
     check_id_tag,
     check_label,
+    shown_tag,
 )
 from strom.store.cards import Account, Card, CardRepository, Rule
 
@@ -116,7 +117,8 @@ class CardRegistry:
                                      account_id=account_id, status=status, version=version)
             card = await self.repo.card_in(conn, id_tag)
         assert card is not None
-        log.info("card %s registered (%s), local list version %d", id_tag, rule.value, version)
+        log.info("card %s registered (%s), local list version %d", shown_tag(id_tag), rule.value,
+                 version)
         self._changed()
         return card
 
@@ -130,7 +132,7 @@ class CardRegistry:
             await self.repo.remove_card(conn, card.id_tag, version)
             card = await self.repo.card_in(conn, card.id_tag)
         assert card is not None
-        log.info("card %s removed, local list version %d", card.id_tag, version)
+        log.info("card %s removed, local list version %d", shown_tag(card.id_tag), version)
         self._changed()
         return card
 

@@ -10,6 +10,7 @@ the profile is reported, not broken; bad input gets a clear 4xx.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -166,7 +167,8 @@ async def test_a_start_made_offline_is_accounted_when_it_arrives(
 
 
 async def test_a_removed_card_is_refused_and_chargers_get_a_differential_list(
-        strom: StromApp, api: httpx.AsyncClient) -> None:
+        strom: StromApp, api: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     await add(api, "/api/v1/cards", {"id_tag": "GUEST-1", "rule": "free"})
     await add(api, "/api/v1/cards", {"id_tag": "GUEST-2", "rule": "free"})
     await add(api, "/api/v1/cards", {"id_tag": "GUEST-3", "rule": "free"})
@@ -189,6 +191,9 @@ async def test_a_removed_card_is_refused_and_chargers_get_a_differential_list(
         assert lists["version"] == 4
         assert lists["chargers"] == [{**lists["chargers"][0], "cp_id": CP, "list_version": 4,
                                       "supported": True, "detail": None}]
+    # A card's number lets anyone clone it: strom's log names cards by their start only.
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("strom."))
+    assert "card GUES… removed" in ours and "GUEST-" not in ours
 
 
 async def test_a_charger_without_a_local_list_is_reported_not_broken(
