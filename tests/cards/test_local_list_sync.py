@@ -160,3 +160,52 @@ async def _run(path: Path, ops: list[tuple[str, str]], chunk: int | None) -> Non
             assert charger.entries == await expected(repo)
     finally:
         await db.close()
+
+
+# What real chargers report (GetConfiguration values copied from public bug reports).
+FIELD = {
+    # Grizzl-e Smart v2: https://github.com/lbbrhzn/ocpp/issues/899
+    "grizzl-e": {"SupportedFeatureProfiles": "Core,FirmwareManagement"},
+    # EVBox Elvi: https://github.com/evcc-io/evcc/issues/15529
+    "evbox-elvi": {"SupportedFeatureProfiles": "Core,FirmwareManagement,LocalAuthListManagement,"
+                   "SmartCharging,RemoteTrigger,Reservation", "SendLocalListMaxLength": "25"},
+}
+
+
+class FieldCharger(ListCharger):
+    def __init__(self, config: dict[str, str], send_answer: str = "Accepted") -> None:
+        super().__init__()
+        self.config = config
+        self.send_answer = send_answer
+
+    async def local_list_config(self, cp_id: str) -> dict[str, str | None]:
+        return dict(self.config)
+
+    async def send_local_list(self, cp_id: str, version: int, *, full: bool,
+                              entries: list[dict[str, Any]]) -> str:
+        limit = int(self.config.get("SendLocalListMaxLength", "0") or 0)
+        if limit and len(entries) > limit:
+            return "Failed"  # as a charger must when a list is longer than it takes
+        if self.send_answer != "Accepted":
+            self.sent.append((full, version, len(entries)))
+            return self.send_answer
+        return await super().send_local_list(cp_id, version, full=full, entries=entries)
+
+
+async def test_field_chargers(db: Database) -> None:
+    repo, registry = CardRepository(db), CardRegistry(CardRepository(db))
+    for number in range(30):
+        await registry.add_card(f"CARD-{number:02d}", "free")
+    grizzl = FieldCharger(FIELD["grizzl-e"])
+    known = await LocalListSync(repo, EventBus(), grizzl).sync("cp-1", boot=True)
+    assert known is not None and known.supported is False and grizzl.sent == []
+    elvi = FieldCharger(FIELD["evbox-elvi"])
+    known = await LocalListSync(repo, EventBus(), elvi).sync("cp-2", boot=True)
+    assert elvi.sent == [(True, 30, 25), (False, 30, 5)]  # 30 cards in pieces of 25
+    assert known is not None and known.list_version == 30 and len(elvi.entries) == 30
+    # Says it has the profile, then answers SendLocalList NotSupported (the list is disabled
+    # in its settings): https://github.com/mobilityhouse/ocpp/issues/265
+    disabled = FieldCharger(FIELD["evbox-elvi"], send_answer="NotSupported")
+    known = await LocalListSync(repo, EventBus(), disabled).sync("cp-3", boot=True)
+    assert known is not None and known.supported is False
+    assert known.detail == "SendLocalList: NotSupported"
