@@ -33,7 +33,6 @@ from strom.lightning.wallet import Wallet
 from strom.lnurl.pay import load_image
 from strom.logsetup import install_bus_log_handler
 from strom.ocpp.central_system import CentralSystem
-from strom.ocpp.local_list import OcppLocalList
 from strom.outbound import Outbound, netloc_key
 from strom.paths import admin_token_path, database_path, ensure_data_dir, runtime_path
 from strom.security import read_or_create_secret, write_secret_file
@@ -58,13 +57,15 @@ DEMO_CP_ID = "demo-1"
 
 @dataclass(frozen=True, slots=True)
 class _Money:
-    """The money services, started: what `Services` needs of them."""
+    """The money services (the owner cards' accounts among them), started: what `Services`
+    needs of them."""
 
     wallet: Wallet
     tariffs: TariffService
     sessions: SessionService
     refunds: RefundService
     address_refunds: AddressRefundService
+    cards: CardService
 
 
 class StartupError(UserError):
@@ -181,7 +182,7 @@ class StromApp:
             zaps=ZapRepository(db), outbound=outbound, chargers=chargers, keyring=keyring,
             central_system=central,
             wallet=money.wallet, tariffs=money.tariffs, sessions=money.sessions,
-            refunds=money.refunds, address_refunds=money.address_refunds,
+            refunds=money.refunds, address_refunds=money.address_refunds, cards=money.cards,
             relay_url=relay_url, tls=tls)
         self.services = svc
 
@@ -218,27 +219,26 @@ class StromApp:
         address_refunds = AddressRefundService(
             repo=AddressRefundRepository(db), bus=bus, refunds=refunds,
             settings=self.settings.sessions)
-        central.authorizer = sessions
         tariffs = TariffService(self.settings.tariff, db, outbound=outbound,
                                 quote_seconds=self.settings.lightning.invoice_expiry)
         await tariffs.start()
         self._stack.push_async_callback(tariffs.close)
         await sessions.start()
         self._stack.push_async_callback(sessions.close)
-        svc.cards = CardService.build(
-            db=svc.db, bus=svc.bus, chargers=central, lists=OcppLocalList(central),
-            charge_points=svc.charge_points, tariffs=svc.tariffs, settings=self.settings.sessions,
+        cards = CardService.build(
+            db=db, bus=bus, chargers=chargers, connected=central.connected_ids,
+            charge_points=charge_points, tariffs=tariffs, settings=self.settings.sessions,
             meter_interval=float(self.settings.ocpp.meter_sample_interval or DEFAULT_METER_INTERVAL))
-        central.authorizer = CardsBesideSessions(sessions, svc.cards.charging)
-        await svc.cards.start()
-        self._stack.push_async_callback(svc.cards.close)
+        central.authorizer = CardsBesideSessions(sessions, cards.charging)
+        await cards.start()
+        self._stack.push_async_callback(cards.close)
         await wallet.start()
         self._stack.push_async_callback(wallet.close)
         await refunds.start()
         self._stack.push_async_callback(refunds.close)
         await address_refunds.start()
         self._stack.push_async_callback(address_refunds.close)
-        return _Money(wallet, tariffs, sessions, refunds, address_refunds)
+        return _Money(wallet, tariffs, sessions, refunds, address_refunds, cards)
 
     async def _start_demo_charger(self, central: CentralSystem) -> None:
         """Demo mode: `demo-1` is a simulated charger connected over real OCPP."""

@@ -16,9 +16,9 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from strom.cards.model import shown_tag
+from strom.chargers.control import ChargerControl
 from strom.config import SessionSettings
 from strom.events import (
     ChargePointConnected,
@@ -41,18 +41,10 @@ MAX_STOP_BACKOFF = 300.0
 TICK_SECONDS = 15.0
 
 
-class StopControl(Protocol):
-    """What card sessions need from the charger connection (the OCPP central system)."""
-
-    def is_connected(self, cp_id: str) -> bool: ...
-
-    async def remote_stop(self, cp_id: str, transaction_id: int) -> object: ...
-
-
 class CardCharging:
     """Authorizes cards and accounts for their sessions; one instance per server."""
 
-    def __init__(self, *, repo: CardRepository, bus: EventBus, chargers: StopControl,
+    def __init__(self, *, repo: CardRepository, bus: EventBus, chargers: ChargerControl,
                  tariff_of: Callable[[str], Awaitable[Tariff | None]],
                  settings: SessionSettings, meter_interval: float,
                  on_list_change: Callable[[], None] | None = None) -> None:
@@ -252,10 +244,10 @@ class CardCharging:
         try:
             while session.transaction_id in self._open:
                 if self._chargers.is_connected(session.cp_id):
-                    try:
-                        await self._chargers.remote_stop(session.cp_id, session.transaction_id)
-                    except Exception as exc:  # offline, refused, timeout: asked again later
-                        log.warning("card session %s: RemoteStop failed: %s", session.id, exc)
+                    result = await self._chargers.stop(session.cp_id, session.transaction_id)
+                    if not result.ok:  # offline, refused, timeout: asked again later
+                        log.warning("card session %s: stop not taken: %s", session.id,
+                                    result.reason or result.outcome.value)
                 woken.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):

@@ -1,5 +1,6 @@
 """Keeping chargers' local authorization lists equal to the registered cards (OCPP 1.6
-Local Auth List Management), so a charger can start a card while it is offline.
+Local Auth List Management), so a charger can start a card while it is offline. Every call
+goes through `ChargerControl` (its local list operations), whatever protocol the charger speaks.
 
 The list has one version: the highest `list_version` of any card row (a removal leaves a row
 behind, so the version only grows). When a charger boots or connects, strom asks its version
@@ -18,50 +19,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
 
+from strom.chargers.control import ChargerControl, ControlResult, ListEntry, Outcome
 from strom.events import ChargePointBooted, ChargePointConnected, EventBus
-from strom.store.cards import CardRepository, ChargerList
+from strom.store.cards import Card, CardRepository, ChargerList
 from strom.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
-PROFILE = "LocalAuthListManagement"
 POLL_SECONDS = 5.0
 # A charger that reconnects usually boots first: its list is looked at after the boot, or
 # this long after the connect when it does not boot.
 CONNECT_DELAY_SECONDS = 2.0
 
 
-class LocalListControl(Protocol):
-    """The calls the list needs (OCPP 1.6: `strom/ocpp/local_list.py`).
-
-    A charger that answers a call with NotSupported / NotImplemented gets -1, "NotSupported"
-    or {} back; other failures (offline, timeout, a CALLERROR) raise.
-    """
-
-    def connected_ids(self) -> list[str]: ...
-
-    async def local_list_config(self, cp_id: str) -> dict[str, str | None]: ...
-
-    async def enable_local_list(self, cp_id: str) -> str: ...
-
-    async def local_list_version(self, cp_id: str) -> int: ...
-
-    async def send_local_list(self, cp_id: str, version: int, *, full: bool,
-                              entries: list[dict[str, Any]]) -> str: ...
-
-    async def clear_cache(self, cp_id: str) -> bool: ...
+class ListNotUpdated(Exception):
+    """A list call got no answer (offline, timeout, a protocol error): try again later."""
 
 
 class LocalListSync:
     """Sends the card list to chargers; one sync at a time per charger."""
 
-    def __init__(self, repo: CardRepository, bus: EventBus, control: LocalListControl, *,
+    def __init__(self, repo: CardRepository, bus: EventBus, control: ChargerControl,
+                 connected: Callable[[], Iterable[str]], *,
                  poll_seconds: float | None = None) -> None:
+        """`connected()`: the chargers connected now, whatever protocol they speak."""
         self._repo = repo
         self._bus = bus
         self._control = control
+        self._connected = connected
         self._poll_seconds = POLL_SECONDS if poll_seconds is None else poll_seconds
         self._kick = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -90,7 +77,7 @@ class LocalListSync:
     async def _after_connect(self, cp_id: str) -> None:
         connected = asyncio.get_running_loop().time()
         await asyncio.sleep(CONNECT_DELAY_SECONDS)
-        if self._booted.get(cp_id, -1.0) < connected and cp_id in self._control.connected_ids():
+        if self._booted.get(cp_id, -1.0) < connected and self._control.is_connected(cp_id):
             self.schedule(cp_id, boot=True)
 
     async def _watch(self, known: int) -> None:
@@ -107,7 +94,7 @@ class LocalListSync:
                 continue
             if version != known or kicked:
                 known = version
-                for cp_id in self._control.connected_ids():
+                for cp_id in list(self._connected()):
                     self.schedule(cp_id, boot=False)
 
     def schedule(self, cp_id: str, *, boot: bool) -> None:
@@ -161,68 +148,82 @@ class LocalListSync:
     async def _bring_up(self, cp_id: str, version: int, *, boot: bool,
                         held: int | None) -> tuple[int | None, bool | None, str | None]:
         """(version the charger holds, supported, detail) after making it hold `version`."""
-        config = await self._control.local_list_config(cp_id)
-        profiles = config.get("SupportedFeatureProfiles")
-        if profiles is not None and PROFILE not in {p.strip() for p in profiles.split(",")}:
-            return None, False, f"SupportedFeatureProfiles ({profiles[:200]}) lacks {PROFILE}"
+        settings = await self._control.local_list_settings(cp_id)
+        if settings.result.outcome == Outcome.NOT_SUPPORTED:
+            return None, False, settings.result.reason
+        _answered(settings.result)
         notes = []
-        if (config.get("LocalAuthListEnabled") or "").strip().lower() == "false":
-            answer = await self._control.enable_local_list(cp_id)
-            if answer != "Accepted":
-                notes.append(f"LocalAuthListEnabled is false; enabling it was answered {answer}")
-        theirs = await self._control.local_list_version(cp_id)
-        if theirs < 0:
-            return None, False, "GetLocalListVersion: the charger has no local list (-1)"
+        if settings.enabled is False:
+            enabled = await self._control.enable_local_list(cp_id)
+            if not enabled.ok:
+                notes.append(f"the local list is switched off; switching it on was answered"
+                             f" {_word(enabled)}")
+        answer = await self._control.local_list_version(cp_id)
+        if answer.result.outcome == Outcome.NOT_SUPPORTED or answer.version is None:
+            _answered(answer.result)
+            return None, False, answer.result.reason or "the charger has no local list"
+        theirs = answer.version
         if theirs == version and held == version:
             return version, True, "; ".join(notes) or None
         # Differential only from a version strom itself gave this charger, completely.
         full = boot or theirs == 0 or theirs != held or theirs >= version
-        entries = [c.list_entry() for c in (await self._repo.cards() if full
+        entries = [_entry(c) for c in (await self._repo.cards() if full
                                             else await self._repo.changed_since(theirs))]
-        limit = _positive(config.get("LocalAuthListMaxLength"))
+        limit = settings.max_entries
         if full and limit is not None and len(entries) > limit:
             return theirs, True, (f"{len(entries)} cards do not fit the charger's list"
-                                  f" (LocalAuthListMaxLength {limit})")
-        status = await self._send(cp_id, version, full, entries,
-                                  _positive(config.get("SendLocalListMaxLength")))
-        if status in ("Failed", "VersionMismatch") and not full:
-            log.info("%s: Differential list answered %s; sending the Full list", cp_id, status)
+                                  f" (it holds {limit})")
+        sent = await self._send(cp_id, version, full, entries, settings.per_message)
+        if sent.status in ("Failed", "VersionMismatch") and not full:
+            log.info("%s: Differential list answered %s; sending the Full list", cp_id,
+                     sent.status)
             full = True
-            status = await self._send(cp_id, version, True,
-                                      [c.list_entry() for c in await self._repo.cards()],
-                                      _positive(config.get("SendLocalListMaxLength")))
-        if status == "NotSupported":
-            return None, False, "SendLocalList: NotSupported"
-        if status != "Accepted":
+            sent = await self._send(cp_id, version, True,
+                                    [_entry(c) for c in await self._repo.cards()],
+                                    settings.per_message)
+        if sent.outcome == Outcome.NOT_SUPPORTED:
+            return None, False, f"SendLocalList: {_word(sent)}"
+        if not sent.ok:
             # A refused piece of a long list leaves the charger at the new version with part
             # of it: forget what it holds, so the next look sends the Full list again.
             return None, True, f"SendLocalList ({'Full' if full else 'Differential'})" \
-                               f" answered {status}"
+                               f" answered {_word(sent)}"
         log.info("%s: local list at version %d (%s, %d entries)", cp_id, version,
                  "Full" if full else "Differential", len(entries))
-        if not await self._control.clear_cache(cp_id):
-            notes.append("ClearCache was rejected")
+        cleared = await self._control.clear_cache(cp_id)
+        if not cleared.ok:
+            notes.append(f"ClearCache was answered {_word(cleared)}")
         return version, True, "; ".join(notes) or None
 
-    async def _send(self, cp_id: str, version: int, full: bool, entries: list[dict[str, Any]],
-                    chunk: int | None) -> str:
-        """SendLocalList, in pieces of the charger's SendLocalListMaxLength: the first one as
-        asked, the rest as Differential updates to the same version."""
+    async def _send(self, cp_id: str, version: int, full: bool, entries: Sequence[ListEntry],
+                    chunk: int | None) -> ControlResult:
+        """SendLocalList, in pieces of the charger's most per message: the first one as
+        asked, the rest as Differential updates to the same version. A piece that got no
+        answer (offline, timeout) raises: part of the list may have arrived."""
         size = chunk or max(len(entries), 1)
         pieces = [entries[i:i + size] for i in range(0, len(entries), size)] or [[]]
-        status = "Accepted"
+        result = ControlResult(Outcome.ACCEPTED, "Accepted")
         for number, piece in enumerate(pieces):
-            status = await self._control.send_local_list(
-                cp_id, version, full=full and number == 0, entries=piece)
-            if status != "Accepted":
+            result = await self._control.send_local_list(
+                cp_id, version, piece, full=full and number == 0)
+            if result.outcome != Outcome.NOT_SUPPORTED:
+                _answered(result)
+            if not result.ok:
                 break
-        return status
+        return result
 
 
-def _positive(value: str | None) -> int | None:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        return None
-    return number if number > 0 else None
+def _entry(card: Card) -> ListEntry:
+    """A card as its list entry: a removed card (no status) is deleted from the list."""
+    return ListEntry(card.id_tag, card.list_status)
 
+
+def _answered(result: ControlResult) -> None:
+    """Raise `ListNotUpdated` unless the charger answered (yes, no or "I can't")."""
+    if result.outcome in (Outcome.NOT_CONNECTED, Outcome.TIMEOUT, Outcome.ERROR):
+        raise ListNotUpdated(result.reason or result.outcome.value)
+
+
+def _word(result: ControlResult) -> str:
+    """The charger's own word for an answer, else the protocol error's code."""
+    return result.status or result.code or result.outcome.value

@@ -12,6 +12,7 @@ ids whatever the protocol (an adapter whose protocol names transactions otherwis
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -66,6 +67,34 @@ class ConfigurationResult:
     unknown: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    """One card of a charger's local authorization list."""
+
+    id_tag: str
+    status: str | None  # what the charger answers for it ("Accepted", "Blocked"); None: delete
+
+
+@dataclass(frozen=True, slots=True)
+class LocalListSettings:
+    """`local_list_settings`: whether the charger keeps a local list and how big. NOT_SUPPORTED:
+    it has none (`result.reason` says how that showed); None: the charger did not say."""
+
+    result: ControlResult
+    enabled: bool | None = None  # False: the list is switched off (`enable_local_list`)
+    max_entries: int | None = None  # the most cards the list holds
+    per_message: int | None = None  # the most entries one `send_local_list` may carry
+
+
+@dataclass(frozen=True, slots=True)
+class LocalListVersion:
+    """`local_list_version`: the version of the list the charger holds (0: none yet).
+    NOT_SUPPORTED: it keeps no local list."""
+
+    result: ControlResult
+    version: int | None = None
+
+
 class Trigger(StrEnum):
     """Messages a charger can be asked to send now. The values are the words of the admin
     API (OCPP 1.6's names); each adapter maps them to its protocol's."""
@@ -114,6 +143,26 @@ class ChargerControl(Protocol):
 
     async def change_configuration(self, cp_id: str, key: str, value: str) -> ControlResult:
         """Change one setting (the protocol's own name); SCHEDULED: after a reboot."""
+        ...
+
+    async def local_list_settings(self, cp_id: str) -> LocalListSettings:
+        """Whether the charger keeps a local authorization list, switched on, and its sizes."""
+        ...
+
+    async def enable_local_list(self, cp_id: str) -> ControlResult:
+        """Switch the charger's local authorization list on."""
+        ...
+
+    async def local_list_version(self, cp_id: str) -> LocalListVersion: ...
+
+    async def send_local_list(self, cp_id: str, version: int, entries: Sequence[ListEntry], *,
+                              full: bool) -> ControlResult:
+        """Full: the list becomes `entries`; else they are added, changed or (status None)
+        deleted. REJECTED with the charger's word (`Failed`, `VersionMismatch`) otherwise."""
+        ...
+
+    async def clear_cache(self, cp_id: str) -> ControlResult:
+        """Empty the charger's authorization cache (a removed card is not remembered there)."""
         ...
 
 
@@ -190,3 +239,27 @@ class ControlDispatcher:
         a = self.adapter(cp_id)
         return (await a.change_configuration(cp_id, key, value) if a
                 else not_connected(cp_id))
+
+    async def local_list_settings(self, cp_id: str) -> LocalListSettings:
+        a = self.adapter(cp_id)
+        return (await a.local_list_settings(cp_id) if a
+                else LocalListSettings(not_connected(cp_id)))
+
+    async def enable_local_list(self, cp_id: str) -> ControlResult:
+        a = self.adapter(cp_id)
+        return await a.enable_local_list(cp_id) if a else not_connected(cp_id)
+
+    async def local_list_version(self, cp_id: str) -> LocalListVersion:
+        a = self.adapter(cp_id)
+        return (await a.local_list_version(cp_id) if a
+                else LocalListVersion(not_connected(cp_id)))
+
+    async def send_local_list(self, cp_id: str, version: int, entries: Sequence[ListEntry], *,
+                              full: bool) -> ControlResult:
+        a = self.adapter(cp_id)
+        return (await a.send_local_list(cp_id, version, entries, full=full) if a
+                else not_connected(cp_id))
+
+    async def clear_cache(self, cp_id: str) -> ControlResult:
+        a = self.adapter(cp_id)
+        return await a.clear_cache(cp_id) if a else not_connected(cp_id)

@@ -8,7 +8,7 @@ does not answer in time or answers CALLERROR gives a result saying so, never an 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -19,11 +19,16 @@ from websockets.exceptions import ConnectionClosed
 from strom.chargers.control import (
     ConfigurationResult,
     ControlResult,
+    ListEntry,
+    LocalListSettings,
+    LocalListVersion,
     Outcome,
     Trigger,
     not_connected,
 )
 from strom.ocpp.charge_point import ChargePointConnection
+from strom.ocpp.local_list import KEYS as LIST_KEYS
+from strom.ocpp.local_list import list_entry, list_settings
 from strom.timeutil import iso, utcnow
 
 PROTOCOL = "ocpp1.6"
@@ -178,6 +183,41 @@ class Ocpp16Control:
 
     async def change_configuration(self, cp_id: str, key: str, value: str) -> ControlResult:
         return await self._ask(cp_id, call.ChangeConfiguration(key=key, value=value))
+
+    async def local_list_settings(self, cp_id: str) -> LocalListSettings:
+        """GetConfiguration of the list's keys. A charger that refuses GetConfiguration
+        itself (NotSupported) says nothing of its list: GetLocalListVersion tells then."""
+        config = await self.get_configuration(cp_id, LIST_KEYS)
+        if config.result.outcome == Outcome.NOT_SUPPORTED:
+            return LocalListSettings(ControlResult(Outcome.ACCEPTED, "Accepted"))
+        if not config.result.ok:
+            return LocalListSettings(config.result)
+        return list_settings(config.values)
+
+    async def enable_local_list(self, cp_id: str) -> ControlResult:
+        return await self.change_configuration(cp_id, "LocalAuthListEnabled", "true")
+
+    async def local_list_version(self, cp_id: str) -> LocalListVersion:
+        """GetLocalListVersion; -1 is the charger's way to say it keeps no list."""
+        try:
+            answer = await self._call(cp_id, call.GetLocalListVersion())
+        except _CallFailed as failed:
+            return LocalListVersion(failed.result)
+        version = int(answer.list_version)
+        if version < 0:
+            return LocalListVersion(ControlResult(
+                Outcome.NOT_SUPPORTED, str(version),
+                f"charge point {cp_id} answered GetLocalListVersion -1: it has no local list"))
+        return LocalListVersion(ControlResult(Outcome.ACCEPTED, "Accepted"), version)
+
+    async def send_local_list(self, cp_id: str, version: int, entries: Sequence[ListEntry], *,
+                              full: bool) -> ControlResult:
+        return await self._ask(cp_id, call.SendLocalList(
+            list_version=version, update_type="Full" if full else "Differential",
+            local_authorization_list=[list_entry(e) for e in entries]))
+
+    async def clear_cache(self, cp_id: str) -> ControlResult:
+        return await self._ask(cp_id, call.ClearCache())
 
 
 def _refused(cp_id: str, action: str, code: str, description: str) -> ControlResult:

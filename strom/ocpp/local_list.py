@@ -1,72 +1,48 @@
-"""OCPP 1.6 Local Auth List Management calls for `strom.cards.local_list` (its
-`LocalListControl`): GetConfiguration of the list's keys, GetLocalListVersion, SendLocalList,
-ClearCache.
+"""OCPP 1.6 Local Auth List Management in the words of `strom.chargers.control`: what the
+configuration keys say of a charger's list, and a card as a SendLocalList entry.
 
-A charger without the profile may answer a CALLERROR NotSupported (OCPP 1.6 §4.2.3) or
-NotImplemented (what many firmwares and the ocpp library send): both mean "no local list".
+A charger tells whether it has the profile in `SupportedFeatureProfiles`; one that does not say
+is asked GetLocalListVersion (-1: no list), and one that says it has it may still answer
+SendLocalList NotSupported (the list switched off in its own settings).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ocpp.v16 import call
+from strom.chargers.control import ControlResult, ListEntry, LocalListSettings, Outcome
 
-from strom.ocpp.central_system import CentralSystem
-from strom.ocpp.commands import CallErrorResponse
-
+PROFILE = "LocalAuthListManagement"
 KEYS = ["SupportedFeatureProfiles", "LocalAuthListEnabled", "LocalAuthListMaxLength",
         "SendLocalListMaxLength"]
-_NOT_SUPPORTED = frozenset({"NotSupported", "NotImplemented"})
 
 
-class OcppLocalList:
-    """The local list calls over the central system's connections."""
+def list_settings(values: dict[str, str | None]) -> LocalListSettings:
+    """The local list as GetConfiguration's values (of `KEYS`) describe it."""
+    config = {key.lower(): value for key, value in values.items()}
+    profiles = config.get("supportedfeatureprofiles")
+    if profiles is not None and PROFILE not in {p.strip() for p in profiles.split(",")}:
+        return LocalListSettings(ControlResult(
+            Outcome.NOT_SUPPORTED, reason=f"SupportedFeatureProfiles ({profiles[:200]})"
+            f" lacks {PROFILE}"))
+    enabled = (config.get("localauthlistenabled") or "").strip().lower()
+    return LocalListSettings(
+        ControlResult(Outcome.ACCEPTED, "Accepted"),
+        enabled={"true": True, "false": False}.get(enabled),
+        max_entries=_positive(config.get("localauthlistmaxlength")),
+        per_message=_positive(config.get("sendlocallistmaxlength")))
 
-    def __init__(self, central: CentralSystem) -> None:
-        self._commands = central
 
-    def connected_ids(self) -> list[str]:
-        return self._commands.connected_ids()
+def list_entry(entry: ListEntry) -> dict[str, Any]:
+    """A SendLocalList entry; a card to delete goes without idTagInfo (OCPP 1.6 §5.15)."""
+    if entry.status is None:
+        return {"idTag": entry.id_tag}
+    return {"idTag": entry.id_tag, "idTagInfo": {"status": entry.status}}
 
-    async def local_list_config(self, cp_id: str) -> dict[str, str | None]:
-        try:
-            report = await self._commands.get_configuration(cp_id, KEYS)
-        except CallErrorResponse as exc:
-            if exc.code in _NOT_SUPPORTED:
-                return {}
-            raise
-        return report.values
 
-    async def enable_local_list(self, cp_id: str) -> str:
-        return await self._commands.change_configuration(cp_id, "LocalAuthListEnabled", "true")
-
-    async def local_list_version(self, cp_id: str) -> int:
-        try:
-            result = await self._commands.call(cp_id, call.GetLocalListVersion())
-        except CallErrorResponse as exc:
-            if exc.code in _NOT_SUPPORTED:
-                return -1
-            raise
-        return int(result.list_version)
-
-    async def send_local_list(self, cp_id: str, version: int, *, full: bool,
-                              entries: list[dict[str, Any]]) -> str:
-        try:
-            result = await self._commands.call(cp_id, call.SendLocalList(
-                list_version=version, update_type="Full" if full else "Differential",
-                local_authorization_list=entries))
-        except CallErrorResponse as exc:
-            if exc.code in _NOT_SUPPORTED:
-                return "NotSupported"
-            raise
-        return str(result.status)
-
-    async def clear_cache(self, cp_id: str) -> bool:
-        try:
-            return await self._commands.clear_cache(cp_id)
-        except CallErrorResponse as exc:
-            if exc.code in _NOT_SUPPORTED:
-                return False
-            raise
-
+def _positive(value: str | None) -> int | None:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return None
+    return number if number > 0 else None

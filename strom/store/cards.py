@@ -65,12 +65,6 @@ class Card:
                 "account": self.account_id, "status": self.list_status,
                 "list_version": self.list_version, "created_at": self.created_at}
 
-    def list_entry(self) -> dict[str, Any]:
-        """The card as a SendLocalList entry; a removed card without idTagInfo (delete it)."""
-        if self.list_status is None:
-            return {"idTag": self.id_tag}
-        return {"idTag": self.id_tag, "idTagInfo": {"status": self.list_status}}
-
 
 @dataclass(slots=True)
 class CardSession:

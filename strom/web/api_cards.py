@@ -118,10 +118,7 @@ class LocalList(BaseModel):
 
 def _cards(request: Request) -> CardService:
     require_admin(request)
-    cards = services(request).cards
-    if cards is None:
-        raise HTTPException(503, "cards are not running")
-    return cards
+    return services(request).cards
 
 
 async def _decided(work: Awaitable[T]) -> T:
@@ -140,7 +137,7 @@ def _paged(request: Request, every: Sequence[Jsonable]) -> JSONResponse:
 
 
 async def list_cards(request: Request) -> JSONResponse:
-    return _paged(request, await _cards(request).registry.repo.cards())
+    return _paged(request, await _cards(request).cards())
 
 
 async def create_card(request: Request) -> JSONResponse:
@@ -164,7 +161,7 @@ async def delete_card(request: Request) -> Response:
 
 
 async def list_accounts(request: Request) -> JSONResponse:
-    return _paged(request, await _cards(request).registry.repo.accounts())
+    return _paged(request, await _cards(request).accounts())
 
 
 async def create_account(request: Request) -> JSONResponse:
@@ -191,15 +188,13 @@ async def adjust_account(request: Request) -> JSONResponse:
 async def list_card_sessions(request: Request) -> JSONResponse:
     cards = _cards(request)
     query = read_query(request, PageQuery)
-    items, total = await cards.registry.repo.sessions(limit=query.limit, offset=query.offset)
+    items, total = await cards.sessions(limit=query.limit, offset=query.offset)
     return JSONResponse(page([s.to_json() for s in items], total, query))
 
 
 async def local_list(request: Request) -> JSONResponse:
-    cards = _cards(request)
-    repo = cards.registry.repo
-    return JSONResponse({"version": await repo.list_version(),
-                         "chargers": [c.to_json() for c in await repo.charger_lists()]})
+    version, chargers = await _cards(request).local_lists()
+    return JSONResponse({"version": version, "chargers": [c.to_json() for c in chargers]})
 
 
 routes = [

@@ -11,6 +11,7 @@ current status, at strom's version.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,24 @@ from hypothesis import strategies as st
 
 from strom.cards.local_list import LocalListSync
 from strom.cards.registry import CardRegistry
+from strom.chargers.control import (
+    ControlResult,
+    ListEntry,
+    LocalListSettings,
+    LocalListVersion,
+    Outcome,
+)
 from strom.events import EventBus
+from strom.ocpp.local_list import list_settings
 from strom.store.cards import CardRepository
 from strom.store.db import Database
 
+ACCEPTED = ControlResult(Outcome.ACCEPTED, "Accepted")
+
 
 class ListCharger:
-    """A charger's local list behind `LocalListControl`."""
+    """A charger's local list behind `ChargerControl`'s list operations, answering as the OCPP
+    1.6 adapter does: its configuration read by `strom.ocpp.local_list.list_settings`."""
 
     def __init__(self, *, profiles: str | None = "Core,LocalAuthListManagement",
                  chunk: int | None = None) -> None:
@@ -37,10 +49,13 @@ class ListCharger:
         self.sent: list[tuple[bool, int, int]] = []  # (full, version, entries)
         self.cleared = 0
 
-    def connected_ids(self) -> list[str]:
+    def connected(self) -> list[str]:
         return ["cp-1"]
 
-    async def local_list_config(self, cp_id: str) -> dict[str, str | None]:
+    def is_connected(self, cp_id: str) -> bool:
+        return True
+
+    def config(self) -> dict[str, str | None]:
         config: dict[str, str | None] = {}
         if self.profiles is not None:
             config["SupportedFeatureProfiles"] = self.profiles
@@ -48,32 +63,42 @@ class ListCharger:
             config["SendLocalListMaxLength"] = str(self.chunk)
         return config
 
-    async def enable_local_list(self, cp_id: str) -> str:
-        return "Accepted"
+    async def local_list_settings(self, cp_id: str) -> LocalListSettings:
+        return list_settings(self.config())
 
-    async def local_list_version(self, cp_id: str) -> int:
-        return self.version if "LocalAuthListManagement" in (self.profiles or "") else -1
+    async def enable_local_list(self, cp_id: str) -> ControlResult:
+        return ACCEPTED
 
-    async def send_local_list(self, cp_id: str, version: int, *, full: bool,
-                              entries: list[dict[str, Any]]) -> str:
+    async def local_list_version(self, cp_id: str) -> LocalListVersion:
+        if "LocalAuthListManagement" not in (self.profiles or ""):
+            return LocalListVersion(ControlResult(Outcome.NOT_SUPPORTED, "-1",
+                                                  "answered GetLocalListVersion -1"))
+        return LocalListVersion(ACCEPTED, self.version)
+
+    async def send_local_list(self, cp_id: str, version: int, entries: Sequence[ListEntry], *,
+                              full: bool) -> ControlResult:
         assert self.chunk is None or len(entries) <= self.chunk
         self.sent.append((full, version, len(entries)))
         if self.refuse_next and not full:
             answer, self.refuse_next = self.refuse_next, None
-            return answer
+            return ControlResult(Outcome.REJECTED, answer)
         if full:
             self.entries = {}
         for entry in entries:
-            if "idTagInfo" in entry:
-                self.entries[entry["idTag"]] = entry["idTagInfo"]["status"]
+            if entry.status is not None:
+                self.entries[entry.id_tag] = entry.status
             else:
-                self.entries.pop(entry["idTag"], None)
+                self.entries.pop(entry.id_tag, None)
         self.version = version
-        return "Accepted"
+        return ACCEPTED
 
-    async def clear_cache(self, cp_id: str) -> bool:
+    async def clear_cache(self, cp_id: str) -> ControlResult:
         self.cleared += 1
-        return True
+        return ACCEPTED
+
+
+def syncing(repo: CardRepository, charger: ListCharger) -> LocalListSync:
+    return LocalListSync(repo, EventBus(), charger, charger.connected)  # type: ignore[arg-type]
 
 
 async def expected(repo: CardRepository) -> dict[str, str]:
@@ -82,7 +107,7 @@ async def expected(repo: CardRepository) -> dict[str, str]:
 
 async def test_differential_refused_falls_back_to_full(db: Database) -> None:
     repo, charger = CardRepository(db), ListCharger(chunk=2)
-    sync = LocalListSync(repo, EventBus(), charger)
+    sync = syncing(repo, charger)
     registry = CardRegistry(repo)
     for tag in ("A", "B", "C"):
         await registry.add_card(tag, "free")
@@ -100,7 +125,7 @@ async def test_differential_refused_falls_back_to_full(db: Database) -> None:
 
 async def test_no_profile_is_recorded_and_left_alone(db: Database) -> None:
     repo, charger = CardRepository(db), ListCharger(profiles="Core,SmartCharging")
-    sync = LocalListSync(repo, EventBus(), charger)
+    sync = syncing(repo, charger)
     assert await sync.sync("cp-1", boot=True) is None  # no card ever: nothing asked
     await CardRegistry(repo).add_card("A", "free")
     known = await sync.sync("cp-1", boot=True)
@@ -132,7 +157,7 @@ async def _run(path: Path, ops: list[tuple[str, str]], chunk: int | None) -> Non
     db = await Database.open(path)
     try:
         repo, charger = CardRepository(db), ListCharger(chunk=chunk)
-        registry, sync = CardRegistry(repo), LocalListSync(repo, EventBus(), charger)
+        registry, sync = CardRegistry(repo), syncing(repo, charger)
         await registry.add_account("acc", balance_msat=1000)
         for op, tag in ops:
             card = await repo.card(tag)
@@ -175,21 +200,22 @@ FIELD = {
 class FieldCharger(ListCharger):
     def __init__(self, config: dict[str, str], send_answer: str = "Accepted") -> None:
         super().__init__()
-        self.config = config
+        self.field = config
         self.send_answer = send_answer
 
-    async def local_list_config(self, cp_id: str) -> dict[str, str | None]:
-        return dict(self.config)
+    def config(self) -> dict[str, str | None]:
+        return dict(self.field)
 
-    async def send_local_list(self, cp_id: str, version: int, *, full: bool,
-                              entries: list[dict[str, Any]]) -> str:
-        limit = int(self.config.get("SendLocalListMaxLength", "0") or 0)
+    async def send_local_list(self, cp_id: str, version: int, entries: Sequence[ListEntry], *,
+                              full: bool) -> ControlResult:
+        limit = int(self.field.get("SendLocalListMaxLength", "0") or 0)
         if limit and len(entries) > limit:
-            return "Failed"  # as a charger must when a list is longer than it takes
+            # as a charger must when a list is longer than it takes
+            return ControlResult(Outcome.REJECTED, "Failed")
         if self.send_answer != "Accepted":
             self.sent.append((full, version, len(entries)))
-            return self.send_answer
-        return await super().send_local_list(cp_id, version, full=full, entries=entries)
+            return ControlResult(Outcome.NOT_SUPPORTED, self.send_answer)
+        return await super().send_local_list(cp_id, version, entries, full=full)
 
 
 async def test_field_chargers(db: Database) -> None:
@@ -197,15 +223,15 @@ async def test_field_chargers(db: Database) -> None:
     for number in range(30):
         await registry.add_card(f"CARD-{number:02d}", "free")
     grizzl = FieldCharger(FIELD["grizzl-e"])
-    known = await LocalListSync(repo, EventBus(), grizzl).sync("cp-1", boot=True)
+    known = await syncing(repo, grizzl).sync("cp-1", boot=True)
     assert known is not None and known.supported is False and grizzl.sent == []
     elvi = FieldCharger(FIELD["evbox-elvi"])
-    known = await LocalListSync(repo, EventBus(), elvi).sync("cp-2", boot=True)
+    known = await syncing(repo, elvi).sync("cp-2", boot=True)
     assert elvi.sent == [(True, 30, 25), (False, 30, 5)]  # 30 cards in pieces of 25
     assert known is not None and known.list_version == 30 and len(elvi.entries) == 30
     # Says it has the profile, then answers SendLocalList NotSupported (the list is disabled
     # in its settings): https://github.com/mobilityhouse/ocpp/issues/265
     disabled = FieldCharger(FIELD["evbox-elvi"], send_answer="NotSupported")
-    known = await LocalListSync(repo, EventBus(), disabled).sync("cp-3", boot=True)
+    known = await syncing(repo, disabled).sync("cp-3", boot=True)
     assert known is not None and known.supported is False
     assert known.detail == "SendLocalList: NotSupported"

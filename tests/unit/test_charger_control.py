@@ -5,23 +5,30 @@ has its outcome."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+from ocpp.v16 import call
 from ocpp.v16.enums import (
     AvailabilityStatus,
+    ClearCacheStatus,
     ClearChargingProfileStatus,
     ConfigurationStatus,
     RemoteStartStopStatus,
     ResetStatus,
     TriggerMessageStatus,
     UnlockStatus,
+    UpdateStatus,
 )
 
 from strom.chargers.control import (
     ConfigurationResult,
     ControlDispatcher,
     ControlResult,
+    ListEntry,
+    LocalListSettings,
+    LocalListVersion,
     Outcome,
     Trigger,
 )
@@ -74,6 +81,22 @@ class Adapter:
     async def change_configuration(self, cp_id: str, key: str, value: str) -> ControlResult:
         return self._yes("change_configuration", cp_id)
 
+    async def local_list_settings(self, cp_id: str) -> LocalListSettings:
+        return LocalListSettings(self._yes("local_list_settings", cp_id))
+
+    async def enable_local_list(self, cp_id: str) -> ControlResult:
+        return self._yes("enable_local_list", cp_id)
+
+    async def local_list_version(self, cp_id: str) -> LocalListVersion:
+        return LocalListVersion(self._yes("local_list_version", cp_id), 1)
+
+    async def send_local_list(self, cp_id: str, version: int, entries: Sequence[ListEntry], *,
+                              full: bool) -> ControlResult:
+        return self._yes("send_local_list", cp_id)
+
+    async def clear_cache(self, cp_id: str) -> ControlResult:
+        return self._yes("clear_cache", cp_id)
+
 
 async def every_operation(control: ControlDispatcher, cp_id: str) -> list[ControlResult]:
     return [await control.start(cp_id, 1, "TAG"), await control.stop(cp_id, 7),
@@ -81,7 +104,12 @@ async def every_operation(control: ControlDispatcher, cp_id: str) -> list[Contro
             await control.set_power_limit(cp_id, 1, 7400.0), await control.reset(cp_id),
             await control.trigger(cp_id, Trigger.STATUS, 1),
             (await control.get_configuration(cp_id)).result,
-            await control.change_configuration(cp_id, "K", "V")]
+            await control.change_configuration(cp_id, "K", "V"),
+            (await control.local_list_settings(cp_id)).result,
+            await control.enable_local_list(cp_id),
+            (await control.local_list_version(cp_id)).result,
+            await control.send_local_list(cp_id, 3, [ListEntry("TAG", "Accepted")], full=True),
+            await control.clear_cache(cp_id)]
 
 
 async def test_each_charger_is_served_by_its_own_protocol() -> None:
@@ -96,7 +124,7 @@ async def test_each_charger_is_served_by_its_own_protocol() -> None:
     assert all(r.status and r.status.startswith("ocpp2.0.1:")
                for r in await every_operation(control, "b"))
     assert {cp for _, cp in old.calls} == {"a"} and {cp for _, cp in new.calls} == {"b"}
-    assert len(old.calls) == len(new.calls) == 9
+    assert len(old.calls) == len(new.calls) == 14
     # A charger that moves to the other protocol (a firmware update) follows at once.
     old.chargers.discard("a")
     new.chargers.add("a")
@@ -140,6 +168,11 @@ OCPP16_ANSWERS = {
                                             "NotSupported": Outcome.NOT_SUPPORTED}),
     "clear_limit": (ClearChargingProfileStatus, {"Accepted": Outcome.ACCEPTED,
                                                  "Unknown": Outcome.ACCEPTED}),
+    "send_local_list": (UpdateStatus, {"Accepted": Outcome.ACCEPTED, "Failed": Outcome.REJECTED,
+                                       "NotSupported": Outcome.NOT_SUPPORTED,
+                                       "VersionMismatch": Outcome.REJECTED}),
+    "clear_cache": (ClearCacheStatus, {"Accepted": Outcome.ACCEPTED,
+                                       "Rejected": Outcome.REJECTED}),
 }
 
 
@@ -153,6 +186,8 @@ async def test_every_ocpp16_status_word_has_its_outcome() -> None:
         "trigger": lambda: control.trigger("a", Trigger.STATUS),
         "configuration": lambda: control.change_configuration("a", "K", "V"),
         "clear_limit": lambda: control.set_power_limit("a", 1, None),
+        "send_local_list": lambda: control.send_local_list("a", 1, [], full=True),
+        "clear_cache": lambda: control.clear_cache("a"),
     }
     for name, (enum, meaning) in OCPP16_ANSWERS.items():
         assert {word.value for word in enum} == set(meaning), name  # none left out
@@ -161,3 +196,38 @@ async def test_every_ocpp16_status_word_has_its_outcome() -> None:
             result = await operations[name]()
             assert (result.outcome, result.status) == (outcome, word), (name, word)
             assert result.answered and bool(result.reason) != result.ok
+
+
+class Listing:
+    """A connection whose charger answers GetLocalListVersion with `version` and
+    GetConfiguration with `values`."""
+
+    def __init__(self, version: int, values: dict[str, str]) -> None:
+        self.version, self.values = version, values
+
+    async def call(self, payload: object) -> SimpleNamespace:
+        if isinstance(payload, call.GetLocalListVersion):
+            return SimpleNamespace(list_version=self.version)
+        assert isinstance(payload, call.GetConfiguration)
+        return SimpleNamespace(unknown_key=[], configuration_key=[
+            {"key": key, "value": value, "readonly": True} for key, value in self.values.items()])
+
+
+async def test_the_ocpp16_local_list_in_control_words() -> None:
+    conn = Listing(-1, {"SupportedFeatureProfiles": "Core,LocalAuthListManagement",
+                        "LocalAuthListEnabled": "False", "LocalAuthListMaxLength": "500",
+                        "SendLocalListMaxLength": "many"})
+    control = Ocpp16Control(lambda cp_id: conn, 1.0)  # type: ignore[arg-type, return-value]
+    none = await control.local_list_version("a")
+    assert none.result.outcome == Outcome.NOT_SUPPORTED and none.version is None
+    assert "-1" in none.result.reason
+    conn.version = 4
+    held = await control.local_list_version("a")
+    assert held.result.ok and held.version == 4
+    assert await control.local_list_settings("a") == LocalListSettings(
+        ControlResult(Outcome.ACCEPTED, "Accepted"), enabled=False, max_entries=500,
+        per_message=None)  # a value that is no number is not a limit
+    conn.values = {"SupportedFeatureProfiles": "Core,FirmwareManagement"}  # Grizzl-e Smart v2
+    lacking = await control.local_list_settings("a")
+    assert lacking.result.outcome == Outcome.NOT_SUPPORTED
+    assert "FirmwareManagement" in lacking.result.reason
