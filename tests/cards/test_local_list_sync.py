@@ -235,3 +235,24 @@ async def test_field_chargers(db: Database) -> None:
     known = await syncing(repo, disabled).sync("cp-3", boot=True)
     assert known is not None and known.supported is False
     assert known.detail == "SendLocalList: NotSupported"
+
+
+class SilentCharger(ListCharger):
+    """Takes the first piece of a list, then stops answering (a connection gone quiet)."""
+
+    async def send_local_list(self, cp_id: str, version: int, entries: Sequence[ListEntry], *,
+                              full: bool) -> ControlResult:
+        if self.sent:
+            return ControlResult(Outcome.TIMEOUT, reason="charge point cp-1 did not answer")
+        return await super().send_local_list(cp_id, version, entries, full=full)
+
+
+async def test_a_piece_without_answer_leaves_the_list_for_a_full_one_next(db: Database) -> None:
+    repo, charger = CardRepository(db), SilentCharger(chunk=1)
+    registry = CardRegistry(repo)
+    for tag in ("A", "B"):
+        await registry.add_card(tag, "free")
+    known = await syncing(repo, charger).sync("cp-1", boot=True)
+    assert known is not None and known.list_version is None  # half a list: nothing is sure
+    assert "not updated" in str(known.detail) and "did not answer" in str(known.detail)
+    assert charger.cleared == 0
