@@ -39,10 +39,12 @@ def choose(offered: Iterable[str], allowed: tuple[str, ...] | None) -> str | Non
     return next((p for p in usable if p in offered), None)
 
 
-# Where OCPP 2.0.1's device model keeps the 1.6 metering keys: 1.6 key → (component, variable).
+# Where OCPP 2.0.1's device model keeps the 1.6 keys strom reads and sets: 1.6 key → (component, variable).
 # Read and set by strom (`strom.ocpp.v201.commands`) and offered by the simulator.
 DEVICE_MODEL = {
     "MeterValuesSampledData": ("SampledDataCtrlr", "TxUpdatedMeasurands"),
     "MeterValueSampleInterval": ("SampledDataCtrlr", "TxUpdatedInterval"),
     "StopTxnSampledData": ("SampledDataCtrlr", "TxEndedMeasurands"),
+    # 1.6 says Current/Power, 2.0.1 A/W
+    "ChargingScheduleAllowedChargingRateUnit": ("SmartChargingCtrlr", "RateUnit"),
 }

@@ -65,7 +65,8 @@ class Charger201(ChargePoint):
         self.variables = {("SampledDataCtrlr", "TxUpdatedMeasurands"):
                           "Energy.Active.Import.Register",
                           ("SampledDataCtrlr", "TxUpdatedInterval"): "0",
-                          ("SampledDataCtrlr", "TxEndedMeasurands"): ""}
+                          ("SampledDataCtrlr", "TxEndedMeasurands"): "",
+                          ("SmartChargingCtrlr", "RateUnit"): "A, W"}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _spawn(self, coro: Any) -> None:
@@ -198,6 +199,19 @@ class Charger201(ChargePoint):
                               **_: Any) -> call_result.ChangeAvailability:
         self.asked.append(("ChangeAvailability", {"status": operational_status, "evse": evse}))
         return call_result.ChangeAvailability(status="Accepted")
+
+    @on(Action.set_charging_profile)
+    async def on_set_profile(self, evse_id: int, charging_profile: dict[str, Any],
+                             **_: Any) -> call_result.SetChargingProfile:
+        self.asked.append(("SetChargingProfile", {"evse_id": evse_id,
+                                                  "profile": charging_profile}))
+        return call_result.SetChargingProfile(status="Accepted")
+
+    @on(Action.clear_charging_profile)
+    async def on_clear_profile(self, charging_profile_id: int | None = None,
+                               **_: Any) -> call_result.ClearChargingProfile:
+        self.asked.append(("ClearChargingProfile", {"id": charging_profile_id}))
+        return call_result.ClearChargingProfile(status="Unknown")
 
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:

@@ -278,8 +278,21 @@ async def test_the_operators_calls_speak_2_0_1(accepting: Ocpp) -> None:
         assert (unknown.outcome, unknown.status) == (Outcome.NOT_SUPPORTED, "UnknownConnector")
         assert (await chargers.set_availability("cp-1", 0, False)).ok
         assert (await chargers.trigger("cp-1", Trigger.STATUS, 1)).ok
-        limit = await chargers.set_power_limit("cp-1", 1, 7_000)
-        assert limit.outcome == Outcome.NOT_SUPPORTED
+        assert (await chargers.set_power_limit("cp-1", 1, 7_000)).ok
+        _, sent = charger.asked[-1]
+        schedule = sent["profile"]["charging_schedule"][0]
+        assert (sent["evse_id"], sent["profile"]["charging_profile_purpose"],
+                sent["profile"]["charging_profile_kind"]) == (1, "TxDefaultProfile", "Absolute")
+        assert (schedule["charging_rate_unit"],
+                schedule["charging_schedule_period"][0]["limit"]) == ("W", 7_000)
+        charger.variables[("SmartChargingCtrlr", "RateUnit")] = "A"  # amps only
+        assert (await chargers.set_power_limit("cp-1", 0, 11_040)).ok
+        _, sent = charger.asked[-1]
+        period = sent["profile"]["charging_schedule"][0]["charging_schedule_period"][0]
+        assert sent["profile"]["charging_profile_purpose"] == "ChargingStationMaxProfile"
+        assert (period["limit"], period["number_phases"]) == (16.0, 3)
+        cleared = await chargers.set_power_limit("cp-1", 1, None)  # none of strom's in force
+        assert cleared.ok and charger.asked[-1] == ("ClearChargingProfile", {"id": 8401})
     assert ("Reset", {"type": "Immediate"}) in charger.asked
     assert ("ChangeAvailability", {"status": "Inoperative", "evse": None}) in charger.asked
     assert ("TriggerMessage", {"requested_message": "StatusNotification",

@@ -10,17 +10,20 @@ GetVariables and SetVariables stand in for GetConfiguration and ChangeConfigurat
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from ocpp.v201 import call
 
 from strom.chargers.control import ConfigurationResult, ControlResult, Outcome, Trigger
-from strom.ocpp.control import Ocpp16Control, _CallFailed
+from strom.ocpp.control import PHASE_VOLTS, PROFILE_ID, RATE_UNIT_KEY, Ocpp16Control, _CallFailed
 from strom.ocpp.protocols import DEVICE_MODEL, OCPP201
 from strom.ocpp.v201.state import V201Context
 from strom.store.transactions import TransactionRepository
+from strom.timeutil import iso, utcnow
 
 # The status words of 2.0.1's answers.
 OUTCOMES = {
@@ -78,8 +81,33 @@ class Ocpp201Control(Ocpp16Control):
 
     async def set_power_limit(self, cp_id: str, connector_id: int,
                               watts: float | None) -> ControlResult:
-        return ControlResult(Outcome.NOT_SUPPORTED, reason="power limits for OCPP 2.0.1"
-                             " chargers (SetChargingProfile) are not done yet")
+        """SetChargingProfile as for 1.6 (`Ocpp16Control.set_power_limit`): on EVSE 0 a
+        ChargingStationMaxProfile, else a TxDefaultProfile of that EVSE, strom's own profile
+        id per EVSE, Absolute from a minute ago; in W unless the charger's
+        SmartChargingCtrlr.RateUnit has only A. None: ClearChargingProfile of that id."""
+        profile_id = PROFILE_ID + connector_id
+        if watts is None:
+            return await self._ask(cp_id, call.ClearChargingProfile(
+                charging_profile_id=profile_id), {**OUTCOMES, "Unknown": Outcome.ACCEPTED})
+        if await self._amps_only(cp_id):
+            unit, limit = "A", math.floor(watts / (PHASE_VOLTS * 3) * 10) / 10
+        else:
+            unit, limit = "W", round(float(watts), 1)
+        purpose = "ChargingStationMaxProfile" if connector_id == 0 else "TxDefaultProfile"
+        return await self._ask(cp_id, call.SetChargingProfile(evse_id=connector_id, charging_profile={
+            "id": profile_id, "stackLevel": 0, "chargingProfilePurpose": purpose,
+            "chargingProfileKind": "Absolute", "chargingSchedule": [{
+                "id": profile_id, "chargingRateUnit": unit,
+                "startSchedule": iso(utcnow() - timedelta(minutes=1)),
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit,
+                                            **({"numberPhases": 3} if unit == "A" else {})}]}]}),
+            OUTCOMES)
+
+    async def _amps_only(self, cp_id: str) -> bool:
+        config = await self.get_configuration(cp_id, [RATE_UNIT_KEY])
+        units = {unit.strip().upper()
+                 for unit in (config.values.get(RATE_UNIT_KEY) or "").split(",")}
+        return "A" in units and "W" not in units
 
     async def reset(self, cp_id: str, *, hard: bool = False) -> ControlResult:
         """Immediate (hard) or once idle (soft; Scheduled while a transaction runs)."""
