@@ -1,4 +1,4 @@
-"""Cheap OCPP 1.6J chargers for load: one websocket each, frames built by hand.
+"""Cheap OCPP 1.6J and 2.0.1 chargers for load: one websocket each, frames built by hand.
 
 The full simulator (`strom.simulator`) keeps a state machine, an outbox and several tasks per
 charger; ten thousand of them in the load generator's process would cost more CPU than the
@@ -41,12 +41,36 @@ def meter_values(energy_wh: float, power_w: float) -> dict[str, Any]:
         {"value": f"{power_w:.1f}", "measurand": "Power.Active.Import", "unit": "W"}]}]}
 
 
+def meter_values_201(energy_wh: float, power_w: float) -> dict[str, Any]:
+    """The same reading as `meter_values` in OCPP 2.0.1 (EVSE 1, numbers, unitOfMeasure)."""
+    return {"evseId": 1, "meterValue": [{"timestamp": now_iso(), "sampledValue": [
+        {"value": round(energy_wh, 1), "measurand": "Energy.Active.Import.Register",
+         "unitOfMeasure": {"unit": "Wh"}},
+        {"value": round(power_w, 1), "measurand": "Power.Active.Import",
+         "unitOfMeasure": {"unit": "W"}}]}]}
+
+
+OCPP16, OCPP201 = "ocpp1.6", "ocpp2.0.1"
+# What a charger sends to boot, per protocol: BootNotification, then connector 1 Available.
+_BOOT = {
+    OCPP16: (("BootNotification", {"chargePointVendor": "bench", "chargePointModel": "raw"}),
+             ("StatusNotification", {"connectorId": 1, "errorCode": "NoError",
+                                     "status": "Available"})),
+    OCPP201: (("BootNotification", {"chargingStation": {"vendorName": "bench",
+                                                        "model": "raw"}, "reason": "PowerUp"}),
+              ("StatusNotification", {"timestamp": "2026-01-01T00:00:00Z", "evseId": 1,
+                                      "connectorId": 1, "connectorStatus": "Available"})),
+}
+
+
 class RawCharger:
     """One charge point on one websocket; calls may overlap (answers match by unique id)."""
 
     def __init__(self, cp_id: str, base_url: str,
-                 on_remote_start: Callable[[RawCharger, float], None] | None = None) -> None:
+                 on_remote_start: Callable[[RawCharger, float], None] | None = None,
+                 protocol: str = OCPP16) -> None:
         self.cp_id = cp_id
+        self.protocol = protocol
         self.url = f"{base_url.rstrip('/')}/{cp_id}"
         self.ws: ClientConnection | None = None
         self._on_remote_start = on_remote_start
@@ -58,19 +82,24 @@ class RawCharger:
     async def connect(self) -> None:
         """Open the websocket (no compression offered) and start reading."""
         # The server pings; the client only answers, so it needs no keepalive task of its own.
-        self.ws = await connect(self.url, subprotocols=[Subprotocol("ocpp1.6")], compression=None,
+        self.ws = await connect(self.url, subprotocols=[Subprotocol(self.protocol)], compression=None,
                                 ping_interval=None, open_timeout=OPEN_TIMEOUT, close_timeout=2)
         self._reader = asyncio.create_task(self._read(self.ws))
 
     async def boot(self) -> None:
         """Connect, BootNotification, StatusNotification Available for connector 1."""
         await self.connect()
-        answer = await self.call("BootNotification", {"chargePointVendor": "bench",
-                                                      "chargePointModel": "raw"})
+        (boot, boot_payload), (status, status_payload) = _BOOT[self.protocol]
+        answer = await self.call(boot, boot_payload)
         if answer.get("status") != "Accepted":
             raise CallFailed(f"{self.cp_id}: boot answered {answer}")
-        await self.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError",
-                                               "status": "Available"})
+        await self.call(status, status_payload)
+
+    def meter_call(self, energy_wh: float, power_w: float) -> tuple[str, dict[str, Any]]:
+        """A MeterValues call in this charger's protocol."""
+        if self.protocol == OCPP201:
+            return "MeterValues", meter_values_201(energy_wh, power_w)
+        return "MeterValues", meter_values(energy_wh, power_w)
 
     async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Send one CALL and wait for its CALLRESULT payload."""

@@ -4,7 +4,8 @@ Each server runs in a child process (bench/ocpp_server.py) on 127.0.0.1; the cha
 cheap raw websocket clients (bench/chargers.py) in this process, at most CONCURRENCY
 handshakes in flight. One fleet grows to each scale in turn (figures at 1k, 5k, 10k), then
 carries the load, drops and reconnects. The baseline is the ocpp library's example central system
-(bench/baseline_cs.py), measured with the same chargers in the same run.
+(bench/baseline_cs.py), measured with the same chargers in the same run. Then strom boots the
+same fleet speaking OCPP 2.0.1 and carries the nominal load: those rows compare 2.0.1 with 1.6.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.chargers import RawCharger, boot_all
+from bench.chargers import OCPP16, OCPP201, RawCharger, boot_all
 from bench.figures import Figure
 from bench.ocpp_load import (
     NOMINAL_CALLS_PER_CHARGER,
@@ -152,8 +153,10 @@ class Plan:
         return max(self.scales)
 
 
-async def _measure(kind: str, data_dir: Path, ids: list[str], plan: Plan) -> Results:
-    """One server: a fleet grows to each scale in turn, then load, storm and silent drop."""
+async def _measure(kind: str, data_dir: Path, ids: list[str], plan: Plan,
+                   protocol: str = OCPP16) -> Results:
+    """One server: a fleet grows to each scale in turn, then load, storm and silent drop
+    (2.0.1: the nominal load only)."""
     results = Results({}, {}, {})
     async with ServerProcess(kind, data_dir if kind == "strom" else None) as server:
         before = await server.stats()
@@ -162,7 +165,8 @@ async def _measure(kind: str, data_dir: Path, ids: list[str], plan: Plan) -> Res
         try:
             booting = 0.0
             for n in sorted(plan.scales):
-                batch = [RawCharger(cp_id, server.url) for cp_id in ids[len(chargers):n]]
+                batch = [RawCharger(cp_id, server.url, protocol=protocol)
+                         for cp_id in ids[len(chargers):n]]
                 chargers += batch
                 booting += await boot_all(batch, CONCURRENCY)
                 after = await server.stats()
@@ -175,9 +179,12 @@ async def _measure(kind: str, data_dir: Path, ids: list[str], plan: Plan) -> Res
                 results.boot_gc_longest_ms = max(results.boot_gc_longest_ms,
                                                  after["gc_longest_ms"])
             gc.freeze()  # the fleet's own objects: the load generator's GC leaves them be
-            await _load(server, chargers, results, plan)
-            await _storm(server, chargers, results)
-            await _silent_drop(server, chargers, results, min(plan.silent, plan.largest))
+            await _nominal(server, chargers, results, plan)
+            if protocol == OCPP16:
+                results.steps = await ramp(chargers, RAMP_FIRST, RAMP_FACTOR, RAMP_LIMIT,
+                                           plan.ramp_seconds)
+                await _storm(server, chargers, results)
+                await _silent_drop(server, chargers, results, min(plan.silent, plan.largest))
         except BaseException:
             print(f"{kind} server log:\n{server.log_tail()}", file=sys.stderr, flush=True)
             raise
@@ -186,15 +193,14 @@ async def _measure(kind: str, data_dir: Path, ids: list[str], plan: Plan) -> Res
     return results
 
 
-async def _load(server: ServerProcess, chargers: list[RawCharger], results: Results,
-                plan: Plan) -> None:
+async def _nominal(server: ServerProcess, chargers: list[RawCharger], results: Results,
+                   plan: Plan) -> None:
     nominal_rate = len(chargers) * NOMINAL_CALLS_PER_CHARGER
     cpu = (await server.stats())["cpu_s"]
     results.nominal = await load_step(chargers, nominal_rate, plan.nominal_seconds)
     after = await server.stats()
     results.nominal_cpu = (after["cpu_s"] - cpu) / results.nominal.seconds
     results.nominal_gc_longest_ms = after["gc_longest_ms"]
-    results.steps = await ramp(chargers, RAMP_FIRST, RAMP_FACTOR, RAMP_LIMIT, plan.ramp_seconds)
 
 
 async def run(plan: Plan | None = None) -> list[Figure]:
@@ -210,7 +216,9 @@ async def run(plan: Plan | None = None) -> list[Figure]:
         await register_chargers(Path(tmp), ids)
         for kind in KINDS:
             measured[kind] = await _measure(kind, Path(tmp), ids, plan)
-    return figures(measured["strom"], measured["baseline"], plan)
+        v201 = await _measure("strom", Path(tmp), ids, plan, OCPP201)
+    return figures(measured["strom"], measured["baseline"], plan) + figures_201(
+        v201, measured["strom"], plan)
 
 
 def figures(ours: Results, base: Results, plan: Plan) -> list[Figure]:
@@ -257,6 +265,26 @@ def figures(ours: Results, base: Results, plan: Plan) -> list[Figure]:
                "sockets", base.silent_extra_sockets, f"still open {LINGER:g} s after all are back"),
     ]
     return rows
+
+
+def figures_201(v201: Results, v16: Results, plan: Plan) -> list[Figure]:
+    """strom with the fleet on OCPP 2.0.1; the baseline column is strom with it on 1.6."""
+    n = plan.largest
+    assert v201.nominal and v16.nominal
+    same = "baseline column: strom with the same fleet on OCPP 1.6"
+    nominal = (f"{n} chargers, 1 MeterValues/10 s + 1 Heartbeat/300 s each; {same}")
+    return [
+        Figure("ocpp", f"OCPP 2.0.1: {n} chargers: all booted", v201.boot_s[n], "s",
+               v16.boot_s[n], f"connect, BootNotification, StatusNotification; {same}"),
+        Figure("ocpp", f"OCPP 2.0.1: {n} chargers: server RSS per charger", v201.rss_kib[n],
+               "KiB", v16.rss_kib[n], same),
+        Figure("ocpp", "OCPP 2.0.1: nominal load: p50 latency", v201.nominal.p50_ms, "ms",
+               v16.nominal.p50_ms, nominal),
+        Figure("ocpp", "OCPP 2.0.1: nominal load: p99 latency", v201.nominal.p99_ms, "ms",
+               v16.nominal.p99_ms, nominal),
+        Figure("ocpp", "OCPP 2.0.1: nominal load: server CPU", v201.nominal_cpu * 100,
+               "% core", v16.nominal_cpu * 100, nominal),
+    ]
 
 
 def _best(steps: list[Step]) -> float:

@@ -12,7 +12,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from bench.chargers import CallFailed, RawCharger, meter_values
+from bench.chargers import CallFailed, RawCharger
 from bench.figures import percentile
 
 # One Heartbeat per 300 s (strom's default interval) next to one MeterValues per 10 s.
@@ -58,7 +58,7 @@ async def load_step(chargers: list[RawCharger], rate: float, seconds: float,
             if rng.random() < HEARTBEAT_SHARE:
                 action, payload = "Heartbeat", {}
             else:
-                action, payload = "MeterValues", meter_values(1000 + at - start, 7400.0)
+                action, payload = charger.meter_call(1000 + at - start, 7400.0)
             try:
                 await charger.call(action, payload)
                 latencies.append(loop.time() - at)

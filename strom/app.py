@@ -169,7 +169,8 @@ class StromApp:
                                 trusted_proxies=self.settings.http.trusted_proxies)
         await central.start()
         self._stack.push_async_callback(central.close)
-        chargers.register(central.control)
+        for adapter in central.adapters:  # OCPP 1.6, 2.1, 2.0.1
+            chargers.register(adapter)
         self._step = "starting the wallet, tariffs and sessions"
         money = await self._start_money(db, bus, charge_points, central, chargers, outbound)
         self._step = "starting the nostr relay"

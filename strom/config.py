@@ -83,6 +83,10 @@ class OcppSettings(_Section):
     port: int = Field(9000, ge=0, le=65535)
     tls_cert: str = ""
     tls_key: str = ""
+    # Security profile 3 (strom/ocpp/client_certs.py): the CA of chargers' client certificates
+    # (needs tls_cert and tls_key); required: refuse chargers without one at the handshake.
+    tls_client_ca: str = ""
+    tls_client_required: bool = False
     heartbeat_interval: int = Field(300, ge=1)
     call_timeout: float = Field(30.0, gt=0)
     ping_interval: float = Field(20.0, gt=0)

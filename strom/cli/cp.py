@@ -14,8 +14,10 @@ from strom.cli.common import CliEnv, common_options, open_store, run_async
 from strom.errors import UserError
 from strom.keys import ensure_cp_key, keys_path, remove_cp_key
 from strom.lnurl.links import pay_links
+from strom.ocpp.protocols import SUPPORTED, parse_allowed
 from strom.security import hash_password
 from strom.store.charge_points import (
+    CERT_SHA256_PATTERN,
     CP_ID_PATTERN,
     MIN_PASSWORD,
     ChargePointRepository,
@@ -23,6 +25,7 @@ from strom.store.charge_points import (
 )
 
 CP_ID = re.compile(CP_ID_PATTERN)
+CERT_SHA256 = re.compile(CERT_SHA256_PATTERN)
 
 
 def cp_json(cp: ChargerRecord) -> dict[str, Any]:
@@ -34,6 +37,8 @@ def cp_json(cp: ChargerRecord) -> dict[str, Any]:
         "tariff": cp.tariff, "password": cp.password_hash is not None,
         "vendor": cp.vendor, "model": cp.model, "firmware": cp.firmware,
         "connected": cp.connected, "last_seen": cp.last_seen, "booted_at": cp.booted_at,
+        "ocpp_protocol": cp.ocpp_protocol, "ocpp_protocols": list(cp.ocpp_protocols or SUPPORTED),
+        "security_profile": cp.security_profile or 1, "client_cert_sha256": cp.client_cert_sha256,
     }
 
 
@@ -52,13 +57,26 @@ def cp() -> None:
               help="Price in sat per kWh (default: the configured tariff).")
 @click.option("--password", default=None,
               help=f"OCPP Basic-auth password, {MIN_PASSWORD}+ characters (security profile 1).")
+@click.option("--ocpp", "protocols", default=None,
+              help=f"OCPP versions it may use, e.g. 'ocpp1.6' (default: all: "
+                   f"{' '.join(SUPPORTED)}); strom picks the highest it offers.")
+@click.option("--security-profile", "profile", type=click.IntRange(1, 3), default=None,
+              help="OCPP security profile: 1 password, 2 password over wss only, 3 a TLS client "
+                   "certificate for this id from [ocpp] tls_client_ca.")
+@click.option("--client-cert-sha256", "pin", default=None,
+              help="Profile 3: accept only the client certificate with this SHA-256 (hex).")
 @common_options
 def add(env: CliEnv, cp_id: str, lat: float, lon: float, name: str | None, connectors: int,
-        price_sat: int | None, password: str | None) -> None:
+        price_sat: int | None, password: str | None, protocols: str | None,
+        profile: int | None, pin: str | None) -> None:
     """Register a charge point and create its nostr key."""
     tariff = {"price_msat_per_kwh": price_sat * 1000} if price_sat is not None else None
+    if pin is not None and not CERT_SHA256.match(pin):
+        raise UserError("--client-cert-sha256: 64 hex digits (the certificate's SHA-256)")
     created, npub = register_charge_point(env, cp_id, lat=lat, lon=lon, name=name,
-                                          connectors=connectors, password=password, tariff=tariff)
+                                          connectors=connectors, password=password, tariff=tariff,
+                                          protocols=parse_allowed(protocols), profile=profile,
+                                          pin=pin)
     click.echo(f"added {created.id} ({created.num_connectors} connector(s)) npub {npub}")
     click.echo(f"connect it to ws://{env.settings.ocpp.host}:{env.settings.ocpp.port}/ocpp/{cp_id}")
 
@@ -66,6 +84,8 @@ def add(env: CliEnv, cp_id: str, lat: float, lon: float, name: str | None, conne
 def register_charge_point(env: CliEnv, cp_id: str, *, lat: float, lon: float,
                           name: str | None = None, connectors: int = 1,
                           password: str | None = None, tariff: dict[str, int] | None = None,
+                          protocols: tuple[str, ...] | None = None,
+                          profile: int | None = None, pin: str | None = None,
                           ) -> tuple[ChargerRecord, str]:
     """Store a new charge point and create its nostr key: the charge point and its npub."""
     if not CP_ID.match(cp_id):
@@ -77,7 +97,8 @@ def register_charge_point(env: CliEnv, cp_id: str, *, lat: float, lon: float,
         async with open_store(env) as db:
             return await ChargePointRepository(db).add(
                 cp_id, name=name or cp_id, lat=lat, lon=lon, num_connectors=connectors,
-                password_hash=hash_password(password) if password else None, tariff=tariff)
+                password_hash=hash_password(password) if password else None, tariff=tariff,
+                ocpp_protocols=protocols, security_profile=profile, client_cert_sha256=pin)
 
     created = run_async(go())
     npub = ensure_cp_key(keys_path(env.data_dir, env.settings.nostr.keys_file), cp_id)

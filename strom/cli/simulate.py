@@ -103,12 +103,15 @@ async def _simulate(fleet: Fleet, count: int, url: str) -> None:
               help="Simulated time runs X times faster (energy per interval).")
 @click.option("--max-power", "max_power_w", type=click.IntRange(1_000, 350_000), default=11_000,
               show_default=True, help="Charger power limit in W.")
+@click.option("--ocpp", "version", type=click.Choice(["1.6", "2.0.1"]), default="1.6",
+              show_default=True, help="The OCPP version the charge points speak.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (every OCPP frame).")
 @common_options
 def simulate(env: CliEnv, cp_id: str, url: str | None, connectors: int, password: str | None,
              count: int, meter_interval: float, speed: float, max_power_w: int,
-             verbose: bool) -> None:
-    """Simulate OCPP 1.6J charge points that boot, accept RemoteStart/Stop and meter energy."""
+             version: str, verbose: bool) -> None:
+    """Simulate OCPP 1.6J (or 2.0.1) charge points that boot, accept remote start and stop
+    and meter energy."""
     if not CP_ID.match(cp_id):
         raise UserError(f"charge point id {cp_id!r}: use 1-48 letters, digits, '.', '_' or '-'")
     setup_logging(verbose)
@@ -119,7 +122,7 @@ def simulate(env: CliEnv, cp_id: str, url: str | None, connectors: int, password
     try:
         fleet = Fleet(cp_id, count, base, connectors=connectors, password=password,
                       meter_interval=meter_interval, speed=speed, max_power_w=max_power_w,
-                      on_event=_Reporter(single=count == 1))
+                      on_event=_Reporter(single=count == 1), ocpp=f"ocpp{version}")
     except ValueError as exc:
         raise UserError(f"--url: {exc}") from None
     run_async(_simulate(fleet, count, base))

@@ -1,8 +1,9 @@
-"""The OCPP 1.6J central system: `ws://HOST:PORT/ocpp/{cp_id}`.
+"""The OCPP central system: `ws://HOST:PORT/ocpp/{cp_id}`, 1.6J, 2.0.1 and 2.1.
 
 The handshake decides who may connect (known id → else 404; HTTP Basic with the charger's
-password when it has one → else 401); after it, each charger is served by one
-`ChargePointConnection`. A charger that reconnects replaces its old socket, and pings find
+password when it has one → else 401) and in which OCPP (the highest subprotocol both speak,
+within the charger's allow-list, `strom.ocpp.protocols`); after it, each charger is served by
+one `ChargePointConnection` (1.6) or `V201Connection` (2.0.1, 2.1). A charger that reconnects replaces its old socket, and pings find
 dead peers, so no zombie connection stays behind.
 """
 
@@ -14,8 +15,9 @@ import hashlib
 import hmac
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import unquote
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -28,8 +30,14 @@ from strom.events import ChargePointConnected, ChargePointDisconnected, EventBus
 from strom.forwarded import client_address, trusted_networks
 from strom.ocpp.auth_throttle import AuthThrottle
 from strom.ocpp.charge_point import Authorizer, ChargePointConnection, OcppContext
+from strom.ocpp.client_certs import refusal, require_client_certs
 from strom.ocpp.control import Ocpp16Control
+from strom.ocpp.protocols import OCPP16, OCPP21, OCPP201, SUPPORTED, choose
+from strom.ocpp.rpc import OcppRpc
 from strom.ocpp.sampling import SamplingSetup, configure_sampling
+from strom.ocpp.v201.connection import V21Connection, V201Connection
+from strom.ocpp.v201.control import Ocpp201Control
+from strom.ocpp.v201.state import V201Context
 from strom.security import verify_password
 from strom.store.charge_points import ChargePointRepository
 from strom.store.event_log import EventLogRepository
@@ -37,7 +45,6 @@ from strom.store.transactions import TransactionRepository
 
 log = logging.getLogger(__name__)
 
-SUBPROTOCOL = Subprotocol("ocpp1.6")
 PATH_PREFIX = "/ocpp/"
 REPLACED = 4000  # close code for a socket superseded by the same charger's new one
 RETIRE_SECONDS = 1.0
@@ -65,8 +72,16 @@ class CentralSystem:
             charge_points=charge_points, transactions=transactions, event_log=event_log,
             bus=bus, heartbeat_interval=settings.heartbeat_interval,
             rate_per_second=settings.rate_limit_per_second, rate_burst=settings.rate_limit_burst)
-        self._connections: dict[str, ChargePointConnection] = {}
-        self.control = Ocpp16Control(self.connection, settings.call_timeout)
+        self._v201 = V201Context(self.context)
+        # The allow-list of each charger being handshaken (read when its subprotocol is chosen).
+        self._allowed: dict[str, tuple[str, ...] | None] = {}
+        self._connections: dict[str, OcppRpc] = {}
+        # One charger-control adapter per protocol; each knows only its own chargers.
+        self.control = Ocpp16Control(self._speaking(ChargePointConnection), settings.call_timeout)
+        self.control201 = Ocpp201Control(self._speaking(V201Connection, V21Connection),
+                                         settings.call_timeout, self._v201, transactions)
+        self.control21 = Ocpp201Control(self._speaking(V21Connection), settings.call_timeout,
+                                        self._v201, transactions, protocol=OCPP21)
         # sha256 of passwords already checked with scrypt, so reconnect storms stay cheap.
         self._verified: dict[str, bytes] = {}
         self._throttle = AuthThrottle(budget=settings.auth_failure_budget,
@@ -91,8 +106,8 @@ class CentralSystem:
     async def start(self) -> None:
         self._server = await serve(
             self._serve, self._settings.host, self._settings.port,
-            subprotocols=[SUBPROTOCOL],
-            select_subprotocol=_select_subprotocol,
+            subprotocols=[Subprotocol(p) for p in SUPPORTED],
+            select_subprotocol=self._select_subprotocol,
             process_request=self._check_request,
             ping_interval=self._settings.ping_interval, ping_timeout=self._settings.ping_timeout,
             # A peer that missed its pongs will not answer a close either.
@@ -114,6 +129,9 @@ class CentralSystem:
             return self._tls
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self._settings.tls_cert, self._settings.tls_key)
+        if self._settings.tls_client_ca:
+            require_client_certs(context, self._settings.tls_client_ca,
+                                 self._settings.tls_client_required)
         return context
 
     @property
@@ -129,8 +147,25 @@ class CentralSystem:
 
     # --- who is connected -------------------------------------------------------------------
 
-    def connection(self, cp_id: str) -> ChargePointConnection | None:
+    def connection(self, cp_id: str) -> OcppRpc | None:
         return self._connections.get(cp_id)
+
+    @property
+    def adapters(self) -> tuple[Ocpp16Control, Ocpp201Control, Ocpp201Control]:
+        """The charger-control adapters, one per protocol (for a `ControlDispatcher`)."""
+        return self.control, self.control21, self.control201
+
+    def _adapter(self, cp_id: str) -> Ocpp16Control | Ocpp201Control:
+        """The adapter of the protocol `cp_id` is connected with (1.6 when it is not)."""
+        return next((a for a in self.adapters if a.is_connected(cp_id)), self.control)
+
+    def _speaking(self, kind: type[OcppRpc], *but: type[OcppRpc]
+                  ) -> Callable[[str], Any]:
+        """The lookup of chargers connected through `kind` (not its subclasses in `but`)."""
+        def lookup(cp_id: str) -> Any:
+            conn = self._connections.get(cp_id)
+            return conn if isinstance(conn, kind) and not isinstance(conn, but) else None
+        return lookup
 
     def is_connected(self, cp_id: str) -> bool:
         return cp_id in self._connections
@@ -170,7 +205,7 @@ class CentralSystem:
 
     async def _configure(self, cp_id: str) -> None:
         try:
-            setup = await configure_sampling(self.control, cp_id,
+            setup = await configure_sampling(self._adapter(cp_id), cp_id,
                                              self._settings.meter_sample_interval)
         except Exception:
             log.exception("%s: configuring its metering failed", cp_id)
@@ -192,6 +227,12 @@ class CentralSystem:
         if cp is None:
             log.warning("OCPP connection for unknown charge point %r refused", cp_id)
             return connection.respond(HTTPStatus.NOT_FOUND, f"unknown charge point {cp_id}\n")
+        self._allowed[cp_id] = cp.ocpp_protocols
+        client_ca = bool(self._settings.tls_client_ca and self._settings.tls_cert
+                         and self._settings.tls_key)
+        if (why := refusal(cp, connection.transport, client_ca)) is not None:
+            log.warning("OCPP connection for %s refused: %s", cp_id, why)
+            return connection.respond(HTTPStatus.FORBIDDEN, why + "\n")
         if not cp.password_hash:
             return None
         address = client_address(
@@ -257,10 +298,14 @@ class CentralSystem:
         assert cp_id is not None  # _check_request let it through
         offered = websocket.request.headers.get("Sec-WebSocket-Protocol") if websocket.request \
             else None
-        if offered and websocket.subprotocol is None:
-            await websocket.close(1002, f"only {SUBPROTOCOL} is supported")
+        allowed = self._allowed.pop(cp_id, None) or SUPPORTED
+        # A charger that offers no subprotocol is taken as 1.6 (many 1.6 chargers send none).
+        protocol = websocket.subprotocol or (None if offered else OCPP16)
+        if protocol not in allowed:
+            await websocket.close(1002, f"{cp_id} may use {', '.join(allowed)}")
             return
-        conn = ChargePointConnection(cp_id, websocket, self.context, self.call_timeout)
+        conn = self._connection_for(protocol, cp_id, websocket)
+        await self._charge_points.record_protocol(cp_id, protocol)
         old = self._connections.get(cp_id)
         self._connections[cp_id] = conn
         if old is not None:
@@ -273,8 +318,8 @@ class CentralSystem:
         else:
             await self._charge_points.set_connected(cp_id, True)
             self._bus.publish(ChargePointConnected(cp_id))
-        log.info("%s connected from %s", cp_id, websocket.remote_address[0]
-                 if websocket.remote_address else "?")
+        log.info("%s connected from %s with %s", cp_id, websocket.remote_address[0]
+                 if websocket.remote_address else "?", protocol)
         try:
             await conn.start()
         except ConnectionClosed:
@@ -285,6 +330,23 @@ class CentralSystem:
                 await self._charge_points.set_connected(cp_id, False)
                 self._bus.publish(ChargePointDisconnected(cp_id))
                 log.info("%s disconnected", cp_id)
+
+
+    def _connection_for(self, protocol: str, cp_id: str,
+                        websocket: ServerConnection) -> OcppRpc:
+        if protocol == OCPP201:
+            return V201Connection(cp_id, websocket, self._v201, self.call_timeout)
+        if protocol == OCPP21:
+            return V21Connection(cp_id, websocket, self._v201, self.call_timeout)
+        return ChargePointConnection(cp_id, websocket, self.context, self.call_timeout)
+
+    def _select_subprotocol(self, connection: ServerConnection,
+                            subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
+        """The highest protocol the charger offers and may use; None when it offers none."""
+        cp_id = _cp_id(connection.request.path if connection.request else "")
+        allowed = self._allowed.get(cp_id) if cp_id else None
+        chosen = choose(subprotocols, allowed)
+        return Subprotocol(chosen) if chosen else None
 
 
 async def _retire(websocket: ServerConnection) -> None:
@@ -316,8 +378,3 @@ def _basic_credentials(header: str | None) -> tuple[str | None, str | None]:
         return None, None
     return (user, password) if sep else (None, None)
 
-
-def _select_subprotocol(connection: ServerConnection,
-                        subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
-    """`ocpp1.6` when offered; a charger that offers no subprotocol is accepted as well."""
-    return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None

@@ -32,6 +32,7 @@ from strom.events import (
 )
 from strom.ocpp.meter import MAX_ENERGY_WH, Parsed, parse_meter_values
 from strom.ocpp.metering import MeterBook
+from strom.ocpp.readings import Readings
 from strom.ocpp.rpc import OcppRpc
 from strom.store.charge_points import ChargePointRepository
 from strom.store.event_log import EventLogRepository
@@ -39,10 +40,6 @@ from strom.store.transactions import MeterRow, TransactionRepository
 from strom.timeutil import iso, parse_iso
 
 log = logging.getLogger(__name__)
-
-# Distinct reasons for refused meter values logged per connection; a charger that sends the
-# same garbage every ten seconds fills no disk.
-_REFUSALS_LOGGED = 20
 
 
 class Authorizer(Protocol):
@@ -84,7 +81,7 @@ class ChargePointConnection(OcppRpc):
         super().__init__(cp_id, websocket, response_timeout=response_timeout,
                          rate_per_second=context.rate_per_second, rate_burst=context.rate_burst)
         self._ctx = context
-        self._refusals: set[str] = set()
+        self._meter_readings = Readings(cp_id, context.meters, context.transactions, context.bus)
 
     # --- handlers ---------------------------------------------------------------------------
 
@@ -194,27 +191,10 @@ class ChargePointConnection(OcppRpc):
 
     async def _readings(self, connector_id: int, transaction_id: int | None,
                         parsed: Parsed) -> None:
-        """Log what was refused, publish the transaction's readings, queue the rows."""
-        for reason in parsed.refused:
-            if reason not in self._refusals and len(self._refusals) < _REFUSALS_LOGGED:
-                self._refusals.add(reason)
-                log.warning("%s: meter value refused on connector %d: %s", self.id,
-                            connector_id, reason)
-        if parsed.signed and "signed" not in self._refusals:
-            self._refusals.add("signed")
-            log.info("%s: SignedData meter values are not read; the plain values are", self.id)
-        samples = await self._ctx.meters.samples(self.id, transaction_id, parsed.rows,
-                                                 self._history)
-        self._ctx.transactions.add_meter_values(self.id, parsed.rows)
-        for sample in samples:
-            self._ctx.bus.publish(sample)
+        await self._meter_readings.apply(connector_id, transaction_id, parsed)
 
     async def _history(self, transaction_id: int) -> tuple[float, list[MeterRow]] | None:
-        """meterStart and the stored rows of one of this charger's transactions."""
-        tx = await self._ctx.transactions.get(transaction_id)
-        if tx is None or tx.cp_id != self.id:
-            return None
-        return tx.meter_start_wh, await self._ctx.transactions.meter_values(transaction_id)
+        return await self._meter_readings.history(transaction_id)
 
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id: str, message_id: str | None = None,

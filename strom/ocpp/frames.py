@@ -2,7 +2,9 @@
 
 The ocpp library stays silent on malformed JSON, a non-array or a bad MessageTypeId (it only
 logs). OCPP-J 1.6 §4.2 wants a CALLERROR, so every frame passes `parse_frame` first; a frame
-without a usable unique id is answered with the id "-1".
+without a usable unique id is answered with the id "-1". The error's `kind` says what was wrong,
+so each protocol answers in its own codes (1.6: FormationViolation; 2.0.1: RpcFrameworkError,
+MessageTypeNotSupported).
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ MAX_UNIQUE_ID = 36  # OCPP-J 1.6 §4.1.3
 
 
 class FrameError(Exception):
-    """A frame that cannot be routed; `code` is an OCPP 1.6 CALLERROR code."""
+    """A frame that cannot be routed; `code` is an OCPP 1.6 CALLERROR code, `kind` is
+    "type" for an unknown MessageTypeId and "rpc" for anything else."""
 
-    def __init__(self, code: str, description: str, unique_id: str = "-1") -> None:
+    def __init__(self, code: str, description: str, unique_id: str = "-1",
+                 kind: str = "rpc") -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.unique_id = unique_id
+        self.kind = kind
 
-    def to_json(self) -> str:
-        return json.dumps([CALLERROR, self.unique_id, self.code, self.description, {}])
+    def to_json(self, code: str | None = None) -> str:
+        return json.dumps([CALLERROR, self.unique_id, code or self.code, self.description, {}])
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +56,7 @@ def parse_frame(raw: str | bytes) -> Frame:
     kind = data[0]
     if isinstance(kind, bool) or kind not in (CALL, CALLRESULT, CALLERROR):
         raise FrameError("FormationViolation",
-                         f"MessageTypeId must be 2, 3 or 4, not {kind!r}", unique_id)
+                         f"MessageTypeId must be 2, 3 or 4, not {kind!r}", unique_id, "type")
     if unique_id == "-1":
         raise FrameError("FormationViolation",
                          f"UniqueId must be a string of 1-{MAX_UNIQUE_ID} characters", unique_id)

@@ -1,5 +1,9 @@
 """MeterValues → checked rows in Wh, W and percent, whatever unit the charger used.
 
+OCPP 1.6 and 2.0.1 sampled values are read here alike: 1.6 sends `value` as a decimal string
+and `unit`; 2.0.1 a JSON number and `unitOfMeasure` {unit, multiplier (a power of ten)}, and
+may put a `signedMeterValue` beside the plain value (kept for audit in `Parsed.signed_values`).
+
 This is the edge for numbers from chargers: a value becomes a row only if it is a plain
 decimal number, finite, in a unit that fits its measurand and within physical bounds. Anything
 else (NaN, ±inf, `1e400`, `abc`, a negative register, a 5 MW power, a SoC of 140 %) is refused
@@ -29,6 +33,8 @@ MAX_ENERGY_WH = 1e10
 MAX_POWER_W = 1e6
 MAX_OTHER = 1e9  # currents, voltages, temperatures, …: only absurd magnitudes are refused
 MAX_VALUE_CHARS = 64
+MAX_MULTIPLIER = 9  # 2.0.1 unitOfMeasure.multiplier: 10^±9 covers every unit a meter uses
+MAX_SIGNED_CHARS = 4096  # a signedMeterValue kept for audit (OCMF of one reading is < 1 KB)
 
 # A plain decimal number as OCPP 1.6 sends it in `value` (no "inf", "nan", "0x10" or "1_000").
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -56,6 +62,8 @@ class Parsed:
     rows: list[MeterRow] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # one reason per refused value
     signed: int = 0  # SignedData values without a plain value next to them: not used
+    # 2.0.1 signedMeterValue objects next to plain values, as sent (each cut to 4 KB)
+    signed_values: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parse_meter_values(connector_id: int, transaction_id: int | None,
@@ -88,17 +96,28 @@ def _row(connector_id: int, transaction_id: int | None, at: str, sample: Any,
     if sample.get("format") == SIGNED:
         parsed.signed += 1
         return None
+    signed = sample.get("signed_meter_value", sample.get("signedMeterValue"))
+    if isinstance(signed, dict):
+        parsed.signed_values.append(signed if len(repr(signed)) <= MAX_SIGNED_CHARS
+                                    else {"cut": repr(signed)[:MAX_SIGNED_CHARS]})
     raw = sample.get("value")
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        raw = repr(float(raw))  # 2.0.1: a JSON number
     if not isinstance(raw, str) or len(raw) > MAX_VALUE_CHARS or not _NUMBER.fullmatch(
             raw.strip()):
         parsed.refused.append(f"{measurand} value {str(raw)[:MAX_VALUE_CHARS]!r} is not a number")
         return None
     kind = next((k for k in _KINDS if measurand.startswith(k[0])), None)
-    unit = _text(sample.get("unit")) or (kind[2] if kind else "")
+    unit, multiplier = _unit(sample)
+    unit = unit or (kind[2] if kind else "")
     if kind is not None and kind[1] != frozenset({""}) and unit not in kind[1]:
         parsed.refused.append(f"{measurand} in {unit!r} (expected {'/'.join(sorted(kind[1]))})")
         return None
-    value = float(raw) * _SCALE.get(unit, 1.0)
+    if multiplier is None:
+        parsed.refused.append(f"{measurand} with a unit multiplier that is not a whole number"
+                              f" within ±{MAX_MULTIPLIER}")
+        return None
+    value = float(raw) * _SCALE.get(unit, 1.0) * 10.0 ** multiplier
     low, high = (kind[3], kind[4]) if kind else (-MAX_OTHER, MAX_OTHER)
     if not (math.isfinite(value) and low <= value <= high):
         parsed.refused.append(f"{measurand} {raw.strip()} {unit} is out of bounds")
@@ -106,6 +125,18 @@ def _row(connector_id: int, transaction_id: int | None, at: str, sample: Any,
     return MeterRow(connector_id, transaction_id, at, measurand, value, _BASE.get(unit, unit),
                     _text(sample.get("context")), _text(sample.get("phase")),
                     _text(sample.get("location")))
+
+
+def _unit(sample: dict[str, Any]) -> tuple[str | None, int | None]:
+    """(unit, power of ten) of a 1.6 `unit` or a 2.0.1 `unitOfMeasure`; None: a bad multiplier."""
+    measure = sample.get("unit_of_measure", sample.get("unitOfMeasure"))
+    if not isinstance(measure, dict):
+        return _text(sample.get("unit")), 0
+    multiplier = measure.get("multiplier", 0)
+    if isinstance(multiplier, bool) or not isinstance(multiplier, int) \
+            or abs(multiplier) > MAX_MULTIPLIER:
+        return _text(measure.get("unit")), None
+    return _text(measure.get("unit")), multiplier
 
 
 def _text(value: object) -> str | None:

@@ -138,6 +138,18 @@ def readings(meter: TransactionMeter, rows: Iterable[MeterRow]) -> list[tuple[Me
     return [(group[0], meter.add(at, group)) for (at, _), group in sorted(groups.items())]
 
 
+def first_register(rows: Iterable[MeterRow]) -> float | None:
+    """The energy register of the earliest reading in `rows` (the Transaction.Begin one when
+    there is one) at the best location: an OCPP 2.0.1 transaction's meterStart."""
+    rows = list(rows)
+    begin = [r for r in rows if r.context == BEGIN and r.measurand == ENERGY]
+    registers = begin or [r for r in rows if r.measurand == ENERGY]
+    if not registers:
+        return None
+    first = min(r.at for r in registers)
+    return _best([r for r in registers if r.at == first], ENERGY)
+
+
 def _power(rows: list[MeterRow]) -> float | None:
     value = _best(rows, POWER)
     return None if value is None else max(0.0, value)

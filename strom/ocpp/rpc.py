@@ -51,6 +51,9 @@ class OcppRpc:
     actions: ClassVar[frozenset[str]]  # the version's actions: NotSupported, else NotImplemented
     # Error codes as this version spells them (the library and `frames` use other spellings).
     spelling: ClassVar[dict[str, str]] = {}
+    # The code for each kind of broken frame (`FrameError.kind`) where the version has its own
+    # (2.0.1: MessageTypeNotSupported, RpcFrameworkError); else the frame check's code.
+    frame_codes: ClassVar[dict[str, str]] = {}
 
     def __init__(self, cp_id: str, websocket: Any, *, response_timeout: float,
                  rate_per_second: float, rate_burst: int) -> None:
@@ -83,7 +86,8 @@ class OcppRpc:
             frame = parse_frame(raw)
         except FrameError as exc:
             log.warning("%s: rejected frame: %s", self.id, exc.description)
-            await self._send_error(exc.unique_id, exc.code, exc.description)
+            await self._send_error(exc.unique_id, self.frame_codes.get(exc.kind, exc.code),
+                                   exc.description)
             return
         if frame.message_type != CALL:
             waiter = self._waiting.get(frame.unique_id)

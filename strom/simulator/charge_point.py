@@ -1,4 +1,5 @@
-"""A simulated OCPP 1.6J charge point: connects, boots, heartbeats, charges cars, reconnects.
+"""A simulated OCPP 1.6J (or 2.0.1) charge point: connects, boots, heartbeats, charges cars,
+reconnects.
 
     sim = SimulatedChargePoint("demo-1", "ws://127.0.0.1:9000/ocpp", connectors=2)
     await sim.start()          # returns at once; connecting and booting run in the background
@@ -34,6 +35,7 @@ from strom.simulator.call_queue import CallQueue, Offline
 from strom.simulator.charging import Charging
 from strom.simulator.config_keys import KeyStore
 from strom.simulator.link import OcppLink
+from strom.simulator.link201 import OcppLink201, Translation
 
 log = logging.getLogger("strom.simulator")
 
@@ -61,7 +63,8 @@ class SimEvent:
 
 
 class SimulatedChargePoint:
-    """One charge point with `connectors` outlets, speaking OCPP 1.6J to `url`/`cp_id`."""
+    """One charge point with `connectors` outlets, speaking OCPP 1.6J (or `ocpp="ocpp2.0.1"`,
+    through `link201.OcppLink201`) to `url`/`cp_id`."""
 
     def __init__(self, cp_id: str, url: str, *, connectors: int = 1, password: str | None = None,
                  meter_interval: float = 10.0, max_power_w: float = 11_000, speed: float = 1.0,
@@ -70,7 +73,8 @@ class SimulatedChargePoint:
                  heartbeat_interval: int = 300, finish_delay: float = 5.0,
                  reconnect_min: float = 1.0, reconnect_max: float = 30.0,
                  response_timeout: float = 30.0, seed: int | None = None,
-                 on_event: Callable[[SimEvent], None] | None = None) -> None:
+                 on_event: Callable[[SimEvent], None] | None = None,
+                 ocpp: str = "ocpp1.6") -> None:
         if connectors < 1 or meter_interval <= 0 or speed <= 0 or max_power_w <= 0:
             raise ValueError("connectors, meter_interval, speed and max_power_w must be positive")
         self.cp_id = cp_id
@@ -80,6 +84,10 @@ class SimulatedChargePoint:
         except InvalidURI as exc:
             raise ValueError(f"{url!r} is not a ws:// or wss:// URL") from exc
         self._password = password
+        if ocpp not in ("ocpp1.6", "ocpp2.0.1"):
+            raise ValueError(f"OCPP {ocpp!r}: the simulator speaks ocpp1.6 and ocpp2.0.1")
+        self.ocpp = ocpp
+        self._translation = Translation()  # 2.0.1: its transactions' names, across connections
         self._vendor, self._model, self._firmware = vendor, model, firmware
         self._reconnect = (reconnect_min, reconnect_max)
         self._response_timeout = response_timeout
@@ -238,7 +246,7 @@ class SimulatedChargePoint:
             if offline > 0:
                 await asyncio.sleep(offline)
             try:
-                ws = await connect(self.url, subprotocols=[Subprotocol("ocpp1.6")],
+                ws = await connect(self.url, subprotocols=[Subprotocol(self.ocpp)],
                                    additional_headers=self._headers(), proxy=None,
                                    close_timeout=CLOSE_TIMEOUT_S,
                                    user_agent_header=f"{self._vendor}/{self._model}")
@@ -264,7 +272,9 @@ class SimulatedChargePoint:
             await asyncio.sleep(delay)
 
     async def _serve(self, ws: ClientConnection) -> None:
-        link = OcppLink(self, ws, self._response_timeout)
+        link: OcppLink | OcppLink201 = (
+            OcppLink201(self, ws, self._response_timeout, self._translation)
+            if ws.subprotocol == "ocpp2.0.1" else OcppLink(self, ws, self._response_timeout))
         self._ws = ws
         self._emit("connected", f"connected to {self.url}")
         tasks = [asyncio.create_task(link.start()), asyncio.create_task(self._online(link))]
@@ -283,7 +293,7 @@ class SimulatedChargePoint:
                 log.error("%s: connection handler failed", self.cp_id, exc_info=exc)
         await ws.close()
 
-    async def _online(self, link: OcppLink) -> None:
+    async def _online(self, link: OcppLink | OcppLink201) -> None:
         await self._boot(link)
         self._booted = True
         self._emit("booted", f"booted ({self.charging_summary()})")
@@ -291,7 +301,7 @@ class SimulatedChargePoint:
         self.charging.send_statuses()
         await asyncio.gather(self.outbox.run(link), self._heartbeat())
 
-    async def _boot(self, link: OcppLink) -> None:
+    async def _boot(self, link: OcppLink | OcppLink201) -> None:
         while True:
             try:
                 result = await link.call(self._boot_notification(), suppress=False)

@@ -16,6 +16,7 @@ from strom.timeutil import iso
 # in the URL path, so it stays simple and safe; security profile 1 wants 16+ characters.
 CP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$"
 MIN_PASSWORD = 16
+CERT_SHA256_PATTERN = r"^[0-9A-Fa-f]{64}$"  # a pinned client certificate (security profile 3)
 
 # OCPP 1.6 ChargePointStatus values, plus "Offline" for a charger with no socket.
 CONNECTOR_STATUSES = (
@@ -50,6 +51,12 @@ class ChargerRecord:
     booted_at: str | None
     created_at: str
     connectors: list[Connector] = field(default_factory=list)
+    # OCPP subprotocols it may use (None: all strom speaks) and the one it last connected with.
+    ocpp_protocols: tuple[str, ...] | None = None
+    ocpp_protocol: str | None = None
+    # OCPP security profile (None: 1) and a pinned client certificate (profile 3).
+    security_profile: int | None = None
+    client_cert_sha256: str | None = None
 
     @property
     def status(self) -> str:
@@ -80,6 +87,9 @@ def _row_to_cp(row: Any, connectors: list[Connector]) -> ChargerRecord:
         vendor=row["vendor"], model=row["model"], serial_number=row["serial_number"],
         firmware=row["firmware"], connected=bool(row["connected"]), last_seen=row["last_seen"],
         booted_at=row["booted_at"], created_at=row["created_at"], connectors=connectors,
+        ocpp_protocols=tuple(row["ocpp_protocols"].split()) if row["ocpp_protocols"] else None,
+        ocpp_protocol=row["ocpp_protocol"], security_profile=row["security_profile"],
+        client_cert_sha256=row["client_cert_sha256"],
     )
 
 
@@ -88,14 +98,20 @@ class ChargePointRepository:
         self._db = db
 
     async def add(self, cp_id: str, *, name: str, lat: float, lon: float, num_connectors: int = 1,
-                  password_hash: str | None = None, tariff: dict[str, Any] | None = None) -> ChargerRecord:
+                  password_hash: str | None = None, tariff: dict[str, Any] | None = None,
+                  ocpp_protocols: tuple[str, ...] | None = None,
+                  security_profile: int | None = None,
+                  client_cert_sha256: str | None = None) -> ChargerRecord:
         try:
             async with self._db.transaction() as conn:
                 await conn.execute(
                     "INSERT INTO charge_points (id, name, lat, lon, num_connectors, password_hash,"
-                    " tariff_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " tariff_json, created_at, ocpp_protocols, security_profile,"
+                    " client_cert_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (cp_id, name, lat, lon, num_connectors, password_hash,
-                     json.dumps(tariff) if tariff else None, iso()),
+                     json.dumps(tariff) if tariff else None, iso(),
+                     " ".join(ocpp_protocols) if ocpp_protocols else None, security_profile,
+                     client_cert_sha256.lower() if client_cert_sha256 else None),
                 )
                 await conn.executemany(
                     "INSERT INTO connectors (cp_id, connector_id) VALUES (?, ?)",
@@ -131,14 +147,18 @@ class ChargePointRepository:
             return cursor.rowcount > 0
 
     async def update(self, cp_id: str, **fields: Any) -> None:
-        """Update editable columns: name, lat, lon, password_hash, tariff."""
-        allowed = {"name", "lat", "lon", "password_hash", "tariff"}
+        """Update editable columns: name, lat, lon, password_hash, tariff, ocpp_protocols,
+        security_profile, client_cert_sha256."""
+        allowed = {"name", "lat", "lon", "password_hash", "tariff", "ocpp_protocols",
+                   "security_profile", "client_cert_sha256"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"not editable: {sorted(unknown)}")
         if "tariff" in fields:
             tariff = fields.pop("tariff")
             fields["tariff_json"] = json.dumps(tariff) if tariff else None
+        if "ocpp_protocols" in fields:
+            fields["ocpp_protocols"] = " ".join(fields["ocpp_protocols"] or ()) or None
         if not fields:
             return
         assignments = ", ".join(f"{k} = ?" for k in fields)
@@ -149,6 +169,11 @@ class ChargePointRepository:
         await self._db.execute(
             "UPDATE charge_points SET connected = ?, last_seen = ? WHERE id = ?",
             (int(connected), iso(), cp_id))
+
+    async def record_protocol(self, cp_id: str, protocol: str) -> None:
+        """The OCPP subprotocol the charger connected with."""
+        await self._db.execute("UPDATE charge_points SET ocpp_protocol = ? WHERE id = ?",
+                               (protocol, cp_id))
 
     async def mark_all_disconnected(self) -> None:
         """At start-up no charger is connected yet, whatever the last run left behind."""

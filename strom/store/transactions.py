@@ -22,6 +22,8 @@ class Transaction:
     meter_stop_wh: float | None
     stopped_at: str | None
     stop_reason: str | None
+    charger_tx_id: str | None = None  # OCPP 2.0.1: the charger's own name of it
+    seq_no: int | None = None  # OCPP 2.0.1: the last TransactionEvent seqNo applied
 
     @property
     def open(self) -> bool:
@@ -46,7 +48,8 @@ class MeterRow:
 def _tx(row: Any) -> Transaction:
     return Transaction(row["id"], row["cp_id"], row["connector_id"], row["id_tag"],
                        row["meter_start_wh"], row["started_at"], row["auth_status"],
-                       row["meter_stop_wh"], row["stopped_at"], row["stop_reason"])
+                       row["meter_stop_wh"], row["stopped_at"], row["stop_reason"],
+                       row["charger_tx_id"], row["seq_no"])
 
 
 class TransactionRepository:
@@ -74,6 +77,39 @@ class TransactionRepository:
                 " AND id_tag = ? AND started_at = ?", (cp_id, connector_id, id_tag, started_at))
             row = await cursor.fetchone()
         return _tx(row), created
+
+    async def start_named(self, cp_id: str, charger_tx_id: str, *, connector_id: int,
+                          id_tag: str, meter_start_wh: float, started_at: str, auth_status: str,
+                          seq_no: int) -> tuple[Transaction, bool]:
+        """Record an OCPP 2.0.1 transaction the charger calls `charger_tx_id`; returns
+        (transaction, created). strom's integer id is what sessions and the ledger use."""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO ocpp_transactions (cp_id, connector_id, id_tag, meter_start_wh,"
+                " started_at, auth_status, charger_tx_id, seq_no) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (cp_id, connector_id, id_tag, meter_start_wh, started_at, auth_status,
+                 charger_tx_id, seq_no))
+            created = cursor.rowcount == 1
+            cursor = await conn.execute(
+                "SELECT * FROM ocpp_transactions WHERE cp_id = ? AND charger_tx_id = ?",
+                (cp_id, charger_tx_id))
+            row = await cursor.fetchone()
+        if row is None:  # another transaction of the same tag, connector and second
+            raise ValueError(f"transaction {charger_tx_id!r} of {cp_id} collides with another")
+        return _tx(row), created
+
+    async def named(self, cp_id: str, charger_tx_id: str) -> Transaction | None:
+        """The OCPP 2.0.1 transaction the charger calls `charger_tx_id`."""
+        row = await self._db.fetchone(
+            "SELECT * FROM ocpp_transactions WHERE cp_id = ? AND charger_tx_id = ?",
+            (cp_id, charger_tx_id))
+        return _tx(row) if row else None
+
+    def note_seq_no(self, transaction_id: int, seq_no: int) -> None:
+        """The last seqNo applied (batched with the next commit)."""
+        self._db.write_soon("UPDATE ocpp_transactions SET seq_no = ? WHERE id = ?",
+                            [(seq_no, transaction_id)])
 
     async def stop(self, cp_id: str, transaction_id: int, *, meter_stop_wh: float,
                    stopped_at: str, reason: str, id_tag: str | None) -> Transaction | None:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from strom.container import Services
+from strom.ocpp.protocols import SUPPORTED
 from strom.sessions.model import ACTIVE_STATES, Session, State
 from strom.store.charge_points import ChargerRecord
 from strom.timeutil import iso
@@ -43,6 +44,9 @@ def admin_charge_point_json(svc: Services, cp: ChargerRecord, sessions: list[Ses
         "connected": cp.connected, "num_connectors": cp.num_connectors,
         "vendor": cp.vendor, "model": cp.model, "firmware": cp.firmware,
         "last_seen": cp.last_seen, "booted_at": cp.booted_at,
+        # The OCPP it last connected with, and what it may use (strom picks the highest).
+        "ocpp_protocol": cp.ocpp_protocol, "ocpp_protocols": list(cp.ocpp_protocols or SUPPORTED),
+        "security_profile": cp.security_profile or 1, "client_cert_sha256": cp.client_cert_sha256,
         "has_password": cp.password_hash is not None, "tariff_override": cp.tariff,
         "power_w": sum(s.power_w or 0.0 for s in sessions),
         "sessions": [session_brief(s) for s in sessions],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from pydantic import Field
 from starlette.exceptions import HTTPException
@@ -13,8 +14,14 @@ from starlette.routing import Route
 from strom.container import Services
 from strom.errors import UserError
 from strom.keys import ensure_cp_key, keys_path, remove_cp_key
+from strom.ocpp.protocols import SUPPORTED, parse_allowed
 from strom.security import hash_password
-from strom.store.charge_points import CP_ID_PATTERN, MIN_PASSWORD, ChargerRecord
+from strom.store.charge_points import (
+    CERT_SHA256_PATTERN,
+    CP_ID_PATTERN,
+    MIN_PASSWORD,
+    ChargerRecord,
+)
 from strom.web.admin_views import admin_views
 from strom.web.api_tariffs import TariffOverride, check_override
 from strom.web.auth import require_admin, services
@@ -34,6 +41,14 @@ class ChargePointCreate(Strict):
     password: str | None = Field(None, min_length=MIN_PASSWORD, max_length=200,
                                  description="OCPP Basic-auth password (security profile 1).")
     tariff: TariffOverride | None = None
+    ocpp_protocols: list[Literal[SUPPORTED]] | None = Field(  # type: ignore[valid-type]
+        None, min_length=1, max_length=3,
+        description="OCPP subprotocols it may use (default: all); strom picks the highest.")
+    security_profile: Literal[1, 2, 3] | None = Field(
+        None, description="1 password, 2 password over wss only, 3 a TLS client certificate "
+                          "for this id from [ocpp] tls_client_ca.")
+    client_cert_sha256: str | None = Field(None, pattern=CERT_SHA256_PATTERN,
+                                           description="Profile 3: the one certificate let in.")
 
 
 class ChargePointUpdate(Strict):
@@ -44,6 +59,11 @@ class ChargePointUpdate(Strict):
     lon: float | None = Field(None, ge=-180, le=180)
     password: str | None = Field(None, min_length=MIN_PASSWORD, max_length=200)
     tariff: TariffOverride | None = None
+    ocpp_protocols: list[Literal[SUPPORTED]] | None = Field(  # type: ignore[valid-type]
+        None, min_length=1, max_length=3, description="`null`: all.")
+    security_profile: Literal[1, 2, 3] | None = None
+    client_cert_sha256: str | None = Field(None, pattern=CERT_SHA256_PATTERN,
+                                           description="`null`: no pin.")
 
 
 async def view(svc: Services, cp: ChargerRecord) -> dict[str, object]:
@@ -76,7 +96,9 @@ async def create_charge_point(request: Request) -> JSONResponse:
     try:
         cp = await svc.charge_points.add(
             body.id, name=body.name or body.id, lat=body.lat, lon=body.lon,
-            num_connectors=body.connectors, password_hash=password_hash, tariff=tariff or None)
+            num_connectors=body.connectors, password_hash=password_hash, tariff=tariff or None,
+            ocpp_protocols=parse_allowed(body.ocpp_protocols),
+            security_profile=body.security_profile, client_cert_sha256=body.client_cert_sha256)
     except UserError as exc:
         raise HTTPException(409, str(exc)) from None
     await asyncio.to_thread(ensure_cp_key, keys_path(svc.data_dir, svc.settings.nostr.keys_file),
@@ -103,6 +125,12 @@ async def update_charge_point(request: Request) -> JSONResponse:
                                     if body.password else None)
     if "tariff" in given:
         changes["tariff"] = (check_override(svc, body.tariff) if body.tariff else None) or None
+    if "ocpp_protocols" in given:
+        changes["ocpp_protocols"] = parse_allowed(body.ocpp_protocols)
+    for key in ("security_profile", "client_cert_sha256"):
+        if key in given:
+            value = getattr(body, key)
+            changes[key] = value.lower() if isinstance(value, str) else value
     await svc.charge_points.update(cp.id, **changes)
     return JSONResponse(await view(svc, await _charge_point(svc, cp.id)))
 

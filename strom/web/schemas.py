@@ -97,6 +97,13 @@ class AdminChargePoint(ChargePoint):
     model: str | None
     firmware: str | None
     last_seen: str | None
+    ocpp_protocol: str | None = Field(
+        None, description="The OCPP subprotocol it last connected with, e.g. ocpp2.0.1.")
+    ocpp_protocols: list[str] = Field(
+        default_factory=list, description="The OCPP subprotocols it may use.")
+    security_profile: int = Field(1, description="OCPP security profile: 1, 2 or 3.")
+    client_cert_sha256: str | None = Field(
+        None, description="Profile 3: the SHA-256 of the one client certificate let in.")
     has_password: bool
     tariff_override: dict[str, int]
     power_w: float

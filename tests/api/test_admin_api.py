@@ -336,3 +336,24 @@ async def test_stream_sends_chargers_sessions_and_log_lines(
 
     only_log = await admin.get("/api/v1/stream", params={"topics": "coffee"})
     assert only_log.status_code == 422
+
+
+async def test_ocpp_protocols_and_security_profile_are_set_and_shown(
+        admin: httpx.AsyncClient) -> None:
+    pin = "ab" * 32
+    created = await admin.post("/api/v1/charge-points", json={
+        "id": "cp-sec", "lat": 1, "lon": 1, "ocpp_protocols": ["ocpp1.6", "ocpp2.0.1"],
+        "security_profile": 3, "client_cert_sha256": pin.upper()})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["ocpp_protocols"] == ["ocpp2.0.1", "ocpp1.6"]  # strom's order of preference
+    assert body["ocpp_protocol"] is None  # not connected yet
+    assert (body["security_profile"], body["client_cert_sha256"]) == (3, pin)
+    patched = (await admin.patch("/api/v1/charge-points/cp-sec", json={
+        "ocpp_protocols": None, "security_profile": 2, "client_cert_sha256": None})).json()
+    assert patched["ocpp_protocols"] == ["ocpp2.1", "ocpp2.0.1", "ocpp1.6"]
+    assert (patched["security_profile"], patched["client_cert_sha256"]) == (2, None)
+    for bad in ({"ocpp_protocols": ["ocpp3"]}, {"ocpp_protocols": []},
+                {"security_profile": 4}, {"client_cert_sha256": "xyz"}):
+        answer = await admin.patch("/api/v1/charge-points/cp-sec", json=bad)
+        assert answer.status_code == 422, bad

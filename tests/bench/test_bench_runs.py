@@ -29,6 +29,11 @@ async def test_ocpp_figures_for_a_small_fleet_and_the_baseline() -> None:
     # strom replaces a silent socket when its charger comes back; the baseline keeps it open.
     zombies = got["silent drop of 5: zombie sockets"]
     assert zombies.value == 0 and zombies.baseline == 5
+    # The same fleet on OCPP 2.0.1, next to its 1.6 figures.
+    booted_201 = got["OCPP 2.0.1: 30 chargers: all booted"]
+    assert booted_201.value > 0 and booted_201.baseline == got["30 chargers: all booted"].value
+    p50_201 = got["OCPP 2.0.1: nominal load: p50 latency"]
+    assert 0 < p50_201.value <= got["OCPP 2.0.1: nominal load: p99 latency"].value
 
 
 async def test_money_path_figures() -> None:

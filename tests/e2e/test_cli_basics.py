@@ -44,11 +44,25 @@ def test_cp_add_list_show_remove(tmp_path: Path) -> None:
     assert "cp-9" not in (d / "nostr-keys.toml").read_text()
 
 
+def test_cp_add_with_ocpp_versions_and_security_profile(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    pin = "0f" * 32
+    added = strom("cp", "add", "cp-s", "--lat", "1", "--lon", "2", "--ocpp", "ocpp1.6,ocpp2.0.1",
+                  "--security-profile", "3", "--client-cert-sha256", pin, data_dir=d)
+    assert added.returncode == 0, added.stderr
+    shown = json.loads(strom("cp", "show", "cp-s", data_dir=d).stdout)
+    assert shown["ocpp_protocols"] == ["ocpp2.0.1", "ocpp1.6"]
+    assert shown["ocpp_protocol"] is None
+    assert (shown["security_profile"], shown["client_cert_sha256"]) == (3, pin)
+
+
 def test_user_errors_are_one_line_with_exit_1(tmp_path: Path) -> None:
     d = tmp_path / "data"
     for args in (["cp", "show", "nope"], ["cp", "remove", "nope"],
                  ["cp", "add", "bad id!", "--lat", "1", "--lon", "1"],
-                 ["cp", "add", "x", "--lat", "1", "--lon", "1", "--password", "short"]):
+                 ["cp", "add", "x", "--lat", "1", "--lon", "1", "--password", "short"],
+                 ["cp", "add", "x", "--lat", "1", "--lon", "1", "--ocpp", "ocpp3"],
+                 ["cp", "add", "x", "--lat", "1", "--lon", "1", "--client-cert-sha256", "zz"]):
         result = strom(*args, data_dir=d)
         assert result.returncode == 1, (args, result.stderr)
         assert result.stderr.startswith("strom: error:")

@@ -98,3 +98,33 @@ def test_simulate_bad_input_is_one_line(tmp_path: Path) -> None:
         assert result.returncode == 1, result.stderr
         assert result.stderr.startswith("strom: error:")
         assert result.stderr.count("\n") == 1
+
+
+async def test_simulate_speaks_2_0_1_to_strom(tmp_path: Path, db) -> None:  # noqa: ANN001
+    """`strom simulate --ocpp 2.0.1` against strom's own central system: it negotiates 2.0.1,
+    boots, and a remote start becomes a TransactionEvent strom bills from."""
+    from strom.events import MeterSample, TransactionStarted
+    from tests.ocpp.conftest import start_ocpp
+    from tests.ocpp.test_core_messages import next_of
+    from tests.ocpp.test_v201 import Accepting
+    server, bus = await start_ocpp(db)
+    server.central.authorizer = Accepting()
+    lines: list[str] = []
+    try:
+        async with bus.listen(TransactionStarted, MeterSample) as events:
+            proc = await launch(tmp_path, "cp-1", "--url", server.url("").rstrip("/"),
+                                "--ocpp", "2.0.1", "--meter-interval", "0.1", "--speed", "60")
+            await read_until(proc, "cp-1: booted", lines)
+            cp = await server.charge_points.get("cp-1")
+            assert cp is not None and cp.ocpp_protocol == "ocpp2.0.1"
+            assert (await server.central.control201.start("cp-1", 1, "E2E-201")).ok
+            started = await next_of(events, TransactionStarted)
+            assert started.id_tag == "E2E-201"
+            sample = await next_of(events, MeterSample)
+            while sample.energy_wh is None or sample.energy_wh <= started.meter_start_wh:
+                sample = await next_of(events, MeterSample)
+            _, err = await interrupt(proc)
+        assert proc.returncode == 0 and "Traceback" not in err
+    finally:
+        await server.central.close()
+        await bus.close()

@@ -71,7 +71,7 @@ async def test_charger_offering_no_subprotocol_is_accepted(ocpp: Ocpp) -> None:
 
 
 async def test_charger_offering_only_other_protocols_is_closed(ocpp: Ocpp) -> None:
-    async with connect(ocpp.url("cp-1"), subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
+    async with connect(ocpp.url("cp-1"), subprotocols=["ocpp9.9"]) as ws:  # type: ignore[list-item]
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1002
@@ -95,13 +95,15 @@ async def test_reconnect_replaces_the_old_socket(ocpp: Ocpp) -> None:
     await until(lambda: not ocpp.central.is_connected("cp-1"), "disconnect")
 
 
-async def test_dead_peer_is_dropped_by_ping(db: Database) -> None:
+@pytest.mark.parametrize("protocol", [b"ocpp1.6", b"ocpp2.0.1"])
+async def test_dead_peer_is_dropped_by_ping(db: Database, protocol: bytes) -> None:
     server, bus = await start_ocpp(db, ping_interval=0.2, ping_timeout=0.2)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.central.port)
         writer.write(b"GET /ocpp/cp-1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n")
+                     b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: " + protocol
+                     + b"\r\n\r\n")
         assert b"101" in await reader.readline()
         await until(lambda: server.central.is_connected("cp-1"), "connected")
         # This peer never answers pings: the server must give up on it by itself.

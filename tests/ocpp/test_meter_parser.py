@@ -39,7 +39,13 @@ sampled_value = st.fixed_dictionaries(
     {"value": numbers},
     optional={"measurand": maybe(MEASURANDS), "unit": maybe(UNITS), "phase": maybe(PHASES),
               "location": maybe(LOCATIONS), "context": maybe(CONTEXTS),
-              "format": maybe(["Raw", "SignedData"])})
+              "format": maybe(["Raw", "SignedData"]),
+              # OCPP 2.0.1: a unit with a power-of-ten multiplier, a signed value beside
+              "unit_of_measure": st.one_of(st.none(), st.text(max_size=3), st.fixed_dictionaries(
+                  {"unit": maybe(UNITS)}, optional={"multiplier": st.one_of(
+                      st.integers(), st.floats(), st.booleans(), st.text(max_size=3))})),
+              "signed_meter_value": st.one_of(st.none(), st.text(max_size=3), st.dictionaries(
+                  st.text(max_size=5), st.text(max_size=50), max_size=3))})
 timestamps = st.one_of(
     st.datetimes(timezones=st.just(__import__("datetime").UTC)).map(
         lambda d: d.isoformat().replace("+00:00", "Z")),
@@ -194,3 +200,37 @@ def test_clock_aligned_kwh_register_with_phase_and_total_power() -> None:
         {"value": "-0.15", "context": "Sample.Clock", "measurand": "Power.Factor"},
         {"value": "49.95", "context": "Sample.Clock", "measurand": "Frequency"}))
     assert (reading.energy_wh, reading.power_w) == (733_500.0, 10_800.0)
+
+
+def test_2_0_1_values_read_like_1_6() -> None:
+    """The same readings as 1.6 sends them (decimal strings, `unit`) and as 2.0.1 does (JSON
+    numbers, `unitOfMeasure` with a multiplier) give the same rows."""
+    v16 = rows({"value": "12.345", "unit": "kWh", "measurand": "Energy.Active.Import.Register",
+                "location": "Outlet", "context": "Sample.Periodic"},
+               {"value": "7.2", "unit": "kW", "measurand": "Power.Active.Import", "phase": "L1"},
+               {"value": "55", "unit": "Percent", "measurand": "SoC"})
+    v201 = rows({"value": 12345, "unitOfMeasure": {"unit": "Wh", "multiplier": 0},
+                 "measurand": "Energy.Active.Import.Register", "location": "Outlet",
+                 "context": "Sample.Periodic"},
+                {"value": 72, "unit_of_measure": {"unit": "W", "multiplier": 2},
+                 "measurand": "Power.Active.Import", "phase": "L1"},
+                {"value": 55.0, "unitOfMeasure": {"unit": "Percent"}, "measurand": "SoC"})
+    assert [(r.measurand, round(r.value, 6), r.unit, r.phase, r.location) for r in v16] == \
+        [(r.measurand, round(r.value, 6), r.unit, r.phase, r.location) for r in v201]
+
+
+def test_2_0_1_multipliers_signs_and_signed_values() -> None:
+    parsed = parse_meter_values(1, 1, [{"timestamp": "2026-11-27T10:00:00Z", "sampledValue": [
+        {"value": 1.5, "unitOfMeasure": {"unit": "kWh", "multiplier": 3},
+         "measurand": "Energy.Active.Import.Register",
+         "signedMeterValue": {"signedMeterData": "T0NNRnx7fQ==", "signingMethod": "",
+                              "encodingMethod": "OCMF", "publicKey": ""}},
+        {"value": -3000, "unitOfMeasure": {"unit": "W"}, "measurand": "Power.Active.Import"},
+        {"value": 1, "unitOfMeasure": {"unit": "Wh", "multiplier": 400},
+         "measurand": "Energy.Active.Import.Interval"},
+        {"value": True, "measurand": "Energy.Active.Import.Register"}]}])
+    energy, power = parsed.rows
+    assert energy.value == 1.5e6 and energy.unit == "Wh"  # 1.5 kWh × 10³ = 1.5 MWh
+    assert power.value == -3000.0  # a signed (exporting) power is kept as sent
+    assert parsed.signed_values[0]["encodingMethod"] == "OCMF"
+    assert len(parsed.refused) == 2 and "multiplier" in parsed.refused[0]

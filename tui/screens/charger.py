@@ -61,6 +61,8 @@ def facts(cp: dict[str, Any]) -> Text:
     hardware = " ".join(x for x in (cp.get("vendor"), cp.get("model")) if x) or "unknown"
     if cp.get("firmware"):
         hardware += f" fw {cp['firmware']}"
+    if cp.get("ocpp_protocol"):
+        hardware += f" {cp['ocpp_protocol']}"
     text.append(f"\ncharger  {hardware}")
     fee = sat(tariff["session_fee_msat"]) if tariff["session_fee_msat"] else "no fee"
     override = "own prices" if cp["tariff_override"] else "default prices"

@@ -1,0 +1,175 @@
+"""The OCPP 2.0.1 (and 2.1) adapter of `strom.chargers.control.ChargerControl`.
+
+The call and its failures are the 1.6 adapter's (`Ocpp16Control`: not connected, no answer in
+time, a CALLERROR — a result, never an exception); the operations are 2.0.1 messages:
+strom's connector n is the charger's EVSE n, strom's transaction ids are its own integers and
+the charger's string names are looked up in the store. The 1.6 configuration keys
+`sampling.py` reads and sets live in the device model (`protocols.DEVICE_MODEL`):
+GetVariables and SetVariables stand in for GetConfiguration and ChangeConfiguration.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from ocpp.v201 import call
+
+from strom.chargers.control import ConfigurationResult, ControlResult, Outcome, Trigger
+from strom.ocpp.control import PHASE_VOLTS, PROFILE_ID, RATE_UNIT_KEY, Ocpp16Control, _CallFailed
+from strom.ocpp.protocols import DEVICE_MODEL, OCPP201
+from strom.ocpp.v201.state import V201Context
+from strom.store.transactions import TransactionRepository
+from strom.timeutil import iso, utcnow
+
+# The status words of 2.0.1's answers.
+OUTCOMES = {
+    "Accepted": Outcome.ACCEPTED, "Unlocked": Outcome.ACCEPTED,
+    "Scheduled": Outcome.SCHEDULED, "RebootRequired": Outcome.SCHEDULED,
+    "Rejected": Outcome.REJECTED, "UnlockFailed": Outcome.REJECTED,
+    "OngoingAuthorizedTransaction": Outcome.REJECTED,
+    "UnknownConnector": Outcome.NOT_SUPPORTED, "NotImplemented": Outcome.NOT_SUPPORTED,
+    "UnknownComponent": Outcome.NOT_SUPPORTED, "UnknownVariable": Outcome.NOT_SUPPORTED,
+    "NotSupportedAttributeType": Outcome.NOT_SUPPORTED,
+}
+# Trigger names of the admin API (1.6's) that 2.0.1 calls otherwise.
+_TRIGGERS = {Trigger.DIAGNOSTICS_STATUS: "LogStatusNotification"}
+
+
+class Ocpp201Control(Ocpp16Control):
+    """Charger control over OCPP 2.0.1 (or 2.1, `protocol`) for one central system's chargers."""
+
+    def __init__(self, connection: Callable[[str], Any], call_timeout: float,
+                 context: V201Context, transactions: TransactionRepository, *,
+                 protocol: str = OCPP201) -> None:
+        super().__init__(connection, call_timeout)
+        self.protocol = protocol
+        self._v2 = context
+        self._transactions = transactions
+
+    async def start(self, cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
+        """RequestStartTransaction on EVSE `connector_id` for `id_tag`."""
+        remote_start_id = secrets.randbelow(2**31 - 1) + 1
+        # Remembered first: the charger may send its TransactionEvent before it answers.
+        self._v2.remote_starts[(cp_id, remote_start_id)] = id_tag
+        return await self._ask(cp_id, call.RequestStartTransaction(
+            id_token={"idToken": id_tag, "type": "Central"}, remote_start_id=remote_start_id,
+            evse_id=connector_id), OUTCOMES)
+
+    async def stop(self, cp_id: str, transaction_id: int) -> ControlResult:
+        """RequestStopTransaction of strom's transaction `transaction_id`."""
+        tx = await self._transactions.get(transaction_id)
+        if tx is None or tx.cp_id != cp_id or tx.charger_tx_id is None:
+            return ControlResult(Outcome.REJECTED, reason=f"transaction {transaction_id} is no"
+                                 f" OCPP 2.0.1 transaction of charge point {cp_id}")
+        return await self._ask(cp_id, call.RequestStopTransaction(
+            transaction_id=tx.charger_tx_id), OUTCOMES)
+
+    async def unlock(self, cp_id: str, connector_id: int) -> ControlResult:
+        return await self._ask(cp_id, call.UnlockConnector(evse_id=connector_id,
+                                                           connector_id=1), OUTCOMES)
+
+    async def set_availability(self, cp_id: str, connector_id: int,
+                               operative: bool) -> ControlResult:
+        """ChangeAvailability of EVSE `connector_id`; 0 is the whole charger."""
+        return await self._ask(cp_id, call.ChangeAvailability(
+            operational_status="Operative" if operative else "Inoperative",
+            evse={"id": connector_id} if connector_id else None), OUTCOMES)
+
+    async def set_power_limit(self, cp_id: str, connector_id: int,
+                              watts: float | None) -> ControlResult:
+        """SetChargingProfile as for 1.6 (`Ocpp16Control.set_power_limit`): on EVSE 0 a
+        ChargingStationMaxProfile, else a TxDefaultProfile of that EVSE, strom's own profile
+        id per EVSE, Absolute from a minute ago; in W unless the charger's
+        SmartChargingCtrlr.RateUnit has only A. None: ClearChargingProfile of that id."""
+        profile_id = PROFILE_ID + connector_id
+        if watts is None:
+            return await self._ask(cp_id, call.ClearChargingProfile(
+                charging_profile_id=profile_id), {**OUTCOMES, "Unknown": Outcome.ACCEPTED})
+        if await self._amps_only(cp_id):
+            unit, limit = "A", math.floor(watts / (PHASE_VOLTS * 3) * 10) / 10
+        else:
+            unit, limit = "W", round(float(watts), 1)
+        purpose = "ChargingStationMaxProfile" if connector_id == 0 else "TxDefaultProfile"
+        return await self._ask(cp_id, call.SetChargingProfile(evse_id=connector_id, charging_profile={
+            "id": profile_id, "stackLevel": 0, "chargingProfilePurpose": purpose,
+            "chargingProfileKind": "Absolute", "chargingSchedule": [{
+                "id": profile_id, "chargingRateUnit": unit,
+                "startSchedule": iso(utcnow() - timedelta(minutes=1)),
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit,
+                                            **({"numberPhases": 3} if unit == "A" else {})}]}]}),
+            OUTCOMES)
+
+    async def _amps_only(self, cp_id: str) -> bool:
+        config = await self.get_configuration(cp_id, [RATE_UNIT_KEY])
+        units = {unit.strip().upper()
+                 for unit in (config.values.get(RATE_UNIT_KEY) or "").split(",")}
+        return "A" in units and "W" not in units
+
+    async def reset(self, cp_id: str, *, hard: bool = False) -> ControlResult:
+        """Immediate (hard) or once idle (soft; Scheduled while a transaction runs)."""
+        return await self._ask(cp_id, call.Reset(type="Immediate" if hard else "OnIdle"),
+                               OUTCOMES)
+
+    async def trigger(self, cp_id: str, message: Trigger,
+                      connector_id: int | None = None) -> ControlResult:
+        """A reading of a running transaction comes as a TransactionEvent (2.0.1 MeterValues
+        belong to no transaction); a StatusNotification names the EVSE's connector 1."""
+        requested = _TRIGGERS.get(Trigger(message), Trigger(message).value)
+        evse: dict[str, int] | None = {"id": connector_id} if connector_id else None
+        if message == Trigger.METER_VALUES and connector_id and any(
+                tx.connector_id == connector_id and tx.charger_tx_id is not None
+                for tx in await self._transactions.open_for(cp_id)):
+            requested = "TransactionEvent"
+        if evse is not None and message == Trigger.STATUS:
+            evse["connectorId"] = 1
+        return await self._ask(cp_id, call.TriggerMessage(requested_message=requested,
+                                                          evse=evse), OUTCOMES)
+
+    async def get_configuration(self, cp_id: str,
+                                keys: list[str] | None = None) -> ConfigurationResult:
+        """The device model's values of the 1.6 keys it has (`DEVICE_MODEL`); the rest
+        unknown."""
+        wanted = list(keys or DEVICE_MODEL)
+        mapped = [key for key in wanted if key in DEVICE_MODEL]
+        unknown = [key for key in wanted if key not in DEVICE_MODEL]
+        values: dict[str, str | None] = {}
+        if mapped:
+            try:
+                answer = await self._call(cp_id, call.GetVariables(get_variable_data=[
+                    {"component": {"name": DEVICE_MODEL[key][0]},
+                     "variable": {"name": DEVICE_MODEL[key][1]}} for key in mapped]))
+            except _CallFailed as failed:
+                return ConfigurationResult(failed.result)
+            found = {(r["component"]["name"], r["variable"]["name"]): r
+                     for r in answer.get_variable_result}
+            for key in mapped:
+                result = found.get(DEVICE_MODEL[key])
+                if result is not None and result.get("attribute_status") == "Accepted":
+                    values[key] = result.get("attribute_value")
+                else:
+                    unknown.append(key)
+        return ConfigurationResult(ControlResult(Outcome.ACCEPTED, "Accepted"), values=values,
+                                   unknown=tuple(unknown))
+
+    async def change_configuration(self, cp_id: str, key: str, value: str) -> ControlResult:
+        """SetVariables of the key's device model variable."""
+        if key not in DEVICE_MODEL:
+            return ControlResult(Outcome.NOT_SUPPORTED, "NotSupported",
+                                 f"{key} has no OCPP 2.0.1 device model variable here")
+        component, variable = DEVICE_MODEL[key]
+        try:
+            answer = await self._call(cp_id, call.SetVariables(set_variable_data=[{
+                "attributeValue": value, "component": {"name": component},
+                "variable": {"name": variable}}]))
+        except _CallFailed as failed:
+            return failed.result
+        results = answer.set_variable_result
+        status = str(results[0].get("attribute_status")) if results else "Rejected"
+        outcome = OUTCOMES.get(status, Outcome.REJECTED)
+        reason = "" if outcome in (Outcome.ACCEPTED, Outcome.SCHEDULED) else \
+            f"charge point {cp_id} answered {status} to SetVariables {component}.{variable}"
+        return ControlResult(outcome, status, reason)

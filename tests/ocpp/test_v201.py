@@ -1,0 +1,448 @@
+"""OCPP 2.0.1 beside 1.6: negotiation, the core messages and transactions, with the ocpp
+library's v201 ChargePoint as the charger and raw frames for bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from ocpp.v201 import call
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from strom.chargers.control import ControlDispatcher, Outcome, Trigger
+from strom.events import (
+    ChargePointBooted,
+    ConnectorStatusChanged,
+    MeterSample,
+    TransactionStarted,
+    TransactionStopped,
+)
+from strom.timeutil import iso
+from tests.ocpp.charger201 import Running, reading, running_charger201
+from tests.ocpp.conftest import Ocpp
+from tests.ocpp.test_core_messages import next_of
+from tests.polling import eventually
+
+
+class Accepting:
+    """An authorizer that knows every idTag."""
+
+    async def authorize(self, cp_id: str, connector_id: int | None, id_tag: str) -> str:
+        return "Accepted"
+
+
+@pytest.fixture
+def accepting(ocpp: Ocpp) -> Ocpp:
+    ocpp.central.authorizer = Accepting()
+    return ocpp
+
+
+async def protocol_of(ocpp: Ocpp, offered: list[str], cp_id: str = "cp-1") -> str | None:
+    async with connect(ocpp.url(cp_id), subprotocols=offered) as ws:  # type: ignore[arg-type]
+        return ws.subprotocol
+
+
+@pytest.mark.parametrize(("offered", "chosen"), [
+    (["ocpp2.0.1", "ocpp1.6"], "ocpp2.0.1"),
+    (["ocpp1.6", "ocpp2.0.1"], "ocpp2.0.1"),
+    (["ocpp1.6"], "ocpp1.6"),
+    (["ocpp1.6", "ocpp2.0.1", "ocpp2.1"], "ocpp2.1"),
+])
+async def test_the_highest_protocol_both_speak_is_chosen(ocpp: Ocpp, offered: list[str],
+                                                         chosen: str) -> None:
+    assert await protocol_of(ocpp, offered) == chosen
+    cp = await eventually(lambda: ocpp.charge_points.get("cp-1"),
+                          lambda cp: cp is not None and cp.ocpp_protocol == chosen)
+    assert cp.ocpp_protocol == chosen
+
+
+async def test_the_allow_list_limits_the_choice(ocpp: Ocpp) -> None:
+    await ocpp.charge_points.update("cp-1", ocpp_protocols=("ocpp1.6",))
+    assert await protocol_of(ocpp, ["ocpp2.0.1", "ocpp1.6"]) == "ocpp1.6"
+    await ocpp.charge_points.update("cp-1", ocpp_protocols=("ocpp2.0.1",))
+    async with connect(ocpp.url("cp-1"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1002
+    assert "ocpp2.0.1" in closed.value.rcvd.reason
+    # No subprotocol at all means 1.6, which this charger may not use.
+    async with connect(ocpp.url("cp-1")) as ws:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+
+
+async def test_boot_is_pending_until_strom_takes_payments(ocpp: Ocpp) -> None:
+    async with connect(ocpp.url("cp-1"), subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
+        boot = [2, "b1", "BootNotification", {"chargingStation": {"model": "M", "vendorName": "V"},
+                                              "reason": "PowerUp"}]
+        await ws.send(json.dumps(boot))
+        answer = json.loads(await ws.recv())
+        assert answer[2]["status"] == "Pending"
+        await ws.send(json.dumps([2, "h1", "Heartbeat", {}]))
+        refused = json.loads(await ws.recv())
+        assert refused[:3] == [4, "h1", "SecurityError"]
+        ocpp.central.authorizer = Accepting()
+        await ws.send(json.dumps(boot))
+        assert json.loads(await ws.recv())[2]["status"] == "Accepted"
+        await ws.send(json.dumps([2, "h2", "Heartbeat", {}]))
+        while (frame := json.loads(await ws.recv()))[0] == 2:
+            pass  # strom's own calls (it configures the charger's sampling after the boot)
+        assert frame[:2] == [3, "h2"]
+
+
+async def test_a_remote_started_transaction_publishes_what_1_6_does(accepting: Ocpp) -> None:
+    ocpp = accepting
+    async with ocpp.bus.listen() as queue:
+        async with running_charger201(ocpp.url(""), "cp-1") as charger:
+            booted = await next_of(queue, ChargePointBooted)
+            assert (booted.vendor, booted.model) == ("Acme", "Test 201")
+            assert (await ocpp.central.control201.start("cp-1", 2, "tag-201")).ok
+            started = await next_of(queue, TransactionStarted)
+            assert (started.connector_id, started.id_tag) == (2, "tag-201")
+            # The register's origin: its Transaction.Begin reading in kWh.
+            assert started.meter_start_wh == pytest.approx(1_000_000.0)
+            assert charger.asked[0] == ("RequestStartTransaction", {
+                "id_token": {"id_token": "tag-201", "type": "Central"}, "evse_id": 2})
+            await charger.meter(2, 1_500.0)
+            sample = await next_of(queue, MeterSample)  # Started's Transaction.Begin reading
+            assert sample.energy_wh == pytest.approx(1_000_000.0)
+            sample = await next_of(queue, MeterSample)
+            assert sample.transaction_id == started.transaction_id
+            assert sample.energy_wh == pytest.approx(1_001_500.0)
+            assert sample.power_w == 7_000.0
+            status = await next_of(queue, ConnectorStatusChanged)
+            while status.status != "Charging":
+                status = await next_of(queue, ConnectorStatusChanged)
+            assert status.connector_id == 2
+            # strom's integer id stands for the charger's string one.
+            assert (await ocpp.central.control201.trigger("cp-1", Trigger.METER_VALUES, 2)).ok
+            assert charger.asked[-1] == ("TriggerMessage", {
+                "requested_message": "TransactionEvent", "evse": {"id": 2}})
+            assert (await ocpp.central.control201.stop("cp-1", started.transaction_id)).ok
+            stopped = await next_of(queue, TransactionStopped)
+            assert stopped.transaction_id == started.transaction_id
+            assert stopped.meter_stop_wh == pytest.approx(1_001_500.0)
+            assert stopped.reason == "Remote"
+    tx = await ocpp.transactions.get(started.transaction_id)
+    assert charger.asked[-1] == ("RequestStopTransaction",
+                                 {"transaction_id": tx.charger_tx_id if tx else None})
+    assert tx is not None and not tx.open
+
+
+async def test_offline_events_replay_in_order_and_gaps_are_logged(
+        accepting: Ocpp, caplog: pytest.LogCaptureFixture) -> None:
+    """A charger that lost its connection sends its queued events after reconnecting, with
+    `offline: true`; one was lost (seqNo 2): the gap is logged, the energy still right."""
+    ocpp = accepting
+    async with ocpp.bus.listen(TransactionStopped, TransactionStarted) as queue:
+        async with running_charger201(ocpp.url(""), "cp-1") as charger:
+            charger.running[1] = Running("offline-tx-1", "tag-offline")
+            await charger.event(1, "Started", "Authorized",
+                                reading(charger.register_wh, "Transaction.Begin"))
+            started = await next_of(queue, TransactionStarted)
+        async with running_charger201(ocpp.url(""), "cp-1") as again:
+            again.running[1] = charger.running[1]
+            with caplog.at_level(logging.WARNING):
+                await again.meter(1, 2_000.0)  # seqNo 1
+                again.running[1].seq_no += 1  # seqNo 2 never arrives
+                for energy in (3_000.0, 4_000.0):
+                    await again.event(1, "Updated", "MeterValuePeriodic", reading(
+                        again.register_wh + energy), offline=True)
+                again.running[1].energy_wh = 4_000.0
+                await again._stop(1, "EVDisconnected")
+            stopped = await next_of(queue, TransactionStopped)
+    assert stopped.transaction_id == started.transaction_id
+    assert stopped.meter_stop_wh - started.meter_start_wh == pytest.approx(4_000.0)
+    assert stopped.reason == "EVDisconnected"
+    assert "seqNo 3 after 1: 1 missing" in caplog.text
+
+
+async def test_energy_before_the_first_reading_is_not_billed(accepting: Ocpp) -> None:
+    """A Started event without meter values binds at the first reading: its register is the
+    origin, so an absolute register is never billed as the session's energy."""
+    ocpp = accepting
+    async with ocpp.bus.listen(TransactionStarted, MeterSample) as queue:
+        async with running_charger201(ocpp.url(""), "cp-1") as charger:
+            charger.running[1] = Running("late-meter", "tag-late")
+            await charger.event(1, "Started", "CablePluggedIn")
+            await charger.meter(1, 500.0)
+            started = await next_of(queue, TransactionStarted)
+            assert started.meter_start_wh == pytest.approx(1_000_500.0)
+            await charger.meter(1, 800.0)
+            sample = await next_of(queue, MeterSample)
+            assert sample.energy_wh == pytest.approx(1_000_500.0)
+            sample = await next_of(queue, MeterSample)
+            assert sample.energy_wh - started.meter_start_wh == pytest.approx(300.0)
+
+
+async def test_2_1_chargers_are_served_by_the_same_handlers(accepting: Ocpp) -> None:
+    from ocpp.v21 import ChargePoint as ChargePoint21
+    from ocpp.v21 import call as call21
+    async with connect(accepting.url("cp-2"), subprotocols=["ocpp2.1"]) as ws:  # type: ignore[list-item]
+        charger = ChargePoint21("cp-2", ws, response_timeout=5)
+        task = asyncio.create_task(charger.start())
+        try:
+            boot = await charger.call(call21.BootNotification(
+                charging_station={"model": "M21", "vendorName": "V21"}, reason="PowerUp"))
+            assert boot.status == "Accepted"
+            beat = await charger.call(call21.Heartbeat())
+            assert beat.current_time
+        finally:
+            task.cancel()
+
+
+async def raw(ocpp: Ocpp, frame: str | bytes) -> list[object]:
+    async with connect(ocpp.url("cp-1"), subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
+        await ws.send(frame)
+        return json.loads(await asyncio.wait_for(ws.recv(), 5))
+
+
+@pytest.mark.parametrize(("frame", "code"), [
+    ("not json", "RpcFrameworkError"),
+    ('{"a": 1}', "RpcFrameworkError"),
+    ('[7, "x1", "Heartbeat", {}]', "MessageTypeNotSupported"),
+    ('[2, "x1", "Heartbeat"]', "RpcFrameworkError"),
+    ('[2, "x1", "FlyToTheMoon", {}]', "NotImplemented"),
+    ('[2, "x1", "NotifyEVChargingNeeds", {"evseId": 1, "chargingNeeds": '
+     '{"requestedEnergyTransfer": "AC_single_phase"}}]', "NotSupported"),
+    ('[2, "x1", "Heartbeat", {"extra": 1}]', "FormatViolation"),
+    ('[2, "x1", "StatusNotification", {"timestamp": "2026-01-01T00:00:00Z", '
+     '"connectorStatus": "Sleeping", "evseId": 1, "connectorId": 1}]', "FormatViolation"),
+])
+async def test_bad_frames_get_2_0_1_error_codes(accepting: Ocpp, frame: str, code: str) -> None:
+    answer = await raw(accepting, frame)
+    assert answer[0] == 4 and answer[2] == code, answer
+
+
+async def test_the_rate_limit_holds_for_2_0_1(db) -> None:  # noqa: ANN001
+    from tests.ocpp.conftest import start_ocpp
+    server, bus = await start_ocpp(db, rate_limit_per_second=1.0, rate_limit_burst=2)
+    try:
+        async with connect(server.url("cp-1"), subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
+            answers = []
+            for n in range(4):
+                await ws.send(json.dumps([2, f"h{n}", "Heartbeat", {}]))
+                answers.append(json.loads(await ws.recv()))
+        assert answers[-1][2] == "GenericError"
+    finally:
+        await server.central.close()
+        await bus.close()
+
+
+async def test_reports_and_security_events_are_kept(accepting: Ocpp) -> None:
+    async with running_charger201(accepting.url(""), "cp-1") as charger:
+        await charger.call(call.SecurityEventNotification(type="TamperDetectionActivated",
+                                                          timestamp=iso()))
+        await charger.call(call.NotifyEvent(generated_at=iso(), seq_no=0, event_data=[{
+            "eventId": 1, "timestamp": iso(), "trigger": "Alerting", "actualValue": "true",
+            "eventNotificationType": "HardWiredNotification",
+            "component": {"name": "Connector"}, "variable": {"name": "Problem"}}]))
+        await charger.call(call.FirmwareStatusNotification(status="Installed"))
+        await charger.call(call.LogStatusNotification(status="Uploaded"))
+        result = await charger.call(call.DataTransfer(vendor_id="acme", message_id="x"))
+        assert result.status == "UnknownVendorId"
+    kinds = {entry["kind"] for entry in await accepting.event_log.recent(cp_id="cp-1")}
+    assert {"security_event", "notify_event", "firmware_status", "log_status",
+            "data_transfer"} <= kinds
+
+
+async def test_sampling_is_configured_through_the_device_model(accepting: Ocpp) -> None:
+    """A charger that never samples while charging is asked to (SetVariables), with fewer
+    measurands when it rejects SoC, and the ended event to carry the register."""
+    async with running_charger201(accepting.url(""), "cp-1") as charger:
+        setup = await eventually(lambda: _sampling(accepting), lambda s: s is not None)
+    assert setup["changed"] == {
+        "MeterValuesSampledData": "Energy.Active.Import.Register,Power.Active.Import",
+        "MeterValueSampleInterval": "30",
+        "StopTxnSampledData": "Energy.Active.Import.Register"}, setup
+    assert charger.variables[("SampledDataCtrlr", "TxUpdatedInterval")] == "30"
+
+
+async def _sampling(ocpp: Ocpp) -> dict[str, dict[str, str]] | None:
+    return ocpp.central.sampling("cp-1")
+
+
+async def test_the_operators_calls_speak_2_0_1(accepting: Ocpp) -> None:
+    """Through the dispatcher, as sessions and the admin API call it: each charger is served
+    by its own protocol's adapter."""
+    central = accepting.central
+    chargers = ControlDispatcher(*central.adapters)
+    async with running_charger201(accepting.url(""), "cp-1") as charger:
+        assert chargers.protocol("cp-1") == "ocpp2.0.1"
+        assert (await chargers.reset("cp-1", hard=True)).outcome == Outcome.ACCEPTED
+        assert (await chargers.unlock("cp-1", 2)).status == "Unlocked"
+        unknown = await chargers.unlock("cp-1", 9)
+        assert (unknown.outcome, unknown.status) == (Outcome.NOT_SUPPORTED, "UnknownConnector")
+        assert (await chargers.set_availability("cp-1", 0, False)).ok
+        assert (await chargers.trigger("cp-1", Trigger.STATUS, 1)).ok
+        assert (await chargers.set_power_limit("cp-1", 1, 7_000)).ok
+        _, sent = charger.asked[-1]
+        schedule = sent["profile"]["charging_schedule"][0]
+        assert (sent["evse_id"], sent["profile"]["charging_profile_purpose"],
+                sent["profile"]["charging_profile_kind"]) == (1, "TxDefaultProfile", "Absolute")
+        assert (schedule["charging_rate_unit"],
+                schedule["charging_schedule_period"][0]["limit"]) == ("W", 7_000)
+        charger.variables[("SmartChargingCtrlr", "RateUnit")] = "A"  # amps only
+        assert (await chargers.set_power_limit("cp-1", 0, 11_040)).ok
+        _, sent = charger.asked[-1]
+        period = sent["profile"]["charging_schedule"][0]["charging_schedule_period"][0]
+        assert sent["profile"]["charging_profile_purpose"] == "ChargingStationMaxProfile"
+        assert (period["limit"], period["number_phases"]) == (16.0, 3)
+        cleared = await chargers.set_power_limit("cp-1", 1, None)  # none of strom's in force
+        assert cleared.ok and charger.asked[-1] == ("ClearChargingProfile", {"id": 8401})
+    assert ("Reset", {"type": "Immediate"}) in charger.asked
+    assert ("ChangeAvailability", {"status": "Inoperative", "evse": None}) in charger.asked
+    assert ("TriggerMessage", {"requested_message": "StatusNotification",
+                               "evse": {"id": 1, "connector_id": 1}}) in charger.asked
+    assert (await chargers.reset("cp-1")).outcome == Outcome.NOT_CONNECTED
+
+
+async def test_plugged_in_first_then_paid_binds_at_the_remote_start(accepting: Ocpp) -> None:
+    """TxStartPoint EVConnected (the BMW/Delta wallbox's default): the transaction starts at
+    the plug, without an idToken; strom's RequestStartTransaction is answered by an Updated
+    event with the remoteStartId and the token. The session is billed from there on."""
+    ocpp = accepting
+    async with ocpp.bus.listen(TransactionStarted, TransactionStopped,
+                               ConnectorStatusChanged) as queue:
+        async with running_charger201(ocpp.url(""), "cp-1") as charger:
+            await charger.status(1, "Occupied")
+            charger.running[1] = Running("plugged-first", "")
+            await charger.event(1, "Started", "CablePluggedIn",
+                                reading(charger.register_wh, "Transaction.Begin"),
+                                chargingState="EVConnected")
+            status = await next_of(queue, ConnectorStatusChanged)
+            while status.connector_id != 1 or status.status == "Available":
+                status = await next_of(queue, ConnectorStatusChanged)
+            assert status.status == "Preparing"  # free for a payer: nobody's transaction yet
+            remote_start_id = 4242
+            ocpp.central._v201.remote_starts[("cp-1", remote_start_id)] = "paid-tag"
+            await charger.meter(1, 100.0)  # before the payment: never billed
+            await charger.event(1, "Updated", "RemoteStart", reading(charger.register_wh + 100),
+                                chargingState="Charging", remoteStartId=remote_start_id)
+            started = await next_of(queue, TransactionStarted)
+            assert (started.id_tag, started.connector_id) == ("paid-tag", 1)
+            assert started.meter_start_wh == pytest.approx(1_000_100.0)
+            await charger.meter(1, 600.0)
+            charger.running[1].energy_wh = 600.0
+            await charger._stop(1)
+            stopped = await next_of(queue, TransactionStopped)
+    assert stopped.meter_stop_wh - started.meter_start_wh == pytest.approx(500.0)
+
+
+async def test_unknown_tokens_are_answered_invalid(ocpp: Ocpp) -> None:
+    class Refusing:
+        async def authorize(self, cp_id: str, connector_id: int | None, id_tag: str) -> str:
+            return "Invalid"
+
+    ocpp.central.authorizer = Refusing()
+    async with running_charger201(ocpp.url(""), "cp-1") as charger:
+        result = await charger.call(call.Authorize(id_token={"idToken": "x", "type": "ISO14443"}))
+        assert result.id_token_info["status"] == "Invalid"
+        charger.running[1] = Running("rfid", "stranger")
+        answer = await charger.event(1, "Started", "Authorized", reading(charger.register_wh))
+        assert answer.id_token_info["status"] == "Invalid"
+
+
+async def test_the_charger_s_transaction_id_survives_a_restart(db) -> None:  # noqa: ANN001
+    """strom restarts mid-transaction: the charger's Updated and Ended events still find
+    strom's transaction (the mapping is in the store, not in memory)."""
+    from strom.config import OcppSettings
+    from strom.ocpp.central_system import CentralSystem
+    from tests.ocpp.conftest import start_ocpp
+    first, bus = await start_ocpp(db)
+    first.central.authorizer = Accepting()
+    async with first.bus.listen(TransactionStarted) as queue:
+        async with running_charger201(first.url(""), "cp-1") as charger:
+            charger.running[1] = Running("across-restart", "tag-restart")
+            await charger.event(1, "Started", "Authorized",
+                                reading(charger.register_wh, "Transaction.Begin"))
+            started = await next_of(queue, TransactionStarted)
+    await first.central.close()
+    central = CentralSystem(OcppSettings(port=0), first.charge_points, first.transactions,
+                            first.event_log, bus)
+    central.authorizer = Accepting()
+    await central.start()
+    try:
+        async with bus.listen(TransactionStopped, TransactionStarted) as queue:
+            url = f"ws://127.0.0.1:{central.port}/ocpp/"
+            async with running_charger201(url, "cp-1") as again:
+                again.running[1] = charger.running[1]
+                await again.meter(1, 250.0)
+                await again._stop(1, "Local")
+                stopped = await next_of(queue, TransactionStopped)
+            assert queue.empty()  # no second TransactionStarted
+    finally:
+        await central.close()
+        await bus.close()
+    assert stopped.transaction_id == started.transaction_id
+    assert stopped.meter_stop_wh - started.meter_start_wh == pytest.approx(250.0)
+
+
+async def test_a_reconnecting_2_0_1_charger_replaces_its_old_socket(accepting: Ocpp) -> None:
+    old = await connect(accepting.url("cp-1"), subprotocols=["ocpp2.0.1"])  # type: ignore[list-item]
+    await eventually(lambda: _connected(accepting), lambda up: up)
+    async with running_charger201(accepting.url(""), "cp-1"):
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(old.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
+        assert accepting.central.is_connected("cp-1")
+
+
+async def _connected(ocpp: Ocpp) -> bool:
+    return ocpp.central.is_connected("cp-1")
+
+
+async def test_an_occupied_evse_with_a_transaction_from_before_a_restart_is_not_free(
+        accepting: Ocpp) -> None:
+    """strom forgot the EVSE's charging state (a restart); the store still knows the open
+    transaction, so Occupied is Charging, not a free Preparing connector."""
+    ocpp = accepting
+    async with running_charger201(ocpp.url(""), "cp-1") as charger:
+        charger.running[2] = Running("still-running", "tag-running")
+        await charger.event(2, "Started", "Authorized", reading(charger.register_wh))
+        ocpp.central._v201.evses.clear()  # what a restart loses
+        await charger.status(2, "Occupied")
+        cp = await ocpp.charge_points.get("cp-1")
+        assert cp is not None and cp.connector(2).status == "Charging"
+
+
+async def test_a_late_event_after_the_end_does_not_look_like_charging(accepting: Ocpp) -> None:
+    ocpp = accepting
+    async with ocpp.bus.listen(ConnectorStatusChanged, TransactionStopped) as queue:
+        async with running_charger201(ocpp.url(""), "cp-1") as charger:
+            charger.running[1] = Running("late", "tag-late-event")
+            await charger.event(1, "Started", "Authorized", reading(charger.register_wh))
+            tx = charger.running[1]
+            await charger._stop(1)
+            await next_of(queue, TransactionStopped)
+            charger.running[1] = tx  # a duplicate Updated after the Ended
+            await charger.event(1, "Updated", "MeterValuePeriodic",
+                                reading(charger.register_wh), chargingState="Charging")
+            charger.running.pop(1)
+            await charger.status(1, "Available")
+    cp = await ocpp.charge_points.get("cp-1")
+    assert cp is not None and cp.connector(1).status == "Available"
+    statuses = []
+    while not queue.empty():
+        event = queue.get_nowait()
+        if isinstance(event, ConnectorStatusChanged) and event.connector_id == 1:
+            statuses.append(event.status)
+    assert "Charging" not in statuses, statuses
+
+
+async def test_signed_meter_values_are_kept_for_audit(accepting: Ocpp) -> None:
+    ocpp = accepting
+    signed = {"signedMeterData": "T0NNRnx7IkZWIjoiMS4wIn0=", "signingMethod": "ECDSA-secp256r1",
+              "encodingMethod": "OCMF", "publicKey": "MFkwEwYHKoZIzj0CAQ"}
+    async with running_charger201(ocpp.url(""), "cp-1") as charger:
+        charger.running[1] = Running("signed", "tag-signed")
+        begin = reading(charger.register_wh, "Transaction.Begin")
+        begin[0]["sampledValue"][0]["signedMeterValue"] = signed
+        await charger.event(1, "Started", "Authorized", begin)
+    entries = await eventually(lambda: ocpp.event_log.recent(cp_id="cp-1"), lambda found: any(
+        e["kind"] == "signed_meter_values" for e in found))
+    kept = next(e for e in entries if e["kind"] == "signed_meter_values")["payload"]
+    assert kept["values"] == [signed]  # as the charger sent it
