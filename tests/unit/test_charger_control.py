@@ -231,3 +231,17 @@ async def test_the_ocpp16_local_list_in_control_words() -> None:
     lacking = await control.local_list_settings("a")
     assert lacking.result.outcome == Outcome.NOT_SUPPORTED
     assert "FirmwareManagement" in lacking.result.reason
+
+
+async def test_the_201_adapter_sends_no_local_list_frames() -> None:
+    """A 2.0.1 charger is never sent 1.6's SendLocalList: it is reported as keeping no list."""
+    from strom.ocpp.v201.control import Ocpp201Control
+
+    def no_connection(cp_id: str) -> None:
+        raise AssertionError("no call may reach the charger")
+
+    control = Ocpp201Control(no_connection, 1.0, None, None)  # type: ignore[arg-type]
+    assert (await control.local_list_version("cp")).result.outcome is Outcome.NOT_SUPPORTED
+    assert (await control.local_list_settings("cp")).result.outcome is Outcome.NOT_SUPPORTED
+    assert (await control.send_local_list("cp", 1, [], full=True)).outcome is Outcome.NOT_SUPPORTED
+    assert (await control.clear_cache("cp")).outcome is Outcome.NOT_SUPPORTED

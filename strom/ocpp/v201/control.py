@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from ocpp.v201 import call
 
-from strom.chargers.control import ConfigurationResult, ControlResult, Outcome, Trigger
+from strom.chargers.control import (
+    ConfigurationResult,
+    ControlResult,
+    ListEntry,
+    LocalListSettings,
+    LocalListVersion,
+    Outcome,
+    Trigger,
+)
 from strom.ocpp.control import PHASE_VOLTS, PROFILE_ID, RATE_UNIT_KEY, Ocpp16Control, _CallFailed
 from strom.ocpp.protocols import DEVICE_MODEL, OCPP201
 from strom.ocpp.v201.state import V201Context
@@ -37,6 +45,9 @@ OUTCOMES = {
 }
 # Trigger names of the admin API (1.6's) that 2.0.1 calls otherwise.
 _TRIGGERS = {Trigger.DIAGNOSTICS_STATUS: "LogStatusNotification"}
+
+_NO_LOCAL_LIST = ControlResult(Outcome.NOT_SUPPORTED,
+                               reason="local lists over OCPP 2.0.1 are not supported by strom yet")
 
 
 class Ocpp201Control(Ocpp16Control):
@@ -173,3 +184,22 @@ class Ocpp201Control(Ocpp16Control):
         reason = "" if outcome in (Outcome.ACCEPTED, Outcome.SCHEDULED) else \
             f"charge point {cp_id} answered {status} to SetVariables {component}.{variable}"
         return ControlResult(outcome, status, reason)
+
+    # 2.0.1's local list (SendLocalList with idTokens, GetLocalListVersion, ClearCache) has
+    # other shapes than 1.6's; until it is mapped, owner cards are accepted online only and the
+    # charger is reported as keeping no list (never sent 1.6 frames).
+    async def local_list_settings(self, cp_id: str) -> LocalListSettings:
+        return LocalListSettings(_NO_LOCAL_LIST)
+
+    async def enable_local_list(self, cp_id: str) -> ControlResult:
+        return _NO_LOCAL_LIST
+
+    async def local_list_version(self, cp_id: str) -> LocalListVersion:
+        return LocalListVersion(_NO_LOCAL_LIST)
+
+    async def send_local_list(self, cp_id: str, version: int, entries: Sequence[ListEntry], *,
+                              full: bool) -> ControlResult:
+        return _NO_LOCAL_LIST
+
+    async def clear_cache(self, cp_id: str) -> ControlResult:
+        return _NO_LOCAL_LIST
