@@ -18,7 +18,9 @@ from strom.chargers.operator import CommandRefused, OperatorCommands
 from strom.container import Services
 from strom.keys import operator_npubs
 from strom.lnurl.codec import lnurl_encode
-from strom.sessions.model import ACTIVE_STATES, REFUNDABLE_STATES, Session, State
+from strom.sessions.model import ACTIVE_STATES, REFUNDABLE_STATES, Session
+from strom.sessions.payer_stop import PayerKey
+from strom.sessions.refusals import Refused
 from strom.tariffs.model import describe
 
 log = logging.getLogger(__name__)
@@ -98,11 +100,10 @@ class Commands:
         return describe(self._svc.tariffs.current(cp)) if cp else "This charger was removed."
 
     async def _stop(self, cp_id: str, sender: str) -> str:
-        active = [s for s in await self._mine(cp_id, sender)
-                  if s.state in (State.PAID, *ACTIVE_STATES)]
-        if not active:
-            return "You have no running session here. Only the payer of a session can stop it."
-        session = await self._svc.sessions.stop_and_wait(active[0].id, "stopped by the driver")
+        try:  # the DM's signer is the capability: only their own session stops
+            session = await self._svc.use_cases.stops.stop(PayerKey(cp_id, sender))
+        except Refused as exc:
+            return exc.reason
         return (f"Stopped. {session.energy_wh / 1000:.2f} kWh, {_sat(session.consumed_msat)}. "
                 f"{self._refund_text(session)}")
 

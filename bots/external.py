@@ -19,7 +19,7 @@ from nostr_sdk import Event
 from strom.container import Services
 from strom.lightning.address import address_url
 from strom.nostr.zap import receipt_bolt11, receipt_request
-from strom.timeutil import iso
+from strom.sessions.checkout import PaidElsewhere
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +64,9 @@ class ExternalZaps:
         request = receipt_request(event)
         invoice = bolt11.decode(receipt_bolt11(event) or "")
         assert request is not None
-        cp = await self._svc.charge_points.get(cp_id)
-        if cp is None:
-            return
-        session = await self._svc.sessions.paid_elsewhere(
-            cp, self._svc.tariffs.current(cp), bolt11=receipt_bolt11(event) or "",
-            payment_hash=invoice.payment_hash, amount_msat=int(invoice.amount_msat or 0),
-            expires_at=iso(), payer_pubkey=request.sender)
+        session = await self._svc.use_cases.checkout.paid_elsewhere(PaidElsewhere(
+            cp_id, bolt11=receipt_bolt11(event) or "", payment_hash=invoice.payment_hash,
+            amount_msat=int(invoice.amount_msat or 0), payer_pubkey=request.sender))
         if session is not None:
             log.info("external zaps: %d msat from %s start session %s at %s",
                      session.paid_msat, request.sender[:16], session.id, cp_id)

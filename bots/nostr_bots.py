@@ -34,7 +34,7 @@ from strom.events import (
 )
 from strom.keys import Identity, keys_path, load_identity
 from strom.nostr.zap import ZAP_RECEIPT
-from strom.sessions.address_refunds import Progress
+from strom.sessions.address_refunds import Progress, refund_due
 from strom.sessions.model import Session, State
 from strom.views import charge_point_json, document_url, market_json
 
@@ -263,8 +263,7 @@ class NostrBots:
         if session is None or session.payer_pubkey is None:
             return
         text = self._notifier.message(session, state)
-        if (text and state in (State.STOPPED, State.FAILED) and session.refundable_msat > 0
-                and len(self._refunding) < REFUNDS_WAITING):
+        if text and refund_due(session, state) and len(self._refunding) < REFUNDS_WAITING:
             # The end-of-session DM waits for the refund attempt, in a task of its own.
             self._refunding[session.id] = []
             self._spawn(self._refund_then_tell(session, text), "nostr:refund")
@@ -277,16 +276,14 @@ class NostrBots:
             await self._messenger.send(keys, session.payer_pubkey, text, "nip17")
 
     async def _refund_then_tell(self, session: Session, text: str) -> None:
-        """Zap refunds go to the payer's lightning address (kind 0 `lud16`) when they have
-        one; the core bounds the tries (`strom.sessions.address_refunds`)."""
-        assert session.payer_pubkey is not None
+        """The core refunds to the payer's lightning address when their profile names one
+        (`strom.sessions.address_refunds`, bounded tries); the end-of-session DM says so."""
         try:
             async with self._refund_slots:
-                address = await self._profiles.lud16_of(session.payer_pubkey)
-                if address is not None:
-                    progress = await self._svc.address_refunds.refund(session.id, address)
-                    if progress == Progress.DONE:
-                        text = self._notifier.refunded_to(session, address)
+                refund = await self._svc.use_cases.address_refunds.refund_to_payer(
+                    session, self._profiles)
+                if refund is not None and refund.progress == Progress.DONE:
+                    text = self._notifier.refunded_to(session, refund.address)
         except Exception:  # the payer still gets the DM with their withdraw link
             log.exception("session %s: refund to the payer's address failed", session.id)
         try:

@@ -20,7 +20,7 @@ FetchElsewhere = Callable[[list[str], dict[str, object], float], Awaitable[list[
 
 
 class PayerProfiles:
-    """`lud16_of(pubkey)`: their lightning address, or None."""
+    """`lud16_of(pubkey)`: their lightning address, or None (the core's `PayerAddresses`)."""
 
     def __init__(self, fetch: Fetch, relays: InboxRelays, elsewhere: FetchElsewhere) -> None:
         self._fetch = fetch

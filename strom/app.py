@@ -39,6 +39,7 @@ from strom.security import read_or_create_secret, write_secret_file
 from strom.sessions.address_refunds import AddressRefundService
 from strom.sessions.lifecycle import DEFAULT_METER_INTERVAL, SessionService
 from strom.sessions.refunds import RefundService
+from strom.sessions.use_cases import UseCases
 from strom.simulator.charge_point import SimulatedChargePoint
 from strom.store.address_refunds import AddressRefundRepository
 from strom.store.charge_points import ChargePointRepository
@@ -176,14 +177,19 @@ class StromApp:
         self._step = "starting the nostr relay"
         relay_url = await self._start_relay(keyring)
 
+        zaps = ZapRepository(db)
         svc = Services(
             settings=self.settings, data_dir=self.data_dir, demo=self.demo, db=db, bus=bus,
             charge_points=charge_points, event_log=event_log,
             admin_token=read_or_create_secret(admin_token_path(self.data_dir)),
-            zaps=ZapRepository(db), outbound=outbound, chargers=chargers, keyring=keyring,
+            zaps=zaps, outbound=outbound, chargers=chargers, keyring=keyring,
             central_system=central,
             wallet=money.wallet, tariffs=money.tariffs, sessions=money.sessions,
             refunds=money.refunds, address_refunds=money.address_refunds, cards=money.cards,
+            use_cases=UseCases.build(
+                settings=self.settings, charge_points=charge_points, sessions=money.sessions,
+                tariffs=money.tariffs, refunds=money.refunds,
+                address_refunds=money.address_refunds, zaps=zaps, keyring=keyring),
             relay_url=relay_url, tls=tls)
         self.services = svc
 

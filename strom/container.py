@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from strom.sessions.address_refunds import AddressRefundService
     from strom.sessions.lifecycle import SessionService
     from strom.sessions.refunds import RefundService
+    from strom.sessions.use_cases import UseCases
     from strom.tariffs.pricing import TariffService
     from strom.tls.manager import CertManager
 
@@ -53,6 +54,7 @@ class Services:
     refunds: RefundService
     address_refunds: AddressRefundService
     cards: CardService  # the owner's RFID cards (issue 21)
+    use_cases: UseCases  # what every interface calls: checkout, top-up, stop, refunds
     relay_url: str | None  # the embedded relay's URL; None: strom runs none ([relay] embedded)
     tls: CertManager | None  # None: no [tls], plain HTTP and ws:// only
 

@@ -64,17 +64,29 @@ def pay_request(*, callback: str, min_sendable: int, max_sendable: int, metadata
 
 def parse_amount(raw: str | None, min_sendable: int, max_sendable: int) -> int:
     """The callback's `amount` in msat, or an error that tells the payer what is allowed."""
+    amount = parse_msat(raw)
+    if why := amount_refusal(amount, min_sendable, max_sendable):
+        raise LnurlError(why)
+    return amount
+
+
+def parse_msat(raw: str | None) -> int:
+    """The callback's `amount` as a whole number of msat (its range is the use case's)."""
     if raw is None or raw == "":
         raise LnurlError("amount is missing: give the amount in millisatoshis")
     try:
-        amount = int(raw)
+        return int(raw)
     except ValueError:
         raise LnurlError(f"amount must be a whole number of millisatoshis, not {raw[:32]!r}") from None
+
+
+def amount_refusal(amount: int, min_sendable: int, max_sendable: int) -> str | None:
+    """Why `amount` msat is outside the payRequest's range, for the payer; None if inside."""
     if amount < min_sendable:
-        raise LnurlError(f"amount below minimum of {_sat(min_sendable)} sat")
+        return f"amount below minimum of {_sat(min_sendable)} sat"
     if amount > max_sendable:
-        raise LnurlError(f"amount above maximum of {_sat(max_sendable)} sat")
-    return amount
+        return f"amount above maximum of {_sat(max_sendable)} sat"
+    return None
 
 
 def parse_comment(raw: str | None, allowed: int) -> str | None:

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from strom.config import SessionSettings
 from strom.events import AddressRefundAbandoned, EventBus
 from strom.lightning.address import LightningAddressRefused
 from strom.lightning.wallet import PaymentStatus, WalletError
+from strom.sessions.model import Session, State
 from strom.sessions.refunds import RefundError, RefundService
 from strom.store.address_refunds import AddressRefund, AddressRefundRepository
 from strom.timeutil import iso, parse_iso, utcnow
@@ -34,8 +37,35 @@ class Progress(StrEnum):
     ABANDONED = "abandoned"  # no more tries: the withdraw link is the way
 
 
+class PayerAddresses(Protocol):
+    """Where a payer's lightning address is published (nostr: their kind 0 `lud16`); the
+    interface that reads profiles supplies it (`bots/profiles.py`), so the core decides
+    without knowing nostr."""
+
+    async def lud16_of(self, pubkey: str) -> str | None:
+        """The lightning address the key `pubkey` (hex) signed in its own profile, if any."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PayerRefund:
+    """A refund to the payer's address was started: where to, and how far it got."""
+
+    address: str
+    progress: Progress
+
+
+def refund_due(session: Session, state: State) -> bool:
+    """Whether a session that reached `state` is refunded to its payer's lightning address:
+    a zap payer's (a lightning address is the route of zap payers only) that ended, stopped
+    or failed, with money left."""
+    return state in (State.STOPPED, State.FAILED) and session.payer_pubkey is not None \
+        and session.refundable_msat > 0
+
+
 class AddressRefundService:
-    """`await refund(session_id, address)` from any interface; retries run by themselves."""
+    """`await refund_to_payer(session, profiles)` (or `refund(session_id, address)`) from any
+    interface; retries run by themselves."""
 
     def __init__(self, *, repo: AddressRefundRepository, bus: EventBus, refunds: RefundService,
                  settings: SessionSettings) -> None:
@@ -56,6 +86,17 @@ class AddressRefundService:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def refund_to_payer(self, session: Session,
+                              profiles: PayerAddresses) -> PayerRefund | None:
+        """Refund what `session` has left to the lightning address its payer published; None
+        when they published none (the withdraw link stays the way)."""
+        if session.payer_pubkey is None:
+            return None
+        address = await profiles.lud16_of(session.payer_pubkey)
+        if address is None:
+            return None
+        return PayerRefund(address, await self.refund(session.id, address))
 
     async def refund(self, session_id: str, address: str) -> Progress:
         """Refund what `session_id` has left to `address`, now if a try is due."""

@@ -45,6 +45,11 @@ class JSONResponse(_StarletteJSONResponse):
                          separators=(",", ":")).encode("utf-8")
 
 
+def lnurl_refusal(reason: Exception) -> JSONResponse:
+    """A LUD-06 error whose `reason` is the refusal's own message (a use case's or a parser's)."""
+    return lnurl_response({"status": "ERROR", "reason": str(reason)})
+
+
 def lnurl_response(body: dict[str, Any], status_code: int = 200) -> JSONResponse:
     """LNURL JSON: wallets fetch it cross-origin, and it must never be cached."""
     return JSONResponse(body, status_code=status_code,

@@ -17,17 +17,17 @@ from starlette.routing import Route
 from strom import qr
 from strom.container import Services
 from strom.lightning.dev import DevWallet
-from strom.lightning.wallet import WalletError
 from strom.lnurl import pay as lud06
 from strom.lnurl.errors import LnurlError
-from strom.sessions.lifecycle import SessionError
 from strom.sessions.model import Session
+from strom.sessions.refusals import Refused
+from strom.sessions.topup import TopUpToken, UnknownTopUp
 from strom.views import session_json
 from strom.web.auth import services
 from strom.web.page_response import not_found, qr_markup, render
 from strom.web.page_views import session_view
 from strom.web.rate_limits import invoice_rate_limited
-from strom.web.responses import JSONResponse, lnurl_response
+from strom.web.responses import JSONResponse, lnurl_refusal, lnurl_response
 
 
 async def viewed_session(svc: Services, token: str) -> tuple[Session, bool] | None:
@@ -40,17 +40,10 @@ async def viewed_session(svc: Services, token: str) -> tuple[Session, bool] | No
     return None
 
 
-async def _topup_session(request: Request) -> tuple[Services, Session]:
-    """The session a top-up route pays into: `/topup/{token}` takes only the top-up token,
-    the legacy `/s/{token}/topup` only the payer's."""
-    svc = services(request)
-    token = request.path_params["token"]
-    legacy = request.url.path.startswith("/s/")
-    session = await (svc.sessions.by_token(token) if legacy
-                     else svc.sessions.by_topup_token(token))
-    if session is None:
-        raise HTTPException(404, "no such session")
-    return svc, session
+def _topup_token(request: Request) -> TopUpToken:
+    """`/topup/{token}` takes only the top-up token, the legacy `/s/{token}/topup` only the
+    payer's."""
+    return TopUpToken(request.path_params["token"], legacy=request.url.path.startswith("/s/"))
 
 
 def wants_json(request: Request) -> bool:
@@ -80,35 +73,29 @@ async def session_page(request: Request) -> Response:
     }, private=True)
 
 
-def _topup_metadata(svc: Services, session: Session) -> str:
-    return lud06.metadata(f"Top up charging session {session.id} at {session.cp_id}")
-
-
 async def topup_request(request: Request) -> Response:
-    svc, session = await _topup_session(request)
-    tariff = session.tariff
+    try:
+        offer = await services(request).use_cases.topups.offer(_topup_token(request))
+    except UnknownTopUp as exc:
+        raise HTTPException(404, str(exc)) from None
     return lnurl_response(lud06.pay_request(
-        callback=f"{svc.settings.public_url}{request.url.path.rstrip('/')}/callback",
-        min_sendable=1000, max_sendable=max(tariff.max_prepay_msat - session.paid_msat, 1000),
-        metadata_json=_topup_metadata(svc, session), comment_allowed=0))
+        callback=f"{services(request).settings.public_url}{request.url.path.rstrip('/')}/callback",
+        min_sendable=offer.min_msat, max_sendable=offer.max_msat, metadata_json=offer.metadata,
+        comment_allowed=0))
 
 
 @invoice_rate_limited
 async def topup_callback(request: Request) -> Response:
     """The top-up invoice; its answer carries no success action and no session link."""
-    svc, session = await _topup_session(request)
+    topups = services(request).use_cases.topups
     try:
-        amount = lud06.parse_amount(request.query_params.get("amount"), 1000,
-                                    max(session.tariff.max_prepay_msat - session.paid_msat, 1000))
-        pending = await svc.sessions.create_topup(
-            session, amount,
-            description_hash=lud06.description_hash(_topup_metadata(svc, session)))
-    except SessionError as exc:
-        return lnurl_response(LnurlError(str(exc)).to_json())
-    except WalletError:
-        return lnurl_response(LnurlError("payments temporarily unavailable").to_json())
-    except LnurlError as exc:
-        return lnurl_response(exc.to_json())
+        offer = await topups.offer(_topup_token(request))
+    except UnknownTopUp as exc:  # as for the payRequest
+        raise HTTPException(404, str(exc)) from None
+    try:
+        pending = await topups.pay(offer, lud06.parse_msat(request.query_params.get("amount")))
+    except (LnurlError, Refused) as exc:
+        return lnurl_refusal(exc)
     return lnurl_response({"pr": pending.bolt11, "routes": []})
 
 

@@ -18,6 +18,7 @@ import bolt11
 import pytest
 
 from strom.app import StromApp
+from strom.sessions.use_cases import UseCases
 from strom.tariffs.pricing import TariffService
 from tests.conftest import free_settings
 from tests.money.conftest import CP, World
@@ -84,7 +85,13 @@ async def market_of(world: World, feeds: FeedServer, clock: Clock, *,
                             world.app.services.db, clock=clock, quote_seconds=quote_seconds,
                             outbound=world.app.services.outbound)
     await tariffs.refresh()
-    world.app.services.tariffs = tariffs
+    svc = world.app.services
+    svc.tariffs = tariffs
+    # Checkout prices through the tariffs it was built with: build the use cases anew.
+    svc.use_cases = UseCases.build(
+        settings=svc.settings, charge_points=svc.charge_points, sessions=svc.sessions,
+        tariffs=tariffs, refunds=svc.refunds, address_refunds=svc.address_refunds,
+        zaps=svc.zaps, keyring=svc.keyring)
     return Market(world, feeds, clock, tariffs)
 
 

@@ -1,0 +1,287 @@
+"""Checkout: from "I want to charge here" to an invoice bound to its payer.
+
+One place decides, whoever asks (the LNURL pay callback, a zap through it, the demo button):
+which connector (`{cp_id}` any free one, `{cp_id}-{n}` that one), at which price (the quote
+the wallet was shown, `strom/tariffs/quotes.py`), for whom (a zap's sender becomes the
+session's payer; a zap from a driver charging here adds to their session), and only once per
+zap request (fresh, and claimed in the store before the invoice is made). Interfaces translate
+a `CheckoutRefused` into their own shape (LUD-06 `reason`, a 409 page) and never word one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from strom.config import Settings
+from strom.keys import KeyRing
+from strom.lightning.wallet import WalletError
+from strom.lnurl import pay as lud06
+from strom.lnurl.errors import LnurlError
+from strom.nostr.zap import ZAP_REQUEST, ZapRequest, check_fresh, parse_zap_request
+from strom.sessions.lifecycle import PendingPayment, SessionService
+from strom.sessions.model import Session, State
+from strom.sessions.refusals import Refused
+from strom.sessions.stopping import SessionError
+from strom.store.charge_points import ChargePointRepository, ChargerRecord
+from strom.store.zaps import ZapRepository
+from strom.tariffs.model import Tariff, describe
+from strom.tariffs.pricing import QuotedPrice, TariffService
+from strom.timeutil import iso
+
+log = logging.getLogger(__name__)
+
+# A session a zap from its payer tops up rather than opening a second one.
+RUNNING_STATES = (State.PAID, State.STARTING, State.CHARGING)
+
+
+class CheckoutRefused(Refused):
+    """No invoice: the message says why, for the payer."""
+
+
+class UnknownCharger(CheckoutRefused):
+    pass
+
+
+class ChargerBusy(CheckoutRefused):
+    """Offline, no free connector, or the asked one is taken."""
+
+
+class AmountRefused(CheckoutRefused):
+    pass
+
+
+class PriceChanged(CheckoutRefused):
+    """The wallet's quote ended and the price it showed no longer holds."""
+
+
+class ZapRefused(CheckoutRefused):
+    """Not a zap this charger takes: invalid, stale, already used, or no key to sign for it."""
+
+
+class PaymentsUnavailable(CheckoutRefused):
+    """The wallet could not make an invoice."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A charge point and the connector asked for (None: any free one), by the name used."""
+
+    cp: ChargerRecord
+    connector_id: int | None
+    name: str  # `demo-1` or `demo-1-2`, as in the URL: the metadata's identifier says it
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """What a payRequest shows: the price (kept under `quote` for the invoice), its metadata,
+    the amounts, and the key that signs zap receipts (None: no zaps here)."""
+
+    target: Target
+    tariff: Tariff
+    quote: str
+    metadata: str
+    min_msat: int
+    max_msat: int
+    nostr_pubkey: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """One invoice request: `amount_msat` to `target`, at the price of `quote` (None: now),
+    with the payer's `comment`, or for the raw `zap_request` (NIP-57) of the zap's sender."""
+
+    target: str
+    amount_msat: int
+    quote: str | None = None
+    comment: str | None = None
+    zap_request: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Invoiced:
+    """The invoice made for an order. `for_zap`: whoever presented the (public) zap request
+    gets no session link; `topped_up`: it adds to the zap sender's running session."""
+
+    pending: PendingPayment
+    for_zap: bool
+    topped_up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PaidElsewhere:
+    """A zap paid to a charger's address served elsewhere, as its verified receipt says."""
+
+    cp_id: str
+    bolt11: str
+    payment_hash: str
+    amount_msat: int
+    payer_pubkey: str
+
+
+class Checkout:
+    """`offer(target)` for the payRequest, `pay(order)` for the invoice: one path for all;
+    `paid_elsewhere` for a zap another service was paid."""
+
+    def __init__(self, *, charge_points: ChargePointRepository, sessions: SessionService,
+                 tariffs: TariffService, zaps: ZapRepository, keyring: KeyRing | None,
+                 settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self._charge_points = charge_points
+        self._sessions = sessions
+        self._tariffs = tariffs
+        self._zaps = zaps
+        self._keyring = keyring
+        self._settings = settings
+        self._clock = clock
+
+    async def target(self, name: str) -> Target:
+        """`demo-1` → (demo-1, any connector); `demo-1-2` → (demo-1, connector 2)."""
+        cp = await self._charge_points.get(name)
+        if cp is not None:
+            return Target(cp, None, name)
+        base, _, number = name.rpartition("-")
+        if base and number.isdigit():
+            cp = await self._charge_points.get(base)
+            if cp is not None and 1 <= int(number) <= cp.num_connectors:
+                return Target(cp, int(number), name)
+        raise UnknownCharger(f"unknown charger {name[:64]!r}")
+
+    async def offer(self, name: str) -> Offer:
+        """The price a payRequest shows, while a connector is free (or the charger's zapping
+        driver may top up); the quote keeps it for the invoice even if the market moves."""
+        target = await self.target(name)
+        try:
+            await self._ensure_free(target)
+        except ChargerBusy:
+            # A driver who zapped may zap again to top up (nostr clients fetch this first);
+            # the invoice is then made only for that driver's zap.
+            if not await self._zapper_is_charging(target.cp):
+                raise
+        tariff, quote = self._tariffs.quote(target.cp)
+        return Offer(target, tariff, quote, self.metadata(target, tariff),
+                     tariff.min_sendable_msat, tariff.max_prepay_msat,
+                     self._nostr_pubkey(target.cp))
+
+    async def pay(self, order: Order) -> Invoiced:
+        """The invoice for `order`: a new session (`pending_payment`, price locked), or for a
+        zap from a driver charging here a top-up of their session. Raises `CheckoutRefused`."""
+        target = await self.target(order.target)
+        price = self._tariffs.quoted(target.cp, order.quote)
+        tariff = price.tariff
+        if why := lud06.amount_refusal(order.amount_msat, tariff.min_sendable_msat,
+                                       tariff.max_prepay_msat):
+            raise AmountRefused(why)
+        zap = self._zap_request(target.cp, order.zap_request, order.amount_msat)
+        running = await self._running_session_of(target.cp, zap.sender) if zap else None
+        if running is None:
+            await self._ensure_free(target)
+            self._still_as_shown(target, price)
+        if zap and not await self._zaps.claim(zap.id, ZAP_REQUEST):
+            raise ZapRefused("this zap request was already used; zap again (your client signs "
+                             "a new request for every zap)")
+        try:
+            pending = await self._invoice(target, price, order, zap, running)
+        except CheckoutRefused:
+            if zap:  # no invoice was made: the request may be tried again
+                await self._zaps.release(zap.id)
+            raise
+        return Invoiced(pending, for_zap=zap is not None, topped_up=running is not None)
+
+    async def paid_elsewhere(self, payment: PaidElsewhere) -> Session | None:
+        """A session for a zap another service received for `payment.cp_id` (its verified
+        receipt: `external_lnurl`), at the current price, its sender the payer; None when the
+        charger is gone or the payment hash was seen before (each receipt counts once)."""
+        cp = await self._charge_points.get(payment.cp_id)
+        if cp is None:
+            return None
+        return await self._sessions.paid_elsewhere(
+            cp, self._tariffs.current(cp), bolt11=payment.bolt11,
+            payment_hash=payment.payment_hash, amount_msat=payment.amount_msat,
+            expires_at=iso(), payer_pubkey=payment.payer_pubkey)
+
+    def metadata(self, target: Target, tariff: Tariff) -> str:
+        """The LUD-06 metadata stating the price; its SHA-256 is the invoice's description."""
+        where = f"connector {target.connector_id}" if target.connector_id else "any free connector"
+        text = f"Charge at {target.cp.name} ({where}): {describe(tariff)}"
+        image = self._settings.lnurl.image_path
+        host = urlsplit(self._settings.public_url).netloc
+        return lud06.metadata(text, identifier=f"{target.name}@{host}",
+                              image=lud06.load_image(image) if image else None)
+
+    async def _ensure_free(self, target: Target) -> None:
+        choice = await self._sessions.free_connector(target.cp, target.connector_id)
+        if choice.in_use:
+            raise ChargerBusy(choice.reason + ". If it is your session, stop it with the stop & "
+                              "refund link on your session page (your wallet showed it after "
+                              "paying).")
+        if choice.connector_id is None:
+            raise ChargerBusy(choice.reason)
+
+    async def _invoice(self, target: Target, price: QuotedPrice, order: Order,
+                       zap: ZapRequest | None, running: Session | None) -> PendingPayment:
+        # A zap's invoice commits to the zap request (NIP-57), a plain payment to the metadata.
+        described = zap.raw if zap else self.metadata(target, price.tariff)
+        try:
+            if running is not None:
+                pending = await self._sessions.create_topup(
+                    running, order.amount_msat, description_hash=lud06.description_hash(described))
+            else:
+                pending = await self._sessions.create_pending(
+                    target.cp, target.connector_id, price.tariff, order.amount_msat,
+                    description_hash=lud06.description_hash(described), comment=order.comment,
+                    payer_pubkey=zap.sender if zap else None, expiry=price.seconds_left)
+        except SessionError as exc:
+            raise CheckoutRefused(str(exc)) from None
+        except WalletError:
+            raise PaymentsUnavailable("payments temporarily unavailable, try again in a "
+                                      "minute") from None
+        if zap:
+            await self._zaps.add(payment_hash=pending.payment_hash,
+                                 session_id=pending.session.id, cp_id=target.cp.id,
+                                 sender=zap.sender, request_json=zap.raw, bolt11=pending.bolt11)
+        return pending
+
+    def _still_as_shown(self, target: Target, price: QuotedPrice) -> None:
+        """Refuse when the wallet's quote ended and the price text it showed no longer holds.
+
+        The wallet checks the invoice's description hash against the metadata it showed; an
+        invoice at a new price would fail that check with a cryptic error, or (for a zap) be
+        paid at a price the driver never saw. Scanning again shows the current price.
+        """
+        if price.shown is not None and \
+                self.metadata(target, price.shown) != self.metadata(target, price.tariff):
+            raise PriceChanged(f"The price changed since your wallet loaded it; it is now "
+                               f"{describe(price.tariff)} Scan the QR code again to pay at this "
+                               "price.")
+
+    async def _running_session_of(self, cp: ChargerRecord, payer: str) -> Session | None:
+        mine = await self._sessions.list(cp_id=cp.id, payer_pubkey=payer, limit=5)
+        return next((s for s in mine if s.state in RUNNING_STATES), None)
+
+    async def _zapper_is_charging(self, cp: ChargerRecord) -> bool:
+        if self._nostr_pubkey(cp) is None:
+            return False
+        running = await self._sessions.list(cp_id=cp.id, state=State.CHARGING, limit=16)
+        return any(s.payer_pubkey for s in running)
+
+    def _nostr_pubkey(self, cp: ChargerRecord) -> str | None:
+        """The charger's own key signs its zap receipts; none when its key is not loaded."""
+        return self._keyring.pubkey_hex(cp.id) if self._keyring else None
+
+    def _zap_request(self, cp: ChargerRecord, raw: str | None,
+                     amount_msat: int) -> ZapRequest | None:
+        if raw is None:
+            return None
+        pubkey = self._nostr_pubkey(cp)
+        if pubkey is None:
+            raise ZapRefused("this charger does not accept zaps")
+        try:
+            request = parse_zap_request(raw, pubkey, amount_msat)
+            check_fresh(request, self._clock())
+            return request
+        except LnurlError as exc:
+            log.warning("rejected zap request for %s: %s", cp.id, exc)
+            raise ZapRefused(exc.reason) from None
