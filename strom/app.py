@@ -21,7 +21,9 @@ from relay import Relay
 from relay import database_path as relay_database_path
 from strom.cards.charging import CardsBesideSessions
 from strom.cards.service import CardService
+from strom.chargers.certificates import certificate_service
 from strom.chargers.control import ControlDispatcher
+from strom.chargers.firmware import firmware_service
 from strom.config import Settings, require_https_public_url
 from strom.container import NOSTR_OFF, NostrStatus, Services
 from strom.errors import UserError
@@ -172,6 +174,11 @@ class StromApp:
         self._stack.push_async_callback(central.close)
         for adapter in central.adapters:  # OCPP 1.6, 2.1, 2.0.1
             chargers.register(adapter)
+        firmware = firmware_service(self.settings, db, charge_points, chargers, event_log,
+                                    self.data_dir)
+        certificates = certificate_service(db, charge_points, chargers, event_log)
+        central.context.firmware = firmware.repository
+        central.context.certificates = certificates.repository
         self._step = "starting the wallet, tariffs and sessions"
         money = await self._start_money(db, bus, charge_points, central, chargers, outbound)
         self._step = "starting the nostr relay"
@@ -190,7 +197,7 @@ class StromApp:
                 settings=self.settings, charge_points=charge_points, sessions=money.sessions,
                 tariffs=money.tariffs, refunds=money.refunds,
                 address_refunds=money.address_refunds, zaps=zaps, keyring=keyring),
-            relay_url=relay_url, tls=tls)
+            firmware=firmware, certificates=certificates, relay_url=relay_url, tls=tls)
         self.services = svc
 
         # The interfaces, on the whole container: the bots, then the web (which shows them).

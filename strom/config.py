@@ -241,6 +241,20 @@ class OutboundSettings(_Section):
     concurrency: int = Field(4, ge=1)  # fetches at once; more wait (inside their deadline)
 
 
+class FilesSettings(_Section):
+    """`[files]`: firmware strom serves to chargers and diagnostics they upload to it."""
+
+    # The base URL chargers reach strom's HTTP at (empty: [http] public_url). Chargers on a
+    # LAN may need the LAN address; the links carry their own tokens.
+    base_url: str = ""
+    firmware_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)  # an operator's upload
+    upload_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # a charger's diagnostics or log
+    # How long a link stays valid: a firmware link from its retrieve date (plus the retries'
+    # time), an upload link from the request.
+    link_seconds: int = Field(3600, ge=60)
+    transfer_timeout_seconds: float = Field(600.0, gt=0)  # one upload or download, start to end
+
+
 class ChargePointOverrides(_Section):
     """`[charge_points.ID]`: per-charger settings that are not kept in the store."""
 
@@ -258,6 +272,7 @@ class Settings(_Section):
     tariff: TariffSettings = Field(default_factory=TariffSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
     charge_points: dict[str, ChargePointOverrides] = Field(default_factory=dict)
 
     @property

@@ -23,6 +23,8 @@ from strom.store.zaps import ZapRepository
 
 if TYPE_CHECKING:
     from strom.cards.service import CardService
+    from strom.chargers.certificates import CertificateService
+    from strom.chargers.firmware import FirmwareService
     from strom.lightning.wallet import Wallet
     from strom.ocpp.central_system import CentralSystem
     from strom.sessions.address_refunds import AddressRefundService
@@ -55,6 +57,8 @@ class Services:
     address_refunds: AddressRefundService
     cards: CardService  # the owner's RFID cards (issue 21)
     use_cases: UseCases  # what every interface calls: checkout, top-up, stop, refunds
+    firmware: FirmwareService  # firmware updates, diagnostics and log uploads (issue 21)
+    certificates: CertificateService  # chargers' certificate signing requests (issue 21)
     relay_url: str | None  # the embedded relay's URL; None: strom runs none ([relay] embedded)
     tls: CertManager | None  # None: no [tls], plain HTTP and ws:// only
 

@@ -103,6 +103,18 @@ class StromClient:
         answer = await self._call("POST", f"/api/v1/commands/{cp_id}/{name}", json=body)
         return str(answer["status"])
 
+    async def firmware_report(self, cp_id: str) -> dict[str, list[dict[str, Any]]]:
+        """A charger's latest firmware updates, diagnostics requests and security events."""
+        params = {"cp_id": cp_id, "limit": 5}
+        return {
+            "updates": (await self._call("GET", "/api/v1/firmware/updates",
+                                         params=params))["items"],
+            "diagnostics": (await self._call("GET", "/api/v1/diagnostics",
+                                             params=params))["items"],
+            "security_events": (await self._call(
+                "GET", f"/api/v1/charge-points/{cp_id}/security-events",
+                params={"limit": 10}))["items"]}
+
     # --- sessions and money -----------------------------------------------------------------
 
     async def sessions(self, *, state: str | None = None, cp_id: str | None = None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -103,8 +104,51 @@ class Trigger(StrEnum):
     DIAGNOSTICS_STATUS = "DiagnosticsStatusNotification"  # 2.0.1: LogStatusNotification
     FIRMWARE_STATUS = "FirmwareStatusNotification"
     HEARTBEAT = "Heartbeat"
+    LOG_STATUS = "LogStatusNotification"  # 1.6: by ExtendedTriggerMessage (security extensions)
     METER_VALUES = "MeterValues"
+    SIGN_CERTIFICATE = "SignChargePointCertificate"  # 1.6: by ExtendedTriggerMessage
     STATUS = "StatusNotification"
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareRequest:
+    """Install the firmware at `location` (fetched at `retrieve_at` or later). With a signing
+    certificate and signature it is a signed update (1.6 security whitepaper, 2.0.1)."""
+
+    location: str
+    retrieve_at: datetime
+    request_id: int  # strom's id of the update; protocols that name requests send it back
+    retries: int | None = None
+    retry_interval: int | None = None  # seconds
+    signing_certificate: str | None = None  # PEM
+    signature: str | None = None  # base64
+
+    @property
+    def signed(self) -> bool:
+        return self.signing_certificate is not None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRequest:
+    """Upload diagnostics (`log` None) or one of the security extensions' logs
+    ("DiagnosticsLog", "SecurityLog") to `location`."""
+
+    location: str
+    request_id: int
+    log: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    retries: int | None = None
+    retry_interval: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    """`request_upload`: the answer, and the name of the file the charger will upload (None:
+    it has nothing to upload, or did not say)."""
+
+    result: ControlResult
+    file_name: str | None = None
 
 
 class ChargerControl(Protocol):
@@ -163,6 +207,19 @@ class ChargerControl(Protocol):
 
     async def clear_cache(self, cp_id: str) -> ControlResult:
         """Empty the charger's authorization cache (a removed card is not remembered there)."""
+        ...
+
+    async def update_firmware(self, cp_id: str, request: FirmwareRequest) -> ControlResult:
+        """Have the charger download and install firmware; NOT_SUPPORTED without sending when
+        the charger says it lacks firmware management."""
+        ...
+
+    async def request_upload(self, cp_id: str, request: UploadRequest) -> UploadResult:
+        """Have the charger upload its diagnostics or a log to `request.location`."""
+        ...
+
+    async def send_certificate(self, cp_id: str, chain: str) -> ControlResult:
+        """Install the certificate chain (PEM) a CA signed for the charger's own CSR."""
         ...
 
 
@@ -263,3 +320,16 @@ class ControlDispatcher:
     async def clear_cache(self, cp_id: str) -> ControlResult:
         a = self.adapter(cp_id)
         return await a.clear_cache(cp_id) if a else not_connected(cp_id)
+
+    async def update_firmware(self, cp_id: str, request: FirmwareRequest) -> ControlResult:
+        a = self.adapter(cp_id)
+        return await a.update_firmware(cp_id, request) if a else not_connected(cp_id)
+
+    async def request_upload(self, cp_id: str, request: UploadRequest) -> UploadResult:
+        a = self.adapter(cp_id)
+        return (await a.request_upload(cp_id, request) if a
+                else UploadResult(not_connected(cp_id)))
+
+    async def send_certificate(self, cp_id: str, chain: str) -> ControlResult:
+        a = self.adapter(cp_id)
+        return await a.send_certificate(cp_id, chain) if a else not_connected(cp_id)

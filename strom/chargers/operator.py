@@ -1,4 +1,5 @@
-"""Operator commands: reset, unlock, trigger, availability and power limit, one home for all.
+"""Operator commands: reset, unlock, trigger, availability, power limit, firmware update and
+diagnostics upload, one home for all.
 
 The admin API (and the CLI and TUI through it) and the operators' nostr DMs call these, and
 only these: each checks the charger and the connector, asks the charger through
@@ -12,9 +13,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from strom.chargers.control import ChargerControl, ControlResult, Trigger
+from strom.chargers.control import (
+    ChargerControl,
+    ControlResult,
+    FirmwareRequest,
+    Trigger,
+    UploadRequest,
+    UploadResult,
+)
 from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.event_log import EventLogRepository
+from strom.timeutil import iso
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +95,35 @@ class OperatorCommands:
         result = await self._chargers.set_power_limit(cp_id, connector_id, watts)
         return await self._record("limit", cp_id, {"connector_id": connector_id,
                                                    "watts": watts}, by, result)
+
+    async def update_firmware(self, cp_id: str, request: FirmwareRequest, *,
+                              by: str) -> ControlResult:
+        """Have the charger install firmware (`strom.chargers.firmware` makes the link)."""
+        await self._charger(cp_id)
+        result = await self._chargers.update_firmware(cp_id, request)
+        # The location is not audited: its token is a capability.
+        return await self._record("firmware", cp_id, {
+            "update_id": request.request_id, "retrieve_at": iso(request.retrieve_at),
+            "retries": request.retries, "retry_interval": request.retry_interval,
+            "signed": request.signed}, by, result)
+
+    async def request_upload(self, cp_id: str, request: UploadRequest, *,
+                             by: str) -> UploadResult:
+        """Have the charger upload diagnostics or a log (the link from `strom.chargers.firmware`)."""
+        await self._charger(cp_id)
+        answer = await self._chargers.request_upload(cp_id, request)
+        await self._record("diagnostics", cp_id, {
+            "diagnostics_id": request.request_id, "log": request.log,
+            "file_name": answer.file_name}, by, answer.result)
+        return answer
+
+    async def send_certificate(self, cp_id: str, request_id: int, chain: str, *,
+                               by: str) -> ControlResult:
+        """Install a signed certificate chain answering the charger's CSR `request_id`."""
+        await self._charger(cp_id)
+        result = await self._chargers.send_certificate(cp_id, chain)
+        return await self._record("certificate", cp_id, {"certificate_request_id": request_id},
+                                  by, result)
 
     async def _charger(self, cp_id: str) -> ChargerRecord:
         cp = await self._charge_points.get(cp_id)

@@ -18,6 +18,7 @@ COMMANDS = {
     "relay": "strom.cli.relay:relay", "simulate": "strom.cli.simulate:simulate",
     "tui": "strom.cli.tui:tui", "wallet": "strom.cli.wallet:wallet",
     "cards": "strom.cli.cards:cards", "accounts": "strom.cli.cards:accounts",
+    "firmware": "strom.cli.firmware:firmware", "diagnostics": "strom.cli.firmware:diagnostics",
 }
 SHORT_HELP = {
     "init": "Write a commented strom.toml (asks, or takes flags).",
@@ -29,6 +30,8 @@ SHORT_HELP = {
     "wallet": "The embedded dev wallet.",
     "cards": "The owner's RFID cards (free or billed to an account).",
     "accounts": "Prepaid accounts that cards are billed to.",
+    "firmware": "Upload firmware and update chargers (running server).",
+    "diagnostics": "Chargers' diagnostics and logs (running server).",
 }
 
 

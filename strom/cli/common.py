@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -14,7 +15,14 @@ from typing import Any, TypeVar
 import click
 
 from strom.config import Settings, load_settings
-from strom.paths import database_path, ensure_data_dir, resolve_data_dir
+from strom.errors import UserError
+from strom.paths import (
+    admin_token_path,
+    database_path,
+    ensure_data_dir,
+    resolve_data_dir,
+    runtime_path,
+)
 from strom.store.db import Database
 
 T = TypeVar("T")
@@ -73,3 +81,14 @@ async def open_store(env: CliEnv) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
+
+
+def running_server(env: CliEnv) -> tuple[str, str]:
+    """The running server's URL and the admin token, or a UserError saying how to start it."""
+    not_running = UserError(f"strom is not running in {env.data_dir}; start it with `strom run`")
+    try:
+        url = json.loads(runtime_path(env.data_dir).read_text(encoding="utf-8"))["http_url"]
+        token = admin_token_path(env.data_dir).read_text(encoding="utf-8").strip()
+    except (OSError, ValueError, KeyError, TypeError):
+        raise not_running from None
+    return str(url), token

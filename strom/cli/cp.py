@@ -23,9 +23,12 @@ from strom.store.charge_points import (
     ChargePointRepository,
     ChargerRecord,
 )
+from strom.store.event_log import EventLogRepository
+from strom.store.firmware import FirmwareRepository
 
 CP_ID = re.compile(CP_ID_PATTERN)
 CERT_SHA256 = re.compile(CERT_SHA256_PATTERN)
+SHOWN_EVENTS = 10  # security events `cp show` lists, newest first
 
 
 def cp_json(cp: ChargerRecord) -> dict[str, Any]:
@@ -132,16 +135,24 @@ def list_(env: CliEnv, as_json: bool) -> None:
 @click.argument("cp_id")
 @common_options
 def show(env: CliEnv, cp_id: str) -> None:
-    """Show one charge point as JSON."""
+    """Show one charge point as JSON, with its latest firmware update and security events."""
 
-    async def go() -> ChargerRecord | None:
+    async def go() -> dict[str, Any] | None:
         async with open_store(env) as db:
-            return await ChargePointRepository(db).get(cp_id)
+            found = await ChargePointRepository(db).get(cp_id)
+            if found is None:
+                return None
+            updates = await FirmwareRepository(db).updates(cp_id, limit=1)
+            events = await EventLogRepository(db).recent(cp_id, SHOWN_EVENTS,
+                                                         kind="security_event")
+            return {**cp_json(found),
+                    "firmware_update": updates[0].to_json() if updates else None,
+                    "security_events": [{"at": e["at"], **e["payload"]} for e in events]}
 
-    found = run_async(go())
-    if found is None:
+    shown = run_async(go())
+    if shown is None:
         raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
-    click.echo(json.dumps(cp_json(found), indent=2))
+    click.echo(json.dumps(shown, indent=2))
 
 
 @cp.command("remove")

@@ -12,12 +12,11 @@ from typing import Any
 import click
 import httpx
 
-from strom.cli.common import CliEnv, common_options, open_store, run_async
+from strom.cli.common import CliEnv, common_options, open_store, run_async, running_server
 from strom.errors import UserError
 from strom.events import EventBus
 from strom.lightning.dev import DevWallet
 from strom.lightning.wallet import Invoice
-from strom.paths import admin_token_path, runtime_path
 from strom.store.lightning import LightningRepository
 
 
@@ -52,23 +51,12 @@ def invoice(env: CliEnv, amount_msat: int, memo: str) -> None:
     click.echo(run_async(go()).bolt11)
 
 
-def _server(env: CliEnv) -> tuple[str, str]:
-    """The running server's URL and the admin token, or a UserError saying how to start it."""
-    not_running = UserError(f"strom is not running in {env.data_dir}; start it with `strom run`")
-    try:
-        url = json.loads(runtime_path(env.data_dir).read_text(encoding="utf-8"))["http_url"]
-        token = admin_token_path(env.data_dir).read_text(encoding="utf-8").strip()
-    except (OSError, ValueError, KeyError, TypeError):
-        raise not_running from None
-    return str(url), token
-
-
 @wallet.command("pay")
 @click.argument("bolt11")
 @common_options
 def pay(env: CliEnv, bolt11: str) -> None:
     """Pay BOLT11 through the running server: ours is settled, others are recorded as paid."""
-    url, token = _server(env)
+    url, token = running_server(env)
     try:
         response = httpx.post(f"{url}/api/v1/dev/pay", json={"bolt11": bolt11},
                               headers={"Authorization": f"Bearer {token}"}, timeout=30)

@@ -34,8 +34,10 @@ from strom.ocpp.meter import MAX_ENERGY_WH, Parsed, parse_meter_values
 from strom.ocpp.metering import MeterBook
 from strom.ocpp.readings import Readings
 from strom.ocpp.rpc import OcppRpc
+from strom.store.certificates import CertificateRepository
 from strom.store.charge_points import ChargePointRepository
 from strom.store.event_log import EventLogRepository
+from strom.store.firmware import FirmwareRepository
 from strom.store.transactions import MeterRow, TransactionRepository
 from strom.timeutil import iso, parse_iso
 
@@ -64,6 +66,10 @@ class OcppContext:
     # Called (not awaited) once a BootNotification has been answered: the central system then
     # configures the charger from a task of its own.
     on_booted: Callable[[str], None] | None = None
+    # Firmware updates and diagnostics requests the status notifications belong to.
+    firmware: FirmwareRepository | None = None
+    # Chargers' certificate signing requests, for the operator's CA.
+    certificates: CertificateRepository | None = None
 
 
 class ChargePointConnection(OcppRpc):
@@ -207,13 +213,64 @@ class ChargePointConnection(OcppRpc):
     @on(Action.diagnostics_status_notification)
     async def on_diagnostics_status(self, status: str
                                     ) -> call_result.DiagnosticsStatusNotification:
-        await self._ctx.event_log.append("diagnostics_status", {"status": status}, self.id)
+        await self._upload_status("diagnostics_status", status, None)
         return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.log_status_notification)
+    async def on_log_status(self, status: str, request_id: int | None = None
+                            ) -> call_result.LogStatusNotification:
+        await self._upload_status("log_status", status, request_id)
+        return call_result.LogStatusNotification()
 
     @on(Action.firmware_status_notification)
     async def on_firmware_status(self, status: str) -> call_result.FirmwareStatusNotification:
-        await self._ctx.event_log.append("firmware_status", {"status": status}, self.id)
+        await self._firmware_status("firmware_status", status, None)
         return call_result.FirmwareStatusNotification()
+
+    @on(Action.signed_firmware_status_notification)
+    async def on_signed_firmware_status(self, status: str, request_id: int | None = None
+                                        ) -> call_result.SignedFirmwareStatusNotification:
+        await self._firmware_status("signed_firmware_status", status, request_id)
+        return call_result.SignedFirmwareStatusNotification()
+
+    @on(Action.security_event_notification)
+    async def on_security_event(self, type: str, timestamp: str,
+                                tech_info: str | None = None
+                                ) -> call_result.SecurityEventNotification:
+        # The schema bounds both texts (50 and 255 characters); the log line names the type
+        # only: techInfo is the charger's free text.
+        await self._ctx.event_log.append("security_event", {
+            "type": type, "timestamp": timestamp, "tech_info": tech_info}, self.id)
+        log.warning("%s: security event %s", self.id, type)
+        return call_result.SecurityEventNotification()
+
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, csr: str) -> call_result.SignCertificate:
+        # Kept for the operator, who has it signed by their CA (CertificateSigned follows);
+        # the schema bounds it (5500 characters).
+        if self._ctx.certificates is None:
+            return call_result.SignCertificate(status="Rejected")
+        request_id = await self._ctx.certificates.add(self.id, csr)
+        await self._ctx.event_log.append("sign_certificate", {"request_id": request_id},
+                                         self.id)
+        log.info("%s: certificate signing request %d", self.id, request_id)
+        return call_result.SignCertificate(status="Accepted")
+
+    async def _firmware_status(self, kind: str, status: str, request_id: int | None) -> None:
+        update = None
+        if self._ctx.firmware is not None:
+            update = await self._ctx.firmware.record_firmware_status(
+                self.id, status, signed=kind.startswith("signed"), request_id=request_id)
+        await self._ctx.event_log.append(kind, {"status": status, "request_id": request_id,
+                                                "update_id": update}, self.id)
+
+    async def _upload_status(self, kind: str, status: str, request_id: int | None) -> None:
+        request = None
+        if self._ctx.firmware is not None:
+            request = await self._ctx.firmware.record_diagnostics_status(
+                self.id, status, log=kind == "log_status", request_id=request_id)
+        await self._ctx.event_log.append(kind, {"status": status, "request_id": request_id,
+                                                "diagnostics_id": request}, self.id)
 
     async def _authorize(self, connector_id: int | None, id_tag: str) -> str:
         authorizer = self._ctx.authorizer

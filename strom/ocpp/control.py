@@ -19,16 +19,20 @@ from websockets.exceptions import ConnectionClosed
 from strom.chargers.control import (
     ConfigurationResult,
     ControlResult,
+    FirmwareRequest,
     ListEntry,
     LocalListSettings,
     LocalListVersion,
     Outcome,
     Trigger,
+    UploadRequest,
+    UploadResult,
     not_connected,
 )
 from strom.ocpp.charge_point import ChargePointConnection
 from strom.ocpp.local_list import KEYS as LIST_KEYS
 from strom.ocpp.local_list import list_entry, list_settings
+from strom.ocpp.profiles import PROFILES_KEY, lacks
 from strom.timeutil import iso, utcnow
 
 PROTOCOL = "ocpp1.6"
@@ -42,6 +46,11 @@ _OUTCOMES = {
 }
 # ClearChargingProfile answers Unknown when strom had set no limit: then none is in force.
 _CLEARED = {**_OUTCOMES, "Unknown": Outcome.ACCEPTED}
+# SignedUpdateFirmware and GetLog answer AcceptedCanceled when they replace a running request.
+_REPLACED = {**_OUTCOMES, "AcceptedCanceled": Outcome.ACCEPTED}
+# Triggers only the security extensions' ExtendedTriggerMessage knows.
+_EXTENDED_TRIGGERS = frozenset({Trigger.LOG_STATUS, Trigger.SIGN_CERTIFICATE})
+FIRMWARE_PROFILE = "FirmwareManagement"
 # CALLERROR codes that mean "this charger does not have that operation".
 _UNSUPPORTED_CODES = frozenset({"NotImplemented", "NotSupported"})
 # strom's charging profiles: id 8400 + connector, so a new limit replaces strom's last one on
@@ -165,8 +174,81 @@ class Ocpp16Control:
 
     async def trigger(self, cp_id: str, message: Trigger,
                       connector_id: int | None = None) -> ControlResult:
-        return await self._ask(cp_id, call.TriggerMessage(
-            requested_message=Trigger(message).value, connector_id=connector_id))
+        """TriggerMessage; ExtendedTriggerMessage (security extensions) for the messages only it
+        can ask for."""
+        kind = (call.ExtendedTriggerMessage if message in _EXTENDED_TRIGGERS
+                else call.TriggerMessage)
+        return await self._ask(cp_id, kind(requested_message=Trigger(message).value,
+                                           connector_id=connector_id))
+
+    async def update_firmware(self, cp_id: str, request: FirmwareRequest) -> ControlResult:
+        """SignedUpdateFirmware (security extensions) for a signed update, else UpdateFirmware,
+        which needs the FirmwareManagement profile (not sent when the charger lists its
+        profiles without it). UpdateFirmware's answer carries no status: accepted."""
+        if request.signed:
+            return await self._ask(cp_id, call.SignedUpdateFirmware(
+                request_id=request.request_id, retries=request.retries,
+                retry_interval=request.retry_interval, firmware={
+                    "location": request.location,
+                    "retrieve_date_time": iso(request.retrieve_at),
+                    "signing_certificate": request.signing_certificate,
+                    "signature": request.signature}), _REPLACED)
+        missing = await self._lacks_profile(cp_id, FIRMWARE_PROFILE)
+        if missing is not None:
+            return missing
+        try:
+            await self._call(cp_id, call.UpdateFirmware(
+                location=request.location, retrieve_date=iso(request.retrieve_at),
+                retries=request.retries, retry_interval=request.retry_interval))
+        except _CallFailed as failed:
+            return failed.result
+        return ControlResult(Outcome.ACCEPTED)
+
+    async def request_upload(self, cp_id: str, request: UploadRequest) -> UploadResult:
+        """GetLog (security extensions) for a log, else GetDiagnostics, which needs the
+        FirmwareManagement profile. GetDiagnostics without a file name: nothing to upload."""
+        since = iso(request.since) if request.since else None
+        until = iso(request.until) if request.until else None
+        try:
+            if request.log is not None:
+                answer = await self._call(cp_id, call.GetLog(
+                    log_type=request.log, request_id=request.request_id,
+                    retries=request.retries, retry_interval=request.retry_interval,
+                    log={"remote_location": request.location, "oldest_timestamp": since,
+                         "latest_timestamp": until}))
+                status = str(answer.status)
+                outcome = _REPLACED.get(status, Outcome.REJECTED)
+                reason = "" if outcome == Outcome.ACCEPTED else \
+                    f"charge point {cp_id} answered {status} to GetLog"
+                return UploadResult(ControlResult(outcome, status, reason), answer.filename)
+            missing = await self._lacks_profile(cp_id, FIRMWARE_PROFILE)
+            if missing is not None:
+                return UploadResult(missing)
+            answer = await self._call(cp_id, call.GetDiagnostics(
+                location=request.location, retries=request.retries,
+                retry_interval=request.retry_interval, start_time=since, stop_time=until))
+        except _CallFailed as failed:
+            return UploadResult(failed.result)
+        if not answer.file_name:
+            return UploadResult(ControlResult(
+                Outcome.REJECTED, reason=f"charge point {cp_id} has no diagnostics to upload"))
+        return UploadResult(ControlResult(Outcome.ACCEPTED), answer.file_name)
+
+    async def send_certificate(self, cp_id: str, chain: str) -> ControlResult:
+        return await self._ask(cp_id, call.CertificateSigned(certificate_chain=chain))
+
+    async def _lacks_profile(self, cp_id: str, profile: str) -> ControlResult | None:
+        """NOT_SUPPORTED when the charger lists its feature profiles and `profile` is not
+        among them; None when it has it, or does not say (then its answer will)."""
+        config = await self.get_configuration(cp_id, [PROFILES_KEY])
+        if config.result.outcome in (Outcome.NOT_CONNECTED, Outcome.TIMEOUT):
+            return config.result
+        listed = lacks(config.values, profile)
+        if listed is None:
+            return None
+        return ControlResult(Outcome.NOT_SUPPORTED, reason=(
+            f"charge point {cp_id} does not support {profile} ({PROFILES_KEY}: {listed});"
+            " nothing was sent"))
 
     async def get_configuration(self, cp_id: str,
                                 keys: list[str] | None = None) -> ConfigurationResult:

@@ -11,20 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 from strom.chargers.control import ControlResult, ListEntry, LocalListSettings, Outcome
+from strom.ocpp.profiles import PROFILES_KEY, lacks
 
 PROFILE = "LocalAuthListManagement"
-KEYS = ["SupportedFeatureProfiles", "LocalAuthListEnabled", "LocalAuthListMaxLength",
+KEYS = [PROFILES_KEY, "LocalAuthListEnabled", "LocalAuthListMaxLength",
         "SendLocalListMaxLength"]
 
 
 def list_settings(values: dict[str, str | None]) -> LocalListSettings:
     """The local list as GetConfiguration's values (of `KEYS`) describe it."""
     config = {key.lower(): value for key, value in values.items()}
-    profiles = config.get("supportedfeatureprofiles")
-    if profiles is not None and PROFILE not in {p.strip() for p in profiles.split(",")}:
+    profiles = lacks(values, PROFILE)
+    if profiles is not None:
         return LocalListSettings(ControlResult(
-            Outcome.NOT_SUPPORTED, reason=f"SupportedFeatureProfiles ({profiles[:200]})"
-            f" lacks {PROFILE}"))
+            Outcome.NOT_SUPPORTED, reason=f"{PROFILES_KEY} ({profiles}) lacks {PROFILE}"))
     enabled = (config.get("localauthlistenabled") or "").strip().lower()
     return LocalListSettings(
         ControlResult(Outcome.ACCEPTED, "Accepted"),

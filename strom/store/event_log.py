@@ -27,12 +27,14 @@ class EventLogRepository:
         writes at once (`Database.write_soon`)."""
         self._db.write_soon(_INSERT, [_entry(kind, payload, cp_id)])
 
-    async def recent(self, cp_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        if cp_id is None:
-            rows = await self._db.fetchall(
-                "SELECT * FROM event_log ORDER BY id DESC LIMIT ?", (limit,))
-        else:
-            rows = await self._db.fetchall(
-                "SELECT * FROM event_log WHERE cp_id = ? ORDER BY id DESC LIMIT ?", (cp_id, limit))
+    async def recent(self, cp_id: str | None = None, limit: int = 100,
+                     kind: str | None = None) -> list[dict[str, Any]]:
+        """The newest entries first, of one charge point and of one kind when given."""
+        where = " AND ".join(clause for clause, value in (("cp_id = ?", cp_id),
+                                                          ("kind = ?", kind)) if value)
+        params = [value for value in (cp_id, kind) if value]
+        rows = await self._db.fetchall(
+            f"SELECT * FROM event_log {'WHERE ' + where if where else ''}"
+            " ORDER BY id DESC LIMIT ?", (*params, limit))
         return [{"id": r["id"], "at": r["at"], "cp_id": r["cp_id"], "kind": r["kind"],
                  "payload": json.loads(r["payload"])} for r in rows]

@@ -12,11 +12,13 @@ from strom.web import (
     api_cards,
     api_charge_points,
     api_commands,
+    api_firmware,
     api_keys,
     api_ledger,
     api_sessions,
     api_stream,
     api_tariffs,
+    charger_files,
     demo_pay,
     dev_pay,
     health,
@@ -40,7 +42,8 @@ def create_web_app(services: Services, nostr: NostrStatus = NOSTR_OFF) -> Starle
               *live.routes, *nip05.routes, *api_charge_points.routes, *api_commands.routes, *api_keys.routes,
               *api_tariffs.routes, *api_ledger.routes, *api_cards.routes,
               *api_stream.routes, *openapi.routes,
-              *acme_challenge.routes, *pages.routes]
+              *acme_challenge.routes, *api_firmware.routes, *charger_files.routes,
+              *pages.routes]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
                     middleware=[Middleware(CatchAll)])
     app.state.services = services

@@ -60,6 +60,9 @@ def _ok(op: Op) -> dict[str, Any]:
     if op.media_type == SSE:
         return {"description": "A stream of server-sent events.",
                 "content": {SSE: {"schema": {"type": "string"}}}}
+    if op.media_type != JSON:
+        return {"description": "The file.",
+                "content": {op.media_type: {"schema": {"type": "string", "format": "binary"}}}}
     schema: dict[str, Any] = _ref(op.ok) if op.ok else {"type": "object"}
     if op.many:
         schema = {"type": "array", "items": schema}

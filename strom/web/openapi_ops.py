@@ -14,6 +14,13 @@ from strom.web import api_cards as c
 from strom.web import schemas as s
 from strom.web.api_charge_points import ChargePointCreate, ChargePointUpdate
 from strom.web.api_commands import COMMANDS
+from strom.web.api_firmware import (
+    DiagnosticsBody,
+    ListQuery,
+    SignedBody,
+    UpdateBody,
+    UploadQuery,
+)
 from strom.web.api_keys import EncryptBody, GenerateBody, ImportBody, RotateBody
 from strom.web.api_sessions import SessionsQuery
 from strom.web.api_stream import StreamQuery
@@ -127,6 +134,29 @@ ADMIN: list[Op] = [
        ok_status=204),
     *[Op("post", f"/api/v1/commands/{{cp_id}}/{name}", f"Operator command {name} to the charger",
          "commands", body=body, ok=s.CommandResult) for name, (_, body) in COMMANDS.items()],
+    Op("get", "/api/v1/firmware", "Firmware files uploaded", "firmware"),
+    Op("post", "/api/v1/firmware", "Upload a firmware file: the raw body (`?name=`) or the file"
+       " part of a multipart form; at most `[files] firmware_max_bytes` (413)", "firmware",
+       query=UploadQuery, ok_status=201),
+    Op("get", "/api/v1/firmware/updates", "Firmware updates sent, with the charger's status"
+       " notifications", "firmware", query=ListQuery),
+    Op("post", "/api/v1/firmware/updates", "Send a firmware file to a charger through a"
+       " one-time link (UpdateFirmware, or SignedUpdateFirmware with a signature)", "firmware",
+       body=UpdateBody, ok_status=201),
+    Op("get", "/api/v1/diagnostics", "Diagnostics and log requests, with the uploaded files",
+       "firmware", query=ListQuery),
+    Op("post", "/api/v1/diagnostics", "Ask a charger to upload its diagnostics (GetDiagnostics)"
+       " or a log (GetLog) to strom", "firmware", body=DiagnosticsBody, ok_status=201),
+    Op("get", "/api/v1/diagnostics/{diagnostics_id}", "One diagnostics request", "firmware"),
+    Op("get", "/api/v1/diagnostics/{diagnostics_id}/file", "The file the charger uploaded",
+       "firmware", media_type="application/octet-stream"),
+    Op("get", CP + "/{cp_id}/security-events", "The charger's SecurityEventNotifications,"
+       " newest first", "charge points", query=ListQuery),
+    Op("get", "/api/v1/certificates", "Chargers' certificate signing requests (SignCertificate)",
+       "firmware", query=ListQuery),
+    Op("post", "/api/v1/certificates/{request_id}/signed", "Send the chain the operator's CA"
+       " signed for a pending request to its charger (CertificateSigned)", "firmware",
+       body=SignedBody, ok_status=201),
     Op("get", "/api/v1/sessions", "Sessions, newest first", "sessions", query=SessionsQuery,
        ok=s.SessionPage),
     Op("get", "/api/v1/sessions/{session_id}", "One session", "sessions", ok=s.Session),

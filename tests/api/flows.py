@@ -20,6 +20,18 @@ async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
             await asyncio.sleep(0.02)
 
 
+async def newest_item(http: httpx.AsyncClient, path: str,
+                      check: Callable[[dict[str, Any]], bool],
+                      within: float = 10) -> dict[str, Any]:
+    """Poll an admin list route until its newest item passes `check`; that item."""
+    async with asyncio.timeout(within):
+        while True:
+            items = (await http.get(path)).json()["items"]
+            if items and check(items[0]):
+                return items[0]
+            await asyncio.sleep(0.05)
+
+
 async def wait_for_session(http: httpx.AsyncClient, cp_id: str, *states: str,
                            within: float = 10) -> dict[str, Any]:
     """Poll the admin API until the newest session of `cp_id` is in one of `states`."""

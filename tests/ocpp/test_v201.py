@@ -12,7 +12,13 @@ from ocpp.v201 import call
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from strom.chargers.control import ControlDispatcher, Outcome, Trigger
+from strom.chargers.control import (
+    ControlDispatcher,
+    FirmwareRequest,
+    Outcome,
+    Trigger,
+    UploadRequest,
+)
 from strom.events import (
     ChargePointBooted,
     ConnectorStatusChanged,
@@ -20,7 +26,7 @@ from strom.events import (
     TransactionStarted,
     TransactionStopped,
 )
-from strom.timeutil import iso
+from strom.timeutil import iso, utcnow
 from tests.ocpp.charger201 import Running, reading, running_charger201
 from tests.ocpp.conftest import Ocpp
 from tests.ocpp.test_core_messages import next_of
@@ -298,6 +304,22 @@ async def test_the_operators_calls_speak_2_0_1(accepting: Ocpp) -> None:
     assert ("TriggerMessage", {"requested_message": "StatusNotification",
                                "evse": {"id": 1, "connector_id": 1}}) in charger.asked
     assert (await chargers.reset("cp-1")).outcome == Outcome.NOT_CONNECTED
+
+
+async def test_firmware_and_logs_are_not_sent_as_1_6_frames(accepting: Ocpp) -> None:
+    """The 2.0.1 adapter refuses what strom maps for 1.6 only (issue 21): nothing is sent."""
+    chargers = ControlDispatcher(*accepting.central.adapters)
+    async with running_charger201(accepting.url(""), "cp-1") as charger:
+        before = len(charger.asked)
+        results = [
+            await chargers.update_firmware("cp-1", FirmwareRequest(
+                "http://strom.test/firmware/1/t", utcnow(), request_id=1)),
+            (await chargers.request_upload("cp-1", UploadRequest(
+                "http://strom.test/uploads/1/t", request_id=1))).result,
+            await chargers.send_certificate("cp-1", "-----BEGIN CERTIFICATE-----")]
+        assert {r.outcome for r in results} == {Outcome.NOT_SUPPORTED}
+        assert "nothing was sent" in results[0].reason
+        assert len(charger.asked) == before
 
 
 async def test_plugged_in_first_then_paid_binds_at_the_remote_start(accepting: Ocpp) -> None:

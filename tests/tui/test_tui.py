@@ -22,7 +22,8 @@ from textual.widgets.data_table import ColumnKey
 from strom import qr
 from strom.app import StromApp
 from tests.api.charger import TestCharger, running_charger
-from tests.api.flows import pay_and_charge
+from tests.api.firmware_charger import FirmwareCharger
+from tests.api.flows import newest_item, pay_and_charge
 from tests.conftest import free_settings
 from tests.nostr.conftest import register
 from tests.nostr.test_refusals import Relay, start
@@ -206,6 +207,26 @@ async def test_charger_commands_tariff_and_qr(app: StromApp, admin: httpx.AsyncC
         await pilot.press("escape")
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(console.screen, ChargerScreen))
+
+
+async def test_charger_firmware_and_security_log(app: StromApp, admin: httpx.AsyncClient) -> None:
+    assert app.services is not None and app.services.central_system is not None
+    stored = (await admin.post("/api/v1/firmware", params={"name": "fw.bin"},
+                               content=b"image")).json()
+    async with running_charger(app.services.central_system.url, "cp-1",
+                               charger_class=FirmwareCharger):
+        assert (await admin.post("/api/v1/firmware/updates", json={
+            "cp_id": "cp-1", "file_id": stored["id"]})).status_code == 201
+        await newest_item(admin, "/api/v1/charge-points/cp-1/security-events",
+                          lambda e: e["type"] == "FirmwareUpdated")
+    console = console_for(app)
+    async with console.run_test(size=SIZE) as pilot:
+        await charger_screen(pilot, "cp-1")
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(console.screen, MessageScreen))
+        shown = text(console.screen.query_one(".message", Static))
+        assert "Requested → Downloading → Downloaded → Installing → Installed" in shown
+        assert "FirmwareUpdated" in shown and "none yet" in shown  # no diagnostics asked
 
 
 # --- sessions -----------------------------------------------------------------------------

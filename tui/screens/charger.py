@@ -85,6 +85,7 @@ class ChargerScreen(ConsoleScreen):
         Binding("a", "availability", "Avail."),
         Binding("c", "trigger", "Status?"),
         Binding("p", "qr", "Pay QR"),
+        Binding("f", "firmware", "Firmware", show=False),
     ]
 
     def __init__(self, cp_id: str) -> None:
@@ -213,3 +214,26 @@ class ChargerScreen(ConsoleScreen):
             return
         body = qr.terminal(self.cp["lnurl"]) + f"\n{self.cp['lud16']}"
         self.app.push_screen(MessageScreen(f"Pay {self.cp['name']} (LNURL)", body))
+
+    async def action_firmware(self) -> None:
+        report = await self.attempt(self.client.firmware_report(self.cp_id))
+        if report is not None:
+            self.app.push_screen(MessageScreen(f"Firmware and logs of {self.cp_id}",
+                                               firmware_text(report)))
+
+
+def firmware_text(report: dict[str, list[dict[str, Any]]]) -> str:
+    """Updates with their status notifications, uploads, security events: newest first."""
+    lines = ["Firmware updates (strom firmware update):"]
+    lines += [f"  #{u['id']} file {u['file_id']}: "
+              + " → ".join(h["status"] for h in u["history"]) for u in report["updates"]]
+    lines += ["  none yet"] * (not report["updates"])
+    lines.append("Diagnostics and logs (strom diagnostics request):")
+    lines += [f"  #{d['id']} {d['kind']}: {d['status']}"
+              + (f", {d['file']['name']} ({d['file']['size']} bytes)" if d["file"] else "")
+              for d in report["diagnostics"]]
+    lines += ["  none yet"] * (not report["diagnostics"])
+    lines.append("Security events:")
+    lines += [f"  {e['at'][:19]} {e['type']}" for e in report["security_events"]]
+    lines += ["  none"] * (not report["security_events"])
+    return "\n".join(lines)

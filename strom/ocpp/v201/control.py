@@ -21,11 +21,14 @@ from ocpp.v201 import call
 from strom.chargers.control import (
     ConfigurationResult,
     ControlResult,
+    FirmwareRequest,
     ListEntry,
     LocalListSettings,
     LocalListVersion,
     Outcome,
     Trigger,
+    UploadRequest,
+    UploadResult,
 )
 from strom.ocpp.control import PHASE_VOLTS, PROFILE_ID, RATE_UNIT_KEY, Ocpp16Control, _CallFailed
 from strom.ocpp.protocols import DEVICE_MODEL, OCPP201
@@ -46,6 +49,9 @@ OUTCOMES = {
 # Trigger names of the admin API (1.6's) that 2.0.1 calls otherwise.
 _TRIGGERS = {Trigger.DIAGNOSTICS_STATUS: "LogStatusNotification"}
 
+_NO_FIRMWARE = ControlResult(
+    Outcome.NOT_SUPPORTED, reason="firmware, logs and certificates over OCPP 2.0.1 are not"
+    " supported by strom yet; nothing was sent")
 _NO_LOCAL_LIST = ControlResult(Outcome.NOT_SUPPORTED,
                                reason="local lists over OCPP 2.0.1 are not supported by strom yet")
 
@@ -203,3 +209,14 @@ class Ocpp201Control(Ocpp16Control):
 
     async def clear_cache(self, cp_id: str) -> ControlResult:
         return _NO_LOCAL_LIST
+
+    # 2.0.1's UpdateFirmware, GetLog and CertificateSigned differ from the 1.6 security
+    # extensions' in their fields; until they are mapped, nothing is sent (never 1.6 frames).
+    async def update_firmware(self, cp_id: str, request: FirmwareRequest) -> ControlResult:
+        return _NO_FIRMWARE
+
+    async def request_upload(self, cp_id: str, request: UploadRequest) -> UploadResult:
+        return UploadResult(_NO_FIRMWARE)
+
+    async def send_certificate(self, cp_id: str, chain: str) -> ControlResult:
+        return _NO_FIRMWARE
