@@ -34,6 +34,18 @@ def _api(env: CliEnv, method: str, path: str, **kwargs: Any) -> Any:
     return body
 
 
+def _send(env: CliEnv, path: str, body: dict[str, Any]) -> Any:
+    """POST `body` without its unset (None) fields."""
+    return _api(env, "POST", path, json={k: v for k, v in body.items() if v is not None})
+
+
+def _items(env: CliEnv, path: str, cp_id: str | None) -> list[dict[str, Any]]:
+    """A list route's items, of one charge point when given."""
+    items: list[dict[str, Any]] = _api(env, "GET", path,
+                                       params={"cp_id": cp_id} if cp_id else {})["items"]
+    return items
+
+
 def _show(data: Any, as_json: bool, lines: Iterator[str]) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -81,10 +93,9 @@ def list_(env: CliEnv, as_json: bool) -> None:
 def update(env: CliEnv, cp_id: str, file_id: int, retrieve_at: str | None,
            retries: int | None, retry_interval: int | None) -> None:
     """Send firmware FILE_ID to charger CP_ID (a one-time download link)."""
-    body = {"cp_id": cp_id, "file_id": file_id, "retrieve_at": retrieve_at, "retries": retries,
-            "retry_interval": retry_interval}
-    sent = _api(env, "POST", "/api/v1/firmware/updates",
-                json={k: v for k, v in body.items() if v is not None})
+    sent = _send(env, "/api/v1/firmware/updates", {
+        "cp_id": cp_id, "file_id": file_id, "retrieve_at": retrieve_at, "retries": retries,
+        "retry_interval": retry_interval})
     click.echo(f"update {sent['update']['id']} sent to {cp_id}; follow it with:"
                f" strom firmware status {cp_id}")
 
@@ -95,8 +106,7 @@ def update(env: CliEnv, cp_id: str, file_id: int, retrieve_at: str | None,
 @common_options
 def status(env: CliEnv, cp_id: str | None, as_json: bool) -> None:
     """Firmware updates and the charger's status notifications, newest first."""
-    items = _api(env, "GET", "/api/v1/firmware/updates",
-                 params={"cp_id": cp_id} if cp_id else {})["items"]
+    items = _items(env, "/api/v1/firmware/updates", cp_id)
     _show(items, as_json, (
         f"{u['id']:>4}  {u['cp_id']}  file {u['file_id']}  {u['status']}  "
         + " → ".join(h["status"] for h in u["history"]) for u in items))
@@ -115,9 +125,7 @@ def diagnostics() -> None:
 @common_options
 def request(env: CliEnv, cp_id: str, log: str | None, since: str | None) -> None:
     """Ask charger CP_ID to upload its diagnostics (or a log) to strom."""
-    body = {"cp_id": cp_id, "log": log, "since": since}
-    sent = _api(env, "POST", "/api/v1/diagnostics",
-                json={k: v for k, v in body.items() if v is not None})
+    sent = _send(env, "/api/v1/diagnostics", {"cp_id": cp_id, "log": log, "since": since})
     click.echo(f"request {sent['diagnostics']['id']} sent to {cp_id}; follow it with:"
                f" strom diagnostics list {cp_id}")
 
@@ -128,8 +136,7 @@ def request(env: CliEnv, cp_id: str, log: str | None, since: str | None) -> None
 @common_options
 def list_diagnostics(env: CliEnv, cp_id: str | None, as_json: bool) -> None:
     """Diagnostics requests and their files, newest first."""
-    items = _api(env, "GET", "/api/v1/diagnostics",
-                 params={"cp_id": cp_id} if cp_id else {})["items"]
+    items = _items(env, "/api/v1/diagnostics", cp_id)
     _show(items, as_json, (
         f"{d['id']:>4}  {d['cp_id']}  {d['kind']}  {d['status']}  "
         + (f"{d['file']['name']} ({d['file']['size']} bytes)" if d["file"] else "no file yet")

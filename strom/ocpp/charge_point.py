@@ -261,22 +261,27 @@ class ChargePointConnection(OcppRpc):
         if self._ctx.firmware is not None:
             update = await self._ctx.firmware.record_firmware_status(
                 self.id, status, signed=kind.startswith("signed"), request_id=request_id)
-        await self._ctx.event_log.append(kind, {"status": status, "request_id": request_id,
-                                                "update_id": update}, self.id)
+        await self._ctx.event_log.append(kind, _present(
+            status=status, request_id=request_id, update_id=update), self.id)
 
     async def _upload_status(self, kind: str, status: str, request_id: int | None) -> None:
         request = None
         if self._ctx.firmware is not None:
             request = await self._ctx.firmware.record_diagnostics_status(
                 self.id, status, log=kind == "log_status", request_id=request_id)
-        await self._ctx.event_log.append(kind, {"status": status, "request_id": request_id,
-                                                "diagnostics_id": request}, self.id)
+        await self._ctx.event_log.append(kind, _present(
+            status=status, request_id=request_id, diagnostics_id=request), self.id)
 
     async def _authorize(self, connector_id: int | None, id_tag: str) -> str:
         authorizer = self._ctx.authorizer
         if authorizer is None:
             return "Invalid"
         return await authorizer.authorize(self.id, connector_id, id_tag)
+
+
+def _present(**fields: Any) -> dict[str, Any]:
+    """An event log payload without the fields that are None."""
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def _timestamp(value: str) -> str:

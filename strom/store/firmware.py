@@ -160,18 +160,7 @@ class FirmwareRepository:
                             status: str | None = None, expires_at: str | None = None) -> None:
         """The charger's answer to the request; a refused one also ends its link
         (`expires_at` now) and takes `status`."""
-        at = iso()
-        async with self._db.transaction() as conn:
-            async with conn.execute("SELECT status, history FROM firmware_updates WHERE id = ?",
-                                    (update_id,)) as cursor:
-                row = await cursor.fetchone()
-            if row is None:
-                return
-            history = row["history"] if status is None else _history(row["history"], status, at)
-            await conn.execute(
-                "UPDATE firmware_updates SET outcome = ?, reason = ?, status = ?, history = ?,"
-                " expires_at = COALESCE(?, expires_at), updated_at = ? WHERE id = ?",
-                (outcome, reason, status or row["status"], history, expires_at, at, update_id))
+        await self._settle("firmware_updates", update_id, outcome, reason, status, expires_at)
 
     async def mark_downloaded(self, update_id: int) -> bool:
         """Spend the link: True for the first completed download only."""
@@ -218,20 +207,9 @@ class FirmwareRepository:
     async def settle_diagnostics(self, request_id: int, *, outcome: str, reason: str | None,
                                  name: str | None = None, status: str | None = None,
                                  expires_at: str | None = None) -> None:
-        at = iso()
-        async with self._db.transaction() as conn:
-            async with conn.execute("SELECT status, history FROM diagnostics WHERE id = ?",
-                                    (request_id,)) as cursor:
-                row = await cursor.fetchone()
-            if row is None:
-                return
-            history = row["history"] if status is None else _history(row["history"], status, at)
-            await conn.execute(
-                "UPDATE diagnostics SET outcome = ?, reason = ?, name = COALESCE(?, name),"
-                " status = ?, history = ?, expires_at = COALESCE(?, expires_at),"
-                " updated_at = ? WHERE id = ?",
-                (outcome, reason, name, status or row["status"], history, expires_at, at,
-                 request_id))
+        """As `settle_update`; `name`: the file name the charger announced."""
+        await self._settle("diagnostics", request_id, outcome, reason, status, expires_at,
+                           name=name)
 
     async def attach_upload(self, request_id: int, *, name: str | None, stored_as: str,
                             size: int, sha256: str) -> bool:
@@ -250,6 +228,25 @@ class FirmwareRepository:
         """A DiagnosticsStatusNotification (`log` False) or LogStatusNotification."""
         kind = "kind != 'diagnostics'" if log else "kind = 'diagnostics'"
         return await self._record("diagnostics", cp_id, status, request_id, kind, ())
+
+    async def _settle(self, table: str, row_id: int, outcome: str, reason: str | None,
+                      status: str | None, expires_at: str | None, **also: Any) -> None:
+        """The answer to a request: its outcome, and a new status (into the history) when
+        given; `also`: columns set when their value is not None."""
+        at = iso()
+        extra = "".join(f", {column} = COALESCE(?, {column})" for column in also)
+        async with self._db.transaction() as conn:
+            async with conn.execute(f"SELECT status, history FROM {table} WHERE id = ?",
+                                    (row_id,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                return
+            history = row["history"] if status is None else _history(row["history"], status, at)
+            await conn.execute(
+                f"UPDATE {table} SET outcome = ?, reason = ?, status = ?, history = ?,"
+                f" expires_at = COALESCE(?, expires_at), updated_at = ?{extra} WHERE id = ?",
+                (outcome, reason, status or row["status"], history, expires_at, at,
+                 *also.values(), row_id))
 
     async def _record(self, table: str, cp_id: str, status: str, request_id: int | None,
                       condition: str, params: tuple[Any, ...]) -> int | None:
