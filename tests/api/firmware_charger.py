@@ -44,6 +44,7 @@ class FirmwareCharger(TestCharger):
         self.upload_style = "form"
         self.diagnostics_name = "diag-2026.zip"
         self.firmware_state = "Idle"
+        self.mangle_link = False  # fetch the link with a wrong token (a charger that mangles it)
         self.csr = ""  # the PEM CSR it sends when asked for SignChargePointCertificate
         self.certificate: str | None = None  # the chain CertificateSigned brought
 
@@ -83,6 +84,9 @@ class FirmwareCharger(TestCharger):
 
     async def _install(self, location: str, request_id: int | None) -> None:
         await self._firmware_status("Downloading", request_id)
+        if self.mangle_link:
+            base, token, name = location.rsplit("/", 2)
+            location = f"{base}/{token[::-1]}/{name}"
         async with httpx.AsyncClient(timeout=10) as http:
             answer = await http.get(location)
             if answer.status_code != 200:

@@ -107,6 +107,21 @@ async def test_a_firmware_update_runs_through_every_status(
         assert (await anyone.get(f"{app.http_url}/api/v1/firmware")).status_code == 401
 
 
+async def test_a_failed_download_is_tracked(app: StromApp, admin: httpx.AsyncClient) -> None:
+    await add(admin)
+    stored = await upload(admin)
+    async with running_charger(ocpp_url(app), "cp-1", charger_class=FirmwareCharger) as charger:
+        charger.mangle_link = True
+        answer = await admin.post("/api/v1/firmware/updates",
+                                  json={"cp_id": "cp-1", "file_id": stored["id"]})
+        assert answer.status_code == 201
+        failed = await newest_item(admin, "/api/v1/firmware/updates",
+                                   lambda u: u["status"] == "DownloadFailed")
+        assert [h["status"] for h in failed["history"]] == [
+            "Requested", "Downloading", "DownloadFailed"]
+        assert failed["downloaded_at"] is None and charger.firmware is None
+
+
 async def test_without_firmware_management_nothing_is_sent(
         app: StromApp, admin: httpx.AsyncClient) -> None:
     await add(admin)
