@@ -16,7 +16,7 @@ KEYS = (
     ("A charger", (("t", "edit its tariff (empty = default)"), ("x", "reset (soft or hard)"),
                    ("u", "unlock a connector"), ("a", "availability of a connector"),
                    ("c", "ask the charger for its status"), ("p", "pay QR (LNURL)"),
-                   ("Esc", "back"))),
+                   ("f", "firmware, diagnostics, security events"), ("Esc", "back"))),
     ("Sessions", (("f", "filter by charger (state: the menu)"), ("Enter", "details"),
                   ("x", "stop (in details)"), ("n b", "next / previous page of 100"))),
     ("Keys", (("v Enter", "show npub"), ("n", "generate"), ("i", "import nsec/ncryptsec"),
