@@ -136,6 +136,8 @@ class FirmwareCharger(TestCharger):
     async def on_get_diagnostics(self, location: str, **kwargs: Any
                                  ) -> call_result.GetDiagnostics:
         self.asked.append(("GetDiagnostics", {"location": location, **kwargs}))
+        if not self.diagnostics:  # nothing to upload: no fileName (OCPP 1.6 §6.26)
+            return call_result.GetDiagnostics()
         self._spawn(self._upload_diagnostics(location))
         return call_result.GetDiagnostics(file_name=self.diagnostics_name)
 

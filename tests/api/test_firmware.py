@@ -198,6 +198,17 @@ async def test_diagnostics_arrive_and_are_listed_and_downloadable(
     assert (await admin.get("/api/v1/diagnostics/12345/file")).status_code == 404
 
 
+async def test_a_charger_with_nothing_to_upload_says_so(
+        app: StromApp, admin: httpx.AsyncClient) -> None:
+    await add(admin)
+    async with running_charger(ocpp_url(app), "cp-1", charger_class=FirmwareCharger) as charger:
+        charger.diagnostics = b""
+        answer = await admin.post("/api/v1/diagnostics", json={"cp_id": "cp-1"})
+        assert answer.status_code == 409
+        assert answer.json()["error"] == "charge point cp-1 has no diagnostics to upload"
+        assert answer.json()["diagnostics"]["status"] == "Failed"
+
+
 async def test_security_logs_signed_firmware_and_extended_trigger(
         app: StromApp, admin: httpx.AsyncClient) -> None:
     await add(admin)
@@ -242,7 +253,8 @@ async def test_security_logs_signed_firmware_and_extended_trigger(
 async def small_app(data_dir: Path) -> AsyncIterator[StromApp]:
     """strom taking uploads of at most 4 KiB."""
     settings = free_settings(ocpp={"call_timeout": 2.0},
-                             files={"upload_max_bytes": 4096, "firmware_max_bytes": 4096})
+                             files={"upload_max_bytes": 4096, "firmware_max_bytes": 4096,
+                                    "transfer_timeout_seconds": 1.0})
     async with StromApp(settings, data_dir) as running:
         yield running
 
@@ -285,6 +297,16 @@ async def test_oversize_uploads_are_refused_and_nothing_is_kept(
             location = next(a for action, a in charger.asked
                             if action == "GetDiagnostics")["location"]
             async with httpx.AsyncClient() as http:
+
+                async def stalls() -> AsyncIterator[bytes]:
+                    yield b"begun"
+                    await asyncio.sleep(3)
+                    yield b"never"
+
+                slow = await http.put(location, content=stalls())
+                assert slow.status_code == 408
+                assert slow.json()["error"] == "the upload did not finish within 1 s"
+                assert _files(data_dir / "diagnostics") == []
                 answer = await http.put(location + "/diag.txt", content=b"short")
                 assert answer.status_code == 201, answer.text
                 assert answer.json() == {"received": 5,
