@@ -36,6 +36,7 @@ from strom.lnurl.pay import load_image
 from strom.logsetup import install_bus_log_handler
 from strom.ocpp.central_system import CentralSystem
 from strom.outbound import Outbound, netloc_key
+from strom.passthrough.connection import Passthrough
 from strom.paths import admin_token_path, database_path, ensure_data_dir, runtime_path
 from strom.security import read_or_create_secret, write_secret_file
 from strom.sessions.address_refunds import AddressRefundService
@@ -170,6 +171,9 @@ class StromApp:
                                 event_log, bus,
                                 tls=tls.listener().context if tls else None,
                                 trusted_proxies=self.settings.http.trusted_proxies)
+        central.connection_factory = Passthrough(
+            charge_points, self.settings.passthrough, outbound=outbound,
+            max_message_bytes=self.settings.ocpp.max_message_bytes)
         await central.start()
         self._stack.push_async_callback(central.close)
         for adapter in central.adapters:  # OCPP 1.6, 2.1, 2.0.1
@@ -244,6 +248,8 @@ class StromApp:
             charge_points=charge_points, tariffs=tariffs, settings=self.settings.sessions,
             meter_interval=float(self.settings.ocpp.meter_sample_interval or DEFAULT_METER_INTERVAL))
         central.authorizer = CardsBesideSessions(sessions, cards.charging)
+        if isinstance(central.connection_factory, Passthrough):
+            central.connection_factory.sessions = sessions
         await cards.start()
         self._stack.push_async_callback(cards.close)
         await wallet.start()

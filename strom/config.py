@@ -255,6 +255,24 @@ class FilesSettings(_Section):
     transfer_timeout_seconds: float = Field(600.0, gt=0)  # one upload or download, start to end
 
 
+class PassthroughSettings(_Section):
+    """Chargers that keep their own backend (a charge point's `upstream`): see
+    strom/passthrough/ and docs/architecture.md "Passthrough"."""
+
+    # How long a charger's call waits for the backend's answer before strom answers it itself.
+    answer_timeout: float = Field(10.0, gt=0)
+    # Charger -> backend calls kept while the backend is away, replayed in order when it is back.
+    queue_max_messages: int = Field(1000, ge=1)
+    queue_max_bytes: int = Field(1_048_576, ge=1024)
+    # Reconnecting to the backend: doubling from min to max seconds, each wait with jitter.
+    reconnect_min_seconds: float = Field(1.0, gt=0)
+    reconnect_max_seconds: float = Field(60.0, gt=0)
+    # The backend's calls to the charger: token bucket, and at most this many unanswered.
+    backend_rate_per_second: float = Field(20.0, gt=0)
+    backend_rate_burst: int = Field(100, ge=1)
+    backend_calls_in_flight: int = Field(32, ge=1)
+
+
 class ChargePointOverrides(_Section):
     """`[charge_points.ID]`: per-charger settings that are not kept in the store."""
 
@@ -273,6 +291,7 @@ class Settings(_Section):
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
+    passthrough: PassthroughSettings = Field(default_factory=PassthroughSettings)
     charge_points: dict[str, ChargePointOverrides] = Field(default_factory=dict)
 
     @property

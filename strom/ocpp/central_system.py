@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import logging
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -50,6 +50,11 @@ REPLACED = 4000  # close code for a socket superseded by the same charger's new 
 RETIRE_SECONDS = 1.0
 # scrypt runs in threads; more at once than cores would only slow the event loop down.
 CONCURRENT_SCRYPTS = 2
+
+# Passthrough (strom/passthrough/): a connection of its own for a charger that keeps its
+# backend, or None for strom's plain one. Arguments: id, websocket, context, call timeout.
+ConnectionFactory = Callable[[str, Any, OcppContext, float],
+                             Awaitable[ChargePointConnection | None]]
 
 
 class CentralSystem:
@@ -92,6 +97,7 @@ class CentralSystem:
         self.context.on_booted = self._booted
         self._configuring: dict[str, asyncio.Task[None]] = {}
         self._sampling: dict[str, SamplingSetup] = {}
+        self.connection_factory: ConnectionFactory | None = None  # passthrough
 
     @property
     def authorizer(self) -> Authorizer | None:
@@ -304,7 +310,8 @@ class CentralSystem:
         if protocol not in allowed:
             await websocket.close(1002, f"{cp_id} may use {', '.join(allowed)}")
             return
-        conn = self._connection_for(protocol, cp_id, websocket)
+        conn = (await self._passthrough(protocol, cp_id, websocket)
+                or self._connection_for(protocol, cp_id, websocket))
         await self._charge_points.record_protocol(cp_id, protocol)
         old = self._connections.get(cp_id)
         self._connections[cp_id] = conn
@@ -330,6 +337,14 @@ class CentralSystem:
                 await self._charge_points.set_connected(cp_id, False)
                 self._bus.publish(ChargePointDisconnected(cp_id))
                 log.info("%s disconnected", cp_id)
+
+    async def _passthrough(self, protocol: str, cp_id: str,
+                           websocket: ServerConnection) -> ChargePointConnection | None:
+        """Passthrough (OCPP 1.6J only): the connection of a charger that keeps its backend;
+        None for any other."""
+        if self.connection_factory is None or protocol != OCPP16:
+            return None
+        return await self.connection_factory(cp_id, websocket, self.context, self.call_timeout)
 
 
     def _connection_for(self, protocol: str, cp_id: str,

@@ -101,7 +101,7 @@ class OcppRpc:
             return
         assert frame.action is not None
         msg = Call(frame.unique_id, frame.action, frame.payload)
-        if not self._bucket.take():
+        if not self._admit():
             await self._send_error(msg.unique_id, "GenericError", "too many messages; slow down")
             return
         try:
@@ -116,6 +116,10 @@ class OcppRpc:
             log.exception("%s: handling %s failed", self.id, msg.action)
             await self._send_error(msg.unique_id, "InternalError",
                                    "the central system failed on this message")
+
+    def _admit(self) -> bool:
+        """Whether the rate limit lets one more CALL in (a subclass may count elsewhere)."""
+        return self._bucket.take()
 
     async def _dispatch(self, msg: Call) -> None:
         handlers = self.route_map.get(msg.action, {})

@@ -347,6 +347,16 @@ class SessionService(SessionQueries, StopFlow):
             return "Accepted" if same else "ConcurrentTx"
         return "Invalid"
 
+    async def owns_id_tag(self, cp_id: str, id_tag: str) -> bool:
+        """Whether `id_tag` is a session's of this charger (passthrough: strom answers it,
+        the charger's backend never sees it)."""
+        session = await self.repo.by_id_tag(id_tag)
+        return session is not None and session.cp_id == cp_id
+
+    async def busy_connectors(self, cp_id: str) -> set[int]:
+        """Connectors a session holds (starting, charging, stopping)."""
+        return await self.repo.busy_connectors(cp_id)
+
     async def on_transaction_started(self, event: TransactionStarted) -> None:
         """StartTransaction: a starting session charges; a late one is linked and stopped."""
         late_other = False

@@ -50,6 +50,9 @@ class ChargerRecord:
     last_seen: str | None
     booted_at: str | None
     created_at: str
+    # Passthrough (strom/passthrough/): the backend this charger stays connected to, as JSON
+    # (`UpstreamConfig`; its password is sent to the backend, so it is stored, never shown).
+    upstream: dict[str, Any] | None = None
     connectors: list[Connector] = field(default_factory=list)
     # OCPP subprotocols it may use (None: all strom speaks) and the one it last connected with.
     ocpp_protocols: tuple[str, ...] | None = None
@@ -90,6 +93,7 @@ def _row_to_cp(row: Any, connectors: list[Connector]) -> ChargerRecord:
         ocpp_protocols=tuple(row["ocpp_protocols"].split()) if row["ocpp_protocols"] else None,
         ocpp_protocol=row["ocpp_protocol"], security_profile=row["security_profile"],
         client_cert_sha256=row["client_cert_sha256"],
+        upstream=json.loads(row["upstream_json"]) if row["upstream_json"] else None,
     )
 
 
@@ -148,9 +152,9 @@ class ChargePointRepository:
 
     async def update(self, cp_id: str, **fields: Any) -> None:
         """Update editable columns: name, lat, lon, password_hash, tariff, ocpp_protocols,
-        security_profile, client_cert_sha256."""
+        security_profile, client_cert_sha256, upstream."""
         allowed = {"name", "lat", "lon", "password_hash", "tariff", "ocpp_protocols",
-                   "security_profile", "client_cert_sha256"}
+                   "security_profile", "client_cert_sha256", "upstream"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"not editable: {sorted(unknown)}")
@@ -159,6 +163,9 @@ class ChargePointRepository:
             fields["tariff_json"] = json.dumps(tariff) if tariff else None
         if "ocpp_protocols" in fields:
             fields["ocpp_protocols"] = " ".join(fields["ocpp_protocols"] or ()) or None
+        if "upstream" in fields:
+            upstream = fields.pop("upstream")
+            fields["upstream_json"] = json.dumps(upstream) if upstream else None
         if not fields:
             return
         assignments = ", ".join(f"{k} = ?" for k in fields)

@@ -1,0 +1,418 @@
+"""A charger that keeps its backend: strom's handlers and the backend's, on one connection.
+
+Every charger call goes one of two ways:
+
+- **strom's** (lightning on, and the idTag is a lightning session's, or the transaction is
+  strom's): strom's own handler answers it, exactly as for a charger without a backend; the
+  backend never sees it.
+- **the backend's** (everything else): forwarded as the charger wrote it; the backend's answer
+  goes back as the backend wrote it. strom's handler runs on it too, after the answer is out,
+  with its answer kept to itself, so strom's view (statuses, transactions, meter values, the
+  event log) stays true. When the backend is away or too slow, strom's answer goes to the
+  charger instead, and the transaction messages queue for the backend (`upstream`).
+
+The backend's calls go to the charger with a wire id of strom's (`ids.MessageIds`), so they
+never meet strom's own calls; `rules` decides the few strom refuses. Frames from the charger
+are read by one loop and the charger's calls handled by a worker of their own, so the charger's
+answers to strom's calls are read while a call waits for the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from ocpp.routing import after
+from ocpp.v16 import call, call_result
+from ocpp.v16.enums import Action
+from websockets.exceptions import ConnectionClosed
+
+from strom.config import PassthroughSettings
+from strom.ocpp.charge_point import ChargePointConnection, OcppContext
+from strom.ocpp.frames import CALL, CALLRESULT, Frame, FrameError, parse_frame
+from strom.outbound import Outbound
+from strom.passthrough.config import UpstreamConfig, UpstreamError
+from strom.passthrough.ids import MessageIds, Transactions, TxEntry, with_payload, with_unique_id
+from strom.passthrough.rules import (
+    ID_TAG_CALLS,
+    TRANSACTION_CALLS,
+    changes_strom_key,
+    refuse_backend_call,
+)
+from strom.passthrough.upstream import Answer, Outgoing, UpstreamLink
+from strom.ratelimit import TokenBucket
+from strom.store.charge_points import ChargePointRepository
+
+log = logging.getLogger(__name__)
+
+# Charger calls waiting for the worker; OCPP-J allows one in flight, so more is a flood.
+INBOX = 16
+# idTags the backend accepted, remembered to answer for it while it is away (a charger's
+# authorization cache); bounded, oldest forgotten first.
+ACCEPTED_TAGS = 1000
+
+
+class LightningSessions(Protocol):
+    """What the passthrough asks strom's sessions (`SessionService`)."""
+
+    async def owns_id_tag(self, cp_id: str, id_tag: str) -> bool: ...
+
+    async def busy_connectors(self, cp_id: str) -> set[int]: ...
+
+
+@dataclass
+class _Start:
+    """A backend StartTransaction in flight: its entry and the backend's id, whichever is
+    known first (the backend may answer a replayed one long after strom did)."""
+
+    entry: TxEntry | None = None
+    backend_id: int | None = None
+
+
+class PassthroughConnection(ChargePointConnection):
+    """A 1.6J charger with a backend of its own; see the module docstring."""
+
+    def __init__(self, cp_id: str, websocket: Any, context: OcppContext,
+                 response_timeout: float, *, config: UpstreamConfig,
+                 settings: PassthroughSettings, sessions: LightningSessions | None,
+                 outbound: Outbound | None, max_message_bytes: int) -> None:
+        super().__init__(cp_id, websocket, context, response_timeout)
+        self.upstream = UpstreamLink(cp_id, config, settings, self._backend_call,
+                                     outbound=outbound, max_message_bytes=max_message_bytes)
+        self._sessions = sessions if config.lightning else None
+        self._ids = MessageIds()
+        self.transactions = Transactions()
+        self._inbox: asyncio.Queue[tuple[Frame, str]] = asyncio.Queue(INBOX)
+        self._captured: dict[str, str | None] = {}
+        self._accepted: OrderedDict[str, None] = OrderedDict()
+        self._backend_bucket = TokenBucket(settings.backend_rate_per_second,
+                                           settings.backend_rate_burst)
+        self._backend_in_flight = settings.backend_calls_in_flight
+
+    @property
+    def lightning(self) -> bool:
+        """Whether strom runs lightning sessions here (else: a pure proxy)."""
+        return self._sessions is not None
+
+    async def start(self) -> None:
+        self.upstream.start()
+        worker = asyncio.create_task(self._work(), name=f"passthrough:{self.id}")
+        try:
+            await super().start()
+        finally:
+            worker.cancel()
+            await self.upstream.close()
+
+    # --- frames from the charger ------------------------------------------------------------
+
+    async def route_message(self, raw: str | bytes) -> None:
+        try:
+            frame = parse_frame(raw)
+        except FrameError:
+            await super().route_message(raw)  # strom answers it with a CALLERROR
+            return
+        assert isinstance(raw, str)
+        if frame.message_type != CALL:
+            opened = self._ids.answered(frame.unique_id)
+            if opened is None:
+                await super().route_message(raw)  # an answer to one of strom's calls
+                return
+            backend_id, action, payload = opened
+            await self.upstream.send(with_unique_id(raw, backend_id))
+            self._after_backend_call(action, payload, frame)
+            return
+        if not self._bucket.take():
+            await self._send_error(frame.unique_id, "GenericError",
+                                   "too many messages; slow down")
+            return
+        try:
+            self._inbox.put_nowait((frame, raw))
+        except asyncio.QueueFull:
+            await self._send_error(frame.unique_id, "GenericError",
+                                   "one call at a time, please (OCPP-J)")
+
+    def _admit(self) -> bool:
+        return True  # the token was taken when the call arrived (route_message above)
+
+    async def _work(self) -> None:
+        while True:
+            frame, raw = await self._inbox.get()
+            try:
+                if await self._is_stroms(frame):
+                    await self._send(await self._strom_answer(frame, raw))
+                else:
+                    await self._backends(frame, raw)
+            except ConnectionClosed:
+                return
+            except Exception:
+                log.exception("%s: passing %s through failed", self.id, frame.action)
+                await self._send_error(frame.unique_id, "InternalError",
+                                       "the central system failed on this message")
+
+    async def _is_stroms(self, frame: Frame) -> bool:
+        sessions, payload = self._sessions, frame.payload
+        if sessions is None:
+            return False
+        if frame.action in ID_TAG_CALLS:
+            tag = payload.get("idTag")
+            return isinstance(tag, str) and await sessions.owns_id_tag(self.id, tag)
+        if frame.action in TRANSACTION_CALLS:
+            tid = payload.get("transactionId")
+            entry = self.transactions.get(tid if isinstance(tid, int) else None)
+            if entry is not None:
+                return entry.owner == "strom"
+            if isinstance(tid, int):
+                # After a restart the map is empty: strom's open transactions are in its store.
+                tx = await self._ctx.transactions.get(tid)
+                if (tx is not None and tx.cp_id == self.id and tx.stopped_at is None
+                        and await sessions.owns_id_tag(self.id, tx.id_tag)):
+                    self.transactions.add(tid, strom_id=tid, backend_id=None, owner="strom",
+                                          connector_id=tx.connector_id)
+                    return True
+        return False
+
+    # --- strom's transactions ---------------------------------------------------------------
+
+    async def _strom_answer(self, frame: Frame, raw: str) -> str:
+        """strom's handler's answer to a call that is strom's, in the charger's ids."""
+        entry = self._entry(frame)
+        answer = await self._observe(frame, raw, entry)
+        if frame.action == "StopTransaction" and entry is not None:
+            self.transactions.close(entry.charger_id)
+        if frame.action == "StartTransaction":
+            return self._started(answer, frame, owner="strom", backend_id=None)
+        return answer
+
+    def _started(self, answer: str, frame: Frame, *, owner: str,
+                 backend_id: int | None) -> str:
+        """Register the transaction strom's StartTransaction answer opened; the answer with
+        the id the charger is to use."""
+        data = json.loads(answer)
+        if data[0] != CALLRESULT:
+            return answer
+        strom_id = data[2]["transactionId"]
+        entry = self.transactions.by_strom_id(strom_id)  # a retried StartTransaction
+        if entry is None:
+            entry = self.transactions.add(strom_id, strom_id=strom_id, backend_id=backend_id,
+                                          owner="strom" if owner == "strom" else "backend",
+                                          connector_id=frame.payload.get("connectorId", 0))
+        if entry.charger_id == strom_id:
+            return answer
+        return with_payload(answer, {**data[2], "transactionId": entry.charger_id})
+
+    def _entry(self, frame: Frame) -> TxEntry | None:
+        tid = frame.payload.get("transactionId")
+        return self.transactions.get(tid) if isinstance(tid, int) else None
+
+    async def _observe(self, frame: Frame, raw: str, entry: TxEntry | None) -> str:
+        """Run strom's handler on the charger's call (its transaction id as strom knows it);
+        its answer is returned, not sent."""
+        if frame.action in TRANSACTION_CALLS and "transactionId" in frame.payload:
+            payload = dict(frame.payload)
+            if entry is None or entry.strom_id is None:
+                # A transaction strom has no record of (its backend's, from before a restart):
+                # its readings count for the connector only.
+                del payload["transactionId"]
+                if frame.action == "StopTransaction":
+                    return json.dumps([CALLRESULT, frame.unique_id, {}])
+            else:
+                payload["transactionId"] = entry.strom_id
+            if payload != frame.payload:
+                raw = with_payload(raw, payload)
+        self._captured[frame.unique_id] = None
+        try:
+            await super().route_message(raw)
+            answer = self._captured[frame.unique_id]
+        finally:
+            self._captured.pop(frame.unique_id, None)
+        assert answer is not None, "every call gets an answer"
+        return answer
+
+    async def _send(self, text: str) -> None:
+        if self._captured:
+            data = json.loads(text)
+            if data[0] != CALL and self._captured.get(data[1], "") is None:
+                self._captured[data[1]] = text
+                return
+        await super()._send(text)
+
+    # --- the backend's transactions and everything else -------------------------------------
+
+    async def _backends(self, frame: Frame, raw: str) -> None:
+        action, payload = frame.action or "", frame.payload
+        entry = self._entry(frame) if action in TRANSACTION_CALLS else None
+        start = _Start()
+
+        def render() -> str:
+            # At send time: a replayed call may name a transaction the backend has since
+            # given its own id.
+            if entry is not None and entry.backend_id not in (None, entry.charger_id):
+                return with_payload(raw, {**payload, "transactionId": entry.backend_id})
+            return raw
+
+        def answered(answer: Frame) -> None:
+            if action == "StartTransaction" and answer.message_type == CALLRESULT:
+                tid = answer.payload.get("transactionId")
+                start.backend_id = tid if isinstance(tid, int) else None
+                if start.entry is not None:
+                    start.entry.backend_id = start.backend_id
+            if action in ID_TAG_CALLS and answer.message_type == CALLRESULT:
+                self._remember(payload.get("idTag"), answer.payload.get("idTagInfo"))
+
+        item = Outgoing(action, frame.unique_id, render, len(raw.encode()), answered=answered)
+        got = await self.upstream.forward(item)
+        if got is not None:
+            await self._backend_answered(frame, raw, entry, got, start)
+        else:
+            await self._send(await self._answer_for_backend(frame, raw, entry, start))
+        if action == "StopTransaction" and entry is not None:
+            self.transactions.close(entry.charger_id)
+
+    async def _backend_answered(self, frame: Frame, raw: str, entry: TxEntry | None,
+                                got: Answer, start: _Start) -> None:
+        """The backend's answer goes to the charger as written; then strom takes note."""
+        answer, text = got
+        if frame.action == "StartTransaction" and answer.message_type == CALLRESULT \
+                and isinstance(start.backend_id, int):
+            start.entry = self.transactions.add(
+                start.backend_id, strom_id=None, backend_id=start.backend_id, owner="backend",
+                connector_id=frame.payload.get("connectorId", 0))
+            if start.entry.charger_id != start.backend_id:
+                text = with_payload(text, {**answer.payload,
+                                           "transactionId": start.entry.charger_id})
+        await self._send(text)
+        if frame.action == "Authorize":
+            return  # nothing to record
+        mine = await self._observe(frame, raw, entry)
+        if start.entry is not None:
+            data = json.loads(mine)
+            if data[0] == CALLRESULT:
+                start.entry.strom_id = data[2]["transactionId"]
+
+    async def _answer_for_backend(self, frame: Frame, raw: str, entry: TxEntry | None,
+                                  start: _Start) -> str:
+        """strom's answer while the backend is away: its own, with idTags the backend had
+        accepted accepted (as a charger's authorization cache would), others Invalid."""
+        if frame.action == "Authorize":
+            return json.dumps([CALLRESULT, frame.unique_id,
+                               {"idTagInfo": {"status": self._cached(frame.payload)}}])
+        mine = await self._observe(frame, raw, entry)
+        if frame.action != "StartTransaction":
+            return mine
+        data = json.loads(mine)
+        if data[0] != CALLRESULT:
+            return mine
+        data[2]["idTagInfo"] = {"status": self._cached(frame.payload)}
+        answer = self._started(json.dumps(data, separators=(",", ":")), frame,
+                               owner="backend", backend_id=start.backend_id)
+        start.entry = self.transactions.by_strom_id(data[2]["transactionId"])
+        return answer
+
+    def _remember(self, tag: Any, info: Any) -> None:
+        if not isinstance(tag, str) or not isinstance(info, dict):
+            return
+        if info.get("status") == "Accepted":
+            self._accepted[tag] = None
+            self._accepted.move_to_end(tag)
+            while len(self._accepted) > ACCEPTED_TAGS:
+                self._accepted.popitem(last=False)
+        else:
+            self._accepted.pop(tag, None)
+
+    def _cached(self, payload: dict[str, Any]) -> str:
+        return "Accepted" if payload.get("idTag") in self._accepted else "Invalid"
+
+    # --- the backend's calls to the charger -------------------------------------------------
+
+    async def _backend_call(self, frame: Frame, raw: str) -> None:
+        action, payload = frame.action or "", frame.payload
+        if not self._backend_bucket.take() or len(self._ids.open) >= self._backend_in_flight:
+            await self.upstream.send(json.dumps(
+                [4, frame.unique_id, "GenericError", "too many calls; slow down", {}]))
+            return
+        strom_connectors: set[int] = set()
+        if self._sessions is not None:
+            strom_connectors = (await self._sessions.busy_connectors(self.id)
+                                | self.transactions.connectors("strom"))
+        refusal = refuse_backend_call(action, payload, strom_connectors=strom_connectors,
+                                      transactions=self.transactions)
+        if refusal is not None:
+            log.info("%s: the backend's %s refused: %s", self.id, action, refusal)
+            await self.upstream.send(json.dumps([CALLRESULT, frame.unique_id, refusal]))
+            return
+        if action == "RemoteStopTransaction":
+            entry = self.transactions.by_backend_id(payload.get("transactionId"))
+            if entry is not None and entry.charger_id != entry.backend_id:
+                raw = with_payload(raw, {**payload, "transactionId": entry.charger_id})
+        wire = self._ids.outbound(frame.unique_id, action, payload)
+        try:
+            await super()._send(with_unique_id(raw, wire))
+        except ConnectionClosed:
+            self._ids.answered(wire)
+
+    def _after_backend_call(self, action: str, payload: dict[str, Any], answer: Frame) -> None:
+        if (self.lightning and answer.message_type == CALLRESULT
+                and changes_strom_key(action, payload, answer.payload)):
+            # Rule: strom re-applies its metering settings (and records that it did).
+            log.warning("%s: the backend changed %s; strom sets its metering again", self.id,
+                        payload.get("key"))
+            self._ctx.event_log.append_soon(
+                "passthrough_conflict", {"backend": action, "key": payload.get("key"),
+                                         "value": payload.get("value"),
+                                         "resolution": "re-applied"}, self.id)
+            if self._ctx.on_booted is not None:
+                self._ctx.on_booted(self.id)
+
+    # --- strom's calls to the charger -------------------------------------------------------
+
+    async def call(self, payload: Any) -> Any:
+        """strom's own calls: none in a pure proxy; never a start on the backend's connector;
+        a stop in the charger's id of the transaction."""
+        if isinstance(payload, call.RemoteStartTransaction) and (
+                not self.lightning
+                or payload.connector_id in self.transactions.connectors("backend")):
+            return call_result.RemoteStartTransaction(status="Rejected")
+        if isinstance(payload, call.RemoteStopTransaction):
+            entry = self.transactions.by_strom_id(payload.transaction_id)
+            if entry is not None and entry.charger_id != payload.transaction_id:
+                payload = replace(payload, transaction_id=entry.charger_id)
+        return await super().call(payload)
+
+    @after(Action.boot_notification)
+    def after_boot(self, **kwargs: Any) -> None:
+        # A pure proxy makes no calls of its own: the backend configures the charger.
+        if self.lightning:
+            super().after_boot(**kwargs)
+
+
+class Passthrough:
+    """Makes the connection of a charger that has an `upstream`; the central system asks it
+    for each charger (`CentralSystem.connection_factory`). `sessions` is set once strom's
+    sessions exist (without them, chargers are served as pure proxies)."""
+
+    def __init__(self, charge_points: ChargePointRepository, settings: PassthroughSettings,
+                 *, outbound: Outbound | None, max_message_bytes: int) -> None:
+        self._charge_points = charge_points
+        self._settings = settings
+        self._outbound = outbound
+        self._max_message_bytes = max_message_bytes
+        self.sessions: LightningSessions | None = None
+
+    async def __call__(self, cp_id: str, websocket: Any, context: OcppContext,
+                       response_timeout: float) -> ChargePointConnection | None:
+        cp = await self._charge_points.get(cp_id)
+        if cp is None or not cp.upstream:
+            return None
+        try:
+            config = UpstreamConfig.from_json(cp.upstream)
+        except UpstreamError as exc:
+            log.error("%s: %s; serving it without its backend", cp_id, exc)
+            return None
+        return PassthroughConnection(
+            cp_id, websocket, context, response_timeout, config=config,
+            settings=self._settings, sessions=self.sessions, outbound=self._outbound,
+            max_message_bytes=self._max_message_bytes)

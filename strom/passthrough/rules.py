@@ -1,0 +1,51 @@
+"""Who may do what on a charger that strom shares with its backend.
+
+Pure decisions over what strom knows of the charger's transactions (`Transactions`); the
+connection carries them out. The table in docs/architecture.md ("Passthrough") is the
+documentation of these rules; keep the two together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.ocpp.sampling import INTERVAL, SAMPLED, STOP_SAMPLED
+from strom.passthrough.ids import Transactions
+
+# Configuration strom's billing relies on (strom/ocpp/sampling.py sets them at boot).
+STROM_KEYS = frozenset({SAMPLED, INTERVAL, STOP_SAMPLED})
+# Charger calls strom answers itself when the idTag is one of strom's sessions'.
+ID_TAG_CALLS = frozenset({"Authorize", "StartTransaction"})
+# Charger calls that name a transaction: its owner handles them.
+TRANSACTION_CALLS = frozenset({"MeterValues", "StopTransaction"})
+REJECTED = {"status": "Rejected"}
+
+
+def refuse_backend_call(action: str, payload: dict[str, Any], *, strom_connectors: set[int],
+                        transactions: Transactions) -> dict[str, Any] | None:
+    """The answer strom gives the backend instead of the charger's, or None: forward it.
+
+    - RemoteStartTransaction on a connector a lightning session holds (starting, charging,
+      stopping): Rejected, as a charger answers for an occupied connector.
+    - RemoteStopTransaction of a transaction that is strom's: Rejected (the backend never
+      saw it, so it can only be a guess or a stale id).
+    Everything else goes to the charger, whatever strom thinks of it (Reset, configuration,
+    vendor DataTransfer, actions strom does not know): the backend stays the charger's owner.
+    """
+    if action == "RemoteStartTransaction":
+        connector = payload.get("connectorId")
+        if isinstance(connector, int) and connector in strom_connectors:
+            return REJECTED
+    if action == "RemoteStopTransaction":
+        tid = payload.get("transactionId")
+        if isinstance(tid, int) and transactions.by_backend_id(tid) is None:
+            entry = transactions.get(tid)
+            if entry is not None and entry.owner == "strom":
+                return REJECTED
+    return None
+
+
+def changes_strom_key(action: str, payload: dict[str, Any], answer: dict[str, Any]) -> bool:
+    """The backend changed a setting strom's billing relies on, and the charger took it."""
+    return (action == "ChangeConfiguration" and payload.get("key") in STROM_KEYS
+            and answer.get("status") in ("Accepted", "RebootRequired"))

@@ -1,0 +1,75 @@
+"""A backend (`backend.Backend`), strom's central system with passthrough in front of it, and
+a charger (the ocpp library's ChargePoint, `tests/api/charger.py`) whose frames are recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from strom.config import PassthroughSettings
+from strom.passthrough.config import UpstreamConfig
+from strom.passthrough.connection import Passthrough
+from strom.store.db import Database
+from tests.api.charger import TestCharger
+from tests.ocpp.conftest import Ocpp, start_ocpp
+from tests.passthrough.backend import PASSWORD, Backend, Recording
+
+FAST = PassthroughSettings(answer_timeout=2.0, reconnect_min_seconds=0.05,
+                           reconnect_max_seconds=0.2)
+
+
+class RecordedCharger(TestCharger):
+    """The test charger, with every raw frame it sent and got in `frames`."""
+
+    frames: list[tuple[str, str]]
+
+    def received_calls(self) -> list[list[Any]]:
+        calls = [json.loads(raw) for way, raw in self.frames if way == "in"]
+        return [c for c in calls if c[0] == 2]
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[Backend]:
+    server = Backend()
+    await server.start()
+    yield server
+    if server.server is not None:
+        server.server.close()
+
+
+@pytest.fixture
+async def proxy(db: Database, backend: Backend) -> AsyncIterator[Ocpp]:
+    """strom's central system; cp-1 has the backend as its upstream (a pure proxy here:
+    no sessions)."""
+    server, bus = await start_ocpp(db, call_timeout=2.0)
+    server.central.connection_factory = Passthrough(
+        server.charge_points, FAST, outbound=None, max_message_bytes=65536)
+    await server.charge_points.update("cp-1", upstream=UpstreamConfig(
+        backend.url("cp-1"), password=PASSWORD).to_json())
+    yield server
+    await server.central.close()
+    await bus.close()
+
+
+@contextlib.asynccontextmanager
+async def recorded_charger(url: str, cp_id: str, connectors: int = 2,
+                           boot: bool = True) -> AsyncIterator[RecordedCharger]:
+    async with connect(url + cp_id, subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        frames: list[tuple[str, str]] = []
+        charger = RecordedCharger(cp_id, Recording(ws, frames), connectors)
+        charger.frames = frames
+        task = asyncio.create_task(charger.start())
+        try:
+            if boot:
+                await charger.boot()
+            yield charger
+        finally:
+            task.cancel()
+            for pending in list(charger._tasks):
+                pending.cancel()
