@@ -10,6 +10,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from ocpp.routing import on
+from ocpp.v16 import call_result
+from ocpp.v16.enums import Action
 from websockets.asyncio.client import connect
 
 from strom.config import PassthroughSettings
@@ -25,9 +28,25 @@ FAST = PassthroughSettings(answer_timeout=2.0, reconnect_min_seconds=0.05,
 
 
 class RecordedCharger(TestCharger):
-    """The test charger, with every raw frame it sent and got in `frames`."""
+    """The test charger, with every raw frame it sent and got in `frames`; it also keeps
+    configuration, as strom and the backend both set it."""
 
     frames: list[tuple[str, str]]
+    config: dict[str, str]
+
+    @on(Action.change_configuration)
+    async def on_change_configuration(self, key: str,
+                                      value: str) -> call_result.ChangeConfiguration:
+        self.config[key] = value
+        return call_result.ChangeConfiguration(status="Accepted")
+
+    @on(Action.get_configuration)
+    async def on_get_configuration(self, key: list[str] | None = None
+                                   ) -> call_result.GetConfiguration:
+        known = [{"key": k, "readonly": False, "value": v} for k, v in self.config.items()
+                 if key is None or k in key]
+        return call_result.GetConfiguration(
+            configuration_key=known, unknown_key=[k for k in key or [] if k not in self.config])
 
     def received_calls(self) -> list[list[Any]]:
         calls = [json.loads(raw) for way, raw in self.frames if way == "in"]
@@ -64,6 +83,8 @@ async def recorded_charger(url: str, cp_id: str, connectors: int = 2,
         frames: list[tuple[str, str]] = []
         charger = RecordedCharger(cp_id, Recording(ws, frames), connectors)
         charger.frames = frames
+        charger.config = {"MeterValuesSampledData": "Energy.Active.Import.Register",
+                          "MeterValueSampleInterval": "60"}
         task = asyncio.create_task(charger.start())
         try:
             if boot:
