@@ -1,4 +1,4 @@
-"""`strom cp add|list|show|remove`: register and inspect charge points."""
+"""`strom cp add|update|list|show|remove`: register and inspect charge points."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from strom.errors import UserError
 from strom.keys import ensure_cp_key, keys_path, remove_cp_key
 from strom.lnurl.links import pay_links
 from strom.ocpp.protocols import SUPPORTED, parse_allowed
+from strom.passthrough.config import UpstreamError, merged_upstream, public_upstream
 from strom.security import hash_password
 from strom.store.charge_points import (
     CERT_SHA256_PATTERN,
@@ -42,7 +43,39 @@ def cp_json(cp: ChargerRecord) -> dict[str, Any]:
         "connected": cp.connected, "last_seen": cp.last_seen, "booted_at": cp.booted_at,
         "ocpp_protocol": cp.ocpp_protocol, "ocpp_protocols": list(cp.ocpp_protocols or SUPPORTED),
         "security_profile": cp.security_profile or 1, "client_cert_sha256": cp.client_cert_sha256,
+        "upstream": public_upstream(cp.upstream),
     }
+
+
+def upstream_options(command: Any) -> Any:
+    """Passthrough (`strom.passthrough`): the backend the charger stays connected to."""
+    for option in reversed([
+        click.option("--upstream", default=None, metavar="URL",
+                     help="Backend (CSMS) ws:// or wss:// URL for this charger: strom passes "
+                          "its traffic through and adds lightning sessions. \"\" removes it."),
+        click.option("--upstream-password", default=None, envvar="STROM_UPSTREAM_PASSWORD",
+                     help="Basic-auth password strom presents to the backend as the charger "
+                          "(or STROM_UPSTREAM_PASSWORD; kept when omitted for the same URL)."),
+        click.option("--upstream-client-cert", default=None, type=click.Path(dir_okay=False),
+                     help="PEM file of a TLS client certificate for the backend."),
+        click.option("--upstream-client-key", default=None, type=click.Path(dir_okay=False),
+                     help="Its key's PEM file."),
+        click.option("--lightning/--no-lightning", default=True, show_default=True,
+                     help="--no-lightning: a pure proxy, no lightning sessions here."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _upstream(url: str | None, password: str | None, cert: str | None, key: str | None,
+              lightning: bool, stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not url:
+        return None
+    try:
+        return merged_upstream({"url": url, "password": password, "client_cert": cert,
+                                "client_key": key, "lightning": lightning}, stored)
+    except UpstreamError as exc:
+        raise UserError(str(exc)) from None
 
 
 @click.group()
@@ -68,18 +101,25 @@ def cp() -> None:
                    "certificate for this id from [ocpp] tls_client_ca.")
 @click.option("--client-cert-sha256", "pin", default=None,
               help="Profile 3: accept only the client certificate with this SHA-256 (hex).")
+@upstream_options
 @common_options
 def add(env: CliEnv, cp_id: str, lat: float, lon: float, name: str | None, connectors: int,
         price_sat: int | None, password: str | None, protocols: str | None,
-        profile: int | None, pin: str | None) -> None:
+        profile: int | None, pin: str | None, upstream: str | None,
+        upstream_password: str | None, upstream_client_cert: str | None,
+        upstream_client_key: str | None, lightning: bool) -> None:
     """Register a charge point and create its nostr key."""
     tariff = {"price_msat_per_kwh": price_sat * 1000} if price_sat is not None else None
     if pin is not None and not CERT_SHA256.match(pin):
         raise UserError("--client-cert-sha256: 64 hex digits (the certificate's SHA-256)")
+    backend = _upstream(upstream, upstream_password, upstream_client_cert, upstream_client_key,
+                        lightning, None)
     created, npub = register_charge_point(env, cp_id, lat=lat, lon=lon, name=name,
                                           connectors=connectors, password=password, tariff=tariff,
                                           protocols=parse_allowed(protocols), profile=profile,
                                           pin=pin)
+    if backend:
+        _store_upstream(env, cp_id, backend)
     click.echo(f"added {created.id} ({created.num_connectors} connector(s)) npub {npub}")
     click.echo(f"connect it to ws://{env.settings.ocpp.host}:{env.settings.ocpp.port}/ocpp/{cp_id}")
 
@@ -106,6 +146,40 @@ def register_charge_point(env: CliEnv, cp_id: str, *, lat: float, lon: float,
     created = run_async(go())
     npub = ensure_cp_key(keys_path(env.data_dir, env.settings.nostr.keys_file), cp_id)
     return created, npub
+
+
+@cp.command("update")
+@click.argument("cp_id")
+@upstream_options
+@common_options
+def update(env: CliEnv, cp_id: str, upstream: str | None, upstream_password: str | None,
+           upstream_client_cert: str | None, upstream_client_key: str | None,
+           lightning: bool) -> None:
+    """Change a charge point's backend (passthrough); it applies at its next connection."""
+    if upstream is None:
+        raise UserError("nothing to change: give --upstream URL (or --upstream '' to remove)")
+
+    async def stored() -> ChargerRecord | None:
+        async with open_store(env) as db:
+            return await ChargePointRepository(db).get(cp_id)
+
+    found = run_async(stored())
+    if found is None:
+        raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
+    backend = _upstream(upstream, upstream_password, upstream_client_cert, upstream_client_key,
+                        lightning, found.upstream)
+    _store_upstream(env, cp_id, backend)
+    click.echo(f"{cp_id}: " + (f"passes through to {backend['url']}"
+                               + ("" if lightning else " (pure proxy)") if backend
+                               else "no backend; strom is its central system"))
+
+
+def _store_upstream(env: CliEnv, cp_id: str, backend: dict[str, Any] | None) -> None:
+    async def go() -> None:
+        async with open_store(env) as db:
+            await ChargePointRepository(db).update(cp_id, upstream=backend)
+
+    run_async(go())
 
 
 @cp.command("list")

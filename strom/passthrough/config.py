@@ -67,3 +67,25 @@ class UpstreamConfig:
         shown = asdict(self)
         shown["has_password"] = shown.pop("password") is not None
         return shown
+
+
+def public_upstream(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored upstream as the API and the CLI show it (no password), None without one."""
+    if not stored:
+        return None
+    try:
+        return UpstreamConfig.from_json(stored).public_json()
+    except UpstreamError as exc:  # a certificate file gone since: say so, never the password
+        return {"url": stored.get("url"), "error": str(exc)}
+
+
+def merged_upstream(given: dict[str, Any] | None,
+                    stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A new upstream from the API or CLI, checked; without a password it keeps the stored
+    one, but only for the same URL (a password never follows to another host)."""
+    if given is None:
+        return None
+    data = {k: v for k, v in given.items() if v is not None}
+    if "password" not in data and stored and stored.get("url") == data.get("url"):
+        data["password"] = stored.get("password")
+    return UpstreamConfig.from_json(data).to_json()

@@ -132,17 +132,19 @@ class UpstreamLink:
             item.waiter = None  # an answer that comes later is not the charger's any more
 
     def _enqueue(self, item: Outgoing) -> bool:
+        """Queue a call within the bounds: shed old MeterValues and StatusNotifications for
+        it if that makes room, else refuse it (the queue stays as it was)."""
         limit_n, limit_bytes = self._settings.queue_max_messages, self._settings.queue_max_bytes
-        while self._queue and (len(self._queue) >= limit_n
-                               or self._queued_bytes + item.size > limit_bytes):
-            victim = next((q for q in self._queue if q.action in SHEDDABLE and not q.sent), None)
-            if victim is None:
+        sheddable = [q for q in self._queue if q.action in SHEDDABLE and not q.sent]
+        if (len(self._queue) - len(sheddable) >= limit_n or item.size
+                + self._queued_bytes - sum(q.size for q in sheddable) > limit_bytes):
+            self._lost(item)
+            return False
+        for victim in sheddable:
+            if len(self._queue) < limit_n and self._queued_bytes + item.size <= limit_bytes:
                 break
             self._remove(victim)
             self._lost(victim)
-        if len(self._queue) >= limit_n or self._queued_bytes + item.size > limit_bytes:
-            self._lost(item)
-            return False
         self._queue.append(item)
         self._queued_bytes += item.size
         self._wakeup.set()

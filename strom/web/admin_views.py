@@ -7,6 +7,7 @@ from typing import Any
 
 from strom.container import Services
 from strom.ocpp.protocols import SUPPORTED
+from strom.passthrough.config import public_upstream
 from strom.sessions.model import ACTIVE_STATES, Session, State
 from strom.store.charge_points import ChargerRecord
 from strom.timeutil import iso
@@ -48,6 +49,8 @@ def admin_charge_point_json(svc: Services, cp: ChargerRecord, sessions: list[Ses
         "ocpp_protocol": cp.ocpp_protocol, "ocpp_protocols": list(cp.ocpp_protocols or SUPPORTED),
         "security_profile": cp.security_profile or 1, "client_cert_sha256": cp.client_cert_sha256,
         "has_password": cp.password_hash is not None, "tariff_override": cp.tariff,
+        # Passthrough: the backend it keeps (`strom.passthrough`), never its password.
+        "upstream": public_upstream(cp.upstream),
         "power_w": sum(s.power_w or 0.0 for s in sessions),
         "sessions": [session_brief(s) for s in sessions],
         "earned_today_msat": earned_today_msat,

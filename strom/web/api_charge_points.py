@@ -15,6 +15,7 @@ from strom.container import Services
 from strom.errors import UserError
 from strom.keys import ensure_cp_key, keys_path, remove_cp_key
 from strom.ocpp.protocols import SUPPORTED, parse_allowed
+from strom.passthrough.config import UpstreamError, merged_upstream
 from strom.security import hash_password
 from strom.store.charge_points import (
     CERT_SHA256_PATTERN,
@@ -26,10 +27,33 @@ from strom.web.admin_views import admin_views
 from strom.web.api_tariffs import TariffOverride, check_override
 from strom.web.auth import require_admin, services
 from strom.web.responses import JSONResponse
-from strom.web.validation import PageQuery, Strict, Whole, page, read_body, read_query
+from strom.web.validation import (
+    InvalidInput,
+    PageQuery,
+    Strict,
+    Whole,
+    page,
+    read_body,
+    read_query,
+)
 
 # Names show up in pages, terminals and nostr profiles: no control characters.
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+
+
+class Upstream(Strict):
+    """Passthrough: the backend (CSMS) the charger stays connected to through strom."""
+
+    url: str = Field(max_length=2000, description="ws:// or wss:// URL of the backend for "
+                     "this charger (with its id as the backend knows it).")
+    password: str | None = Field(None, min_length=1, max_length=200, description=(
+        "Basic-auth password strom presents as the charger; never shown again. Omitted in an "
+        "update: the stored one is kept for the same URL."))
+    subprotocol: Literal["ocpp1.6"] = "ocpp1.6"
+    client_cert: str | None = Field(None, max_length=1000,
+                                    description="PEM file of a TLS client certificate.")
+    client_key: str | None = Field(None, max_length=1000, description="Its key's PEM file.")
+    lightning: bool = Field(True, description="false: a pure proxy, no lightning sessions.")
 
 
 class ChargePointCreate(Strict):
@@ -49,10 +73,12 @@ class ChargePointCreate(Strict):
                           "for this id from [ocpp] tls_client_ca.")
     client_cert_sha256: str | None = Field(None, pattern=CERT_SHA256_PATTERN,
                                            description="Profile 3: the one certificate let in.")
+    upstream: Upstream | None = None
 
 
 class ChargePointUpdate(Strict):
-    """Only the keys given change; `password: null` removes it, `tariff: null` clears it."""
+    """Only the keys given change; `password: null` removes it, `tariff: null` clears it,
+    `upstream: null` makes strom the charger's only central system (on its next connection)."""
 
     name: str | None = Field(None, min_length=1, max_length=100, pattern=NAME_PATTERN)
     lat: float | None = Field(None, ge=-90, le=90)
@@ -64,6 +90,15 @@ class ChargePointUpdate(Strict):
     security_profile: Literal[1, 2, 3] | None = None
     client_cert_sha256: str | None = Field(None, pattern=CERT_SHA256_PATTERN,
                                            description="`null`: no pin.")
+    upstream: Upstream | None = None
+
+
+def _upstream(given: Upstream | None, stored: dict[str, object] | None
+              ) -> dict[str, object] | None:
+    try:
+        return merged_upstream(given.model_dump() if given else None, stored)
+    except UpstreamError as exc:
+        raise InvalidInput([{"loc": ["body", "upstream"], "msg": str(exc)}]) from None
 
 
 async def view(svc: Services, cp: ChargerRecord) -> dict[str, object]:
@@ -93,6 +128,7 @@ async def create_charge_point(request: Request) -> JSONResponse:
     body = await read_body(request, ChargePointCreate)
     tariff = check_override(svc, body.tariff) if body.tariff else None
     password_hash = await asyncio.to_thread(hash_password, body.password) if body.password else None
+    upstream = _upstream(body.upstream, None)
     try:
         cp = await svc.charge_points.add(
             body.id, name=body.name or body.id, lat=body.lat, lon=body.lon,
@@ -101,6 +137,9 @@ async def create_charge_point(request: Request) -> JSONResponse:
             security_profile=body.security_profile, client_cert_sha256=body.client_cert_sha256)
     except UserError as exc:
         raise HTTPException(409, str(exc)) from None
+    if upstream:
+        await svc.charge_points.update(cp.id, upstream=upstream)
+        cp = await _charge_point(svc, cp.id)
     await asyncio.to_thread(ensure_cp_key, keys_path(svc.data_dir, svc.settings.nostr.keys_file),
                             cp.id)
     return JSONResponse(await view(svc, cp), status_code=201)
@@ -131,6 +170,8 @@ async def update_charge_point(request: Request) -> JSONResponse:
         if key in given:
             value = getattr(body, key)
             changes[key] = value.lower() if isinstance(value, str) else value
+    if "upstream" in given:
+        changes["upstream"] = _upstream(body.upstream, cp.upstream)
     await svc.charge_points.update(cp.id, **changes)
     return JSONResponse(await view(svc, await _charge_point(svc, cp.id)))
 

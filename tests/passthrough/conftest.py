@@ -20,6 +20,7 @@ from strom.passthrough.config import UpstreamConfig
 from strom.passthrough.connection import Passthrough
 from strom.store.db import Database
 from tests.api.charger import TestCharger
+from tests.api.conftest import admin, app  # noqa: F401  (fixtures of test_config.py)
 from tests.ocpp.conftest import Ocpp, start_ocpp
 from tests.passthrough.backend import PASSWORD, Backend, Recording
 
