@@ -31,7 +31,11 @@ class UpstreamConfig:
     lightning: bool = True
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
+        try:
+            parts = urlsplit(self.url)
+            parts.port  # noqa: B018  (raises for a port out of range)
+        except (ValueError, TypeError, AttributeError):
+            raise UpstreamError("upstream url: not a URL") from None
         if len(self.url) > MAX_URL or parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise UpstreamError("upstream url: give a ws:// or wss:// URL of the backend")
         if parts.username or parts.password:
@@ -47,8 +51,14 @@ class UpstreamConfig:
             raise UpstreamError("upstream client_cert: needs a wss:// URL")
         for name in ("client_cert", "client_key"):
             path = getattr(self, name)
-            if path and not Path(path).is_file():
-                raise UpstreamError(f"upstream {name}: no file {path}")
+            try:
+                found = not path or Path(path).is_file()
+            except (OSError, ValueError):
+                found = False
+            if not found:
+                raise UpstreamError(f"upstream {name}: no such file")
+        if not isinstance(self.lightning, bool):
+            raise UpstreamError("upstream lightning: true or false")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UpstreamConfig:

@@ -34,7 +34,11 @@ class Shared:
 
 
 @pytest.fixture
-async def shared(data_dir: Path, backend: Backend) -> AsyncIterator[Shared]:
+async def shared(request: pytest.FixtureRequest, data_dir: Path,
+                 backend: Backend) -> AsyncIterator[Shared]:
+    """strom (money and all) with CP passing through to `backend`; lightning unless the test
+    is parametrized with False."""
+    lightning = getattr(request, "param", True)
     settings = free_settings(sessions={"stop_timeout": 5.0}, passthrough={
         "answer_timeout": 2.0, "reconnect_min_seconds": 0.05, "reconnect_max_seconds": 0.2})
     async with StromApp(settings, data_dir) as app:
@@ -42,7 +46,7 @@ async def shared(data_dir: Path, backend: Backend) -> AsyncIterator[Shared]:
         await app.services.charge_points.add(CP, name="Shared Street", lat=50.1, lon=8.7,
                                              num_connectors=2)
         await app.services.charge_points.update(CP, upstream=UpstreamConfig(
-            backend.url(CP), password=PASSWORD).to_json())
+            backend.url(CP), password=PASSWORD, lightning=lightning).to_json())
         async with recorded_charger(app.services.central_system.url, CP) as charger, \
                 httpx.AsyncClient(base_url=app.http_url, timeout=30) as http:
             await eventually(lambda: app.services.charge_points.get(CP),  # type: ignore[union-attr]
@@ -157,3 +161,17 @@ async def test_conflicts_resolved_as_documented(shared: Shared) -> None:
 
 async def _noop() -> None:
     return None
+
+
+@pytest.mark.parametrize("shared", [False], indirect=True)
+async def test_a_pure_proxy_runs_no_sessions(shared: Shared) -> None:
+    world, charger, backend = shared.world, shared.charger, shared.backend
+    session = await world.pay_to_charge(20_000 * SAT)
+    failed = await world.session_until(session["url"], lambda s: s["state"] == "failed")
+    assert failed["refundable_msat"] == 20_000 * SAT
+    # strom asked the charger nothing: no start, no metering setup.
+    assert not charger.received_calls()
+    assert not backend.received("StartTransaction")
+    done, _ = await world.withdraw_all(failed["lnurlw"])
+    assert done.status == "OK"
+    await world.ledger_ok()
