@@ -23,7 +23,7 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ocpp.routing import after
@@ -43,7 +43,7 @@ from strom.passthrough.rules import (
     changes_strom_key,
     refuse_backend_call,
 )
-from strom.passthrough.upstream import Answer, Outgoing, UpstreamLink
+from strom.passthrough.upstream import Answer, Backlog, Outgoing, UpstreamLink
 from strom.ratelimit import TokenBucket
 from strom.store.charge_points import ChargePointRepository
 
@@ -65,6 +65,16 @@ class LightningSessions(Protocol):
 
 
 @dataclass
+class ChargerState:
+    """What strom keeps of one charger across its reconnections: its open transactions, the
+    idTags its backend accepted, and the calls still on their way to the backend."""
+
+    transactions: Transactions = field(default_factory=Transactions)
+    accepted: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    backlog: Backlog = field(default_factory=Backlog)
+
+
+@dataclass
 class _Start:
     """A backend StartTransaction in flight: its entry and the backend's id, whichever is
     known first (the backend may answer a replayed one long after strom did)."""
@@ -79,16 +89,19 @@ class PassthroughConnection(ChargePointConnection):
     def __init__(self, cp_id: str, websocket: Any, context: OcppContext,
                  response_timeout: float, *, config: UpstreamConfig,
                  settings: PassthroughSettings, sessions: LightningSessions | None,
-                 outbound: Outbound | None, max_message_bytes: int) -> None:
+                 outbound: Outbound | None, max_message_bytes: int,
+                 state: ChargerState | None = None) -> None:
         super().__init__(cp_id, websocket, context, response_timeout)
+        state = state or ChargerState()
         self.upstream = UpstreamLink(cp_id, config, settings, self._backend_call,
-                                     outbound=outbound, max_message_bytes=max_message_bytes)
+                                     outbound=outbound, max_message_bytes=max_message_bytes,
+                                     backlog=state.backlog)
         self._sessions = sessions if config.lightning else None
         self._ids = MessageIds()
-        self.transactions = Transactions()
+        self.transactions = state.transactions
         self._inbox: asyncio.Queue[tuple[Frame, str]] = asyncio.Queue(INBOX)
         self._captured: dict[str, str | None] = {}
-        self._accepted: OrderedDict[str, None] = OrderedDict()
+        self._accepted = state.accepted
         self._backend_bucket = TokenBucket(settings.backend_rate_per_second,
                                            settings.backend_rate_burst)
         self._backend_in_flight = settings.backend_calls_in_flight
@@ -401,6 +414,8 @@ class Passthrough:
         self._outbound = outbound
         self._max_message_bytes = max_message_bytes
         self.sessions: LightningSessions | None = None
+        self._states: dict[str, ChargerState] = {}
+        self._current: dict[str, PassthroughConnection] = {}
 
     async def __call__(self, cp_id: str, websocket: Any, context: OcppContext,
                        response_timeout: float) -> ChargePointConnection | None:
@@ -412,7 +427,15 @@ class Passthrough:
         except UpstreamError as exc:
             log.error("%s: %s; serving it without its backend", cp_id, exc)
             return None
-        return PassthroughConnection(
+        old = self._current.get(cp_id)
+        if old is not None:
+            # The charger reconnected: its old backend link stops sending before the new one
+            # takes over their shared queue (the old socket may take a while to close).
+            await old.upstream.close()
+        conn = PassthroughConnection(
             cp_id, websocket, context, response_timeout, config=config,
             settings=self._settings, sessions=self.sessions, outbound=self._outbound,
-            max_message_bytes=self._max_message_bytes)
+            max_message_bytes=self._max_message_bytes,
+            state=self._states.setdefault(cp_id, ChargerState()))
+        self._current[cp_id] = conn
+        return conn

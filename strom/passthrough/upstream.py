@@ -58,20 +58,32 @@ class Outgoing:
     sent: bool = field(default=False)
 
 
+@dataclass(eq=False)
+class Backlog:
+    """The calls on their way to one charger's backend. It outlives a connection: a charger
+    that reconnects while its backend is away keeps what was queued (`Passthrough` holds it
+    per charger)."""
+
+    items: deque[Outgoing] = field(default_factory=deque)
+    size: int = 0  # bytes
+    dropped: int = 0  # calls lost to a full queue (logged)
+
+
 class UpstreamLink:
     """One charger's backend connection. `on_call` gets the backend's calls (frame, text)."""
 
     def __init__(self, cp_id: str, config: UpstreamConfig, settings: PassthroughSettings,
                  on_call: Callable[[Frame, str], Awaitable[None]], *,
-                 outbound: Outbound | None, max_message_bytes: int) -> None:
+                 outbound: Outbound | None, max_message_bytes: int,
+                 backlog: Backlog | None = None) -> None:
         self.cp_id = cp_id
         self._config = config
         self._settings = settings
         self._on_call = on_call
         self._outbound = outbound
         self._max_size = max_message_bytes
-        self._queue: deque[Outgoing] = deque()
-        self._queued_bytes = 0
+        self._backlog = backlog or Backlog()
+        self._queue = self._backlog.items
         self._wakeup = asyncio.Event()
         # Set once the first connection attempt ended: the charger's first calls (its boot)
         # wait for it, so a backend that is up gets them live rather than replayed.
@@ -79,7 +91,6 @@ class UpstreamLink:
         self._ws: ClientConnection | None = None
         self._inflight: tuple[str, asyncio.Future[Answer]] | None = None
         self._task: asyncio.Task[None] | None = None
-        self.dropped = 0  # calls lost to a full queue (logged)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -92,12 +103,20 @@ class UpstreamLink:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for item in self._queue:
+        for item in list(self._queue):
+            if item.action not in REPLAYED:
+                self._remove(item)
             _resolve(item.waiter, None)
+            item.waiter = None
 
     @property
     def connected(self) -> bool:
         return self._ws is not None
+
+    @property
+    def dropped(self) -> int:
+        """Calls lost to a full queue."""
+        return self._backlog.dropped
 
     @property
     def queued(self) -> int:
@@ -137,28 +156,28 @@ class UpstreamLink:
         limit_n, limit_bytes = self._settings.queue_max_messages, self._settings.queue_max_bytes
         sheddable = [q for q in self._queue if q.action in SHEDDABLE and not q.sent]
         if (len(self._queue) - len(sheddable) >= limit_n or item.size
-                + self._queued_bytes - sum(q.size for q in sheddable) > limit_bytes):
+                + self._backlog.size - sum(q.size for q in sheddable) > limit_bytes):
             self._lost(item)
             return False
         for victim in sheddable:
-            if len(self._queue) < limit_n and self._queued_bytes + item.size <= limit_bytes:
+            if len(self._queue) < limit_n and self._backlog.size + item.size <= limit_bytes:
                 break
             self._remove(victim)
             self._lost(victim)
         self._queue.append(item)
-        self._queued_bytes += item.size
+        self._backlog.size += item.size
         self._wakeup.set()
         return True
 
     def _remove(self, item: Outgoing) -> None:
         self._queue.remove(item)
-        self._queued_bytes -= item.size
+        self._backlog.size -= item.size
         _resolve(item.waiter, None)
 
     def _lost(self, item: Outgoing) -> None:
-        self.dropped += 1
+        self._backlog.dropped += 1
         log.warning("%s: backend queue full (%d calls, %d bytes): %s dropped", self.cp_id,
-                    len(self._queue), self._queued_bytes, item.action)
+                    len(self._queue), self._backlog.size, item.action)
 
     async def send(self, text: str) -> bool:
         """Send an answer of the charger's to the backend now; False when it is away."""
@@ -268,7 +287,7 @@ class UpstreamLink:
             self._inflight = None
             if self._queue and self._queue[0] is item:
                 self._queue.popleft()
-                self._queued_bytes -= item.size
+                self._backlog.size -= item.size
             if got is not None and item.answered is not None:
                 item.answered(got[0])
             _resolve(item.waiter, got)

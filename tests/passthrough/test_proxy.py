@@ -140,6 +140,27 @@ async def test_backend_down_strom_answers_and_replays_in_order(
         assert backend.received("Heartbeat")
 
 
+async def test_the_queue_outlives_a_reconnecting_charger(proxy: Ocpp, backend: Backend) -> None:
+    async with recorded_charger(proxy.url(""), "cp-1") as charger:
+        await backend.connected.wait()
+        port = backend.port
+        await backend.stop()
+        conn = proxy.central.connection("cp-1")
+        await eventually(lambda: _noop(), lambda _: not conn.upstream.connected)  # type: ignore[union-attr]
+        before = len(backend.frames)
+        await charger._start(1, "OFFLINE-TAG")
+    # The charger drops its socket and comes back while the backend is still away.
+    async with recorded_charger(proxy.url(""), "cp-1", boot=False) as again:
+        await again.call(call.Heartbeat())
+        await backend.start(port)
+        await eventually(lambda: _noop(), lambda _: backend.received("StartTransaction"))
+        await eventually(lambda: _noop(), lambda _: len(backend.received()) >= 3)
+        replayed = [json.loads(raw)[2] for way, raw in backend.frames[before:]
+                    if way == "in" and json.loads(raw)[0] == 2]
+        assert replayed[:3] == ["StatusNotification", "StartTransaction", "StatusNotification"]
+        assert replayed.count("StartTransaction") == 1
+
+
 async def test_a_stalling_backend_does_not_stall_the_charger(
         proxy: Ocpp, backend: Backend) -> None:
     async with recorded_charger(proxy.url(""), "cp-1") as charger:
