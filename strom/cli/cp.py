@@ -159,13 +159,7 @@ def update(env: CliEnv, cp_id: str, upstream: str | None, upstream_password: str
     if upstream is None:
         raise UserError("nothing to change: give --upstream URL (or --upstream '' to remove)")
 
-    async def stored() -> ChargerRecord | None:
-        async with open_store(env) as db:
-            return await ChargePointRepository(db).get(cp_id)
-
-    found = run_async(stored())
-    if found is None:
-        raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
+    found = _stored(env, cp_id)
     backend = _upstream(upstream, upstream_password, upstream_client_cert, upstream_client_key,
                         lightning, found.upstream)
     _store_upstream(env, cp_id, backend)
@@ -227,6 +221,19 @@ def show(env: CliEnv, cp_id: str) -> None:
     if shown is None:
         raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
     click.echo(json.dumps(shown, indent=2))
+
+
+def _stored(env: CliEnv, cp_id: str) -> ChargerRecord:
+    """One charge point from the store, or a UserError naming the way to list them."""
+
+    async def go() -> ChargerRecord | None:
+        async with open_store(env) as db:
+            return await ChargePointRepository(db).get(cp_id)
+
+    found = run_async(go())
+    if found is None:
+        raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
+    return found
 
 
 @cp.command("remove")

@@ -3,7 +3,6 @@ a charger (the ocpp library's ChargePoint, `tests/api/charger.py`) whose frames 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -13,13 +12,12 @@ import pytest
 from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
-from websockets.asyncio.client import connect
 
 from strom.config import PassthroughSettings
 from strom.passthrough.config import UpstreamConfig
 from strom.passthrough.connection import Passthrough
 from strom.store.db import Database
-from tests.api.charger import TestCharger
+from tests.api.charger import TestCharger, running_charger
 from tests.api.conftest import admin, app  # noqa: F401  (fixtures of test_config.py)
 from tests.ocpp.conftest import Ocpp, start_ocpp
 from tests.passthrough.backend import PASSWORD, Backend, Recording
@@ -32,8 +30,11 @@ class RecordedCharger(TestCharger):
     """The test charger, with every raw frame it sent and got in `frames`; it also keeps
     configuration, as strom and the backend both set it."""
 
-    frames: list[tuple[str, str]]
-    config: dict[str, str]
+    def __init__(self, cp_id: str, ws: Any, connectors: int) -> None:
+        self.frames: list[tuple[str, str]] = []
+        super().__init__(cp_id, Recording(ws, self.frames), connectors)
+        self.config = {"MeterValuesSampledData": "Energy.Active.Import.Register",
+                       "MeterValueSampleInterval": "60"}
 
     @on(Action.change_configuration)
     async def on_change_configuration(self, key: str,
@@ -77,21 +78,7 @@ async def proxy(db: Database, backend: Backend) -> AsyncIterator[Ocpp]:
     await bus.close()
 
 
-@contextlib.asynccontextmanager
-async def recorded_charger(url: str, cp_id: str, connectors: int = 2,
-                           boot: bool = True) -> AsyncIterator[RecordedCharger]:
-    async with connect(url + cp_id, subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
-        frames: list[tuple[str, str]] = []
-        charger = RecordedCharger(cp_id, Recording(ws, frames), connectors)
-        charger.frames = frames
-        charger.config = {"MeterValuesSampledData": "Energy.Active.Import.Register",
-                          "MeterValueSampleInterval": "60"}
-        task = asyncio.create_task(charger.start())
-        try:
-            if boot:
-                await charger.boot()
-            yield charger
-        finally:
-            task.cancel()
-            for pending in list(charger._tasks):
-                pending.cancel()
+def recorded_charger(url: str, cp_id: str,
+                     connectors: int = 2) -> contextlib.AbstractAsyncContextManager[Any]:
+    """A booted `RecordedCharger` connected to `url` + cp_id."""
+    return running_charger(url, cp_id, connectors, charger_class=RecordedCharger)

@@ -150,7 +150,7 @@ async def test_the_queue_outlives_a_reconnecting_charger(proxy: Ocpp, backend: B
         before = len(backend.frames)
         await charger._start(1, "OFFLINE-TAG")
     # The charger drops its socket and comes back while the backend is still away.
-    async with recorded_charger(proxy.url(""), "cp-1", boot=False) as again:
+    async with recorded_charger(proxy.url(""), "cp-1") as again:
         await again.call(call.Heartbeat())
         await backend.start(port)
         await eventually(lambda: _noop(), lambda _: backend.received("StartTransaction"))
