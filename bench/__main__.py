@@ -23,6 +23,7 @@ BENCHMARKS = [
     "bench.nostr",
     "bench.money_path",
     "bench.ocpp",
+    "bench.passthrough",
 ]
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import money_path, nostr, ocpp
+from bench import money_path, nostr, ocpp, passthrough
 from bench.figures import Figure
 
 
@@ -54,6 +54,13 @@ async def test_nostr_figures() -> None:
     for name in ("status sign+publish, one at a time",
                  f"status sign+publish, {nostr.CONCURRENCY} in flight"):
         assert got[name].value > 0 and got[name].baseline is not None
+
+
+async def test_passthrough_figures() -> None:
+    got = _by_name(await passthrough.run(count=5, calls=2, spacing=0.05))
+    p50, p99 = got["forwarded call p50 through strom"], got["forwarded call p99 through strom"]
+    assert 0 < p50.value <= p99.value and p50.baseline is not None and p50.baseline > 0
+    assert got["added latency p50"].value == p50.value - p50.baseline
 
 
 def test_charger_view_has_what_the_status_event_reads() -> None:
