@@ -342,7 +342,13 @@ class CentralSystem:
                            websocket: ServerConnection) -> ChargePointConnection | None:
         """Passthrough (OCPP 1.6J only): the connection of a charger that keeps its backend;
         None for any other."""
-        if self.connection_factory is None or protocol != OCPP16:
+        if self.connection_factory is None:
+            return None
+        if protocol != OCPP16:
+            cp = await self._charge_points.get(cp_id)
+            if cp is not None and cp.upstream:
+                log.warning("%s connected with %s: passthrough is OCPP 1.6J only; strom serves "
+                            "it without its backend", cp_id, protocol)
             return None
         return await self.connection_factory(cp_id, websocket, self.context, self.call_timeout)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import logging
 
+import pytest
 from ocpp.v16 import call
 
 from strom.timeutil import iso
 from tests.ocpp.conftest import Ocpp
-from tests.passthrough.backend import OWNER_TAG, Backend
+from tests.passthrough.backend import OWNER_TAG, PASSWORD, Backend
 from tests.passthrough.conftest import recorded_charger
 from tests.polling import eventually
 
@@ -28,7 +31,8 @@ def _without_id(raw: str) -> list[object]:
 
 
 async def test_the_backends_rfid_session_goes_through_byte_for_byte(
-        proxy: Ocpp, backend: Backend) -> None:
+        proxy: Ocpp, backend: Backend, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     async with recorded_charger(proxy.url(""), "cp-1") as charger:
         await backend.connected.wait()
         auth = await charger.call(call.Authorize(id_tag=OWNER_TAG))
@@ -69,6 +73,9 @@ async def test_the_backends_rfid_session_goes_through_byte_for_byte(
         # A pure proxy makes no calls of its own.
         assert {c[2] for c in charger.received_calls()} == {
             "RemoteStartTransaction", "RemoteStopTransaction"}
+    # The backend's password is never logged, not even at debug.
+    assert PASSWORD not in caplog.text and base64.b64encode(f"cp-1:{PASSWORD}".encode()).decode() \
+        not in caplog.text
 
 
 async def test_calls_strom_does_not_know_pass_through(proxy: Ocpp, backend: Backend) -> None:
