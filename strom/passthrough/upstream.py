@@ -39,6 +39,10 @@ REPLAYED = frozenset({"BootNotification", "StatusNotification", "StartTransactio
 # Dropped first when the queue is full: the newest state supersedes them.
 SHEDDABLE = frozenset({"MeterValues", "StatusNotification"})
 OPEN_TIMEOUT = 10.0
+# The websockets library logs the handshake's headers at debug, Authorization among them: the
+# backend connections log through a logger that never goes below INFO.
+_WS_LOG = logging.getLogger("strom.passthrough.websocket")
+_WS_LOG.setLevel(logging.INFO)
 
 # The backend's answer as parsed and as it wrote it (forwarded as written).
 Answer = tuple[Frame, str]
@@ -259,7 +263,7 @@ class UpstreamLink:
         ws = await connect(config.url, subprotocols=[Subprotocol(config.subprotocol)],
                            additional_headers=headers, open_timeout=OPEN_TIMEOUT,
                            max_size=self._max_size, ping_interval=20, ping_timeout=20,
-                           close_timeout=2, user_agent_header=None, proxy=None,
+                           close_timeout=2, user_agent_header=None, proxy=None, logger=_WS_LOG,
                            **kwargs)
         if ws.subprotocol != config.subprotocol:
             await ws.close(1002, "subprotocol required")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from strom.timeutil import iso
 
 OWNER_TAG = "RFID-OWNER-1"
+BACKEND_LOG = "tests.backend"  # the backend's own log (it sees the password, strom must not)
 PASSWORD = "backend secret"
 
 
@@ -99,7 +101,8 @@ class Backend:
         return "Accepted" if id_tag == OWNER_TAG else "Invalid"
 
     async def start(self, port: int = 0) -> None:
-        self.server = await serve(self._serve, "127.0.0.1", port, subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+        self.server = await serve(self._serve, "127.0.0.1", port, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                                  logger=logging.getLogger(BACKEND_LOG))
         self.port = int(next(iter(self.server.sockets)).getsockname()[1])
 
     async def stop(self) -> None:
