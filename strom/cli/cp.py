@@ -264,14 +264,7 @@ def remove(env: CliEnv, cp_id: str) -> None:
 def qr_code(env: CliEnv, cp_id: str, connector: int | None, svg_path: str | None,
             png_path: str | None) -> None:
     """Print the charger's pay QR in the terminal (and write SVG/PNG for the sticker)."""
-
-    async def go() -> ChargerRecord | None:
-        async with open_store(env) as db:
-            return await ChargePointRepository(db).get(cp_id)
-
-    found = run_async(go())
-    if found is None:
-        raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
+    found = _stored(env, cp_id)
     if connector is not None and connector > found.num_connectors:
         raise UserError(f"{cp_id} has {found.num_connectors} connector(s), not {connector}")
     links = pay_links(env.settings.public_url, cp_id, connector)
