@@ -89,10 +89,10 @@ async def demo_world(data_dir: Path) -> AsyncIterator[World]:
 
 
 @asynccontextmanager
-async def running_world(data_dir: Path, *, demo: bool = False, ocpp: str = "ocpp1.6",
+async def running_world(data_dir: Path, *, demo: bool = False, protocol: str = "ocpp1.6",
                         **sections: dict[str, Any]) -> AsyncIterator[World]:
-    """strom with `CP` (two connectors, the simulator speaking `ocpp`) connected and
-    Available, and an HTTP client for it."""
+    """strom with `CP` (two connectors, the simulator speaking `protocol`) connected and
+    Available, and an HTTP client for it; `ocpp=` is the [ocpp] section like any other."""
     sections["sessions"] = {"stop_timeout": 5.0, **sections.get("sessions", {})}
     settings = free_settings(**sections)
     async with StromApp(settings, data_dir, demo=demo) as app:
@@ -101,7 +101,7 @@ async def running_world(data_dir: Path, *, demo: bool = False, ocpp: str = "ocpp
                                              num_connectors=2)
         charger = SimulatedChargePoint(CP, app.services.central_system.url, connectors=2,
                                        meter_interval=0.2, speed=600.0, battery_wh=80_000,
-                                       start_soc=10.0, seed=7, ocpp=ocpp)
+                                       start_soc=10.0, seed=7, ocpp=protocol)
         await charger.start()
         await eventually(lambda: app.services.charge_points.get(CP),
                          lambda cp: cp is not None and cp.status == "Available")

@@ -161,8 +161,11 @@ async def test_a_req_flood_is_rate_limited_and_lnurl_stays_fast(world: World) ->
     await asyncio.wait_for(flooding, 60)
     elapsed = time.monotonic() - began
     await flooder.close()
-    served = [a for a in answers if a.startswith('["EOSE"')]
     limited = [a for a in answers if '"rate-limited: ' in a]
+    # Admitted: answered in full, or cut by the relay's query deadline on a loaded machine.
+    served = [a for a in answers if a not in limited]
+    assert all(a.startswith(('["EOSE"', '["CLOSED","flood","error: the query took'))
+               for a in served), served
     # The burst and what refills meanwhile are served; the rest costs the relay nothing.
     limits = relay.limits
     allowed = limits.req_burst + limits.reqs_per_second * elapsed + 1

@@ -95,7 +95,7 @@ async def test_2_0_1_and_1_6_chargers_side_by_side_each_paid_and_stopped(
 
 async def test_the_simulator_speaks_2_0_1_budget_stop_and_refund(data_dir: Path) -> None:
     """`strom simulate --ocpp 2.0.1`'s charger: the same realistic session as over 1.6."""
-    async with running_world(data_dir, ocpp="ocpp2.0.1") as world:
+    async with running_world(data_dir, protocol="ocpp2.0.1") as world:
         cp = await world.app.services.charge_points.get(CP)
         assert cp is not None and cp.ocpp_protocol == "ocpp2.0.1"
         session = await world.pay_to_charge(1_500_000)
