@@ -170,7 +170,8 @@ class StromApp:
         central = CentralSystem(self.settings.ocpp, charge_points, TransactionRepository(db),
                                 event_log, bus,
                                 tls=tls.listener().context if tls else None,
-                                trusted_proxies=self.settings.http.trusted_proxies)
+                                trusted_proxies=self.settings.http.trusted_proxies,
+                                data_dir=self.data_dir)
         central.connection_factory = Passthrough(
             charge_points, self.settings.passthrough, outbound=outbound,
             max_message_bytes=self.settings.ocpp.max_message_bytes)

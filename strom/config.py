@@ -87,6 +87,10 @@ class OcppSettings(_Section):
     # (needs tls_cert and tls_key); required: refuse chargers without one at the handshake.
     tls_client_ca: str = ""
     tls_client_required: bool = False
+    # strom's CA signing chargers' CSRs (SignCertificate, strom/ocpp/cert_signing.py), PEM
+    # paths; empty: the data dir's from `strom ocpp ca init`, if any. Trusted like tls_client_ca.
+    ca_cert: str = ""
+    ca_key: str = ""
     heartbeat_interval: int = Field(300, ge=1)
     call_timeout: float = Field(30.0, gt=0)
     ping_interval: float = Field(20.0, gt=0)

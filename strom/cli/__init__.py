@@ -19,6 +19,7 @@ COMMANDS = {
     "tui": "strom.cli.tui:tui", "wallet": "strom.cli.wallet:wallet",
     "cards": "strom.cli.cards:cards", "accounts": "strom.cli.cards:accounts",
     "firmware": "strom.cli.firmware:firmware", "diagnostics": "strom.cli.firmware:diagnostics",
+    "ocpp": "strom.cli.ocpp:ocpp",
 }
 SHORT_HELP = {
     "init": "Write a commented strom.toml (asks, or takes flags).",
@@ -32,6 +33,7 @@ SHORT_HELP = {
     "accounts": "Prepaid accounts that cards are billed to.",
     "firmware": "Upload firmware and update chargers (running server).",
     "diagnostics": "Chargers' diagnostics and logs (running server).",
+    "ocpp": "strom's OCPP CA for chargers' certificates.",
 }
 
 

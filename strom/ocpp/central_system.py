@@ -17,6 +17,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -29,6 +30,7 @@ from strom.config import OcppSettings
 from strom.events import ChargePointConnected, ChargePointDisconnected, EventBus
 from strom.forwarded import client_address, trusted_networks
 from strom.ocpp.auth_throttle import AuthThrottle
+from strom.ocpp.cert_signing import CertificateSigning, load_ca
 from strom.ocpp.charge_point import Authorizer, ChargePointConnection, OcppContext
 from strom.ocpp.client_certs import refusal, require_client_certs
 from strom.ocpp.control import Ocpp16Control
@@ -63,7 +65,7 @@ class CentralSystem:
     def __init__(self, settings: OcppSettings, charge_points: ChargePointRepository,
                  transactions: TransactionRepository, event_log: EventLogRepository,
                  bus: EventBus, *, tls: ssl.SSLContext | None = None,
-                 trusted_proxies: Sequence[str] = ()) -> None:
+                 trusted_proxies: Sequence[str] = (), data_dir: Path | None = None) -> None:
         self._settings = settings
         # Behind a reverse proxy the throttle counts the charger's address, not the proxy's.
         self._proxies = trusted_networks(trusted_proxies)
@@ -78,6 +80,10 @@ class CentralSystem:
             bus=bus, heartbeat_interval=settings.heartbeat_interval,
             rate_per_second=settings.rate_limit_per_second, rate_burst=settings.rate_limit_burst)
         self._v201 = V201Context(self.context)
+        ca = load_ca(settings.ca_cert, settings.ca_key, data_dir)
+        if ca is not None:
+            self.context.cert_signing = CertificateSigning(ca, charge_points, event_log)
+        self._ca_pem = ca.cert_pem if ca is not None else None
         # The allow-list of each charger being handshaken (read when its subprotocol is chosen).
         self._allowed: dict[str, tuple[str, ...] | None] = {}
         self._connections: dict[str, OcppRpc] = {}
@@ -135,10 +141,16 @@ class CentralSystem:
             return self._tls
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self._settings.tls_cert, self._settings.tls_key)
-        if self._settings.tls_client_ca:
-            require_client_certs(context, self._settings.tls_client_ca,
+        if self._client_ca:
+            require_client_certs(context, self._settings.tls_client_ca, self._ca_pem,
                                  self._settings.tls_client_required)
         return context
+
+    @property
+    def _client_ca(self) -> bool:
+        """Whether chargers may log in with client certificates (security profile 3)."""
+        return bool((self._settings.tls_client_ca or self._ca_pem) and self._settings.tls_cert
+                    and self._settings.tls_key)
 
     @property
     def port(self) -> int:
@@ -234,9 +246,7 @@ class CentralSystem:
             log.warning("OCPP connection for unknown charge point %r refused", cp_id)
             return connection.respond(HTTPStatus.NOT_FOUND, f"unknown charge point {cp_id}\n")
         self._allowed[cp_id] = cp.ocpp_protocols
-        client_ca = bool(self._settings.tls_client_ca and self._settings.tls_cert
-                         and self._settings.tls_key)
-        if (why := refusal(cp, connection.transport, client_ca)) is not None:
+        if (why := refusal(cp, connection.transport, self._client_ca)) is not None:
             log.warning("OCPP connection for %s refused: %s", cp_id, why)
             return connection.respond(HTTPStatus.FORBIDDEN, why + "\n")
         if not cp.password_hash:

@@ -10,13 +10,13 @@ handlers (framing, rate limit, calls and answers) is strom's own: `strom.ocpp.rp
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ocpp.exceptions import PropertyConstraintViolationError, TypeConstraintViolationError
 from ocpp.routing import after, on
-from ocpp.v16 import call_result
+from ocpp.v16 import call, call_result
 from ocpp.v16.enums import (
     Action,
     DataTransferStatus,
@@ -30,6 +30,7 @@ from strom.events import (
     TransactionStarted,
     TransactionStopped,
 )
+from strom.ocpp.cert_signing import CertificateSigning, CsrRefused, check_csr
 from strom.ocpp.meter import MAX_ENERGY_WH, Parsed, parse_meter_values
 from strom.ocpp.metering import MeterBook
 from strom.ocpp.readings import Readings
@@ -70,6 +71,37 @@ class OcppContext:
     firmware: FirmwareRepository | None = None
     # Chargers' certificate signing requests, for the operator's CA.
     certificates: CertificateRepository | None = None
+    # strom's CA for chargers' CSRs (SignCertificate); None: none configured, CSRs refused.
+    cert_signing: CertificateSigning | None = None
+
+    async def sign_requested(self, cp_id: str, csr: str,
+                             certificate_type: str | None = None) -> bool:
+        """Whether the charger's CSR was signed (its certificate goes out after the answer)."""
+        if self.cert_signing is None:
+            log.warning("%s: SignCertificate refused: no CA ([ocpp] ca_cert, or strom ocpp ca "
+                        "init)", cp_id)
+            return False
+        return await self.cert_signing.asked(cp_id, csr, certificate_type)
+
+    async def csr_fits(self, cp_id: str, csr: str) -> bool:
+        """Whether a CSR kept for the operator's CA is one for this charger (`check_csr`);
+        a refused one is logged with the reason."""
+        try:
+            check_csr(csr, cp_id)
+        except CsrRefused as exc:
+            log.warning("%s: certificate signing request refused: %s", cp_id, exc)
+            await self.event_log.append("csr_refused", {"reason": str(exc)}, cp_id)
+            return False
+        return True
+
+    def deliver_signed(self, peer: Any, make_call: Callable[[str], Any]
+                       ) -> Awaitable[str] | None:
+        """The sending of the certificate signed for `peer` (None: none waits), with the
+        version's CertificateSigned call made by `make_call` from the PEM chain."""
+        issued = self.cert_signing.take(peer.id) if self.cert_signing else None
+        if issued is None or self.cert_signing is None:
+            return None
+        return self.cert_signing.deliver(peer, issued, make_call(issued.chain_pem))
 
 
 class ChargePointConnection(OcppRpc):
@@ -246,15 +278,26 @@ class ChargePointConnection(OcppRpc):
 
     @on(Action.sign_certificate)
     async def on_sign_certificate(self, csr: str) -> call_result.SignCertificate:
-        # Kept for the operator, who has it signed by their CA (CertificateSigned follows);
-        # the schema bounds it (5500 characters).
-        if self._ctx.certificates is None:
+        if self._ctx.cert_signing is not None:
+            # strom's own CA signs it now (`strom.ocpp.cert_signing`); CertificateSigned
+            # follows from the hook below.
+            signed = await self._ctx.sign_requested(self.id, csr)
+            return call_result.SignCertificate(status="Accepted" if signed else "Rejected")
+        # Else kept for the operator, who has it signed by their CA (CertificateSigned
+        # follows); the schema bounds it (5500 characters), and a CSR naming another charger
+        # is refused before it reaches the operator's CA (`check_csr`).
+        if self._ctx.certificates is None or not await self._ctx.csr_fits(self.id, csr):
             return call_result.SignCertificate(status="Rejected")
         request_id = await self._ctx.certificates.add(self.id, csr)
         await self._ctx.event_log.append("sign_certificate", {"request_id": request_id},
                                          self.id)
         log.info("%s: certificate signing request %d", self.id, request_id)
         return call_result.SignCertificate(status="Accepted")
+
+    @after(Action.sign_certificate)
+    def after_sign_certificate(self, **_: Any) -> Awaitable[str] | None:
+        return self._ctx.deliver_signed(
+            self, lambda chain: call.CertificateSigned(certificate_chain=chain))
 
     async def _firmware_status(self, kind: str, status: str, request_id: int | None) -> None:
         update = None

@@ -19,9 +19,14 @@ from typing import Any
 from strom.store.charge_points import ChargerRecord
 
 
-def require_client_certs(context: ssl.SSLContext, ca_file: str, required: bool) -> None:
-    """Ask chargers for a client certificate signed by the CA in `ca_file`."""
-    context.load_verify_locations(cafile=ca_file)
+def require_client_certs(context: ssl.SSLContext, ca_file: str, ca_pem: str | None,
+                         required: bool) -> None:
+    """Ask chargers for a client certificate signed by the CA in `ca_file` or by strom's own
+    signing CA (`ca_pem`, `strom.ocpp.cert_signing`)."""
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    if ca_pem:
+        context.load_verify_locations(cadata=ca_pem)
     context.verify_mode = ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL
 
 

@@ -19,6 +19,7 @@ charged to the driver.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from ocpp import v21
@@ -27,7 +28,7 @@ from ocpp.exceptions import SecurityError
 from ocpp.messages import Call
 from ocpp.routing import after, on
 from ocpp.v21.enums import Action as Action21
-from ocpp.v201 import call_result
+from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
 from strom.events import (
@@ -303,6 +304,21 @@ class V201Connection(OcppRpc):
     async def on_notify_report(self, **kwargs: Any) -> call_result.NotifyReport:
         await self._keep("notify_report", kwargs)
         return call_result.NotifyReport()
+
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, csr: str, certificate_type: str | None = None,
+                                  **_: Any) -> call_result.SignCertificate:
+        # A02/A03: strom's CA signs a CSR for this charger's id (`strom.ocpp.cert_signing`).
+        signed = await self._ctx.sign_requested(self.id, csr, certificate_type)
+        return call_result.SignCertificate(
+            status="Accepted" if signed else "Rejected",
+            status_info=None if signed else {"reason_code": "InvalidCSR"})
+
+    @after(Action.sign_certificate)
+    def after_sign_certificate(self, certificate_type: str | None = None,
+                               **_: Any) -> Awaitable[str] | None:
+        return self._ctx.deliver_signed(self, lambda chain: call.CertificateSigned(
+            certificate_chain=chain, certificate_type=certificate_type))
 
     @on(Action.firmware_status_notification)
     async def on_firmware_status(self, status: str,
