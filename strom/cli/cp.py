@@ -44,6 +44,7 @@ def cp_json(cp: ChargerRecord) -> dict[str, Any]:
         "ocpp_protocol": cp.ocpp_protocol, "ocpp_protocols": list(cp.ocpp_protocols or SUPPORTED),
         "security_profile": cp.security_profile or 1, "client_cert_sha256": cp.client_cert_sha256,
         "upstream": public_upstream(cp.upstream),
+        "boot": cp.boot_status or "Accepted",
     }
 
 
@@ -101,11 +102,14 @@ def cp() -> None:
                    "certificate for this id from [ocpp] tls_client_ca.")
 @click.option("--client-cert-sha256", "pin", default=None,
               help="Profile 3: accept only the client certificate with this SHA-256 (hex).")
+@click.option("--boot", type=click.Choice(["accepted", "rejected"]), default="accepted",
+              show_default=True, help="Answer its BootNotification: rejected refuses it (and "
+                                      "everything it sends) until the operator accepts it.")
 @upstream_options
 @common_options
 def add(env: CliEnv, cp_id: str, lat: float, lon: float, name: str | None, connectors: int,
         price_sat: int | None, password: str | None, protocols: str | None,
-        profile: int | None, pin: str | None, upstream: str | None,
+        profile: int | None, pin: str | None, boot: str, upstream: str | None,
         upstream_password: str | None, upstream_client_cert: str | None,
         upstream_client_key: str | None, lightning: bool) -> None:
     """Register a charge point and create its nostr key."""
@@ -117,7 +121,7 @@ def add(env: CliEnv, cp_id: str, lat: float, lon: float, name: str | None, conne
     created, npub = register_charge_point(env, cp_id, lat=lat, lon=lon, name=name,
                                           connectors=connectors, password=password, tariff=tariff,
                                           protocols=parse_allowed(protocols), profile=profile,
-                                          pin=pin)
+                                          pin=pin, boot=boot)
     if backend:
         _store_upstream(env, cp_id, backend)
     click.echo(f"added {created.id} ({created.num_connectors} connector(s)) npub {npub}")
@@ -129,7 +133,7 @@ def register_charge_point(env: CliEnv, cp_id: str, *, lat: float, lon: float,
                           password: str | None = None, tariff: dict[str, int] | None = None,
                           protocols: tuple[str, ...] | None = None,
                           profile: int | None = None, pin: str | None = None,
-                          ) -> tuple[ChargerRecord, str]:
+                          boot: str | None = None) -> tuple[ChargerRecord, str]:
     """Store a new charge point and create its nostr key: the charge point and its npub."""
     if not CP_ID.match(cp_id):
         raise UserError(f"charge point id {cp_id!r}: use 1-48 letters, digits, '.', '_' or '-'")
@@ -141,7 +145,8 @@ def register_charge_point(env: CliEnv, cp_id: str, *, lat: float, lon: float,
             return await ChargePointRepository(db).add(
                 cp_id, name=name or cp_id, lat=lat, lon=lon, num_connectors=connectors,
                 password_hash=hash_password(password) if password else None, tariff=tariff,
-                ocpp_protocols=protocols, security_profile=profile, client_cert_sha256=pin)
+                ocpp_protocols=protocols, security_profile=profile, client_cert_sha256=pin,
+                boot_status=boot)
 
     created = run_async(go())
     npub = ensure_cp_key(keys_path(env.data_dir, env.settings.nostr.keys_file), cp_id)

@@ -179,10 +179,13 @@ class CentralSystem:
 
     def _speaking(self, kind: type[OcppRpc], *but: type[OcppRpc]
                   ) -> Callable[[str], Any]:
-        """The lookup of chargers connected through `kind` (not its subclasses in `but`)."""
+        """The lookup of chargers connected through `kind` (not its subclasses in `but`);
+        a charger whose boot was rejected is asked nothing (OCPP 2.0.1 B03)."""
         def lookup(cp_id: str) -> Any:
             conn = self._connections.get(cp_id)
-            return conn if isinstance(conn, kind) and not isinstance(conn, but) else None
+            if not isinstance(conn, kind) or isinstance(conn, but):
+                return None
+            return conn if conn.registration != "Rejected" else None
         return lookup
 
     def is_connected(self, cp_id: str) -> bool:

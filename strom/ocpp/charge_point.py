@@ -44,6 +44,8 @@ from strom.timeutil import iso, parse_iso
 
 log = logging.getLogger(__name__)
 
+REJECTED_INTERVAL = 300  # seconds until a charger the operator rejected may boot again
+
 
 class Authorizer(Protocol):
     """Who decides whether an idTag may charge (the session service)."""
@@ -73,6 +75,16 @@ class OcppContext:
     certificates: CertificateRepository | None = None
     # strom's CA for chargers' CSRs (SignCertificate); None: none configured, CSRs refused.
     cert_signing: CertificateSigning | None = None
+
+    async def boot_rejected(self, cp_id: str, vendor: str, model: str) -> bool:
+        """Whether the operator rejects this charger's boot (`strom cp add --boot rejected`);
+        a rejected boot is written to the event log."""
+        cp = await self.charge_points.get(cp_id)
+        if cp is None or cp.boot_status != "Rejected":
+            return False
+        log.info("%s: BootNotification rejected, as the operator set", cp_id)
+        self.event_log.append_soon("boot_rejected", {"vendor": vendor, "model": model}, cp_id)
+        return True
 
     async def sign_requested(self, cp_id: str, csr: str,
                              certificate_type: str | None = None) -> bool:
@@ -126,6 +138,11 @@ class ChargePointConnection(OcppRpc):
     @on(Action.boot_notification)
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str,
                       **kwargs: Any) -> call_result.BootNotification:
+        if await self._ctx.boot_rejected(self.id, charge_point_vendor, charge_point_model):
+            self.registration = "Rejected"
+            return call_result.BootNotification(current_time=iso(), interval=REJECTED_INTERVAL,
+                                                status=RegistrationStatus.rejected)
+        self.registration = "Accepted"
         await self._ctx.charge_points.record_boot(
             self.id, vendor=charge_point_vendor, model=charge_point_model,
             serial_number=kwargs.get("charge_point_serial_number"),
@@ -139,7 +156,7 @@ class ChargePointConnection(OcppRpc):
 
     @after(Action.boot_notification)
     def after_boot(self, **_: Any) -> None:
-        if self._ctx.on_booted is not None:
+        if self.registration == "Accepted" and self._ctx.on_booted is not None:
             self._ctx.on_booted(self.id)
 
     @on(Action.heartbeat)

@@ -26,7 +26,7 @@ from ocpp.charge_point import (
     snake_to_camel_case,
 )
 from ocpp.exceptions import NotImplementedError as CallNotImplemented
-from ocpp.exceptions import NotSupportedError, OCPPError, ValidationError
+from ocpp.exceptions import NotSupportedError, OCPPError, SecurityError, ValidationError
 from ocpp.messages import Call, CallError, CallResult, validate_payload
 from ocpp.routing import create_route_map
 from websockets.exceptions import ConnectionClosed
@@ -66,6 +66,9 @@ class OcppRpc:
         self._calling = asyncio.Lock()
         self._waiting: dict[str, asyncio.Future[CallResult | CallError]] = {}
         self._hooks: set[asyncio.Task[Any]] = set()
+        # The answer to its last BootNotification: while Pending or Rejected the charger may
+        # send nothing but another boot (OCPP 1.6 §4.2, 2.0.1 B02/B03).
+        self.registration: str | None = None
 
     async def start(self) -> None:
         """Serve the peer's frames until the connection closes (raises ConnectionClosed)."""
@@ -122,6 +125,9 @@ class OcppRpc:
         return self._bucket.take()
 
     async def _dispatch(self, msg: Call) -> None:
+        if self.registration in ("Pending", "Rejected") and msg.action != "BootNotification":
+            raise SecurityError(description=f"BootNotification is {self.registration};"
+                                " boot again later")
         handlers = self.route_map.get(msg.action, {})
         handler = handlers.get("_on_action")
         if handler is None:

@@ -60,6 +60,8 @@ class ChargerRecord:
     # OCPP security profile (None: 1) and a pinned client certificate (profile 3).
     security_profile: int | None = None
     client_cert_sha256: str | None = None
+    # The operator's answer to its BootNotification: None Accepted, or "Rejected".
+    boot_status: str | None = None
 
     @property
     def status(self) -> str:
@@ -92,9 +94,18 @@ def _row_to_cp(row: Any, connectors: list[Connector]) -> ChargerRecord:
         booted_at=row["booted_at"], created_at=row["created_at"], connectors=connectors,
         ocpp_protocols=tuple(row["ocpp_protocols"].split()) if row["ocpp_protocols"] else None,
         ocpp_protocol=row["ocpp_protocol"], security_profile=row["security_profile"],
-        client_cert_sha256=row["client_cert_sha256"],
+        client_cert_sha256=row["client_cert_sha256"], boot_status=row["boot_status"],
         upstream=json.loads(row["upstream_json"]) if row["upstream_json"] else None,
     )
+
+
+def _boot_status(value: str | None) -> str | None:
+    """Stored as NULL (Accepted) or "Rejected"."""
+    if value is None or value.capitalize() == "Accepted":
+        return None
+    if value.capitalize() == "Rejected":
+        return "Rejected"
+    raise ValueError(f"boot status {value!r}: Accepted or Rejected")
 
 
 class ChargePointRepository:
@@ -105,17 +116,19 @@ class ChargePointRepository:
                   password_hash: str | None = None, tariff: dict[str, Any] | None = None,
                   ocpp_protocols: tuple[str, ...] | None = None,
                   security_profile: int | None = None,
-                  client_cert_sha256: str | None = None) -> ChargerRecord:
+                  client_cert_sha256: str | None = None,
+                  boot_status: str | None = None) -> ChargerRecord:
         try:
             async with self._db.transaction() as conn:
                 await conn.execute(
                     "INSERT INTO charge_points (id, name, lat, lon, num_connectors, password_hash,"
                     " tariff_json, created_at, ocpp_protocols, security_profile,"
-                    " client_cert_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " client_cert_sha256, boot_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (cp_id, name, lat, lon, num_connectors, password_hash,
                      json.dumps(tariff) if tariff else None, iso(),
                      " ".join(ocpp_protocols) if ocpp_protocols else None, security_profile,
-                     client_cert_sha256.lower() if client_cert_sha256 else None),
+                     client_cert_sha256.lower() if client_cert_sha256 else None,
+                     _boot_status(boot_status)),
                 )
                 await conn.executemany(
                     "INSERT INTO connectors (cp_id, connector_id) VALUES (?, ?)",
@@ -152,9 +165,9 @@ class ChargePointRepository:
 
     async def update(self, cp_id: str, **fields: Any) -> None:
         """Update editable columns: name, lat, lon, password_hash, tariff, ocpp_protocols,
-        security_profile, client_cert_sha256, upstream."""
+        security_profile, client_cert_sha256, upstream, boot_status."""
         allowed = {"name", "lat", "lon", "password_hash", "tariff", "ocpp_protocols",
-                   "security_profile", "client_cert_sha256", "upstream"}
+                   "security_profile", "client_cert_sha256", "upstream", "boot_status"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"not editable: {sorted(unknown)}")
@@ -166,6 +179,8 @@ class ChargePointRepository:
         if "upstream" in fields:
             upstream = fields.pop("upstream")
             fields["upstream_json"] = json.dumps(upstream) if upstream else None
+        if "boot_status" in fields:
+            fields["boot_status"] = _boot_status(fields["boot_status"])
         if not fields:
             return
         assignments = ", ".join(f"{k} = ?" for k in fields)

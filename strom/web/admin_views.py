@@ -48,6 +48,7 @@ def admin_charge_point_json(svc: Services, cp: ChargerRecord, sessions: list[Ses
         # The OCPP it last connected with, and what it may use (strom picks the highest).
         "ocpp_protocol": cp.ocpp_protocol, "ocpp_protocols": list(cp.ocpp_protocols or SUPPORTED),
         "security_profile": cp.security_profile or 1, "client_cert_sha256": cp.client_cert_sha256,
+        "boot": cp.boot_status or "Accepted",
         "has_password": cp.password_hash is not None, "tariff_override": cp.tariff,
         # Passthrough: the backend it keeps (`strom.passthrough`), never its password.
         "upstream": public_upstream(cp.upstream),

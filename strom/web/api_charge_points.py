@@ -73,6 +73,8 @@ class ChargePointCreate(Strict):
                           "for this id from [ocpp] tls_client_ca.")
     client_cert_sha256: str | None = Field(None, pattern=CERT_SHA256_PATTERN,
                                            description="Profile 3: the one certificate let in.")
+    boot: Literal["Accepted", "Rejected"] | None = Field(
+        None, description="Its BootNotification's answer; Rejected refuses all it sends.")
     upstream: Upstream | None = None
 
 
@@ -90,6 +92,8 @@ class ChargePointUpdate(Strict):
     security_profile: Literal[1, 2, 3] | None = None
     client_cert_sha256: str | None = Field(None, pattern=CERT_SHA256_PATTERN,
                                            description="`null`: no pin.")
+    boot: Literal["Accepted", "Rejected"] | None = Field(
+        None, description="At its next BootNotification; `null`: Accepted.")
     upstream: Upstream | None = None
 
 
@@ -134,7 +138,8 @@ async def create_charge_point(request: Request) -> JSONResponse:
             body.id, name=body.name or body.id, lat=body.lat, lon=body.lon,
             num_connectors=body.connectors, password_hash=password_hash, tariff=tariff or None,
             ocpp_protocols=parse_allowed(body.ocpp_protocols),
-            security_profile=body.security_profile, client_cert_sha256=body.client_cert_sha256)
+            security_profile=body.security_profile, client_cert_sha256=body.client_cert_sha256,
+            boot_status=body.boot)
     except UserError as exc:
         raise HTTPException(409, str(exc)) from None
     if upstream:
@@ -172,6 +177,8 @@ async def update_charge_point(request: Request) -> JSONResponse:
             changes[key] = value.lower() if isinstance(value, str) else value
     if "upstream" in given:
         changes["upstream"] = _upstream(body.upstream, cp.upstream)
+    if "boot" in given:
+        changes["boot_status"] = body.boot
     await svc.charge_points.update(cp.id, **changes)
     return JSONResponse(await view(svc, await _charge_point(svc, cp.id)))
 

@@ -104,6 +104,8 @@ class AdminChargePoint(ChargePoint):
     security_profile: int = Field(1, description="OCPP security profile: 1, 2 or 3.")
     client_cert_sha256: str | None = Field(
         None, description="Profile 3: the SHA-256 of the one client certificate let in.")
+    boot: str = Field("Accepted", description="Its BootNotification's answer: Accepted or "
+                                              "Rejected (then all it sends is refused).")
     has_password: bool
     tariff_override: dict[str, int]
     power_w: float

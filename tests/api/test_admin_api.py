@@ -353,7 +353,10 @@ async def test_ocpp_protocols_and_security_profile_are_set_and_shown(
         "ocpp_protocols": None, "security_profile": 2, "client_cert_sha256": None})).json()
     assert patched["ocpp_protocols"] == ["ocpp2.1", "ocpp2.0.1", "ocpp1.6"]
     assert (patched["security_profile"], patched["client_cert_sha256"]) == (2, None)
+    assert body["boot"] == "Accepted"
+    rejected = (await admin.patch("/api/v1/charge-points/cp-sec", json={"boot": "Rejected"}))
+    assert rejected.json()["boot"] == "Rejected"
     for bad in ({"ocpp_protocols": ["ocpp3"]}, {"ocpp_protocols": []},
-                {"security_profile": 4}, {"client_cert_sha256": "xyz"}):
+                {"security_profile": 4}, {"client_cert_sha256": "xyz"}, {"boot": "Pending"}):
         answer = await admin.patch("/api/v1/charge-points/cp-sec", json=bad)
         assert answer.status_code == 422, bad

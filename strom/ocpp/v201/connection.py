@@ -24,8 +24,6 @@ from typing import Any
 
 from ocpp import v21
 from ocpp.charge_point import snake_to_camel_case
-from ocpp.exceptions import SecurityError
-from ocpp.messages import Call
 from ocpp.routing import after, on
 from ocpp.v21.enums import Action as Action21
 from ocpp.v201 import call, call_result
@@ -37,7 +35,7 @@ from strom.events import (
     TransactionStarted,
     TransactionStopped,
 )
-from strom.ocpp.charge_point import _timestamp
+from strom.ocpp.charge_point import REJECTED_INTERVAL, _timestamp
 from strom.ocpp.meter import parse_meter_values
 from strom.ocpp.metering import first_register
 from strom.ocpp.readings import Readings
@@ -69,14 +67,6 @@ class V201Connection(OcppRpc):
         self._v2 = context
         self._ctx = ocpp
         self._meter_readings = Readings(cp_id, ocpp.meters, ocpp.transactions, ocpp.bus)
-        self._registration: str | None = None  # the last BootNotification's answer
-
-    async def _dispatch(self, msg: Call) -> None:
-        # OCPP 2.0.1 B02/B03: before it is accepted, a charger sends nothing but its boot.
-        if self._registration in ("Pending", "Rejected") and msg.action != "BootNotification":
-            raise SecurityError(description=f"BootNotification is {self._registration};"
-                                " boot again later")
-        await super()._dispatch(msg)
 
     # --- provisioning and availability -------------------------------------------------------
 
@@ -85,12 +75,16 @@ class V201Connection(OcppRpc):
                       **_: Any) -> call_result.BootNotification:
         vendor = str(charging_station.get("vendor_name", ""))
         model = str(charging_station.get("model", ""))
+        if await self._ctx.boot_rejected(self.id, vendor, model):
+            self.registration = "Rejected"
+            return call_result.BootNotification(current_time=iso(), interval=REJECTED_INTERVAL,
+                                                status="Rejected")
         if self._ctx.authorizer is None:
             # Sessions are not running yet: nothing could be paid for; the charger asks again.
-            self._registration = "Pending"
+            self.registration = "Pending"
             return call_result.BootNotification(current_time=iso(), interval=PENDING_INTERVAL,
                                                 status="Pending")
-        self._registration = "Accepted"
+        self.registration = "Accepted"
         await self._ctx.charge_points.record_boot(
             self.id, vendor=vendor, model=model,
             serial_number=charging_station.get("serial_number"),
@@ -105,7 +99,7 @@ class V201Connection(OcppRpc):
     @after(Action.boot_notification)
     def after_boot(self, **_: Any) -> None:
         # The central system then configures its sampling (SetVariables) from a task.
-        if self._registration == "Accepted" and self._ctx.on_booted is not None:
+        if self.registration == "Accepted" and self._ctx.on_booted is not None:
             self._ctx.on_booted(self.id)
 
     @on(Action.heartbeat)
