@@ -45,6 +45,8 @@ DEVICE_MODEL = {
     "MeterValuesSampledData": ("SampledDataCtrlr", "TxUpdatedMeasurands"),
     "MeterValueSampleInterval": ("SampledDataCtrlr", "TxUpdatedInterval"),
     "StopTxnSampledData": ("SampledDataCtrlr", "TxEndedMeasurands"),
+    # 2.0.1's own: what the Started event carries (1.6's StartTransaction has meterStart)
+    "TxStartedMeasurands": ("SampledDataCtrlr", "TxStartedMeasurands"),
     # 1.6 says Current/Power, 2.0.1 A/W
     "ChargingScheduleAllowedChargingRateUnit": ("SmartChargingCtrlr", "RateUnit"),
 }

@@ -10,6 +10,9 @@ for (ChangeConfiguration):
 - `MeterValueSampleInterval`: at most `[ocpp] meter_sample_interval` seconds; a charger that
   samples more often is left alone, one that never samples (0) is asked to.
 - `StopTxnSampledData`: the energy register, so StopTransaction carries the final reading.
+- `TxStartedMeasurands` (2.0.1 only, `SampledDataCtrlr`): the energy register, so the Started
+  event carries the meter's start and the energy up to the first Updated event is billed
+  (1.6 has no such key: StartTransaction's meterStart is the register; unknown is no failure).
 
 A key that is read-only, unknown, rejected or not supported is recorded, not fought over:
 `SamplingSetup.failed` names each with the reason (event log, a log line, the admin JSON).
@@ -30,7 +33,8 @@ SAMPLED_MAX = "MeterValuesSampledDataMaxLength"
 INTERVAL = "MeterValueSampleInterval"
 STOP_SAMPLED = "StopTxnSampledData"
 STOP_SAMPLED_MAX = "StopTxnSampledDataMaxLength"
-KEYS = [SAMPLED, SAMPLED_MAX, INTERVAL, STOP_SAMPLED, STOP_SAMPLED_MAX]
+START_SAMPLED = "TxStartedMeasurands"
+KEYS = [SAMPLED, SAMPLED_MAX, INTERVAL, STOP_SAMPLED, STOP_SAMPLED_MAX, START_SAMPLED]
 
 
 @dataclass
@@ -59,7 +63,8 @@ async def configure_sampling(charger: ChargerControl, cp_id: str, interval: int)
     async def change(key: str, candidates: list[str]) -> bool:
         """Try the candidates in turn; False when the charger went away (ask no more)."""
         if key.lower() in unknown:
-            setup.failed[key] = "unknown to the charger"
+            if key != START_SAMPLED:  # a 1.6 charger has none: not a failure
+                setup.failed[key] = "unknown to the charger"
             return True
         if key.lower() in readonly:
             setup.failed[key] = f"read-only ({values.get(key.lower()) or 'empty'})"
@@ -79,13 +84,15 @@ async def configure_sampling(charger: ChargerControl, cp_id: str, interval: int)
         setup.failed[key] = status
         return True
 
-    for key, max_key in ((SAMPLED, SAMPLED_MAX), (STOP_SAMPLED, STOP_SAMPLED_MAX)):
+    for key, max_key in ((SAMPLED, SAMPLED_MAX), (STOP_SAMPLED, STOP_SAMPLED_MAX),
+                         (START_SAMPLED, None)):
         wanted = WANTED if key == SAMPLED else (ENERGY,)
         current = _csl(values.get(key.lower()))
         if set(wanted) <= set(current):
             setup.kept[key] = ",".join(current)
             continue
-        limit = _int(values.get(max_key.lower())) or len(wanted) + len(current)
+        limit = (_int(values.get(max_key.lower())) if max_key else None) \
+            or len(wanted) + len(current)
         extras = [m for m in current if m not in wanted]
         candidates = [[*wanted, *extras][:max(1, limit)], *(
             list(wanted[:n]) for n in range(len(wanted), 0, -1) if n <= limit)]

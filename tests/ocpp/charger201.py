@@ -66,6 +66,7 @@ class Charger201(ChargePoint):
                           "Energy.Active.Import.Register",
                           ("SampledDataCtrlr", "TxUpdatedInterval"): "0",
                           ("SampledDataCtrlr", "TxEndedMeasurands"): "",
+                          ("SampledDataCtrlr", "TxStartedMeasurands"): "",
                           ("SmartChargingCtrlr", "RateUnit"): "A, W"}
         self._tasks: set[asyncio.Task[None]] = set()
 

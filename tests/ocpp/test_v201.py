@@ -263,7 +263,8 @@ async def test_sampling_is_configured_through_the_device_model(accepting: Ocpp) 
     assert setup["changed"] == {
         "MeterValuesSampledData": "Energy.Active.Import.Register,Power.Active.Import",
         "MeterValueSampleInterval": "30",
-        "StopTxnSampledData": "Energy.Active.Import.Register"}, setup
+        "StopTxnSampledData": "Energy.Active.Import.Register",
+        "TxStartedMeasurands": "Energy.Active.Import.Register"}, setup
     assert charger.variables[("SampledDataCtrlr", "TxUpdatedInterval")] == "30"
 
 
