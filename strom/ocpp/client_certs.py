@@ -41,7 +41,7 @@ def refusal(cp: ChargerRecord, transport: Any, client_ca: bool) -> str | None:
     if profile < 3:
         return None
     if not client_ca:
-        return "security profile 3 needs [ocpp] tls_client_ca on this server"
+        return "security profile 3 needs [ocpp] tls_client_ca or ca_cert on this server"
     subject = (tls.getpeercert() or {}).get("subject", ())
     names = [pair[1] for rdn in subject if isinstance(rdn, tuple)
              for pair in rdn if pair[0] == "commonName"]

@@ -22,6 +22,7 @@ from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.timeutil import iso
 from tests.ocpp.conftest import Ocpp
+from tests.ocpp.test_cert_signing import call16
 from tests.ocpp.test_v201 import Accepting
 from tests.polling import eventually
 
@@ -69,11 +70,6 @@ async def test_a_rejected_201_charger_may_send_nothing_but_its_boot(rejected: Oc
             task.cancel()
     log = await rejected.event_log.recent("cp-1")
     assert any(e["kind"] == "boot_rejected" for e in log)
-
-
-async def call16(ws: Any, unique_id: str, action: str, payload: dict[str, Any]) -> Any:
-    await ws.send(json.dumps([2, unique_id, action, payload]))
-    return json.loads(await asyncio.wait_for(ws.recv(), 5))
 
 
 async def test_a_rejected_16_charger_is_refused_and_left_alone(rejected: Ocpp) -> None:
