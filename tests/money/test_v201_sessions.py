@@ -10,9 +10,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import lnurl
 import pytest
+from ocpp.v201 import ChargePoint, call
+from websockets.asyncio.client import connect
 
 from strom.app import StromApp
+from strom.lnurl.links import pay_links
 from tests.api.charger import running_charger
 from tests.conftest import free_settings
 from tests.money.conftest import CP, World, running_world
@@ -112,3 +116,23 @@ async def test_the_simulator_speaks_2_0_1_budget_stop_and_refund(data_dir: Path)
         # strom configured its sampling through the device model, as it does over 1.6.
         setup = world.app.services.central_system.sampling(CP)
         assert setup is not None and not setup["failed"], setup
+
+
+async def test_a_rejected_charger_takes_no_payment(strom: StromApp) -> None:
+    """A charger the operator rejected is connected but asked nothing: a driver's wallet gets an
+    LNURL error instead of an invoice, so nothing is paid for a charger strom cannot start."""
+    await strom.services.charge_points.update(CP, boot_status="Rejected")
+    url = strom.services.central_system.url
+    async with connect(url + CP, subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
+        charger = ChargePoint(CP, ws)
+        task = asyncio.create_task(charger.start())
+        try:
+            answer = await charger.call(call.BootNotification(
+                charging_station={"model": "M", "vendorName": "V"}, reason="PowerUp"))
+            assert answer.status == "Rejected"
+            assert strom.services.central_system.is_connected(CP)
+            pay = await lnurl.get(pay_links(strom.services.settings.public_url, CP).url)
+            assert isinstance(pay, lnurl.LnurlErrorResponse), pay
+            assert "try again later" in pay.reason
+        finally:
+            task.cancel()
