@@ -11,7 +11,9 @@ of at most `MAX_CSR_CHARS`, its signature holds (the charger has the private key
 is exactly one common name equal to the id of the connection it came over — a CSR naming
 another charger would let one charger log in as another (profile 3 knows chargers by that
 name), so it is refused and logged as an attack — and its key is RSA 2048…4096 or EC P-256/
-P-384. The certificate strom issues takes nothing else from the request: its subject is the
+P-384 — and only over a connection that proved who it is (a password, or profile 3's own
+certificate): a charger known by its id alone could be anyone. The certificate strom issues
+takes nothing else from the request: its subject is the
 common name alone, it is good for client authentication only, for `VALID_DAYS`.
 """
 
@@ -229,6 +231,11 @@ class CertificateSigning:
             return False
         self._last[cp_id] = now
         try:
+            cp = await self._charge_points.get(cp_id)
+            if cp is None or not (cp.password_hash or (cp.security_profile or 1) >= 3):
+                # Anyone who knows its id may connect as it: the certificate would be theirs.
+                raise CsrRefused("this charger logs in with its id alone (no password, no "
+                                 "certificate): set a password first")
             if certificate_type not in (None, "ChargingStationCertificate"):
                 raise CsrRefused(f"strom signs ChargingStationCertificate only, not "
                                  f"{certificate_type}")

@@ -6,6 +6,7 @@ security profile 3 using that certificate. A CSR naming another charger is refus
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import ssl
@@ -33,18 +34,24 @@ from strom.errors import UserError
 from strom.ocpp.cert_signing import (
     CA_KEY_FILE,
     MAX_CSR_CHARS,
+    CertificateSigning,
     CsrRefused,
     SigningCa,
     check_csr,
     create_ca,
     load_ca,
 )
+from strom.security import hash_password
 from strom.store.db import Database
-from tests.ocpp.conftest import Ocpp, start_ocpp
+from tests.ocpp.conftest import PASSWORD, Ocpp, start_ocpp
 from tests.ocpp.test_v201 import Accepting
 from tests.polling import eventually
 
 Key = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def basic(cp_id: str) -> str:
+    return "Basic " + base64.b64encode(f"{cp_id}:{PASSWORD}".encode()).decode()
 
 
 def csr_for(*names: str, key: Key | None = None) -> tuple[str, Key]:
@@ -127,6 +134,11 @@ class Signing:
     def url(self, cp_id: str) -> str:
         return f"wss://127.0.0.1:{self.ocpp.central.port}/ocpp/{cp_id}"
 
+    def connect(self, cp_id: str, protocol: str, context: ssl.SSLContext) -> Any:
+        """A charger's connection with its password (profile 2) over wss://."""
+        return connect(self.url(cp_id), subprotocols=[protocol],  # type: ignore[list-item]
+                       ssl=context, additional_headers={"Authorization": basic(cp_id)})
+
     def context(self, chain_pem: str | None = None, key: Key | None = None) -> ssl.SSLContext:
         context = ssl.create_default_context()
         self.server_ca.configure_trust(context)
@@ -153,7 +165,9 @@ async def signing(db: Database, tmp_path: Path) -> AsyncIterator[Signing]:
                                  ca_cert=str(ca_cert), ca_key=str(ca_key), call_timeout=2.0,
                                  meter_sample_interval=0)  # no GetConfiguration in between
     ocpp.central.authorizer = Accepting()
-    await ocpp.charge_points.update("cp-1", security_profile=2)
+    for cp_id in ("cp-1", "cp-2"):
+        await ocpp.charge_points.update(cp_id, security_profile=2,
+                                        password_hash=hash_password(PASSWORD))
     yield Signing(ocpp, server_ca, tmp_path)
     await ocpp.central.close()
     await bus.close()
@@ -174,8 +188,7 @@ class Installing(ChargePoint):
 
 
 async def boot201(signing: Signing, cp_id: str, context: ssl.SSLContext) -> str:
-    async with connect(signing.url(cp_id), subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
-                       ssl=context) as ws:
+    async with signing.connect(cp_id, "ocpp2.0.1", context) as ws:
         charger = ChargePoint(cp_id, ws)
         task = asyncio.create_task(charger.start())
         try:
@@ -189,8 +202,7 @@ async def boot201(signing: Signing, cp_id: str, context: ssl.SSLContext) -> str:
 async def test_a_201_charger_gets_a_certificate_and_logs_in_with_profile_3(
         signing: Signing) -> None:
     pem, key = csr_for("cp-1")
-    async with connect(signing.url("cp-1"), subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
-                       ssl=signing.context()) as ws:
+    async with signing.connect("cp-1", "ocpp2.0.1", signing.context()) as ws:
         charger = Installing("cp-1", ws)
         task = asyncio.create_task(charger.start())
         try:
@@ -227,8 +239,7 @@ async def call16(ws: Any, unique_id: str, action: str, payload: dict[str, Any]) 
 async def test_a_16_charger_asking_for_another_chargers_certificate_is_refused(
         signing: Signing) -> None:
     """The attack: cp-1 sends a CSR naming cp-2, to log in as cp-2 with profile 3."""
-    async with connect(signing.url("cp-1"), subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-                       ssl=signing.context()) as ws:
+    async with signing.connect("cp-1", "ocpp1.6", signing.context()) as ws:
         await call16(ws, "b", "BootNotification", {"chargePointVendor": "V",
                                                    "chargePointModel": "M"})
         answer = await call16(ws, "s1", "SignCertificate", {"csr": csr_for("cp-2")[0]})
@@ -242,8 +253,7 @@ async def test_a_16_charger_asking_for_another_chargers_certificate_is_refused(
 
 async def test_a_16_charger_gets_its_certificate_in_raw_frames(signing: Signing) -> None:
     pem, key = csr_for("cp-1", key=rsa.generate_private_key(65537, 2048))
-    async with connect(signing.url("cp-1"), subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-                       ssl=signing.context()) as ws:
+    async with signing.connect("cp-1", "ocpp1.6", signing.context()) as ws:
         await call16(ws, "b", "BootNotification", {"chargePointVendor": "V",
                                                    "chargePointModel": "M"})
         assert await call16(ws, "s1", "SignCertificate", {"csr": pem}) == \
@@ -255,11 +265,23 @@ async def test_a_16_charger_gets_its_certificate_in_raw_frames(signing: Signing)
         assert await call16(ws, "s2", "SignCertificate", {"csr": pem}) == \
             [3, "s2", {"status": "Rejected"}]
     await signing.ocpp.charge_points.update("cp-1", security_profile=3)
-    async with connect(signing.url("cp-1"), subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-                       ssl=signing.context(payload["certificateChain"], key)) as ws:
+    async with signing.connect("cp-1", "ocpp1.6",
+                               signing.context(payload["certificateChain"], key)) as ws:
         answer = await call16(ws, "b", "BootNotification", {"chargePointVendor": "V",
                                                             "chargePointModel": "M"})
         assert answer[2]["status"] == "Accepted"
+
+
+async def test_a_charger_known_by_its_id_alone_gets_no_certificate(ocpp: Ocpp,
+                                                                     tmp_path: Path) -> None:
+    """cp-1 has no password: whoever connects as cp-1 could be anyone."""
+    ocpp.central.context.cert_signing = CertificateSigning(
+        SigningCa.load(*create_ca(tmp_path)), ocpp.charge_points, ocpp.event_log)
+    async with connect(ocpp.url("cp-1"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        assert await call16(ws, "s", "SignCertificate", {"csr": csr_for("cp-1")[0]}) == \
+            [3, "s", {"status": "Rejected"}]
+    refused = await ocpp.event_log.recent("cp-1")
+    assert any("password" in e["payload"].get("reason", "") for e in refused)
 
 
 async def test_without_a_ca_csrs_are_refused(ocpp: Ocpp) -> None:
