@@ -42,6 +42,7 @@ from strom.ocpp.cert_signing import (
     load_ca,
 )
 from strom.security import hash_password
+from strom.store.certificates import CertificateRepository
 from strom.store.db import Database
 from tests.ocpp.conftest import PASSWORD, Ocpp, start_ocpp
 from tests.ocpp.test_v201 import Accepting
@@ -288,3 +289,17 @@ async def test_without_a_ca_csrs_are_refused(ocpp: Ocpp) -> None:
     async with connect(ocpp.url("cp-1"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
         assert await call16(ws, "s", "SignCertificate", {"csr": csr_for("cp-1")[0]}) == \
             [3, "s", {"status": "Rejected"}]
+
+
+async def test_without_strom_s_ca_a_csr_is_kept_for_the_operator_only_if_it_is_the_charger_s(
+        ocpp: Ocpp, db: Database) -> None:
+    """The operator's CA (issue 21's flow) never sees a CSR naming another charger."""
+    ocpp.central.context.certificates = CertificateRepository(db)
+    async with connect(ocpp.url("cp-1"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        assert await call16(ws, "a", "SignCertificate", {"csr": csr_for("cp-2")[0]}) == \
+            [3, "a", {"status": "Rejected"}]
+        own = csr_for("cp-1")[0]
+        assert await call16(ws, "b", "SignCertificate", {"csr": own}) == \
+            [3, "b", {"status": "Accepted"}]
+    kept = await ocpp.central.context.certificates.list("cp-1")
+    assert [request.csr for request in kept] == [own]
