@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 FIELD_DIR = Path(__file__).resolve().parent.parent / "data" / "field"
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 # Actions with a timestamp of their own (MeterValues carry one per meterValue entry).
-_TIMESTAMPED = ("StartTransaction", "StopTransaction", "StatusNotification")
+_TIMESTAMPED = ("StartTransaction", "StopTransaction", "StatusNotification", "TransactionEvent")
 
 
 @dataclass
@@ -105,9 +105,10 @@ class RecordedCharger:
     _reader: asyncio.Task[None] | None = None
     _shift: timedelta = timedelta(0)
     _counter: int = 0
+    subprotocol = "ocpp1.6"
 
     async def connect(self) -> None:
-        self.ws = await connect(self.url, subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+        self.ws = await connect(self.url, subprotocols=[self.subprotocol])  # type: ignore[list-item]
         self._reader = asyncio.create_task(self._read())
         stamps = [at for call in self.fixture.calls() for at in _timestamps(call)]
         if stamps:

@@ -1,24 +1,38 @@
-"""Real OCPP 2.0.1 frames from public posts (tests/data/field/v201/), read as strom reads them.
+"""Real OCPP 2.0.1 frames from public posts (tests/data/field/v201/).
 
-No public post found so far shows a whole 2.0.1 session of a real charger (Started → Updated →
-Ended with meter values; tests/data/field/README.md lists what was searched), so these are
-single frames: each goes through the 2.0.1 schema and the same metering code that bills.
+A whole session (`frames`, `expected_energy_wh`: KEBA's P30) is replayed through the real
+server as in `test_field_corpus.py`: a driver pays over LNURL, strom sends
+RequestStartTransaction, the recorded charger sends its TransactionEvents, and the session must
+bill the energy the frames show, the books balanced. A single frame (`frame`,
+`expected_register_wh`) goes through the 2.0.1 schema and the metering code that bills.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from ocpp.messages import Call, validate_payload
 
+from strom.app import StromApp
 from strom.ocpp.meter import parse_meter_values
 from strom.ocpp.metering import TransactionMeter, readings
+from tests.conftest import free_settings
+from tests.field.replay import CALLRESULT, Fixture
+from tests.field.replay201 import RecordedCharger201
+from tests.field.test_field_corpus import PREPAY_MSAT, PRICE_MSAT_PER_KWH, settled_view
+from tests.money.conftest import World
+from tests.polling import eventually
 
 V201_DIR = Path(__file__).resolve().parent.parent / "data" / "field" / "v201"
 FIXTURES = sorted(V201_DIR.glob("*.json"))
+FRAMES = [p for p in FIXTURES if "frame" in json.loads(p.read_text())]
+SESSIONS = [Fixture.load(p) for p in FIXTURES if "frames" in json.loads(p.read_text())]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -34,7 +48,7 @@ def test_there_are_real_201_frames() -> None:
         assert data["notes"], path.name
 
 
-@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", FRAMES, ids=lambda p: p.stem)
 async def test_a_real_201_frame_is_valid_and_read_as_its_register(path: Path) -> None:
     data = load(path)
     _, unique_id, action, payload = data["frame"]
@@ -44,3 +58,54 @@ async def test_a_real_201_frame_is_valid_and_read_as_its_register(path: Path) ->
     meter = TransactionMeter(meter_start_wh=0.0)
     (_, reading), = readings(meter, parsed.rows)
     assert reading.energy_wh == pytest.approx(data["expected_register_wh"])
+
+
+@pytest.fixture
+async def world(data_dir: Path) -> AsyncIterator[World]:
+    settings = free_settings(sessions={"stop_timeout": 5.0},
+                             tariff={"price_msat_per_kwh": PRICE_MSAT_PER_KWH,
+                                     "max_prepay_msat": PREPAY_MSAT})
+    async with StromApp(settings, data_dir) as app:
+        async with httpx.AsyncClient(base_url=app.http_url, timeout=30) as http:
+            yield World(app, None, http)  # type: ignore[arg-type]  # the charger is a recording
+
+
+@pytest.mark.parametrize("fixture", SESSIONS, ids=[f.name for f in SESSIONS])
+async def test_a_real_201_session_bills_the_energy_the_charger_reported(
+        world: World, fixture: Fixture) -> None:
+    app = world.app
+    assert app.services is not None and app.services.central_system is not None
+    cp_id = f"field-{fixture.name}"
+    await app.services.charge_points.add(cp_id, name=fixture.model, lat=50.1, lon=8.7)
+    charger = RecordedCharger201(fixture,
+                                 f"{app.services.central_system.url.rstrip('/')}/{cp_id}")
+    await charger.connect()
+    try:
+        # Neither is in the post: the model from the fixture, the EVSE free before paying.
+        boot = await charger.send_synthetic("BootNotification", {
+            "chargingStation": {"vendorName": fixture.vendor, "model": fixture.model},
+            "reason": "PowerUp"})
+        assert boot[0] == CALLRESULT and boot[2]["status"] == "Accepted", boot
+        await charger.send_synthetic("StatusNotification", {
+            "timestamp": "2025-08-21T07:00:00Z", "connectorStatus": "Available", "evseId": 1,
+            "connectorId": 1})
+        await eventually(lambda: app.services.charge_points.get(cp_id),
+                         lambda cp: cp.connector(1).status == "Available")
+        session = await world.pay_to_charge(PREPAY_MSAT, target=cp_id)
+        await asyncio.wait_for(charger.remote_start.wait(), timeout=10)
+        for frame in fixture.calls():
+            answer = await charger.replay(frame)
+            assert answer[0] == CALLRESULT, (frame, answer)
+        expected = fixture.expected_energy_wh
+        done = await settled_view(world, session["url"], lambda s: s["state"] in (
+            "stopped", "settled") and abs(s["energy_wh"] - expected) <= fixture.tolerance_wh)
+        if done is None:
+            seen = await world.session(session["url"])
+            pytest.fail(f"{fixture.vendor} {fixture.model}: session {seen['state']}, billing "
+                        f"{seen['energy_wh']} Wh; the frames show {expected} Wh")
+        price = PRICE_MSAT_PER_KWH / 1000
+        assert abs(done["consumed_msat"] - expected * price) <= fixture.tolerance_wh * price + 1
+        assert done["paid_msat"] == done["consumed_msat"] + done["refundable_msat"]
+        await world.ledger_ok()
+    finally:
+        await charger.close()
