@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from ocpp.messages import Call, validate_payload
 
-from strom.app import StromApp
 from strom.ocpp.meter import parse_meter_values
 from strom.ocpp.metering import TransactionMeter, readings
-from tests.conftest import free_settings
+from tests.field.conftest import PREPAY_MSAT
 from tests.field.replay import CALLRESULT, Fixture
 from tests.field.replay201 import RecordedCharger201
-from tests.field.test_field_corpus import PREPAY_MSAT, PRICE_MSAT_PER_KWH, settled_view
+from tests.field.test_field_corpus import assert_billed
 from tests.money.conftest import World
 from tests.polling import eventually
 
@@ -60,16 +57,6 @@ async def test_a_real_201_frame_is_valid_and_read_as_its_register(path: Path) ->
     assert reading.energy_wh == pytest.approx(data["expected_register_wh"])
 
 
-@pytest.fixture
-async def world(data_dir: Path) -> AsyncIterator[World]:
-    settings = free_settings(sessions={"stop_timeout": 5.0},
-                             tariff={"price_msat_per_kwh": PRICE_MSAT_PER_KWH,
-                                     "max_prepay_msat": PREPAY_MSAT})
-    async with StromApp(settings, data_dir) as app:
-        async with httpx.AsyncClient(base_url=app.http_url, timeout=30) as http:
-            yield World(app, None, http)  # type: ignore[arg-type]  # the charger is a recording
-
-
 @pytest.mark.parametrize("fixture", SESSIONS, ids=[f.name for f in SESSIONS])
 async def test_a_real_201_session_bills_the_energy_the_charger_reported(
         world: World, fixture: Fixture) -> None:
@@ -96,16 +83,6 @@ async def test_a_real_201_session_bills_the_energy_the_charger_reported(
         for frame in fixture.calls():
             answer = await charger.replay(frame)
             assert answer[0] == CALLRESULT, (frame, answer)
-        expected = fixture.expected_energy_wh
-        done = await settled_view(world, session["url"], lambda s: s["state"] in (
-            "stopped", "settled") and abs(s["energy_wh"] - expected) <= fixture.tolerance_wh)
-        if done is None:
-            seen = await world.session(session["url"])
-            pytest.fail(f"{fixture.vendor} {fixture.model}: session {seen['state']}, billing "
-                        f"{seen['energy_wh']} Wh; the frames show {expected} Wh")
-        price = PRICE_MSAT_PER_KWH / 1000
-        assert abs(done["consumed_msat"] - expected * price) <= fixture.tolerance_wh * price + 1
-        assert done["paid_msat"] == done["consumed_msat"] + done["refundable_msat"]
-        await world.ledger_ok()
+        await assert_billed(world, session["url"], fixture, stopped=True)
     finally:
         await charger.close()

@@ -13,32 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from strom.app import StromApp
-from tests.conftest import free_settings
+from tests.field.conftest import PREPAY_MSAT, PRICE_MSAT_PER_KWH
 from tests.field.replay import CALLRESULT, Fixture, RecordedCharger, all_fixtures
 from tests.money.conftest import World
 from tests.polling import eventually
 
-PRICE_MSAT_PER_KWH = 300_000
-# Enough for every recorded session, so the budget stop never cuts a replay short.
-PREPAY_MSAT = 100_000_000
 FIXTURES = all_fixtures()
-
-
-@pytest.fixture
-async def world(data_dir: Path) -> AsyncIterator[World]:
-    settings = free_settings(sessions={"stop_timeout": 5.0},
-                             tariff={"price_msat_per_kwh": PRICE_MSAT_PER_KWH,
-                                     "max_prepay_msat": PREPAY_MSAT})
-    async with StromApp(settings, data_dir) as app:
-        async with httpx.AsyncClient(base_url=app.http_url, timeout=30) as http:
-            yield World(app, None, http)  # type: ignore[arg-type]  # the charger is a recording
 
 
 def test_the_corpus_covers_at_least_fifteen_models() -> None:
@@ -107,19 +91,25 @@ async def settled_view(world: World, url: str,
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[f.name for f in FIXTURES])
 async def test_field_session_bills_the_energy_the_charger_reported(world: World,
                                                                      fixture: Fixture) -> None:
-    expected = fixture.expected_energy_wh
     async with replayed(world, fixture) as url:
-        done = await settled_view(
-            world, url, lambda s: abs(s["energy_wh"] - expected) <= fixture.tolerance_wh
-            and (not fixture.has_stop() or s["state"] in ("stopped", "settled")))
-        if done is None:
-            seen = await world.session(url)
-            pytest.fail(f"{fixture.vendor} {fixture.model}: session {seen['state']}, billing "
-                        f"{seen['energy_wh']} Wh; the frames show {expected} Wh ({fixture.source})")
-        price = PRICE_MSAT_PER_KWH / 1000
-        assert abs(done["consumed_msat"] - expected * price) <= fixture.tolerance_wh * price + 1
-        assert done["paid_msat"] == done["consumed_msat"] + done["refundable_msat"]
-        await world.ledger_ok()
+        await assert_billed(world, url, fixture, stopped=fixture.has_stop())
+
+
+async def assert_billed(world: World, url: str, fixture: Fixture, *, stopped: bool) -> None:
+    """The session bills the energy the frames show, at the price (and is over when the
+    recording stops it); the books balance."""
+    expected = fixture.expected_energy_wh
+    done = await settled_view(
+        world, url, lambda s: abs(s["energy_wh"] - expected) <= fixture.tolerance_wh
+        and (not stopped or s["state"] in ("stopped", "settled")))
+    if done is None:
+        seen = await world.session(url)
+        pytest.fail(f"{fixture.vendor} {fixture.model}: session {seen['state']}, billing "
+                    f"{seen['energy_wh']} Wh; the frames show {expected} Wh ({fixture.source})")
+    price = PRICE_MSAT_PER_KWH / 1000
+    assert abs(done["consumed_msat"] - expected * price) <= fixture.tolerance_wh * price + 1
+    assert done["paid_msat"] == done["consumed_msat"] + done["refundable_msat"]
+    await world.ledger_ok()
 
 
 SHOWN = [f for f in FIXTURES if f.expected_power_w is not None or f.expected_soc_percent is not None]
