@@ -187,3 +187,25 @@ async def test_a_chargers_cap_is_its_max_profile(app: StromApp,
         assert (await admin.delete("/api/v1/sites/home")).status_code == 204
         await eventually(lambda: a.limit(1) is None)  # no site: strom's limit is gone
         assert (await admin.get("/api/v1/sites/home")).status_code == 404
+
+
+async def test_a_session_whose_minimum_does_not_fit_waits_until_one_ends(
+        app: StromApp, admin: httpx.AsyncClient) -> None:
+    await admin.put("/api/v1/sites/home", json={"limit_w": 2_000, "min_w": 1_380})
+    for cp_id in ("cp-a", "cp-b"):
+        await add(admin, cp_id, connectors=1)
+        await admin.put(f"/api/v1/sites/home/chargers/{cp_id}", json={})
+    url = ocpp_url(app)
+    async with running_charger(url, "cp-a", 1, SmartCharger) as a, \
+            running_charger(url, "cp-b", 1, SmartCharger) as b:
+        assert isinstance(a, SmartCharger) and isinstance(b, SmartCharger)
+        first = await pay_and_charge(admin, a, "cp-a")
+        await pay_and_charge(admin, b, "cp-b")
+        # Two minimums of 1380 W do not fit in 2 kW: the later session waits at 0 W.
+        await eventually(lambda: (a.limit(1), b.limit(1)) == (2_000.0, 0.0))
+        site = (await admin.get("/api/v1/sites/home")).json()
+        assert [(x["cp_id"], x["watts"], x["waiting"]) for x in site["allocations"]] == [
+            ("cp-a", 2_000, False), ("cp-b", 0, True)]
+        await admin.post(f"/api/v1/sessions/{first['id']}/stop")
+        await eventually(lambda: b.limit(1) == 2_000.0)  # its turn
+        assert (await admin.get("/api/v1/ledger/check")).json()["ok"] is True
