@@ -83,6 +83,7 @@ class SitePower:
         self._state: dict[str, dict[Key, ConnectorPower]] = {}  # site → its running sessions
         self._refusing: dict[str, str] = {}  # charger → why it takes no limits
         self._caps: dict[str, int] = {}  # charger → the whole-charger cap it accepted
+        self._sending: dict[Key, int] = {}  # limits on their way to the charger
         self._locks: dict[str, asyncio.Lock] = {}
         self._sweep_seconds = sweep_seconds
         self._dirty: set[str] = set()
@@ -114,11 +115,13 @@ class SitePower:
 
     def cap_w(self, cp_id: str, connector_id: int) -> float | None:
         """The limit a connector's charger accepted for its session (None: none in force).
-        Sessions bound their worst case with it (`strom.sessions.holds`)."""
+        Sessions bound their worst case with it (`strom.sessions.holds`): while a higher one
+        is on its way, the charger may already apply it, so that one counts."""
+        key = (cp_id, connector_id)
         for powers in self._state.values():
-            power = powers.get((cp_id, connector_id))
+            power = powers.get(key)
             if power is not None and power.applied:
-                return float(power.watts)
+                return float(max(power.watts, self._sending.get(key, 0)))
         return None
 
     # --- the operator's changes (admin API, TUI) --------------------------------------------
@@ -253,7 +256,9 @@ class SitePower:
         site = await self._sites.get(site_id)
         if site is not None:
             await self._apply_caps(site)
-        before = self._state.get(site_id, {})
+        before = dict(self._state.get(site_id, {}))
+        # What the chargers hold, kept true while limits change (sessions read it: `cap_w`).
+        current = self._state.setdefault(site_id, {})
         if site is None:
             running = []
         else:
@@ -267,6 +272,9 @@ class SitePower:
             if key not in plan and old.applied and old.cp_id not in self._refusing:
                 # The session ended (or its charger left the site): strom's limit goes too.
                 await self._chargers.set_power_limit(old.cp_id, old.connector_id, None)
+            if key not in plan:
+                current.pop(key, None)
+
         def change(item: tuple[Key, ConnectorPower]) -> int:
             last = before.get(item[0])
             return item[1].watts - (last.watts if last is not None and last.applied else 0)
@@ -281,10 +289,13 @@ class SitePower:
                     and last.transaction_id == power.transaction_id:
                 plan[key] = replace(power, outcome=last.outcome, read_back_w=last.read_back_w)
             else:
-                plan[key] = await self._send(power)
-        if plan:
-            self._state[site_id] = plan
-        else:
+                self._sending[key] = power.watts  # the charger may apply it before it answers
+                try:
+                    plan[key] = await self._send(power)
+                finally:
+                    del self._sending[key]
+            current[key] = plan[key]
+        if not current:
             self._state.pop(site_id, None)
         if site is not None and set(self._refusing) - refusing:
             self.request(site_id)  # a charger just refused: share again, counting it at max
