@@ -229,9 +229,12 @@ class StromApp:
         """Wallet, tariffs, sessions and refunds; sessions listen before the wallet reports."""
         lightning = self.settings.lightning
         wallet = make_wallet(self.settings, self.data_dir, db, bus)
+        tariffs = TariffService(self.settings.tariff, db, outbound=outbound,
+                                quote_seconds=self.settings.lightning.invoice_expiry)
         site_power = SitePower(sites=SiteRepository(db), chargers=chargers, bus=bus,
-                               audit=EventLogRepository(db),
-                               connector_max_w=self.settings.sessions.max_power_w)
+                               audit=EventLogRepository(db), charge_points=charge_points,
+                               connector_max_w=self.settings.sessions.max_power_w,
+                               ceiling=tariffs.power_ceiling_w)
         sessions = SessionService(
             db=db, bus=bus, settings=self.settings.sessions,
             charge_points=charge_points, wallet=wallet, chargers=chargers,
@@ -245,8 +248,6 @@ class StromApp:
         address_refunds = AddressRefundService(
             repo=AddressRefundRepository(db), bus=bus, refunds=refunds,
             settings=self.settings.sessions)
-        tariffs = TariffService(self.settings.tariff, db, outbound=outbound,
-                                quote_seconds=self.settings.lightning.invoice_expiry)
         await tariffs.start()
         self._stack.push_async_callback(tariffs.close)
         await sessions.start()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,6 +32,7 @@ from strom.events import (
     TransactionStarted,
     TransactionStopped,
 )
+from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.event_log import EventLogRepository
 from strom.store.sites import OpenTransaction, Site, SiteRepository
 
@@ -71,10 +72,12 @@ class SitePower:
     """Keeps every site's sessions within the site's limit."""
 
     def __init__(self, *, sites: SiteRepository, chargers: ControlDispatcher, bus: EventBus,
-                 audit: EventLogRepository, connector_max_w: float,
-                 sweep_seconds: float = SWEEP_SECONDS) -> None:
+                 audit: EventLogRepository, charge_points: ChargePointRepository,
+                 connector_max_w: float, sweep_seconds: float = SWEEP_SECONDS,
+                 ceiling: Callable[[ChargerRecord], int | None] | None = None) -> None:
         """`connector_max_w`: the most one session draws where its charger has no cap of its
-        own (`[sessions] max_power_w`)."""
+        own (`[sessions] max_power_w`). `ceiling`: the most a charger's sessions may draw now
+        (expensive hours of a dynamic tariff), None: no ceiling; the sweep follows it."""
         self._sites = sites
         self._chargers = chargers
         self._bus = bus
@@ -86,6 +89,8 @@ class SitePower:
         self._sending: dict[Key, int] = {}  # limits on their way to the charger
         self._locks: dict[str, asyncio.Lock] = {}
         self._sweep_seconds = sweep_seconds
+        self._ceiling = ceiling
+        self._charge_points = charge_points
         self._dirty: set[str] = set()
         self._runners: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -267,7 +272,7 @@ class SitePower:
         refusing = set(self._refusing)
         plan: dict[Key, ConnectorPower] = {}
         if site is not None and running:
-            plan = self._plan(site, running, before)
+            plan = self._plan(site, running, before, await self._ceilings(running))
         for key, old in before.items():
             if key not in plan and old.applied and old.cp_id not in self._refusing:
                 # The session ended (or its charger left the site): strom's limit goes too.
@@ -301,23 +306,34 @@ class SitePower:
             self.request(site_id)  # a charger just refused: share again, counting it at max
         return self.allocations(site_id)
 
-    def _plan(self, site: Site, running: list[OpenTransaction], before: dict[Key, ConnectorPower]
+    async def _ceilings(self, running: list[OpenTransaction]) -> dict[str, int | None]:
+        if self._ceiling is None:
+            return {}
+        found = {}
+        for cp_id in {t.cp_id for t in running}:
+            cp = await self._charge_points.get(cp_id)
+            found[cp_id] = self._ceiling(cp) if cp is not None else None
+        return found
+
+    def _plan(self, site: Site, running: list[OpenTransaction],
+              before: dict[Key, ConnectorPower], ceilings: dict[str, int | None]
               ) -> dict[Key, ConnectorPower]:
-        def most(cp_id: str) -> int:
+        def most(cp_id: str, *, obeys: bool = True) -> int:
             member = site.charger(cp_id)
             cap = member.max_w if member and member.max_w else site.limit_w
-            return min(cap, self._connector_max_w, site.limit_w)
+            ceiling = ceilings.get(cp_id) if obeys else None
+            return min(cap, self._connector_max_w, site.limit_w, ceiling or site.limit_w)
 
         # Sessions on chargers that take no limits draw their full maximum: the rest is shared.
         untouched = [t for t in running if t.cp_id in self._refusing]
         controlled = [t for t in running if t.cp_id not in self._refusing]
-        left = max(0, site.limit_w - sum(most(t.cp_id) for t in untouched))
+        left = max(0, site.limit_w - sum(most(t.cp_id, obeys=False) for t in untouched))
         shared = allocate(left, [Demand((t.cp_id, t.connector_id), most(t.cp_id),
                                         min(site.min_w, most(t.cp_id))) for t in controlled])
         plan: dict[Key, ConnectorPower] = {}
         for t in running:
             key = (t.cp_id, t.connector_id)
-            watts = shared.watts.get(key, most(t.cp_id))
+            watts = shared.watts.get(key, most(t.cp_id, obeys=False))
             waiting = key in shared.waiting
             if waiting and not (before.get(key) and before[key].waiting):
                 log.warning("site %s: session on %s connector %d waits: its minimum %d W does"

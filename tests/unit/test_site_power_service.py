@@ -40,7 +40,10 @@ class Chargers:
         return PowerReading(ControlResult(Outcome.NOT_SUPPORTED))
 
 
-async def _site(db: Database) -> tuple[SitePower, Chargers, TransactionRepository]:
+async def _site(db: Database, ceilings: dict[str, int] | None = None
+                ) -> tuple[SitePower, Chargers, TransactionRepository]:
+    """Two chargers on a 22 kW site; `ceilings`: the expensive hours' ceiling per charger."""
+    ceilings = ceilings or {}
     for cp_id in ("cp-a", "cp-b"):
         await ChargePointRepository(db).add(cp_id, name=cp_id, lat=0, lon=0)
     sites = SiteRepository(db)
@@ -49,7 +52,9 @@ async def _site(db: Database) -> tuple[SitePower, Chargers, TransactionRepositor
         await sites.add_charger("home", cp_id, None)
     chargers = Chargers()
     power = SitePower(sites=sites, chargers=chargers,  # type: ignore[arg-type]
-                      bus=EventBus(), audit=EventLogRepository(db), connector_max_w=22_000)
+                      bus=EventBus(), audit=EventLogRepository(db),
+                      charge_points=ChargePointRepository(db), connector_max_w=22_000,
+                      ceiling=lambda cp: ceilings.get(cp.id))
     return power, chargers, TransactionRepository(db)
 
 
@@ -91,3 +96,17 @@ async def test_a_silent_charger_leaves_no_cap_to_count_on(db: Database) -> None:
     await power.rebalance("home")  # asked again (the sweep does this every minute)
     assert power.cap_w("cp-a", 1) == 11_000.0
     assert [a.outcome for a in power.allocations("home")] == ["accepted", "accepted"]
+
+
+async def test_expensive_hours_lower_a_chargers_sessions_and_the_others_get_the_rest(
+        db: Database) -> None:
+    ceilings = {"cp-a": 3_680}
+    power, chargers, txs = await _site(db, ceilings)
+    await _start(txs, "cp-a")
+    await _start(txs, "cp-b")
+    await power.rebalance("home")
+    assert [(a.cp_id, a.watts) for a in power.allocations("home")] == [
+        ("cp-a", 3_680), ("cp-b", 18_320)]
+    ceilings.clear()  # the expensive hour is over: the next sweep shares evenly again
+    await power.rebalance("home")
+    assert [a.watts for a in power.allocations("home")] == [11_000, 11_000]
