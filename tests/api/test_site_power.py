@@ -20,6 +20,7 @@ from strom.store.sites import SiteRepository
 from tests.api.charger import TestCharger, running_charger
 from tests.api.conftest import add, ocpp_url
 from tests.api.flows import eventually, pay_and_charge, wait_for_session
+from tests.ocpp.charger201 import running_charger201
 from tests.polling import eventually as polled
 
 
@@ -209,3 +210,31 @@ async def test_a_session_whose_minimum_does_not_fit_waits_until_one_ends(
         await admin.post(f"/api/v1/sessions/{first['id']}/stop")
         await eventually(lambda: b.limit(1) == 2_000.0)  # its turn
         assert (await admin.get("/api/v1/ledger/check")).json()["ok"] is True
+
+
+async def test_a_1_6_and_a_2_0_1_charger_share_one_site(app: StromApp,
+                                                        admin: httpx.AsyncClient) -> None:
+    """The site is protocol-neutral: the 2.0.1 charger (the library's v201 ChargePoint) gets
+    its share as a 2.0.1 TxDefaultProfile of its EVSE."""
+    await _site(admin, "cp-16", "cp-201")
+    url = ocpp_url(app)
+    async with running_charger(url, "cp-16", 1, SmartCharger) as old, \
+            running_charger201(url, "cp-201", evses=1) as new:
+        assert isinstance(old, SmartCharger)
+        await pay_and_charge(admin, old, "cp-16")
+        pay = (await admin.get("/lnurlp/cp-201/callback", params={"amount": 2_000_000})).json()
+        assert (await admin.post("/api/v1/dev/pay", json={"bolt11": pay["pr"]})).is_success
+        await wait_for_session(admin, "cp-201", "charging")
+
+        def limit201() -> float | None:
+            sent = [args["profile"] for action, args in new.asked
+                    if action == "SetChargingProfile" and args["evse_id"] == 1]
+            if not sent:
+                return None
+            return float(sent[-1]["charging_schedule"][0]["charging_schedule_period"][0]["limit"])
+
+        await eventually(lambda: (old.limit(1), limit201()) == (11_000.0, 11_000.0))
+        site = (await admin.get("/api/v1/sites/home")).json()
+        assert [(x["cp_id"], x["watts"], x["outcome"], x["read_back_w"])
+                for x in site["allocations"]] == [("cp-16", 11_000, "accepted", 11_000.0),
+                                                  ("cp-201", 11_000, "accepted", None)]
