@@ -24,6 +24,7 @@ from strom.cards.service import CardService
 from strom.chargers.certificates import certificate_service
 from strom.chargers.control import ControlDispatcher
 from strom.chargers.firmware import firmware_service
+from strom.chargers.site_power import SitePower
 from strom.config import Settings, require_https_public_url
 from strom.container import NOSTR_OFF, NostrStatus, Services
 from strom.errors import UserError
@@ -48,6 +49,7 @@ from strom.store.address_refunds import AddressRefundRepository
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.store.event_log import EventLogRepository
+from strom.store.sites import SiteRepository
 from strom.store.transactions import TransactionRepository
 from strom.store.zaps import ZapRepository
 from strom.tariffs.pricing import TariffService
@@ -70,6 +72,7 @@ class _Money:
     refunds: RefundService
     address_refunds: AddressRefundService
     cards: CardService
+    site_power: SitePower
 
 
 class StartupError(UserError):
@@ -202,7 +205,8 @@ class StromApp:
                 settings=self.settings, charge_points=charge_points, sessions=money.sessions,
                 tariffs=money.tariffs, refunds=money.refunds,
                 address_refunds=money.address_refunds, zaps=zaps, keyring=keyring),
-            firmware=firmware, certificates=certificates, relay_url=relay_url, tls=tls)
+            firmware=firmware, certificates=certificates, site_power=money.site_power,
+            relay_url=relay_url, tls=tls)
         self.services = svc
 
         # The interfaces, on the whole container: the bots, then the web (which shows them).
@@ -226,11 +230,18 @@ class StromApp:
         """Wallet, tariffs, sessions and refunds; sessions listen before the wallet reports."""
         lightning = self.settings.lightning
         wallet = make_wallet(self.settings, self.data_dir, db, bus)
+        tariffs = TariffService(self.settings.tariff, db, outbound=outbound,
+                                quote_seconds=self.settings.lightning.invoice_expiry)
+        site_power = SitePower(sites=SiteRepository(db), chargers=chargers, bus=bus,
+                               audit=EventLogRepository(db), charge_points=charge_points,
+                               connector_max_w=self.settings.sessions.max_power_w,
+                               ceiling=tariffs.power_ceiling_w)
         sessions = SessionService(
             db=db, bus=bus, settings=self.settings.sessions,
             charge_points=charge_points, wallet=wallet, chargers=chargers,
             invoice_expiry=lightning.invoice_expiry,
-            meter_interval=float(self.settings.ocpp.meter_sample_interval or DEFAULT_METER_INTERVAL))
+            meter_interval=float(self.settings.ocpp.meter_sample_interval or DEFAULT_METER_INTERVAL),
+            power_cap=site_power.cap_w)
         refunds = RefundService(
             db=db, bus=bus, wallet=wallet, sessions=sessions,
             settings=self.settings.sessions, network=lightning.network,
@@ -238,8 +249,6 @@ class StromApp:
         address_refunds = AddressRefundService(
             repo=AddressRefundRepository(db), bus=bus, refunds=refunds,
             settings=self.settings.sessions)
-        tariffs = TariffService(self.settings.tariff, db, outbound=outbound,
-                                quote_seconds=self.settings.lightning.invoice_expiry)
         await tariffs.start()
         self._stack.push_async_callback(tariffs.close)
         await sessions.start()
@@ -253,13 +262,15 @@ class StromApp:
             central.connection_factory.sessions = sessions
         await cards.start()
         self._stack.push_async_callback(cards.close)
+        await site_power.start()
+        self._stack.push_async_callback(site_power.close)
         await wallet.start()
         self._stack.push_async_callback(wallet.close)
         await refunds.start()
         self._stack.push_async_callback(refunds.close)
         await address_refunds.start()
         self._stack.push_async_callback(address_refunds.close)
-        return _Money(wallet, tariffs, sessions, refunds, address_refunds, cards)
+        return _Money(wallet, tariffs, sessions, refunds, address_refunds, cards, site_power)
 
     async def _start_demo_charger(self, central: CentralSystem) -> None:
         """Demo mode: `demo-1` is a simulated charger connected over real OCPP."""

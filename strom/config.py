@@ -159,6 +159,10 @@ class DynamicTariffSettings(_Section):
     # Bounds in msat/kWh guard drivers and operator against a feed gone mad.
     floor_msat_per_kwh: int = Field(0, ge=0)
     ceiling_msat_per_kwh: int = Field(5_000_000, ge=1)
+    # Expensive hours: while a charger's price is above this (0: never), its sessions in a site
+    # (`strom site`) charge at most `expensive_max_power_w`.
+    expensive_above_msat_per_kwh: int = Field(0, ge=0)
+    expensive_max_power_w: int = Field(3680, ge=1, le=10_000_000)
 
     @model_validator(mode="after")
     def _floor_below_ceiling(self) -> DynamicTariffSettings:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from strom.cards.service import CardService
     from strom.chargers.certificates import CertificateService
     from strom.chargers.firmware import FirmwareService
+    from strom.chargers.site_power import SitePower
     from strom.lightning.wallet import Wallet
     from strom.ocpp.central_system import CentralSystem
     from strom.sessions.address_refunds import AddressRefundService
@@ -59,6 +60,7 @@ class Services:
     use_cases: UseCases  # what every interface calls: checkout, top-up, stop, refunds
     firmware: FirmwareService  # firmware updates, diagnostics and log uploads (issue 21)
     certificates: CertificateService  # chargers' certificate signing requests (issue 21)
+    site_power: SitePower  # sites' limits shared among their sessions (issue 21)
     relay_url: str | None  # the embedded relay's URL; None: strom runs none ([relay] embedded)
     tls: CertManager | None  # None: no [tls], plain HTTP and ws:// only
 

@@ -23,6 +23,7 @@ from tui.screens.keys import KeysScreen
 from tui.screens.ledger import LedgerScreen
 from tui.screens.log import LogScreen
 from tui.screens.sessions import SessionsScreen
+from tui.screens.sites import SitesScreen
 
 LiveEvent = tuple[str, dict[str, Any]]
 
@@ -34,7 +35,8 @@ class StromConsole(App[None]):
     CSS_PATH = "console.tcss"
     ENABLE_COMMAND_PALETTE = False
     MODES = {"dashboard": DashboardScreen, "sessions": SessionsScreen, "keys": KeysScreen,
-             "ledger": LedgerScreen, "log": LogScreen, "cards": CardsScreen}
+             "ledger": LedgerScreen, "log": LogScreen, "cards": CardsScreen,
+             "sites": SitesScreen}
     # The nav bar under the header shows these; the footer keeps room for each screen's keys.
     BINDINGS = [
         Binding("d", "switch_mode('dashboard')", "Chargers", show=False),
@@ -43,6 +45,7 @@ class StromConsole(App[None]):
         Binding("l", "switch_mode('ledger')", "Ledger", show=False),
         Binding("g", "switch_mode('log')", "Log", show=False),
         Binding("m", "switch_mode('cards')", "Cards", show=False),
+        Binding("w", "switch_mode('sites')", "Sites (power)", show=False),
         Binding("question_mark", "help", "Help", show=False),
         Binding("q", "quit", "Quit", show=False),
     ]

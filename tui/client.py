@@ -132,6 +132,9 @@ class StromClient:
     async def stop_session(self, session_id: str) -> dict[str, Any]:
         return await self._call("POST", f"/api/v1/sessions/{session_id}/stop")
 
+    async def sites(self) -> dict[str, Any]:
+        return await self._call("GET", "/api/v1/sites")
+
     async def ledger(self) -> dict[str, Any]:
         return await self._call("GET", "/api/v1/ledger")
 

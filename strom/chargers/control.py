@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class Outcome(StrEnum):
@@ -94,6 +94,14 @@ class LocalListVersion:
 
     result: ControlResult
     version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PowerReading:
+    """`read_power_limit`: the power the charger says it allows now (None: no limit)."""
+
+    result: ControlResult
+    watts: float | None = None
 
 
 class Trigger(StrEnum):
@@ -223,6 +231,15 @@ class ChargerControl(Protocol):
         ...
 
 
+@runtime_checkable
+class PowerReadback(Protocol):
+    """An adapter that can read back the limit a charger applies (where its protocol can)."""
+
+    async def read_power_limit(self, cp_id: str, connector_id: int) -> PowerReading:
+        """The limit in force on a connector now, from the charger's own schedule."""
+        ...
+
+
 class ProtocolAdapter(ChargerControl, Protocol):
     """One protocol's implementation; `is_connected` is true only for chargers connected
     through this protocol."""
@@ -276,6 +293,16 @@ class ControlDispatcher:
         a = self.adapter(cp_id)
         return (await a.set_power_limit(cp_id, connector_id, watts) if a
                 else not_connected(cp_id))
+
+    async def read_power_limit(self, cp_id: str, connector_id: int) -> PowerReading:
+        """The limit a charger applies now; NOT_SUPPORTED when its adapter cannot read it."""
+        a = self.adapter(cp_id)
+        if a is None:
+            return PowerReading(not_connected(cp_id))
+        if not isinstance(a, PowerReadback):
+            return PowerReading(ControlResult(
+                Outcome.NOT_SUPPORTED, reason=f"{a.protocol} cannot read back a power limit"))
+        return await a.read_power_limit(cp_id, connector_id)
 
     async def reset(self, cp_id: str, *, hard: bool = False) -> ControlResult:
         a = self.adapter(cp_id)

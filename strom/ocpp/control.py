@@ -24,6 +24,7 @@ from strom.chargers.control import (
     LocalListSettings,
     LocalListVersion,
     Outcome,
+    PowerReading,
     Trigger,
     UploadRequest,
     UploadResult,
@@ -142,11 +143,21 @@ class Ocpp16Control:
         refuse a Relative ChargePointMaxProfile ("chargingProfileKind SHALL NOT be Relative",
         https://github.com/lbbrhzn/ocpp/issues/1565). In W unless the charger takes only amps
         (`ChargingScheduleAllowedChargingRateUnit` = `Current`): then per phase, for three
-        phases at 230 V, which for a one-phase charger caps lower, never higher."""
+        phases at 230 V, which for a one-phase charger caps lower, never higher. A charger
+        whose `SupportedFeatureProfiles` lacks SmartCharging is not asked: NOT_SUPPORTED."""
         profile_id = PROFILE_ID + connector_id
         if watts is None:
             return await self._ask(cp_id, call.ClearChargingProfile(id=profile_id), _CLEARED)
-        if await self._amps_only(cp_id):
+        # One GetConfiguration for both: the units it takes, and whether it has the profile.
+        config = await self.get_configuration(cp_id, [RATE_UNIT_KEY, PROFILES_KEY])
+        if (listed := lacks(config.values, "SmartCharging")) is not None:
+            return ControlResult(Outcome.NOT_SUPPORTED, reason=(
+                f"charge point {cp_id} does not support SmartCharging ({PROFILES_KEY}:"
+                f" {listed}); nothing was sent"))
+        settings = {key.lower(): value or "" for key, value in config.values.items()}
+        units = {unit.strip().lower()
+                 for unit in settings.get(RATE_UNIT_KEY.lower(), "").split(",")}
+        if "current" in units and "power" not in units:
             unit, limit = "A", math.floor(watts / (PHASE_VOLTS * 3) * 10) / 10
         else:
             unit, limit = "W", round(float(watts), 1)
@@ -162,12 +173,33 @@ class Ocpp16Control:
                                                   **({"number_phases": 3} if unit == "A"
                                                      else {})}]}}))
 
-    async def _amps_only(self, cp_id: str) -> bool:
-        config = await self.get_configuration(cp_id, [RATE_UNIT_KEY])
-        allowed = {key.lower(): value for key, value in config.values.items()}
-        units = {unit.strip().lower()
-                 for unit in (allowed.get(RATE_UNIT_KEY.lower()) or "").split(",")}
-        return "current" in units and "power" not in units
+    async def read_power_limit(self, cp_id: str, connector_id: int) -> PowerReading:
+        """GetCompositeSchedule for the next minute, in W: the first period's limit (amps
+        become W for the periods' phases, three when it does not say, at 230 V)."""
+        try:
+            answer = await self._call(cp_id, call.GetCompositeSchedule(
+                connector_id=connector_id, duration=60, charging_rate_unit="W"))
+        except _CallFailed as failed:
+            return PowerReading(failed.result)
+        status = str(answer.status)
+        if status != "Accepted":
+            return PowerReading(ControlResult(_OUTCOMES.get(status, Outcome.REJECTED), status,
+                                              f"charge point {cp_id} answered {status} to"
+                                              " GetCompositeSchedule"))
+        accepted = ControlResult(Outcome.ACCEPTED, status)
+        schedule = answer.charging_schedule or {}
+        periods = schedule.get("charging_schedule_period") or []
+        if not periods:
+            return PowerReading(accepted)
+        try:
+            limit = float(periods[0]["limit"])
+            if str(schedule.get("charging_rate_unit", "W")) == "A":
+                limit *= PHASE_VOLTS * int(periods[0].get("number_phases") or 3)
+        except (KeyError, TypeError, ValueError):
+            return PowerReading(ControlResult(
+                Outcome.ERROR, status, f"charge point {cp_id} answered GetCompositeSchedule"
+                " with a schedule that does not fit", "InvalidResponse"))
+        return PowerReading(accepted, limit if math.isfinite(limit) else None)
 
     async def reset(self, cp_id: str, *, hard: bool = False) -> ControlResult:
         return await self._ask(cp_id, call.Reset(type="Hard" if hard else "Soft"))

@@ -14,9 +14,11 @@ from strom.tariffs.model import Tariff
 from strom.timeutil import parse_iso
 
 
-def max_power_w(session: Session, configured_w: float) -> float:
-    """The connector's maximum: configured, or what the session showed if that is more."""
-    return max(configured_w, session.max_power_w or 0.0)
+def max_power_w(session: Session, configured_w: float, cap_w: float | None = None) -> float:
+    """The connector's maximum: configured, or the power limit its charger accepted for the
+    session (`cap_w`, a site's share) when lower; what the session showed if that is more."""
+    limit = configured_w if cap_w is None else min(configured_w, cap_w)
+    return max(limit, session.max_power_w or 0.0)
 
 
 def worst_case_msat(tariff: Tariff, power_w: float, seconds: float) -> int:
@@ -33,7 +35,7 @@ def last_evidence(session: Session) -> datetime | None:
 
 
 def hold_msat(session: Session, *, configured_w: float, now: datetime,
-              horizon_seconds: float) -> int:
+              horizon_seconds: float, cap_w: float | None = None) -> int:
     """What an unconfirmed stop holds: the worst case since the last reading and until the
     next look (`horizon_seconds`), capped at what is left after the energy billed.
 
@@ -42,7 +44,7 @@ def hold_msat(session: Session, *, configured_w: float, now: datetime,
     """
     since = last_evidence(session)
     seconds = (now - since).total_seconds() if since else 0.0
-    power = max_power_w(session, configured_w)
+    power = max_power_w(session, configured_w, cap_w)
     cap = max(0, session.left_msat - session.consumed_msat)
     if session.held_msat >= min(cap, worst_case_msat(session.tariff, power,
                                                      seconds + horizon_seconds / 2)):

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import math
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,9 +81,11 @@ class SessionService(SessionQueries, StopFlow):
                  charge_points: ChargePointRepository, wallet: Wallet,
                  chargers: ChargerControl, invoice_expiry: int = 600,
                  tick_seconds: float = TICK_SECONDS,
-                 meter_interval: float = DEFAULT_METER_INTERVAL) -> None:
+                 meter_interval: float = DEFAULT_METER_INTERVAL,
+                 power_cap: Callable[[str, int], float | None] | None = None) -> None:
         """`meter_interval`: the most seconds between a charger's readings strom expects (what
-        it asks chargers for at boot, `[ocpp] meter_sample_interval`)."""
+        it asks chargers for at boot, `[ocpp] meter_sample_interval`). `power_cap`: the limit a
+        charger accepted for a connector (site power), which bounds a session's worst case."""
         self._db = db
         self._bus = bus
         self._settings = settings
@@ -97,6 +99,7 @@ class SessionService(SessionQueries, StopFlow):
                                    grace_seconds=settings.unpaid_grace_seconds)
         self._tick_seconds = tick_seconds
         self._meter_interval = meter_interval
+        self._power_cap = power_cap
         self._tasks: set[asyncio.Task[None]] = set()
         self._starters: set[str] = set()  # paid sessions with a start task running
         self._stoppers: set[str] = set()  # sessions with a RemoteStop loop running
@@ -501,12 +504,17 @@ class SessionService(SessionQueries, StopFlow):
         consumed = max(session.consumed_msat, min(owed, session.left_msat))
         return consumed, max(0, owed - consumed), rating
 
+    def _cap(self, session: Session) -> float | None:
+        if self._power_cap is None or session.connector is None:
+            return None
+        return self._power_cap(session.cp_id, session.connector)
+
     def _max_power(self, session: Session) -> float:
-        return holds.max_power_w(session, self._settings.max_power_w)
+        return holds.max_power_w(session, self._settings.max_power_w, self._cap(session))
 
     def _hold(self, session: Session, now: datetime) -> int:
         return holds.hold_msat(session, configured_w=self._settings.max_power_w, now=now,
-                               horizon_seconds=HOLD_HORIZON_SECONDS)
+                               horizon_seconds=HOLD_HORIZON_SECONDS, cap_w=self._cap(session))
 
     @staticmethod
     def _with(session: Session, **fields: Any) -> Session:

@@ -122,6 +122,18 @@ class TariffService:
         self._note_fallback((tariff.basis or {}).get("fallback"))
         return tariff
 
+    def power_ceiling_w(self, cp: ChargerRecord) -> int | None:
+        """The most a session of `cp` may draw now because energy is expensive (None: no
+        ceiling): `[tariff.dynamic] expensive_max_power_w` while the charger's dynamic price is
+        above `expensive_above_msat_per_kwh`. What drivers pay is unchanged (their price is
+        locked); the operator draws less from the grid while it costs most."""
+        dynamic = self._default.dynamic
+        if not dynamic.expensive_above_msat_per_kwh or not self.is_dynamic(cp):
+            return None
+        if self.current(cp).price_msat_per_kwh <= dynamic.expensive_above_msat_per_kwh:
+            return None
+        return dynamic.expensive_max_power_w
+
     def quote(self, cp: ChargerRecord) -> tuple[Tariff, str]:
         """The current tariff and an id that `quoted()` turns back into it, once, while it holds."""
         tariff = self.current(cp)

@@ -16,6 +16,7 @@ from strom.web import (
     api_keys,
     api_ledger,
     api_sessions,
+    api_sites,
     api_stream,
     api_tariffs,
     charger_files,
@@ -41,7 +42,7 @@ def create_web_app(services: Services, nostr: NostrStatus = NOSTR_OFF) -> Starle
               *api_sessions.routes, *public_api.routes, *dev_pay.routes, *demo_pay.routes,
               *live.routes, *nip05.routes, *api_charge_points.routes, *api_commands.routes, *api_keys.routes,
               *api_tariffs.routes, *api_ledger.routes, *api_cards.routes,
-              *api_stream.routes, *openapi.routes,
+              *api_stream.routes, *openapi.routes, *api_sites.routes,
               *acme_challenge.routes, *api_firmware.routes, *charger_files.routes,
               *pages.routes]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},

@@ -23,11 +23,13 @@ from strom.web.api_firmware import (
 )
 from strom.web.api_keys import EncryptBody, GenerateBody, ImportBody, RotateBody
 from strom.web.api_sessions import SessionsQuery
+from strom.web.api_sites import SiteBody, SiteChargerBody
 from strom.web.api_stream import StreamQuery
 from strom.web.api_tariffs import TariffOverride
 from strom.web.validation import PageQuery
 
 JSON = "application/json"
+SITES = "/api/v1/sites"
 SSE = "text/event-stream"
 
 
@@ -172,6 +174,16 @@ ADMIN: list[Op] = [
        ok=s.TariffOfChargePoint),
     Op("post", "/api/v1/tariffs/quotes/cancel", "End every open price quote", "tariffs",
        ok=s.QuotesCancelled),
+    Op("get", SITES, "Sites, their limits and each running session's share", "sites",
+       ok=s.SiteList),
+    Op("get", SITES + "/{site_id}", "One site", "sites", ok=s.Site),
+    Op("put", SITES + "/{site_id}", "Define a site or change its limit; re-balances it", "sites", body=SiteBody, ok=s.Site),
+    Op("delete", SITES + "/{site_id}", "Remove a site (limits and caps lifted)", "sites",
+       ok_status=204),
+    Op("put", SITES + "/{site_id}/chargers/{cp_id}", "Put a charger in the site, with its own"
+       " cap or none; re-balances", "sites", body=SiteChargerBody, ok=s.Site),
+    Op("delete", SITES + "/{site_id}/chargers/{cp_id}", "Take a charger out of the site",
+       "sites", ok_status=204),
     Op("get", "/api/v1/keys", "Nostr keys (public parts only)", "keys", query=PageQuery,
        ok=s.KeyPage),
     Op("get", KEYS, "A charger's npub, and what rotating would change", "keys", ok=s.KeyChange),

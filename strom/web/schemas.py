@@ -261,3 +261,38 @@ class DevPayment(BaseModel):
 class Nip05(BaseModel):
     names: dict[str, str]
     relays: dict[str, list[str]] | None = None
+
+
+class SiteCharger(BaseModel):
+    cp_id: str
+    max_w: int | None = Field(description="The whole charger's cap in W; null: the site's.")
+    refuses_limits: str | None = Field(description="Why the charger takes no power limits"
+                                       " (its sessions charge unlimited); null: it takes them.")
+
+
+class SiteAllocation(BaseModel):
+    cp_id: str
+    connector_id: int
+    transaction_id: int
+    watts: int = Field(description="The session's share of the site's limit in W.")
+    waiting: bool = Field(description="Its minimum did not fit: it waits at 0 W.")
+    outcome: str | None = Field(description="The charger's answer to the limit (accepted,"
+                                " rejected, not_supported, not_connected, timeout, error).")
+    reason: str | None
+    read_back_w: float | None = Field(description="The limit the charger says it applies"
+                                      " (GetCompositeSchedule); null where it cannot tell.")
+
+
+class Site(BaseModel):
+    id: str
+    name: str
+    limit_w: int
+    min_w: int
+    created_at: str
+    chargers: list[SiteCharger]
+    allocated_w: int
+    allocations: list[SiteAllocation]
+
+
+class SiteList(BaseModel):
+    items: list[Site]

@@ -19,7 +19,8 @@ from tests.api.conftest import add, ocpp_url
 from tests.api.flows import eventually, pay_and_charge
 
 PARAMS = {"cp_id": "cp-1", "session_id": "nope", "token": "nope", "target": "cp-1",
-          "id_tag": "nope", "account_id": "nope", "diagnostics_id": "1", "request_id": "1"}
+          "id_tag": "nope", "account_id": "nope", "diagnostics_id": "1", "request_id": "1",
+          "site_id": "home"}
 
 
 # --- auth and the document ----------------------------------------------------------------

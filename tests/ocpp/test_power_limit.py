@@ -38,8 +38,8 @@ async def limit_as_seen(ocpp: Ocpp, units: str | None, connector: int,
         limit = asyncio.create_task(ocpp.central.control.set_power_limit("cp-1", connector,
                                                                          watts))
         asked = await recv(ws)
-        assert asked[2:] == ["GetConfiguration",
-                             {"key": ["ChargingScheduleAllowedChargingRateUnit"]}]
+        assert asked[2:] == ["GetConfiguration", {"key": [
+            "ChargingScheduleAllowedChargingRateUnit", "SupportedFeatureProfiles"]}]
         key = "ChargingScheduleAllowedChargingRateUnit"
         await ws.send(json.dumps([3, asked[1], {"configurationKey": [
             {"key": key, "readonly": True, "value": units}]} if units is not None
@@ -78,3 +78,50 @@ async def test_the_whole_charger_gets_an_absolute_max_profile(ocpp: Ocpp) -> Non
     assert (sent["connectorId"], profile["chargingProfileId"],
             profile["chargingProfilePurpose"], profile["chargingProfileKind"]) == (
         0, 8400, "ChargePointMaxProfile", "Absolute")
+
+
+async def test_a_charger_without_smart_charging_is_not_asked(ocpp: Ocpp) -> None:
+    """A charger that lists its profiles without SmartCharging gets no SetChargingProfile
+    (it would only refuse it): the limit is NOT_SUPPORTED at once, saying why."""
+    async with connect(ocpp.url("cp-1"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        async def probe() -> bool:
+            return ocpp.central.is_connected("cp-1")
+
+        await eventually(probe, bool, seconds=5)
+        limit = asyncio.create_task(ocpp.central.control.set_power_limit("cp-1", 1, 11_000))
+        asked = await recv(ws)
+        await ws.send(json.dumps([3, asked[1], {"configurationKey": [
+            {"key": "SupportedFeatureProfiles", "readonly": True,
+             "value": "Core,FirmwareManagement,LocalAuthListManagement,Reservation"}]}]))
+        result = await limit
+        assert result.outcome == Outcome.NOT_SUPPORTED and "SmartCharging" in result.reason
+        with pytest.raises(TimeoutError):  # nothing more was sent
+            async with asyncio.timeout(0.2):
+                await ws.recv()
+
+
+@pytest.mark.parametrize(("answer", "watts", "outcome"), [
+    ({"status": "Accepted", "connectorId": 1, "chargingSchedule": {
+        "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7400}]}},
+     7400.0, Outcome.ACCEPTED),
+    # A charger that keeps amps answers in amps: 16 A on 3 phases at 230 V.
+    ({"status": "Accepted", "chargingSchedule": {
+        "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}]}},
+     11_040.0, Outcome.ACCEPTED),
+    ({"status": "Accepted"}, None, Outcome.ACCEPTED),  # no limit in force
+    ({"status": "Rejected"}, None, Outcome.REJECTED),
+])
+async def test_the_limit_is_read_back(ocpp: Ocpp, answer: dict[str, Any], watts: float | None,
+                                      outcome: Outcome) -> None:
+    async with connect(ocpp.url("cp-1"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        async def probe() -> bool:
+            return ocpp.central.is_connected("cp-1")
+
+        await eventually(probe, bool, seconds=5)
+        reading = asyncio.create_task(ocpp.central.control.read_power_limit("cp-1", 1))
+        asked = await recv(ws)
+        assert asked[2:] == ["GetCompositeSchedule", {"connectorId": 1, "duration": 60,
+                                                      "chargingRateUnit": "W"}]
+        await ws.send(json.dumps([3, asked[1], answer]))
+        result = await reading
+        assert (result.watts, result.result.outcome) == (watts, outcome)

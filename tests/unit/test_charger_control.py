@@ -245,3 +245,11 @@ async def test_the_201_adapter_sends_no_local_list_frames() -> None:
     assert (await control.local_list_settings("cp")).result.outcome is Outcome.NOT_SUPPORTED
     assert (await control.send_local_list("cp", 1, [], full=True)).outcome is Outcome.NOT_SUPPORTED
     assert (await control.clear_cache("cp")).outcome is Outcome.NOT_SUPPORTED
+
+
+async def test_reading_a_limit_back_where_the_protocol_cannot() -> None:
+    """An adapter without `read_power_limit` answers NOT_SUPPORTED, never an exception."""
+    control = ControlDispatcher(Adapter("ocpp2.0.1", {"b"}))
+    reading = await control.read_power_limit("b", 1)
+    assert reading.result.outcome == Outcome.NOT_SUPPORTED and reading.watts is None
+    assert (await control.read_power_limit("gone", 1)).result.outcome == Outcome.NOT_CONNECTED

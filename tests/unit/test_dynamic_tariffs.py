@@ -398,3 +398,25 @@ def test_tariff_json_keeps_basis_and_reads_old_records() -> None:
            "grace_minutes": 0, "min_prepay_msat": 1_000_000, "max_prepay_msat": 100_000_000,
            "source": "static", "valid_until": None, "currency": "msat"}
     assert Tariff.from_json(old) == Tariff(price_msat_per_kwh=300_000)
+
+
+async def test_expensive_hours_set_a_power_ceiling(feeds: FeedServer) -> None:
+    """Above `expensive_above_msat_per_kwh` a charger's sessions in a site get
+    `expensive_max_power_w`; a charger with its own fixed price never does."""
+    clock = Clock()
+    settings = feeds.settings(dynamic={"expensive_above_msat_per_kwh": 350_000,
+                                       "expensive_max_power_w": 3_680})
+    service = TariffService(settings, clock=clock, outbound=loopback_outbound())
+    try:
+        await service.refresh()
+        assert service.current(cp()).price_msat_per_kwh == 387_498  # 10:30: expensive
+        assert service.power_ceiling_w(cp()) == 3_680
+        assert service.power_ceiling_w(cp({"price_msat_per_kwh": 900_000})) is None
+        clock.advance(hours=1)  # 11:30: spot 4.12 EUR/MWh
+        assert service.power_ceiling_w(cp()) is None
+    finally:
+        await service.close()
+    off = TariffService(feeds.settings(), clock=Clock(), outbound=loopback_outbound())
+    await off.refresh()
+    assert off.power_ceiling_w(cp()) is None  # 0: no expensive hours
+    await off.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from strom.sessions.holds import hold_msat, worst_case_msat
+from strom.sessions.holds import hold_msat, max_power_w, worst_case_msat
 from strom.tariffs.model import Tariff
 from strom.timeutil import iso, utcnow
 from tests.unit.test_session_states import _session
@@ -37,3 +37,18 @@ def test_hold_grows_with_the_silence_is_steady_for_half_the_horizon_and_capped()
     refunded = replace(held, refunded_msat=8_500_000)
     assert hold_msat(refunded, configured_w=22_000, now=now + timedelta(hours=5),
                      horizon_seconds=30) == 500_000  # what is left after the refund
+
+
+def test_a_power_limit_the_charger_accepted_lowers_the_worst_case_not_below_what_it_drew(
+        ) -> None:
+    """A site's share (say 7.4 kW of 22) bounds what the charger may still deliver; a charger
+    that drew more than its limit is held for what it drew."""
+    now = utcnow().replace(microsecond=0)
+    session = replace(_session(), tariff=TARIFF, paid_msat=10_000_000, consumed_msat=1_000_000,
+                      last_reading_at=iso(now - timedelta(seconds=10)), max_power_w=3_000)
+    capped = hold_msat(session, configured_w=22_000, now=now, horizon_seconds=30, cap_w=7_400)
+    assert capped == worst_case_msat(TARIFF, 7_400, 40)
+    assert max_power_w(session, 22_000, cap_w=30_000) == 22_000  # a cap never raises it
+    liar = replace(session, max_power_w=9_000)
+    assert max_power_w(liar, 22_000, cap_w=7_400) == 9_000
+    assert max_power_w(session, 22_000, cap_w=0) == 3_000  # waiting at 0 W, but it drew 3 kW

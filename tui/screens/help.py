@@ -24,6 +24,7 @@ KEYS = (
     ("Ledger", (("c", "check the money invariant"), ("r", "refresh"))),
     ("Cards (m)", (("a", "register an RFID card"), ("x", "remove the selected card"),
                    ("t", "top up (or open) an account"))),
+    ("Sites (w)", (("r", "refresh: each site's limit and every session's share"),)),
 )
 
 

@@ -1,0 +1,100 @@
+"""Repository of sites (chargers behind one grid connection) and the sessions they power."""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from typing import Any
+
+from strom.store.db import Database
+from strom.timeutil import iso
+
+
+@dataclass(frozen=True, slots=True)
+class SiteCharger:
+    cp_id: str
+    max_w: int | None  # the whole charger's cap; None: only the site's limit
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    id: str
+    name: str
+    limit_w: int
+    min_w: int
+    created_at: str
+    chargers: tuple[SiteCharger, ...] = ()
+
+    def charger(self, cp_id: str) -> SiteCharger | None:
+        return next((c for c in self.chargers if c.cp_id == cp_id), None)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTransaction:
+    """A transaction running on one of a site's chargers, in the order they started."""
+
+    transaction_id: int
+    cp_id: str
+    connector_id: int
+
+
+class SiteRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def put(self, site_id: str, *, name: str, limit_w: int, min_w: int) -> None:
+        """Create the site or change it."""
+        await self._db.execute(
+            "INSERT INTO sites (id, name, limit_w, min_w, created_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
+            " limit_w = excluded.limit_w, min_w = excluded.min_w",
+            (site_id, name, limit_w, min_w, iso()))
+
+    async def remove(self, site_id: str) -> bool:
+        return await self._delete("DELETE FROM sites WHERE id = ?", (site_id,))
+
+    async def get(self, site_id: str) -> Site | None:
+        row = await self._db.fetchone("SELECT * FROM sites WHERE id = ?", (site_id,))
+        return await self._site(row) if row else None
+
+    async def list(self) -> builtins.list[Site]:
+        return [await self._site(r) for r in
+                await self._db.fetchall("SELECT * FROM sites ORDER BY id")]
+
+    async def site_of(self, cp_id: str) -> Site | None:
+        row = await self._db.fetchone(
+            "SELECT s.* FROM sites s JOIN site_chargers c ON c.site_id = s.id WHERE c.cp_id = ?",
+            (cp_id,))
+        return await self._site(row) if row else None
+
+    async def add_charger(self, site_id: str, cp_id: str, max_w: int | None) -> None:
+        """Put a charger in the site (out of any other), with its own cap or none."""
+        await self._db.execute(
+            "INSERT INTO site_chargers (cp_id, site_id, max_w) VALUES (?, ?, ?)"
+            " ON CONFLICT (cp_id) DO UPDATE SET site_id = excluded.site_id,"
+            " max_w = excluded.max_w", (cp_id, site_id, max_w))
+
+    async def remove_charger(self, site_id: str, cp_id: str) -> bool:
+        return await self._delete("DELETE FROM site_chargers WHERE site_id = ? AND cp_id = ?",
+                                  (site_id, cp_id))
+
+    async def _delete(self, sql: str, params: tuple[str, ...]) -> bool:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount > 0
+
+    async def open_transactions(self, site_id: str) -> builtins.list[OpenTransaction]:
+        """Every transaction not stopped on the site's chargers, connected or not (a charger
+        that went offline keeps charging at its last limit), oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT t.id, t.cp_id, t.connector_id FROM ocpp_transactions t"
+            " JOIN site_chargers c ON c.cp_id = t.cp_id"
+            " WHERE c.site_id = ? AND t.stopped_at IS NULL ORDER BY t.id", (site_id,))
+        return [OpenTransaction(r["id"], r["cp_id"], r["connector_id"]) for r in rows]
+
+    async def _site(self, row: Any) -> Site:
+        members = await self._db.fetchall(
+            "SELECT cp_id, max_w FROM site_chargers WHERE site_id = ? ORDER BY cp_id",
+            (row["id"],))
+        return Site(row["id"], row["name"], row["limit_w"], row["min_w"], row["created_at"],
+                    tuple(SiteCharger(m["cp_id"], m["max_w"]) for m in members))
