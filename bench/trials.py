@@ -20,8 +20,20 @@ from pathlib import Path
 from bench import steady_money
 from bench.figures import machine_facts
 from bench.ocpp_server import raise_file_limit, register_chargers
-from bench.steady import DISTURBED_CORES, RETRIES, Row, Trial, cores, markdown, pin, row
+from bench.steady import (
+    DISTURBED_CORES,
+    RETRIES,
+    Row,
+    Trial,
+    Watch,
+    cores,
+    markdown,
+    measured,
+    pin,
+    row,
+)
 from bench.steady_ocpp import OcppPlan, trial
+from bench.wallet import encoder_signing_rate, signing_rate
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -33,13 +45,14 @@ class Plan:
     callbacks: int
     sessions: int
     retries: int  # re-runs of a disturbed trial
+    invoices: int
 
 
 PLANS = {
     "quick": Plan(rounds=3, ocpp=OcppPlan(chargers=200, rate=300.0, seconds=2.5),
-                  callbacks=120, sessions=20, retries=1),
+                  callbacks=120, sessions=20, retries=1, invoices=100),
     "full": Plan(rounds=5, ocpp=OcppPlan(chargers=2_000, rate=1_000.0, seconds=8.0),
-                 callbacks=400, sessions=100, retries=RETRIES),
+                 callbacks=400, sessions=100, retries=RETRIES, invoices=400),
 }
 
 
@@ -64,10 +77,27 @@ async def _ocpp(plan: Plan, server_core: set[int]) -> dict[str, list[Trial]]:
     return out
 
 
+async def _signing(rounds: int, count: int, retries: int) -> dict[str, list[Trial]]:
+    """CPU per invoice signed: strom's encoder against bolt11.encode (what it replaced)."""
+    sides = {"strom": encoder_signing_rate, "baseline": signing_rate}
+    out: dict[str, list[Trial]] = {"strom": [], "baseline": []}
+    for n in range(rounds):
+        for side in interleave(n):
+            async def attempt(side: str = side) -> tuple[dict[str, float], Watch]:
+                with Watch(["self"]) as watch:
+                    sides[side](count)
+                return {"cpu_ms": watch.server_cpu_s / count * 1000}, watch
+
+            out[side].append(await measured(attempt, retries))
+    return out
+
+
 async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
     """Every trial of the plan; the rows of the table and the trials they came from."""
     raise_file_limit()
     server_core, generator_core = cores()
+    pin("self", server_core)
+    signing = await _signing(plan.rounds, plan.invoices, plan.retries)
     pin("self", generator_core)
     ocpp = await _ocpp(plan, server_core)
     # The money path runs server and client in this process: one core for all of it.
@@ -79,6 +109,9 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
     load = f"{o.chargers} chargers, {o.rate:.0f} calls/s offered for {o.seconds:g} s"
     pay = f"{plan.sessions} payments settled at once"
     rows = [
+        row("wallet", "CPU per invoice signed", "ms", "cpu_ms", signing["strom"],
+            signing["baseline"], note="strom's encoder (dev wallet); baseline: bolt11.encode, "
+            "the dev wallet's signer before"),
         row("ocpp", "server CPU per 1,000 calls", "CPU-s", "cpu_per_1000",
             ocpp["strom"], ocpp["baseline"], note=load + "; MeterValues + Heartbeat"),
         row("ocpp", "p50 latency", "ms", "p50_ms", ocpp["strom"], ocpp["baseline"], note=load),
@@ -97,8 +130,9 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
         row("money", "CPU per paid session", "ms", "cpu_ms", money["paid"], money["direct"],
             note="invoice (2 HTTP calls), settle, start; baseline: the bare start alone"),
     ]
-    trials = {f"ocpp.{k}": v for k, v in ocpp.items()} | {f"money.{k}": v
-                                                          for k, v in money.items()}
+    trials = ({f"signing.{k}": v for k, v in signing.items()}
+              | {f"ocpp.{k}": v for k, v in ocpp.items()}
+              | {f"money.{k}": v for k, v in money.items()})
     return rows, trials
 
 
