@@ -24,6 +24,7 @@ from strom.lightning.invoice_encoding import (
     PAYMENT_SECRET,
     Field,
     encode_invoice,
+    payment_hash_of,
 )
 
 KEY = PrivateKey(b"\x07" * 32)
@@ -77,3 +78,20 @@ def test_a_field_too_long_for_its_length_is_refused() -> None:
         assert "too long" in str(error)
     else:
         raise AssertionError("a 1,024-word field was encoded")
+
+
+@settings(max_examples=15, deadline=None)
+@given(payment_hash=st.binary(min_size=32, max_size=32),
+       description=st.text(max_size=120), amount=st.integers(1, 10**12))
+def test_the_payment_hash_is_found_where_bolt11_decode_finds_it(
+        payment_hash: bytes, description: str, amount: int) -> None:
+    invoice = encode_invoice(KEY, "bcrt", amount, 1_700_000_000,
+                             [(PAYMENT_SECRET, b"\x01" * 32), (DESCRIPTION, description.encode()),
+                              (PAYMENT_HASH, payment_hash), (EXPIRY, 600)])
+    assert payment_hash_of(invoice) == bolt11.decode(invoice).payment_hash == payment_hash.hex()
+
+
+def test_no_payment_hash_in_what_is_not_an_invoice() -> None:
+    no_hash = encode_invoice(KEY, "bcrt", 1000, 0, [(DESCRIPTION, b"no hash here")])
+    for text in ("", "lnbcrt1garbage", "lnbcrt1" + "q" * 200, no_hash, "lnbc1b" * 40):
+        assert payment_hash_of(text) is None
