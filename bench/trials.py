@@ -17,7 +17,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ocpp.messages import Call, validate_payload
+
 from bench import steady_money
+from bench.chargers import meter_values
 from bench.figures import machine_facts
 from bench.ocpp_server import raise_file_limit, register_chargers
 from bench.steady import (
@@ -34,6 +37,7 @@ from bench.steady import (
 )
 from bench.steady_ocpp import OcppPlan, trial
 from bench.wallet import encoder_signing_rate, signing_rate
+from strom.ocpp.validation import validate
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -92,12 +96,31 @@ async def _signing(rounds: int, count: int, retries: int) -> dict[str, list[Tria
     return out
 
 
+async def _validation(rounds: int, count: int, retries: int) -> dict[str, list[Trial]]:
+    """CPU per MeterValues payload checked: strom's compiled check against the library's
+    validate_payload (jsonschema in the default executor), what strom used before."""
+    payload = meter_values(1234.5, 7400.0)
+    sides = {"strom": validate, "baseline": validate_payload}
+    out: dict[str, list[Trial]] = {"strom": [], "baseline": []}
+    for n in range(rounds):
+        for side in interleave(n):
+            async def attempt(side: str = side) -> tuple[dict[str, float], Watch]:
+                with Watch(["self"]) as watch:
+                    for _ in range(count):
+                        await sides[side](Call("1", "MeterValues", payload), "1.6")
+                return {"cpu_ms": watch.server_cpu_s / count * 1000}, watch
+
+            out[side].append(await measured(attempt, retries))
+    return out
+
+
 async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
     """Every trial of the plan; the rows of the table and the trials they came from."""
     raise_file_limit()
     server_core, generator_core = cores()
     pin("self", server_core)
     signing = await _signing(plan.rounds, plan.invoices, plan.retries)
+    validation = await _validation(plan.rounds, plan.invoices * 5, plan.retries)
     pin("self", generator_core)
     ocpp = await _ocpp(plan, server_core)
     # The money path runs server and client in this process: one core for all of it.
@@ -112,6 +135,9 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
         row("wallet", "CPU per invoice signed", "ms", "cpu_ms", signing["strom"],
             signing["baseline"], note="strom's encoder (dev wallet); baseline: bolt11.encode, "
             "the dev wallet's signer before"),
+        row("ocpp", "CPU per MeterValues payload checked", "ms", "cpu_ms", validation["strom"],
+            validation["baseline"], note="compiled schema on the loop; baseline: the ocpp "
+            "library's validate_payload (jsonschema in a thread), as before"),
         row("ocpp", "server CPU per 1,000 calls", "CPU-s", "cpu_per_1000",
             ocpp["strom"], ocpp["baseline"], note=load + "; MeterValues + Heartbeat"),
         row("ocpp", "p50 latency", "ms", "p50_ms", ocpp["strom"], ocpp["baseline"], note=load),
@@ -131,6 +157,7 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
             note="invoice (2 HTTP calls), settle, start; baseline: the bare start alone"),
     ]
     trials = ({f"signing.{k}": v for k, v in signing.items()}
+              | {f"validation.{k}": v for k, v in validation.items()}
               | {f"ocpp.{k}": v for k, v in ocpp.items()}
               | {f"money.{k}": v for k, v in money.items()})
     return rows, trials
