@@ -36,6 +36,9 @@ CALLBACKS = 400
 HTTP_CONCURRENCY = 20
 AMOUNT_MSAT = 2_000_000
 WAIT = 30.0
+# Idle connections are dropped well before uvicorn's keep-alive timeout (5 s), or a request may
+# go out on a connection the server is closing (RemoteProtocolError).
+CLIENT_LIMITS = httpx.Limits(max_connections=50, keepalive_expiry=1.0)
 
 
 class Arrivals:
@@ -169,7 +172,7 @@ async def run(chargers: int = CHARGERS) -> list[Figure]:
     arrivals = Arrivals()
     with tempfile.TemporaryDirectory(prefix="strom-bench-money-") as tmp:
         async with StromApp(settings, Path(tmp) / "data") as app, \
-                httpx.AsyncClient(timeout=WAIT, limits=httpx.Limits(max_connections=50)) as http:
+                httpx.AsyncClient(timeout=WAIT, limits=CLIENT_LIMITS) as http:
             assert app.services is not None and app.services.central_system is not None
             central = app.services.central_system
             ids = [f"pay-{n}" for n in range(1, chargers + 1)]

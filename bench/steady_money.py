@@ -24,6 +24,7 @@ import httpx
 from bench.chargers import RawCharger, boot_all
 from bench.figures import percentile
 from bench.money_path import (
+    CLIENT_LIMITS,
     WAIT,
     Arrivals,
     bench_settings,
@@ -46,7 +47,7 @@ async def trials(rounds: int, callbacks: int, sessions: int,
     arrivals = Arrivals()
     with tempfile.TemporaryDirectory(prefix="strom-bench-steady-money-") as tmp:
         async with StromApp(bench_settings(), Path(tmp) / "data") as app, \
-                httpx.AsyncClient(timeout=WAIT, limits=httpx.Limits(max_connections=50)) as http:
+                httpx.AsyncClient(timeout=WAIT, limits=CLIENT_LIMITS) as http:
             assert app.services is not None and app.services.central_system is not None
             services = app.services
             central, base = services.central_system, app.settings.public_url
