@@ -120,7 +120,7 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
     server_core, generator_core = cores()
     pin("self", server_core)
     signing = await _signing(plan.rounds, plan.invoices, plan.retries)
-    validation = await _validation(plan.rounds, plan.invoices * 5, plan.retries)
+    validation = await _validation(plan.rounds, plan.invoices * 20, plan.retries)
     pin("self", generator_core)
     ocpp = await _ocpp(plan, server_core)
     # The money path runs server and client in this process: one core for all of it.
