@@ -124,6 +124,8 @@ def test_row_is_median_spread_and_median_of_per_round_ratios() -> None:
     table = markdown([r, alone])
     assert "| g | f | 12.00 ms ± 167% | 5.00 ± 120% | 3.00 | 3 | 1 |  |" in table
     assert "| g | f | 12.00 ms ± 167% |  |  | 3 | 1 |  |" in table
+    small = row("g", "tiny", "ms", "x", [_trial(0.00612)], [_trial(1234.5)])
+    assert "| g | tiny | 0.00612 ms ± 0% | 1,234 ± 0% | 0.00 | 1 |  |  |" in markdown([small])
 
 
 def test_rounds_alternate_which_side_goes_first() -> None:
