@@ -66,7 +66,10 @@ def interleave(n: int) -> list[str]:
     return ["strom", "baseline"] if n % 2 == 0 else ["baseline", "strom"]
 
 
-async def _ocpp(plan: Plan, server_core: set[int]) -> dict[str, list[Trial]]:
+async def _ocpp(plan: Plan, server_core: set[int],
+                kinds: dict[str, str] | None = None) -> dict[str, list[Trial]]:
+    """OCPP trials; `kinds` names the server of each side (default strom and the baseline)."""
+    kinds = kinds or {"strom": "strom", "baseline": "baseline"}
     ids = [f"bench-{n}" for n in range(1, plan.ocpp.chargers + 1)]
     out: dict[str, list[Trial]] = {"strom": [], "baseline": []}
     with tempfile.TemporaryDirectory(prefix="strom-bench-trials-") as tmp:
@@ -74,9 +77,10 @@ async def _ocpp(plan: Plan, server_core: set[int]) -> dict[str, list[Trial]]:
         work.mkdir()
         await register_chargers(store, ids)
         for n in range(plan.rounds):
-            for kind in interleave(n):
+            for side in interleave(n):
+                kind = kinds[side]
                 print(f"  ocpp round {n + 1}: {kind}", file=sys.stderr, flush=True)
-                out[kind].append(await trial(kind, store if kind == "strom" else None, work,
+                out[side].append(await trial(kind, None if kind == "baseline" else store, work,
                                              ids, plan.ocpp, server_core, plan.retries))
     return out
 
@@ -163,17 +167,36 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
     return rows, trials
 
 
+async def uvloop_rows(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
+    """strom's OCPP server on uvloop against the same on asyncio's loop (an evaluation)."""
+    raise_file_limit()
+    server_core, generator_core = cores()
+    pin("self", generator_core)
+    ocpp = await _ocpp(plan, server_core, {"strom": "strom-uvloop", "baseline": "strom"})
+    load = f"{plan.ocpp.chargers} chargers, {plan.ocpp.rate:.0f} calls/s for {plan.ocpp.seconds:g} s"
+    rows = [row("uvloop", name, unit, key, ocpp["strom"], ocpp["baseline"],
+                note=load + "; baseline: strom on asyncio's loop")
+            for name, unit, key in (("server CPU per 1,000 calls", "CPU-s", "cpu_per_1000"),
+                                    ("p50 latency", "ms", "p50_ms"),
+                                    ("p99 latency", "ms", "p99_ms"),
+                                    ("server CPU per charger booted", "ms", "boot_cpu_ms"))]
+    return rows, {f"uvloop.{k}": v for k, v in ocpp.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.trials")
     parser.add_argument("--quick", action="store_true", help="the < 2 min plan")
+    parser.add_argument("--uvloop", action="store_true",
+                        help="only evaluate uvloop: strom's OCPP server on it against asyncio")
     parser.add_argument("--out", type=Path, default=None, help="results file (.json)")
     args = parser.parse_args()
     name = "quick" if args.quick else "full"
     plan = PLANS[name]
-    out = args.out or RESULTS / ("trials-quick.json" if args.quick else "trials.json")
+    stem = "trials-uvloop" if args.uvloop else "trials"
+    out = args.out or RESULTS / (f"{stem}-quick.json" if args.quick else f"{stem}.json")
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    rows, trials = asyncio.run(run(plan))
+    rows, trials = asyncio.run(uvloop_rows(plan) if args.uvloop else run(plan))
     took = time.perf_counter() - started
     table = markdown(rows)
     print(table)
