@@ -4,7 +4,7 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser acme-proxy run demo test bench lint fmt clean
+.PHONY: install browser acme-proxy run demo test bench bench-quick lint fmt clean
 
 # `run` and `demo` need only the Python packages; the tests also need the system tools below.
 install: $(STAMP) browser acme-proxy
@@ -35,8 +35,15 @@ demo: $(STAMP)
 test: install lint
 	$(VENV)/bin/python -m pytest -q
 
+# The figures that hold still (pinned cores, strom and baseline in alternating rounds, CPU per
+# call; docs/performance.md), then the wide catalogue of single-run figures.
 bench: install
+	$(VENV)/bin/python -m bench.trials
 	$(VENV)/bin/python -m bench
+
+# The developer's inner loop: the same method on a small plan, < 2 min.
+bench-quick: install
+	$(VENV)/bin/python -m bench.trials --quick
 
 # The code is laid out by hand within 100 columns; ruff checks it (no formatter rewrite).
 # mypy then type-checks strom, bots, relay and tui ([tool.mypy] in pyproject.toml).

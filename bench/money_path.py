@@ -36,9 +36,12 @@ CALLBACKS = 400
 HTTP_CONCURRENCY = 20
 AMOUNT_MSAT = 2_000_000
 WAIT = 30.0
+# Idle connections are dropped well before uvicorn's keep-alive timeout (5 s), or a request may
+# go out on a connection the server is closing (RemoteProtocolError).
+CLIENT_LIMITS = httpx.Limits(max_connections=50, keepalive_expiry=1.0)
 
 
-class _Arrivals:
+class Arrivals:
     """When each charger saw its RemoteStartTransaction."""
 
     def __init__(self) -> None:
@@ -68,7 +71,8 @@ async def _invoice(http: httpx.AsyncClient, base: str, cp_id: str) -> str:
     return str(answer["pr"])
 
 
-async def _callback_rate(http: httpx.AsyncClient, base: str, ids: list[str]) -> float:
+async def callback_rate(http: httpx.AsyncClient, base: str, ids: list[str],
+                         count: int = CALLBACKS) -> float:
     callback = (await http.get(f"{base}/lnurlp/{ids[0]}")).json()["callback"].split("?")[0]
 
     async def one(i: int) -> None:
@@ -78,10 +82,10 @@ async def _callback_rate(http: httpx.AsyncClient, base: str, ids: list[str]) -> 
         if "pr" not in answer:
             raise RuntimeError(f"callback refused: {answer}")
 
-    return await rate(CALLBACKS, HTTP_CONCURRENCY, one)
+    return await rate(count, HTTP_CONCURRENCY, one)
 
 
-async def _http_floor(http: httpx.AsyncClient) -> float:
+async def http_floor(http: httpx.AsyncClient, count: int = CALLBACKS) -> float:
     """Requests/s of a constant LNURL answer from a bare Starlette route on uvicorn."""
     body = {"pr": "lnbcrt" + "q" * 400, "routes": [], "successAction": {"tag": "url"}}
 
@@ -96,13 +100,13 @@ async def _http_floor(http: httpx.AsyncClient) -> float:
         async def one(_: int) -> None:
             (await http.get(url, params={"amount": AMOUNT_MSAT})).raise_for_status()
 
-        return await rate(CALLBACKS, HTTP_CONCURRENCY, one)
+        return await rate(count, HTTP_CONCURRENCY, one)
     finally:
         await server.close()
 
 
-async def _direct_starts(central: CentralSystem, chargers: list[RawCharger],
-                         arrivals: _Arrivals) -> list[float]:
+async def direct_starts(central: CentralSystem, chargers: list[RawCharger],
+                         arrivals: Arrivals) -> list[float]:
     """ms from the central system's call to RemoteStart arriving, no payment involved."""
     arrivals.reset(len(chargers))
     sent: dict[str, float] = {}
@@ -116,8 +120,8 @@ async def _direct_starts(central: CentralSystem, chargers: list[RawCharger],
     return [(arrivals.at[cp] - sent[cp]) * 1000 for cp in sent]
 
 
-async def _paid_starts(app: StromApp, http: httpx.AsyncClient, chargers: list[RawCharger],
-                       arrivals: _Arrivals) -> tuple[list[float], list[float]]:
+async def paid_starts(app: StromApp, http: httpx.AsyncClient, chargers: list[RawCharger],
+                       arrivals: Arrivals) -> tuple[list[float], list[float]]:
     """ms from settling each invoice to RemoteStart at the charger, and to `charging`."""
     assert app.services is not None and isinstance(app.services.wallet, DevWallet)
     wallet, bus = app.services.wallet, app.services.bus
@@ -152,18 +156,23 @@ async def _paid_starts(app: StromApp, http: httpx.AsyncClient, chargers: list[Ra
     return to_start, to_charging
 
 
-async def run(chargers: int = CHARGERS) -> list[Figure]:
-    """Measure the money path with `chargers` concurrent sessions."""
+def bench_settings() -> Settings:
+    """strom on free loopback ports, the LNURL callback rate guard opened wide."""
     # One load generator on loopback stands for many payers: the per-address limit on LNURL
     # callbacks (an abuse guard, not a capacity limit) would measure itself instead.
-    settings = Settings.model_validate({"http": {"port": 0}, "ocpp": {"port": 0},
-                                        "relay": {"port": 0},
-                                        "lnurl": {"callbacks_per_minute": 1e9,
-                                                  "callback_burst": 1_000_000}})
-    arrivals = _Arrivals()
+    return Settings.model_validate({"http": {"port": 0}, "ocpp": {"port": 0},
+                                    "relay": {"port": 0},
+                                    "lnurl": {"callbacks_per_minute": 1e9,
+                                              "callback_burst": 1_000_000}})
+
+
+async def run(chargers: int = CHARGERS) -> list[Figure]:
+    """Measure the money path with `chargers` concurrent sessions."""
+    settings = bench_settings()
+    arrivals = Arrivals()
     with tempfile.TemporaryDirectory(prefix="strom-bench-money-") as tmp:
         async with StromApp(settings, Path(tmp) / "data") as app, \
-                httpx.AsyncClient(timeout=WAIT, limits=httpx.Limits(max_connections=50)) as http:
+                httpx.AsyncClient(timeout=WAIT, limits=CLIENT_LIMITS) as http:
             assert app.services is not None and app.services.central_system is not None
             central = app.services.central_system
             ids = [f"pay-{n}" for n in range(1, chargers + 1)]
@@ -174,10 +183,10 @@ async def run(chargers: int = CHARGERS) -> list[Figure]:
             direct = [RawCharger(cp_id, central.url, arrivals) for cp_id in direct_ids]
             try:
                 await boot_all(paying + direct, 50)
-                callbacks = await _callback_rate(http, settings.public_url, ids)
-                floor = await _http_floor(http)
-                direct_ms = await _direct_starts(central, direct, arrivals)
-                start_ms, charging_ms = await _paid_starts(app, http, paying, arrivals)
+                callbacks = await callback_rate(http, settings.public_url, ids)
+                floor = await http_floor(http)
+                direct_ms = await direct_starts(central, direct, arrivals)
+                start_ms, charging_ms = await paid_starts(app, http, paying, arrivals)
             finally:
                 await asyncio.gather(*(c.close() for c in paying + direct))
     note = f"{chargers} sessions paid at once, one per charger"

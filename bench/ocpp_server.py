@@ -5,6 +5,7 @@ generator does not share its event loop. The parent talks to it over stdin/stdou
 each way: `stats` → a JSON object, `quit` → it stops.
 
     python -m bench.ocpp_server strom DATA_DIR     # the full StromApp (store, sessions, relay, bots)
+    python -m bench.ocpp_server strom-uvloop DATA_DIR  # the same on uvloop's event loop
     python -m bench.ocpp_server baseline           # the ocpp library's example central system
 """
 
@@ -123,6 +124,10 @@ def main() -> None:
     kind = sys.argv[1]
     if kind == "strom":
         asyncio.run(_run_strom(Path(sys.argv[2])))
+    elif kind == "strom-uvloop":  # the same server on uvloop's event loop (bench.trials --uvloop)
+        import uvloop
+
+        uvloop.run(_run_strom(Path(sys.argv[2])))
     elif kind == "baseline":
         asyncio.run(_run_baseline())
     else:

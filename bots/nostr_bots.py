@@ -41,6 +41,9 @@ from strom.views import charge_point_json, document_url, market_json
 log = logging.getLogger(__name__)
 
 STATUS_REFRESH = 3600.0  # contract §5: at least hourly
+# A status change waits this long for the ones right behind it (a boot brings a connect, a
+# BootNotification and a StatusNotification per connector): one signed event for all of them.
+STATUS_COALESCE = 0.5
 MAX_INBOX_LOOKUPS = 64  # payers' relay lists looked up at once, beside the bus handler
 # Refunds to payers' lightning addresses run beside the event handler, never in it: one slow
 # address must not delay anyone else's receipt, DM or status (issue 16, defect 3).
@@ -77,6 +80,7 @@ class NostrBots:
         self._refund_slots = asyncio.Semaphore(REFUNDS_AT_ONCE)
         self._status_at: dict[str, int] = {}
         self._status_locks: dict[str, asyncio.Lock] = {}
+        self._status_due: set[str] = set()  # chargers whose status is about to be published
         self._external = ExternalZaps(svc)
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -193,6 +197,26 @@ class NostrBots:
                     self._next_status_time(cp_id), market_json(self._svc, cp),
                     self._document(cp_id)))
 
+    def _status_soon(self, cp_id: str) -> None:
+        """Publish the charger's status once, `STATUS_COALESCE` s from now, in a task of its own:
+        the changes that come meanwhile are in it (it reads the charger then), and no charger
+        waits for another's relay round trip. A change during the publishing is published after
+        it (`publish_status` keeps them in order)."""
+        if cp_id in self._status_due:
+            return
+        self._status_due.add(cp_id)
+        self._spawn(self._publish_due(cp_id), "nostr:status")
+
+    async def _publish_due(self, cp_id: str) -> None:
+        try:
+            await asyncio.sleep(STATUS_COALESCE)
+        finally:
+            self._status_due.discard(cp_id)
+        try:
+            await self.publish_status(cp_id)
+        except Exception:  # the bus handler logged it before the task was the status's own
+            log.exception("nostr: publishing the status of %s failed", cp_id)
+
     def _document(self, cp_id: str) -> str:
         return document_url(self._svc.settings.public_url, cp_id)
 
@@ -246,7 +270,7 @@ class NostrBots:
     async def _on_bus(self, event: object) -> None:
         match event:
             case ConnectorStatusChanged() | ChargePointConnected() | ChargePointDisconnected():
-                await self.publish_status(event.cp_id)
+                self._status_soon(event.cp_id)
             case InvoicePaid():
                 await self._receipts.on_paid(event.payment_hash, event.preimage)
             case SessionChanged():

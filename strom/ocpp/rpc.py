@@ -5,9 +5,9 @@ into its private parts: it stays silent on malformed frames, has no rate limit, 
 CALLRESULT whether anyone asked, and answers a charger's CALL with 1.6 codes spelled the 2.0
 way. So strom owns the envelope (`frames.parse_frame`) and the matching of answers, and uses
 only the library's public API for the payloads: `@on`/`@after` routing (`create_route_map`),
-schema validation (`validate_payload`), the key case conversion and the typed `call`/
-`call_result` classes. One class for every OCPP-J version: a subclass names its version, its
-`call_result` module, its actions and how it spells error codes.
+schema validation (`validate_payload`, after the compiled check of `validation`), the key case
+conversion and the typed `call`/`call_result` classes. One class for every OCPP-J version: a
+subclass names its version, its `call_result` module, its actions and how it spells error codes.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from ocpp.charge_point import (
 )
 from ocpp.exceptions import NotImplementedError as CallNotImplemented
 from ocpp.exceptions import NotSupportedError, OCPPError, SecurityError, ValidationError
-from ocpp.messages import Call, CallError, CallResult, validate_payload
+from ocpp.messages import Call, CallError, CallResult
 from ocpp.routing import create_route_map
 from websockets.exceptions import ConnectionClosed
 
 from strom.ocpp.frames import CALL, CALLERROR, FrameError, parse_frame
+from strom.ocpp.validation import validate
 from strom.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -136,17 +137,17 @@ class OcppRpc:
                 raise NotSupportedError(description=f"{msg.action} is not supported here")
             raise CallNotImplemented(
                 description=f"{msg.action} is not an OCPP {self.ocpp_version} action")
-        validate = not handlers.get("_skip_schema_validation", False)
-        if validate:
-            await validate_payload(msg, self.ocpp_version)
+        checked = not handlers.get("_skip_schema_validation", False)
+        if checked:
+            await validate(msg, self.ocpp_version)
         kwargs = camel_to_snake_case(msg.payload)
         answer = handler(**kwargs)
         if inspect.isawaitable(answer):
             answer = await answer
         result = msg.create_call_result(
             snake_to_camel_case(remove_nones(serialize_as_dict(answer))))
-        if validate:
-            await validate_payload(result, self.ocpp_version)
+        if checked:
+            await validate(result, self.ocpp_version)
         await self._send(result.to_json())
         hook = handlers.get("_after_action")
         if hook is not None:
@@ -169,7 +170,7 @@ class OcppRpc:
         action = type(payload).__name__
         msg = Call(str(uuid.uuid4()), action,
                    remove_nones(snake_to_camel_case(serialize_as_dict(payload))))
-        await validate_payload(msg, self.ocpp_version)
+        await validate(msg, self.ocpp_version)
         async with self._calling:
             waiter: asyncio.Future[CallResult | CallError] = \
                 asyncio.get_running_loop().create_future()
@@ -185,7 +186,7 @@ class OcppRpc:
         answer.action = action
         typed = getattr(self.call_results, action)
         try:
-            await validate_payload(answer, self.ocpp_version)
+            await validate(answer, self.ocpp_version)
             return typed(**camel_to_snake_case(answer.payload))
         except (OCPPError, TypeError) as exc:
             why = exc.description if isinstance(exc, OCPPError) else str(exc)

@@ -88,3 +88,27 @@ async def test_nip05(nostr_app: tuple[StromApp, Keys]) -> None:
     assert one["names"] == {CP: keys.public_key().to_hex()}
     assert one["relays"][keys.public_key().to_hex()] == [app.relay.url]
     assert none == {"names": {}, "relays": {}}
+
+
+async def test_a_burst_of_changes_is_one_status_event_with_the_last(
+        nostr_app: tuple[StromApp, Keys]) -> None:
+    """A boot brings several changes at once: they are signed and published once, as they end."""
+    app, keys = nostr_app
+    assert app.services is not None and app.bots is not None
+    await wait_for(app, Filter().kinds([Kind(30333)]).author(keys.public_key()), lambda e: True)
+    published: list[Event] = []
+    publish = app.bots._client.publish
+
+    async def counting(event: Event) -> bool:
+        if event.kind().as_u16() == 30333 and event.author() == keys.public_key():
+            published.append(event)
+        return await publish(event)
+
+    app.bots._client.publish = counting  # type: ignore[method-assign]
+    for status in ("Preparing", "Faulted", "Unavailable"):
+        await app.services.charge_points.set_connector_status(CP, 2, status, "NoError")
+        app.services.bus.publish(ConnectorStatusChanged(CP, 2, status, "NoError"))
+    await wait_for(app, Filter().kinds([Kind(30333)]).author(keys.public_key()),
+                   lambda e: ["connector", "2", "Unavailable"] in tags(e))
+    await asyncio.sleep(0.3)
+    assert len(published) == 1 and ["connector", "2", "Unavailable"] in tags(published[0])
