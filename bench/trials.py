@@ -36,7 +36,6 @@ from bench.steady import (
     row,
 )
 from bench.steady_ocpp import OcppPlan, trial
-from bench.wallet import encoder_signing_rate, signing_rate
 from strom.ocpp.validation import validate
 
 RESULTS = Path(__file__).parent / "results"
@@ -85,21 +84,6 @@ async def _ocpp(plan: Plan, server_core: set[int],
     return out
 
 
-async def _signing(rounds: int, count: int, retries: int) -> dict[str, list[Trial]]:
-    """CPU per invoice signed: strom's encoder against bolt11.encode (what it replaced)."""
-    sides = {"strom": encoder_signing_rate, "baseline": signing_rate}
-    out: dict[str, list[Trial]] = {"strom": [], "baseline": []}
-    for n in range(rounds):
-        for side in interleave(n):
-            async def attempt(side: str = side) -> tuple[dict[str, float], Watch]:
-                with Watch(["self"]) as watch:
-                    sides[side](count)
-                return {"cpu_ms": watch.server_cpu_s / count * 1000}, watch
-
-            out[side].append(await measured(attempt, retries))
-    return out
-
-
 async def _validation(rounds: int, count: int, retries: int) -> dict[str, list[Trial]]:
     """CPU per MeterValues payload checked: strom's compiled check against the library's
     validate_payload (jsonschema in the default executor), what strom used before."""
@@ -123,7 +107,6 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
     raise_file_limit()
     server_core, generator_core = cores()
     pin("self", server_core)
-    signing = await _signing(plan.rounds, plan.invoices, plan.retries)
     validation = await _validation(plan.rounds, plan.invoices * 20, plan.retries)
     pin("self", generator_core)
     ocpp = await _ocpp(plan, server_core)
@@ -136,9 +119,6 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
     load = f"{o.chargers} chargers, {o.rate:.0f} calls/s offered for {o.seconds:g} s"
     pay = f"{plan.sessions} payments settled at once"
     rows = [
-        row("wallet", "CPU per invoice signed", "ms", "cpu_ms", signing["strom"],
-            signing["baseline"], note="strom's encoder (dev wallet); baseline: bolt11.encode, "
-            "the dev wallet's signer before"),
         row("ocpp", "CPU per MeterValues payload checked", "ms", "cpu_ms", validation["strom"],
             validation["baseline"], note="compiled schema on the loop; baseline: the ocpp "
             "library's validate_payload (jsonschema in a thread), as before"),
@@ -160,8 +140,7 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
         row("money", "CPU per paid session", "ms", "cpu_ms", money["paid"], money["direct"],
             note="invoice (2 HTTP calls), settle, start; baseline: the bare start alone"),
     ]
-    trials = ({f"signing.{k}": v for k, v in signing.items()}
-              | {f"validation.{k}": v for k, v in validation.items()}
+    trials = ({f"validation.{k}": v for k, v in validation.items()}
               | {f"ocpp.{k}": v for k, v in ocpp.items()}
               | {f"money.{k}": v for k, v in money.items()})
     return rows, trials

@@ -20,13 +20,6 @@ from bench.figures import Figure
 from strom.config import LndSettings
 from strom.events import EventBus, InvoicePaid
 from strom.lightning.dev import DevWallet
-from strom.lightning.invoice_encoding import (
-    DESCRIPTION_HASH,
-    EXPIRY,
-    PAYMENT_HASH,
-    PAYMENT_SECRET,
-    encode_invoice,
-)
 from strom.lightning.lnd import LndWallet
 from strom.store.db import Database
 from tests.doubles.fake_lnd import FakeLnd
@@ -35,19 +28,8 @@ INVOICES = 400
 SETTLES = 100
 
 
-def encoder_signing_rate(count: int) -> float:
-    """Invoices/s signed by strom's encoder, with the tags of `signing_rate`."""
-    key = PrivateKey()
-    started = time.perf_counter()
-    for i in range(count):
-        encode_invoice(key, "bcrt", 21_000, int(time.time()),
-                       [(PAYMENT_HASH, i.to_bytes(32, "big")), (PAYMENT_SECRET, b"\x11" * 32),
-                        (DESCRIPTION_HASH, b"\x22" * 32), (EXPIRY, 600)])
-    return count / (time.perf_counter() - started)
-
-
 def signing_rate(count: int) -> float:
-    """Invoices/s signed by bolt11.encode (as the dev wallet did before its own encoder)."""
+    """Invoices/s signed by bolt11.encode, the dev wallet's signer."""
     key = PrivateKey().secret.hex()
     started = time.perf_counter()
     for i in range(count):
@@ -90,7 +72,7 @@ async def run() -> list[Figure]:
         try:
             dev = DevWallet(db, bus, Path(tmp))
             await dev.start()
-            signing = encoder_signing_rate(INVOICES)
+            signing = signing_rate(INVOICES)
             dev_rate = await _invoice_rate(dev, INVOICES)
             await lnd.start()
             await asyncio.wait_for(lnd.connected.wait(), 5)

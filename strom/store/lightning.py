@@ -85,6 +85,11 @@ class LightningRepository:
                                       (payment_hash,))
         return _invoice(row) if row else None
 
+    async def invoice_by_bolt11(self, bolt11: str) -> StoredInvoice | None:
+        """The invoice issued as exactly this (lower-case) string."""
+        row = await self._db.fetchone("SELECT * FROM ln_invoices WHERE bolt11 = ?", (bolt11,))
+        return _invoice(row) if row else None
+
     async def open_invoices(self, backend: str) -> list[StoredInvoice]:
         rows = await self._db.fetchall(
             "SELECT * FROM ln_invoices WHERE backend = ? AND state = 'open' ORDER BY created_at",
