@@ -35,6 +35,7 @@ from strom.lightning.factory import make_wallet
 from strom.lightning.wallet import Wallet
 from strom.lnurl.pay import load_image
 from strom.logsetup import install_bus_log_handler
+from strom.ocpi.service import OcpiService, RoamingBeside
 from strom.ocpp.central_system import CentralSystem
 from strom.outbound import Outbound, netloc_key
 from strom.passthrough.connection import Passthrough
@@ -191,6 +192,12 @@ class StromApp:
         money = await self._start_money(db, bus, charge_points, central, chargers, outbound)
         self._step = "starting the nostr relay"
         relay_url = await self._start_relay(keyring)
+        self._step = "starting OCPI"
+        ocpi = OcpiService(db=db, bus=bus, settings=self.settings, outbound=outbound,
+                           charge_points=charge_points, tariffs=money.tariffs, chargers=chargers)
+        await ocpi.start()
+        self._stack.push_async_callback(ocpi.close)
+        central.authorizer = RoamingBeside(central.authorizer, ocpi)
 
         zaps = ZapRepository(db)
         svc = Services(
@@ -205,7 +212,7 @@ class StromApp:
                 settings=self.settings, charge_points=charge_points, sessions=money.sessions,
                 tariffs=money.tariffs, refunds=money.refunds,
                 address_refunds=money.address_refunds, zaps=zaps, keyring=keyring),
-            firmware=firmware, certificates=certificates, site_power=money.site_power,
+            ocpi=ocpi, firmware=firmware, certificates=certificates, site_power=money.site_power,
             relay_url=relay_url, tls=tls)
         self.services = svc
 

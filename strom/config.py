@@ -281,6 +281,20 @@ class PassthroughSettings(_Section):
     backend_calls_in_flight: int = Field(32, ge=1)
 
 
+class OcpiSettings(_Section):
+    """strom as an OCPI 2.2.1 CPO (issue 24): who it is to eMSPs and where its sites are."""
+
+    country_code: str = Field("DE", pattern=r"^[A-Z]{2}$")  # ISO 3166-1 alpha-2
+    party_id: str = Field("STR", pattern=r"^[A-Z0-9]{3}$")  # ISO 15118 operator id
+    business_name: str = "strom"
+    country: str = Field("DEU", pattern=r"^[A-Z]{3}$")  # Locations' ISO 3166-1 alpha-3
+    city: str = ""  # Locations' city (strom keeps coordinates, not addresses)
+    time_zone: str = "UTC"  # Locations' IANA time zone
+    push_queue: int = Field(1000, ge=1)  # pending pushes per eMSP; more: the oldest are dropped
+    push_attempts: int = Field(5, ge=1)  # tries of one push, waiting 1 s, 2 s, 4 s … between
+    push_backoff_seconds: float = Field(1.0, gt=0)  # the first wait; it doubles each try
+
+
 class ChargePointOverrides(_Section):
     """`[charge_points.ID]`: per-charger settings that are not kept in the store."""
 
@@ -300,6 +314,7 @@ class Settings(_Section):
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
     passthrough: PassthroughSettings = Field(default_factory=PassthroughSettings)
+    ocpi: OcpiSettings = Field(default_factory=OcpiSettings)
     charge_points: dict[str, ChargePointOverrides] = Field(default_factory=dict)
 
     @property

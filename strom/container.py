@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from strom.chargers.firmware import FirmwareService
     from strom.chargers.site_power import SitePower
     from strom.lightning.wallet import Wallet
+    from strom.ocpi.service import OcpiService
     from strom.ocpp.central_system import CentralSystem
     from strom.sessions.address_refunds import AddressRefundService
     from strom.sessions.lifecycle import SessionService
@@ -61,6 +62,7 @@ class Services:
     firmware: FirmwareService  # firmware updates, diagnostics and log uploads (issue 21)
     certificates: CertificateService  # chargers' certificate signing requests (issue 21)
     site_power: SitePower  # sites' limits shared among their sessions (issue 21)
+    ocpi: OcpiService  # OCPI 2.2.1 CPO: eMSP parties, pushes, commands (issue 24)
     relay_url: str | None  # the embedded relay's URL; None: strom runs none ([relay] embedded)
     tls: CertManager | None  # None: no [tls], plain HTTP and ws:// only
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import json as jsonlib
 import secrets
 import socket
 import ssl
@@ -143,37 +144,50 @@ class Outbound:
                   headers: Mapping[str, str] | None = None, max_bytes: int | None = None,
                   deadline: float | None = None) -> Fetched:
         """GET `url` (query `params` merged into its own) within the fence, deadline and cap."""
+        return await self.send("GET", httpx.URL(url).copy_merge_params(params or {}),
+                               headers=headers, max_bytes=max_bytes, deadline=deadline)
+
+    async def send(self, method: str, url: str | httpx.URL, *, json: object = None,
+                   headers: Mapping[str, str] | None = None, max_bytes: int | None = None,
+                   deadline: float | None = None) -> Fetched:
+        """`method` `url` with a JSON body (OCPI pushes: PUT, PATCH, POST) within the same
+        fence, deadline and cap as `get`. Redirects are followed only for GET."""
         deadline = deadline or self.settings.timeout_seconds
         cap = max_bytes or self.settings.max_bytes
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.settings.concurrency)
+        body = None if json is None else jsonlib.dumps(json, allow_nan=False).encode()
         try:
             async with asyncio.timeout(deadline), self._slots:
-                return await self._follow(httpx.URL(url).copy_merge_params(params or {}),
-                                          dict(headers or {}), cap)
+                return await self._follow(method, httpx.URL(url), dict(headers or {}), cap, body)
         except TimeoutError:
-            raise OutboundError(f"no complete answer from {_shown(url)} within "
+            raise OutboundError(f"no complete answer from {_shown(str(url))} within "
                                 f"{deadline:g} s") from None
 
-    async def _follow(self, url: httpx.URL, headers: dict[str, str], cap: int) -> Fetched:
+    async def _follow(self, method: str, url: httpx.URL, headers: dict[str, str], cap: int,
+                      content: bytes | None) -> Fetched:
         for _ in range(MAX_REDIRECTS + 1):
             target = await self.check(str(url))
-            status, location, body = await self._fetch_once(url, target, headers, cap)
-            if status not in _REDIRECTS or location is None:
+            status, location, body = await self._fetch_once(method, url, target, headers, cap,
+                                                            content)
+            if status not in _REDIRECTS or location is None or method != "GET":
                 return Fetched(status, body)
             url = url.join(location)
         raise OutboundError(f"more than {MAX_REDIRECTS} redirects from {_shown(str(url))}")
 
-    async def _fetch_once(self, url: httpx.URL, target: Target, headers: dict[str, str],
-                          cap: int) -> tuple[int, str | None, bytes]:
+    async def _fetch_once(self, method: str, url: httpx.URL, target: Target,
+                          headers: dict[str, str], cap: int,
+                          content: bytes | None) -> tuple[int, str | None, bytes]:
         request_headers = {**headers, "Host": url.netloc.decode("ascii"),
                            "Accept-Encoding": "identity", MARKER_HEADER: self.marker}
+        if content is not None:
+            request_headers["Content-Type"] = "application/json"
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
         # No proxies from the environment: they would connect to a name we did not check.
         async with httpx.AsyncClient(follow_redirects=False, trust_env=False,
                                      verify=_ssl(), timeout=None) as client:
             for ip in target.ips:  # each one checked; the next only if this one refused
-                request = client.build_request("GET", url.copy_with(host=ip),
+                request = client.build_request(method, url.copy_with(host=ip), content=content,
                                                headers=request_headers, extensions=extensions)
                 try:
                     return await _read(client, request, cap, _shown(str(url)))

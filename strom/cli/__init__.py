@@ -21,6 +21,7 @@ COMMANDS = {
     "cards": "strom.cli.cards:cards", "accounts": "strom.cli.cards:accounts",
     "firmware": "strom.cli.firmware:firmware", "diagnostics": "strom.cli.firmware:diagnostics",
     "ocpp": "strom.cli.ocpp:ocpp",
+    "ocpi": "strom.cli.ocpi:ocpi",
 }
 SHORT_HELP = {
     "init": "Write a commented strom.toml (asks, or takes flags).",
@@ -36,6 +37,7 @@ SHORT_HELP = {
     "firmware": "Upload firmware and update chargers (running server).",
     "diagnostics": "Chargers' diagnostics and logs (running server).",
     "ocpp": "strom's OCPP CA for chargers' certificates.",
+    "ocpi": "eMSP parties that roam on strom's chargers (OCPI 2.2.1).",
 }
 
 

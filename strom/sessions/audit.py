@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strom.cards.audit import check_cards
+from strom.ocpi.audit import check_roaming
 from strom.sessions import ledger
 from strom.sessions.model import Session, State
 from strom.sessions.repository import SessionRepository
@@ -50,6 +51,9 @@ class LedgerReport:
     card_sessions: int = 0
     card_consumed_msat: int = 0
     card_accounts_msat: int = 0
+    # Roaming (OCPI, issue 24): sessions billed to eMSPs, postpaid.
+    roaming_sessions: int = 0
+    roaming_owed_msat: int = 0
 
     @property
     def ok(self) -> bool:
@@ -68,7 +72,9 @@ class LedgerReport:
                 "problems": self.problems, "findings": self.findings,
                 "problem_kinds": self.problem_kinds, "card_sessions": self.card_sessions,
                 "card_consumed_msat": self.card_consumed_msat,
-                "card_accounts_msat": self.card_accounts_msat}
+                "card_accounts_msat": self.card_accounts_msat,
+                "roaming_sessions": self.roaming_sessions,
+                "roaming_owed_msat": self.roaming_owed_msat}
 
 
 async def check_ledger(db: Database) -> LedgerReport:
@@ -137,6 +143,7 @@ async def _check(db: Database) -> LedgerReport:
     report.card_sessions = cards.sessions
     report.card_consumed_msat = cards.consumed_msat
     report.card_accounts_msat = cards.balance_msat
+    report.roaming_sessions, report.roaming_owed_msat = await check_roaming(db, report.say)
     return report
 
 

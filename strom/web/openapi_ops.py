@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from strom.web import api_cards as c
+from strom.web import api_ocpi as o
 from strom.web import schemas as s
 from strom.web.api_charge_points import ChargePointCreate, ChargePointUpdate
 from strom.web.api_commands import COMMANDS
@@ -217,6 +218,12 @@ ADMIN: list[Op] = [
        query=PageQuery, ok=c.CardSessionPage),
     Op("get", "/api/v1/local-list", "The card list's version and each charger's", "cards",
        ok=c.LocalList),
+    Op("get", "/api/v1/ocpi/parties", "OCPI eMSP parties (never a token)", "ocpi",
+       ok=o.PartyList),
+    Op("post", "/api/v1/ocpi/parties", "Issue a token A for a new eMSP (shown once)", "ocpi",
+       body=o.PartyCreate, ok=o.PartyIssued, ok_status=201),
+    Op("delete", "/api/v1/ocpi/parties/{party_id}", "Unregister a party: its tokens stop",
+       "ocpi", ok_status=204),
     Op("get", "/api/v1/stream", "Live chargers, sessions and log lines (server-sent events)",
        "live", query=StreamQuery, media_type=SSE),
     Op("post", "/api/v1/dev/pay", "Dev wallet: pay or settle an invoice (loopback only)", "dev",

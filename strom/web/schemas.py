@@ -243,6 +243,8 @@ class LedgerReport(BaseModel):
     card_sessions: int = Field(0, description="Sessions started by owner cards (no payment).")
     card_consumed_msat: int = Field(0, description="What card sessions drew from accounts.")
     card_accounts_msat: int = Field(0, description="What the prepaid card accounts hold.")
+    roaming_sessions: int = Field(0, description="Sessions started by eMSPs over OCPI.")
+    roaming_owed_msat: int = Field(0, description="What eMSPs owe for roaming sessions.")
 
 
 class Health(BaseModel):

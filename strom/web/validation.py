@@ -58,16 +58,17 @@ def _fields(exc: ValidationError, prefix: str) -> list[dict[str, Any]]:
     return [{"loc": [prefix, *err["loc"]], "msg": err["msg"]} for err in exc.errors()]
 
 
-async def _limited_body(request: Request) -> bytes:
-    """The body, read no further than `MAX_BODY` bytes: a huge upload is refused, not stored."""
-    too_large = HTTPException(413, f"body larger than {MAX_BODY} bytes")
+async def limited_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, read no further than `limit` bytes: a huge upload is refused (413), not
+    stored."""
+    too_large = HTTPException(413, f"body larger than {limit} bytes")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
+    if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
@@ -75,7 +76,7 @@ async def _limited_body(request: Request) -> bytes:
 
 async def read_body(request: Request, model: type[M]) -> M:
     """The JSON body as `model`, or 422 saying which fields are wrong (413 when too large)."""
-    raw = await _limited_body(request)
+    raw = await limited_body(request)
     try:
         return model.model_validate_json(raw if raw.strip() else b"{}")
     except ValidationError as exc:

@@ -20,7 +20,7 @@ from tests.api.flows import eventually, pay_and_charge
 
 PARAMS = {"cp_id": "cp-1", "session_id": "nope", "token": "nope", "target": "cp-1",
           "id_tag": "nope", "account_id": "nope", "diagnostics_id": "1", "request_id": "1",
-          "site_id": "home"}
+          "site_id": "home", "party_id": "1"}
 
 
 # --- auth and the document ----------------------------------------------------------------
