@@ -1,4 +1,4 @@
-"""Repository of OCPI parties (the eMSPs strom roams with, `0019_ocpi.sql`)."""
+"""Repository of OCPI parties (the eMSPs strom roams with, `0020_ocpi.sql`)."""
 
 from __future__ import annotations
 
