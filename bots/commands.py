@@ -1,4 +1,5 @@
-"""The DM conversation: `help`, `status`, `price`, `stop`, `refund`, `history`, and for
+"""The DM conversation: `help`, `status`, `price`, `stop`, `refund`, `history`, `reserve`,
+`cancel` (a paid reservation, issue 21), and for
 operators `reset`, `unlock N`, `availability N on|off`, `limit N WATTS|off` (the operator
 commands of `strom.chargers.operator`: checked, sent, audited).
 
@@ -31,6 +32,8 @@ price – the current price
 stop – stop your charging session (payer only)
 refund – your refund link (payer only)
 history – your last sessions here
+reserve – how to hold a connector for you (paid)
+cancel – cancel your reservation (payer only)
 help – this text"""
 OPERATOR_HELP = "\nOperator: reset · unlock N · availability N on|off · limit N WATTS|off"
 
@@ -73,6 +76,10 @@ class Commands:
                 return await self._refund(cp_id, sender)
             case "history":
                 return await self._history(cp_id, sender)
+            case "reserve":
+                return await self._reserve(cp_id)
+            case "cancel":
+                return await self._cancel(cp_id, sender)
             case "reset" | "unlock" | "availability" | "limit" if operator:
                 return await self._operate(cp_id, sender, command, args)
             case "reset" | "unlock" | "availability" | "limit":
@@ -120,6 +127,25 @@ class Commands:
         url = f"{self._svc.settings.public_url}/lnurlw/{session.token}"
         return (f"Your refund: {_sat(session.refundable_msat)}. Withdraw it with your wallet: "
                 f"lightning:{lnurl_encode(url)}")
+
+    async def _reserve(self, cp_id: str) -> str:
+        try:
+            words = await self._svc.use_cases.reservations.words(cp_id)
+        except Refused as exc:
+            return f"No reservation: {exc.reason}"
+        link = lnurl_encode(f"{self._svc.settings.public_url}/reserve/{cp_id}")
+        fee = self._svc.settings.tariff.reservation.fee_msat
+        return (f"Zap me {_sat(fee)} with the comment `reserve`, or pay lightning:{link}. "
+                f"{words}")
+
+    async def _cancel(self, cp_id: str, sender: str) -> str:
+        try:  # the DM's signer is the capability: only their own reservation is cancelled
+            session = await self._svc.use_cases.reservations.cancel(PayerKey(cp_id, sender))
+        except Refused as exc:
+            return exc.reason
+        if session.refundable_msat > 0:
+            return f"Reservation cancelled. {self._refund_text(session)}"
+        return "Reservation cancelled; the fee is kept."
 
     async def _history(self, cp_id: str, sender: str) -> str:
         sessions = (await self._mine(cp_id, sender))[:5]

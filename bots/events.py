@@ -77,7 +77,9 @@ def _status_content(cp: dict[str, Any], market: dict[str, Any] | None,
     tariff = dict(cp["tariff"])
     if tariff.get("later_prices"):
         tariff["later_prices"] = tariff["later_prices"][:slots]
-    facts = {**cp, "connectors": [{"id": c["id"], "status": c["status"]}
+    facts = {**cp, "connectors": [{"id": c["id"], "status": c["status"],
+                                   **({"reserved_until": c["reserved_until"]}
+                                      if c.get("reserved_until") else {})}
                                   for c in cp["connectors"]], "tariff": tariff}
     if market is not None:
         facts |= {**market, "schedule": market["schedule"][:slots]}

@@ -71,6 +71,10 @@ class Notifier:
     def _on_state(self, session: Session, state: State, page: str) -> str | None:
         refund = self._withdraw_link(session)
         match state:
+            case State.RESERVED:
+                return (f"Reservation fee of {session.paid_msat // 1000:,} sat received: "
+                        f"connector {session.active_connector_id} is held for you. Zap me again "
+                        "to charge (the fee counts toward it), or DM `cancel`. " + page)
             case State.PAID:
                 return f"Payment of {session.paid_msat // 1000:,} sat received, starting. {page}"
             case State.CHARGING:

@@ -211,10 +211,13 @@ class StromApp:
             use_cases=UseCases.build(
                 settings=self.settings, charge_points=charge_points, sessions=money.sessions,
                 tariffs=money.tariffs, refunds=money.refunds,
-                address_refunds=money.address_refunds, zaps=zaps, keyring=keyring),
+                address_refunds=money.address_refunds, zaps=zaps, keyring=keyring, db=db,
+                bus=bus, chargers=chargers),
             ocpi=ocpi, firmware=firmware, certificates=certificates, site_power=money.site_power,
             relay_url=relay_url, tls=tls)
         self.services = svc
+        await svc.use_cases.reservations.start()
+        self._stack.push_async_callback(svc.use_cases.reservations.close)
 
         # The interfaces, on the whole container: the bots, then the web (which shows them).
         self._step = "starting the nostr bots"

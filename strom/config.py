@@ -191,6 +191,20 @@ class TariffFeedSettings(_Section):
         return self
 
 
+class ReservationSettings(_Section):
+    """`[tariff.reservation]`: pay to hold a connector (chargers with OCPP's Reservation
+    profile only). The fee becomes the session's budget when the reserver pays to charge
+    within the time; otherwise it is kept or refunded."""
+
+    fee_msat: int = Field(0, ge=0)  # 0: reservations are not offered
+    minutes: float = Field(15.0, gt=0, le=24 * 60)
+    # A reservation that expires (or the payer cancels) unused: "kept" (the operator's) or
+    # "refunded" (the payer withdraws it). The operator's cancel always refunds.
+    unused_fee: Literal["kept", "refunded"] = "kept"
+    # How often reservations are sent to chargers and looked at for expiry.
+    check_interval_seconds: float = Field(2.0, gt=0)
+
+
 class TariffSettings(_Section):
     """The default tariff; a charge point may override any price of it.
 
@@ -210,6 +224,7 @@ class TariffSettings(_Section):
     price_lock: Literal["session", "slot"] = "session"
     dynamic: DynamicTariffSettings = Field(default_factory=DynamicTariffSettings)
     feeds: TariffFeedSettings = Field(default_factory=TariffFeedSettings)
+    reservation: ReservationSettings = Field(default_factory=ReservationSettings)
 
 
 class SessionSettings(_Section):

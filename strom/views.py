@@ -29,10 +29,17 @@ def charge_point_json(svc: Services, cp: ChargerRecord) -> dict[str, Any]:
         "url": f"{svc.settings.public_url}/cp/{cp.id}", "status": cp.status,
         "location": {"lat": cp.lat, "lon": cp.lon, "geohash": geohash(cp.lat, cp.lon)},
         "connectors": [{"id": c.connector_id, "status": c.status if cp.connected else "Offline",
-                        "lnurl": pay_links(svc.settings.public_url, cp.id, c.connector_id).lnurl}
+                        "lnurl": pay_links(svc.settings.public_url, cp.id, c.connector_id).lnurl,
+                        **_reserved(svc, cp.id, c.connector_id)}
                        for c in cp.connectors if c.connector_id > 0],
         "tariff": svc.tariffs.current(cp).to_json(),
     }
+
+
+def _reserved(svc: Services, cp_id: str, connector_id: int) -> dict[str, str]:
+    """`reserved_until` while a paid reservation holds the connector (issue 21)."""
+    until = svc.use_cases.reservations.reserved_until(cp_id, connector_id)
+    return {"reserved_until": until} if until else {}
 
 
 def document_url(public_url: str, cp_id: str) -> str:

@@ -230,6 +230,21 @@ class ChargerControl(Protocol):
         """Install the certificate chain (PEM) a CA signed for the charger's own CSR."""
         ...
 
+    async def reserve_now(self, cp_id: str, connector_id: int, *, expiry: datetime,
+                          id_tag: str, reservation_id: int) -> ControlResult:
+        """Hold a connector for `id_tag` until `expiry` (REJECTED with the charger's word:
+        `Occupied`, `Faulted`, `Unavailable`, `Rejected`)."""
+        ...
+
+    async def cancel_reservation(self, cp_id: str, reservation_id: int) -> ControlResult:
+        """Release a reservation before its expiry."""
+        ...
+
+    async def reservations_supported(self, cp_id: str) -> ControlResult:
+        """ACCEPTED when the charger holds reservations, NOT_SUPPORTED when it says it
+        cannot (what strom offers drivers follows this)."""
+        ...
+
 
 @runtime_checkable
 class PowerReadback(Protocol):
@@ -360,3 +375,18 @@ class ControlDispatcher:
     async def send_certificate(self, cp_id: str, chain: str) -> ControlResult:
         a = self.adapter(cp_id)
         return await a.send_certificate(cp_id, chain) if a else not_connected(cp_id)
+
+    async def reserve_now(self, cp_id: str, connector_id: int, *, expiry: datetime,
+                          id_tag: str, reservation_id: int) -> ControlResult:
+        a = self.adapter(cp_id)
+        return (await a.reserve_now(cp_id, connector_id, expiry=expiry, id_tag=id_tag,
+                                    reservation_id=reservation_id) if a
+                else not_connected(cp_id))
+
+    async def cancel_reservation(self, cp_id: str, reservation_id: int) -> ControlResult:
+        a = self.adapter(cp_id)
+        return await a.cancel_reservation(cp_id, reservation_id) if a else not_connected(cp_id)
+
+    async def reservations_supported(self, cp_id: str) -> ControlResult:
+        a = self.adapter(cp_id)
+        return await a.reservations_supported(cp_id) if a else not_connected(cp_id)

@@ -1,5 +1,5 @@
-"""Operator commands: reset, unlock, trigger, availability, power limit, firmware update and
-diagnostics upload, one home for all.
+"""Operator commands: reset, unlock, trigger, availability, power limit, firmware update,
+diagnostics upload and cancelling a paid reservation, one home for all.
 
 The admin API (and the CLI and TUI through it) and the operators' nostr DMs call these, and
 only these: each checks the charger and the connector, asks the charger through
@@ -11,7 +11,7 @@ and is not audited: nothing happened.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from strom.chargers.control import (
     ChargerControl,
@@ -43,6 +43,12 @@ class CommandRefused(Exception):
 class UnknownChargePoint(CommandRefused):
     def __init__(self, cp_id: str) -> None:
         super().__init__(f"unknown charge point {cp_id}")
+
+
+class ReservationRelease(Protocol):
+    """What frees a connector a paid reservation holds (`strom.sessions.reservations`)."""
+
+    async def cancel_by_operator(self, cp_id: str, connector_id: int) -> ControlResult: ...
 
 
 class OperatorCommands:
@@ -123,6 +129,14 @@ class OperatorCommands:
         await self._charger(cp_id)
         result = await self._chargers.send_certificate(cp_id, chain)
         return await self._record("certificate", cp_id, {"certificate_request_id": request_id},
+                                  by, result)
+
+    async def cancel_reservation(self, cp_id: str, connector_id: int,
+                                 reservations: ReservationRelease, *, by: str) -> ControlResult:
+        """Release the paid reservation holding a connector (1 … n); its fee is refundable."""
+        _connector(await self._charger(cp_id), connector_id, lowest=1)
+        result = await reservations.cancel_by_operator(cp_id, connector_id)
+        return await self._record("cancel_reservation", cp_id, {"connector_id": connector_id},
                                   by, result)
 
     async def _charger(self, cp_id: str) -> ChargerRecord:

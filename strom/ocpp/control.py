@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError, ValidationError
@@ -332,6 +332,21 @@ class Ocpp16Control:
 
     async def clear_cache(self, cp_id: str) -> ControlResult:
         return await self._ask(cp_id, call.ClearCache())
+
+    async def reserve_now(self, cp_id: str, connector_id: int, *, expiry: datetime,
+                          id_tag: str, reservation_id: int) -> ControlResult:
+        return await self._ask(cp_id, call.ReserveNow(
+            connector_id=connector_id, expiry_date=iso(expiry), id_tag=id_tag,
+            reservation_id=reservation_id))
+
+    async def cancel_reservation(self, cp_id: str, reservation_id: int) -> ControlResult:
+        return await self._ask(cp_id, call.CancelReservation(reservation_id=reservation_id))
+
+    async def reservations_supported(self, cp_id: str) -> ControlResult:
+        """The Reservation profile in `SupportedFeatureProfiles` (or no list: its answer to
+        ReserveNow will tell)."""
+        return await self._lacks_profile(cp_id, "Reservation") or \
+            ControlResult(Outcome.ACCEPTED, "Accepted")
 
 
 def _refused(cp_id: str, action: str, code: str, description: str) -> ControlResult:

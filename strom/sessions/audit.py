@@ -162,8 +162,9 @@ async def _against_wallet(sessions: SessionRepository, refunds: RefundRepository
                    f" {row['ours']}, the wallet's payment {row['wallet']}")
 
 
-# Session states in which the charger may still draw from the budget.
-_RUNNING = {State.PAID.value, State.STARTING.value, State.CHARGING.value, State.STOPPING.value}
+# Session states in which the charger may still draw from the budget (a reservation: the
+# fee is not the payer's to take back while it holds the connector).
+_RUNNING = {State.RESERVED.value, State.PAID.value, State.STARTING.value, State.CHARGING.value, State.STOPPING.value}
 
 
 async def _refund_routes(refunds: RefundRepository, s: Session, report: LedgerReport) -> None:

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from strom.config import Settings
@@ -34,8 +35,11 @@ from strom.timeutil import iso
 
 log = logging.getLogger(__name__)
 
-# A session a zap from its payer tops up rather than opening a second one.
-RUNNING_STATES = (State.PAID, State.STARTING, State.CHARGING)
+# A session a zap from its payer tops up rather than opening a second one (a reservation:
+# the zap pays to charge, the fee in the budget).
+RUNNING_STATES = (State.RESERVED, State.PAID, State.STARTING, State.CHARGING)
+# A zap whose comment is this word pays a reservation fee instead (issue 21).
+RESERVE_WORD = "reserve"
 
 
 class CheckoutRefused(Refused):
@@ -122,13 +126,36 @@ class PaidElsewhere:
     payer_pubkey: str
 
 
+class ReservationDesk(Protocol):
+    """What checkout asks of reservations (`strom/sessions/reservations.py`) for a zap whose
+    comment is `reserve`: the fee's invoice, committed to `described` (the zap request)."""
+
+    async def pay(self, name: str, amount_msat: int, comment: str | None = None,
+                  payer_pubkey: str | None = None, described: str | None = None) -> Invoiced:
+        ...
+
+
+async def find_target(charge_points: ChargePointRepository, name: str) -> Target:
+    """`demo-1` → (demo-1, any connector); `demo-1-2` → (demo-1, connector 2)."""
+    cp = await charge_points.get(name)
+    if cp is not None:
+        return Target(cp, None, name)
+    base, _, number = name.rpartition("-")
+    if base and number.isdigit():
+        cp = await charge_points.get(base)
+        if cp is not None and 1 <= int(number) <= cp.num_connectors:
+            return Target(cp, int(number), name)
+    raise UnknownCharger(f"unknown charger {name[:64]!r}")
+
+
 class Checkout:
     """`offer(target)` for the payRequest, `pay(order)` for the invoice: one path for all;
     `paid_elsewhere` for a zap another service was paid."""
 
     def __init__(self, *, charge_points: ChargePointRepository, sessions: SessionService,
                  tariffs: TariffService, zaps: ZapRepository, keyring: KeyRing | None,
-                 settings: Settings, clock: Callable[[], float] = time.time) -> None:
+                 settings: Settings, reservations: ReservationDesk,
+                 clock: Callable[[], float] = time.time) -> None:
         self._charge_points = charge_points
         self._sessions = sessions
         self._tariffs = tariffs
@@ -136,18 +163,11 @@ class Checkout:
         self._keyring = keyring
         self._settings = settings
         self._clock = clock
+        self._reservations = reservations
 
     async def target(self, name: str) -> Target:
         """`demo-1` → (demo-1, any connector); `demo-1-2` → (demo-1, connector 2)."""
-        cp = await self._charge_points.get(name)
-        if cp is not None:
-            return Target(cp, None, name)
-        base, _, number = name.rpartition("-")
-        if base and number.isdigit():
-            cp = await self._charge_points.get(base)
-            if cp is not None and 1 <= int(number) <= cp.num_connectors:
-                return Target(cp, int(number), name)
-        raise UnknownCharger(f"unknown charger {name[:64]!r}")
+        return await find_target(self._charge_points, name)
 
     async def offer(self, name: str) -> Offer:
         """The price a payRequest shows, while a connector is free (or the charger's zapping
@@ -169,12 +189,14 @@ class Checkout:
         """The invoice for `order`: a new session (`pending_payment`, price locked), or for a
         zap from a driver charging here a top-up of their session. Raises `CheckoutRefused`."""
         target = await self.target(order.target)
+        zap = self._zap_request(target.cp, order.zap_request, order.amount_msat)
+        if zap and zap.content.strip().lower() == RESERVE_WORD:
+            return await self._reserve_by_zap(order, zap)
         price = self._tariffs.quoted(target.cp, order.quote)
         tariff = price.tariff
         if why := lud06.amount_refusal(order.amount_msat, tariff.min_sendable_msat,
                                        tariff.max_prepay_msat):
             raise AmountRefused(why)
-        zap = self._zap_request(target.cp, order.zap_request, order.amount_msat)
         running = await self._running_session_of(target.cp, zap.sender) if zap else None
         if running is None:
             await self._ensure_free(target)
@@ -189,6 +211,22 @@ class Checkout:
                 await self._zaps.release(zap.id)
             raise
         return Invoiced(pending, for_zap=zap is not None, topped_up=running is not None)
+
+    async def _reserve_by_zap(self, order: Order, zap: ZapRequest) -> Invoiced:
+        """A zap commented `reserve`: the reservation fee's invoice, its sender the payer."""
+        if not await self._zaps.claim(zap.id, ZAP_REQUEST):
+            raise ZapRefused("this zap request was already used; zap again")
+        try:
+            invoiced = await self._reservations.pay(order.target, order.amount_msat,
+                                                    payer_pubkey=zap.sender, described=zap.raw)
+        except CheckoutRefused:
+            await self._zaps.release(zap.id)  # no invoice was made: it may be tried again
+            raise
+        pending = invoiced.pending
+        await self._zaps.add(payment_hash=pending.payment_hash, session_id=pending.session.id,
+                             cp_id=pending.session.cp_id, sender=zap.sender,
+                             request_json=zap.raw, bolt11=pending.bolt11)
+        return Invoiced(pending, for_zap=True, topped_up=False)
 
     async def paid_elsewhere(self, payment: PaidElsewhere) -> Session | None:
         """A session for a zap another service received for `payment.cp_id` (its verified
@@ -264,8 +302,11 @@ class Checkout:
     async def _zapper_is_charging(self, cp: ChargerRecord) -> bool:
         if self._nostr_pubkey(cp) is None:
             return False
-        running = await self._sessions.list(cp_id=cp.id, state=State.CHARGING, limit=16)
-        return any(s.payer_pubkey for s in running)
+        for state in (State.CHARGING, State.RESERVED):
+            running = await self._sessions.list(cp_id=cp.id, state=state, limit=16)
+            if any(s.payer_pubkey for s in running):
+                return True
+        return False
 
     def _nostr_pubkey(self, cp: ChargerRecord) -> str | None:
         """The charger's own key signs its zap receipts; none when its key is not loaded."""

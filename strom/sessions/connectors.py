@@ -18,8 +18,9 @@ class ConnectorChoice:
 
 
 def choose_connector(cp: ChargerRecord, connector_id: int | None, *, connected: bool,
-                     busy: set[int]) -> ConnectorChoice:
-    """The requested connector (or any) if free; `busy` are those held by running sessions."""
+                     busy: set[int], reserved: dict[int, str] | None = None) -> ConnectorChoice:
+    """The requested connector (or any) if free; `busy` are those held by running sessions,
+    `reserved` those a paid reservation holds (→ until when, ISO time; "" not yet sent)."""
     if not connected:
         return ConnectorChoice(None, f"charger {cp.name} is offline, try again later")
     wanted = [connector_id] if connector_id else [
@@ -30,7 +31,11 @@ def choose_connector(cp: ChargerRecord, connector_id: int | None, *, connected: 
         status = connector.status if connector else "Unavailable"
         if number not in busy and status in FREE_STATUSES:
             return ConnectorChoice(number, "")
-        if number in busy:
+        if reserved and number in reserved:
+            until = reserved[number][11:16]
+            statuses.append(f"reserved for another driver until {until} UTC" if until
+                            else "reserved for another driver")
+        elif number in busy:
             statuses.append("charging for another driver")
         else:
             statuses.append("charging" if status == "Charging" else status.lower())

@@ -42,6 +42,13 @@ async def energy_consumed(conn: aiosqlite.Connection, session_id: str, amount_ms
                debit=session_account(session_id), credit=REVENUE, amount_msat=amount_msat)
 
 
+async def reservation_fee(conn: aiosqlite.Connection, session_id: str, amount_msat: int) -> None:
+    """A reservation that expired unused: its fee is the operator's (counts as consumed)."""
+    await post(conn, session_id=session_id, kind="reservation_fee",
+               debit=session_account(session_id), credit=REVENUE, amount_msat=amount_msat,
+               ref=f"reservation:{session_id}")
+
+
 @dataclass(frozen=True, slots=True)
 class SessionTotals:
     received_msat: int
@@ -54,7 +61,7 @@ async def totals(db: Database, session_id: str) -> SessionTotals:
     by_kind = await LedgerRepository(db).sums_by_kind(session_id)
     return SessionTotals(
         received_msat=by_kind.get("payment_received", 0),
-        consumed_msat=by_kind.get("energy_consumed", 0),
+        consumed_msat=by_kind.get("energy_consumed", 0) + by_kind.get("reservation_fee", 0),
         refunded_msat=by_kind.get("refund_paid", 0) - by_kind.get("refund_reversed", 0),
         forfeited_msat=by_kind.get("refund_forfeited", 0))
 

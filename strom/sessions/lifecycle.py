@@ -154,13 +154,20 @@ class SessionService(SessionQueries, StopFlow):
                              amount_msat: int, *, description_hash: bytes,
                              comment: str | None = None, payer_pubkey: str | None = None,
                              payer_lud16: str | None = None,
-                             expiry: float | None = None) -> PendingPayment:
+                             expiry: float | None = None,
+                             reservation_fee_msat: int = 0) -> PendingPayment:
         """A session waiting for its invoice to be paid; the session row is written first.
 
         `expiry` (seconds, e.g. what is left of a price quote) shortens the invoice's life
-        below `invoice_expiry`, to no less than `MIN_INVOICE_SECONDS`.
+        below `invoice_expiry`, to no less than `MIN_INVOICE_SECONDS`. With
+        `reservation_fee_msat` the invoice is that fee and, paid, the session holds
+        `connector_id` (`reserved`, `strom/sessions/reservations.py`).
         """
         session = self._new_session(cp, connector_id, tariff, payer_pubkey, payer_lud16, comment)
+        if reservation_fee_msat:
+            session = replace(session, reservation_fee_msat=reservation_fee_msat,
+                              active_connector_id=connector_id,
+                              reservation_id=secrets.randbelow(2**31 - 2) + 1)
         async with self._db.transaction() as conn:
             await self.repo.insert(conn, session)
         try:
@@ -216,7 +223,7 @@ class SessionService(SessionQueries, StopFlow):
     async def create_topup(self, session: Session, amount_msat: int, *,
                            description_hash: bytes) -> PendingPayment:
         """An invoice that adds to the budget of a running session."""
-        if session.state not in (State.PAID, State.STARTING, State.CHARGING):
+        if session.state not in (State.RESERVED, State.PAID, State.STARTING, State.CHARGING):
             raise SessionError(f"session is {session.state.value}; a top-up needs a running session")
         invoice = await self._wallet.create_invoice(
             amount_msat, description_hash=description_hash, expiry=self._invoice_expiry)
@@ -239,8 +246,13 @@ class SessionService(SessionQueries, StopFlow):
             # What the wallet received counts, whatever the invoice asked for.
             received = amount_msat or invoice["amount_msat"]
             fields: dict[str, Any] = {"paid_msat": session.paid_msat + received}
-            if session.state == State.PENDING_PAYMENT:
+            if session.state == State.PENDING_PAYMENT and session.reservation_fee_msat:
+                fields.update(paid_at=iso(), **await self._reserve_or_fail(conn, session))
+            elif session.state == State.PENDING_PAYMENT:
                 fields.update(state=State.PAID, paid_at=iso())
+            elif session.state == State.RESERVED:
+                # The reserver pays to charge within the window: the fee is in the budget.
+                fields.update(state=State.PAID)
             elif session.state in (State.REFUNDED, State.SETTLED):
                 # A top-up paid after the end: the money is the payer's to withdraw.
                 fields.update(state=State.STOPPED)
@@ -253,6 +265,16 @@ class SessionService(SessionQueries, StopFlow):
         self.publish(session)
         if session.state == State.PAID:
             self._ensure_starting(session.id)
+
+    async def _reserve_or_fail(self, conn: aiosqlite.Connection,
+                               session: Session) -> dict[str, Any]:
+        """A paid reservation holds its connector, unless another session took it meanwhile
+        (then the fee is refundable)."""
+        held = await self.repo.held_connectors(session.cp_id)
+        if session.active_connector_id in held:
+            return {"state": State.FAILED, "stopped_at": iso(),
+                    "failure_reason": "the connector was taken before the reservation was paid"}
+        return {"state": State.RESERVED}
 
     # --- starting ---------------------------------------------------------------------------
 
@@ -276,7 +298,10 @@ class SessionService(SessionQueries, StopFlow):
             if session is None or session.state != State.PAID:
                 return
             cp = await self._charge_points.get(session.cp_id)
-            choice = await self.free_connector(cp, session.connector_id)
+            # A reserved connector is the session's own: the charger holds it for its idTag.
+            choice = ConnectorChoice(session.active_connector_id) \
+                if session.reservation_fee_msat and session.active_connector_id \
+                else await self.free_connector(cp, session.connector_id)
             if choice.connector_id is None:
                 await self._fail(conn, session, choice.reason)
             else:
@@ -303,8 +328,10 @@ class SessionService(SessionQueries, StopFlow):
         """
         if cp is None:
             return ConnectorChoice(None, "charge point was removed")
+        held = await self.repo.held_connectors(cp.id)
         return choose_connector(cp, connector_id, connected=self._chargers.is_connected(cp.id),
-                                busy=await self.repo.busy_connectors(cp.id))
+                                busy=set(held), reserved={
+                                    n: until for n, until in held.items() if until is not None})
 
     async def _remote_start(self, session: Session) -> None:
         assert session.active_connector_id is not None

@@ -12,6 +12,8 @@ from strom.tariffs.model import Tariff
 class State(enum.StrEnum):
     PENDING_PAYMENT = "pending_payment"
     PAID = "paid"
+    # A reservation fee is paid: the connector is held for the payer (issue 21).
+    RESERVED = "reserved"
     STARTING = "starting"
     CHARGING = "charging"
     STOPPING = "stopping"
@@ -26,6 +28,8 @@ class State(enum.StrEnum):
 
 # A connector is taken while a session is in one of these states.
 ACTIVE_STATES = (State.STARTING, State.CHARGING, State.STOPPING, State.STOPPING_UNCONFIRMED)
+# A connector is held for its session in these (a new payer is refused there).
+HOLDING_STATES = (State.RESERVED, *ACTIVE_STATES)
 # Charging is over in these (the charger may yet show otherwise: see strom/sessions/states.py).
 ENDED_STATES = (State.STOPPED, State.FAILED, State.REFUNDED, State.SETTLED)
 # The payer may withdraw `refundable_msat` in these: what is surely theirs.
@@ -79,6 +83,11 @@ class Session:
     # `view_token` only reads the session, `topup_token` only pays into it.
     view_token: str | None = None
     topup_token: str | None = None
+    # Paid reservations (issue 21, migration 0021): the fee paid to hold the connector (0: a
+    # plain session), the charger's reservation id, and until when it holds.
+    reservation_fee_msat: int = 0
+    reservation_id: int | None = None
+    reserved_until: str | None = None
 
     @property
     def refundable_msat(self) -> int:
@@ -119,5 +128,7 @@ class Session:
             "soc_percent": self.soc_percent, "created_at": self.created_at,
             "paid_at": self.paid_at, "started_at": self.started_at, "stopped_at": self.stopped_at,
             "stop_reason": self.stop_reason, "failure_reason": self.failure_reason,
+            "reservation_fee_msat": self.reservation_fee_msat,
+            "reserved_until": self.reserved_until,
             "tariff": self.tariff.to_json(), "lnurlw": lnurlw, "url": url, **(extra or {}),
         }

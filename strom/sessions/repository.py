@@ -9,7 +9,7 @@ from typing import Any
 import aiosqlite
 
 from strom.sessions import states
-from strom.sessions.model import ACTIVE_STATES, ENDED_STATES, Session, State
+from strom.sessions.model import ENDED_STATES, HOLDING_STATES, Session, State
 from strom.store.db import Database
 from strom.tariffs.model import Tariff
 from strom.timeutil import iso
@@ -19,6 +19,7 @@ _EDITABLE = {
     "forfeited_msat", "held_msat", "unbilled_msat", "max_power_w", "last_reading_at", "energy_wh", "power_w", "soc_percent", "meter_start_wh", "transaction_id",
     "payer_pubkey", "payer_lud16", "paid_at", "start_requested_at", "started_at", "stopped_at",
     "stop_reason", "failure_reason", "rate_msat_per_kwh", "rate_since_wh", "rated_msat",
+    "reserved_until",
 }
 # Paid in the wallet's books but not in the session's, and sessions in one state (`paid`).
 # CROSS JOIN keeps SQLite's order: the few unpaid session invoices (a partial index) first,
@@ -45,10 +46,12 @@ class SessionRepository:
         await conn.execute(
             "INSERT INTO sessions (id, token, view_token, topup_token, cp_id, connector_id,"
             " id_tag, state, tariff_json, payer_pubkey, payer_lud16, comment, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " updated_at, active_connector_id, reservation_fee_msat, reservation_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (s.id, s.token, s.view_token, s.topup_token, s.cp_id, s.connector_id, s.id_tag,
              s.state.value, json.dumps(s.tariff.to_json()), s.payer_pubkey, s.payer_lud16,
-             s.comment, s.created_at, s.updated_at))
+             s.comment, s.created_at, s.updated_at, s.active_connector_id,
+             s.reservation_fee_msat, s.reservation_id))
 
     async def update(self, conn: aiosqlite.Connection, session_id: str, *,
                      expect_state: State | tuple[State, ...] | None = None, **fields: Any) -> bool:
@@ -162,12 +165,17 @@ class SessionRepository:
         return row is not None
 
     async def busy_connectors(self, cp_id: str) -> set[int]:
-        """Connectors held by a session that is starting, charging or stopping."""
+        """Connectors held by a session that is reserved, starting, charging or stopping."""
+        return set(await self.held_connectors(cp_id))
+
+    async def held_connectors(self, cp_id: str) -> dict[int, str | None]:
+        """Held connectors → until when a reservation holds them (None: a running session)."""
         rows = await self._db.fetchall(
-            f"SELECT active_connector_id FROM sessions WHERE cp_id = ? AND state IN"
-            f" ({', '.join('?' * len(ACTIVE_STATES))}) AND active_connector_id IS NOT NULL",
-            (cp_id, *[s.value for s in ACTIVE_STATES]))
-        return {r[0] for r in rows}
+            f"SELECT active_connector_id, state, reserved_until FROM sessions WHERE cp_id = ?"
+            f" AND state IN ({', '.join('?' * len(HOLDING_STATES))})"
+            " AND active_connector_id IS NOT NULL",
+            (cp_id, *[s.value for s in HOLDING_STATES]))
+        return {r[0]: (r[2] or "") if r[1] == State.RESERVED.value else None for r in rows}
 
     async def list(self, *, cp_id: str | None = None, state: State | None = None,
                    payer_pubkey: str | None = None, limit: int = 100,

@@ -15,7 +15,15 @@ S = State
 TRANSITIONS: dict[State, dict[State, str]] = {
     S.PENDING_PAYMENT: {
         S.PAID: "the invoice is paid",
-        S.FAILED: "no invoice could be made",
+        S.FAILED: "no invoice could be made, or the connector a reservation was paid for was"
+                  " taken meanwhile",
+        S.RESERVED: "a reservation fee is paid",
+    },
+    S.RESERVED: {
+        S.PAID: "the reserver pays to charge in time: the fee is part of the budget",
+        S.FAILED: "the charger refused the reservation, the operator cancelled it, or it "
+                  "expired or was cancelled with the fee refundable",
+        S.SETTLED: "expired or cancelled by the payer, the fee kept",
     },
     S.PAID: {
         S.STARTING: "a connector is reserved; RemoteStartTransaction goes out",

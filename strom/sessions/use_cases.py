@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from strom.chargers.control import ChargerControl
 from strom.config import Settings
+from strom.events import EventBus
 from strom.keys import KeyRing
 from strom.sessions.address_refunds import AddressRefundService
 from strom.sessions.checkout import Checkout
 from strom.sessions.lifecycle import SessionService
 from strom.sessions.payer_stop import PayerStop
 from strom.sessions.refunds import RefundService
+from strom.sessions.reservations import Reservations
 from strom.sessions.topup import TopUps
 from strom.sessions.withdrawals import Withdrawals
 from strom.store.charge_points import ChargePointRepository
+from strom.store.db import Database
 from strom.store.zaps import ZapRepository
 from strom.tariffs.pricing import TariffService
 
@@ -29,16 +33,23 @@ class UseCases:
     stops: PayerStop  # stop by the payer
     withdrawals: Withdrawals  # refund by withdraw link
     address_refunds: AddressRefundService  # refund to the payer's lightning address
+    reservations: Reservations  # pay to hold a connector, cancel (issue 21)
 
     @classmethod
     def build(cls, *, settings: Settings, charge_points: ChargePointRepository,
               sessions: SessionService, tariffs: TariffService, refunds: RefundService,
               address_refunds: AddressRefundService, zaps: ZapRepository,
-              keyring: KeyRing | None) -> UseCases:
+              keyring: KeyRing | None, db: Database, bus: EventBus,
+              chargers: ChargerControl) -> UseCases:
         stops = PayerStop(sessions)
+        reservations = Reservations(db=db, sessions=sessions, charge_points=charge_points,
+                                    tariffs=tariffs, chargers=chargers, bus=bus,
+                                    settings=settings)
         return cls(
             checkout=Checkout(charge_points=charge_points, sessions=sessions, tariffs=tariffs,
-                              zaps=zaps, keyring=keyring, settings=settings),
+                              zaps=zaps, keyring=keyring, settings=settings,
+                              reservations=reservations),
+            reservations=reservations,
             topups=TopUps(sessions), stops=stops,
             withdrawals=Withdrawals(sessions=sessions, stops=stops, refunds=refunds),
             address_refunds=address_refunds)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from strom.lightning.wallet import PaymentStatus
 from strom.sessions.lifecycle import SessionService
-from strom.sessions.model import Session
+from strom.sessions.model import Session, State
 from strom.sessions.payer_stop import PayerStop, SessionToken
 from strom.sessions.refunds import RefundError, RefundOutcome, RefundService
 from strom.sessions.refusals import Refused
@@ -47,6 +47,10 @@ class Withdrawals:
         """Stop the session if it still runs, then a fresh k1 for exactly what is refundable;
         raises `Refused` saying why not."""
         session = await self._stops.stop(token)
+        if session.state == State.RESERVED:
+            raise WithdrawRefused("your reservation holds the connector: pay to charge with "
+                                  "the top-up on your session page, or cancel the reservation "
+                                  "there (or DM cancel)")
         if session.refundable_msat <= 0:
             if session.held_msat > 0:
                 raise WithdrawRefused(f"{session.held_msat // 1000} sat are held until the "

@@ -76,10 +76,17 @@ async def _limit(ops: OperatorCommands, cp_id: str, request: Request) -> Control
     return await ops.set_power_limit(cp_id, body.connector_id, body.watts, by=BY)
 
 
+async def _cancel_reservation(ops: OperatorCommands, cp_id: str,
+                              request: Request) -> ControlResult:
+    body = await read_body(request, UnlockBody)
+    return await ops.cancel_reservation(cp_id, body.connector_id,
+                                        services(request).use_cases.reservations, by=BY)
+
+
 COMMANDS: dict[str, tuple[Command, type[BaseModel]]] = {
     "reset": (_reset, ResetBody), "unlock": (_unlock, UnlockBody),
     "trigger": (_trigger, TriggerBody), "availability": (_availability, AvailabilityBody),
-    "limit": (_limit, LimitBody),
+    "limit": (_limit, LimitBody), "cancel-reservation": (_cancel_reservation, UnlockBody),
 }
 
 

@@ -33,6 +33,7 @@ from strom.web import (
     openapi,
     pages,
     public_api,
+    reservations,
     session_page,
 )
 from strom.web.errors import CatchAll, http_error
@@ -46,7 +47,7 @@ def create_web_app(services: Services, nostr: NostrStatus = NOSTR_OFF) -> Starle
               *live.routes, *nip05.routes, *api_charge_points.routes, *api_commands.routes, *api_keys.routes,
               *api_tariffs.routes, *api_ledger.routes, *api_cards.routes, *api_ocpi.routes,
               *api_stream.routes, *openapi.routes, *api_sites.routes, *ocpi.routes,
-              *ocpi_lightning.routes,
+              *ocpi_lightning.routes, *reservations.routes,
               *acme_challenge.routes, *api_firmware.routes, *charger_files.routes,
               *pages.routes]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},

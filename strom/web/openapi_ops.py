@@ -123,6 +123,12 @@ LNURL: list[Op] = [
        ok=s.LnurlAnswer),
     Op("get", "/lnurlw/{token}/callback", "LUD-03 callback: pay the refund", "lnurl", False,
        query=WithdrawCallbackQuery, ok=s.LnurlAnswer),
+    Op("get", "/reserve/{target}", "LUD-06 payRequest for a reservation fee (chargers with the"
+       " Reservation profile)", "lnurl", False, ok=s.LnurlAnswer),
+    Op("get", "/reserve/{target}/callback", "Reservation fee invoice", "lnurl", False,
+       query=TopupCallbackQuery, ok=s.LnurlAnswer),
+    Op("post", "/s/{token}/cancel-reservation", "Cancel the payer's reservation (payer's token"
+       " only)", "lnurl", False, ok=s.Session),
 ]
 
 ADMIN: list[Op] = [

@@ -17,7 +17,7 @@ STATE_WORDS = {
     "pending_payment": "Waiting for your payment", "paid": "Paid, starting the charger",
     "starting": "Starting the charger", "charging": "Charging", "stopping": "Stopping",
     "stopped": "Stopped", "refunded": "Finished and refunded", "settled": "Finished",
-    "failed": "Did not start",
+    "failed": "Did not start", "reserved": "Reserved for you",
     "stopping_unconfirmed": "Stopped, waiting for the charger to confirm",
 }
 # While a session is in one of these the charger may still draw from the budget.
@@ -118,11 +118,14 @@ def session_view(s: dict[str, Any], now: datetime | None = None) -> SessionView:
         "stop-title": "Stop and refund" if running else "Get your refund",
         "end-words": end_words(s) if state in ENDED else "",
         "refund-words": refund_words(s) if state in ENDED else "",
+        "reserved-until": clock(s.get("reserved_until")),
     }
     view.shown = {
         # Only the payer's JSON carries the stop & refund link (`lnurlw`).
         "stop-section": bool(s.get("lnurlw")) and (running or s["refundable_msat"] > 0),
-        "topup-section": state in ("paid", "starting", "charging"),
+        # A reservation is started by paying to charge: the top-up, with the fee in it.
+        "topup-section": state in ("reserved", "paid", "starting", "charging"),
+        "reserve-section": state == "reserved",
         "receipt-section": state in ENDED,
         "waiting-section": state == "pending_payment",
     }

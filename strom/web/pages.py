@@ -12,7 +12,9 @@ from starlette.staticfiles import StaticFiles
 from strom import qr
 from strom.container import Services
 from strom.lightning.dev import DevWallet
+from strom.lnurl.codec import lnurl_encode
 from strom.lnurl.links import pay_links
+from strom.sessions.refusals import Refused
 from strom.store.charge_points import ChargerRecord
 from strom.tariffs.model import describe
 from strom.views import charge_point_json
@@ -73,8 +75,14 @@ async def charge_point_page(request: Request) -> Response:
     if cp is None:
         return not_found(request, "charge point", "unknown charge point")
     dynamic = svc.tariffs.is_dynamic(cp)
+    try:  # offered only where the charger has the Reservation profile and a connector is free
+        reserve: dict[str, str] | None = {
+            "words": await svc.use_cases.reservations.words(cp.id),
+            "lnurl": lnurl_encode(f"{svc.settings.public_url}/reserve/{cp.id}")}
+    except Refused:
+        reserve = None
     return render(request, "charge_point.html", {
-        **_cp_context(svc, cp, scale=6),
+        **_cp_context(svc, cp, scale=6), "reserve": reserve,
         "schedule": svc.tariffs.schedule(cp) if dynamic else [],
         "feed_status": svc.tariffs.status() if dynamic else None,
         "demo_pay": svc.demo and isinstance(svc.wallet, DevWallet)})

@@ -137,6 +137,10 @@ class Session(BaseModel):
     lnurlw: str | None = Field(description="Stop & refund (LUD-03): only in the payer's view")
     view_url: str | None = Field(None, description="Read-only page of this session (shareable)")
     topup_lnurl: str | None = Field(None, description="Top-up payRequest: it can only pay")
+    reservation_fee_msat: int = Field(0, description="The reservation fee this session began "
+                                      "with (0: not a reservation)")
+    reserved_until: str | None = Field(None, description="Until when the reserved connector "
+                                       "is held (state reserved)")
 
 
 class PageBase(BaseModel):

@@ -91,7 +91,7 @@ async def market_of(world: World, feeds: FeedServer, clock: Clock, *,
     svc.use_cases = UseCases.build(
         settings=svc.settings, charge_points=svc.charge_points, sessions=svc.sessions,
         tariffs=tariffs, refunds=svc.refunds, address_refunds=svc.address_refunds,
-        zaps=svc.zaps, keyring=svc.keyring)
+        zaps=svc.zaps, keyring=svc.keyring, db=svc.db, bus=svc.bus, chargers=svc.chargers)
     return Market(world, feeds, clock, tariffs)
 
 

@@ -154,3 +154,18 @@ async def test_published_status_links_the_charge_points_document(
     assert content["schedule_url"] == f"{base}/api/v1/public/charge-points/{CP}"
     document = (await http.get(content["schedule_url"].removeprefix(base))).json()
     assert document["id"] == CP and document["tariff"] == content["tariff"]
+
+
+def test_status_with_every_connector_reserved_still_fits() -> None:
+    """Paid reservations (issue 21) add `reserved_until` to connectors: the worst charge point
+    with all 16 reserved still fits, the price horizon shortened if need be."""
+    cp, market = worst_charge_point()
+    for connector in cp["connectors"]:  # type: ignore[union-attr]
+        connector["reserved_until"] = "2026-11-27T23:59:59.999Z"
+    event = events.status(Keys.generate(), cp, 1_800_000_000, market,
+                          document_url(PUBLIC_URL, CP_ID))
+    assert_fits(event)
+    content = json.loads(event.content())
+    assert [c["reserved_until"] for c in content["connectors"]] == \
+        ["2026-11-27T23:59:59.999Z"] * CONNECTORS
+    assert content["schedule"]

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from ocpp.v16 import call
 from ocpp.v16.enums import (
     AvailabilityStatus,
+    CancelReservationStatus,
     ClearCacheStatus,
     ClearChargingProfileStatus,
     ConfigurationStatus,
     RemoteStartStopStatus,
+    ReservationStatus,
     ResetStatus,
     TriggerMessageStatus,
     UnlockStatus,
@@ -97,6 +100,16 @@ class Adapter:
     async def clear_cache(self, cp_id: str) -> ControlResult:
         return self._yes("clear_cache", cp_id)
 
+    async def reserve_now(self, cp_id: str, connector_id: int, *, expiry: datetime,
+                          id_tag: str, reservation_id: int) -> ControlResult:
+        return self._yes("reserve_now", cp_id)
+
+    async def cancel_reservation(self, cp_id: str, reservation_id: int) -> ControlResult:
+        return self._yes("cancel_reservation", cp_id)
+
+    async def reservations_supported(self, cp_id: str) -> ControlResult:
+        return self._yes("reservations_supported", cp_id)
+
 
 async def every_operation(control: ControlDispatcher, cp_id: str) -> list[ControlResult]:
     return [await control.start(cp_id, 1, "TAG"), await control.stop(cp_id, 7),
@@ -109,7 +122,11 @@ async def every_operation(control: ControlDispatcher, cp_id: str) -> list[Contro
             await control.enable_local_list(cp_id),
             (await control.local_list_version(cp_id)).result,
             await control.send_local_list(cp_id, 3, [ListEntry("TAG", "Accepted")], full=True),
-            await control.clear_cache(cp_id)]
+            await control.clear_cache(cp_id),
+            await control.reserve_now(cp_id, 1, expiry=datetime.now(UTC), id_tag="TAG",
+                                      reservation_id=5),
+            await control.cancel_reservation(cp_id, 5),
+            await control.reservations_supported(cp_id)]
 
 
 async def test_each_charger_is_served_by_its_own_protocol() -> None:
@@ -124,7 +141,7 @@ async def test_each_charger_is_served_by_its_own_protocol() -> None:
     assert all(r.status and r.status.startswith("ocpp2.0.1:")
                for r in await every_operation(control, "b"))
     assert {cp for _, cp in old.calls} == {"a"} and {cp for _, cp in new.calls} == {"b"}
-    assert len(old.calls) == len(new.calls) == 14
+    assert len(old.calls) == len(new.calls) == 17
     # A charger that moves to the other protocol (a firmware update) follows at once.
     old.chargers.discard("a")
     new.chargers.add("a")
@@ -173,6 +190,11 @@ OCPP16_ANSWERS = {
                                        "VersionMismatch": Outcome.REJECTED}),
     "clear_cache": (ClearCacheStatus, {"Accepted": Outcome.ACCEPTED,
                                        "Rejected": Outcome.REJECTED}),
+    "reserve": (ReservationStatus, {"Accepted": Outcome.ACCEPTED, "Faulted": Outcome.REJECTED,
+                                    "Occupied": Outcome.REJECTED, "Rejected": Outcome.REJECTED,
+                                    "Unavailable": Outcome.REJECTED}),
+    "cancel_reservation": (CancelReservationStatus, {"Accepted": Outcome.ACCEPTED,
+                                                     "Rejected": Outcome.REJECTED}),
 }
 
 
@@ -188,6 +210,9 @@ async def test_every_ocpp16_status_word_has_its_outcome() -> None:
         "clear_limit": lambda: control.set_power_limit("a", 1, None),
         "send_local_list": lambda: control.send_local_list("a", 1, [], full=True),
         "clear_cache": lambda: control.clear_cache("a"),
+        "reserve": lambda: control.reserve_now("a", 1, expiry=datetime.now(UTC), id_tag="T",
+                                               reservation_id=1),
+        "cancel_reservation": lambda: control.cancel_reservation("a", 1),
     }
     for name, (enum, meaning) in OCPP16_ANSWERS.items():
         assert {word.value for word in enum} == set(meaning), name  # none left out

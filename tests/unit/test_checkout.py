@@ -17,6 +17,7 @@ import bolt11
 import pytest
 from nostr_sdk import EventBuilder, Keys, Kind, Tag, Timestamp
 
+from strom.config import Settings
 from strom.keys import KeyRing, ensure_cp_key
 from strom.lightning.wallet import WalletError
 from strom.lnurl import pay as lud06
@@ -32,6 +33,7 @@ from strom.sessions.checkout import (
     ZapRefused,
 )
 from strom.sessions.model import State
+from strom.sessions.reservations import Reservations
 from strom.sessions.topup import TopUpRefused, TopUps, TopUpToken, UnknownTopUp
 from strom.store.db import Database
 from strom.store.zaps import ZapRepository
@@ -63,6 +65,11 @@ class Shop:
         return builder.finalize(sender).as_json()
 
 
+def desk(h: Harness, tariffs: TariffService, settings: Settings) -> Reservations:
+    return Reservations(db=h.db, sessions=h.sessions, charge_points=h.cps, tariffs=tariffs,
+                        chargers=h.chargers, bus=h.bus, settings=settings)
+
+
 @pytest.fixture
 async def shop(db: Database, tmp_path: Path) -> AsyncIterator[Shop]:
     key_file = tmp_path / "nostr-keys.toml"
@@ -73,7 +80,8 @@ async def shop(db: Database, tmp_path: Path) -> AsyncIterator[Shop]:
     zaps = ZapRepository(db)
     async with harness(db) as h:
         checkout = Checkout(charge_points=h.cps, sessions=h.sessions, tariffs=tariffs,
-                            zaps=zaps, keyring=ring, settings=settings)
+                            zaps=zaps, keyring=ring, settings=settings,
+                            reservations=desk(h, tariffs, settings))
         pubkey = ring.pubkey_hex("cp-1")
         assert pubkey is not None
         yield Shop(h, checkout, TopUps(h.sessions), tariffs, zaps, pubkey)
@@ -184,7 +192,8 @@ async def test_a_charger_without_a_key_takes_no_zaps(shop: Shop, db: Database,
                                                      tmp_path: Path) -> None:
     no_keys = Checkout(charge_points=shop.h.cps, sessions=shop.h.sessions, tariffs=shop.tariffs,
                        zaps=shop.zaps, keyring=KeyRing(tmp_path / "none.toml"),
-                       settings=free_settings())
+                       settings=free_settings(),
+                       reservations=desk(shop.h, shop.tariffs, free_settings()))
     assert (await no_keys.offer("cp-1")).nostr_pubkey is None
     with pytest.raises(ZapRefused, match="does not accept zaps"):
         await no_keys.pay(Order("cp-1", AMOUNT, zap_request=shop.zap_request(Keys.generate())))

@@ -30,7 +30,8 @@ def test_charging_session_view() -> None:
     assert view.texts["consumed"] == "1,234 sat" and view.texts["refundable"] == "18,765 sat"
     assert view.texts["stop-title"] == "Stop and refund"
     assert view.shown == {"stop-section": True, "topup-section": True,
-                          "receipt-section": False, "waiting-section": False}
+                          "receipt-section": False, "waiting-section": False,
+                          "reserve-section": False}
     assert view.bars["budget"] == (1_234_567, 20_000_000)
 
 
