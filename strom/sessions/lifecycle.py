@@ -384,7 +384,7 @@ class SessionService(SessionQueries, StopFlow):
         return session is not None and session.cp_id == cp_id
 
     async def busy_connectors(self, cp_id: str) -> set[int]:
-        """Connectors a session holds (starting, charging, stopping)."""
+        """Connectors a session holds (reserved, starting, charging, stopping)."""
         return await self.repo.busy_connectors(cp_id)
 
     async def on_transaction_started(self, event: TransactionStarted) -> None:
