@@ -86,6 +86,7 @@ class ChargerScreen(ConsoleScreen):
         Binding("c", "trigger", "Status?"),
         Binding("p", "qr", "Pay QR"),
         Binding("f", "firmware", "Firmware", show=False),
+        Binding("v", "cancel_reservation", "Cancel reservation", show=False),
     ]
 
     def __init__(self, cp_id: str) -> None:
@@ -192,6 +193,15 @@ class ChargerScreen(ConsoleScreen):
     async def _unlock(self, values: dict[str, Any] | None) -> None:
         if values is not None and (connector := self._connector(values, 1)) is not None:
             await self._command("unlock", {"connector_id": connector}, f"Unlock {connector}")
+
+    def action_cancel_reservation(self) -> None:
+        self.app.push_screen(self._connector_form("Cancel the paid reservation (fee refunded)",
+                                                  [], 1), self._cancel_reservation)
+
+    async def _cancel_reservation(self, values: dict[str, Any] | None) -> None:
+        if values is not None and (connector := self._connector(values, 1)) is not None:
+            await self._command("cancel-reservation", {"connector_id": connector},
+                                f"Cancel reservation {connector}")
 
     def action_availability(self) -> None:
         self.app.push_screen(self._connector_form(
