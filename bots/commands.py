@@ -15,6 +15,7 @@ from pathlib import Path
 
 from nostr_sdk import PublicKey
 
+from strom.chargers.control import ControlResult
 from strom.chargers.operator import CommandRefused, OperatorCommands
 from strom.container import Services
 from strom.keys import operator_npubs
@@ -171,19 +172,24 @@ class Commands:
             connector = int(args[0])
             if command == "unlock":
                 result = await ops.unlock(cp_id, connector, by=by)
-                return f"Unlock: {result.status}" if result.answered else result.reason
+                return _told("Unlock", result)
             if command == "availability":
                 if len(args) < 2 or args[1] not in ("on", "off"):
                     return f"Usage: {usage}"
                 result = await ops.set_availability(cp_id, connector, args[1] == "on", by=by)
-                return f"Availability: {result.status}" if result.answered else result.reason
+                return _told("Availability", result)
             watts = _watts(args[1]) if len(args) > 1 else None
             if watts is None and args[1:] != ["off"]:
                 return f"Usage: {usage}"
             result = await ops.set_power_limit(cp_id, connector, watts, by=by)
-            return f"Limit: {result.status}" if result.answered else result.reason
+            return _told("Limit", result)
         except CommandRefused as exc:
             return f"Not sent: {exc.message}."
+
+
+def _told(what: str, result: ControlResult) -> str:
+    """The charger's own word when it answered one, else why not (never "Limit: None")."""
+    return f"{what}: {result.status}" if result.answered and result.status else result.reason
 
 
 def _watts(word: str) -> float | None:

@@ -50,8 +50,9 @@ async def test_operator_commands_by_dm(data_dir: Path) -> None:
             assert await dm17(person, cp_pub, "availability 3 on") == \
                 f"Not sent: {CP} has connectors 0..2."
             assert "Usage: availability N on|off" in await dm17(person, cp_pub, "availability 1")
-            # The simulator has no smart charging: the operator is told so.
-            assert "refused SetChargingProfile: NotImplemented" in await dm17(
+            # The simulator lists no SmartCharging profile: nothing is sent, the operator is
+            # told why (never "Limit: None").
+            assert "does not support SmartCharging" in await dm17(
                 person, cp_pub, "limit 1 11kw")
             assert await dm17(person, cp_pub, "limit 1 lots") == "Usage: limit N WATTS|off"
             assert await dm17(person, cp_pub, "reset") == "Reset accepted."
