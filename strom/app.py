@@ -212,7 +212,7 @@ class StromApp:
                 settings=self.settings, charge_points=charge_points, sessions=money.sessions,
                 tariffs=money.tariffs, refunds=money.refunds,
                 address_refunds=money.address_refunds, zaps=zaps, keyring=keyring, db=db,
-                bus=bus, chargers=chargers),
+                bus=bus, chargers=chargers, takes_limits=money.site_power.takes_limits),
             ocpi=ocpi, firmware=firmware, certificates=certificates, site_power=money.site_power,
             relay_url=relay_url, tls=tls)
         self.services = svc

@@ -150,6 +150,19 @@ class LnurlSettings(_Section):
     callback_burst: int = Field(10, ge=1)
 
 
+class SlowRateSettings(_Section):
+    """`[tariff.slow_rate]`: a cheaper rate a driver may pick when paying, for slower charging.
+
+    `max_power_w` 0: no slow rate. Its energy price is `price_msat_per_kwh` when set, else the
+    normal price less `discount_percent` (which also follows a dynamic price); never above the
+    normal price.
+    """
+
+    max_power_w: int = Field(0, ge=0, le=10_000_000)
+    price_msat_per_kwh: int | None = Field(None, ge=0)
+    discount_percent: int = Field(0, ge=0, le=100)
+
+
 class DynamicTariffSettings(_Section):
     """`[tariff.dynamic]`: EUR/kWh = (spot EUR/MWh / 1000 x markup + fixed) x (1 + tax/100)."""
 
@@ -223,6 +236,7 @@ class TariffSettings(_Section):
     # "slot" (each later slot at its own price, never above the paid one).
     price_lock: Literal["session", "slot"] = "session"
     dynamic: DynamicTariffSettings = Field(default_factory=DynamicTariffSettings)
+    slow_rate: SlowRateSettings = Field(default_factory=SlowRateSettings)
     feeds: TariffFeedSettings = Field(default_factory=TariffFeedSettings)
     reservation: ReservationSettings = Field(default_factory=ReservationSettings)
 

@@ -13,6 +13,11 @@ SupportedFeatureProfiles, a CALLERROR) is reported (audit entry `power_limit_ref
 line, the API) and its sessions charge on untouched: strom counts them at their full maximum,
 so the others still share only what is left under the site's limit. A charger that is offline
 or slow keeps the limit it had and is asked again at the next re-balance.
+
+A session may have a limit of its own (the slow rate its driver paid for, `Tariff.max_power_w`):
+it is that session's maximum in the sharing rule. A charger in no site with such a session is
+balanced as a site of its own (`SOLO` + charger id, no limit but the sessions' own), so the
+limit is sent at start and lifted at the end the same way.
 """
 
 from __future__ import annotations
@@ -24,17 +29,18 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from strom.chargers.control import ControlDispatcher, ControlResult, Outcome
-from strom.chargers.power import Demand, allocate
+from strom.chargers.power import MAX_SITE_W, Demand, allocate
 from strom.events import (
     ChargePointBooted,
     ChargePointConnected,
     EventBus,
+    SessionChanged,
     TransactionStarted,
     TransactionStopped,
 )
 from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.event_log import EventLogRepository
-from strom.store.sites import OpenTransaction, Site, SiteRepository
+from strom.store.sites import OpenTransaction, Site, SiteCharger, SiteRepository
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,8 @@ log = logging.getLogger(__name__)
 SWEEP_SECONDS = 60.0
 
 Key = tuple[str, int]  # (charger, connector)
+# The id under which a charger in no site is balanced when a session there has its own limit.
+SOLO = "charger:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,7 @@ class SitePower:
         self._ceiling = ceiling
         self._charge_points = charge_points
         self._dirty: set[str] = set()
+        self._charging: set[str] = set()  # sessions seen charging (each asks for one balance)
         self._runners: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -99,6 +108,9 @@ class SitePower:
         """Follow starts and stops; re-balance every site once (a restart may have missed some)."""
         self._bus.subscribe(self._on_event, TransactionStarted, TransactionStopped,
                             ChargePointConnected, ChargePointBooted, durable=True)
+        # A session binds its transaction in a handler of its own, maybe after the start was
+        # balanced: once it charges, its own limit (the slow rate) is known. Missed: the sweep.
+        self._bus.subscribe(self._on_session, SessionChanged)
         await self.sweep()
         self._spawn(self._sweep_forever())
 
@@ -117,6 +129,10 @@ class SitePower:
     def refusing(self) -> dict[str, str]:
         """Chargers that refused a limit, and why."""
         return dict(self._refusing)
+
+    def takes_limits(self, cp_id: str) -> bool:
+        """False for a charger that refused a limit (until it boots again)."""
+        return cp_id not in self._refusing
 
     def cap_w(self, cp_id: str, connector_id: int) -> float | None:
         """The limit a connector's charger accepted for its session (None: none in force).
@@ -177,8 +193,7 @@ class SitePower:
         match event:
             case TransactionStarted(cp_id=cp_id) | TransactionStopped(cp_id=cp_id):
                 site = await self._sites.site_of(cp_id)
-                if site is not None:
-                    self.request(site.id)
+                self.request(site.id if site is not None else SOLO + cp_id)
             case ChargePointConnected(cp_id=cp_id) | ChargePointBooted(cp_id=cp_id):
                 if isinstance(event, ChargePointBooted):
                     self._refusing.pop(cp_id, None)  # new firmware, perhaps: ask it again
@@ -187,10 +202,21 @@ class SitePower:
                 if site is not None:
                     self.request(site.id)
 
+    async def _on_session(self, event: object) -> None:
+        if not isinstance(event, SessionChanged):
+            return
+        if event.state != "charging":
+            self._charging.discard(event.session_id)
+        elif event.session_id not in self._charging:
+            self._charging.add(event.session_id)
+            site = await self._sites.site_of(event.cp_id)
+            self.request(site.id if site is not None else SOLO + event.cp_id)
+
     async def sweep(self) -> None:
         """Re-balance every site (and the ones that are gone), lift the caps of chargers that
         left their site."""
-        for site_id in {s.id for s in await self._sites.list()} | set(self._state):
+        solo = {SOLO + cp_id for cp_id in await self._sites.limited_chargers()}
+        for site_id in {s.id for s in await self._sites.list()} | set(self._state) | solo:
             self.request(site_id)
         for cp_id in list(self._caps):
             if await self._sites.site_of(cp_id) is None:
@@ -258,17 +284,31 @@ class SitePower:
             return await self._rebalance(site_id)
 
     async def _rebalance(self, site_id: str) -> list[ConnectorPower]:
+        if site_id.startswith(SOLO):
+            return await self._rebalance_solo(site_id)
         site = await self._sites.get(site_id)
         if site is not None:
             await self._apply_caps(site)
+        running = [] if site is None else \
+            [t for t in await self._sites.open_transactions(site_id)
+             if site.charger(t.cp_id) is not None]
+        return await self._share(site_id, site, running)
+
+    async def _rebalance_solo(self, site_id: str) -> list[ConnectorPower]:
+        """A charger in no site: only its sessions with a limit of their own are limited."""
+        cp_id = site_id.removeprefix(SOLO)
+        if await self._sites.site_of(cp_id) is not None:
+            # It joined a site, which now limits its sessions (the same profiles): hand over.
+            self._state.pop(site_id, None)
+            return []
+        site = Site(site_id, cp_id, MAX_SITE_W, 0, "", (SiteCharger(cp_id, None),))
+        return await self._share(site_id, site, await self._sites.limited_transactions(cp_id))
+
+    async def _share(self, site_id: str, site: Site | None,
+                     running: list[OpenTransaction]) -> list[ConnectorPower]:
         before = dict(self._state.get(site_id, {}))
         # What the chargers hold, kept true while limits change (sessions read it: `cap_w`).
         current = self._state.setdefault(site_id, {})
-        if site is None:
-            running = []
-        else:
-            running = [t for t in await self._sites.open_transactions(site_id)
-                       if site.charger(t.cp_id) is not None]
         refusing = set(self._refusing)
         plan: dict[Key, ConnectorPower] = {}
         if site is not None and running:
@@ -328,8 +368,12 @@ class SitePower:
         untouched = [t for t in running if t.cp_id in self._refusing]
         controlled = [t for t in running if t.cp_id not in self._refusing]
         left = max(0, site.limit_w - sum(most(t.cp_id, obeys=False) for t in untouched))
-        shared = allocate(left, [Demand((t.cp_id, t.connector_id), most(t.cp_id),
-                                        min(site.min_w, most(t.cp_id))) for t in controlled])
+
+        def own(t: OpenTransaction) -> int:  # a session's own limit (its slow rate) bounds it
+            return min(most(t.cp_id), t.max_w) if t.max_w is not None else most(t.cp_id)
+
+        shared = allocate(left, [Demand((t.cp_id, t.connector_id), own(t),
+                                        min(site.min_w, own(t))) for t in controlled])
         plan: dict[Key, ConnectorPower] = {}
         for t in running:
             key = (t.cp_id, t.connector_id)

@@ -20,9 +20,12 @@ class PayLinks:
     address: str       # LUD-16 lightning address target@host
 
 
-def pay_links(public_url: str, cp_id: str, connector_id: int | None = None) -> PayLinks:
+def pay_links(public_url: str, cp_id: str, connector_id: int | None = None,
+              rate: str | None = None) -> PayLinks:
+    """The links to pay `cp_id` (any free connector, or `connector_id`), at `rate` if given
+    (`slow`: the slow rate, `?rate=slow`)."""
     target = cp_id if connector_id is None else f"{cp_id}-{connector_id}"
-    url = f"{public_url}/lnurlp/{quote(target)}"
+    url = f"{public_url}/lnurlp/{quote(target)}" + (f"?rate={quote(rate)}" if rate else "")
     encoded = lnurl_encode(url)
     return PayLinks(
         url=url, lnurl=encoded, lud17=lud17(url, "lnurlp"), lightning=f"lightning:{encoded}",

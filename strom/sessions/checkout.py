@@ -29,8 +29,9 @@ from strom.sessions.refusals import Refused
 from strom.sessions.stopping import SessionError
 from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.zaps import ZapRepository
-from strom.tariffs.model import Tariff, describe
+from strom.tariffs.model import Tariff, describe, describe_slow
 from strom.tariffs.pricing import QuotedPrice, TariffService
+from strom.tariffs.slow import NORMAL, RATES, SLOW
 from strom.timeutil import iso
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,10 @@ class PaymentsUnavailable(CheckoutRefused):
     """The wallet could not make an invoice."""
 
 
+class RateRefused(CheckoutRefused):
+    """An unknown rate, or the slow rate where the charger has none (or refuses limits)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """A charge point and the connector asked for (None: any free one), by the name used."""
@@ -103,6 +108,7 @@ class Order:
     quote: str | None = None
     comment: str | None = None
     zap_request: str | None = None
+    rate: str | None = None  # "slow" or "normal"; None: normal, or slow for a zap saying "slow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +161,11 @@ class Checkout:
     def __init__(self, *, charge_points: ChargePointRepository, sessions: SessionService,
                  tariffs: TariffService, zaps: ZapRepository, keyring: KeyRing | None,
                  settings: Settings, reservations: ReservationDesk,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 takes_limits: Callable[[str], bool] = lambda cp_id: True) -> None:
+        """`takes_limits(cp_id)`: False for a charger known to refuse power limits (it is
+        offered no slow rate)."""
+        self._takes_limits = takes_limits
         self._charge_points = charge_points
         self._sessions = sessions
         self._tariffs = tariffs
@@ -169,10 +179,12 @@ class Checkout:
         """`demo-1` → (demo-1, any connector); `demo-1-2` → (demo-1, connector 2)."""
         return await find_target(self._charge_points, name)
 
-    async def offer(self, name: str) -> Offer:
-        """The price a payRequest shows, while a connector is free (or the charger's zapping
-        driver may top up); the quote keeps it for the invoice even if the market moves."""
+    async def offer(self, name: str, rate: str | None = None) -> Offer:
+        """The price a payRequest shows (at `rate`), while a connector is free (or the
+        charger's zapping driver may top up); the quote keeps it, and the rate, for the
+        invoice even if the market moves."""
         target = await self.target(name)
+        rate = self._rate(target.cp, rate)
         try:
             await self._ensure_free(target)
         except ChargerBusy:
@@ -180,7 +192,7 @@ class Checkout:
             # the invoice is then made only for that driver's zap.
             if not await self._zapper_is_charging(target.cp):
                 raise
-        tariff, quote = self._tariffs.quote(target.cp)
+        tariff, quote = self._tariffs.quote(target.cp, rate)
         return Offer(target, tariff, quote, self.metadata(target, tariff),
                      tariff.min_sendable_msat, tariff.max_prepay_msat,
                      self._nostr_pubkey(target.cp))
@@ -192,7 +204,14 @@ class Checkout:
         zap = self._zap_request(target.cp, order.zap_request, order.amount_msat)
         if zap and zap.content.strip().lower() == RESERVE_WORD:
             return await self._reserve_by_zap(order, zap)
-        price = self._tariffs.quoted(target.cp, order.quote)
+        rate = self._rate(target.cp, order.rate)
+        quote = order.quote
+        if order.rate is None and zap and SLOW in zap.content.lower().split() \
+                and self.slow_offered(target.cp):  # elsewhere "slow" is just words
+            # A zap's sender saw the normal price and the slow one offered beside it: the
+            # invoice commits to the zap request, so the slow price is quoted now.
+            rate, quote = SLOW, None
+        price = self._tariffs.quoted(target.cp, quote, rate)
         tariff = price.tariff
         if why := lud06.amount_refusal(order.amount_msat, tariff.min_sendable_msat,
                                        tariff.max_prepay_msat):
@@ -240,10 +259,31 @@ class Checkout:
             payment_hash=payment.payment_hash, amount_msat=payment.amount_msat,
             expires_at=iso(), payer_pubkey=payment.payer_pubkey)
 
+    def slow_offered(self, cp: ChargerRecord) -> bool:
+        """Whether drivers may pick the slow rate here: it is set, and the charger is not
+        known to refuse power limits (strom could not keep the rate's promise there)."""
+        return self._tariffs.slow_rate(cp) is not None and self._takes_limits(cp.id)
+
+    def _rate(self, cp: ChargerRecord, rate: str | None) -> str:
+        if rate is None or rate == NORMAL:
+            return NORMAL
+        if rate not in RATES:
+            raise RateRefused(f"unknown rate {rate[:32]!r}: use rate=slow for the slow rate, "
+                              "or leave it out for the normal one")
+        if not self.slow_offered(cp):
+            raise RateRefused(f"{cp.name} offers no slow rate; pay without rate=slow")
+        return rate
+
     def metadata(self, target: Target, tariff: Tariff) -> str:
-        """The LUD-06 metadata stating the price; its SHA-256 is the invoice's description."""
+        """The LUD-06 metadata stating the price; its SHA-256 is the invoice's description.
+        The normal price names the slow rate beside it, where one is offered."""
         where = f"connector {target.connector_id}" if target.connector_id else "any free connector"
         text = f"Charge at {target.cp.name} ({where}): {describe(tariff)}"
+        if tariff.max_power_w is None and self.slow_offered(target.cp):
+            # Made from the shown price, so the invoice's description matches it to the byte.
+            slow = self._tariffs.at_rate(tariff, target.cp, SLOW)
+            text += (f" Cheaper slow rate: {describe_slow(slow)}: pay the charger page's slow "
+                     "QR code, or zap with the word \"slow\".")
         image = self._settings.lnurl.image_path
         host = urlsplit(self._settings.public_url).netloc
         return lud06.metadata(text, identifier=f"{target.name}@{host}",

@@ -6,6 +6,7 @@ translate (docs/architecture.md, "Use cases"). Built once by the app, after the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from strom.chargers.control import ChargerControl
@@ -40,7 +41,8 @@ class UseCases:
               sessions: SessionService, tariffs: TariffService, refunds: RefundService,
               address_refunds: AddressRefundService, zaps: ZapRepository,
               keyring: KeyRing | None, db: Database, bus: EventBus,
-              chargers: ChargerControl) -> UseCases:
+              chargers: ChargerControl,
+              takes_limits: Callable[[str], bool] = lambda cp_id: True) -> UseCases:
         stops = PayerStop(sessions)
         reservations = Reservations(db=db, sessions=sessions, charge_points=charge_points,
                                     tariffs=tariffs, chargers=chargers, bus=bus,
@@ -48,7 +50,7 @@ class UseCases:
         return cls(
             checkout=Checkout(charge_points=charge_points, sessions=sessions, tariffs=tariffs,
                               zaps=zaps, keyring=keyring, settings=settings,
-                              reservations=reservations),
+                              reservations=reservations, takes_limits=takes_limits),
             reservations=reservations,
             topups=TopUps(sessions), stops=stops,
             withdrawals=Withdrawals(sessions=sessions, stops=stops, refunds=refunds),

@@ -36,6 +36,7 @@ class OpenTransaction:
     transaction_id: int
     cp_id: str
     connector_id: int
+    max_w: int | None = None  # the session's own limit (its slow rate), None: none
 
 
 class SiteRepository:
@@ -86,11 +87,33 @@ class SiteRepository:
     async def open_transactions(self, site_id: str) -> builtins.list[OpenTransaction]:
         """Every transaction not stopped on the site's chargers, connected or not (a charger
         that went offline keeps charging at its last limit), oldest first."""
+        return await self._open(" JOIN site_chargers c ON c.cp_id = t.cp_id WHERE c.site_id = ?",
+                                (site_id,))
+
+    async def limited_transactions(self, cp_id: str) -> builtins.list[OpenTransaction]:
+        """The open transactions of a charger in no site whose session has a limit of its own
+        (the slow rate), oldest first."""
+        return await self._open(
+            " WHERE t.cp_id = ? AND s.max_w IS NOT NULL AND t.cp_id NOT IN"
+            " (SELECT cp_id FROM site_chargers)", (cp_id,))
+
+    async def limited_chargers(self) -> set[str]:
+        """Chargers in no site with an open transaction whose session has its own limit."""
+        found = await self._open(" WHERE s.max_w IS NOT NULL AND t.cp_id NOT IN"
+                                 " (SELECT cp_id FROM site_chargers)", ())
+        return {t.cp_id for t in found}
+
+    async def _open(self, where: str, args: tuple[Any, ...]) -> builtins.list[OpenTransaction]:
+        # The session's limit is in the tariff it was sold under (`Tariff.max_power_w`).
         rows = await self._db.fetchall(
-            "SELECT t.id, t.cp_id, t.connector_id FROM ocpp_transactions t"
-            " JOIN site_chargers c ON c.cp_id = t.cp_id"
-            " WHERE c.site_id = ? AND t.stopped_at IS NULL ORDER BY t.id", (site_id,))
-        return [OpenTransaction(r["id"], r["cp_id"], r["connector_id"]) for r in rows]
+            "SELECT t.id, t.cp_id, t.connector_id, s.max_w FROM ocpp_transactions t"
+            " LEFT JOIN (SELECT cp_id, transaction_id,"
+            " json_extract(tariff_json, '$.max_power_w') AS max_w FROM sessions"
+            " WHERE transaction_id IS NOT NULL) s"
+            " ON s.cp_id = t.cp_id AND s.transaction_id = t.id"
+            f"{where} AND t.stopped_at IS NULL ORDER BY t.id", args)
+        return [OpenTransaction(r["id"], r["cp_id"], r["connector_id"],
+                                None if r["max_w"] is None else int(r["max_w"])) for r in rows]
 
     async def _site(self, row: Any) -> Site:
         members = await self._db.fetchall(

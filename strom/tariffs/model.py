@@ -34,6 +34,9 @@ class Tariff:
     basis: dict[str, Any] | None = None
     lock: Literal["session", "slot"] = "session"
     later_prices: list[list[Any]] | None = None
+    # The slow rate (chosen when paying): the session charges at most this many W, and its
+    # price is the cheaper one. None: the normal rate, at whatever power the site allows.
+    max_power_w: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -123,9 +126,23 @@ def lock_words(tariff: Tariff) -> str:
     return "This energy price is locked for your whole session."
 
 
+def slow_words(tariff: Tariff) -> str:
+    """What the slow rate promises (empty for the normal rate)."""
+    if tariff.max_power_w is None:
+        return ""
+    return f"Slow rate: charging at most {tariff.max_power_w / 1000:.1f} kW. "
+
+
+def describe_slow(tariff: Tariff) -> str:
+    """The slow rate in a few words, where the normal price names it."""
+    return f"at most {(tariff.max_power_w or 0) / 1000:.1f} kW for " \
+        f"{_sat(tariff.price_msat_per_kwh)} per kWh"
+
+
 def describe(tariff: Tariff) -> str:
     """The tariff in words, as wallets show it before the driver pays."""
-    parts = [f"{_sat(tariff.price_msat_per_kwh)} per kWh{_basis_words(tariff)}"]
+    parts = [f"{slow_words(tariff)}{_sat(tariff.price_msat_per_kwh)} per kWh"
+             f"{_basis_words(tariff)}"]
     parts.append(f"session fee {_sat(tariff.session_fee_msat)}" if tariff.session_fee_msat
                  else "no session fee")
     if tariff.price_msat_per_minute:

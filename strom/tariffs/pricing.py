@@ -32,6 +32,7 @@ from strom.tariffs.dynamic import (
 from strom.tariffs.feeds import FeedError, SpotSlot, fetch_btc, fetch_spot, shown_source
 from strom.tariffs.model import Tariff
 from strom.tariffs.quotes import Quote, QuoteBook
+from strom.tariffs.slow import NORMAL, SLOW, SlowRate, slow_rate, slowed
 from strom.tariffs.static import static_tariff
 from strom.timeutil import iso, parse_iso, utcnow
 
@@ -134,23 +135,40 @@ class TariffService:
             return None
         return dynamic.expensive_max_power_w
 
-    def quote(self, cp: ChargerRecord) -> tuple[Tariff, str]:
-        """The current tariff and an id that `quoted()` turns back into it, once, while it holds."""
-        tariff = self.current(cp)
-        quote_id, _ = self._quotes.issue(cp.id, tariff, static_tariff(self._default, cp))
+    def slow_rate(self, cp: ChargerRecord) -> SlowRate | None:
+        """The charge point's slow rate (`[tariff.slow_rate]` and its overrides), if any."""
+        return slow_rate(self._default, cp)
+
+    def rated(self, cp: ChargerRecord, rate: str = NORMAL) -> Tariff:
+        """The current tariff at `rate` ("normal" or "slow"; ask only for a rate it has)."""
+        return self.at_rate(self.current(cp), cp, rate)
+
+    def at_rate(self, tariff: Tariff, cp: ChargerRecord, rate: str) -> Tariff:
+        """`tariff` (a normal price of `cp`) at `rate`."""
+        slow = self.slow_rate(cp) if rate == SLOW else None
+        return slowed(tariff, slow) if slow is not None else tariff
+
+    def quote(self, cp: ChargerRecord, rate: str = NORMAL) -> tuple[Tariff, str]:
+        """The current tariff at `rate` and an id that `quoted()` turns back into it, once,
+        while it holds: the rate is locked with the price."""
+        tariff = self.rated(cp, rate)
+        quote_id, _ = self._quotes.issue(cp.id, tariff,
+                                         self.at_rate(static_tariff(self._default, cp), cp, rate))
         return tariff, quote_id
 
-    def quoted(self, cp: ChargerRecord, quote_id: str | None) -> QuotedPrice:
+    def quoted(self, cp: ChargerRecord, quote_id: str | None,
+               rate: str = NORMAL) -> QuotedPrice:
         """The price for one invoice: the quote's, if it still holds, else a fresh one.
 
         A quote holds until its lifetime or its spot slot ends, the operator changes the
-        charge point's prices or cancels quotes, or (for a fallback price) the feeds recover;
-        it is taken by the first invoice. Otherwise the current price is quoted afresh, and
-        `shown` says what the wallet was shown, when that is still remembered.
+        charge point's prices (its slow rate included) or cancels quotes, or (for a fallback
+        price) the feeds recover; it is taken by the first invoice, and only for the rate it
+        was issued at. Otherwise the current price at `rate` is quoted afresh, and `shown`
+        says what the wallet was shown, when that is still remembered.
         """
         def still_holds(quote: Quote) -> bool:
-            if quote.base != static_tariff(self._default, cp):
-                return False  # the operator changed this charge point's prices
+            if quote.base != self.at_rate(static_tariff(self._default, cp), cp, rate):
+                return False  # the operator changed this charge point's prices, or another rate
             fallback = "fallback" in (quote.tariff.basis or {})
             return not fallback or "fallback" in (self.current(cp).basis or {})
 
@@ -159,7 +177,7 @@ class TariffService:
         now = self._clock()
         if quote is not None and taken:
             return QuotedPrice(quote.tariff, (quote.ends_at - now).total_seconds(), None)
-        tariff = self.current(cp)
+        tariff = self.rated(cp, rate)
         return QuotedPrice(tariff, (self._quotes.ends_at(tariff) - now).total_seconds(),
                            quote.tariff if quote is not None else None)
 

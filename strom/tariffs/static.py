@@ -9,7 +9,7 @@ from strom.store.charge_points import ChargerRecord
 from strom.tariffs.model import Tariff
 
 _OVERRIDABLE = {f.name for f in fields(Tariff)} - {"source", "valid_until", "basis", "lock",
-                                                "later_prices"}
+                                                "later_prices", "max_power_w"}
 
 
 def static_tariff(default: TariffSettings, cp: ChargerRecord) -> Tariff:

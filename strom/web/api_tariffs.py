@@ -34,6 +34,10 @@ class TariffOverride(Strict):
     grace_minutes: Whole | None = Field(None, ge=0, le=100_000)
     min_prepay_msat: Whole | None = Field(None, ge=1000, le=MAX_MSAT)
     max_prepay_msat: Whole | None = Field(None, ge=1000, le=MAX_MSAT)
+    # The slow rate (`[tariff.slow_rate]`) of this charger: 0 W turns it off here.
+    slow_max_power_w: Whole | None = Field(None, ge=0, le=10_000_000)
+    slow_price_msat_per_kwh: Whole | None = Field(None, ge=0, le=MAX_MSAT)
+    slow_discount_percent: Whole | None = Field(None, ge=0, le=100)
 
     @model_validator(mode="after")
     def _min_below_max(self) -> TariffOverride:

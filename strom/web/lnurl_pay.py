@@ -1,6 +1,7 @@
 """LUD-06/16 pay: `/lnurlp/{target}`, `/.well-known/lnurlp/{target}` and the callback.
 
-A target is a charge point id (any free connector) or `{cp_id}-{connector}`. The routes
+A target is a charge point id (any free connector) or `{cp_id}-{connector}`; `?rate=slow`
+asks for the charger's slow rate (issue 21). The routes
 translate HTTP to checkout (`strom/sessions/checkout.py`), which decides; a refusal becomes a
 LUD-06 error with its reason.
 """
@@ -19,6 +20,7 @@ from strom.sessions.checkout import Order
 from strom.sessions.lifecycle import PendingPayment
 from strom.sessions.payer_stop import SessionToken
 from strom.sessions.refusals import Refused
+from strom.tariffs.slow import SLOW
 from strom.web.auth import services
 from strom.web.lnurl_withdraw import withdraw_request_for
 from strom.web.rate_limits import invoice_rate_limited
@@ -33,11 +35,15 @@ async def pay_request(request: Request) -> JSONResponse:
             # The charger's own QR, opened with the payer's session token: stop and refund.
             cp = (await svc.use_cases.checkout.target(target)).cp
             return await withdraw_request_for(request, SessionToken(token, cp_id=cp.id))
-        offer = await svc.use_cases.checkout.offer(target)
+        rate = request.query_params.get("rate")
+        offer = await svc.use_cases.checkout.offer(target, rate)
     except Refused as exc:
         return lnurl_refusal(exc)
+    # The rate rides along to the callback (the quote locks it; the rate names it again when
+    # the quote has ended and the price is quoted afresh).
+    slow = f"&rate={SLOW}" if offer.tariff.max_power_w is not None else ""
     answer = lud06.pay_request(
-        callback=f"{svc.settings.public_url}/lnurlp/{target}/callback?q={offer.quote}",
+        callback=f"{svc.settings.public_url}/lnurlp/{target}/callback?q={offer.quote}{slow}",
         min_sendable=offer.min_msat, max_sendable=offer.max_msat, metadata_json=offer.metadata,
         comment_allowed=svc.settings.lnurl.comment_allowed)
     if offer.nostr_pubkey:  # NIP-57: zaps start sessions too
@@ -57,7 +63,7 @@ async def pay_callback(request: Request) -> Response:
             target=request.path_params["target"], amount_msat=lud06.parse_msat(query.get("amount")),
             quote=query.get("q"),
             comment=lud06.parse_comment(query.get("comment"), svc.settings.lnurl.comment_allowed),
-            zap_request=query.get("nostr")))
+            zap_request=query.get("nostr"), rate=query.get("rate")))
     except (LnurlError, Refused) as exc:
         return lnurl_refusal(exc)
     action = ZAP_SUCCESS if invoiced.for_zap else success_action(svc, invoiced.pending)

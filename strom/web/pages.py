@@ -17,6 +17,7 @@ from strom.lnurl.links import pay_links
 from strom.sessions.refusals import Refused
 from strom.store.charge_points import ChargerRecord
 from strom.tariffs.model import describe
+from strom.tariffs.slow import SLOW
 from strom.views import charge_point_json
 from strom.web.auth import services
 from strom.web.page_response import not_found, qr_markup, render
@@ -63,10 +64,17 @@ async def index(request: Request) -> Response:
 def _cp_context(svc: Services, cp: ChargerRecord, scale: int) -> dict[str, Any]:
     links = pay_links(svc.settings.public_url, cp.id)
     view = charge_point_json(svc, cp)
-    return {"cp": view, "links": links, "price_words": describe(svc.tariffs.current(cp)),
-            "availability": availability(view),
-            "qr_svg": qr_markup(qr.svg(links.web, scale=scale),
-                                f"QR code: pay for charging at {cp.name}")}
+    context = {"cp": view, "links": links, "price_words": describe(svc.tariffs.current(cp)),
+               "availability": availability(view),
+               "qr_svg": qr_markup(qr.svg(links.web, scale=scale),
+                                   f"QR code: pay for charging at {cp.name}")}
+    if svc.use_cases.checkout.slow_offered(cp):
+        # The slow rate is a second link: the driver picks it by scanning this one.
+        slow = pay_links(svc.settings.public_url, cp.id, rate=SLOW)
+        context.update(slow_links=slow, slow_words=describe(svc.tariffs.rated(cp, SLOW)),
+                       slow_qr_svg=qr_markup(qr.svg(slow.web, scale=scale),
+                                             f"QR code: pay the slow rate at {cp.name}"))
+    return context
 
 
 async def charge_point_page(request: Request) -> Response:
