@@ -57,6 +57,15 @@ class PayCallbackQuery(BaseModel):
     nostr: str | None = Field(None, description="NIP-57 zap request (JSON).")
     q: str | None = Field(None, description="The price quote of the payRequest (its callback "
                           "carries it); used for one invoice while it holds.")
+    rate: str | None = Field(None, description="`slow`: the charger's slow rate (the "
+                             "payRequest's callback carries it).")
+
+
+class PayRequestQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    rate: str | None = Field(None, description="`slow`: offer the charger's cheaper slow rate "
+                             "(a power limit for the session); absent: the normal rate.")
 
 
 class TopupCallbackQuery(BaseModel):
@@ -106,9 +115,9 @@ PUBLIC: list[Op] = [
 
 LNURL: list[Op] = [
     Op("get", "/lnurlp/{target}", "LUD-06 payRequest (target: cp id or cp-connector)", "lnurl",
-       False, ok=s.LnurlAnswer),
+       False, query=PayRequestQuery, ok=s.LnurlAnswer),
     Op("get", "/.well-known/lnurlp/{target}", "LUD-16 lightning address", "lnurl", False,
-       ok=s.LnurlAnswer),
+       query=PayRequestQuery, ok=s.LnurlAnswer),
     Op("get", "/lnurlp/{target}/callback", "LUD-06 invoice for `amount` msat", "lnurl", False,
        query=PayCallbackQuery, ok=s.LnurlAnswer),
     Op("get", "/topup/{token}", "LUD-06 payRequest topping up a session (top-up token: it can"
