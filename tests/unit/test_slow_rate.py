@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import bolt11
 import pytest
+from nostr_sdk import EventBuilder, Keys, Kind, Tag
 from pydantic import ValidationError
 
 from strom.config import Settings, TariffSettings
+from strom.lnurl import pay as lud06
+from strom.sessions.checkout import Order, RateRefused
 from strom.tariffs.model import Tariff, describe
 from strom.tariffs.pricing import TariffService
 from strom.tariffs.slow import NORMAL, SLOW, SlowRate, slow_rate, slowed
 from tests.conftest import loopback_outbound
+from tests.unit import test_checkout
+from tests.unit.test_checkout import AMOUNT, Shop
 from tests.unit.test_tariffs import _cp
+
+checkout_shop = test_checkout.shop  # the `shop` fixture: a checkout on a session harness
 
 SLOW_CONFIG = {"max_power_w": 3680, "price_msat_per_kwh": 200_000}
 
@@ -80,3 +88,40 @@ def test_a_changed_slow_rate_ends_the_quote() -> None:
     _, quote_id = service.quote(_cp({}), SLOW)
     cheaper = service.quoted(_cp({"slow_price_msat_per_kwh": 150_000}), quote_id, SLOW)
     assert cheaper.tariff.price_msat_per_kwh == 150_000 and cheaper.shown is not None
+
+
+# --- checkout: the choice at payment ---------------------------------------------------------
+
+def _zap(shop: Shop, content: str) -> str:
+    tags = [["p", shop.charger_pubkey], ["relays", "wss://relay.example"],
+            ["amount", str(AMOUNT)]]
+    return EventBuilder(Kind(9734), content).tags([Tag.parse(t) for t in tags]) \
+        .finalize(Keys.generate()).as_json()
+
+
+async def test_checkout_offers_and_sells_the_slow_rate_only_where_it_is_set(
+        checkout_shop: Shop) -> None:
+    shop = checkout_shop
+    with pytest.raises(RateRefused, match="offers no slow rate"):
+        await shop.checkout.offer("cp-1", SLOW)
+    with pytest.raises(RateRefused, match="unknown rate 'fast'"):
+        await shop.checkout.pay(Order("cp-1", AMOUNT, rate="fast"))
+    # "slow" in a zap where no slow rate is set is just words: the normal rate.
+    plain = await shop.checkout.pay(Order("cp-1", AMOUNT, zap_request=_zap(shop, "slow")))
+    assert plain.pending.session.tariff.max_power_w is None
+
+    await shop.h.cps.update("cp-1", tariff={"slow_max_power_w": 3680,
+                                            "slow_discount_percent": 50})
+    normal = await shop.checkout.offer("cp-1")
+    assert "Cheaper slow rate: at most 3.7 kW" in normal.metadata
+    offer = await shop.checkout.offer("cp-1", SLOW)
+    invoiced = await shop.checkout.pay(Order("cp-1", AMOUNT, quote=offer.quote, rate=SLOW))
+    tariff = invoiced.pending.session.tariff
+    assert tariff.max_power_w == 3680
+    assert tariff.price_msat_per_kwh == normal.tariff.price_msat_per_kwh // 2
+    # The invoice commits to the slow metadata the wallet showed.
+    assert bolt11.decode(invoiced.pending.bolt11).description_hash == \
+        lud06.description_hash(offer.metadata).hex()
+    zapped = await shop.checkout.pay(Order("cp-1", AMOUNT,
+                                           zap_request=_zap(shop, "charge me SLOW please")))
+    assert zapped.pending.session.tariff.max_power_w == 3680
