@@ -23,7 +23,7 @@ from strom.timeutil import iso
 log = logging.getLogger(__name__)
 
 MSAT_PER_BTC = 100_000_000_000
-EUR_DECIMALS = 4  # OCPI 2.2.1 numbers: 4 decimals unless a field says otherwise
+EUR_DECIMALS = 4  # OCPI 2.2.1 §16.4 "number": 4 decimals unless a field says otherwise
 
 
 def btc(msat: int) -> float:
