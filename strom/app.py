@@ -241,7 +241,8 @@ class StromApp:
         lightning = self.settings.lightning
         wallet = make_wallet(self.settings, self.data_dir, db, bus)
         tariffs = TariffService(self.settings.tariff, db, outbound=outbound,
-                                quote_seconds=self.settings.lightning.invoice_expiry)
+                                quote_seconds=self.settings.lightning.invoice_expiry,
+                                follow_btc=self.settings.ocpi.currency == "EUR")
         site_power = SitePower(sites=SiteRepository(db), chargers=chargers, bus=bus,
                                audit=EventLogRepository(db), charge_points=charge_points,
                                connector_max_w=self.settings.sessions.max_power_w,

@@ -322,6 +322,8 @@ class OcpiSettings(_Section):
     push_queue: int = Field(1000, ge=1)  # pending pushes per eMSP; more: the oldest are dropped
     push_attempts: int = Field(5, ge=1)  # tries of one push, waiting 1 s, 2 s, 4 s … between
     push_backoff_seconds: float = Field(1.0, gt=0)  # the first wait; it doubles each try
+    # Tariffs, Sessions and CDRs in BTC (exact) or in EUR at the [tariff.feeds] BTC/EUR rate.
+    currency: Literal["BTC", "EUR"] = "BTC"
 
 
 class ChargePointOverrides(_Section):
@@ -447,7 +449,8 @@ def _describe(error: ErrorDetails, source: str) -> str:
         return f"{where}: unknown key {key}"
     given = error.get("input")
     shown = "" if isinstance(given, dict) else f", got {given!r}"
-    return f"{where}: {key}: {error['msg'].lower()}{shown}"
+    msg = str(error["msg"])  # its first letter only: the allowed values keep their case
+    return f"{where}: {key}: {msg[:1].lower()}{msg[1:]}{shown}"
 
 
 def load_settings(path: Path | None, environ: dict[str, str] | None = None) -> Settings:

@@ -22,6 +22,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.keys import KeysScreen
 from tui.screens.ledger import LedgerScreen
 from tui.screens.log import LogScreen
+from tui.screens.roaming import RoamingScreen
 from tui.screens.sessions import SessionsScreen
 from tui.screens.sites import SitesScreen
 
@@ -36,7 +37,7 @@ class StromConsole(App[None]):
     ENABLE_COMMAND_PALETTE = False
     MODES = {"dashboard": DashboardScreen, "sessions": SessionsScreen, "keys": KeysScreen,
              "ledger": LedgerScreen, "log": LogScreen, "cards": CardsScreen,
-             "sites": SitesScreen}
+             "sites": SitesScreen, "roaming": RoamingScreen}
     # The nav bar under the header shows these; the footer keeps room for each screen's keys.
     BINDINGS = [
         Binding("d", "switch_mode('dashboard')", "Chargers", show=False),
@@ -46,6 +47,7 @@ class StromConsole(App[None]):
         Binding("g", "switch_mode('log')", "Log", show=False),
         Binding("m", "switch_mode('cards')", "Cards", show=False),
         Binding("w", "switch_mode('sites')", "Sites (power)", show=False),
+        Binding("R", "switch_mode('roaming')", "Roaming (OCPI)", show=False),
         Binding("question_mark", "help", "Help", show=False),
         Binding("q", "quit", "Quit", show=False),
     ]

@@ -179,6 +179,19 @@ class StromClient:
         return await self._call("POST", "/api/v1/card-accounts",
                                 json={"id": account_id, "balance_msat": amount_msat})
 
+    # --- OCPI parties (roaming) -------------------------------------------------------------
+
+    async def ocpi_parties(self) -> list[dict[str, Any]]:
+        return list((await self._call("GET", "/api/v1/ocpi/parties"))["items"])
+
+    async def add_ocpi_party(self, name: str) -> dict[str, Any]:
+        """A pending party: `{party, token_a, versions_url}` (the token is never shown again)."""
+        return await self._call("POST", "/api/v1/ocpi/parties", json={"name": name})
+
+    async def remove_ocpi_party(self, party_id: int) -> bool:
+        await self._call("DELETE", f"/api/v1/ocpi/parties/{party_id}")
+        return True
+
     # --- keys -------------------------------------------------------------------------------
 
     async def keys(self) -> list[dict[str, Any]]:

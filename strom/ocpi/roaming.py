@@ -20,6 +20,7 @@ from typing import Any
 from strom.chargers.control import ControlDispatcher, ControlResult
 from strom.config import OcpiSettings
 from strom.events import EventBus, MeterSample, TransactionStarted, TransactionStopped
+from strom.ocpi.currency import Conversion
 from strom.ocpi.sessions import cdr_object, session_object
 from strom.ocpi.token_list import TokenList
 from strom.store.charge_points import ChargePointRepository, ChargerRecord
@@ -39,10 +40,11 @@ class RoamingCharging:
     def __init__(self, *, repo: RoamingRepository, bus: EventBus, chargers: ControlDispatcher,
                  charge_points: ChargePointRepository, settings: OcpiSettings,
                  tokens: TokenList, tariff_of: Callable[[ChargerRecord], Tariff],
-                 start_timeout: float,
+                 money: Callable[[], Conversion], start_timeout: float,
                  report: Callable[[RoamingSession, str, dict[str, Any]], None]) -> None:
         """`report(session, module, object)`: push a Session ("sessions") or a CDR ("cdrs")
-        to the session's eMSP."""
+        to the session's eMSP; `money()`: how amounts are published now (BTC, or EUR at a
+        fresh rate)."""
         self._repo = repo
         self._bus = bus
         self._chargers = chargers
@@ -51,6 +53,7 @@ class RoamingCharging:
         self._report = report
         self._tokens = tokens
         self._tariff_of = tariff_of
+        self._money = money
         self._start_timeout = start_timeout
         self._tasks = Tasks()
         self._open: set[int] = set()
@@ -122,7 +125,8 @@ class RoamingCharging:
             await self._repo.set_state(session_id, "invalid", "the charger never started")
             expired = await self._repo.get(session_id)
             assert expired is not None
-            self._report(expired, "sessions", session_object(expired, self._settings))
+            self._report(expired, "sessions",
+                         session_object(expired, self._settings, self._money()))
 
     async def end(self, session: RoamingSession) -> ControlResult | None:
         """STOP_SESSION: RemoteStop of its transaction (None: it has none running)."""
@@ -192,12 +196,15 @@ class RoamingCharging:
                                                     max(minutes, 0.0)))
             await self._repo.book(conn, session, owed - session.cost_msat)
             fields: dict[str, Any] = {"energy_wh": energy, "cost_msat": owed}
+            money = self._money()
             if final is not None:
-                fields.update(state="completed", stopped_at=iso(end), stop_reason=final.reason)
+                # The CDR's conversion is fixed now: every pull of it shows the same amount.
+                fields.update(state="completed", stopped_at=iso(end), stop_reason=final.reason,
+                              eur_per_btc=money.eur_per_btc, rate_at=money.rate_at)
             await self._repo.update(conn, session.id, **fields)
             session = await self._repo.in_conn(conn, transaction_id)
         assert session is not None
-        self._report(session, "sessions", session_object(session, self._settings))
+        self._report(session, "sessions", session_object(session, self._settings, money))
         if final is not None:
             self._open.discard(transaction_id)
             cp = await self._charge_points.get(session.cp_id)

@@ -11,6 +11,7 @@ from typing import Any
 from strom.chargers.control import ControlDispatcher, ControlResult, Outcome
 from strom.config import Settings
 from strom.events import ChargePointDisconnected, ConnectorStatusChanged, EventBus
+from strom.ocpi.currency import Currency
 from strom.ocpi.envelope import INVALID_PARAMETERS, UNKNOWN_LOCATION, OcpiError
 from strom.ocpi.locations import evse_status, evse_uid, last_updated, location, parse_evse_uid
 from strom.ocpi.parties import Caller, PartyService, endpoint
@@ -56,9 +57,11 @@ class OcpiService:
         self._chargers = chargers
         self._tasks: set[asyncio.Task[None]] = set()
         self.tokens = TokenList(TokenRepository(db), self.parties, outbound)
+        self.currency = Currency(settings.ocpi, tariffs.btc_rate)
         self.roaming = RoamingCharging(
             repo=RoamingRepository(db), bus=bus, chargers=chargers, charge_points=charge_points,
             settings=settings.ocpi, tokens=self.tokens, tariff_of=tariffs.current,
+            money=self.currency.now,
             start_timeout=settings.sessions.start_timeout, report=self._report)
 
     async def start(self) -> None:
@@ -104,12 +107,15 @@ class OcpiService:
     def _tariff(self, cp: ChargerRecord) -> dict[str, Any]:
         current = self._tariffs.current(cp)
         slots = self._tariffs.schedule(cp)
+        money = self.currency.now()
+        updated = iso() if current.source == "dynamic" else cp.created_at
+        # In EUR a static price changes with the rate: it was last updated when the rate came.
         return ocpi_tariff(cp.id, current, slots, self.settings,
-                           last_updated=iso() if current.source == "dynamic" else cp.created_at)
+                           last_updated=max(updated, money.rate_at or ""), money=money)
 
     async def sessions_of(self, caller: Caller) -> list[dict[str, Any]]:
         """The caller's roaming sessions as OCPI Sessions (the eMSP pulls)."""
-        return [session_object(s, self.settings)
+        return [session_object(s, self.settings, self.currency.now())
                 for s in await self.roaming.of_party(caller.party.id)]
 
     async def cdrs_of(self, caller: Caller) -> list[dict[str, Any]]:

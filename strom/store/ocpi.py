@@ -122,6 +122,9 @@ class RoamingSession:
     stopped_at: str | None
     stop_reason: str | None
     updated_at: str
+    # The BTC/EUR rate its CDR was converted at, and the rate's time (None: a CDR in BTC).
+    eur_per_btc: float | None = None
+    rate_at: str | None = None
 
 
 def _roaming(row: Any) -> RoamingSession:
@@ -133,7 +136,8 @@ def _roaming(row: Any) -> RoamingSession:
         state=row["state"], tariff=json.loads(row["tariff_json"]),
         meter_start_wh=row["meter_start_wh"], energy_wh=row["energy_wh"],
         cost_msat=row["cost_msat"], started_at=row["started_at"], stopped_at=row["stopped_at"],
-        stop_reason=row["stop_reason"], updated_at=row["updated_at"])
+        stop_reason=row["stop_reason"], updated_at=row["updated_at"],
+        eur_per_btc=row["eur_per_btc"], rate_at=row["rate_at"])
 
 
 class RoamingRepository:
@@ -186,7 +190,7 @@ class RoamingRepository:
 
     async def update(self, conn: Any, session_id: str, **fields: Any) -> None:
         allowed = {"transaction_id", "state", "meter_start_wh", "energy_wh", "cost_msat",
-                   "started_at", "stopped_at", "stop_reason"}
+                   "started_at", "stopped_at", "stop_reason", "eur_per_btc", "rate_at"}
         assert set(fields) <= allowed, fields
         names = ", ".join(f"{name} = ?" for name in fields)
         await conn.execute(f"UPDATE ocpi_sessions SET {names}, updated_at = ? WHERE id = ?",

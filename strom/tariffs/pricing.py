@@ -2,7 +2,7 @@
 
 In `dynamic` mode an APScheduler job fetches the spot and BTC/EUR feeds every
 `[tariff.feeds] interval_seconds` and caches them in the store, so a restart has prices at
-once. `current()` stays synchronous: it only reads what the last fetch left in memory.
+once; with `follow_btc` (OCPI in EUR) a static tariff fetches the BTC/EUR feed alone. `current()` stays synchronous: it only reads what the last fetch left in memory.
 """
 
 from __future__ import annotations
@@ -39,6 +39,15 @@ from strom.timeutil import iso, parse_iso, utcnow
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class BtcRate:
+    """EUR per BTC as the feed gave it, and when it came."""
+
+    eur_per_btc: float
+    at: datetime
+
 # A quote lives this long unless told otherwise (`[lightning] invoice_expiry` in the app).
 DEFAULT_QUOTE_SECONDS = 600.0
 # Spot slots older than this are dropped from the cache; the newest one is always kept.
@@ -50,8 +59,10 @@ class TariffService:
 
     def __init__(self, default: TariffSettings, db: Database | None = None, *,
                  outbound: Outbound, clock: Callable[[], datetime] = utcnow,
-                 quote_seconds: float = DEFAULT_QUOTE_SECONDS) -> None:
+                 quote_seconds: float = DEFAULT_QUOTE_SECONDS, follow_btc: bool = False) -> None:
+        """`follow_btc`: fetch the BTC/EUR rate even for a static tariff (see `btc_rate`)."""
         self._default = default
+        self._follow_btc = follow_btc
         self._repo = TariffFeedRepository(db) if db is not None else None
         self._clock = clock
         self._data = FeedData()
@@ -70,8 +81,9 @@ class TariffService:
     # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load cached feed values, then fetch now and every `interval_seconds` (dynamic only)."""
-        if not self.dynamic:
+        """Load cached feed values, then fetch now and every `interval_seconds` (dynamic, or
+        `follow_btc`)."""
+        if not self.dynamic and not self._follow_btc:
             return
         await self._load_cache()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
@@ -80,8 +92,9 @@ class TariffService:
             seconds=self._default.feeds.interval_seconds, next_run_time=datetime.now(UTC),
             max_instances=1, coalesce=True, misfire_grace_time=None)
         self._scheduler.start()
-        log.info("dynamic tariff: spot prices from %s, BTC/EUR from %s, every %d s",
-                 shown_source(self._default.feeds.spot_url),
+        log.info("%s BTC/EUR from %s, every %d s",
+                 f"dynamic tariff: spot prices from {shown_source(self._default.feeds.spot_url)},"
+                 if self.dynamic else "static tariff:",
                  shown_source(self._default.feeds.btc_url), self._default.feeds.interval_seconds)
 
     async def close(self) -> None:
@@ -193,6 +206,16 @@ class TariffService:
             return []
         return price_schedule(self._data, self._default, self._clock(), hours)
 
+    def btc_rate(self) -> BtcRate | None:
+        """The last BTC/EUR rate while it is younger than `[tariff.feeds] max_age_seconds`
+        (None: never fetched, or too old to convert prices with)."""
+        data = self._data
+        if data.btc_eur is None or data.btc_fetched_at is None:
+            return None
+        age = (self._clock() - data.btc_fetched_at).total_seconds()
+        return BtcRate(data.btc_eur, data.btc_fetched_at) \
+            if age <= self._default.feeds.max_age_seconds else None
+
     def status(self) -> FeedStatus:
         """Feed ages, last errors, and whether (and why) the static fallback applies."""
         return feed_status(self._data, self._default, self._clock())
@@ -209,8 +232,9 @@ class TariffService:
             if self._closing:
                 return self.status()
             feeds = self._default.feeds
-            spot, btc = await asyncio.gather(_attempt(fetch_spot(feeds, self._outbound)),
-                                             _attempt(fetch_btc(feeds, self._outbound)))
+            spot, btc = await asyncio.gather(
+                _attempt(fetch_spot(feeds, self._outbound)) if self.dynamic else _skipped(),
+                _attempt(fetch_btc(feeds, self._outbound)))
             now = self._clock()
             spot_source, btc_source = self._sources()
             data = self._data
@@ -218,7 +242,7 @@ class TariffService:
                 kept = [s for s in spot if s.end > now - _KEEP_PAST] or spot[-1:]
                 data = replace(data, slots=tuple(kept), spot_fetched_at=now, spot_error=None)
                 await self._record("spot", spot_source, [s.to_json() for s in kept], None, now)
-            else:
+            elif spot is not None:  # None: a static tariff follows the BTC/EUR rate only
                 data = replace(data, spot_error=spot.error)
                 await self._record("spot", spot_source, None, spot.error, now)
             if isinstance(btc, float):
@@ -286,6 +310,10 @@ class _Failed:
 
     def __init__(self, error: str) -> None:
         self.error = error
+
+
+async def _skipped() -> None:
+    return None
 
 
 async def _attempt(fetch: Awaitable[T]) -> T | _Failed:

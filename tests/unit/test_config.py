@@ -41,6 +41,7 @@ def test_nested_env_override() -> None:
         ('[lightning]\nbackend = "paypal"\n', "[lightning] backend"),
         ("[http\n", "not valid TOML"),
         ('[http]\ntrusted_proxies = ["nginx"]\n', "trusted_proxies: 'nginx' is not an address"),
+        ('[ocpi]\ncurrency = "JPY"\n', "[ocpi] currency: input should be 'BTC' or 'EUR'"),
     ],
 )
 def test_bad_file_names_the_key(tmp_path: Path, text: str, needle: str) -> None:

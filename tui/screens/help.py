@@ -26,6 +26,8 @@ KEYS = (
     ("Cards (m)", (("a", "register an RFID card"), ("x", "remove the selected card"),
                    ("t", "top up (or open) an account"))),
     ("Sites (w)", (("r", "refresh: each site's limit and every session's share"),)),
+    ("Roaming (R)", (("a", "add an eMSP: its token A, shown once"),
+                     ("x", "remove the selected party"))),
 )
 
 
