@@ -7,10 +7,13 @@ documentation of these rules; keep the two together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from strom.ocpp.sampling import INTERVAL, SAMPLED, STOP_SAMPLED
 from strom.passthrough.ids import Transactions
+from strom.passthrough.upstream import REPLAYED, SHEDDABLE
 
 # Configuration strom's billing relies on (strom/ocpp/sampling.py sets them at boot).
 STROM_KEYS = frozenset({SAMPLED, INTERVAL, STOP_SAMPLED})
@@ -45,7 +48,21 @@ def refuse_backend_call(action: str, payload: dict[str, Any], *, strom_connector
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class ProtocolRules:
+    """What differs between the protocols a passthrough speaks: the charger calls replayed
+    to a backend that was away, those shed first from a full queue, and whether a backend
+    call the charger accepted changed a setting strom's billing relies on."""
+
+    replayed: frozenset[str]
+    sheddable: frozenset[str]
+    changes_strom_key: Callable[[str, dict[str, Any], dict[str, Any]], bool]
+
+
 def changes_strom_key(action: str, payload: dict[str, Any], answer: dict[str, Any]) -> bool:
     """The backend changed a setting strom's billing relies on, and the charger took it."""
     return (action == "ChangeConfiguration" and payload.get("key") in STROM_KEYS
             and answer.get("status") in ("Accepted", "RebootRequired"))
+
+
+RULES16 = ProtocolRules(REPLAYED, SHEDDABLE, changes_strom_key)
