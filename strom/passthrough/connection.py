@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ocpp.routing import after
@@ -32,30 +31,23 @@ from ocpp.v16.enums import Action
 from strom.config import PassthroughSettings
 from strom.ocpp.charge_point import ChargePointConnection, OcppContext
 from strom.ocpp.frames import CALLRESULT, Frame
+from strom.ocpp.protocols import OCPP16, OCPP201
+from strom.ocpp.v201.state import V201Context
 from strom.outbound import Outbound
 from strom.passthrough.config import UpstreamConfig, UpstreamError
-from strom.passthrough.core import LightningSessions, PassthroughCore
-from strom.passthrough.ids import Transactions, TxEntry, with_payload
+from strom.passthrough.core import ChargerState, LightningSessions, PassthroughCore
+from strom.passthrough.ids import TxEntry, with_payload
 from strom.passthrough.rules import (
     ID_TAG_CALLS,
     RULES16,
     TRANSACTION_CALLS,
     refuse_backend_call,
 )
-from strom.passthrough.upstream import Answer, Backlog, Outgoing
+from strom.passthrough.upstream import Answer, Outgoing
+from strom.passthrough.v201 import V201PassthroughConnection
 from strom.store.charge_points import ChargePointRepository
 
 log = logging.getLogger(__name__)
-
-@dataclass
-class ChargerState:
-    """What strom keeps of one charger across its reconnections: its open transactions, the
-    idTags its backend accepted, and the calls still on their way to the backend."""
-
-    transactions: Transactions = field(default_factory=Transactions)
-    accepted: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    backlog: Backlog = field(default_factory=Backlog)
-
 
 @dataclass
 class _Start:
@@ -281,10 +273,10 @@ class Passthrough:
         self._max_message_bytes = max_message_bytes
         self.sessions: LightningSessions | None = None
         self._states: dict[str, ChargerState] = {}
-        self._current: dict[str, PassthroughConnection] = {}
+        self._current: dict[str, PassthroughCore] = {}
 
-    async def __call__(self, cp_id: str, websocket: Any, context: OcppContext,
-                       response_timeout: float) -> ChargePointConnection | None:
+    async def __call__(self, cp_id: str, websocket: Any, context: OcppContext | V201Context,
+                       response_timeout: float) -> PassthroughCore | None:
         cp = await self._charge_points.get(cp_id)
         if cp is None or not cp.upstream:
             return None
@@ -293,15 +285,23 @@ class Passthrough:
         except UpstreamError as exc:
             log.error("%s: %s; serving it without its backend", cp_id, exc)
             return None
+        speaks = OCPP201 if isinstance(context, V201Context) else OCPP16
+        if config.subprotocol != speaks:
+            log.error("%s: connected with %s but its upstream speaks %s; serving it without "
+                      "its backend", cp_id, speaks, config.subprotocol)
+            return None
         old = self._current.get(cp_id)
         if old is not None:
             # The charger reconnected: its old backend link stops sending before the new one
             # takes over their shared queue (the old socket may take a while to close).
             await old.upstream.close()
-        conn = PassthroughConnection(
-            cp_id, websocket, context, response_timeout, config=config,
-            settings=self._settings, sessions=self.sessions, outbound=self._outbound,
-            max_message_bytes=self._max_message_bytes,
+        kwargs: dict[str, Any] = dict(
+            config=config, settings=self._settings, sessions=self.sessions,
+            outbound=self._outbound, max_message_bytes=self._max_message_bytes,
             state=self._states.setdefault(cp_id, ChargerState()))
+        conn: PassthroughCore = (
+            V201PassthroughConnection(cp_id, websocket, context, response_timeout, **kwargs)
+            if isinstance(context, V201Context)
+            else PassthroughConnection(cp_id, websocket, context, response_timeout, **kwargs))
         self._current[cp_id] = conn
         return conn

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from websockets.exceptions import ConnectionClosed
@@ -22,9 +23,10 @@ from strom.config import PassthroughSettings
 from strom.ocpp.charge_point import OcppContext
 from strom.ocpp.frames import CALL, CALLRESULT, Frame, FrameError, parse_frame
 from strom.ocpp.rpc import OcppRpc
+from strom.ocpp.v201.state import Bounded
 from strom.outbound import Outbound
 from strom.passthrough.config import UpstreamConfig
-from strom.passthrough.ids import MessageIds, with_unique_id
+from strom.passthrough.ids import MessageIds, NamedTx, Transactions, with_unique_id
 from strom.passthrough.rules import ProtocolRules
 from strom.passthrough.upstream import Backlog, UpstreamLink
 from strom.ratelimit import TokenBucket
@@ -44,6 +46,18 @@ class LightningSessions(Protocol):
     async def owns_id_tag(self, cp_id: str, id_tag: str) -> bool: ...
 
     async def busy_connectors(self, cp_id: str) -> set[int]: ...
+
+
+@dataclass
+class ChargerState:
+    """What strom keeps of one charger across its reconnections: its open transactions (1.6:
+    `transactions`, ids mapped; 2.0.1: `named`, the charger's own ids), the idTags its
+    backend accepted, and the calls still on their way to the backend."""
+
+    transactions: Transactions = field(default_factory=Transactions)
+    named: Bounded[str, NamedTx] = field(default_factory=Bounded)
+    accepted: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    backlog: Backlog = field(default_factory=Backlog)
 
 
 class PassthroughCore(OcppRpc):
