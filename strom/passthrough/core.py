@@ -226,8 +226,7 @@ class PassthroughCore(OcppRpc):
                         "strom sets its metering again", self.id, action)
             ctx = self._ctx
             ctx.event_log.append_soon(
-                "passthrough_conflict", {"backend": action, "key": payload.get("key"),
-                                         "value": payload.get("value"),
+                "passthrough_conflict", {"backend": action, **self.rules.what_changed(payload),
                                          "resolution": "re-applied"}, self.id)
             if ctx.on_booted is not None:
                 ctx.on_booted(self.id)

@@ -53,11 +53,13 @@ def refuse_backend_call(action: str, payload: dict[str, Any], *, strom_connector
 class ProtocolRules:
     """What differs between the protocols a passthrough speaks: the charger calls replayed
     to a backend that was away, those shed first from a full queue, and whether a backend
-    call the charger accepted changed a setting strom's billing relies on."""
+    call the charger accepted changed a setting strom's billing relies on (and what it set,
+    for the event log)."""
 
     replayed: frozenset[str]
     sheddable: frozenset[str]
     changes_strom_key: Callable[[str, dict[str, Any], dict[str, Any]], bool]
+    what_changed: Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def changes_strom_key(action: str, payload: dict[str, Any], answer: dict[str, Any]) -> bool:
@@ -66,7 +68,11 @@ def changes_strom_key(action: str, payload: dict[str, Any], answer: dict[str, An
             and answer.get("status") in ("Accepted", "RebootRequired"))
 
 
-RULES16 = ProtocolRules(REPLAYED, SHEDDABLE, changes_strom_key)
+def _key_changed(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"key": payload.get("key"), "value": payload.get("value")}
+
+
+RULES16 = ProtocolRules(REPLAYED, SHEDDABLE, changes_strom_key, _key_changed)
 
 
 # --- OCPP 2.0.1 ---------------------------------------------------------------------------
@@ -111,4 +117,13 @@ def _name(part: Any) -> Any:
     return part.get("name") if isinstance(part, dict) else None
 
 
-RULES201 = ProtocolRules(REPLAYED201, SHEDDABLE201, changes_strom_variable)
+def _variables_changed(payload: dict[str, Any]) -> dict[str, Any]:
+    data = payload.get("setVariableData")
+    items = data[:8] if isinstance(data, list) else []  # the backend's: bounded
+    return {"variables": {f"{_name(i.get('component'))}.{_name(i.get('variable'))}":
+                          str(i.get("attributeValue"))[:100]
+                          for i in items if isinstance(i, dict)}}
+
+
+RULES201 = ProtocolRules(REPLAYED201, SHEDDABLE201, changes_strom_variable,
+                         _variables_changed)

@@ -186,3 +186,29 @@ async def test_backend_down_strom_answers_and_replays_in_seq_no_order(shared: Sh
     assert {c[3]["transactionInfo"]["transactionId"] for c in replayed} == {"offline-tx"}
     assert not _backend_saw(backend, lightning.name)
     await world.ledger_ok()
+
+
+async def test_conflicts_resolved_as_documented(shared: Shared) -> None:
+    world, charger, backend = shared.world, shared.charger, shared.backend
+    # strom does not start where the backend's transaction runs.
+    await _rfid_start(charger, 1, "rfid-tx-2")
+    control = world.app.services.chargers  # type: ignore[union-attr]
+    refused = await control.start(CP, 1, "somebody")
+    assert refused.outcome == "rejected"
+    assert "RequestStartTransaction" not in [a for a, _ in charger.asked]
+
+    # The backend changes a variable strom bills by: strom sets its own again, and says so.
+    interval = ("SampledDataCtrlr", "TxUpdatedInterval")
+    await eventually(lambda: _noop(), lambda _: charger.variables[interval] != "0")  # boot setup
+    ours = charger.variables[interval]
+    changed = await backend.charger.call(call.SetVariables(set_variable_data=[{
+        "attributeValue": "900", "component": {"name": interval[0]},
+        "variable": {"name": interval[1]}}]))
+    assert changed.set_variable_result[0]["attribute_status"] == "Accepted"
+    await eventually(lambda: _noop(), lambda _: charger.variables[interval] == ours)
+    log = world.app.services.event_log  # type: ignore[union-attr]
+    entries = await eventually(lambda: log.recent(CP), lambda rows: any(
+        r["kind"] == "passthrough_conflict" for r in rows))
+    conflict = next(r["payload"] for r in entries if r["kind"] == "passthrough_conflict")
+    assert conflict == {"backend": "SetVariables", "resolution": "re-applied",
+                        "variables": {"SampledDataCtrlr.TxUpdatedInterval": "900"}}
