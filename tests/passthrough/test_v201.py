@@ -18,6 +18,7 @@ from ocpp.v201 import call
 
 from strom.app import StromApp
 from strom.passthrough.config import UpstreamConfig
+from strom.passthrough.v201 import V201PassthroughConnection
 from tests.conftest import free_settings
 from tests.money.conftest import CP, World
 from tests.ocpp.charger201 import Charger201, Running, reading, running_charger201
@@ -212,3 +213,17 @@ async def test_conflicts_resolved_as_documented(shared: Shared) -> None:
     conflict = next(r["payload"] for r in entries if r["kind"] == "passthrough_conflict")
     assert conflict == {"backend": "SetVariables", "resolution": "re-applied",
                         "variables": {"SampledDataCtrlr.TxUpdatedInterval": "900"}}
+
+
+async def test_a_2_0_1_charger_with_a_1_6_upstream_is_served_without_it(
+        shared: Shared, caplog: pytest.LogCaptureFixture) -> None:
+    app = shared.world.app
+    assert app.services is not None and app.services.central_system is not None
+    assert isinstance(app.services.central_system.connection(CP), V201PassthroughConnection)
+    await app.services.charge_points.update(CP, upstream=UpstreamConfig(
+        shared.backend.url(CP), password=PASSWORD).to_json())  # ocpp1.6: no translation
+    async with running_charger201(app.services.central_system.url, CP) as again:
+        assert (await again.call(call.Heartbeat())).current_time
+        conn = app.services.central_system.connection(CP)
+        assert not isinstance(conn, V201PassthroughConnection)
+    assert "its upstream speaks ocpp1.6; serving it without its backend" in caplog.text
