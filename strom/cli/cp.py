@@ -15,7 +15,12 @@ from strom.errors import UserError
 from strom.keys import ensure_cp_key, keys_path, remove_cp_key
 from strom.lnurl.links import pay_links
 from strom.ocpp.protocols import SUPPORTED, parse_allowed
-from strom.passthrough.config import UpstreamError, merged_upstream, public_upstream
+from strom.passthrough.config import (
+    SUBPROTOCOLS,
+    UpstreamError,
+    merged_upstream,
+    public_upstream,
+)
 from strom.security import hash_password
 from strom.store.charge_points import (
     CERT_SHA256_PATTERN,
@@ -61,6 +66,9 @@ def upstream_options(command: Any) -> Any:
                      help="PEM file of a TLS client certificate for the backend."),
         click.option("--upstream-client-key", default=None, type=click.Path(dir_okay=False),
                      help="Its key's PEM file."),
+        click.option("--upstream-ocpp", type=click.Choice(SUBPROTOCOLS), default=SUBPROTOCOLS[0],
+                     show_default=True, help="The OCPP the charger and its backend speak "
+                     "(strom relays, never translates)."),
         click.option("--lightning/--no-lightning", default=True, show_default=True,
                      help="--no-lightning: a pure proxy, no lightning sessions here."),
     ]):
@@ -69,12 +77,14 @@ def upstream_options(command: Any) -> Any:
 
 
 def _upstream(url: str | None, password: str | None, cert: str | None, key: str | None,
-              lightning: bool, stored: dict[str, Any] | None) -> dict[str, Any] | None:
+              ocpp: str, lightning: bool,
+              stored: dict[str, Any] | None) -> dict[str, Any] | None:
     if not url:
         return None
     try:
         return merged_upstream({"url": url, "password": password, "client_cert": cert,
-                                "client_key": key, "lightning": lightning}, stored)
+                                "client_key": key, "subprotocol": ocpp,
+                                "lightning": lightning}, stored)
     except UpstreamError as exc:
         raise UserError(str(exc)) from None
 
@@ -111,13 +121,13 @@ def add(env: CliEnv, cp_id: str, lat: float, lon: float, name: str | None, conne
         price_sat: int | None, password: str | None, protocols: str | None,
         profile: int | None, pin: str | None, boot: str, upstream: str | None,
         upstream_password: str | None, upstream_client_cert: str | None,
-        upstream_client_key: str | None, lightning: bool) -> None:
+        upstream_client_key: str | None, upstream_ocpp: str, lightning: bool) -> None:
     """Register a charge point and create its nostr key."""
     tariff = {"price_msat_per_kwh": price_sat * 1000} if price_sat is not None else None
     if pin is not None and not CERT_SHA256.match(pin):
         raise UserError("--client-cert-sha256: 64 hex digits (the certificate's SHA-256)")
     backend = _upstream(upstream, upstream_password, upstream_client_cert, upstream_client_key,
-                        lightning, None)
+                        upstream_ocpp, lightning, None)
     created, npub = register_charge_point(env, cp_id, lat=lat, lon=lon, name=name,
                                           connectors=connectors, password=password, tariff=tariff,
                                           protocols=parse_allowed(protocols), profile=profile,
@@ -159,14 +169,14 @@ def register_charge_point(env: CliEnv, cp_id: str, *, lat: float, lon: float,
 @common_options
 def update(env: CliEnv, cp_id: str, upstream: str | None, upstream_password: str | None,
            upstream_client_cert: str | None, upstream_client_key: str | None,
-           lightning: bool) -> None:
+           upstream_ocpp: str, lightning: bool) -> None:
     """Change a charge point's backend (passthrough); it applies at its next connection."""
     if upstream is None:
         raise UserError("nothing to change: give --upstream URL (or --upstream '' to remove)")
 
     found = _stored(env, cp_id)
     backend = _upstream(upstream, upstream_password, upstream_client_cert, upstream_client_key,
-                        lightning, found.upstream)
+                        upstream_ocpp, lightning, found.upstream)
     _store_upstream(env, cp_id, backend)
     click.echo(f"{cp_id}: " + (f"passes through to {backend['url']}"
                                + ("" if lightning else " (pure proxy)") if backend

@@ -54,9 +54,9 @@ RETIRE_SECONDS = 1.0
 CONCURRENT_SCRYPTS = 2
 
 # Passthrough (strom/passthrough/): a connection of its own for a charger that keeps its
-# backend, or None for strom's plain one. Arguments: id, websocket, context, call timeout.
-ConnectionFactory = Callable[[str, Any, OcppContext, float],
-                             Awaitable[ChargePointConnection | None]]
+# backend, or None for strom's plain one. Arguments: id, websocket, context (1.6's
+# OcppContext or 2.0.1's V201Context), call timeout.
+ConnectionFactory = Callable[[str, Any, Any, float], Awaitable[OcppRpc | None]]
 
 
 class CentralSystem:
@@ -352,18 +352,19 @@ class CentralSystem:
                 log.info("%s disconnected", cp_id)
 
     async def _passthrough(self, protocol: str, cp_id: str,
-                           websocket: ServerConnection) -> ChargePointConnection | None:
-        """Passthrough (OCPP 1.6J only): the connection of a charger that keeps its backend;
-        None for any other."""
+                           websocket: ServerConnection) -> OcppRpc | None:
+        """Passthrough (OCPP 1.6J and 2.0.1): the connection of a charger that keeps its
+        backend; None for any other."""
         if self.connection_factory is None:
             return None
-        if protocol != OCPP16:
+        if protocol not in (OCPP16, OCPP201):
             cp = await self._charge_points.get(cp_id)
             if cp is not None and cp.upstream:
-                log.warning("%s connected with %s: passthrough is OCPP 1.6J only; strom serves "
-                            "it without its backend", cp_id, protocol)
+                log.warning("%s connected with %s: passthrough is OCPP 1.6J and 2.0.1 only; "
+                            "strom serves it without its backend", cp_id, protocol)
             return None
-        return await self.connection_factory(cp_id, websocket, self.context, self.call_timeout)
+        context = self._v201 if protocol == OCPP201 else self.context
+        return await self.connection_factory(cp_id, websocket, context, self.call_timeout)
 
 
     def _connection_for(self, protocol: str, cp_id: str,

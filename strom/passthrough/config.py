@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-SUBPROTOCOLS = ("ocpp1.6",)
+SUBPROTOCOLS = ("ocpp1.6", "ocpp2.0.1")  # the charger's own: strom relays, never translates
 MAX_URL = 2000
 
 

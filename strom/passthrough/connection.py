@@ -19,60 +19,35 @@ answers to strom's calls are read while a call waits for the backend.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections import OrderedDict
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Any
 
 from ocpp.routing import after
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
-from websockets.exceptions import ConnectionClosed
 
 from strom.config import PassthroughSettings
 from strom.ocpp.charge_point import ChargePointConnection, OcppContext
-from strom.ocpp.frames import CALL, CALLRESULT, Frame, FrameError, parse_frame
+from strom.ocpp.frames import CALLRESULT, Frame
+from strom.ocpp.protocols import OCPP16, OCPP201
+from strom.ocpp.v201.state import V201Context
 from strom.outbound import Outbound
 from strom.passthrough.config import UpstreamConfig, UpstreamError
-from strom.passthrough.ids import MessageIds, Transactions, TxEntry, with_payload, with_unique_id
+from strom.passthrough.core import ChargerState, LightningSessions, PassthroughCore
+from strom.passthrough.ids import TxEntry, with_payload
 from strom.passthrough.rules import (
     ID_TAG_CALLS,
+    RULES16,
     TRANSACTION_CALLS,
-    changes_strom_key,
     refuse_backend_call,
 )
-from strom.passthrough.upstream import Answer, Backlog, Outgoing, UpstreamLink
-from strom.ratelimit import TokenBucket
+from strom.passthrough.upstream import Answer, Outgoing
+from strom.passthrough.v201 import V201PassthroughConnection
 from strom.store.charge_points import ChargePointRepository
 
 log = logging.getLogger(__name__)
-
-# Charger calls waiting for the worker; OCPP-J allows one in flight, so more is a flood.
-INBOX = 16
-# idTags the backend accepted, remembered to answer for it while it is away (a charger's
-# authorization cache); bounded, oldest forgotten first.
-ACCEPTED_TAGS = 1000
-
-
-class LightningSessions(Protocol):
-    """What the passthrough asks strom's sessions (`SessionService`)."""
-
-    async def owns_id_tag(self, cp_id: str, id_tag: str) -> bool: ...
-
-    async def busy_connectors(self, cp_id: str) -> set[int]: ...
-
-
-@dataclass
-class ChargerState:
-    """What strom keeps of one charger across its reconnections: its open transactions, the
-    idTags its backend accepted, and the calls still on their way to the backend."""
-
-    transactions: Transactions = field(default_factory=Transactions)
-    accepted: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    backlog: Backlog = field(default_factory=Backlog)
-
 
 @dataclass
 class _Start:
@@ -83,8 +58,10 @@ class _Start:
     backend_id: int | None = None
 
 
-class PassthroughConnection(ChargePointConnection):
+class PassthroughConnection(PassthroughCore, ChargePointConnection):
     """A 1.6J charger with a backend of its own; see the module docstring."""
+
+    rules = RULES16
 
     def __init__(self, cp_id: str, websocket: Any, context: OcppContext,
                  response_timeout: float, *, config: UpstreamConfig,
@@ -93,78 +70,10 @@ class PassthroughConnection(ChargePointConnection):
                  state: ChargerState | None = None) -> None:
         super().__init__(cp_id, websocket, context, response_timeout)
         state = state or ChargerState()
-        self.upstream = UpstreamLink(cp_id, config, settings, self._backend_call,
-                                     outbound=outbound, max_message_bytes=max_message_bytes,
-                                     backlog=state.backlog)
-        self._sessions = sessions if config.lightning else None
-        self._ids = MessageIds()
+        self._setup_passthrough(config=config, settings=settings, sessions=sessions,
+                                outbound=outbound, max_message_bytes=max_message_bytes,
+                                backlog=state.backlog, accepted=state.accepted)
         self.transactions = state.transactions
-        self._inbox: asyncio.Queue[tuple[Frame, str]] = asyncio.Queue(INBOX)
-        self._captured: dict[str, str | None] = {}
-        self._accepted = state.accepted
-        self._backend_bucket = TokenBucket(settings.backend_rate_per_second,
-                                           settings.backend_rate_burst)
-        self._backend_in_flight = settings.backend_calls_in_flight
-
-    @property
-    def lightning(self) -> bool:
-        """Whether strom runs lightning sessions here (else: a pure proxy)."""
-        return self._sessions is not None
-
-    async def start(self) -> None:
-        self.upstream.start()
-        worker = asyncio.create_task(self._work(), name=f"passthrough:{self.id}")
-        try:
-            await super().start()
-        finally:
-            worker.cancel()
-            await self.upstream.close()
-
-    # --- frames from the charger ------------------------------------------------------------
-
-    async def route_message(self, raw: str | bytes) -> None:
-        try:
-            frame = parse_frame(raw)
-        except FrameError:
-            await super().route_message(raw)  # strom answers it with a CALLERROR
-            return
-        assert isinstance(raw, str)
-        if frame.message_type != CALL:
-            opened = self._ids.answered(frame.unique_id)
-            if opened is None:
-                await super().route_message(raw)  # an answer to one of strom's calls
-                return
-            backend_id, action, payload = opened
-            await self.upstream.send(with_unique_id(raw, backend_id))
-            self._after_backend_call(action, payload, frame)
-            return
-        if not self._bucket.take():
-            await self._send_error(frame.unique_id, "GenericError",
-                                   "too many messages; slow down")
-            return
-        try:
-            self._inbox.put_nowait((frame, raw))
-        except asyncio.QueueFull:
-            await self._send_error(frame.unique_id, "GenericError",
-                                   "one call at a time, please (OCPP-J)")
-
-    def _admit(self) -> bool:
-        return True  # the token was taken when the call arrived (route_message above)
-
-    async def _work(self) -> None:
-        while True:
-            frame, raw = await self._inbox.get()
-            try:
-                if await self._is_stroms(frame):
-                    await self._send(await self._strom_answer(frame, raw))
-                else:
-                    await self._backends(frame, raw)
-            except ConnectionClosed:
-                return
-            except Exception:
-                log.exception("%s: passing %s through failed", self.id, frame.action)
-                await self._send_error(frame.unique_id, "InternalError",
-                                       "the central system failed on this message")
 
     async def _is_stroms(self, frame: Frame) -> bool:
         sessions, payload = self._sessions, frame.payload
@@ -236,22 +145,7 @@ class PassthroughConnection(ChargePointConnection):
                 payload["transactionId"] = entry.strom_id
             if payload != frame.payload:
                 raw = with_payload(raw, payload)
-        self._captured[frame.unique_id] = None
-        try:
-            await super().route_message(raw)
-            answer = self._captured[frame.unique_id]
-        finally:
-            self._captured.pop(frame.unique_id, None)
-        assert answer is not None, "every call gets an answer"
-        return answer
-
-    async def _send(self, text: str) -> None:
-        if self._captured:
-            data = json.loads(text)
-            if data[0] != CALL and self._captured.get(data[1], "") is None:
-                self._captured[data[1]] = text
-                return
-        await super()._send(text)
+        return await self._capture(raw, frame.unique_id)
 
     # --- the backend's transactions and everything else -------------------------------------
 
@@ -312,73 +206,37 @@ class PassthroughConnection(ChargePointConnection):
         accepted accepted (as a charger's authorization cache would), others Invalid."""
         if frame.action == "Authorize":
             return json.dumps([CALLRESULT, frame.unique_id,
-                               {"idTagInfo": {"status": self._cached(frame.payload)}}])
+                               {"idTagInfo": {"status": self._cached(frame.payload.get("idTag"))}}])
         mine = await self._observe(frame, raw, entry)
         if frame.action != "StartTransaction":
             return mine
         data = json.loads(mine)
         if data[0] != CALLRESULT:
             return mine
-        data[2]["idTagInfo"] = {"status": self._cached(frame.payload)}
+        data[2]["idTagInfo"] = {"status": self._cached(frame.payload.get("idTag"))}
         answer = self._started(json.dumps(data, separators=(",", ":")), frame,
                                owner="backend", backend_id=start.backend_id)
         start.entry = self.transactions.by_strom_id(data[2]["transactionId"])
         return answer
 
-    def _remember(self, tag: Any, info: Any) -> None:
-        if not isinstance(tag, str) or not isinstance(info, dict):
-            return
-        if info.get("status") == "Accepted":
-            self._accepted[tag] = None
-            self._accepted.move_to_end(tag)
-            while len(self._accepted) > ACCEPTED_TAGS:
-                self._accepted.popitem(last=False)
-        else:
-            self._accepted.pop(tag, None)
-
-    def _cached(self, payload: dict[str, Any]) -> str:
-        return "Accepted" if payload.get("idTag") in self._accepted else "Invalid"
 
     # --- the backend's calls to the charger -------------------------------------------------
 
-    async def _backend_call(self, frame: Frame, raw: str) -> None:
-        action, payload = frame.action or "", frame.payload
-        if not self._backend_bucket.take() or len(self._ids.open) >= self._backend_in_flight:
-            await self.upstream.send(json.dumps(
-                [4, frame.unique_id, "GenericError", "too many calls; slow down", {}]))
-            return
+    async def _refusal(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
         strom_connectors: set[int] = set()
         if self._sessions is not None:
             strom_connectors = (await self._sessions.busy_connectors(self.id)
                                 | self.transactions.connectors("strom"))
-        refusal = refuse_backend_call(action, payload, strom_connectors=strom_connectors,
-                                      transactions=self.transactions)
-        if refusal is not None:
-            log.info("%s: the backend's %s refused: %s", self.id, action, refusal)
-            await self.upstream.send(json.dumps([CALLRESULT, frame.unique_id, refusal]))
-            return
-        if action == "RemoteStopTransaction":
-            entry = self.transactions.by_backend_id(payload.get("transactionId"))
-            if entry is not None and entry.charger_id != entry.backend_id:
-                raw = with_payload(raw, {**payload, "transactionId": entry.charger_id})
-        wire = self._ids.outbound(frame.unique_id, action, payload)
-        try:
-            await super()._send(with_unique_id(raw, wire))
-        except ConnectionClosed:
-            self._ids.answered(wire)
+        return refuse_backend_call(action, payload, strom_connectors=strom_connectors,
+                                   transactions=self.transactions)
 
-    def _after_backend_call(self, action: str, payload: dict[str, Any], answer: Frame) -> None:
-        if (self.lightning and answer.message_type == CALLRESULT
-                and changes_strom_key(action, payload, answer.payload)):
-            # Rule: strom re-applies its metering settings (and records that it did).
-            log.warning("%s: the backend changed %s; strom sets its metering again", self.id,
-                        payload.get("key"))
-            self._ctx.event_log.append_soon(
-                "passthrough_conflict", {"backend": action, "key": payload.get("key"),
-                                         "value": payload.get("value"),
-                                         "resolution": "re-applied"}, self.id)
-            if self._ctx.on_booted is not None:
-                self._ctx.on_booted(self.id)
+    def _for_charger(self, action: str, payload: dict[str, Any], raw: str) -> str:
+        if action == "RemoteStopTransaction":
+            tid = payload.get("transactionId")
+            entry = self.transactions.by_backend_id(tid) if isinstance(tid, int) else None
+            if entry is not None and entry.charger_id != entry.backend_id:
+                return with_payload(raw, {**payload, "transactionId": entry.charger_id})
+        return raw
 
     # --- strom's calls to the charger -------------------------------------------------------
 
@@ -415,10 +273,10 @@ class Passthrough:
         self._max_message_bytes = max_message_bytes
         self.sessions: LightningSessions | None = None
         self._states: dict[str, ChargerState] = {}
-        self._current: dict[str, PassthroughConnection] = {}
+        self._current: dict[str, PassthroughCore] = {}
 
-    async def __call__(self, cp_id: str, websocket: Any, context: OcppContext,
-                       response_timeout: float) -> ChargePointConnection | None:
+    async def __call__(self, cp_id: str, websocket: Any, context: OcppContext | V201Context,
+                       response_timeout: float) -> PassthroughCore | None:
         cp = await self._charge_points.get(cp_id)
         if cp is None or not cp.upstream:
             return None
@@ -427,15 +285,23 @@ class Passthrough:
         except UpstreamError as exc:
             log.error("%s: %s; serving it without its backend", cp_id, exc)
             return None
+        speaks = OCPP201 if isinstance(context, V201Context) else OCPP16
+        if config.subprotocol != speaks:
+            log.error("%s: connected with %s but its upstream speaks %s; serving it without "
+                      "its backend", cp_id, speaks, config.subprotocol)
+            return None
         old = self._current.get(cp_id)
         if old is not None:
             # The charger reconnected: its old backend link stops sending before the new one
             # takes over their shared queue (the old socket may take a while to close).
             await old.upstream.close()
-        conn = PassthroughConnection(
-            cp_id, websocket, context, response_timeout, config=config,
-            settings=self._settings, sessions=self.sessions, outbound=self._outbound,
-            max_message_bytes=self._max_message_bytes,
+        kwargs: dict[str, Any] = dict(
+            config=config, settings=self._settings, sessions=self.sessions,
+            outbound=self._outbound, max_message_bytes=self._max_message_bytes,
             state=self._states.setdefault(cp_id, ChargerState()))
+        conn: PassthroughCore = (
+            V201PassthroughConnection(cp_id, websocket, context, response_timeout, **kwargs)
+            if isinstance(context, V201Context)
+            else PassthroughConnection(cp_id, websocket, context, response_timeout, **kwargs))
         self._current[cp_id] = conn
         return conn

@@ -68,6 +68,15 @@ class TxEntry:
     connector_id: int
 
 
+@dataclass(slots=True)
+class NamedTx:
+    """An open OCPP 2.0.1 transaction. Its id is the charger's own string, the same for strom
+    and the backend, so nothing is mapped: strom keeps whose it is and on which EVSE."""
+
+    owner: Owner
+    evse: int | None
+
+
 class Transactions:
     """The charger's open transactions, by the id the charger knows them by.
 

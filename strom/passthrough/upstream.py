@@ -79,8 +79,10 @@ class UpstreamLink:
     def __init__(self, cp_id: str, config: UpstreamConfig, settings: PassthroughSettings,
                  on_call: Callable[[Frame, str], Awaitable[None]], *,
                  outbound: Outbound | None, max_message_bytes: int,
-                 backlog: Backlog | None = None) -> None:
+                 backlog: Backlog | None = None, replayed: frozenset[str] = REPLAYED,
+                 sheddable: frozenset[str] = SHEDDABLE) -> None:
         self.cp_id = cp_id
+        self._replayed, self._sheddable = replayed, sheddable
         self._config = config
         self._settings = settings
         self._on_call = on_call
@@ -108,7 +110,7 @@ class UpstreamLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for item in list(self._queue):
-            if item.action not in REPLAYED:
+            if item.action not in self._replayed:
                 self._remove(item)
             _resolve(item.waiter, None)
             item.waiter = None
@@ -131,12 +133,12 @@ class UpstreamLink:
     async def forward(self, item: Outgoing) -> Answer | None:
         """Send one charger call; the backend's answer, or None when strom must answer the
         charger itself (backend away, or no answer within `answer_timeout`). A call in
-        `REPLAYED` stays queued until the backend has it; any other is dropped then."""
+        `replayed` stays queued until the backend has it; any other is dropped then."""
         if not self._first_try.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._settings.answer_timeout):
                     await self._first_try.wait()
-        if not self.connected and item.action not in REPLAYED:
+        if not self.connected and item.action not in self._replayed:
             return None
         if self.connected:
             item.waiter = asyncio.get_running_loop().create_future()
@@ -148,7 +150,7 @@ class UpstreamLink:
         except TimeoutError:
             log.warning("%s: the backend did not answer %s within %g s; strom answered",
                         self.cp_id, item.action, self._settings.answer_timeout)
-            if item.action not in REPLAYED and not item.sent and item in self._queue:
+            if item.action not in self._replayed and not item.sent and item in self._queue:
                 self._remove(item)
             return None
         finally:
@@ -158,7 +160,7 @@ class UpstreamLink:
         """Queue a call within the bounds: shed old MeterValues and StatusNotifications for
         it if that makes room, else refuse it (the queue stays as it was)."""
         limit_n, limit_bytes = self._settings.queue_max_messages, self._settings.queue_max_bytes
-        sheddable = [q for q in self._queue if q.action in SHEDDABLE and not q.sent]
+        sheddable = [q for q in self._queue if q.action in self._sheddable and not q.sent]
         if (len(self._queue) - len(sheddable) >= limit_n or item.size
                 + self._backlog.size - sum(q.size for q in sheddable) > limit_bytes):
             self._lost(item)
@@ -228,7 +230,7 @@ class UpstreamLink:
                     await asyncio.wait_for(ws.close(), 2.0)
             # Calls waiting for an answer the backend will not give: strom answers them.
             for item in list(self._queue):
-                if item.action not in REPLAYED:
+                if item.action not in self._replayed:
                     self._remove(item)
                 else:
                     _resolve(item.waiter, None)

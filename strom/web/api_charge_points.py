@@ -49,7 +49,8 @@ class Upstream(Strict):
     password: str | None = Field(None, min_length=1, max_length=200, description=(
         "Basic-auth password strom presents as the charger; never shown again. Omitted in an "
         "update: the stored one is kept for the same URL."))
-    subprotocol: Literal["ocpp1.6"] = "ocpp1.6"
+    subprotocol: Literal["ocpp1.6", "ocpp2.0.1"] = Field("ocpp1.6", description=(
+        "The OCPP the charger and its backend speak (strom relays, never translates)."))
     client_cert: str | None = Field(None, max_length=1000,
                                     description="PEM file of a TLS client certificate.")
     client_key: str | None = Field(None, max_length=1000, description="Its key's PEM file.")

@@ -92,16 +92,17 @@ class Backend:
     ids: itertools.count = field(default_factory=lambda: itertools.count(2))
     frames: list[tuple[str, str]] = field(default_factory=list)
     auth_headers: list[str | None] = field(default_factory=list)
-    charger: BackendCharger | None = None
+    charger: Any = None  # the library ChargePoint of the connected charger
     server: Server | None = None
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
+    subprotocol = "ocpp1.6"
 
     def status(self, id_tag: str) -> str:
         return "Accepted" if id_tag == OWNER_TAG else "Invalid"
 
     async def start(self, port: int = 0) -> None:
-        self.server = await serve(self._serve, "127.0.0.1", port, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+        self.server = await serve(self._serve, "127.0.0.1", port, subprotocols=[self.subprotocol],  # type: ignore[list-item]
                                   logger=logging.getLogger(BACKEND_LOG))
         self.port = int(next(iter(self.server.sockets)).getsockname()[1])
 
@@ -120,12 +121,15 @@ class Backend:
         assert ws.request is not None
         self.auth_headers.append(ws.request.headers.get("Authorization"))
         cp_id = ws.request.path.rsplit("/", 1)[-1]
-        self.charger = BackendCharger(cp_id, Recording(ws, self.frames), self)
+        self.charger = self._charger(cp_id, Recording(ws, self.frames))
         self.connected.set()
         try:
             await self.charger.start()
         except Exception:  # the connection closed
             pass
+
+    def _charger(self, cp_id: str, ws: Recording) -> Any:
+        return BackendCharger(cp_id, ws, self)
 
     def received(self, action: str | None = None) -> list[list[Any]]:
         """The CALLs the backend got, parsed, in order (one action only if given)."""

@@ -42,12 +42,16 @@ async def test_the_api_stores_the_upstream_and_never_shows_its_password(
     assert moved.json()["upstream"]["has_password"] is False
     for bad, word in (({"url": "https://csms.example/"}, "ws://"),
                       ({"url": "wss://user:pw@csms.example/"}, "password"),
-                      ({"url": "wss://csms.example/", "subprotocol": "ocpp2.0.1"}, None),
+                      ({"url": "wss://csms.example/", "subprotocol": "ocpp2.1"}, None),
                       ({"url": "ws://csms.example/", "client_cert": "/nope.pem",
                         "client_key": "/nope.key"}, "wss")):
         refused = await admin.patch("/api/v1/charge-points/cp-1", json={"upstream": bad})
         assert refused.status_code == 422, refused.text
         assert word is None or word in refused.text
+    # A 2.0.1 charger keeps a 2.0.1 backend (strom relays, never translates).
+    v201 = await admin.patch("/api/v1/charge-points/cp-1", json={"upstream": {
+        "url": "wss://csms.example/ocpp/cp-1", "subprotocol": "ocpp2.0.1"}})
+    assert v201.status_code == 200 and v201.json()["upstream"]["subprotocol"] == "ocpp2.0.1"
     removed = await admin.patch("/api/v1/charge-points/cp-1", json={"upstream": None})
     assert removed.json()["upstream"] is None
 
@@ -62,11 +66,13 @@ def test_the_cli_sets_and_removes_the_upstream(tmp_path: Path) -> None:
     assert shown["upstream"]["url"] == "ws://127.0.0.1:9999/ocpp/cp-u"
     assert shown["upstream"]["has_password"] is True and SECRET not in json.dumps(shown)
     proxy = runner.invoke(cli, ["cp", "update", "cp-u", "--upstream",
-                                "ws://127.0.0.1:9999/ocpp/cp-u", "--no-lightning"],
+                                "ws://127.0.0.1:9999/ocpp/cp-u", "--no-lightning",
+                                "--upstream-ocpp", "ocpp2.0.1"],
                           env={"STROM_DATA_DIR": env["STROM_DATA_DIR"]})
     assert proxy.exit_code == 0 and "pure proxy" in proxy.output
     shown = json.loads(runner.invoke(cli, ["cp", "show", "cp-u"], env=env).output)
     assert shown["upstream"]["lightning"] is False and shown["upstream"]["has_password"]
+    assert shown["upstream"]["subprotocol"] == "ocpp2.0.1"
     bad = runner.invoke(cli, ["cp", "update", "cp-u", "--upstream", "http://x/"], env=env)
     # A UserError: `strom` prints it as one line (strom/cli/__init__.py).
     assert isinstance(bad.exception, UserError) and "upstream url" in str(bad.exception)
