@@ -216,6 +216,7 @@ class StromApp:
             ocpi=ocpi, firmware=firmware, certificates=certificates, site_power=money.site_power,
             relay_url=relay_url, tls=tls)
         self.services = svc
+        ocpi.use_reservations(svc.use_cases.reservations)
         await svc.use_cases.reservations.start()
         self._stack.push_async_callback(svc.use_cases.reservations.close)
 

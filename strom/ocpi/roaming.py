@@ -97,12 +97,14 @@ class RoamingCharging:
     # --- commands -------------------------------------------------------------------------
 
     async def begin(self, party: int, cp: ChargerRecord, connector_id: int, tariff: Tariff,
-                    token: dict[str, Any], authorization_reference: str | None
-                    ) -> tuple[RoamingSession, ControlResult]:
-        """START_SESSION: a pending session, then RemoteStart with its own idTag."""
+                    token: dict[str, Any], authorization_reference: str | None,
+                    id_tag: str | None = None) -> tuple[RoamingSession, ControlResult]:
+        """START_SESSION: a pending session, then RemoteStart with its own idTag (or the
+        idTag its reservation holds the connector for)."""
         now = iso()
         session = RoamingSession(
-            id=str(uuid.uuid4()), party=party, id_tag=ID_TAG_PREFIX + secrets.token_hex(8),
+            id=str(uuid.uuid4()), party=party,
+            id_tag=id_tag or ID_TAG_PREFIX + secrets.token_hex(8),
             token=token, authorization_reference=authorization_reference, cp_id=cp.id,
             connector_id=connector_id, transaction_id=None, state="pending",
             tariff=tariff.to_json(), meter_start_wh=0.0, energy_wh=0.0, cost_msat=0,

@@ -12,16 +12,18 @@ from strom.chargers.control import ControlDispatcher, ControlResult, Outcome
 from strom.config import Settings
 from strom.events import ChargePointDisconnected, ConnectorStatusChanged, EventBus
 from strom.ocpi.currency import Currency
-from strom.ocpi.envelope import INVALID_PARAMETERS, UNKNOWN_LOCATION, OcpiError
+from strom.ocpi.envelope import UNKNOWN_LOCATION, OcpiError
 from strom.ocpi.locations import evse_status, evse_uid, last_updated, location, parse_evse_uid
 from strom.ocpi.parties import Caller, PartyService, endpoint
 from strom.ocpi.push import Push, Pushes
+from strom.ocpi.reservations import RoamingReservations, checked_reference, checked_token
 from strom.ocpi.roaming import RoamingCharging
 from strom.ocpi.sessions import cdr_object, session_object
 from strom.ocpi.tariffs import ocpi_tariff
 from strom.ocpi.token_list import TokenList
 from strom.ocpp.charge_point import Authorizer
 from strom.outbound import Outbound
+from strom.sessions.reservations import Reservations
 from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.db import Database
 from strom.store.ocpi import (
@@ -63,6 +65,11 @@ class OcpiService:
             settings=settings.ocpi, tokens=self.tokens, tariff_of=tariffs.current,
             money=self.currency.now,
             start_timeout=settings.sessions.start_timeout, report=self._report)
+        self.reservations: RoamingReservations | None = None  # until `use_reservations`
+
+    def use_reservations(self, core: Reservations) -> None:
+        """RESERVE_NOW holds connectors through strom's reservations core (built later)."""
+        self.reservations = RoamingReservations(core)
 
     async def start(self) -> None:
         self._bus.subscribe(self._on_status, ConnectorStatusChanged, ChargePointDisconnected)
@@ -177,24 +184,24 @@ class OcpiService:
     async def start_session(self, caller: Caller, body: dict[str, Any],
                             response_url: str) -> bool:
         """START_SESSION: checked now (location, EVSE, token), started in a task; False when
-        the EVSE is not available (charging, reserved, out of order, offline)."""
-        token = body.get("token")
-        if not isinstance(token, dict) or not isinstance(token.get("uid"), str) \
-                or not 0 < len(token["uid"]) <= 36:
-            raise OcpiError(INVALID_PARAMETERS, "token: a Token object with a uid is required")
-        reference = body.get("authorization_reference")
-        if reference is not None and (not isinstance(reference, str) or len(reference) > 36):
-            raise OcpiError(INVALID_PARAMETERS, "authorization_reference: up to 36 characters")
+        the EVSE is not available (charging, reserved for another, out of order, offline).
+        The same party's reservation for the same token on the EVSE is used."""
+        kept = checked_token(body)
+        reference = checked_reference(body)
         cp, connector = await self._evse(body)
-        if evse_status(cp, connector) != "AVAILABLE":
+        blocked, hold = self.reservations.blocks(caller.party.id, cp.id, connector, kept) \
+            if self.reservations else (False, None)
+        if blocked or (hold is None and evse_status(cp, connector) != "AVAILABLE"):
             return False
-        kept = {k: str(token[k])[:64] for k in ("country_code", "party_id", "uid", "type",
-                                                 "contract_id") if k in token}
         tariff = self._tariffs.current(cp)
 
         async def run() -> ControlResult:
-            _, result = await self.roaming.begin(caller.party.id, cp, connector, tariff, kept,
-                                                 reference)
+            _, result = await self.roaming.begin(
+                caller.party.id, cp, connector, tariff, kept,
+                reference or (hold.about["authorization_reference"] if hold else None),
+                id_tag=hold.id_tag if hold else None)
+            if hold is not None and result.ok and self.reservations:
+                self.reservations.use(hold)  # the charger ends it at the StartTransaction
             return result
 
         self._spawn(self._command_result(caller, response_url, run()))
@@ -216,6 +223,29 @@ class OcpiService:
         self._spawn(self._command_result(caller, response_url, run()))
         return True
 
+    async def reserve_now(self, caller: Caller, body: dict[str, Any],
+                          response_url: str) -> bool:
+        """RESERVE_NOW: checked now (EVSE, token, id, expiry), held in a task, the result
+        POSTed; False: the charger takes no reservations (NOT_SUPPORTED)."""
+        cp, connector = await self._evse(body)
+        if self.reservations is None:
+            return False
+        hold = self.reservations.prepare(caller.party.id, body, cp, connector)
+        if not await self.reservations.supported(cp.id):
+            return False
+        self._spawn(self._command_result(caller, response_url,
+                                         self.reservations.reserve(hold)))
+        return True
+
+    async def cancel_reservation(self, caller: Caller, body: dict[str, Any],
+                                 response_url: str) -> bool:
+        """CANCEL_RESERVATION of one of the caller's reservations; False: it holds none by
+        that id (another party's id names nothing)."""
+        name = self.reservations.known(caller.party.id, body) if self.reservations else None
+        if name is None or self.reservations is None:
+            return False
+        self._spawn(self._command_result(caller, response_url, self.reservations.cancel(name)))
+        return True
 
     async def unlock(self, caller: Caller, body: dict[str, Any], response_url: str) -> None:
         """UNLOCK_CONNECTOR: checked now, sent to the charger in a task, result POSTed."""

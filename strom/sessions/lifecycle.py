@@ -102,6 +102,9 @@ class SessionService(SessionQueries, StopFlow):
         self._power_cap = power_cap
         self._tasks: set[asyncio.Task[None]] = set()
         self._starters: set[str] = set()  # paid sessions with a start task running
+        # (charger, connector) → until when a reservation that is no session holds it (an
+        # eMSP's, `Reservations.hold_roaming`): no payer may take it meanwhile.
+        self.held_elsewhere: dict[tuple[str, int], str] = {}
         self._stoppers: set[str] = set()  # sessions with a RemoteStop loop running
         self._settling: set[str] = set()  # unconfirmed sessions whose connector says ended
         self._woken: dict[str, asyncio.Event] = {}  # per charger: it just (re)connected
@@ -329,6 +332,7 @@ class SessionService(SessionQueries, StopFlow):
         if cp is None:
             return ConnectorChoice(None, "charge point was removed")
         held = await self.repo.held_connectors(cp.id)
+        held.update({n: until for (c, n), until in self.held_elsewhere.items() if c == cp.id})
         return choose_connector(cp, connector_id, connected=self._chargers.is_connected(cp.id),
                                 busy=set(held), reserved={
                                     n: until for n, until in held.items() if until is not None})
@@ -384,8 +388,10 @@ class SessionService(SessionQueries, StopFlow):
         return session is not None and session.cp_id == cp_id
 
     async def busy_connectors(self, cp_id: str) -> set[int]:
-        """Connectors a session holds (reserved, starting, charging, stopping)."""
-        return await self.repo.busy_connectors(cp_id)
+        """Connectors a session or an eMSP's reservation holds (reserved, starting,
+        charging, stopping)."""
+        return await self.repo.busy_connectors(cp_id) | {
+            n for (c, n) in self.held_elsewhere if c == cp_id}
 
     async def on_transaction_started(self, event: TransactionStarted) -> None:
         """StartTransaction: a starting session charges; a late one is linked and stopped."""

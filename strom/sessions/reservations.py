@@ -22,7 +22,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from strom.chargers.control import ChargerControl, ControlResult, Outcome
@@ -59,6 +61,21 @@ class ReservationRefused(CheckoutRefused):
     """No reservation here: not offered, not supported by the charger, or no free connector."""
 
 
+@dataclass(slots=True)
+class RoamingHold:
+    """A reservation billed elsewhere (an eMSP's RESERVE_NOW, postpaid: no fee, no session
+    row): the connector held for `id_tag` until `until`. `holder` names it for its owner
+    (who alone may cancel or use it); `about` is the owner's (the token, the reference)."""
+
+    holder: str
+    cp_id: str
+    connector_id: int
+    until: datetime
+    id_tag: str
+    reservation_id: int
+    about: dict[str, Any] = field(default_factory=dict)
+
+
 class Reservations:
     """`offer`/`pay` for the reservation's LNURL, `cancel` by the payer, `cancel_by_operator`,
     and the loop that sends reservations to chargers and expires them (`start`/`close`)."""
@@ -81,13 +98,16 @@ class Reservations:
         self._held: dict[tuple[str, int], str] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._roaming: dict[str, RoamingHold] = {}  # holder → its hold
 
     # --- offering and paying -----------------------------------------------------------------
 
     async def supported(self, cp_id: str) -> bool:
         """True when reservations are offered and the charger has the Reservation profile."""
-        if not self._settings.fee_msat:
-            return False
+        return bool(self._settings.fee_msat) and await self.charger_takes_reservations(cp_id)
+
+    async def charger_takes_reservations(self, cp_id: str) -> bool:
+        """True when the charger has the Reservation profile (asked, then believed a while)."""
         cached = self._profiles.get(cp_id)
         if cached and time.monotonic() - cached[0] < PROFILE_CACHE_SECONDS:
             return cached[1]
@@ -228,6 +248,70 @@ class Reservations:
         self._sessions.publish(ended)
         return ended, result
 
+    # --- reservations billed elsewhere (an eMSP's) -----------------------------------------
+
+    async def hold_roaming(self, hold: RoamingHold) -> ControlResult:
+        """Hold a connector for a reservation that is no session (no fee: its holder is billed
+        for the charging, postpaid). Refused like a payer's: a connector a session or another
+        reservation holds is REJECTED; the same `holder` again replaces its earlier one."""
+        if not await self.charger_takes_reservations(hold.cp_id):
+            return ControlResult(Outcome.NOT_SUPPORTED,
+                                 reason=f"charger {hold.cp_id} takes no reservations")
+        earlier = self._roaming.pop(hold.holder, None)
+        where = (hold.cp_id, hold.connector_id)
+        if earlier is not None:
+            self._sessions.held_elsewhere.pop((earlier.cp_id, earlier.connector_id), None)
+            if (earlier.cp_id, earlier.connector_id) == where:
+                hold.reservation_id = earlier.reservation_id  # ReserveNow replaces it
+            else:
+                await self._chargers.cancel_reservation(earlier.cp_id, earlier.reservation_id)
+        if hold.reservation_id != getattr(earlier, "reservation_id", None):  # a new one
+            choice = await self._sessions.free_connector(
+                await self._charge_points.get(hold.cp_id), hold.connector_id)
+            if choice.connector_id is None:
+                return ControlResult(Outcome.REJECTED, reason=choice.reason)
+        # Held before the charger answers, so that no payer takes it meanwhile.
+        self._sessions.held_elsewhere[where] = self._held[where] = iso(hold.until)
+        self._roaming[hold.holder] = hold
+        result = await self._chargers.reserve_now(
+            hold.cp_id, hold.connector_id, expiry=hold.until, id_tag=hold.id_tag,
+            reservation_id=hold.reservation_id)
+        if not result.ok:
+            self._drop(hold)
+        log.info("%s: reservation of %s/%d %s", hold.holder, hold.cp_id, hold.connector_id,
+                 "held" if result.ok else f"refused: {result.status or result.reason}")
+        return result
+
+    def roaming_hold(self, holder: str) -> RoamingHold | None:
+        """The holder's reservation while it holds its connector."""
+        hold = self._roaming.get(holder)
+        return hold if hold is not None and hold.until > utcnow() else None
+
+    def roaming_holds(self, cp_id: str, connector_id: int) -> list[RoamingHold]:
+        """The reservations billed elsewhere that hold this connector now."""
+        return [h for h in self._roaming.values()
+                if (h.cp_id, h.connector_id) == (cp_id, connector_id) and h.until > utcnow()]
+
+    def use_roaming(self, holder: str) -> None:
+        """The holder starts charging on its reservation: the charger ends it itself."""
+        hold = self._roaming.get(holder)
+        if hold is not None:
+            self._drop(hold)
+
+    async def cancel_roaming(self, holder: str) -> ControlResult | None:
+        """The holder cancels: the charger is told (None: the holder holds nothing)."""
+        hold = self._roaming.get(holder)
+        if hold is None:
+            return None
+        self._drop(hold)
+        return await self._chargers.cancel_reservation(hold.cp_id, hold.reservation_id)
+
+    def _drop(self, hold: RoamingHold) -> None:
+        self._roaming.pop(hold.holder, None)
+        where = (hold.cp_id, hold.connector_id)
+        self._sessions.held_elsewhere.pop(where, None)
+        self._held.pop(where, None)
+
     # --- holding and expiring ------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -263,6 +347,13 @@ class Reservations:
         reserved = await self._sessions.repo.in_states(State.RESERVED)
         self._held = {(s.cp_id, s.active_connector_id): s.reserved_until for s in reserved
                       if s.reserved_until and s.active_connector_id}
+        for hold in list(self._roaming.values()):
+            if hold.until <= utcnow():  # the charger lets it go at its own expiry
+                log.info("%s: reservation of %s/%d expired", hold.holder, hold.cp_id,
+                         hold.connector_id)
+                self._drop(hold)
+            else:
+                self._held[(hold.cp_id, hold.connector_id)] = iso(hold.until)
         for session in reserved:
             if session.reserved_until is None:
                 await self._hold(session)

@@ -260,6 +260,14 @@ async def commands(request: Request, caller: Caller) -> Any:
     elif command == "STOP_SESSION":
         if not await ocpi.stop_session(caller, body, response_url):
             return {"result": "UNKNOWN_SESSION", "timeout": COMMAND_TIMEOUT}
+    elif command == "RESERVE_NOW":
+        if not await ocpi.reserve_now(caller, body, response_url):
+            return {"result": "NOT_SUPPORTED", "timeout": COMMAND_TIMEOUT, "message": [
+                {"language": "en", "text": "this charger takes no reservations"}]}
+    elif command == "CANCEL_RESERVATION":
+        if not await ocpi.cancel_reservation(caller, body, response_url):
+            return {"result": "REJECTED", "timeout": COMMAND_TIMEOUT, "message": [
+                {"language": "en", "text": "no reservation of yours by that id"}]}
     else:
         return {"result": "NOT_SUPPORTED", "timeout": COMMAND_TIMEOUT,
                 "message": [{"language": "en", "text": f"{command} is not supported"}]}
