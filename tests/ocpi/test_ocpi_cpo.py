@@ -508,6 +508,7 @@ async def test_nonsense_bodies_get_ocpi_answers_never_a_500(data_dir: Path) -> N
                    ("POST", "/ocpi/2.2.1/commands/STOP_SESSION"),
                    ("POST", "/ocpi/2.2.1/commands/UNLOCK_CONNECTOR"),
                    ("POST", "/ocpi/2.2.1/commands/RESERVE_NOW"),
+                   ("POST", "/ocpi/2.2.1/commands/CANCEL_RESERVATION"),
                    ("PUT", "/ocpi/2.2.1/tokens/NL/EMS/T-1"),
                    ("PATCH", "/ocpi/2.2.1/tokens/NL/EMS/T-1"),
                    ("POST", "/ocpi/2.2.1/lightning/sessions"),

@@ -16,7 +16,7 @@ from typing import Any
 from strom.timeutil import iso, utcnow
 from tests.doubles.emsp import Emsp
 from tests.money.conftest import CP, World
-from tests.money.test_reservations import CoreOnlyCharger, reserving
+from tests.money.test_reservations import CoreOnlyCharger, reserve, reserving
 from tests.polling import eventually
 
 TOKEN = {"country_code": "NL", "party_id": "EMS", "uid": "CARD-0042", "type": "RFID",
@@ -142,6 +142,26 @@ async def test_a_reservation_expires_and_bad_ones_are_refused(data_dir: Path) ->
         assert offer["tag"] == "payRequest"
         assert (await _command(world, emsp, "CANCEL_RESERVATION", "c",
                                reservation_id="res-3"))["result"] == "REJECTED"
+
+
+async def test_a_paid_reservation_refuses_an_emsp_and_nonsense_fields_get_2001(
+        data_dir: Path) -> None:
+    async with reserving(data_dir) as (world, charger), Emsp().running() as emsp:
+        await _register(world, emsp)
+        paid = await reserve(world)  # a driver's lightning reservation holds connector 1
+        await _command(world, emsp, "RESERVE_NOW", "r", **_reserve("res-5"))
+        assert await _result(emsp, "RESERVE_NOW", "r") == "REJECTED"
+        assert len(charger.reservations) == 1
+        assert (await world.session(paid["url"]))["state"] == "reserved"
+        for field, value in (("expiry_date", 5), ("expiry_date", "9999-99-99"),
+                             ("expiry_date", iso(utcnow() + timedelta(days=3))),
+                             ("reservation_id", ["a"]), ("reservation_id", "x" * 37),
+                             ("token", {"uid": ""}), ("authorization_reference", 1)):
+            answer = await world.http.post(
+                "/ocpi/2.2.1/commands/RESERVE_NOW", headers=emsp.auth,
+                json={"response_url": f"{emsp.base}/x", **{**_reserve("r"), field: value}})
+            assert answer.json()["status_code"] == 2001, (field, value, answer.text)
+        await world.ledger_ok()
 
 
 async def test_a_charger_without_the_reservation_profile_is_not_supported(
