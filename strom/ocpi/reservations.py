@@ -17,8 +17,9 @@ from typing import Any
 from strom.chargers.control import ControlResult, Outcome
 from strom.ocpi.envelope import INVALID_PARAMETERS, OcpiError
 from strom.ocpi.roaming import ID_TAG_PREFIX
-from strom.sessions.reservations import Reservations, RoamingHold
+from strom.sessions.reservations import Reservations
 from strom.store.charge_points import ChargerRecord
+from strom.store.roaming_holds import RoamingHold
 from strom.timeutil import parse_iso, utcnow
 
 MAX_HOLD = timedelta(hours=24)  # the longest an eMSP may hold a connector
@@ -103,5 +104,5 @@ class RoamingReservations:
                      and h.about["token"]["uid"].upper() == token["uid"].upper()), None)
         return bool(holds) and mine is None, mine
 
-    def use(self, hold: RoamingHold) -> None:
-        self._core.use_roaming(hold.holder)
+    async def use(self, hold: RoamingHold) -> None:
+        await self._core.use_roaming(hold.holder)

@@ -201,7 +201,7 @@ class OcpiService:
                 reference or (hold.about["authorization_reference"] if hold else None),
                 id_tag=hold.id_tag if hold else None)
             if hold is not None and result.ok and self.reservations:
-                self.reservations.use(hold)  # the charger ends it at the StartTransaction
+                await self.reservations.use(hold)  # the charger ends it at the StartTransaction
             return result
 
         self._spawn(self._command_result(caller, response_url, run()))

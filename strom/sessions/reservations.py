@@ -22,9 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from strom.chargers.control import ChargerControl, ControlResult, Outcome
@@ -48,6 +46,7 @@ from strom.sessions.payer_stop import NoSession, PayerCapability, PayerKey, Sess
 from strom.sessions.stopping import SessionError
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
+from strom.store.roaming_holds import RoamingHold, RoamingHoldRepository
 from strom.tariffs.pricing import TariffService
 from strom.timeutil import iso, parse_iso, utcnow
 
@@ -59,21 +58,6 @@ PROFILE_CACHE_SECONDS = 600.0
 
 class ReservationRefused(CheckoutRefused):
     """No reservation here: not offered, not supported by the charger, or no free connector."""
-
-
-@dataclass(slots=True)
-class RoamingHold:
-    """A reservation billed elsewhere (an eMSP's RESERVE_NOW, postpaid: no fee, no session
-    row): the connector held for `id_tag` until `until`. `holder` names it for its owner
-    (who alone may cancel or use it); `about` is the owner's (the token, the reference)."""
-
-    holder: str
-    cp_id: str
-    connector_id: int
-    until: datetime
-    id_tag: str
-    reservation_id: int
-    about: dict[str, Any] = field(default_factory=dict)
 
 
 class Reservations:
@@ -98,7 +82,8 @@ class Reservations:
         self._held: dict[tuple[str, int], str] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._roaming: dict[str, RoamingHold] = {}  # holder → its hold
+        self._roaming: dict[str, RoamingHold] = {}  # holder → its hold (and in the store)
+        self._roaming_repo = RoamingHoldRepository(db)
 
     # --- offering and paying -----------------------------------------------------------------
 
@@ -257,10 +242,10 @@ class Reservations:
         if not await self.charger_takes_reservations(hold.cp_id):
             return ControlResult(Outcome.NOT_SUPPORTED,
                                  reason=f"charger {hold.cp_id} takes no reservations")
-        earlier = self._roaming.pop(hold.holder, None)
+        earlier = self._roaming.get(hold.holder)
         where = (hold.cp_id, hold.connector_id)
         if earlier is not None:
-            self._sessions.held_elsewhere.pop((earlier.cp_id, earlier.connector_id), None)
+            await self._drop(earlier)
             if (earlier.cp_id, earlier.connector_id) == where:
                 hold.reservation_id = earlier.reservation_id  # ReserveNow replaces it
             else:
@@ -273,11 +258,12 @@ class Reservations:
         # Held before the charger answers, so that no payer takes it meanwhile.
         self._sessions.held_elsewhere[where] = self._held[where] = iso(hold.until)
         self._roaming[hold.holder] = hold
+        await self._roaming_repo.put(hold)
         result = await self._chargers.reserve_now(
             hold.cp_id, hold.connector_id, expiry=hold.until, id_tag=hold.id_tag,
             reservation_id=hold.reservation_id)
         if not result.ok:
-            self._drop(hold)
+            await self._drop(hold)
         log.info("%s: reservation of %s/%d %s", hold.holder, hold.cp_id, hold.connector_id,
                  "held" if result.ok else f"refused: {result.status or result.reason}")
         return result
@@ -292,22 +278,23 @@ class Reservations:
         return [h for h in self._roaming.values()
                 if (h.cp_id, h.connector_id) == (cp_id, connector_id) and h.until > utcnow()]
 
-    def use_roaming(self, holder: str) -> None:
+    async def use_roaming(self, holder: str) -> None:
         """The holder starts charging on its reservation: the charger ends it itself."""
         hold = self._roaming.get(holder)
         if hold is not None:
-            self._drop(hold)
+            await self._drop(hold)
 
     async def cancel_roaming(self, holder: str) -> ControlResult | None:
         """The holder cancels: the charger is told (None: the holder holds nothing)."""
         hold = self._roaming.get(holder)
         if hold is None:
             return None
-        self._drop(hold)
+        await self._drop(hold)
         return await self._chargers.cancel_reservation(hold.cp_id, hold.reservation_id)
 
-    def _drop(self, hold: RoamingHold) -> None:
+    async def _drop(self, hold: RoamingHold) -> None:
         self._roaming.pop(hold.holder, None)
+        await self._roaming_repo.delete(hold.holder)
         where = (hold.cp_id, hold.connector_id)
         self._sessions.held_elsewhere.pop(where, None)
         self._held.pop(where, None)
@@ -318,6 +305,9 @@ class Reservations:
         """Send and expire reservations from now on (also those a restart interrupted)."""
         self._bus.subscribe(self._on_event, ConnectorStatusChanged, ChargePointConnected,
                             ChargePointBooted)
+        for hold in await self._roaming_repo.all():  # expired ones go in the first round
+            self._roaming[hold.holder] = hold
+            self._sessions.held_elsewhere[(hold.cp_id, hold.connector_id)] = iso(hold.until)
         self._task = asyncio.create_task(self._run(), name="reservations")
 
     async def close(self) -> None:
@@ -351,7 +341,7 @@ class Reservations:
             if hold.until <= utcnow():  # the charger lets it go at its own expiry
                 log.info("%s: reservation of %s/%d expired", hold.holder, hold.cp_id,
                          hold.connector_id)
-                self._drop(hold)
+                await self._drop(hold)
             else:
                 self._held[(hold.cp_id, hold.connector_id)] = iso(hold.until)
         for session in reserved:

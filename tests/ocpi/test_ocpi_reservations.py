@@ -164,6 +164,26 @@ async def test_a_paid_reservation_refuses_an_emsp_and_nonsense_fields_get_2001(
         await world.ledger_ok()
 
 
+async def test_a_reservation_outlives_a_restart(data_dir: Path) -> None:
+    async with Emsp().running() as emsp:
+        async with reserving(data_dir) as (world, charger):
+            await _register(world, emsp)
+            await _command(world, emsp, "RESERVE_NOW", "r", **_reserve("res-6"))
+            assert await _result(emsp, "RESERVE_NOW", "r") == "ACCEPTED"
+            (held,) = charger.reservations.values()
+        async with reserving(data_dir) as (world, charger):  # the same data dir: a restart
+            await charger.status(1, "Available")
+            refused = (await world.http.get(f"/lnurlp/{CP}")).json()
+            assert "reserved for another driver" in refused.get("reason", ""), refused
+            assert (await _command(world, emsp, "START_SESSION", "s", token=TOKEN,
+                                   location_id=CP, evse_uid=f"{CP}-1"))["result"] == "ACCEPTED"
+            assert await _result(emsp, "START_SESSION", "s") == "ACCEPTED"
+            await eventually(lambda: _async(charger.transactions), lambda t: 1 in t)
+            assert (await world.app.services.ocpi.roaming.of_party(
+                (await world.app.services.ocpi.parties.registered())[0].id)
+                    )[0].id_tag == held["id_tag"]
+
+
 async def test_a_charger_without_the_reservation_profile_is_not_supported(
         data_dir: Path) -> None:
     async with reserving(data_dir, CoreOnlyCharger) as (world, charger), \
