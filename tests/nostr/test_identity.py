@@ -95,7 +95,10 @@ async def test_a_burst_of_changes_is_one_status_event_with_the_last(
     """A boot brings several changes at once: they are signed and published once, as they end."""
     app, keys = nostr_app
     assert app.services is not None and app.bots is not None
-    await wait_for(app, Filter().kinds([Kind(30333)]).author(keys.public_key()), lambda e: True)
+    # The boot's own burst first: published, and its half-second window over.
+    await wait_for(app, Filter().kinds([Kind(30333)]).author(keys.public_key()),
+                   lambda e: ["connector", "2", "Available"] in tags(e))
+    await asyncio.sleep(0.8)
     published: list[Event] = []
     publish = app.bots._client.publish
 
