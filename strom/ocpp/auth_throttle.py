@@ -43,7 +43,8 @@ class AuthThrottle:
         """Seconds until a key of `keys` may try again; 0 when a password may be checked now."""
         now = self._clock()
         waits = [r.blocked_until - now for k in keys if (r := self._records.get(k)) is not None]
-        return max([0.0, *waits])
+        # Clamped: `(now + backoff) - now` may come out a rounding error above the cap.
+        return min(self._max_backoff, max([0.0, *waits]))
 
     def failed(self, keys: Iterable[str]) -> None:
         """A wrong password: raise each key's score, and block the keys over budget."""

@@ -99,13 +99,15 @@ async def test_rate_limited_relay_rests_and_slows_nothing_else(keys: Keys) -> No
     good, busy = Relay(), Relay("rate-limited: slow down")
     async with connected(keys, good, busy) as client:
         await publish_when_connected(client, keys, good, busy)
-        asked = len(busy.received)
         started = time.monotonic()
-        for n in range(5):
-            assert await client.publish(note(keys, f"status {n}"))
+        statuses = [note(keys, f"status {n}") for n in range(5)]
+        for event in statuses:
+            assert await client.publish(event)
         assert time.monotonic() - started < 1.0
         assert len(good.received) >= 6
-        assert len(busy.received) == asked  # resting: not asked again for a while
+        # Resting: none of these is offered to the busy relay for a while (a "hello" of the
+        # connecting loop may still have reached it after its refusal).
+        assert not {e.id().to_hex() for e in statuses} & set(busy.received)
 
 
 async def test_duplicate_counts_as_accepted(keys: Keys) -> None:
