@@ -44,7 +44,7 @@ class SessionError(Exception):
 
 
 class StopFlow:
-    """The stopping half of `SessionService`: RemoteStop until confirmed, holds, settling."""
+    """The stopping part of `SessionService`: RemoteStop until confirmed, holds, settling."""
 
     _db: Database
     _bus: EventBus
@@ -55,7 +55,7 @@ class StopFlow:
     _settling: set[str]
     _woken: dict[str, asyncio.Event]
 
-    if TYPE_CHECKING:  # SessionService's own, which this half calls
+    if TYPE_CHECKING:  # SessionService's own, which this part calls
         def _spawn(self, coro: Awaitable[None], name: str) -> None: ...
 
         def publish(self, session: Session) -> None: ...
