@@ -111,7 +111,7 @@ class MeterFlow:
             if soc_percent is not None:
                 fields["soc_percent"] = soc_percent
             if session.state == State.STOPPING_UNCONFIRMED:
-                after = self._with(session, **fields)
+                after = replace(session, **fields)
                 fields["held_msat"] = 0 if final else self._hold(after, now)
             elif not final and session.state == State.CHARGING and consumed \
                     + self._room(session, consumed, now) >= session.left_msat:
@@ -171,10 +171,6 @@ class MeterFlow:
     def _hold(self, session: Session, now: datetime) -> int:
         return holds.hold_msat(session, configured_w=self._settings.max_power_w, now=now,
                                horizon_seconds=HOLD_HORIZON_SECONDS, cap_w=self._cap(session))
-
-    @staticmethod
-    def _with(session: Session, **fields: Any) -> Session:
-        return replace(session, **fields)
 
     async def _tick(self) -> None:
         """Time passes even when a charger sends nothing: per-minute prices count, holds grow,
