@@ -241,11 +241,8 @@ class Checkout:
         except CheckoutRefused:
             await self._zaps.release(zap.id)  # no invoice was made: it may be tried again
             raise
-        pending = invoiced.pending
-        await self._zaps.add(payment_hash=pending.payment_hash, session_id=pending.session.id,
-                             cp_id=pending.session.cp_id, sender=zap.sender,
-                             request_json=zap.raw, bolt11=pending.bolt11)
-        return Invoiced(pending, for_zap=True, topped_up=False)
+        await self._record_zap(zap, invoiced.pending)
+        return Invoiced(invoiced.pending, for_zap=True, topped_up=False)
 
     async def paid_elsewhere(self, payment: PaidElsewhere) -> Session | None:
         """A session for a zap another service received for `payment.cp_id` (its verified
@@ -317,10 +314,14 @@ class Checkout:
             raise PaymentsUnavailable("payments temporarily unavailable, try again in a "
                                       "minute") from None
         if zap:
-            await self._zaps.add(payment_hash=pending.payment_hash,
-                                 session_id=pending.session.id, cp_id=target.cp.id,
-                                 sender=zap.sender, request_json=zap.raw, bolt11=pending.bolt11)
+            await self._record_zap(zap, pending)
         return pending
+
+    async def _record_zap(self, zap: ZapRequest, pending: PendingPayment) -> None:
+        """The zap request its invoice answers, kept for the receipt (NIP-57) once paid."""
+        await self._zaps.add(payment_hash=pending.payment_hash, session_id=pending.session.id,
+                             cp_id=pending.session.cp_id, sender=zap.sender,
+                             request_json=zap.raw, bolt11=pending.bolt11)
 
     def _still_as_shown(self, target: Target, price: QuotedPrice) -> None:
         """Refuse when the wallet's quote ended and the price text it showed no longer holds.
