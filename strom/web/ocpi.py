@@ -144,12 +144,12 @@ async def credentials(request: Request, caller: Caller) -> Any:
 # --- Locations and Tariffs -------------------------------------------------------------
 
 
-def _moment(request: Request, name: str) -> str | None:
+def _moment(request: Request, name: str) -> datetime | None:
     text = request.query_params.get(name)
     if text is None:
         return None
     try:
-        return parse_iso(text).isoformat()
+        return parse_iso(text)
     except ValueError:
         raise OcpiError(INVALID_PARAMETERS, f"{name}: not an ISO 8601 time") from None
 
@@ -168,12 +168,12 @@ def paginate(request: Request, objects: list[dict[str, Any]]) -> _Page:
     offset = _number(request, "offset", 0)
     limit = min(_number(request, "limit", DEFAULT_LIMIT), MAX_LIMIT)
 
-    def updated(obj: dict[str, Any]) -> str:
-        return parse_iso(obj["last_updated"]).isoformat()
+    def updated(obj: dict[str, Any]) -> datetime:
+        return parse_iso(obj["last_updated"])
 
     chosen = [obj for obj in objects
-              if (date_from is None or _after(updated(obj), date_from, inclusive=True))
-              and (date_to is None or not _after(updated(obj), date_to, inclusive=True))]
+              if (date_from is None or updated(obj) >= date_from)
+              and (date_to is None or updated(obj) < date_to)]
     page = chosen[offset:offset + limit]
     headers = {"X-Total-Count": str(len(chosen)), "X-Limit": str(MAX_LIMIT)}
     if offset + limit < len(chosen):
@@ -182,11 +182,6 @@ def paginate(request: Request, objects: list[dict[str, Any]]) -> _Page:
         url = f"{services(request).settings.public_url}{request.url.path}?{urlencode(query)}"
         headers["Link"] = f'<{url}>; rel="next"'
     return _Page(page, headers)
-
-
-def _after(moment: str, bound: str, *, inclusive: bool) -> bool:
-    a, b = datetime.fromisoformat(moment), datetime.fromisoformat(bound)
-    return a >= b if inclusive else a > b
 
 
 async def locations(request: Request, caller: Caller) -> Any:
@@ -198,16 +193,19 @@ async def locations(request: Request, caller: Caller) -> Any:
     evse_uid = request.path_params.get("evse_uid")
     if evse_uid is None:
         return found
-    evse = next((e for e in found["evses"] if e["uid"] == evse_uid), None)
-    if evse is None:
-        raise OcpiError(UNKNOWN_LOCATION, f"unknown EVSE {evse_uid}", 404)
+    evse = _one(found["evses"], "uid", evse_uid, "EVSE")
     connector_id = request.path_params.get("connector_id")
     if connector_id is None:
         return evse
-    connector = next((c for c in evse["connectors"] if c["id"] == connector_id), None)
-    if connector is None:
-        raise OcpiError(UNKNOWN_LOCATION, f"unknown connector {connector_id}", 404)
-    return connector
+    return _one(evse["connectors"], "id", connector_id, "connector")
+
+
+def _one(objects: list[dict[str, Any]], key: str, wanted: str, what: str) -> dict[str, Any]:
+    """The object whose `key` is `wanted`, or OCPI 2003 naming `what` is unknown."""
+    found = next((obj for obj in objects if obj[key] == wanted), None)
+    if found is None:
+        raise OcpiError(UNKNOWN_LOCATION, f"unknown {what} {wanted}", 404)
+    return found
 
 
 async def tariffs(request: Request, caller: Caller) -> Any:
