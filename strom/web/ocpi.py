@@ -102,6 +102,14 @@ async def read_json(request: Request) -> Any:
         raise OcpiError(INVALID_PARAMETERS, "the body is not JSON") from None
 
 
+async def read_object(request: Request) -> dict[str, Any]:
+    """The JSON body as `read_json` reads it, which must be an object (else OCPI 2001)."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise OcpiError(INVALID_PARAMETERS, "the body is not an object")
+    return body
+
+
 def _base(request: Request) -> str:
     return f"{services(request).settings.public_url}/ocpi"
 
@@ -241,9 +249,7 @@ async def tokens(request: Request, caller: Caller) -> Any:
 
 async def commands(request: Request, caller: Caller) -> Any:
     command = request.path_params["command"]
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise OcpiError(INVALID_PARAMETERS, "the body is not an object")
+    body = await read_object(request)
     response_url = body.get("response_url")
     if not isinstance(response_url, str) or not response_url.startswith(("http://", "https://")) \
             or len(response_url) > 255:
