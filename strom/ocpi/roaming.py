@@ -34,6 +34,18 @@ log = logging.getLogger(__name__)
 ID_TAG_PREFIX = "OCPI"  # + 16 hex: 20 characters, OCPP 1.6's CiString20
 
 
+def _new_session(party: int, id_tag: str, token: dict[str, Any], reference: str | None,
+                 cp_id: str, connector_id: int, tariff: Tariff) -> RoamingSession:
+    """A pending roaming session, nothing charged yet, at `tariff`."""
+    now = iso()
+    return RoamingSession(
+        id=str(uuid.uuid4()), party=party, id_tag=id_tag, token=token,
+        authorization_reference=reference, cp_id=cp_id, connector_id=connector_id,
+        transaction_id=None, state="pending", tariff=tariff.to_json(), meter_start_wh=0.0,
+        energy_wh=0.0, cost_msat=0, started_at=now, stopped_at=None, stop_reason=None,
+        updated_at=now)
+
+
 class RoamingCharging:
     """Starts, bills, stops and reports roaming sessions; one per server."""
 
@@ -89,8 +101,6 @@ class RoamingCharging:
                 if len(self._accepted) > 10_000:  # Authorize without a start: forget the oldest
                     self._accepted.pop(next(iter(self._accepted)))
             return status
-        if session is None:
-            return None
         return "Accepted" if session.cp_id == cp_id and session.state in (
             "pending", "active") else "Invalid"
 
@@ -101,14 +111,8 @@ class RoamingCharging:
                     id_tag: str | None = None) -> tuple[RoamingSession, ControlResult]:
         """START_SESSION: a pending session, then RemoteStart with its own idTag (or the
         idTag its reservation holds the connector for)."""
-        now = iso()
-        session = RoamingSession(
-            id=str(uuid.uuid4()), party=party,
-            id_tag=id_tag or ID_TAG_PREFIX + secrets.token_hex(8),
-            token=token, authorization_reference=authorization_reference, cp_id=cp.id,
-            connector_id=connector_id, transaction_id=None, state="pending",
-            tariff=tariff.to_json(), meter_start_wh=0.0, energy_wh=0.0, cost_msat=0,
-            started_at=now, stopped_at=None, stop_reason=None, updated_at=now)
+        session = _new_session(party, id_tag or ID_TAG_PREFIX + secrets.token_hex(8), token,
+                               authorization_reference, cp.id, connector_id, tariff)
         await self._repo.create(session)
         result = await self._chargers.start(cp.id, connector_id, session.id_tag)
         if not result.ok:
@@ -171,14 +175,9 @@ class RoamingCharging:
         token = await self._tokens.record(event.id_tag)
         cp = await self._charge_points.get(event.cp_id)
         tariff = self._tariff_of(cp) if cp else Tariff(price_msat_per_kwh=0)
-        now = iso()
-        session = RoamingSession(
-            id=str(uuid.uuid4()), party=party, id_tag=event.id_tag,
-            token=token or {"uid": event.id_tag, "type": "RFID"},
-            authorization_reference=reference, cp_id=event.cp_id,
-            connector_id=event.connector_id, transaction_id=None, state="pending",
-            tariff=tariff.to_json(), meter_start_wh=0.0, energy_wh=0.0, cost_msat=0,
-            started_at=now, stopped_at=None, stop_reason=None, updated_at=now)
+        session = _new_session(party, event.id_tag,
+                               token or {"uid": event.id_tag, "type": "RFID"}, reference,
+                               event.cp_id, event.connector_id, tariff)
         await self._repo.create(session)
         await self._started(event)
 
