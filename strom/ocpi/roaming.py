@@ -14,6 +14,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -202,9 +203,9 @@ class RoamingCharging:
                 # The CDR's conversion is fixed now: every pull of it shows the same amount.
                 fields.update(state="completed", stopped_at=iso(end), stop_reason=final.reason,
                               eur_per_btc=money.eur_per_btc, rate_at=money.rate_at)
-            await self._repo.update(conn, session.id, **fields)
-            session = await self._repo.in_conn(conn, transaction_id)
-        assert session is not None
+            updated_at = await self._repo.update(conn, session.id, **fields)
+        # What was just written, without reading it back (this runs per meter sample).
+        session = replace(session, **fields, updated_at=updated_at)
         self._report(session, "sessions", session_object(session, self._settings, money))
         if final is not None:
             self._open.discard(transaction_id)
