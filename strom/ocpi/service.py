@@ -99,13 +99,13 @@ class OcpiService:
     # --- Locations and Tariffs (the eMSP pulls) ------------------------------------------
 
     async def locations(self) -> list[dict[str, Any]]:
-        return [location(cp, self.settings, cp.id) for cp in await self._charge_points.list()]
+        return [location(cp, self.settings) for cp in await self._charge_points.list()]
 
     async def location(self, cp_id: str) -> dict[str, Any]:
         cp = await self._charge_points.get(cp_id)
         if cp is None:
             raise OcpiError(UNKNOWN_LOCATION, f"unknown location {cp_id}", 404)
-        return location(cp, self.settings, cp.id)
+        return location(cp, self.settings)
 
     async def tariffs(self) -> list[dict[str, Any]]:
         return [self._tariff(cp) for cp in await self._charge_points.list()]
