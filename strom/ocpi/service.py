@@ -88,13 +88,14 @@ class OcpiService:
     # --- credentials --------------------------------------------------------------------
 
     async def unregister(self, caller: Caller) -> None:
-        await self.parties.remove(caller.party.id)
-        self.pushes.forget(caller.party.id)
+        """The eMSP's credentials DELETE: as the operator's removal."""
+        await self.remove_party(caller.party.id)
 
     async def remove_party(self, party_id: int) -> bool:
         """The operator ends a party: its tokens stop working, nothing more is pushed."""
-        self.pushes.forget(party_id)
-        return await self.parties.remove(party_id)
+        removed = await self.parties.remove(party_id)
+        self.pushes.forget(party_id)  # after: a push queued while the store changed goes too
+        return removed
 
     # --- Locations and Tariffs (the eMSP pulls) ------------------------------------------
 
