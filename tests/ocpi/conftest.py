@@ -3,7 +3,9 @@ for `eventually`."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import httpx
 
 from tests.doubles.emsp import Emsp
 from tests.money.conftest import World
@@ -19,6 +21,13 @@ async def registered(world: World, emsp: Emsp) -> str:
     versions_url = f"{world.app.http_url}/ocpi/versions"
     await emsp.register(world.http, versions_url, token_a)
     return token_a
+
+
+async def command(http: httpx.AsyncClient, emsp: Emsp, name: str, ref: str,
+                  **body: Any) -> httpx.Response:
+    """`emsp` sends strom the OCPI command `name`; its result is to come to `…/{name}/{ref}`."""
+    return await http.post(f"/ocpi/2.2.1/commands/{name}", headers=emsp.auth, json={
+        "response_url": f"{emsp.base}/2.2.1/commands/{name}/{ref}", **body})
 
 
 async def at_once(value: T) -> T:

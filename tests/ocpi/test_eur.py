@@ -10,7 +10,7 @@ from pathlib import Path
 from strom.ocpi.currency import MSAT_PER_BTC
 from tests.doubles.emsp import Emsp
 from tests.money.conftest import CP, running_world
-from tests.ocpi.conftest import FAST_PUSH, at_once, registered
+from tests.ocpi.conftest import FAST_PUSH, at_once, command, registered
 from tests.polling import eventually
 from tests.unit.feed_server import FeedServer
 
@@ -46,9 +46,8 @@ async def test_roaming_in_eur_at_the_feeds_rate(data_dir: Path) -> None:
         token = {"country_code": "NL", "party_id": "EMS", "uid": "CARD-0001", "type": "RFID",
                  "contract_id": "NL-EMS-C00001234-X", "issuer": "Test eMSP", "valid": True,
                  "whitelist": "ALLOWED", "last_updated": "2026-01-01T00:00:00Z"}
-        answer = await http.post("/ocpi/2.2.1/commands/START_SESSION", headers=emsp.auth, json={
-            "response_url": f"{emsp.base}/2.2.1/commands/START_SESSION/s-1", "token": token,
-            "location_id": CP, "evse_uid": f"{CP}-1", "connector_id": "1"})
+        answer = await command(http, emsp, "START_SESSION", "s-1", token=token, location_id=CP,
+                               evse_uid=f"{CP}-1", connector_id="1")
         assert answer.json()["data"]["result"] == "ACCEPTED", answer.text
         await world.charger.wait_for(lambda: world.charger.transaction_id(1) is not None)
         pushed = await eventually(lambda: at_once(emsp.pushes("sessions", "PUT")),

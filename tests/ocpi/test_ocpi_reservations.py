@@ -17,7 +17,7 @@ from strom.timeutil import iso, utcnow
 from tests.doubles.emsp import Emsp
 from tests.money.conftest import CP, World
 from tests.money.test_reservations import CoreOnlyCharger, reserve, reserving
-from tests.ocpi.conftest import at_once, registered
+from tests.ocpi.conftest import at_once, command, registered
 from tests.polling import eventually
 
 TOKEN = {"country_code": "NL", "party_id": "EMS", "uid": "CARD-0042", "type": "RFID",
@@ -25,10 +25,9 @@ TOKEN = {"country_code": "NL", "party_id": "EMS", "uid": "CARD-0042", "type": "R
          "whitelist": "ALLOWED", "last_updated": "2026-01-01T00:00:00Z"}
 
 
-async def _command(world: World, emsp: Emsp, command: str, ref: str,
+async def _command(world: World, emsp: Emsp, name: str, ref: str,
                    **body: Any) -> dict[str, Any]:
-    answer = await world.http.post(f"/ocpi/2.2.1/commands/{command}", headers=emsp.auth, json={
-        "response_url": f"{emsp.base}/2.2.1/commands/{command}/{ref}", **body})
+    answer = await command(world.http, emsp, name, ref, **body)
     assert answer.json()["status_code"] == 1000, answer.text
     return answer.json()["data"]  # type: ignore[no-any-return]
 

@@ -21,7 +21,7 @@ from tests.conftest import free_settings
 from tests.doubles.edges import make_invoice
 from tests.doubles.emsp import Emsp
 from tests.money.conftest import CP, running_world
-from tests.ocpi.conftest import FAST_PUSH, at_once, registered
+from tests.ocpi.conftest import FAST_PUSH, at_once, command, registered
 from tests.polling import eventually
 
 
@@ -155,10 +155,8 @@ async def test_a_start_that_never_begins_is_invalid_and_a_busy_evse_rejected(
             await charger.status(1, "Available")
             await eventually(lambda: world.app.services.charge_points.get("nocar"),
                              lambda cp: cp is not None and cp.connectors[-1].status == "Available")
-            answer = await world.http.post(
-                "/ocpi/2.2.1/commands/START_SESSION", headers=emsp.auth, json={
-                    "response_url": f"{emsp.base}/2.2.1/commands/START_SESSION/n-1",
-                    "token": token, "location_id": "nocar", "evse_uid": "nocar-1"})
+            answer = await command(world.http, emsp, "START_SESSION", "n-1", token=token,
+                                  location_id="nocar", evse_uid="nocar-1")
             assert answer.json()["data"]["result"] == "ACCEPTED"
             pushed = await eventually(lambda: at_once(emsp.pushes("sessions", "PUT")),
                                       lambda p: any(b["status"] == "INVALID" for _, _, b in p))
@@ -167,10 +165,8 @@ async def test_a_start_that_never_begins_is_invalid_and_a_busy_evse_rejected(
             await charger.status(1, "Charging")
             await eventually(lambda: world.app.services.charge_points.get("nocar"),
                              lambda cp: cp is not None and cp.connectors[-1].status == "Charging")
-            busy = await world.http.post(
-                "/ocpi/2.2.1/commands/START_SESSION", headers=emsp.auth, json={
-                    "response_url": f"{emsp.base}/2.2.1/commands/START_SESSION/n-2",
-                    "token": token, "location_id": "nocar", "evse_uid": "nocar-1"})
+            busy = await command(world.http, emsp, "START_SESSION", "n-2", token=token,
+                                  location_id="nocar", evse_uid="nocar-1")
             assert busy.json()["data"]["result"] == "REJECTED"
         check = (await world.http.get("/api/v1/ledger/check", headers=world.admin)).json()
         assert check["ok"] and check["roaming_owed_msat"] == 0
@@ -191,11 +187,9 @@ async def test_a_roaming_session_across_a_restart_is_billed_once(data_dir: Path)
                     await eventually(lambda: app.services.charge_points.get("rs"),
                                      lambda cp: cp is not None and cp.connected
                                      and cp.connectors[-1].status == "Available")
-                    answer = await http.post(
-                        "/ocpi/2.2.1/commands/START_SESSION", headers=emsp.auth, json={
-                            "response_url": f"{emsp.base}/2.2.1/commands/START_SESSION/r",
-                            "token": emsp.token("APP-2"), "location_id": "rs",
-                            "evse_uid": "rs-1"})
+                    answer = await command(http, emsp, "START_SESSION", "r",
+                                           token=emsp.token("APP-2"), location_id="rs",
+                                           evse_uid="rs-1")
                     assert answer.json()["data"]["result"] == "ACCEPTED"
                     await eventually(lambda: at_once(dict(charger.transactions)),
                                      lambda t: 1 in t)
