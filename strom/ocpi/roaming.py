@@ -159,6 +159,10 @@ class RoamingCharging:
         session = await self._repo.pending_by_tag(event.id_tag)
         if session is None or session.state not in ("pending", "invalid"):
             return  # a late start of an invalid one is still accounted and reported
+        await self._activate(session, event)
+
+    async def _activate(self, session: RoamingSession, event: TransactionStarted) -> None:
+        """The session has the charger's transaction: active, billed from its start reading."""
         async with self._repo.db.transaction() as conn:
             await self._repo.update(conn, session.id, state="active",
                                     transaction_id=event.transaction_id,
@@ -180,7 +184,7 @@ class RoamingCharging:
                                token or {"uid": event.id_tag, "type": "RFID"}, reference,
                                event.cp_id, event.connector_id, tariff)
         await self._repo.create(session)
-        await self._started(event)
+        await self._activate(session, event)
 
     async def _bill(self, transaction_id: int, register_wh: float | None,
                     final: TransactionStopped | None) -> None:
