@@ -127,12 +127,11 @@ class OcpiService:
 
     async def cdrs_of(self, caller: Caller) -> list[dict[str, Any]]:
         """The CDRs of the caller's completed roaming sessions."""
-        found = []
-        for session in await self.roaming.of_party(caller.party.id):
-            if session.state == "completed":
-                cp = await self._charge_points.get(session.cp_id)
-                found.append(cdr_object(session, cp, self.settings))
-        return found
+        completed = [s for s in await self.roaming.of_party(caller.party.id)
+                     if s.state == "completed"]
+        chargers = {cp_id: await self._charge_points.get(cp_id)
+                    for cp_id in {s.cp_id for s in completed}}  # each read once, not per CDR
+        return [cdr_object(s, chargers[s.cp_id], self.settings) for s in completed]
 
     # --- pushes ------------------------------------------------------------------------
 
