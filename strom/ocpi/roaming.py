@@ -24,6 +24,7 @@ from strom.events import EventBus, MeterSample, TransactionStarted, TransactionS
 from strom.ocpi.currency import Conversion
 from strom.ocpi.sessions import cdr_object, session_object
 from strom.ocpi.token_list import TokenList
+from strom.ocpp.v201.state import Bounded
 from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.ocpi import RoamingRepository, RoamingSession
 from strom.tariffs.model import Tariff, cost_msat
@@ -72,7 +73,7 @@ class RoamingCharging:
         self._open: set[int] = set()
         # (charger, idTag upper-cased) → (party, authorization_reference) of an eMSP's token
         # accepted at that charger: its StartTransaction opens a roaming session.
-        self._accepted: dict[tuple[str, str], tuple[int, str | None]] = {}
+        self._accepted: Bounded[tuple[str, str], tuple[int, str | None]] = Bounded()
 
     async def start(self) -> None:
         self._bus.subscribe(self._on_event, TransactionStarted, MeterSample, TransactionStopped,
@@ -98,9 +99,8 @@ class RoamingCharging:
                 return None
             status, party, reference = decided
             if status == "Accepted":
+                # An Authorize without a start is forgotten once 10 000 newer ones came.
                 self._accepted[(cp_id, id_tag.upper())] = (party, reference)
-                if len(self._accepted) > 10_000:  # Authorize without a start: forget the oldest
-                    self._accepted.pop(next(iter(self._accepted)))
             return status
         return "Accepted" if session.cp_id == cp_id and session.state in (
             "pending", "active") else "Invalid"

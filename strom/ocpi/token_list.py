@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from strom.ocpi.envelope import INVALID_PARAMETERS, OcpiError, validated
 from strom.ocpi.parties import Caller, PartyService, endpoint
 from strom.ocpi.tokens import header_value
+from strom.ocpp.v201.state import Bounded
 from strom.outbound import Outbound, OutboundError
 from strom.store.ocpi import TokenRecord, TokenRepository
 
@@ -51,7 +52,7 @@ class TokenList:
         self._repo = repo
         self._parties = parties
         self._outbound = outbound
-        self._decided: dict[tuple[str, str], tuple[float, str, int, str | None]] = {}
+        self._decided: Bounded[tuple[str, str], tuple[float, str, int, str | None]] = Bounded()
 
     def _owned(self, caller: Caller, country_code: str, party_id: str) -> None:
         party = caller.party
@@ -112,8 +113,6 @@ class TokenList:
             status, reference = await self._realtime(token, cp_id)
         self._decided[(cp_id, id_tag.upper())] = (time.monotonic(), status, token.party,
                                                   reference)
-        if len(self._decided) > 10_000:
-            self._decided.pop(next(iter(self._decided)))
         return status, token.party, reference
 
     async def _realtime(self, token: TokenRecord, cp_id: str) -> tuple[str, str | None]:
