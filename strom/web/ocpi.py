@@ -259,23 +259,27 @@ async def commands(request: Request, caller: Caller) -> Any:
         await ocpi.unlock(caller, body, response_url)
     elif command == "START_SESSION":
         if not await ocpi.start_session(caller, body, response_url):
-            return {"result": "REJECTED", "timeout": COMMAND_TIMEOUT, "message": [
-                {"language": "en", "text": "the EVSE is not available"}]}
+            return _answer("REJECTED", "the EVSE is not available")
     elif command == "STOP_SESSION":
         if not await ocpi.stop_session(caller, body, response_url):
-            return {"result": "UNKNOWN_SESSION", "timeout": COMMAND_TIMEOUT}
+            return _answer("UNKNOWN_SESSION")
     elif command == "RESERVE_NOW":
         if not await ocpi.reserve_now(caller, body, response_url):
-            return {"result": "NOT_SUPPORTED", "timeout": COMMAND_TIMEOUT, "message": [
-                {"language": "en", "text": "this charger takes no reservations"}]}
+            return _answer("NOT_SUPPORTED", "this charger takes no reservations")
     elif command == "CANCEL_RESERVATION":
         if not await ocpi.cancel_reservation(caller, body, response_url):
-            return {"result": "REJECTED", "timeout": COMMAND_TIMEOUT, "message": [
-                {"language": "en", "text": "no reservation of yours by that id"}]}
+            return _answer("REJECTED", "no reservation of yours by that id")
     else:
-        return {"result": "NOT_SUPPORTED", "timeout": COMMAND_TIMEOUT,
-                "message": [{"language": "en", "text": f"{command} is not supported"}]}
-    return {"result": "ACCEPTED", "timeout": COMMAND_TIMEOUT}
+        return _answer("NOT_SUPPORTED", f"{command} is not supported")
+    return _answer("ACCEPTED")
+
+
+def _answer(result: str, why: str | None = None) -> dict[str, Any]:
+    """The CommandResponse (2.2.1 part 13.4.2), with a message when `why`."""
+    answer: dict[str, Any] = {"result": result, "timeout": COMMAND_TIMEOUT}
+    if why is not None:
+        answer["message"] = [{"language": "en", "text": why}]
+    return answer
 
 
 _prefix = f"/ocpi/{VERSION}"
