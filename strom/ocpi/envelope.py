@@ -7,9 +7,13 @@ answers a 500 with a traceback.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from strom.timeutil import iso
+
+M = TypeVar("M", bound=BaseModel)
 
 SUCCESS = 1000
 CLIENT_ERROR = 2000
@@ -38,6 +42,16 @@ class Unauthorized(OcpiError):
 
     def __init__(self, message: str = "unknown or missing token") -> None:
         super().__init__(CLIENT_ERROR, message, 401)
+
+
+def validated(model: type[M], body: Any, what: str) -> M:
+    """`body` as a `model`, or OCPI 2001 naming the first thing wrong (`what: where: why`)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise OcpiError(INVALID_PARAMETERS, f"{what}: {where}: {first['msg']}") from None
 
 
 def envelope(data: Any = None, status_code: int = SUCCESS,

@@ -22,6 +22,11 @@ def evse_uid(cp_id: str, connector_id: int) -> str:
     return f"{cp_id}-{connector_id}"
 
 
+def evse_id(settings: OcpiSettings, cp_id: str, connector_id: int) -> str:
+    """The EVSE's eMI3 id (`DE*STR*E{charger}*{connector}`), in Locations and CDRs alike."""
+    return f"{settings.country_code}*{settings.party_id}*E{cp_id}*{connector_id}"
+
+
 def parse_evse_uid(uid: str) -> tuple[str, int] | None:
     """(charger id, connector) of an EVSE uid strom made, or None."""
     cp_id, _, number = uid.rpartition("-")
@@ -44,8 +49,8 @@ def last_updated(cp: ChargerRecord) -> str:
     return max(moments)
 
 
-def location(cp: ChargerRecord, settings: OcpiSettings, tariff_id: str) -> dict[str, Any]:
-    """The OCPI Location of one charger."""
+def location(cp: ChargerRecord, settings: OcpiSettings) -> dict[str, Any]:
+    """The OCPI Location of one charger (its connectors' tariff is the charger's: same id)."""
     evses = []
     for number in range(1, cp.num_connectors + 1):
         connector = cp.connector(number)
@@ -53,25 +58,25 @@ def location(cp: ChargerRecord, settings: OcpiSettings, tariff_id: str) -> dict[
                    else cp.created_at)
         evses.append({
             "uid": evse_uid(cp.id, number),
-            "evse_id": f"{settings.country_code}*{settings.party_id}*E{cp.id}*{number}",
+            "evse_id": evse_id(settings, cp.id, number),
             "status": evse_status(cp, number),
             "capabilities": CAPABILITIES,
             "connectors": [{
                 "id": "1", "standard": "IEC_62196_T2", "format": "SOCKET",
                 "power_type": "AC_3_PHASE", "max_voltage": 230, "max_amperage": 32,
-                "tariff_ids": [tariff_id], "last_updated": updated}],
-            "coordinates": _coordinates(cp),
+                "tariff_ids": [cp.id], "last_updated": updated}],
+            "coordinates": coordinates(cp),
             "last_updated": updated,
         })
     return {
         "country_code": settings.country_code, "party_id": settings.party_id, "id": cp.id,
         "publish": True, "name": cp.name, "address": cp.name, "city": settings.city or "-",
-        "country": settings.country, "coordinates": _coordinates(cp),
+        "country": settings.country, "coordinates": coordinates(cp),
         "time_zone": settings.time_zone, "opening_times": {"twentyfourseven": True},
         "evses": evses, "last_updated": last_updated(cp),
     }
 
 
-def _coordinates(cp: ChargerRecord) -> dict[str, str]:
+def coordinates(cp: ChargerRecord) -> dict[str, str]:
     # OCPI: decimal strings, latitude ±90 with up to 7 decimals, longitude ±180.
     return {"latitude": f"{cp.lat:.6f}", "longitude": f"{cp.lon:.6f}"}

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from strom.config import Settings
 from strom.ocpi import VERSION
@@ -26,6 +26,7 @@ from strom.ocpi.envelope import (
     UNSUPPORTED_VERSION,
     OcpiError,
     Unauthorized,
+    validated,
 )
 from strom.ocpi.tokens import MAX_TOKEN, candidates, header_value, new_token, token_hash
 from strom.outbound import Outbound, OutboundError
@@ -69,12 +70,7 @@ class Caller:
 
 def parse_credentials(body: Any) -> Credentials:
     """The eMSP's credentials, or OCPI 2001 naming what is wrong."""
-    try:
-        credentials = Credentials.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise OcpiError(INVALID_PARAMETERS, f"credentials: {where}: {first['msg']}") from None
+    credentials = validated(Credentials, body, "credentials")
     if not any(role.role == "EMSP" for role in credentials.roles):
         raise OcpiError(INVALID_PARAMETERS, "credentials: roles has no EMSP role")
     return credentials

@@ -20,6 +20,7 @@ from strom.config import OcpiSettings
 from strom.ocpi.tokens import header_value
 from strom.outbound import Outbound, OutboundError
 from strom.store.ocpi import PartyRecord
+from strom.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Pushes:
         self._settings = settings
         self._backoff = backoff_seconds
         self._lanes: dict[int, _Lane] = {}
+        self._tasks = Tasks()
         self._closed = False
 
     def send(self, party: PartyRecord, push: Push) -> None:
@@ -67,7 +69,7 @@ class Pushes:
                     "OCPI-from-party-id": self._settings.party_id,
                     "OCPI-to-country-code": party.country_code or "",
                     "OCPI-to-party-id": party.party_id or ""})
-            lane.task = asyncio.create_task(self._work(party.id, lane), name=f"ocpi-push-{party.id}")
+            lane.task = self._tasks.spawn(self._work(party.id, lane), f"ocpi-push-{party.id}")
         lane.token_b = party.token_b  # a PUT of credentials may have changed it
         if len(lane.queue) == lane.queue.maxlen:
             lane.dropped += 1
@@ -121,8 +123,5 @@ class Pushes:
 
     async def close(self) -> None:
         self._closed = True
-        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.close()
         self._lanes.clear()

@@ -14,6 +14,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from strom.events import EventBus, MeterSample, TransactionStarted, TransactionS
 from strom.ocpi.currency import Conversion
 from strom.ocpi.sessions import cdr_object, session_object
 from strom.ocpi.token_list import TokenList
+from strom.ocpp.v201.state import Bounded
 from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.ocpi import RoamingRepository, RoamingSession
 from strom.tariffs.model import Tariff, cost_msat
@@ -32,6 +34,18 @@ from strom.timeutil import iso, parse_iso, utcnow
 log = logging.getLogger(__name__)
 
 ID_TAG_PREFIX = "OCPI"  # + 16 hex: 20 characters, OCPP 1.6's CiString20
+
+
+def _new_session(party: int, id_tag: str, token: dict[str, Any], reference: str | None,
+                 cp_id: str, connector_id: int, tariff: Tariff) -> RoamingSession:
+    """A pending roaming session, nothing charged yet, at `tariff`."""
+    now = iso()
+    return RoamingSession(
+        id=str(uuid.uuid4()), party=party, id_tag=id_tag, token=token,
+        authorization_reference=reference, cp_id=cp_id, connector_id=connector_id,
+        transaction_id=None, state="pending", tariff=tariff.to_json(), meter_start_wh=0.0,
+        energy_wh=0.0, cost_msat=0, started_at=now, stopped_at=None, stop_reason=None,
+        updated_at=now)
 
 
 class RoamingCharging:
@@ -59,7 +73,7 @@ class RoamingCharging:
         self._open: set[int] = set()
         # (charger, idTag upper-cased) → (party, authorization_reference) of an eMSP's token
         # accepted at that charger: its StartTransaction opens a roaming session.
-        self._accepted: dict[tuple[str, str], tuple[int, str | None]] = {}
+        self._accepted: Bounded[tuple[str, str], tuple[int, str | None]] = Bounded()
 
     async def start(self) -> None:
         self._bus.subscribe(self._on_event, TransactionStarted, MeterSample, TransactionStopped,
@@ -85,12 +99,9 @@ class RoamingCharging:
                 return None
             status, party, reference = decided
             if status == "Accepted":
+                # An Authorize without a start is forgotten once 10 000 newer ones came.
                 self._accepted[(cp_id, id_tag.upper())] = (party, reference)
-                if len(self._accepted) > 10_000:  # Authorize without a start: forget the oldest
-                    self._accepted.pop(next(iter(self._accepted)))
             return status
-        if session is None:
-            return None
         return "Accepted" if session.cp_id == cp_id and session.state in (
             "pending", "active") else "Invalid"
 
@@ -101,14 +112,8 @@ class RoamingCharging:
                     id_tag: str | None = None) -> tuple[RoamingSession, ControlResult]:
         """START_SESSION: a pending session, then RemoteStart with its own idTag (or the
         idTag its reservation holds the connector for)."""
-        now = iso()
-        session = RoamingSession(
-            id=str(uuid.uuid4()), party=party,
-            id_tag=id_tag or ID_TAG_PREFIX + secrets.token_hex(8),
-            token=token, authorization_reference=authorization_reference, cp_id=cp.id,
-            connector_id=connector_id, transaction_id=None, state="pending",
-            tariff=tariff.to_json(), meter_start_wh=0.0, energy_wh=0.0, cost_msat=0,
-            started_at=now, stopped_at=None, stop_reason=None, updated_at=now)
+        session = _new_session(party, id_tag or ID_TAG_PREFIX + secrets.token_hex(8), token,
+                               authorization_reference, cp.id, connector_id, tariff)
         await self._repo.create(session)
         result = await self._chargers.start(cp.id, connector_id, session.id_tag)
         if not result.ok:
@@ -154,6 +159,10 @@ class RoamingCharging:
         session = await self._repo.pending_by_tag(event.id_tag)
         if session is None or session.state not in ("pending", "invalid"):
             return  # a late start of an invalid one is still accounted and reported
+        await self._activate(session, event)
+
+    async def _activate(self, session: RoamingSession, event: TransactionStarted) -> None:
+        """The session has the charger's transaction: active, billed from its start reading."""
         async with self._repo.db.transaction() as conn:
             await self._repo.update(conn, session.id, state="active",
                                     transaction_id=event.transaction_id,
@@ -171,16 +180,11 @@ class RoamingCharging:
         token = await self._tokens.record(event.id_tag)
         cp = await self._charge_points.get(event.cp_id)
         tariff = self._tariff_of(cp) if cp else Tariff(price_msat_per_kwh=0)
-        now = iso()
-        session = RoamingSession(
-            id=str(uuid.uuid4()), party=party, id_tag=event.id_tag,
-            token=token or {"uid": event.id_tag, "type": "RFID"},
-            authorization_reference=reference, cp_id=event.cp_id,
-            connector_id=event.connector_id, transaction_id=None, state="pending",
-            tariff=tariff.to_json(), meter_start_wh=0.0, energy_wh=0.0, cost_msat=0,
-            started_at=now, stopped_at=None, stop_reason=None, updated_at=now)
+        session = _new_session(party, event.id_tag,
+                               token or {"uid": event.id_tag, "type": "RFID"}, reference,
+                               event.cp_id, event.connector_id, tariff)
         await self._repo.create(session)
-        await self._started(event)
+        await self._activate(session, event)
 
     async def _bill(self, transaction_id: int, register_wh: float | None,
                     final: TransactionStopped | None) -> None:
@@ -203,9 +207,9 @@ class RoamingCharging:
                 # The CDR's conversion is fixed now: every pull of it shows the same amount.
                 fields.update(state="completed", stopped_at=iso(end), stop_reason=final.reason,
                               eur_per_btc=money.eur_per_btc, rate_at=money.rate_at)
-            await self._repo.update(conn, session.id, **fields)
-            session = await self._repo.in_conn(conn, transaction_id)
-        assert session is not None
+            updated_at = await self._repo.update(conn, session.id, **fields)
+        # What was just written, without reading it back (this runs per meter sample).
+        session = replace(session, **fields, updated_at=updated_at)
         self._report(session, "sessions", session_object(session, self._settings, money))
         if final is not None:
             self._open.discard(transaction_id)

@@ -4,8 +4,8 @@ and what it pushes (EVSE status), and the commands eMSPs send. The HTTP side is
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from strom.chargers.control import ControlDispatcher, ControlResult, Outcome
@@ -33,6 +33,7 @@ from strom.store.ocpi import (
     TokenRepository,
 )
 from strom.tariffs.pricing import TariffService
+from strom.tasks import Tasks
 from strom.timeutil import iso
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class OcpiService:
         self._charge_points = charge_points
         self._tariffs = tariffs
         self._chargers = chargers
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()
         self.tokens = TokenList(TokenRepository(db), self.parties, outbound)
         self.currency = Currency(settings.ocpi, tariffs.btc_rate)
         self.roaming = RoamingCharging(
@@ -80,33 +81,32 @@ class OcpiService:
         return await self.roaming.authorize(cp_id, connector_id, id_tag)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         await self.roaming.close()
         await self.pushes.close()
 
     # --- credentials --------------------------------------------------------------------
 
     async def unregister(self, caller: Caller) -> None:
-        await self.parties.remove(caller.party.id)
-        self.pushes.forget(caller.party.id)
+        """The eMSP's credentials DELETE: as the operator's removal."""
+        await self.remove_party(caller.party.id)
 
     async def remove_party(self, party_id: int) -> bool:
         """The operator ends a party: its tokens stop working, nothing more is pushed."""
-        self.pushes.forget(party_id)
-        return await self.parties.remove(party_id)
+        removed = await self.parties.remove(party_id)
+        self.pushes.forget(party_id)  # after: a push queued while the store changed goes too
+        return removed
 
     # --- Locations and Tariffs (the eMSP pulls) ------------------------------------------
 
     async def locations(self) -> list[dict[str, Any]]:
-        return [location(cp, self.settings, cp.id) for cp in await self._charge_points.list()]
+        return [location(cp, self.settings) for cp in await self._charge_points.list()]
 
     async def location(self, cp_id: str) -> dict[str, Any]:
         cp = await self._charge_points.get(cp_id)
         if cp is None:
             raise OcpiError(UNKNOWN_LOCATION, f"unknown location {cp_id}", 404)
-        return location(cp, self.settings, cp.id)
+        return location(cp, self.settings)
 
     async def tariffs(self) -> list[dict[str, Any]]:
         return [self._tariff(cp) for cp in await self._charge_points.list()]
@@ -127,12 +127,11 @@ class OcpiService:
 
     async def cdrs_of(self, caller: Caller) -> list[dict[str, Any]]:
         """The CDRs of the caller's completed roaming sessions."""
-        found = []
-        for session in await self.roaming.of_party(caller.party.id):
-            if session.state == "completed":
-                cp = await self._charge_points.get(session.cp_id)
-                found.append(cdr_object(session, cp, self.settings))
-        return found
+        completed = [s for s in await self.roaming.of_party(caller.party.id)
+                     if s.state == "completed"]
+        chargers = {cp_id: await self._charge_points.get(cp_id)
+                    for cp_id in {s.cp_id for s in completed}}  # each read once, not per CDR
+        return [cdr_object(s, chargers[s.cp_id], self.settings) for s in completed]
 
     # --- pushes ------------------------------------------------------------------------
 
@@ -161,7 +160,7 @@ class OcpiService:
                     "status": status, "last_updated": iso() if gone else last_updated(cp)}))
 
     def _report(self, session: RoamingSession, module: str, body: dict[str, Any]) -> None:
-        self._spawn(self._push_to_party(session, module, body))
+        self._tasks.spawn(self._push_to_party(session, module, body), f"ocpi-{module}-push")
 
     async def _push_to_party(self, session: RoamingSession, module: str,
                              body: dict[str, Any]) -> None:
@@ -204,7 +203,7 @@ class OcpiService:
                 await self.reservations.use(hold)  # the charger ends it at the StartTransaction
             return result
 
-        self._spawn(self._command_result(caller, response_url, run()))
+        self._run_command(caller, response_url, run())
         return True
 
     async def stop_session(self, caller: Caller, body: dict[str, Any],
@@ -220,7 +219,7 @@ class OcpiService:
             return result if result is not None else ControlResult(
                 Outcome.REJECTED, reason="the session is not running")
 
-        self._spawn(self._command_result(caller, response_url, run()))
+        self._run_command(caller, response_url, run())
         return True
 
     async def reserve_now(self, caller: Caller, body: dict[str, Any],
@@ -233,8 +232,7 @@ class OcpiService:
         hold = self.reservations.prepare(caller.party.id, body, cp, connector)
         if not await self.reservations.supported(cp.id):
             return False
-        self._spawn(self._command_result(caller, response_url,
-                                         self.reservations.reserve(hold)))
+        self._run_command(caller, response_url, self.reservations.reserve(hold))
         return True
 
     async def cancel_reservation(self, caller: Caller, body: dict[str, Any],
@@ -244,14 +242,13 @@ class OcpiService:
         name = self.reservations.known(caller.party.id, body) if self.reservations else None
         if name is None or self.reservations is None:
             return False
-        self._spawn(self._command_result(caller, response_url, self.reservations.cancel(name)))
+        self._run_command(caller, response_url, self.reservations.cancel(name))
         return True
 
     async def unlock(self, caller: Caller, body: dict[str, Any], response_url: str) -> None:
         """UNLOCK_CONNECTOR: checked now, sent to the charger in a task, result POSTed."""
         cp, connector = await self._evse(body)
-        self._spawn(self._command_result(
-            caller, response_url, self._chargers.unlock(cp.id, connector)))
+        self._run_command(caller, response_url, self._chargers.unlock(cp.id, connector))
 
     async def _evse(self, body: dict[str, Any]) -> tuple[ChargerRecord, int]:
         """The charger and connector an EVSE uid of a Location names (2003 when none)."""
@@ -263,17 +260,16 @@ class OcpiService:
         return cp, parsed[1]
 
     async def _command_result(self, caller: Caller, response_url: str,
-                              call: Any) -> None:
-        result: ControlResult = await call
+                              call: Awaitable[ControlResult]) -> None:
+        result = await call
         body: dict[str, Any] = {"result": _RESULT[result.outcome]}
         if result.reason:
             body["message"] = {"language": "en", "text": result.reason[:512]}
         self.pushes.send(caller.party, Push("POST", response_url, body))
 
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _run_command(self, caller: Caller, response_url: str, call: Awaitable[ControlResult]) -> None:
+        """Run a command in a task; its result is POSTed to the eMSP's `response_url`."""
+        self._tasks.spawn(self._command_result(caller, response_url, call), "ocpi-command")
 
 
 class RoamingBeside:

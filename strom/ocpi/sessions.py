@@ -10,7 +10,7 @@ from typing import Any
 
 from strom.config import OcpiSettings
 from strom.ocpi.currency import Conversion, recorded
-from strom.ocpi.locations import evse_uid
+from strom.ocpi.locations import coordinates, evse_id, evse_uid
 from strom.store.charge_points import ChargerRecord
 from strom.store.ocpi import RoamingSession
 from strom.timeutil import iso, parse_iso
@@ -72,11 +72,9 @@ def cdr_object(session: RoamingSession, cp: ChargerRecord | None,
             "id": session.cp_id, "name": cp.name if cp else session.cp_id,
             "address": cp.name if cp else session.cp_id, "city": settings.city or "-",
             "country": settings.country,
-            "coordinates": {"latitude": f"{cp.lat:.6f}" if cp else "0",
-                            "longitude": f"{cp.lon:.6f}" if cp else "0"},
+            "coordinates": coordinates(cp) if cp else {"latitude": "0", "longitude": "0"},
             "evse_uid": uid,
-            "evse_id": f"{settings.country_code}*{settings.party_id}*E{session.cp_id}*"
-                       f"{session.connector_id}",
+            "evse_id": evse_id(settings, session.cp_id, session.connector_id),
             "connector_id": "1", "connector_standard": "IEC_62196_T2",
             "connector_format": "SOCKET", "connector_power_type": "AC_3_PHASE"},
         "currency": money.currency,

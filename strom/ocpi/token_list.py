@@ -15,11 +15,12 @@ import logging
 import time
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from strom.ocpi.envelope import INVALID_PARAMETERS, OcpiError
+from strom.ocpi.envelope import INVALID_PARAMETERS, OcpiError, validated
 from strom.ocpi.parties import Caller, PartyService, endpoint
 from strom.ocpi.tokens import header_value
+from strom.ocpp.v201.state import Bounded
 from strom.outbound import Outbound, OutboundError
 from strom.store.ocpi import TokenRecord, TokenRepository
 
@@ -46,18 +47,12 @@ class Token(BaseModel):
     last_updated: str = Field(min_length=1, max_length=32)
 
 
-def _invalid(exc: ValidationError) -> OcpiError:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    return OcpiError(INVALID_PARAMETERS, f"token: {where}: {first['msg']}")
-
-
 class TokenList:
     def __init__(self, repo: TokenRepository, parties: PartyService, outbound: Outbound) -> None:
         self._repo = repo
         self._parties = parties
         self._outbound = outbound
-        self._decided: dict[tuple[str, str], tuple[float, str, int, str | None]] = {}
+        self._decided: Bounded[tuple[str, str], tuple[float, str, int, str | None]] = Bounded()
 
     def _owned(self, caller: Caller, country_code: str, party_id: str) -> None:
         party = caller.party
@@ -67,10 +62,7 @@ class TokenList:
     async def put(self, caller: Caller, country_code: str, party_id: str, uid: str,
                   body: Any) -> None:
         self._owned(caller, country_code, party_id)
-        try:
-            token = Token.model_validate(body)
-        except ValidationError as exc:
-            raise _invalid(exc) from None
+        token = validated(Token, body, "token")
         if token.uid != uid or (token.country_code.upper(), token.party_id.upper()) != (
                 country_code.upper(), party_id.upper()):
             raise OcpiError(INVALID_PARAMETERS, "the token's uid, country_code and party_id "
@@ -92,10 +84,7 @@ class TokenList:
         if not isinstance(body, dict) or "last_updated" not in body:
             raise OcpiError(INVALID_PARAMETERS, "a PATCH carries last_updated")
         merged = {**known.token, **{k: v for k, v in body.items() if k not in ("uid", "type")}}
-        try:
-            token = Token.model_validate(merged)
-        except ValidationError as exc:
-            raise _invalid(exc) from None
+        token = validated(Token, merged, "token")
         await self._repo.put(caller.party.id, token.model_dump())
         self._forget(uid)
 
@@ -124,8 +113,6 @@ class TokenList:
             status, reference = await self._realtime(token, cp_id)
         self._decided[(cp_id, id_tag.upper())] = (time.monotonic(), status, token.party,
                                                   reference)
-        if len(self._decided) > 10_000:
-            self._decided.pop(next(iter(self._decided)))
         return status, token.party, reference
 
     async def _realtime(self, token: TokenRecord, cp_id: str) -> tuple[str, str | None]:

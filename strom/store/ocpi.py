@@ -188,13 +188,16 @@ class RoamingRepository:
             "SELECT * FROM ocpi_sessions WHERE party = ? ORDER BY started_at", (party,))
         return [_roaming(row) for row in rows]
 
-    async def update(self, conn: Any, session_id: str, **fields: Any) -> None:
+    async def update(self, conn: Any, session_id: str, **fields: Any) -> str:
+        """Set `fields` of one session; returns the `updated_at` it wrote."""
         allowed = {"transaction_id", "state", "meter_start_wh", "energy_wh", "cost_msat",
                    "started_at", "stopped_at", "stop_reason", "eur_per_btc", "rate_at"}
         assert set(fields) <= allowed, fields
         names = ", ".join(f"{name} = ?" for name in fields)
+        now = iso()
         await conn.execute(f"UPDATE ocpi_sessions SET {names}, updated_at = ? WHERE id = ?",
-                           (*fields.values(), iso(), session_id))
+                           (*fields.values(), now, session_id))
+        return now
 
     async def set_state(self, session_id: str, state: str, reason: str | None = None) -> None:
         async with self.db.transaction() as conn:

@@ -102,6 +102,14 @@ async def read_json(request: Request) -> Any:
         raise OcpiError(INVALID_PARAMETERS, "the body is not JSON") from None
 
 
+async def read_object(request: Request) -> dict[str, Any]:
+    """The JSON body as `read_json` reads it, which must be an object (else OCPI 2001)."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise OcpiError(INVALID_PARAMETERS, "the body is not an object")
+    return body
+
+
 def _base(request: Request) -> str:
     return f"{services(request).settings.public_url}/ocpi"
 
@@ -144,12 +152,12 @@ async def credentials(request: Request, caller: Caller) -> Any:
 # --- Locations and Tariffs -------------------------------------------------------------
 
 
-def _moment(request: Request, name: str) -> str | None:
+def _moment(request: Request, name: str) -> datetime | None:
     text = request.query_params.get(name)
     if text is None:
         return None
     try:
-        return parse_iso(text).isoformat()
+        return parse_iso(text)
     except ValueError:
         raise OcpiError(INVALID_PARAMETERS, f"{name}: not an ISO 8601 time") from None
 
@@ -168,12 +176,12 @@ def paginate(request: Request, objects: list[dict[str, Any]]) -> _Page:
     offset = _number(request, "offset", 0)
     limit = min(_number(request, "limit", DEFAULT_LIMIT), MAX_LIMIT)
 
-    def updated(obj: dict[str, Any]) -> str:
-        return parse_iso(obj["last_updated"]).isoformat()
+    def updated(obj: dict[str, Any]) -> datetime:
+        return parse_iso(obj["last_updated"])
 
     chosen = [obj for obj in objects
-              if (date_from is None or _after(updated(obj), date_from, inclusive=True))
-              and (date_to is None or not _after(updated(obj), date_to, inclusive=True))]
+              if (date_from is None or updated(obj) >= date_from)
+              and (date_to is None or updated(obj) < date_to)]
     page = chosen[offset:offset + limit]
     headers = {"X-Total-Count": str(len(chosen)), "X-Limit": str(MAX_LIMIT)}
     if offset + limit < len(chosen):
@@ -182,11 +190,6 @@ def paginate(request: Request, objects: list[dict[str, Any]]) -> _Page:
         url = f"{services(request).settings.public_url}{request.url.path}?{urlencode(query)}"
         headers["Link"] = f'<{url}>; rel="next"'
     return _Page(page, headers)
-
-
-def _after(moment: str, bound: str, *, inclusive: bool) -> bool:
-    a, b = datetime.fromisoformat(moment), datetime.fromisoformat(bound)
-    return a >= b if inclusive else a > b
 
 
 async def locations(request: Request, caller: Caller) -> Any:
@@ -198,16 +201,19 @@ async def locations(request: Request, caller: Caller) -> Any:
     evse_uid = request.path_params.get("evse_uid")
     if evse_uid is None:
         return found
-    evse = next((e for e in found["evses"] if e["uid"] == evse_uid), None)
-    if evse is None:
-        raise OcpiError(UNKNOWN_LOCATION, f"unknown EVSE {evse_uid}", 404)
+    evse = _one(found["evses"], "uid", evse_uid, "EVSE")
     connector_id = request.path_params.get("connector_id")
     if connector_id is None:
         return evse
-    connector = next((c for c in evse["connectors"] if c["id"] == connector_id), None)
-    if connector is None:
-        raise OcpiError(UNKNOWN_LOCATION, f"unknown connector {connector_id}", 404)
-    return connector
+    return _one(evse["connectors"], "id", connector_id, "connector")
+
+
+def _one(objects: list[dict[str, Any]], key: str, wanted: str, what: str) -> dict[str, Any]:
+    """The object whose `key` is `wanted`, or OCPI 2003 naming `what` is unknown."""
+    found = next((obj for obj in objects if obj[key] == wanted), None)
+    if found is None:
+        raise OcpiError(UNKNOWN_LOCATION, f"unknown {what} {wanted}", 404)
+    return found
 
 
 async def tariffs(request: Request, caller: Caller) -> Any:
@@ -243,9 +249,7 @@ async def tokens(request: Request, caller: Caller) -> Any:
 
 async def commands(request: Request, caller: Caller) -> Any:
     command = request.path_params["command"]
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise OcpiError(INVALID_PARAMETERS, "the body is not an object")
+    body = await read_object(request)
     response_url = body.get("response_url")
     if not isinstance(response_url, str) or not response_url.startswith(("http://", "https://")) \
             or len(response_url) > 255:
@@ -255,23 +259,27 @@ async def commands(request: Request, caller: Caller) -> Any:
         await ocpi.unlock(caller, body, response_url)
     elif command == "START_SESSION":
         if not await ocpi.start_session(caller, body, response_url):
-            return {"result": "REJECTED", "timeout": COMMAND_TIMEOUT, "message": [
-                {"language": "en", "text": "the EVSE is not available"}]}
+            return _answer("REJECTED", "the EVSE is not available")
     elif command == "STOP_SESSION":
         if not await ocpi.stop_session(caller, body, response_url):
-            return {"result": "UNKNOWN_SESSION", "timeout": COMMAND_TIMEOUT}
+            return _answer("UNKNOWN_SESSION")
     elif command == "RESERVE_NOW":
         if not await ocpi.reserve_now(caller, body, response_url):
-            return {"result": "NOT_SUPPORTED", "timeout": COMMAND_TIMEOUT, "message": [
-                {"language": "en", "text": "this charger takes no reservations"}]}
+            return _answer("NOT_SUPPORTED", "this charger takes no reservations")
     elif command == "CANCEL_RESERVATION":
         if not await ocpi.cancel_reservation(caller, body, response_url):
-            return {"result": "REJECTED", "timeout": COMMAND_TIMEOUT, "message": [
-                {"language": "en", "text": "no reservation of yours by that id"}]}
+            return _answer("REJECTED", "no reservation of yours by that id")
     else:
-        return {"result": "NOT_SUPPORTED", "timeout": COMMAND_TIMEOUT,
-                "message": [{"language": "en", "text": f"{command} is not supported"}]}
-    return {"result": "ACCEPTED", "timeout": COMMAND_TIMEOUT}
+        return _answer("NOT_SUPPORTED", f"{command} is not supported")
+    return _answer("ACCEPTED")
+
+
+def _answer(result: str, why: str | None = None) -> dict[str, Any]:
+    """The CommandResponse (2.2.1 part 13.4.2), with a message when `why`."""
+    answer: dict[str, Any] = {"result": result, "timeout": COMMAND_TIMEOUT}
+    if why is not None:
+        answer["message"] = [{"language": "en", "text": why}]
+    return answer
 
 
 _prefix = f"/ocpi/{VERSION}"

@@ -26,22 +26,15 @@ from strom.sessions.payer_stop import SessionToken
 from strom.sessions.refusals import Refused
 from strom.views import session_json
 from strom.web.auth import services
-from strom.web.ocpi import endpoint, read_json
+from strom.web.ocpi import endpoint, read_object
 
 REFUSED = 2000  # well formed, but the use case refused it now (why: the message)
-
-
-async def _object(request: Request) -> dict[str, Any]:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise OcpiError(INVALID_PARAMETERS, "the body is not an object")
-    return body
 
 
 async def create(request: Request, caller: Caller) -> Any:
     """`{location_id, evse_uid, amount_msat}` → a session waiting for its invoice."""
     svc = services(request)
-    body = await _object(request)
+    body = await read_object(request)
     uid, amount = body.get("evse_uid"), body.get("amount_msat")
     parsed = parse_evse_uid(uid) if isinstance(uid, str) else None
     if parsed is None or parsed[0] != body.get("location_id"):
@@ -76,7 +69,7 @@ async def show(request: Request, caller: Caller) -> Any:
 async def refund(request: Request, caller: Caller) -> Any:
     """`{invoice}` for exactly the refundable amount: stop the session, pay it back once."""
     svc = services(request)
-    invoice = (await _object(request)).get("invoice")
+    invoice = (await read_object(request)).get("invoice")
     if not isinstance(invoice, str) or not 0 < len(invoice) <= 2048:
         raise OcpiError(INVALID_PARAMETERS, "invoice: a BOLT11 invoice is required")
     token = SessionToken(request.path_params["token"])

@@ -51,18 +51,21 @@ class Emsp:
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.port}/ocpi/emsp"
 
-    def _authorized(self, request: Request) -> bool:
-        return request.headers.get("authorization") == token_header(self.token_b)["Authorization"]
+    def _refusal(self, request: Request) -> JSONResponse | None:
+        """None for a request with our token B; else the 401 strom gets (its path noted)."""
+        if request.headers.get("authorization") == token_header(self.token_b)["Authorization"]:
+            return None
+        self.refused.append(request.url.path)
+        return JSONResponse({"status_code": 2000, "timestamp": "x"}, status_code=401)
 
     async def _versions(self, request: Request) -> JSONResponse:
-        if not self._authorized(request):
-            self.refused.append(request.url.path)
-            return JSONResponse({"status_code": 2000, "timestamp": "x"}, status_code=401)
+        if (refused := self._refusal(request)) is not None:
+            return refused
         return JSONResponse(ok([{"version": "2.2.1", "url": f"{self.base}/2.2.1"}]))
 
     async def _details(self, request: Request) -> JSONResponse:
-        if not self._authorized(request):
-            return JSONResponse({"status_code": 2000, "timestamp": "x"}, status_code=401)
+        if (refused := self._refusal(request)) is not None:
+            return refused
         modules = [("credentials", "SENDER"), ("locations", "RECEIVER"),
                    ("sessions", "RECEIVER"), ("cdrs", "RECEIVER"), ("commands", "SENDER"),
                    ("tokens", "SENDER")]
@@ -71,9 +74,8 @@ class Emsp:
             for name, role in modules]}))
 
     async def _receive(self, request: Request) -> JSONResponse:
-        if not self._authorized(request):
-            self.refused.append(request.url.path)
-            return JSONResponse({"status_code": 2000, "timestamp": "x"}, status_code=401)
+        if (refused := self._refusal(request)) is not None:
+            return refused
         if self.failing > 0:
             self.failing -= 1
             return JSONResponse({"status_code": 3000, "timestamp": "x"}, status_code=503)
@@ -84,9 +86,8 @@ class Emsp:
 
     async def _authorize(self, request: Request) -> JSONResponse:
         """Real-time authorization (2.2.1 part 12.2.2.1): our answer for a token uid."""
-        if not self._authorized(request):
-            self.refused.append(request.url.path)
-            return JSONResponse({"status_code": 2000, "timestamp": "x"}, status_code=401)
+        if (refused := self._refusal(request)) is not None:
+            return refused
         uid = request.path_params["uid"]
         self.received.append(("POST", request.url.path, await request.json()))
         return JSONResponse(ok({"allowed": self.realtime.get(uid, "NOT_ALLOWED"),

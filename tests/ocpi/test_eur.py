@@ -10,7 +10,7 @@ from pathlib import Path
 from strom.ocpi.currency import MSAT_PER_BTC
 from tests.doubles.emsp import Emsp
 from tests.money.conftest import CP, running_world
-from tests.ocpi.test_ocpi_cpo import FAST_PUSH, _async, _registered
+from tests.ocpi.conftest import FAST_PUSH, at_once, command, registered
 from tests.polling import eventually
 from tests.unit.feed_server import FeedServer
 
@@ -26,16 +26,16 @@ async def test_roaming_in_eur_at_the_feeds_rate(data_dir: Path) -> None:
             data_dir, ocpi={**FAST_PUSH["ocpi"], "currency": "EUR"},
             tariff={"feeds": {"btc_url": feeds.url("btc"), "interval_seconds": 1,
                               "max_age_seconds": 3600}}) as world, Emsp().running() as emsp:
-        await _registered(world, emsp)
+        await registered(world, emsp)
         http, services = world.http, world.app.services
         assert services is not None
         # The feed answers 404: no rate, so the Tariff is in BTC, exact.
-        await eventually(lambda: _async(feeds.hits.get("btc", 0)), lambda hits: hits >= 1)
+        await eventually(lambda: at_once(feeds.hits.get("btc", 0)), lambda hits: hits >= 1)
         tariff = (await http.get(emsp.strom_endpoints["tariffs"], headers=emsp.auth)).json()
         assert tariff["data"][0]["currency"] == "BTC", tariff
 
         feeds.recorded("btc", "coingecko_btc_eur.json")
-        await eventually(lambda: _async(services.tariffs.btc_rate()),
+        await eventually(lambda: at_once(services.tariffs.btc_rate()),
                          lambda rate: rate is not None)
         tariff = (await http.get(emsp.strom_endpoints["tariffs"], headers=emsp.auth)).json()
         body = tariff["data"][0]
@@ -46,12 +46,11 @@ async def test_roaming_in_eur_at_the_feeds_rate(data_dir: Path) -> None:
         token = {"country_code": "NL", "party_id": "EMS", "uid": "CARD-0001", "type": "RFID",
                  "contract_id": "NL-EMS-C00001234-X", "issuer": "Test eMSP", "valid": True,
                  "whitelist": "ALLOWED", "last_updated": "2026-01-01T00:00:00Z"}
-        answer = await http.post("/ocpi/2.2.1/commands/START_SESSION", headers=emsp.auth, json={
-            "response_url": f"{emsp.base}/2.2.1/commands/START_SESSION/s-1", "token": token,
-            "location_id": CP, "evse_uid": f"{CP}-1", "connector_id": "1"})
+        answer = await command(http, emsp, "START_SESSION", "s-1", token=token, location_id=CP,
+                               evse_uid=f"{CP}-1", connector_id="1")
         assert answer.json()["data"]["result"] == "ACCEPTED", answer.text
         await world.charger.wait_for(lambda: world.charger.transaction_id(1) is not None)
-        pushed = await eventually(lambda: _async(emsp.pushes("sessions", "PUT")),
+        pushed = await eventually(lambda: at_once(emsp.pushes("sessions", "PUT")),
                                   lambda p: any(b["kwh"] > 0 for _, _, b in p))
         live = next(b for _, _, b in pushed if b["kwh"] > 0)
         assert live["currency"] == "EUR" and live["strom_eur_per_btc"] == RATE
@@ -60,7 +59,7 @@ async def test_roaming_in_eur_at_the_feeds_rate(data_dir: Path) -> None:
             "response_url": f"{emsp.base}/2.2.1/commands/STOP_SESSION/s-2",
             "session_id": live["id"]})
         assert stopped.json()["data"]["result"] == "ACCEPTED", stopped.text
-        cdrs = await eventually(lambda: _async(emsp.pushes_to("cdrs", "POST")),
+        cdrs = await eventually(lambda: at_once(emsp.pushes_to("cdrs", "POST")),
                                 lambda c: len(c) == 1)
         cdr = cdrs[0][2]
         session = await services.ocpi.roaming.get(live["id"])
@@ -73,7 +72,7 @@ async def test_roaming_in_eur_at_the_feeds_rate(data_dir: Path) -> None:
 
         # The rate moves: the Tariff follows, the CDR (and the completed Session) do not.
         feeds.recorded("btc", "coingecko_btc_eur_later.json")
-        await eventually(lambda: _async(services.tariffs.btc_rate()),
+        await eventually(lambda: at_once(services.tariffs.btc_rate()),
                          lambda rate: rate is not None and rate.eur_per_btc == LATER)
         tariff = (await http.get(emsp.strom_endpoints["tariffs"], headers=emsp.auth)).json()
         assert tariff["data"][0]["strom_eur_per_btc"] == LATER

@@ -17,6 +17,7 @@ from strom.timeutil import iso, utcnow
 from tests.doubles.emsp import Emsp
 from tests.money.conftest import CP, World
 from tests.money.test_reservations import CoreOnlyCharger, reserve, reserving
+from tests.ocpi.conftest import at_once, command, registered
 from tests.polling import eventually
 
 TOKEN = {"country_code": "NL", "party_id": "EMS", "uid": "CARD-0042", "type": "RFID",
@@ -24,15 +25,9 @@ TOKEN = {"country_code": "NL", "party_id": "EMS", "uid": "CARD-0042", "type": "R
          "whitelist": "ALLOWED", "last_updated": "2026-01-01T00:00:00Z"}
 
 
-async def _register(world: World, emsp: Emsp) -> None:
-    _, token_a = await world.app.services.ocpi.parties.issue(f"eMSP {emsp.party_id}")
-    await emsp.register(world.http, f"{world.app.http_url}/ocpi/versions", token_a)
-
-
-async def _command(world: World, emsp: Emsp, command: str, ref: str,
+async def _command(world: World, emsp: Emsp, name: str, ref: str,
                    **body: Any) -> dict[str, Any]:
-    answer = await world.http.post(f"/ocpi/2.2.1/commands/{command}", headers=emsp.auth, json={
-        "response_url": f"{emsp.base}/2.2.1/commands/{command}/{ref}", **body})
+    answer = await command(world.http, emsp, name, ref, **body)
     assert answer.json()["status_code"] == 1000, answer.text
     return answer.json()["data"]  # type: ignore[no-any-return]
 
@@ -54,8 +49,8 @@ async def test_a_reservation_holds_the_evse_and_start_session_by_its_token_uses_
         data_dir: Path) -> None:
     async with reserving(data_dir) as (world, charger), Emsp().running() as emsp, \
             Emsp(party_id="OTH").running() as other:
-        await _register(world, emsp)
-        await _register(world, other)
+        await registered(world, emsp)
+        await registered(world, other)
         assert (await _command(world, emsp, "RESERVE_NOW", "r", **_reserve("res-1"))
                 )["result"] == "ACCEPTED"
         assert await _result(emsp, "RESERVE_NOW", "r") == "ACCEPTED"
@@ -84,7 +79,7 @@ async def test_a_reservation_holds_the_evse_and_start_session_by_its_token_uses_
         assert (await _command(world, emsp, "START_SESSION", "s", token=TOKEN,
                                location_id=CP, evse_uid=f"{CP}-1"))["result"] == "ACCEPTED"
         assert await _result(emsp, "START_SESSION", "s") == "ACCEPTED"
-        await eventually(lambda: _async(charger.transactions), lambda t: 1 in t)
+        await eventually(lambda: at_once(charger.transactions), lambda t: 1 in t)
         sessions = await world.app.services.ocpi.roaming.of_party(
             (await world.app.services.ocpi.parties.registered())[0].id)
         (session,) = [s for s in sessions if s.id_tag == held["id_tag"]]
@@ -95,7 +90,7 @@ async def test_a_reservation_holds_the_evse_and_start_session_by_its_token_uses_
         assert live is not None and live.transaction_id is not None
         assert (await _command(world, emsp, "STOP_SESSION", "t", session_id=session.id)
                 )["result"] == "ACCEPTED"
-        cdrs = await eventually(lambda: _async(emsp.pushes_to("cdrs", "POST")),
+        cdrs = await eventually(lambda: at_once(emsp.pushes_to("cdrs", "POST")),
                                 lambda c: len(c) == 1)
         done = await world.app.services.ocpi.roaming.get(session.id)
         assert done is not None and cdrs[0][2]["strom_cost_msat"] == done.cost_msat > 0
@@ -110,7 +105,7 @@ async def test_a_reservation_holds_the_evse_and_start_session_by_its_token_uses_
 
 async def test_cancel_by_its_emsp_frees_the_connector(data_dir: Path) -> None:
     async with reserving(data_dir) as (world, charger), Emsp().running() as emsp:
-        await _register(world, emsp)
+        await registered(world, emsp)
         await _command(world, emsp, "RESERVE_NOW", "r", **_reserve("res-2"))
         assert await _result(emsp, "RESERVE_NOW", "r") == "ACCEPTED"
         (rid,) = charger.reservations
@@ -125,7 +120,7 @@ async def test_cancel_by_its_emsp_frees_the_connector(data_dir: Path) -> None:
 
 async def test_a_reservation_expires_and_bad_ones_are_refused(data_dir: Path) -> None:
     async with reserving(data_dir) as (world, charger), Emsp().running() as emsp:
-        await _register(world, emsp)
+        await registered(world, emsp)
         bad = await world.http.post("/ocpi/2.2.1/commands/RESERVE_NOW", headers=emsp.auth, json={
             "response_url": f"{emsp.base}/x", **_reserve("res-3", seconds=-5)})
         assert bad.json()["status_code"] == 2001
@@ -147,7 +142,7 @@ async def test_a_reservation_expires_and_bad_ones_are_refused(data_dir: Path) ->
 async def test_a_paid_reservation_refuses_an_emsp_and_nonsense_fields_get_2001(
         data_dir: Path) -> None:
     async with reserving(data_dir) as (world, charger), Emsp().running() as emsp:
-        await _register(world, emsp)
+        await registered(world, emsp)
         paid = await reserve(world)  # a driver's lightning reservation holds connector 1
         await _command(world, emsp, "RESERVE_NOW", "r", **_reserve("res-5"))
         assert await _result(emsp, "RESERVE_NOW", "r") == "REJECTED"
@@ -167,7 +162,7 @@ async def test_a_paid_reservation_refuses_an_emsp_and_nonsense_fields_get_2001(
 async def test_a_reservation_outlives_a_restart(data_dir: Path) -> None:
     async with Emsp().running() as emsp:
         async with reserving(data_dir) as (world, charger):
-            await _register(world, emsp)
+            await registered(world, emsp)
             await _command(world, emsp, "RESERVE_NOW", "r", **_reserve("res-6"))
             assert await _result(emsp, "RESERVE_NOW", "r") == "ACCEPTED"
             (held,) = charger.reservations.values()
@@ -178,7 +173,7 @@ async def test_a_reservation_outlives_a_restart(data_dir: Path) -> None:
             assert (await _command(world, emsp, "START_SESSION", "s", token=TOKEN,
                                    location_id=CP, evse_uid=f"{CP}-1"))["result"] == "ACCEPTED"
             assert await _result(emsp, "START_SESSION", "s") == "ACCEPTED"
-            await eventually(lambda: _async(charger.transactions), lambda t: 1 in t)
+            await eventually(lambda: at_once(charger.transactions), lambda t: 1 in t)
             assert (await world.app.services.ocpi.roaming.of_party(
                 (await world.app.services.ocpi.parties.registered())[0].id)
                     )[0].id_tag == held["id_tag"]
@@ -188,14 +183,10 @@ async def test_a_charger_without_the_reservation_profile_is_not_supported(
         data_dir: Path) -> None:
     async with reserving(data_dir, CoreOnlyCharger) as (world, charger), \
             Emsp().running() as emsp:
-        await _register(world, emsp)
+        await registered(world, emsp)
         answer = await _command(world, emsp, "RESERVE_NOW", "r", **_reserve("res-4"))
         assert answer["result"] == "NOT_SUPPORTED" and charger.reservations == {}
 
 
 async def _get_json(world: World, path: str) -> Any:
     return (await world.http.get(path)).json()
-
-
-async def _async(value: Any) -> Any:
-    return value

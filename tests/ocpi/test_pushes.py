@@ -12,6 +12,7 @@ from strom.ocpi.tokens import header_value
 from strom.store.ocpi import PartyRecord
 from tests.conftest import loopback_outbound
 from tests.doubles.emsp import Emsp
+from tests.ocpi.conftest import at_once
 from tests.polling import eventually
 
 
@@ -21,17 +22,13 @@ def _party(emsp: Emsp) -> PartyRecord:
                        endpoints=[], credentials=None, created_at="", updated_at="")
 
 
-async def _value(value):  # noqa: ANN001, ANN202
-    return value
-
-
 async def test_a_flaky_emsp_gets_the_push_after_backoff() -> None:
     async with Emsp().running() as emsp:
         emsp.failing = 2
         pushes = Pushes(loopback_outbound(), OcpiSettings(push_attempts=4), backoff_seconds=0.1)
         started = time.monotonic()
         pushes.send(_party(emsp), Push("PATCH", f"{emsp.base}/2.2.1/locations/a/b", {"n": 1}))
-        got = await eventually(lambda: _value(emsp.pushes("locations")), lambda p: len(p) == 1)
+        got = await eventually(lambda: at_once(emsp.pushes("locations")), lambda p: len(p) == 1)
         assert got[0][2] == {"n": 1}
         assert time.monotonic() - started >= 0.1 + 0.2  # waited 0.1 s, then 0.2 s
         assert pushes.stats()[1]["delivered"] == 1
@@ -43,13 +40,13 @@ async def test_gives_up_after_the_attempts_and_on_a_refusal() -> None:
         emsp.failing = 10
         pushes = Pushes(loopback_outbound(), OcpiSettings(push_attempts=2), backoff_seconds=0.01)
         pushes.send(_party(emsp), Push("PUT", f"{emsp.base}/2.2.1/sessions/x", {"n": 1}))
-        await eventually(lambda: _value(pushes.stats()[1]), lambda s: s["failed"] == 1)
+        await eventually(lambda: at_once(pushes.stats()[1]), lambda s: s["failed"] == 1)
         assert emsp.failing == 8  # two tries, no more
         emsp.failing = 0
         # A refusal (401: the eMSP does not know the token) is not sent again.
         wrong = replace(_party(emsp), id=2, token_b="wrong")
         pushes.send(wrong, Push("PUT", f"{emsp.base}/2.2.1/sessions/y", {"n": 2}))
-        await eventually(lambda: _value(pushes.stats()[2]), lambda s: s["failed"] == 1)
+        await eventually(lambda: at_once(pushes.stats()[2]), lambda s: s["failed"] == 1)
         assert emsp.refused == ["/ocpi/emsp/2.2.1/sessions/y"]
         await pushes.close()
 
@@ -62,7 +59,7 @@ async def test_the_queue_is_bounded_and_keeps_the_newest() -> None:
         party = _party(emsp)
         for n in range(10):
             pushes.send(party, Push("PATCH", f"{emsp.base}/2.2.1/locations/{n}", {"n": n}))
-        await eventually(lambda: _value(pushes.stats()[1]),
+        await eventually(lambda: at_once(pushes.stats()[1]),
                          lambda s: s["waiting"] == 0 and s["delivered"] >= 3, seconds=5)
         numbers = [body["n"] for _, _, body in emsp.pushes("locations")]
         assert numbers == [7, 8, 9]
