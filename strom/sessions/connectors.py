@@ -10,6 +10,27 @@ from strom.store.charge_points import ChargerRecord
 FREE_STATUSES = ("Available", "Preparing")
 
 
+class HeldConnectors:
+    """Connectors held by something that is no session (an eMSP's reservation,
+    `Reservations.hold_roaming`), until when (ISO time): no payer may take them meanwhile."""
+
+    def __init__(self) -> None:
+        self._until: dict[tuple[str, int], str] = {}
+
+    def hold(self, cp_id: str, connector_id: int, until: str) -> None:
+        self._until[(cp_id, connector_id)] = until
+
+    def release(self, cp_id: str, connector_id: int) -> None:
+        self._until.pop((cp_id, connector_id), None)
+
+    def until(self, cp_id: str, connector_id: int) -> str | None:
+        return self._until.get((cp_id, connector_id))
+
+    def on(self, cp_id: str) -> dict[int, str]:
+        """The charger's held connectors, each with until when."""
+        return {n: until for (c, n), until in self._until.items() if c == cp_id}
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectorChoice:
     connector_id: int | None

@@ -39,6 +39,7 @@ from strom.events import (
     TransactionStopped,
 )
 from strom.lightning.wallet import InvoiceState, Wallet, WalletError
+from strom.sessions.connectors import HeldConnectors
 from strom.sessions.expiry import UnpaidPurger
 from strom.sessions.metering import TICK_SECONDS, MeterFlow
 from strom.sessions.model import Session, State
@@ -97,9 +98,7 @@ class SessionService(SessionQueries, StartFlow, MeterFlow, StopFlow):
         self._power_cap = power_cap
         self._tasks: set[asyncio.Task[None]] = set()
         self._starters: set[str] = set()  # paid sessions with a start task running
-        # (charger, connector) → until when a reservation that is no session holds it (an
-        # eMSP's, `Reservations.hold_roaming`): no payer may take it meanwhile.
-        self.held_elsewhere: dict[tuple[str, int], str] = {}
+        self.held_elsewhere = HeldConnectors()
         self._stoppers: set[str] = set()  # sessions with a RemoteStop loop running
         self._settling: set[str] = set()  # unconfirmed sessions whose connector says ended
         self._woken: dict[str, asyncio.Event] = {}  # per charger: it just (re)connected

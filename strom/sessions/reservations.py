@@ -77,8 +77,9 @@ class Reservations:
         self._bus = bus
         self._settings = settings.tariff.reservation
         self._profiles: dict[str, tuple[float, bool]] = {}  # cp → (when asked, supported)
-        # (cp, connector) → until when a reservation holds it, for the views (kept with the
-        # store: refreshed every round, changed at once when one is held or ends).
+        # (cp, connector) → until when a paid reservation holds it, for the views (kept with
+        # the store: refreshed every round, changed at once when one is held or ends); an
+        # eMSP's holds are the sessions' `held_elsewhere`.
         self._held: dict[tuple[str, int], str] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -103,8 +104,9 @@ class Reservations:
         return result.ok
 
     def reserved_until(self, cp_id: str, connector_id: int) -> str | None:
-        """Until when a paid reservation holds the connector (ISO time), for the views."""
-        return self._held.get((cp_id, connector_id))
+        """Until when a reservation holds the connector (ISO time), for the views."""
+        return (self._held.get((cp_id, connector_id))
+                or self._sessions.held_elsewhere.until(cp_id, connector_id))
 
     async def offer(self, name: str) -> Offer:
         """The reservation's payRequest: the fee (fixed amount), for a free connector."""
@@ -256,7 +258,7 @@ class Reservations:
             if choice.connector_id is None:
                 return ControlResult(Outcome.REJECTED, reason=choice.reason)
         # Held before the charger answers, so that no payer takes it meanwhile.
-        self._sessions.held_elsewhere[where] = self._held[where] = iso(hold.until)
+        self._sessions.held_elsewhere.hold(*where, iso(hold.until))
         self._roaming[hold.holder] = hold
         await self._roaming_repo.put(hold)
         result = await self._chargers.reserve_now(
@@ -295,9 +297,7 @@ class Reservations:
     async def _drop(self, hold: RoamingHold) -> None:
         self._roaming.pop(hold.holder, None)
         await self._roaming_repo.delete(hold.holder)
-        where = (hold.cp_id, hold.connector_id)
-        self._sessions.held_elsewhere.pop(where, None)
-        self._held.pop(where, None)
+        self._sessions.held_elsewhere.release(hold.cp_id, hold.connector_id)
 
     # --- holding and expiring ------------------------------------------------------------------
 
@@ -307,7 +307,7 @@ class Reservations:
                             ChargePointBooted)
         for hold in await self._roaming_repo.all():  # expired ones go in the first round
             self._roaming[hold.holder] = hold
-            self._sessions.held_elsewhere[(hold.cp_id, hold.connector_id)] = iso(hold.until)
+            self._sessions.held_elsewhere.hold(hold.cp_id, hold.connector_id, iso(hold.until))
         self._task = asyncio.create_task(self._run(), name="reservations")
 
     async def close(self) -> None:
@@ -342,8 +342,6 @@ class Reservations:
                 log.info("%s: reservation of %s/%d expired", hold.holder, hold.cp_id,
                          hold.connector_id)
                 await self._drop(hold)
-            else:
-                self._held[(hold.cp_id, hold.connector_id)] = iso(hold.until)
         for session in reserved:
             if session.reserved_until is None:
                 await self._hold(session)

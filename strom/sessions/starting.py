@@ -23,7 +23,7 @@ from strom.config import SessionSettings
 from strom.events import TransactionStarted
 from strom.failpoints import crash_point
 from strom.sessions import ledger
-from strom.sessions.connectors import ConnectorChoice, choose_connector
+from strom.sessions.connectors import ConnectorChoice, HeldConnectors, choose_connector
 from strom.sessions.model import ENDED_STATES, Session, State
 from strom.sessions.repository import SessionRepository
 from strom.store.charge_points import ChargePointRepository, ChargerRecord
@@ -42,7 +42,7 @@ class StartFlow:
     _chargers: ChargerControl
     repo: SessionRepository
     _starters: set[str]
-    held_elsewhere: dict[tuple[str, int], str]
+    held_elsewhere: HeldConnectors
 
     if TYPE_CHECKING:  # SessionService's own, which this part calls
         def _spawn(self, coro: Awaitable[None], name: str) -> None: ...
@@ -150,7 +150,7 @@ class StartFlow:
         if cp is None:
             return ConnectorChoice(None, "charge point was removed")
         held = await self.repo.held_connectors(cp.id)
-        held.update({n: until for (c, n), until in self.held_elsewhere.items() if c == cp.id})
+        held.update(self.held_elsewhere.on(cp.id))
         return choose_connector(cp, connector_id, connected=self._chargers.is_connected(cp.id),
                                 busy=set(held), reserved={
                                     n: until for n, until in held.items() if until is not None})
@@ -208,8 +208,7 @@ class StartFlow:
     async def busy_connectors(self, cp_id: str) -> set[int]:
         """Connectors a session or an eMSP's reservation holds (reserved, starting,
         charging, stopping)."""
-        return await self.repo.busy_connectors(cp_id) | {
-            n for (c, n) in self.held_elsewhere if c == cp_id}
+        return await self.repo.busy_connectors(cp_id) | set(self.held_elsewhere.on(cp_id))
 
     async def on_transaction_started(self, event: TransactionStarted) -> None:
         """StartTransaction: a starting session charges; a late one is linked and stopped."""
