@@ -264,7 +264,7 @@ class OcpiService:
         result = await call
         body: dict[str, Any] = {"result": _RESULT[result.outcome]}
         if result.reason:
-            body["message"] = {"language": "en", "text": result.reason[:512]}
+            body["message"] = [{"language": "en", "text": result.reason[:512]}]  # DisplayText *
         self.pushes.send(caller.party, Push("POST", response_url, body))
 
     def _run_command(self, caller: Caller, response_url: str, call: Awaitable[ControlResult]) -> None:

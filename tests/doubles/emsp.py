@@ -80,6 +80,8 @@ class Emsp:
             self.failing -= 1
             return JSONResponse({"status_code": 3000, "timestamp": "x"}, status_code=503)
         body = await request.json() if await request.body() else None
+        if request.path_params["module"] == "commands" and not _command_result(body):
+            return JSONResponse({"status_code": 2001, "timestamp": "x"}, status_code=400)
         self.routing.append(request.headers.get("ocpi-to-party-id", ""))
         self.received.append((request.method, request.url.path, body))
         return JSONResponse(ok())
@@ -150,3 +152,14 @@ class Emsp:
     def auth(self) -> dict[str, str]:
         assert self.token_c is not None
         return token_header(self.token_c)
+
+
+def _command_result(body: Any) -> bool:
+    """A CommandResult as OCPI 2.2.1 (part 13.4.3) has it: `result`, and `message` a list of
+    DisplayText (`DisplayText *`), if any."""
+    if not isinstance(body, dict) or not isinstance(body.get("result"), str):
+        return False
+    message = body.get("message", [])
+    return isinstance(message, list) and all(
+        isinstance(m, dict) and isinstance(m.get("language"), str)
+        and isinstance(m.get("text"), str) for m in message)
