@@ -69,11 +69,9 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
                  outbound: Outbound | None, max_message_bytes: int,
                  state: ChargerState | None = None) -> None:
         super().__init__(cp_id, websocket, context, response_timeout)
-        state = state or ChargerState()
-        self._setup_passthrough(config=config, settings=settings, sessions=sessions,
-                                outbound=outbound, max_message_bytes=max_message_bytes,
-                                backlog=state.backlog, accepted=state.accepted)
-        self.transactions = state.transactions
+        self.transactions = self._setup_passthrough(
+            config=config, settings=settings, sessions=sessions, outbound=outbound,
+            max_message_bytes=max_message_bytes, state=state).transactions
 
     async def _is_stroms(self, frame: Frame) -> bool:
         sessions, payload = self._sessions, frame.payload

@@ -68,20 +68,25 @@ class PassthroughCore(OcppRpc):
 
     def _setup_passthrough(self, *, config: UpstreamConfig, settings: PassthroughSettings,
                            sessions: LightningSessions | None, outbound: Outbound | None,
-                           max_message_bytes: int, backlog: Backlog,
-                           accepted: OrderedDict[str, None]) -> None:
+                           max_message_bytes: int, state: ChargerState | None
+                           ) -> ChargerState:
+        """Set up the backend link and the call routing (called by the protocol's
+        constructor after strom's connection class's); the charger's kept state (`state`, or
+        a new one for a charger seen the first time), whose transactions the protocol keeps."""
+        state = state or ChargerState()
         self.upstream = UpstreamLink(self.id, config, settings, self._backend_call,
                                      outbound=outbound, max_message_bytes=max_message_bytes,
-                                     backlog=backlog, replayed=self.rules.replayed,
+                                     backlog=state.backlog, replayed=self.rules.replayed,
                                      sheddable=self.rules.sheddable)
         self._sessions = sessions if config.lightning else None
         self._ids = MessageIds()
         self._inbox: asyncio.Queue[tuple[Frame, str]] = asyncio.Queue(INBOX)
         self._captured: dict[str, str | None] = {}
-        self._accepted = accepted
+        self._accepted = state.accepted
         self._backend_bucket = TokenBucket(settings.backend_rate_per_second,
                                            settings.backend_rate_burst)
         self._backend_in_flight = settings.backend_calls_in_flight
+        return state
 
     @property
     def lightning(self) -> bool:

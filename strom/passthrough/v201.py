@@ -46,11 +46,9 @@ class V201PassthroughConnection(PassthroughCore, V201Connection):
                  outbound: Outbound | None, max_message_bytes: int,
                  state: ChargerState | None = None) -> None:
         super().__init__(cp_id, websocket, context, response_timeout)
-        state = state or ChargerState()
-        self._setup_passthrough(config=config, settings=settings, sessions=sessions,
-                                outbound=outbound, max_message_bytes=max_message_bytes,
-                                backlog=state.backlog, accepted=state.accepted)
-        self.named = state.named
+        self.named = self._setup_passthrough(
+            config=config, settings=settings, sessions=sessions, outbound=outbound,
+            max_message_bytes=max_message_bytes, state=state).named
 
     # --- whose call ---------------------------------------------------------------------------
 
