@@ -86,6 +86,16 @@ class OcppContext:
         self.event_log.append_soon("boot_rejected", {"vendor": vendor, "model": model}, cp_id)
         return True
 
+    async def booted(self, cp_id: str, vendor: str, model: str, *, serial_number: str | None,
+                     firmware: str | None, details: dict[str, Any]) -> None:
+        """An accepted boot, whatever OCPP the charger speaks: recorded on the charger, in the
+        event log (vendor, model and the version's `details`), then `ChargePointBooted`."""
+        await self.charge_points.record_boot(cp_id, vendor=vendor, model=model,
+                                             serial_number=serial_number, firmware=firmware)
+        await self.event_log.append("boot", {"vendor": vendor, "model": model, **details},
+                                    cp_id)
+        self.bus.publish(ChargePointBooted(cp_id, vendor, model))
+
     async def sign_requested(self, cp_id: str, csr: str,
                              certificate_type: str | None = None) -> bool:
         """Whether the charger's CSR was signed (its certificate goes out after the answer)."""
@@ -143,13 +153,9 @@ class ChargePointConnection(OcppRpc):
             return call_result.BootNotification(current_time=iso(), interval=REJECTED_INTERVAL,
                                                 status=RegistrationStatus.rejected)
         self.registration = "Accepted"
-        await self._ctx.charge_points.record_boot(
-            self.id, vendor=charge_point_vendor, model=charge_point_model,
-            serial_number=kwargs.get("charge_point_serial_number"),
-            firmware=kwargs.get("firmware_version"))
-        await self._ctx.event_log.append("boot", {"vendor": charge_point_vendor,
-                                                  "model": charge_point_model, **kwargs}, self.id)
-        self._ctx.bus.publish(ChargePointBooted(self.id, charge_point_vendor, charge_point_model))
+        await self._ctx.booted(self.id, charge_point_vendor, charge_point_model,
+                               serial_number=kwargs.get("charge_point_serial_number"),
+                               firmware=kwargs.get("firmware_version"), details=kwargs)
         return call_result.BootNotification(current_time=iso(),
                                             interval=self._ctx.heartbeat_interval,
                                             status=RegistrationStatus.accepted)

@@ -30,7 +30,6 @@ from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
 from strom.events import (
-    ChargePointBooted,
     ConnectorStatusChanged,
     TransactionStarted,
     TransactionStopped,
@@ -85,13 +84,10 @@ class V201Connection(OcppRpc):
             return call_result.BootNotification(current_time=iso(), interval=PENDING_INTERVAL,
                                                 status="Pending")
         self.registration = "Accepted"
-        await self._ctx.charge_points.record_boot(
-            self.id, vendor=vendor, model=model,
-            serial_number=charging_station.get("serial_number"),
-            firmware=charging_station.get("firmware_version"))
-        await self._ctx.event_log.append("boot", {"vendor": vendor, "model": model,
-                                                  "reason": reason}, self.id)
-        self._ctx.bus.publish(ChargePointBooted(self.id, vendor, model))
+        await self._ctx.booted(self.id, vendor, model,
+                               serial_number=charging_station.get("serial_number"),
+                               firmware=charging_station.get("firmware_version"),
+                               details={"reason": reason})
         return call_result.BootNotification(current_time=iso(),
                                             interval=self._ctx.heartbeat_interval,
                                             status="Accepted")
