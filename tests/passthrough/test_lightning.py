@@ -13,13 +13,11 @@ import httpx
 import pytest
 from ocpp.v16 import call
 
-from strom.app import StromApp
 from strom.passthrough.config import UpstreamConfig
 from strom.timeutil import iso
-from tests.conftest import free_settings
 from tests.money.conftest import CP, World
 from tests.passthrough.backend import OWNER_TAG, PASSWORD, Backend
-from tests.passthrough.conftest import RecordedCharger, recorded_charger
+from tests.passthrough.conftest import RecordedCharger, recorded_charger, shared_strom
 from tests.polling import eventually
 
 SAT = 1000
@@ -39,14 +37,9 @@ async def shared(request: pytest.FixtureRequest, data_dir: Path,
     """strom (money and all) with CP passing through to `backend`; lightning unless the test
     is parametrized with False."""
     lightning = getattr(request, "param", True)
-    settings = free_settings(sessions={"stop_timeout": 5.0}, passthrough={
-        "answer_timeout": 2.0, "reconnect_min_seconds": 0.05, "reconnect_max_seconds": 0.2})
-    async with StromApp(settings, data_dir) as app:
+    async with shared_strom(data_dir, UpstreamConfig(
+            backend.url(CP), password=PASSWORD, lightning=lightning)) as app:
         assert app.services is not None and app.services.central_system is not None
-        await app.services.charge_points.add(CP, name="Shared Street", lat=50.1, lon=8.7,
-                                             num_connectors=2)
-        await app.services.charge_points.update(CP, upstream=UpstreamConfig(
-            backend.url(CP), password=PASSWORD, lightning=lightning).to_json())
         async with recorded_charger(app.services.central_system.url, CP) as charger, \
                 httpx.AsyncClient(base_url=app.http_url, timeout=30) as http:
             await eventually(lambda: app.services.charge_points.get(CP),  # type: ignore[union-attr]

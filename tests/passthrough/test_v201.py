@@ -16,14 +16,13 @@ import httpx
 import pytest
 from ocpp.v201 import call
 
-from strom.app import StromApp
 from strom.passthrough.config import UpstreamConfig
 from strom.passthrough.v201 import V201PassthroughConnection
-from tests.conftest import free_settings
 from tests.money.conftest import CP, World
 from tests.ocpp.charger201 import Charger201, Running, reading, running_charger201
 from tests.passthrough.backend import OWNER_TAG, PASSWORD, Recording
 from tests.passthrough.backend201 import Backend201
+from tests.passthrough.conftest import shared_strom
 from tests.polling import eventually
 
 SAT = 1000
@@ -46,25 +45,11 @@ class Shared:
 
 
 @pytest.fixture
-async def backend201() -> AsyncIterator[Backend201]:
-    server = Backend201()
-    await server.start()
-    yield server
-    if server.server is not None:
-        server.server.close()
-
-
-@pytest.fixture
 async def shared(data_dir: Path, backend201: Backend201) -> AsyncIterator[Shared]:
     """strom (money and all) with a 2.0.1 CP passing through to `backend201`."""
-    settings = free_settings(sessions={"stop_timeout": 5.0}, passthrough={
-        "answer_timeout": 2.0, "reconnect_min_seconds": 0.05, "reconnect_max_seconds": 0.2})
-    async with StromApp(settings, data_dir) as app:
+    async with shared_strom(data_dir, UpstreamConfig(
+            backend201.url(CP), password=PASSWORD, subprotocol="ocpp2.0.1")) as app:
         assert app.services is not None and app.services.central_system is not None
-        await app.services.charge_points.add(CP, name="Shared Street", lat=50.1, lon=8.7,
-                                             num_connectors=2)
-        await app.services.charge_points.update(CP, upstream=UpstreamConfig(
-            backend201.url(CP), password=PASSWORD, subprotocol="ocpp2.0.1").to_json())
         async with running_charger201(app.services.central_system.url, CP,
                                       charger_class=RecordedCharger201) as charger, \
                 httpx.AsyncClient(base_url=app.http_url, timeout=30) as http:
