@@ -31,7 +31,7 @@ from ocpp.messages import Call, CallError, CallResult
 from ocpp.routing import create_route_map
 from websockets.exceptions import ConnectionClosed
 
-from strom.ocpp.frames import CALL, CALLERROR, FrameError, parse_frame
+from strom.ocpp.frames import CALL, CALLERROR, Frame, FrameError, parse_frame
 from strom.ocpp.validation import validate
 from strom.ratelimit import TokenBucket
 
@@ -93,6 +93,10 @@ class OcppRpc:
             await self._send_error(exc.unique_id, self.frame_codes.get(exc.kind, exc.code),
                                    exc.description)
             return
+        await self.route_frame(frame)
+
+    async def route_frame(self, frame: Frame) -> None:
+        """Route one parsed frame: an answer to its waiting call, a CALL to its handler."""
         if frame.message_type != CALL:
             waiter = self._waiting.get(frame.unique_id)
             if waiter is None or waiter.done():

@@ -97,10 +97,10 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
 
     # --- strom's transactions ---------------------------------------------------------------
 
-    async def _strom_answer(self, frame: Frame, raw: str) -> str:
+    async def _strom_answer(self, frame: Frame) -> str:
         """strom's handler's answer to a call that is strom's, in the charger's ids."""
         entry = self._entry(frame)
-        answer = await self._observe(frame, raw, entry)
+        answer = await self._observe(frame, entry)
         if frame.action == "StopTransaction" and entry is not None:
             self.transactions.close(entry.charger_id)
         if frame.action == "StartTransaction":
@@ -128,7 +128,7 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
         tid = frame.payload.get("transactionId")
         return self.transactions.get(tid) if isinstance(tid, int) else None
 
-    async def _observe(self, frame: Frame, raw: str, entry: TxEntry | None) -> str:
+    async def _observe(self, frame: Frame, entry: TxEntry | None) -> str:
         """Run strom's handler on the charger's call (its transaction id as strom knows it);
         its answer is returned, not sent."""
         if frame.action in TRANSACTION_CALLS and "transactionId" in frame.payload:
@@ -141,9 +141,8 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
                     return json.dumps([CALLRESULT, frame.unique_id, {}])
             else:
                 payload["transactionId"] = entry.strom_id
-            if payload != frame.payload:
-                raw = with_payload(raw, payload)
-        return await self._capture(raw, frame.unique_id)
+            frame = replace(frame, payload=payload)
+        return await self._capture(frame)
 
     # --- the backend's transactions and everything else -------------------------------------
 
@@ -171,13 +170,13 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
         item = Outgoing(action, frame.unique_id, render, len(raw.encode()), answered=answered)
         got = await self.upstream.forward(item)
         if got is not None:
-            await self._backend_answered(frame, raw, entry, got, start)
+            await self._backend_answered(frame, entry, got, start)
         else:
-            await self._send(await self._answer_for_backend(frame, raw, entry, start))
+            await self._send(await self._answer_for_backend(frame, entry, start))
         if action == "StopTransaction" and entry is not None:
             self.transactions.close(entry.charger_id)
 
-    async def _backend_answered(self, frame: Frame, raw: str, entry: TxEntry | None,
+    async def _backend_answered(self, frame: Frame, entry: TxEntry | None,
                                 got: Answer, start: _Start) -> None:
         """The backend's answer goes to the charger as written; then strom takes note."""
         answer, text = got
@@ -192,20 +191,20 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
         await self._send(text)
         if frame.action == "Authorize":
             return  # nothing to record
-        mine = await self._observe(frame, raw, entry)
+        mine = await self._observe(frame, entry)
         if start.entry is not None:
             data = json.loads(mine)
             if data[0] == CALLRESULT:
                 start.entry.strom_id = data[2]["transactionId"]
 
-    async def _answer_for_backend(self, frame: Frame, raw: str, entry: TxEntry | None,
+    async def _answer_for_backend(self, frame: Frame, entry: TxEntry | None,
                                   start: _Start) -> str:
         """strom's answer while the backend is away: its own, with idTags the backend had
         accepted accepted (as a charger's authorization cache would), others Invalid."""
         if frame.action == "Authorize":
             return json.dumps([CALLRESULT, frame.unique_id,
                                {"idTagInfo": {"status": self._cached(frame.payload.get("idTag"))}}])
-        mine = await self._observe(frame, raw, entry)
+        mine = await self._observe(frame, entry)
         if frame.action != "StartTransaction":
             return mine
         data = json.loads(mine)

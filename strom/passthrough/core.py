@@ -114,7 +114,7 @@ class PassthroughCore(OcppRpc):
         if frame.message_type != CALL:
             opened = self._ids.answered(frame.unique_id)
             if opened is None:
-                await super().route_message(raw)  # an answer to one of strom's calls
+                await self.route_frame(frame)  # an answer to one of strom's calls
                 return
             backend_id, action, payload = opened
             await self.upstream.send(with_unique_id(raw, backend_id))
@@ -138,7 +138,7 @@ class PassthroughCore(OcppRpc):
             frame, raw = await self._inbox.get()
             try:
                 if await self._is_stroms(frame):
-                    await self._send(await self._strom_answer(frame, raw))
+                    await self._send(await self._strom_answer(frame))
                 else:
                     await self._backends(frame, raw)
             except ConnectionClosed:
@@ -152,7 +152,7 @@ class PassthroughCore(OcppRpc):
         """Whether strom's handler answers this call (else: the backend)."""
         raise NotImplementedError
 
-    async def _strom_answer(self, frame: Frame, raw: str) -> str:
+    async def _strom_answer(self, frame: Frame) -> str:
         """strom's answer to a call that is strom's, as the charger is to get it."""
         raise NotImplementedError
 
@@ -160,14 +160,15 @@ class PassthroughCore(OcppRpc):
         """Forward a call that is the backend's and answer the charger."""
         raise NotImplementedError
 
-    async def _capture(self, raw: str, unique_id: str) -> str:
-        """Run strom's handler on the charger's call `raw`; its answer is returned, not sent."""
-        self._captured[unique_id] = None
+    async def _capture(self, frame: Frame) -> str:
+        """Run strom's handler on the charger's call `frame`; its answer is returned, not
+        sent."""
+        self._captured[frame.unique_id] = None
         try:
-            await super().route_message(raw)
-            answer = self._captured[unique_id]
+            await self.route_frame(frame)
+            answer = self._captured[frame.unique_id]
         finally:
-            self._captured.pop(unique_id, None)
+            self._captured.pop(frame.unique_id, None)
         assert answer is not None, "every call gets an answer"
         return answer
 

@@ -90,8 +90,8 @@ class V201PassthroughConnection(PassthroughCore, V201Connection):
 
     # --- the charger's calls ------------------------------------------------------------------
 
-    async def _strom_answer(self, frame: Frame, raw: str) -> str:
-        answer = await self._capture(raw, frame.unique_id)
+    async def _strom_answer(self, frame: Frame) -> str:
+        answer = await self._capture(frame)
         self._forget_ended(frame)
         return answer
 
@@ -107,19 +107,19 @@ class V201PassthroughConnection(PassthroughCore, V201Connection):
         if got is not None:
             await self._send(got[1])  # as the backend wrote it
             if action != "Authorize":
-                await self._capture(raw, frame.unique_id)  # strom takes note
+                await self._capture(frame)  # strom takes note
         else:
-            await self._send(await self._answer_for_backend(frame, raw))
+            await self._send(await self._answer_for_backend(frame))
         self._forget_ended(frame)
 
-    async def _answer_for_backend(self, frame: Frame, raw: str) -> str:
+    async def _answer_for_backend(self, frame: Frame) -> str:
         """strom's answer while the backend is away: its own, with idTokens the backend had
         accepted Accepted (as a charger's authorization cache would), others Invalid."""
         tag = _id_token(frame.payload)
         if frame.action == "Authorize":
             return json.dumps([CALLRESULT, frame.unique_id,
                                {"idTokenInfo": {"status": self._cached(tag)}}])
-        mine = await self._capture(raw, frame.unique_id)
+        mine = await self._capture(frame)
         data = json.loads(mine)
         if frame.action != "TransactionEvent" or tag is None or data[0] != CALLRESULT:
             return mine
