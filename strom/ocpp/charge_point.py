@@ -31,7 +31,7 @@ from strom.events import (
     TransactionStopped,
 )
 from strom.ocpp.cert_signing import CertificateSigning, CsrRefused, check_csr
-from strom.ocpp.meter import MAX_ENERGY_WH, Parsed, parse_meter_values
+from strom.ocpp.meter import MAX_ENERGY_WH, parse_meter_values
 from strom.ocpp.metering import MeterBook
 from strom.ocpp.readings import Readings
 from strom.ocpp.rpc import OcppRpc
@@ -39,7 +39,7 @@ from strom.store.certificates import CertificateRepository
 from strom.store.charge_points import ChargePointRepository
 from strom.store.event_log import EventLogRepository
 from strom.store.firmware import FirmwareRepository
-from strom.store.transactions import MeterRow, TransactionRepository
+from strom.store.transactions import TransactionRepository
 from strom.timeutil import iso, parse_iso
 
 log = logging.getLogger(__name__)
@@ -217,11 +217,13 @@ class ChargePointConnection(OcppRpc):
         known = await self._ctx.transactions.get(transaction_id)
         if known is not None and known.cp_id == self.id and transaction_data:
             # Its readings (Transaction.End) are the most final: billed before the stop.
-            await self._readings(known.connector_id, transaction_id, parse_meter_values(
-                known.connector_id, transaction_id, transaction_data))
+            await self._meter_readings.apply(known.connector_id, transaction_id,
+                                             parse_meter_values(known.connector_id,
+                                                                transaction_id, transaction_data))
         stop_wh = float(meter_stop)
         if not 0 <= meter_stop <= MAX_ENERGY_WH:
-            last = await self._ctx.meters.energy(transaction_id, self._history)
+            last = await self._ctx.meters.energy(transaction_id,
+                                                self._meter_readings.history)
             log.warning("%s: StopTransaction %d with meterStop %s Wh: not a register reading;"
                         " the last reading (%s Wh) stands", self.id, transaction_id, meter_stop,
                         last)
@@ -246,16 +248,10 @@ class ChargePointConnection(OcppRpc):
     @on(Action.meter_values)
     async def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]],
                               transaction_id: int | None = None) -> call_result.MeterValues:
-        await self._readings(connector_id, transaction_id,
-                             parse_meter_values(connector_id, transaction_id, meter_value))
+        await self._meter_readings.apply(connector_id, transaction_id,
+                                         parse_meter_values(connector_id, transaction_id,
+                                                            meter_value))
         return call_result.MeterValues()
-
-    async def _readings(self, connector_id: int, transaction_id: int | None,
-                        parsed: Parsed) -> None:
-        await self._meter_readings.apply(connector_id, transaction_id, parsed)
-
-    async def _history(self, transaction_id: int) -> tuple[float, list[MeterRow]] | None:
-        return await self._meter_readings.history(transaction_id)
 
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id: str, message_id: str | None = None,
