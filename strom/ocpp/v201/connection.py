@@ -152,7 +152,7 @@ class V201Connection(OcppRpc):
         if offline:
             log.info("%s: TransactionEvent %s %s seqNo %d queued while offline (%s)", self.id,
                      event_type, name, seq_no, at)
-        tx = await self._ctx.transactions.named(self.id, name)
+        tx = self._v2.open_txs.get((self.id, name)) or await self._open_or_stored(name)
         if tx is None:
             tx = await self._bind(name, event_type, at, seq_no, transaction_info,
                                   evse, id_tag, meter_value)
@@ -167,6 +167,14 @@ class V201Connection(OcppRpc):
         status = await self._authorize(None, id_tag) if id_tag else None
         return call_result.TransactionEvent(
             id_token_info={"status": status} if status else None)
+
+    async def _open_or_stored(self, name: str) -> Transaction | None:
+        """The stored transaction the charger calls `name` (None: not bound yet); an open one
+        is remembered for the transaction's next events."""
+        tx = await self._ctx.transactions.named(self.id, name)
+        if tx is not None and tx.open:
+            self._v2.open_txs[(self.id, name)] = tx
+        return tx
 
     async def _bind(self, name: str, event_type: str, at: str, seq_no: int,
                     info: dict[str, Any], evse: dict[str, Any] | None, id_tag: str | None,
@@ -201,6 +209,8 @@ class V201Connection(OcppRpc):
             self._ctx.bus.publish(TransactionStarted(
                 self.id, connector, tx.id, unbound.id_tag, meter_start,
                 parse_iso(unbound.started_at)))
+        if tx.open:
+            self._v2.open_txs[(self.id, name)] = tx
         await self._readings(tx, meter_value)
         return tx
 
@@ -239,6 +249,7 @@ class V201Connection(OcppRpc):
         meter_stop = await self._ctx.meters.energy(tx.id, self._meter_readings.history)
         meter_stop = tx.meter_start_wh if meter_stop is None else meter_stop
         self._ctx.meters.forget(tx.id)
+        self._v2.open_txs.pop((self.id, str(tx.charger_tx_id)), None)
         reason = str(info.get("stopped_reason") or "Local")
         stopped = await self._ctx.transactions.stop(
             self.id, tx.id, meter_stop_wh=meter_stop, stopped_at=at, reason=reason,
