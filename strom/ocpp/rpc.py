@@ -152,7 +152,7 @@ class OcppRpc:
             snake_to_camel_case(remove_nones(serialize_as_dict(answer))))
         if checked:
             await validate(result, self.ocpp_version)
-        await self._send(result.to_json())
+        await self._answer(msg.unique_id, result.to_json())
         hook = handlers.get("_after_action")
         if hook is not None:
             # After the answer is out: a hook may call the peer, whose answer this loop reads.
@@ -202,8 +202,12 @@ class OcppRpc:
     async def _send(self, text: str) -> None:
         await self.websocket.send(text)
 
+    async def _answer(self, unique_id: str, text: str) -> None:
+        """Send `text`, the answer to the peer's call `unique_id` (a subclass may keep it)."""
+        await self._send(text)
+
     async def _send_error(self, unique_id: str, code: str, description: str,
                           details: dict[str, Any] | None = None) -> None:
         error = CallError(unique_id, self.spelling.get(code, code), description, details or {})
-        await self._send(error.to_json())
+        await self._answer(unique_id, error.to_json())
 

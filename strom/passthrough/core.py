@@ -172,13 +172,11 @@ class PassthroughCore(OcppRpc):
         assert answer is not None, "every call gets an answer"
         return answer
 
-    async def _send(self, text: str) -> None:
-        if self._captured:
-            data = json.loads(text)
-            if data[0] != CALL and self._captured.get(data[1], "") is None:
-                self._captured[data[1]] = text
-                return
-        await super()._send(text)
+    async def _answer(self, unique_id: str, text: str) -> None:
+        if self._captured.get(unique_id, "") is None:
+            self._captured[unique_id] = text  # strom's handler's answer, kept (`_capture`)
+            return
+        await super()._answer(unique_id, text)
 
     # --- the authorization cache ------------------------------------------------------------
 
@@ -212,7 +210,7 @@ class PassthroughCore(OcppRpc):
         raw = self._for_charger(action, payload, raw)
         wire = self._ids.outbound(frame.unique_id, action, payload)
         try:
-            await super()._send(with_unique_id(raw, wire))
+            await self._send(with_unique_id(raw, wire))
         except ConnectionClosed:
             self._ids.answered(wire)
 
