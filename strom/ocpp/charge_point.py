@@ -126,7 +126,25 @@ class OcppContext:
         return self.cert_signing.deliver(peer, issued, make_call(issued.chain_pem))
 
 
-class ChargePointConnection(OcppRpc):
+class SharedHandlers(OcppRpc):
+    """strom's handlers that read the same in every OCPP version (routed by action name; the
+    answer is the version's `call_results` class)."""
+
+    _ctx: OcppContext
+
+    @after("BootNotification")
+    def after_boot(self, **_: Any) -> None:
+        # The central system then configures the charger's sampling from a task.
+        if self.registration == "Accepted" and self._ctx.on_booted is not None:
+            self._ctx.on_booted(self.id)
+
+    @on("Heartbeat")
+    async def on_heartbeat(self) -> Any:
+        self._ctx.charge_points.touch(self.id)
+        return self.call_results.Heartbeat(current_time=iso())
+
+
+class ChargePointConnection(SharedHandlers):
     """One charger speaking OCPP 1.6J: strom's handlers on the OCPP-J session of `OcppRpc`."""
 
     ocpp_version = "1.6"
@@ -159,16 +177,6 @@ class ChargePointConnection(OcppRpc):
         return call_result.BootNotification(current_time=iso(),
                                             interval=self._ctx.heartbeat_interval,
                                             status=RegistrationStatus.accepted)
-
-    @after(Action.boot_notification)
-    def after_boot(self, **_: Any) -> None:
-        if self.registration == "Accepted" and self._ctx.on_booted is not None:
-            self._ctx.on_booted(self.id)
-
-    @on(Action.heartbeat)
-    async def on_heartbeat(self) -> call_result.Heartbeat:
-        self._ctx.charge_points.touch(self.id)
-        return call_result.Heartbeat(current_time=iso())
 
     @on(Action.status_notification)
     async def on_status(self, connector_id: int, error_code: str, status: str,

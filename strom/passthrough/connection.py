@@ -24,9 +24,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ocpp.routing import after
 from ocpp.v16 import call, call_result
-from ocpp.v16.enums import Action
 
 from strom.config import PassthroughSettings
 from strom.ocpp.charge_point import ChargePointConnection, OcppContext
@@ -249,12 +247,6 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
             if entry is not None and entry.charger_id != payload.transaction_id:
                 payload = replace(payload, transaction_id=entry.charger_id)
         return await super().call(payload)
-
-    @after(Action.boot_notification)
-    def after_boot(self, **kwargs: Any) -> None:
-        # A pure proxy makes no calls of its own: the backend configures the charger.
-        if self.lightning:
-            super().after_boot(**kwargs)
 
 
 class Passthrough:

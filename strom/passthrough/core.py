@@ -17,12 +17,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ocpp.routing import after
 from websockets.exceptions import ConnectionClosed
 
 from strom.config import PassthroughSettings
-from strom.ocpp.charge_point import OcppContext
+from strom.ocpp.charge_point import OcppContext, SharedHandlers
 from strom.ocpp.frames import CALL, CALLRESULT, Frame, FrameError, parse_frame
-from strom.ocpp.rpc import OcppRpc
 from strom.ocpp.v201.state import Bounded
 from strom.outbound import Outbound
 from strom.passthrough.config import UpstreamConfig
@@ -60,7 +60,7 @@ class ChargerState:
     backlog: Backlog = field(default_factory=Backlog)
 
 
-class PassthroughCore(OcppRpc):
+class PassthroughCore(SharedHandlers):
     """The protocol-neutral part; a subclass decides ownership and answers (see module doc)."""
 
     rules: ProtocolRules
@@ -92,6 +92,12 @@ class PassthroughCore(OcppRpc):
     def lightning(self) -> bool:
         """Whether strom runs lightning sessions here (else: a pure proxy)."""
         return self._sessions is not None
+
+    @after("BootNotification")
+    def after_boot(self, **kwargs: Any) -> None:
+        # A pure proxy makes no calls of its own: the backend configures the charger.
+        if self.lightning:
+            super().after_boot(**kwargs)
 
     async def start(self) -> None:
         self.upstream.start()

@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ocpp.routing import after
 from ocpp.v201 import call, call_result
-from ocpp.v201.enums import Action
 
 from strom.config import PassthroughSettings
 from strom.ocpp.frames import CALLRESULT, Frame
@@ -142,12 +140,6 @@ class V201PassthroughConnection(PassthroughCore, V201Connection):
                 not self.lightning or payload.evse_id in self._evses("backend")):
             return call_result.RequestStartTransaction(status="Rejected")
         return await super().call(payload)
-
-    @after(Action.boot_notification)
-    def after_boot(self, **kwargs: Any) -> None:
-        # A pure proxy makes no calls of its own: the backend configures the charger.
-        if self.lightning:
-            super().after_boot(**kwargs)
 
 
 def _id_token(payload: dict[str, Any]) -> str | None:

@@ -34,11 +34,10 @@ from strom.events import (
     TransactionStarted,
     TransactionStopped,
 )
-from strom.ocpp.charge_point import REJECTED_INTERVAL, _timestamp
+from strom.ocpp.charge_point import REJECTED_INTERVAL, SharedHandlers, _timestamp
 from strom.ocpp.meter import parse_meter_values
 from strom.ocpp.metering import first_register
 from strom.ocpp.readings import Readings
-from strom.ocpp.rpc import OcppRpc
 from strom.ocpp.v201.state import CHARGING, Unbound, V201Context
 from strom.store.transactions import Transaction
 from strom.timeutil import iso, parse_iso
@@ -49,8 +48,9 @@ PENDING_INTERVAL = 10  # seconds until a charger told Pending boots again
 MAX_LOGGED = 4096  # characters of a NotifyEvent/NotifyReport/security event kept
 
 
-class V201Connection(OcppRpc):
-    """One charger speaking OCPP 2.0.1: strom's handlers on the OCPP-J session of `OcppRpc`."""
+class V201Connection(SharedHandlers):
+    """One charger speaking OCPP 2.0.1: strom's handlers on the OCPP-J session of `OcppRpc`
+    (boot's after-hook and Heartbeat are `SharedHandlers`')."""
 
     ocpp_version = "2.0.1"
     call_results = call_result
@@ -91,17 +91,6 @@ class V201Connection(OcppRpc):
         return call_result.BootNotification(current_time=iso(),
                                             interval=self._ctx.heartbeat_interval,
                                             status="Accepted")
-
-    @after(Action.boot_notification)
-    def after_boot(self, **_: Any) -> None:
-        # The central system then configures its sampling (SetVariables) from a task.
-        if self.registration == "Accepted" and self._ctx.on_booted is not None:
-            self._ctx.on_booted(self.id)
-
-    @on(Action.heartbeat)
-    async def on_heartbeat(self) -> call_result.Heartbeat:
-        self._ctx.charge_points.touch(self.id)
-        return call_result.Heartbeat(current_time=iso())
 
     @on(Action.status_notification)
     async def on_status(self, timestamp: str, connector_status: str, evse_id: int,
