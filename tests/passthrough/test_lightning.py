@@ -47,11 +47,6 @@ async def shared(request: pytest.FixtureRequest, data_dir: Path,
             yield Shared(World(app, charger, http), charger, backend)  # type: ignore[arg-type]
 
 
-def _backend_saw(backend: Backend, text: str) -> bool:
-    """Whether `text` is in any frame the backend received."""
-    return any(text in raw for way, raw in backend.frames if way == "in")
-
-
 async def test_a_lightning_session_between_the_backends_own(shared: Shared) -> None:
     world, charger, backend = shared.world, shared.charger, shared.backend
     # The owner's RFID session on connector 1, with the backend.
@@ -93,8 +88,8 @@ async def test_a_lightning_session_between_the_backends_own(shared: Shared) -> N
     # only connector 2's statuses (the connector was busy, as the rules say).
     tag = json.loads(next(raw for way, raw in charger.frames if way == "in"
                           and "RemoteStartTransaction" in raw))[3]["idTag"]
-    assert not _backend_saw(backend, tag)
-    assert not _backend_saw(backend, str(SPARE_ID))
+    assert not backend.saw(tag)
+    assert not backend.saw(str(SPARE_ID))
     assert [c[3]["connectorId"] for c in backend.received("MeterValues")] == [1]
     statuses = [c[3]["status"] for c in backend.received("StatusNotification")
                 if c[3]["connectorId"] == 2]

@@ -69,10 +69,6 @@ async def _rfid_start(charger: Charger201, evse: int, name: str) -> None:
                         chargingState="Charging")
 
 
-def _backend_saw(backend: Backend201, text: str) -> bool:
-    return any(text in raw for way, raw in backend.frames if way == "in")
-
-
 def _exchange(frames: list[tuple[str, str]], about: str, calls: str) -> list[str]:
     """The calls going `calls` ("in"/"out") that mention `about`, and their answers."""
     ids = {json.loads(raw)[1] for way, raw in frames if way == calls and about in raw}
@@ -115,8 +111,8 @@ async def test_the_backends_rfid_session_around_a_lightning_session(shared: Shar
     await world.ledger_ok()
 
     # The backend saw none of it: not the transaction, not strom's idToken.
-    assert not _backend_saw(backend, lightning.name)
-    assert not _backend_saw(backend, lightning.id_tag)
+    assert not backend.saw(lightning.name)
+    assert not backend.saw(lightning.id_tag)
     events = backend.received("TransactionEvent")
     assert {e[3]["transactionInfo"]["transactionId"] for e in events} == {"rfid-tx-1"}
 
@@ -170,7 +166,7 @@ async def test_backend_down_strom_answers_and_replays_in_seq_no_order(shared: Sh
     assert [(c[3]["eventType"], c[3]["seqNo"]) for c in replayed] == [
         ("Started", 0), ("Updated", 1), ("Updated", 2), ("Ended", 3)]
     assert {c[3]["transactionInfo"]["transactionId"] for c in replayed} == {"offline-tx"}
-    assert not _backend_saw(backend, lightning.name)
+    assert not backend.saw(lightning.name)
     await world.ledger_ok()
 
 
