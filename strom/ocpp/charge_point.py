@@ -199,7 +199,7 @@ class ChargePointConnection(SharedHandlers):
     async def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int,
                                    timestamp: str, reservation_id: int | None = None
                                    ) -> call_result.StartTransaction:
-        started_at = _timestamp(timestamp)
+        started_at = charger_timestamp(timestamp)
         if not 0 <= meter_start <= MAX_ENERGY_WH:
             raise PropertyConstraintViolationError(
                 description=f"meterStart {meter_start} Wh is not a meter register reading")
@@ -221,7 +221,7 @@ class ChargePointConnection(SharedHandlers):
                                   reason: str | None = None, id_tag: str | None = None,
                                   transaction_data: list[dict[str, Any]] | None = None
                                   ) -> call_result.StopTransaction:
-        stopped_at = _timestamp(timestamp)
+        stopped_at = charger_timestamp(timestamp)
         known = await self._ctx.transactions.get(transaction_id)
         if known is not None and known.cp_id == self.id and transaction_data:
             # Its readings (Transaction.End) are the most final: billed before the stop.
@@ -354,7 +354,9 @@ def _present(**fields: Any) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
-def _timestamp(value: str) -> str:
+def charger_timestamp(value: str) -> str:
+    """A charger's timestamp as strom stores it (UTC ISO 8601); TypeConstraintViolation for
+    one that is no date-time (the charger gets that CALLERROR)."""
     try:
         return iso(parse_iso(value))
     except ValueError:

@@ -34,7 +34,7 @@ from strom.events import (
     TransactionStarted,
     TransactionStopped,
 )
-from strom.ocpp.charge_point import REJECTED_INTERVAL, SharedHandlers, _timestamp
+from strom.ocpp.charge_point import REJECTED_INTERVAL, SharedHandlers, charger_timestamp
 from strom.ocpp.meter import parse_meter_values
 from strom.ocpp.metering import first_register
 from strom.ocpp.readings import Readings
@@ -135,7 +135,7 @@ class V201Connection(SharedHandlers):
                                    offline: bool = False, evse: dict[str, Any] | None = None,
                                    id_token: dict[str, Any] | None = None,
                                    **_: Any) -> call_result.TransactionEvent:
-        at = _timestamp(timestamp)
+        at = charger_timestamp(timestamp)
         name = str(transaction_info["transaction_id"])
         id_tag = str(id_token["id_token"]) if id_token and id_token.get("id_token") else None
         if offline:
