@@ -143,6 +143,13 @@ class SharedHandlers(OcppRpc):
         self._ctx.charge_points.touch(self.id)
         return self.call_results.Heartbeat(current_time=iso())
 
+    async def _authorize(self, connector_id: int | None, id_tag: str) -> str:
+        """The session service's word on `id_tag` (Invalid while sessions are not running)."""
+        authorizer = self._ctx.authorizer
+        if authorizer is None:
+            return "Invalid"
+        return await authorizer.authorize(self.id, connector_id, id_tag)
+
 
 class ChargePointConnection(SharedHandlers):
     """One charger speaking OCPP 1.6J: strom's handlers on the OCPP-J session of `OcppRpc`."""
@@ -341,12 +348,6 @@ class ChargePointConnection(SharedHandlers):
                 self.id, status, log=kind == "log_status", request_id=request_id)
         await self._ctx.event_log.append(kind, _present(
             status=status, request_id=request_id, diagnostics_id=request), self.id)
-
-    async def _authorize(self, connector_id: int | None, id_tag: str) -> str:
-        authorizer = self._ctx.authorizer
-        if authorizer is None:
-            return "Invalid"
-        return await authorizer.authorize(self.id, connector_id, id_tag)
 
 
 def _present(**fields: Any) -> dict[str, Any]:

@@ -260,12 +260,6 @@ class V201Connection(SharedHandlers):
                                          parse_meter_values(evse_id, None, meter_value))
         return call_result.MeterValues()
 
-    async def _authorize(self, connector_id: int | None, id_tag: str) -> str:
-        authorizer = self._ctx.authorizer
-        if authorizer is None:
-            return "Invalid"
-        return await authorizer.authorize(self.id, connector_id, id_tag)
-
     # --- reports, kept in the event log ----------------------------------------------------
 
     async def _keep(self, kind: str, payload: dict[str, Any]) -> None:
