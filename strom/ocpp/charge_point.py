@@ -31,7 +31,7 @@ from strom.events import (
     TransactionStopped,
 )
 from strom.ocpp.cert_signing import CertificateSigning, CsrRefused, check_csr
-from strom.ocpp.meter import MAX_ENERGY_WH, Parsed, parse_meter_values
+from strom.ocpp.meter import MAX_ENERGY_WH, parse_meter_values
 from strom.ocpp.metering import MeterBook
 from strom.ocpp.readings import Readings
 from strom.ocpp.rpc import OcppRpc
@@ -39,7 +39,7 @@ from strom.store.certificates import CertificateRepository
 from strom.store.charge_points import ChargePointRepository
 from strom.store.event_log import EventLogRepository
 from strom.store.firmware import FirmwareRepository
-from strom.store.transactions import MeterRow, TransactionRepository
+from strom.store.transactions import TransactionRepository
 from strom.timeutil import iso, parse_iso
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,16 @@ class OcppContext:
         self.event_log.append_soon("boot_rejected", {"vendor": vendor, "model": model}, cp_id)
         return True
 
+    async def booted(self, cp_id: str, vendor: str, model: str, *, serial_number: str | None,
+                     firmware: str | None, details: dict[str, Any]) -> None:
+        """An accepted boot, whatever OCPP the charger speaks: recorded on the charger, in the
+        event log (vendor, model and the version's `details`), then `ChargePointBooted`."""
+        await self.charge_points.record_boot(cp_id, vendor=vendor, model=model,
+                                             serial_number=serial_number, firmware=firmware)
+        await self.event_log.append("boot", {"vendor": vendor, "model": model, **details},
+                                    cp_id)
+        self.bus.publish(ChargePointBooted(cp_id, vendor, model))
+
     async def sign_requested(self, cp_id: str, csr: str,
                              certificate_type: str | None = None) -> bool:
         """Whether the charger's CSR was signed (its certificate goes out after the answer)."""
@@ -116,7 +126,32 @@ class OcppContext:
         return self.cert_signing.deliver(peer, issued, make_call(issued.chain_pem))
 
 
-class ChargePointConnection(OcppRpc):
+class SharedHandlers(OcppRpc):
+    """strom's handlers that read the same in every OCPP version (routed by action name; the
+    answer is the version's `call_results` class)."""
+
+    _ctx: OcppContext
+
+    @after("BootNotification")
+    def after_boot(self, **_: Any) -> None:
+        # The central system then configures the charger's sampling from a task.
+        if self.registration == "Accepted" and self._ctx.on_booted is not None:
+            self._ctx.on_booted(self.id)
+
+    @on("Heartbeat")
+    async def on_heartbeat(self) -> Any:
+        self._ctx.charge_points.touch(self.id)
+        return self.call_results.Heartbeat(current_time=iso())
+
+    async def _authorize(self, connector_id: int | None, id_tag: str) -> str:
+        """The session service's word on `id_tag` (Invalid while sessions are not running)."""
+        authorizer = self._ctx.authorizer
+        if authorizer is None:
+            return "Invalid"
+        return await authorizer.authorize(self.id, connector_id, id_tag)
+
+
+class ChargePointConnection(SharedHandlers):
     """One charger speaking OCPP 1.6J: strom's handlers on the OCPP-J session of `OcppRpc`."""
 
     ocpp_version = "1.6"
@@ -143,26 +178,12 @@ class ChargePointConnection(OcppRpc):
             return call_result.BootNotification(current_time=iso(), interval=REJECTED_INTERVAL,
                                                 status=RegistrationStatus.rejected)
         self.registration = "Accepted"
-        await self._ctx.charge_points.record_boot(
-            self.id, vendor=charge_point_vendor, model=charge_point_model,
-            serial_number=kwargs.get("charge_point_serial_number"),
-            firmware=kwargs.get("firmware_version"))
-        await self._ctx.event_log.append("boot", {"vendor": charge_point_vendor,
-                                                  "model": charge_point_model, **kwargs}, self.id)
-        self._ctx.bus.publish(ChargePointBooted(self.id, charge_point_vendor, charge_point_model))
+        await self._ctx.booted(self.id, charge_point_vendor, charge_point_model,
+                               serial_number=kwargs.get("charge_point_serial_number"),
+                               firmware=kwargs.get("firmware_version"), details=kwargs)
         return call_result.BootNotification(current_time=iso(),
                                             interval=self._ctx.heartbeat_interval,
                                             status=RegistrationStatus.accepted)
-
-    @after(Action.boot_notification)
-    def after_boot(self, **_: Any) -> None:
-        if self.registration == "Accepted" and self._ctx.on_booted is not None:
-            self._ctx.on_booted(self.id)
-
-    @on(Action.heartbeat)
-    async def on_heartbeat(self) -> call_result.Heartbeat:
-        self._ctx.charge_points.touch(self.id)
-        return call_result.Heartbeat(current_time=iso())
 
     @on(Action.status_notification)
     async def on_status(self, connector_id: int, error_code: str, status: str,
@@ -185,7 +206,7 @@ class ChargePointConnection(OcppRpc):
     async def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int,
                                    timestamp: str, reservation_id: int | None = None
                                    ) -> call_result.StartTransaction:
-        started_at = _timestamp(timestamp)
+        started_at = charger_timestamp(timestamp)
         if not 0 <= meter_start <= MAX_ENERGY_WH:
             raise PropertyConstraintViolationError(
                 description=f"meterStart {meter_start} Wh is not a meter register reading")
@@ -207,15 +228,17 @@ class ChargePointConnection(OcppRpc):
                                   reason: str | None = None, id_tag: str | None = None,
                                   transaction_data: list[dict[str, Any]] | None = None
                                   ) -> call_result.StopTransaction:
-        stopped_at = _timestamp(timestamp)
+        stopped_at = charger_timestamp(timestamp)
         known = await self._ctx.transactions.get(transaction_id)
         if known is not None and known.cp_id == self.id and transaction_data:
             # Its readings (Transaction.End) are the most final: billed before the stop.
-            await self._readings(known.connector_id, transaction_id, parse_meter_values(
-                known.connector_id, transaction_id, transaction_data))
+            await self._meter_readings.apply(known.connector_id, transaction_id,
+                                             parse_meter_values(known.connector_id,
+                                                                transaction_id, transaction_data))
         stop_wh = float(meter_stop)
         if not 0 <= meter_stop <= MAX_ENERGY_WH:
-            last = await self._ctx.meters.energy(transaction_id, self._history)
+            last = await self._ctx.meters.energy(transaction_id,
+                                                self._meter_readings.history)
             log.warning("%s: StopTransaction %d with meterStop %s Wh: not a register reading;"
                         " the last reading (%s Wh) stands", self.id, transaction_id, meter_stop,
                         last)
@@ -240,16 +263,10 @@ class ChargePointConnection(OcppRpc):
     @on(Action.meter_values)
     async def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]],
                               transaction_id: int | None = None) -> call_result.MeterValues:
-        await self._readings(connector_id, transaction_id,
-                             parse_meter_values(connector_id, transaction_id, meter_value))
+        await self._meter_readings.apply(connector_id, transaction_id,
+                                         parse_meter_values(connector_id, transaction_id,
+                                                            meter_value))
         return call_result.MeterValues()
-
-    async def _readings(self, connector_id: int, transaction_id: int | None,
-                        parsed: Parsed) -> None:
-        await self._meter_readings.apply(connector_id, transaction_id, parsed)
-
-    async def _history(self, transaction_id: int) -> tuple[float, list[MeterRow]] | None:
-        return await self._meter_readings.history(transaction_id)
 
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id: str, message_id: str | None = None,
@@ -332,19 +349,15 @@ class ChargePointConnection(OcppRpc):
         await self._ctx.event_log.append(kind, _present(
             status=status, request_id=request_id, diagnostics_id=request), self.id)
 
-    async def _authorize(self, connector_id: int | None, id_tag: str) -> str:
-        authorizer = self._ctx.authorizer
-        if authorizer is None:
-            return "Invalid"
-        return await authorizer.authorize(self.id, connector_id, id_tag)
-
 
 def _present(**fields: Any) -> dict[str, Any]:
     """An event log payload without the fields that are None."""
     return {key: value for key, value in fields.items() if value is not None}
 
 
-def _timestamp(value: str) -> str:
+def charger_timestamp(value: str) -> str:
+    """A charger's timestamp as strom stores it (UTC ISO 8601); TypeConstraintViolation for
+    one that is no date-time (the charger gets that CALLERROR)."""
     try:
         return iso(parse_iso(value))
     except ValueError:

@@ -61,8 +61,9 @@ RATE_UNIT_KEY = "ChargingScheduleAllowedChargingRateUnit"
 PHASE_VOLTS = 230
 
 
-class _CallFailed(Exception):
-    """A call got no usable answer; `result` says why."""
+class CallFailed(Exception):
+    """A call got no usable answer; `result` says why. Raised by `Ocpp16Control._call`, which
+    the 2.0.1 adapter inherits, so both adapters catch it."""
 
     def __init__(self, result: ControlResult) -> None:
         super().__init__(result.reason)
@@ -83,26 +84,26 @@ class Ocpp16Control:
         return self._connection(cp_id) is not None
 
     async def _call(self, cp_id: str, payload: Any) -> Any:
-        """Send one call; the ocpp library's typed answer, or `_CallFailed`."""
+        """Send one call; the ocpp library's typed answer, or `CallFailed`."""
         conn = self._connection(cp_id)
         action = type(payload).__name__
         if conn is None:
-            raise _CallFailed(not_connected(cp_id))
+            raise CallFailed(not_connected(cp_id))
         try:
             # The connection bounds the wait for the answer (not for its turn: OCPP-J sends
             # one call at a time, so a call may first wait for the one before it).
             return await conn.call(payload)
         except TimeoutError:
-            raise _CallFailed(ControlResult(
+            raise CallFailed(ControlResult(
                 Outcome.TIMEOUT, reason=f"charge point {cp_id} did not answer {action} within"
                 f" {self._call_timeout:g} s")) from None
         except ConnectionClosed:
-            raise _CallFailed(not_connected(cp_id)) from None
+            raise CallFailed(not_connected(cp_id)) from None
         except OCPPError as exc:
             code = str(getattr(exc, "code", type(exc).__name__))
-            raise _CallFailed(_refused(cp_id, action, code, exc.description or "")) from None
+            raise CallFailed(_refused(cp_id, action, code, exc.description or "")) from None
         except (UnknownCallErrorCodeError, ValidationError) as exc:
-            raise _CallFailed(ControlResult(
+            raise CallFailed(ControlResult(
                 Outcome.ERROR, reason=f"charge point {cp_id} answered {action} wrongly: {exc}",
                 code="InvalidResponse")) from None
 
@@ -110,7 +111,7 @@ class Ocpp16Control:
                    outcomes: dict[str, Outcome] = _OUTCOMES) -> ControlResult:
         try:
             answer = await self._call(cp_id, payload)
-        except _CallFailed as failed:
+        except CallFailed as failed:
             return failed.result
         status = str(answer.status)
         outcome = outcomes.get(status, Outcome.REJECTED)
@@ -179,7 +180,7 @@ class Ocpp16Control:
         try:
             answer = await self._call(cp_id, call.GetCompositeSchedule(
                 connector_id=connector_id, duration=60, charging_rate_unit="W"))
-        except _CallFailed as failed:
+        except CallFailed as failed:
             return PowerReading(failed.result)
         status = str(answer.status)
         if status != "Accepted":
@@ -232,7 +233,7 @@ class Ocpp16Control:
             await self._call(cp_id, call.UpdateFirmware(
                 location=request.location, retrieve_date=iso(request.retrieve_at),
                 retries=request.retries, retry_interval=request.retry_interval))
-        except _CallFailed as failed:
+        except CallFailed as failed:
             return failed.result
         return ControlResult(Outcome.ACCEPTED)
 
@@ -259,7 +260,7 @@ class Ocpp16Control:
             answer = await self._call(cp_id, call.GetDiagnostics(
                 location=request.location, retries=request.retries,
                 retry_interval=request.retry_interval, start_time=since, stop_time=until))
-        except _CallFailed as failed:
+        except CallFailed as failed:
             return UploadResult(failed.result)
         if not answer.file_name:
             return UploadResult(ControlResult(
@@ -286,7 +287,7 @@ class Ocpp16Control:
                                 keys: list[str] | None = None) -> ConfigurationResult:
         try:
             answer = await self._call(cp_id, call.GetConfiguration(key=keys or None))
-        except _CallFailed as failed:
+        except CallFailed as failed:
             return ConfigurationResult(failed.result)
         entries = answer.configuration_key or []
         return ConfigurationResult(
@@ -315,7 +316,7 @@ class Ocpp16Control:
         """GetLocalListVersion; -1 is the charger's way to say it keeps no list."""
         try:
             answer = await self._call(cp_id, call.GetLocalListVersion())
-        except _CallFailed as failed:
+        except CallFailed as failed:
             return LocalListVersion(failed.result)
         version = int(answer.list_version)
         if version < 0:

@@ -31,7 +31,7 @@ from ocpp.messages import Call, CallError, CallResult
 from ocpp.routing import create_route_map
 from websockets.exceptions import ConnectionClosed
 
-from strom.ocpp.frames import CALL, CALLERROR, FrameError, parse_frame
+from strom.ocpp.frames import CALL, CALLERROR, Frame, FrameError, parse_frame
 from strom.ocpp.validation import validate
 from strom.ratelimit import TokenBucket
 
@@ -93,6 +93,10 @@ class OcppRpc:
             await self._send_error(exc.unique_id, self.frame_codes.get(exc.kind, exc.code),
                                    exc.description)
             return
+        await self.route_frame(frame)
+
+    async def route_frame(self, frame: Frame) -> None:
+        """Route one parsed frame: an answer to its waiting call, a CALL to its handler."""
         if frame.message_type != CALL:
             waiter = self._waiting.get(frame.unique_id)
             if waiter is None or waiter.done():
@@ -148,7 +152,7 @@ class OcppRpc:
             snake_to_camel_case(remove_nones(serialize_as_dict(answer))))
         if checked:
             await validate(result, self.ocpp_version)
-        await self._send(result.to_json())
+        await self._answer(msg.unique_id, result.to_json())
         hook = handlers.get("_after_action")
         if hook is not None:
             # After the answer is out: a hook may call the peer, whose answer this loop reads.
@@ -198,8 +202,12 @@ class OcppRpc:
     async def _send(self, text: str) -> None:
         await self.websocket.send(text)
 
+    async def _answer(self, unique_id: str, text: str) -> None:
+        """Send `text`, the answer to the peer's call `unique_id` (a subclass may keep it)."""
+        await self._send(text)
+
     async def _send_error(self, unique_id: str, code: str, description: str,
                           details: dict[str, Any] | None = None) -> None:
         error = CallError(unique_id, self.spelling.get(code, code), description, details or {})
-        await self._send(error.to_json())
+        await self._answer(unique_id, error.to_json())
 

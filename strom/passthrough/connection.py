@@ -24,9 +24,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ocpp.routing import after
 from ocpp.v16 import call, call_result
-from ocpp.v16.enums import Action
 
 from strom.config import PassthroughSettings
 from strom.ocpp.charge_point import ChargePointConnection, OcppContext
@@ -69,11 +67,9 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
                  outbound: Outbound | None, max_message_bytes: int,
                  state: ChargerState | None = None) -> None:
         super().__init__(cp_id, websocket, context, response_timeout)
-        state = state or ChargerState()
-        self._setup_passthrough(config=config, settings=settings, sessions=sessions,
-                                outbound=outbound, max_message_bytes=max_message_bytes,
-                                backlog=state.backlog, accepted=state.accepted)
-        self.transactions = state.transactions
+        self.transactions = self._setup_passthrough(
+            config=config, settings=settings, sessions=sessions, outbound=outbound,
+            max_message_bytes=max_message_bytes, state=state).transactions
 
     async def _is_stroms(self, frame: Frame) -> bool:
         sessions, payload = self._sessions, frame.payload
@@ -99,10 +95,10 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
 
     # --- strom's transactions ---------------------------------------------------------------
 
-    async def _strom_answer(self, frame: Frame, raw: str) -> str:
+    async def _strom_answer(self, frame: Frame) -> str:
         """strom's handler's answer to a call that is strom's, in the charger's ids."""
         entry = self._entry(frame)
-        answer = await self._observe(frame, raw, entry)
+        answer = await self._observe(frame, entry)
         if frame.action == "StopTransaction" and entry is not None:
             self.transactions.close(entry.charger_id)
         if frame.action == "StartTransaction":
@@ -130,7 +126,7 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
         tid = frame.payload.get("transactionId")
         return self.transactions.get(tid) if isinstance(tid, int) else None
 
-    async def _observe(self, frame: Frame, raw: str, entry: TxEntry | None) -> str:
+    async def _observe(self, frame: Frame, entry: TxEntry | None) -> str:
         """Run strom's handler on the charger's call (its transaction id as strom knows it);
         its answer is returned, not sent."""
         if frame.action in TRANSACTION_CALLS and "transactionId" in frame.payload:
@@ -143,9 +139,8 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
                     return json.dumps([CALLRESULT, frame.unique_id, {}])
             else:
                 payload["transactionId"] = entry.strom_id
-            if payload != frame.payload:
-                raw = with_payload(raw, payload)
-        return await self._capture(raw, frame.unique_id)
+            frame = replace(frame, payload=payload)
+        return await self._capture(frame)
 
     # --- the backend's transactions and everything else -------------------------------------
 
@@ -173,13 +168,13 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
         item = Outgoing(action, frame.unique_id, render, len(raw.encode()), answered=answered)
         got = await self.upstream.forward(item)
         if got is not None:
-            await self._backend_answered(frame, raw, entry, got, start)
+            await self._backend_answered(frame, entry, got, start)
         else:
-            await self._send(await self._answer_for_backend(frame, raw, entry, start))
+            await self._send(await self._answer_for_backend(frame, entry, start))
         if action == "StopTransaction" and entry is not None:
             self.transactions.close(entry.charger_id)
 
-    async def _backend_answered(self, frame: Frame, raw: str, entry: TxEntry | None,
+    async def _backend_answered(self, frame: Frame, entry: TxEntry | None,
                                 got: Answer, start: _Start) -> None:
         """The backend's answer goes to the charger as written; then strom takes note."""
         answer, text = got
@@ -194,20 +189,20 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
         await self._send(text)
         if frame.action == "Authorize":
             return  # nothing to record
-        mine = await self._observe(frame, raw, entry)
+        mine = await self._observe(frame, entry)
         if start.entry is not None:
             data = json.loads(mine)
             if data[0] == CALLRESULT:
                 start.entry.strom_id = data[2]["transactionId"]
 
-    async def _answer_for_backend(self, frame: Frame, raw: str, entry: TxEntry | None,
+    async def _answer_for_backend(self, frame: Frame, entry: TxEntry | None,
                                   start: _Start) -> str:
         """strom's answer while the backend is away: its own, with idTags the backend had
         accepted accepted (as a charger's authorization cache would), others Invalid."""
         if frame.action == "Authorize":
             return json.dumps([CALLRESULT, frame.unique_id,
                                {"idTagInfo": {"status": self._cached(frame.payload.get("idTag"))}}])
-        mine = await self._observe(frame, raw, entry)
+        mine = await self._observe(frame, entry)
         if frame.action != "StartTransaction":
             return mine
         data = json.loads(mine)
@@ -252,12 +247,6 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
             if entry is not None and entry.charger_id != payload.transaction_id:
                 payload = replace(payload, transaction_id=entry.charger_id)
         return await super().call(payload)
-
-    @after(Action.boot_notification)
-    def after_boot(self, **kwargs: Any) -> None:
-        # A pure proxy makes no calls of its own: the backend configures the charger.
-        if self.lightning:
-            super().after_boot(**kwargs)
 
 
 class Passthrough:

@@ -17,12 +17,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ocpp.routing import after
 from websockets.exceptions import ConnectionClosed
 
 from strom.config import PassthroughSettings
-from strom.ocpp.charge_point import OcppContext
+from strom.ocpp.charge_point import OcppContext, SharedHandlers
 from strom.ocpp.frames import CALL, CALLRESULT, Frame, FrameError, parse_frame
-from strom.ocpp.rpc import OcppRpc
 from strom.ocpp.v201.state import Bounded
 from strom.outbound import Outbound
 from strom.passthrough.config import UpstreamConfig
@@ -60,7 +60,7 @@ class ChargerState:
     backlog: Backlog = field(default_factory=Backlog)
 
 
-class PassthroughCore(OcppRpc):
+class PassthroughCore(SharedHandlers):
     """The protocol-neutral part; a subclass decides ownership and answers (see module doc)."""
 
     rules: ProtocolRules
@@ -68,25 +68,36 @@ class PassthroughCore(OcppRpc):
 
     def _setup_passthrough(self, *, config: UpstreamConfig, settings: PassthroughSettings,
                            sessions: LightningSessions | None, outbound: Outbound | None,
-                           max_message_bytes: int, backlog: Backlog,
-                           accepted: OrderedDict[str, None]) -> None:
+                           max_message_bytes: int, state: ChargerState | None
+                           ) -> ChargerState:
+        """Set up the backend link and the call routing (called by the protocol's
+        constructor after strom's connection class's); the charger's kept state (`state`, or
+        a new one for a charger seen the first time), whose transactions the protocol keeps."""
+        state = state or ChargerState()
         self.upstream = UpstreamLink(self.id, config, settings, self._backend_call,
                                      outbound=outbound, max_message_bytes=max_message_bytes,
-                                     backlog=backlog, replayed=self.rules.replayed,
+                                     backlog=state.backlog, replayed=self.rules.replayed,
                                      sheddable=self.rules.sheddable)
         self._sessions = sessions if config.lightning else None
         self._ids = MessageIds()
         self._inbox: asyncio.Queue[tuple[Frame, str]] = asyncio.Queue(INBOX)
         self._captured: dict[str, str | None] = {}
-        self._accepted = accepted
+        self._accepted = state.accepted
         self._backend_bucket = TokenBucket(settings.backend_rate_per_second,
                                            settings.backend_rate_burst)
         self._backend_in_flight = settings.backend_calls_in_flight
+        return state
 
     @property
     def lightning(self) -> bool:
         """Whether strom runs lightning sessions here (else: a pure proxy)."""
         return self._sessions is not None
+
+    @after("BootNotification")
+    def after_boot(self, **kwargs: Any) -> None:
+        # A pure proxy makes no calls of its own: the backend configures the charger.
+        if self.lightning:
+            super().after_boot(**kwargs)
 
     async def start(self) -> None:
         self.upstream.start()
@@ -109,7 +120,7 @@ class PassthroughCore(OcppRpc):
         if frame.message_type != CALL:
             opened = self._ids.answered(frame.unique_id)
             if opened is None:
-                await super().route_message(raw)  # an answer to one of strom's calls
+                await self.route_frame(frame)  # an answer to one of strom's calls
                 return
             backend_id, action, payload = opened
             await self.upstream.send(with_unique_id(raw, backend_id))
@@ -133,7 +144,7 @@ class PassthroughCore(OcppRpc):
             frame, raw = await self._inbox.get()
             try:
                 if await self._is_stroms(frame):
-                    await self._send(await self._strom_answer(frame, raw))
+                    await self._send(await self._strom_answer(frame))
                 else:
                     await self._backends(frame, raw)
             except ConnectionClosed:
@@ -147,7 +158,7 @@ class PassthroughCore(OcppRpc):
         """Whether strom's handler answers this call (else: the backend)."""
         raise NotImplementedError
 
-    async def _strom_answer(self, frame: Frame, raw: str) -> str:
+    async def _strom_answer(self, frame: Frame) -> str:
         """strom's answer to a call that is strom's, as the charger is to get it."""
         raise NotImplementedError
 
@@ -155,24 +166,23 @@ class PassthroughCore(OcppRpc):
         """Forward a call that is the backend's and answer the charger."""
         raise NotImplementedError
 
-    async def _capture(self, raw: str, unique_id: str) -> str:
-        """Run strom's handler on the charger's call `raw`; its answer is returned, not sent."""
-        self._captured[unique_id] = None
+    async def _capture(self, frame: Frame) -> str:
+        """Run strom's handler on the charger's call `frame`; its answer is returned, not
+        sent."""
+        self._captured[frame.unique_id] = None
         try:
-            await super().route_message(raw)
-            answer = self._captured[unique_id]
+            await self.route_frame(frame)
+            answer = self._captured[frame.unique_id]
         finally:
-            self._captured.pop(unique_id, None)
+            self._captured.pop(frame.unique_id, None)
         assert answer is not None, "every call gets an answer"
         return answer
 
-    async def _send(self, text: str) -> None:
-        if self._captured:
-            data = json.loads(text)
-            if data[0] != CALL and self._captured.get(data[1], "") is None:
-                self._captured[data[1]] = text
-                return
-        await super()._send(text)
+    async def _answer(self, unique_id: str, text: str) -> None:
+        if self._captured.get(unique_id, "") is None:
+            self._captured[unique_id] = text  # strom's handler's answer, kept (`_capture`)
+            return
+        await super()._answer(unique_id, text)
 
     # --- the authorization cache ------------------------------------------------------------
 
@@ -206,7 +216,7 @@ class PassthroughCore(OcppRpc):
         raw = self._for_charger(action, payload, raw)
         wire = self._ids.outbound(frame.unique_id, action, payload)
         try:
-            await super()._send(with_unique_id(raw, wire))
+            await self._send(with_unique_id(raw, wire))
         except ConnectionClosed:
             self._ids.answered(wire)
 

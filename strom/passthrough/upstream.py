@@ -160,6 +160,9 @@ class UpstreamLink:
         """Queue a call within the bounds: shed old MeterValues and StatusNotifications for
         it if that makes room, else refuse it (the queue stays as it was)."""
         limit_n, limit_bytes = self._settings.queue_max_messages, self._settings.queue_max_bytes
+        if len(self._queue) < limit_n and self._backlog.size + item.size <= limit_bytes:
+            self._append(item)  # room: no scan of the queue for what to shed
+            return True
         sheddable = [q for q in self._queue if q.action in self._sheddable and not q.sent]
         if (len(self._queue) - len(sheddable) >= limit_n or item.size
                 + self._backlog.size - sum(q.size for q in sheddable) > limit_bytes):
@@ -170,10 +173,13 @@ class UpstreamLink:
                 break
             self._remove(victim)
             self._lost(victim)
+        self._append(item)
+        return True
+
+    def _append(self, item: Outgoing) -> None:
         self._queue.append(item)
         self._backlog.size += item.size
         self._wakeup.set()
-        return True
 
     def _remove(self, item: Outgoing) -> None:
         self._queue.remove(item)

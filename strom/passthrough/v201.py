@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ocpp.routing import after
 from ocpp.v201 import call, call_result
-from ocpp.v201.enums import Action
 
 from strom.config import PassthroughSettings
 from strom.ocpp.frames import CALLRESULT, Frame
@@ -46,11 +44,9 @@ class V201PassthroughConnection(PassthroughCore, V201Connection):
                  outbound: Outbound | None, max_message_bytes: int,
                  state: ChargerState | None = None) -> None:
         super().__init__(cp_id, websocket, context, response_timeout)
-        state = state or ChargerState()
-        self._setup_passthrough(config=config, settings=settings, sessions=sessions,
-                                outbound=outbound, max_message_bytes=max_message_bytes,
-                                backlog=state.backlog, accepted=state.accepted)
-        self.named = state.named
+        self.named = self._setup_passthrough(
+            config=config, settings=settings, sessions=sessions, outbound=outbound,
+            max_message_bytes=max_message_bytes, state=state).named
 
     # --- whose call ---------------------------------------------------------------------------
 
@@ -92,8 +88,8 @@ class V201PassthroughConnection(PassthroughCore, V201Connection):
 
     # --- the charger's calls ------------------------------------------------------------------
 
-    async def _strom_answer(self, frame: Frame, raw: str) -> str:
-        answer = await self._capture(raw, frame.unique_id)
+    async def _strom_answer(self, frame: Frame) -> str:
+        answer = await self._capture(frame)
         self._forget_ended(frame)
         return answer
 
@@ -109,19 +105,19 @@ class V201PassthroughConnection(PassthroughCore, V201Connection):
         if got is not None:
             await self._send(got[1])  # as the backend wrote it
             if action != "Authorize":
-                await self._capture(raw, frame.unique_id)  # strom takes note
+                await self._capture(frame)  # strom takes note
         else:
-            await self._send(await self._answer_for_backend(frame, raw))
+            await self._send(await self._answer_for_backend(frame))
         self._forget_ended(frame)
 
-    async def _answer_for_backend(self, frame: Frame, raw: str) -> str:
+    async def _answer_for_backend(self, frame: Frame) -> str:
         """strom's answer while the backend is away: its own, with idTokens the backend had
         accepted Accepted (as a charger's authorization cache would), others Invalid."""
         tag = _id_token(frame.payload)
         if frame.action == "Authorize":
             return json.dumps([CALLRESULT, frame.unique_id,
                                {"idTokenInfo": {"status": self._cached(tag)}}])
-        mine = await self._capture(raw, frame.unique_id)
+        mine = await self._capture(frame)
         data = json.loads(mine)
         if frame.action != "TransactionEvent" or tag is None or data[0] != CALLRESULT:
             return mine
@@ -144,12 +140,6 @@ class V201PassthroughConnection(PassthroughCore, V201Connection):
                 not self.lightning or payload.evse_id in self._evses("backend")):
             return call_result.RequestStartTransaction(status="Rejected")
         return await super().call(payload)
-
-    @after(Action.boot_notification)
-    def after_boot(self, **kwargs: Any) -> None:
-        # A pure proxy makes no calls of its own: the backend configures the charger.
-        if self.lightning:
-            super().after_boot(**kwargs)
 
 
 def _id_token(payload: dict[str, Any]) -> str | None:

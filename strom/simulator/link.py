@@ -23,7 +23,7 @@ TRIGGERABLE = {MessageTrigger.boot_notification, MessageTrigger.heartbeat,
                MessageTrigger.status_notification, MessageTrigger.meter_values}
 
 
-class _QuietLogger(logging.LoggerAdapter):
+class QuietLogger(logging.LoggerAdapter):
     """The ocpp library logs every frame at INFO and a traceback for each CALLERROR it sends
     (e.g. NotImplemented); for a simulator those are debug detail and one-line warnings."""
 
@@ -39,7 +39,7 @@ class OcppLink(ChargePoint):
 
     def __init__(self, sim: SimulatedChargePoint, connection: Any, response_timeout: float) -> None:
         super().__init__(sim.cp_id, connection, response_timeout=response_timeout,
-                         logger=_QuietLogger(logging.getLogger("strom.simulator.ocpp"), {}))
+                         logger=QuietLogger(logging.getLogger("strom.simulator.ocpp"), {}))
         self._sim = sim
         self._reserved: dict[str, Any] = {}
 

@@ -27,7 +27,7 @@ from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
 
 from strom.ocpp.protocols import DEVICE_MODEL
-from strom.simulator.link import TRIGGERABLE, VENDOR_ID, _QuietLogger
+from strom.simulator.link import TRIGGERABLE, VENDOR_ID, QuietLogger
 from strom.timeutil import iso
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class OcppLink201(ChargePoint):
     def __init__(self, sim: SimulatedChargePoint, connection: Any, response_timeout: float,
                  translation: Translation) -> None:
         super().__init__(sim.cp_id, connection, response_timeout=response_timeout,
-                         logger=_QuietLogger(logging.getLogger("strom.simulator.ocpp"), {}))
+                         logger=QuietLogger(logging.getLogger("strom.simulator.ocpp"), {}))
         self._sim = sim
         self._tx = translation
         self._reserved: dict[str, Any] = {}

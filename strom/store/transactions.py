@@ -64,18 +64,14 @@ class TransactionRepository:
         A retried StartTransaction (same charger, connector, idTag and timestamp) returns the
         transaction recorded the first time, with `created` False.
         """
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO ocpp_transactions (cp_id, connector_id, id_tag, meter_start_wh,"
-                " started_at, reservation_id, auth_status) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (cp_id, connector_id, id_tag, started_at) DO NOTHING",
-                (cp_id, connector_id, id_tag, meter_start_wh, started_at, reservation_id,
-                 auth_status))
-            created = cursor.rowcount == 1
-            cursor = await conn.execute(
-                "SELECT * FROM ocpp_transactions WHERE cp_id = ? AND connector_id = ?"
-                " AND id_tag = ? AND started_at = ?", (cp_id, connector_id, id_tag, started_at))
-            row = await cursor.fetchone()
+        row, created = await self._insert_once(
+            "(cp_id, connector_id, id_tag, meter_start_wh, started_at, reservation_id,"
+            " auth_status) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (cp_id, connector_id, id_tag, started_at) DO NOTHING",
+            (cp_id, connector_id, id_tag, meter_start_wh, started_at, reservation_id,
+             auth_status),
+            "cp_id = ? AND connector_id = ? AND id_tag = ? AND started_at = ?",
+            (cp_id, connector_id, id_tag, started_at))
         return _tx(row), created
 
     async def start_named(self, cp_id: str, charger_tx_id: str, *, connector_id: int,
@@ -83,21 +79,27 @@ class TransactionRepository:
                           seq_no: int) -> tuple[Transaction, bool]:
         """Record an OCPP 2.0.1 transaction the charger calls `charger_tx_id`; returns
         (transaction, created). strom's integer id is what sessions and the ledger use."""
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO ocpp_transactions (cp_id, connector_id, id_tag, meter_start_wh,"
-                " started_at, auth_status, charger_tx_id, seq_no) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
-                (cp_id, connector_id, id_tag, meter_start_wh, started_at, auth_status,
-                 charger_tx_id, seq_no))
-            created = cursor.rowcount == 1
-            cursor = await conn.execute(
-                "SELECT * FROM ocpp_transactions WHERE cp_id = ? AND charger_tx_id = ?",
-                (cp_id, charger_tx_id))
-            row = await cursor.fetchone()
+        row, created = await self._insert_once(
+            "(cp_id, connector_id, id_tag, meter_start_wh, started_at, auth_status,"
+            " charger_tx_id, seq_no) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (cp_id, connector_id, id_tag, meter_start_wh, started_at, auth_status,
+             charger_tx_id, seq_no),
+            "cp_id = ? AND charger_tx_id = ?", (cp_id, charger_tx_id))
         if row is None:  # another transaction of the same tag, connector and second
             raise ValueError(f"transaction {charger_tx_id!r} of {cp_id} collides with another")
         return _tx(row), created
+
+    async def _insert_once(self, insert: str, values: tuple[Any, ...], where: str,
+                           keys: tuple[Any, ...]) -> tuple[Any, bool]:
+        """Insert a transaction unless its retry is already stored (the INSERT says ON
+        CONFLICT DO NOTHING); the stored row found by `where` (None if another row took the
+        conflict) and whether this call created it."""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(f"INSERT INTO ocpp_transactions {insert}", values)
+            created = cursor.rowcount == 1
+            cursor = await conn.execute(f"SELECT * FROM ocpp_transactions WHERE {where}", keys)
+            row = await cursor.fetchone()
+        return row, created
 
     async def named(self, cp_id: str, charger_tx_id: str) -> Transaction | None:
         """The OCPP 2.0.1 transaction the charger calls `charger_tx_id`."""

@@ -98,6 +98,10 @@ class Backend:
     port: int = 0
     subprotocol = "ocpp1.6"
 
+    def saw(self, text: str) -> bool:
+        """Whether `text` is in any frame the backend received."""
+        return any(text in raw for way, raw in self.frames if way == "in")
+
     def status(self, id_tag: str) -> str:
         return "Accepted" if id_tag == OWNER_TAG else "Invalid"
 

@@ -6,21 +6,28 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
+from strom.app import StromApp
 from strom.config import PassthroughSettings
 from strom.passthrough.config import UpstreamConfig
 from strom.passthrough.connection import Passthrough
 from strom.store.db import Database
 from tests.api.charger import TestCharger, running_charger
 from tests.api.conftest import admin, app  # noqa: F401  (fixtures of test_config.py)
+from tests.conftest import free_settings
+from tests.money.conftest import CP
 from tests.ocpp.conftest import Ocpp, start_ocpp
 from tests.passthrough.backend import PASSWORD, Backend, Recording
+from tests.passthrough.backend201 import Backend201
+
+B = TypeVar("B", bound=Backend)
 
 FAST = PassthroughSettings(answer_timeout=2.0, reconnect_min_seconds=0.05,
                            reconnect_max_seconds=0.2)
@@ -55,13 +62,40 @@ class RecordedCharger(TestCharger):
         return [c for c in calls if c[0] == 2]
 
 
+@contextlib.asynccontextmanager
+async def serving(server: B) -> AsyncIterator[B]:
+    """The backend `server` (1.6 `Backend` or 2.0.1 `Backend201`) listening, closed after."""
+    await server.start()
+    try:
+        yield server
+    finally:
+        if server.server is not None:
+            server.server.close()
+
+
 @pytest.fixture
 async def backend() -> AsyncIterator[Backend]:
-    server = Backend()
-    await server.start()
-    yield server
-    if server.server is not None:
-        server.server.close()
+    async with serving(Backend()) as server:
+        yield server
+
+
+@pytest.fixture
+async def backend201() -> AsyncIterator[Backend201]:
+    async with serving(Backend201()) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def shared_strom(data_dir: Path, upstream: UpstreamConfig) -> AsyncIterator[StromApp]:
+    """strom (money and all) whose charger `CP` passes through to `upstream`."""
+    settings = free_settings(sessions={"stop_timeout": 5.0}, passthrough={
+        "answer_timeout": 2.0, "reconnect_min_seconds": 0.05, "reconnect_max_seconds": 0.2})
+    async with StromApp(settings, data_dir) as strom:
+        assert strom.services is not None and strom.services.central_system is not None
+        await strom.services.charge_points.add(CP, name="Shared Street", lat=50.1, lon=8.7,
+                                               num_connectors=2)
+        await strom.services.charge_points.update(CP, upstream=upstream.to_json())
+        yield strom
 
 
 @pytest.fixture

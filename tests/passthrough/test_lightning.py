@@ -13,13 +13,11 @@ import httpx
 import pytest
 from ocpp.v16 import call
 
-from strom.app import StromApp
 from strom.passthrough.config import UpstreamConfig
 from strom.timeutil import iso
-from tests.conftest import free_settings
 from tests.money.conftest import CP, World
 from tests.passthrough.backend import OWNER_TAG, PASSWORD, Backend
-from tests.passthrough.conftest import RecordedCharger, recorded_charger
+from tests.passthrough.conftest import RecordedCharger, recorded_charger, shared_strom
 from tests.polling import eventually
 
 SAT = 1000
@@ -39,24 +37,14 @@ async def shared(request: pytest.FixtureRequest, data_dir: Path,
     """strom (money and all) with CP passing through to `backend`; lightning unless the test
     is parametrized with False."""
     lightning = getattr(request, "param", True)
-    settings = free_settings(sessions={"stop_timeout": 5.0}, passthrough={
-        "answer_timeout": 2.0, "reconnect_min_seconds": 0.05, "reconnect_max_seconds": 0.2})
-    async with StromApp(settings, data_dir) as app:
+    async with shared_strom(data_dir, UpstreamConfig(
+            backend.url(CP), password=PASSWORD, lightning=lightning)) as app:
         assert app.services is not None and app.services.central_system is not None
-        await app.services.charge_points.add(CP, name="Shared Street", lat=50.1, lon=8.7,
-                                             num_connectors=2)
-        await app.services.charge_points.update(CP, upstream=UpstreamConfig(
-            backend.url(CP), password=PASSWORD, lightning=lightning).to_json())
         async with recorded_charger(app.services.central_system.url, CP) as charger, \
                 httpx.AsyncClient(base_url=app.http_url, timeout=30) as http:
             await eventually(lambda: app.services.charge_points.get(CP),  # type: ignore[union-attr]
                              lambda cp: cp is not None and cp.status == "Available")
             yield Shared(World(app, charger, http), charger, backend)  # type: ignore[arg-type]
-
-
-def _backend_saw(backend: Backend, text: str) -> bool:
-    """Whether `text` is in any frame the backend received."""
-    return any(text in raw for way, raw in backend.frames if way == "in")
 
 
 async def test_a_lightning_session_between_the_backends_own(shared: Shared) -> None:
@@ -100,8 +88,8 @@ async def test_a_lightning_session_between_the_backends_own(shared: Shared) -> N
     # only connector 2's statuses (the connector was busy, as the rules say).
     tag = json.loads(next(raw for way, raw in charger.frames if way == "in"
                           and "RemoteStartTransaction" in raw))[3]["idTag"]
-    assert not _backend_saw(backend, tag)
-    assert not _backend_saw(backend, str(SPARE_ID))
+    assert not backend.saw(tag)
+    assert not backend.saw(str(SPARE_ID))
     assert [c[3]["connectorId"] for c in backend.received("MeterValues")] == [1]
     statuses = [c[3]["status"] for c in backend.received("StatusNotification")
                 if c[3]["connectorId"] == 2]

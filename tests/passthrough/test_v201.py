@@ -16,14 +16,13 @@ import httpx
 import pytest
 from ocpp.v201 import call
 
-from strom.app import StromApp
 from strom.passthrough.config import UpstreamConfig
 from strom.passthrough.v201 import V201PassthroughConnection
-from tests.conftest import free_settings
 from tests.money.conftest import CP, World
 from tests.ocpp.charger201 import Charger201, Running, reading, running_charger201
 from tests.passthrough.backend import OWNER_TAG, PASSWORD, Recording
 from tests.passthrough.backend201 import Backend201
+from tests.passthrough.conftest import shared_strom
 from tests.polling import eventually
 
 SAT = 1000
@@ -46,25 +45,11 @@ class Shared:
 
 
 @pytest.fixture
-async def backend201() -> AsyncIterator[Backend201]:
-    server = Backend201()
-    await server.start()
-    yield server
-    if server.server is not None:
-        server.server.close()
-
-
-@pytest.fixture
 async def shared(data_dir: Path, backend201: Backend201) -> AsyncIterator[Shared]:
     """strom (money and all) with a 2.0.1 CP passing through to `backend201`."""
-    settings = free_settings(sessions={"stop_timeout": 5.0}, passthrough={
-        "answer_timeout": 2.0, "reconnect_min_seconds": 0.05, "reconnect_max_seconds": 0.2})
-    async with StromApp(settings, data_dir) as app:
+    async with shared_strom(data_dir, UpstreamConfig(
+            backend201.url(CP), password=PASSWORD, subprotocol="ocpp2.0.1")) as app:
         assert app.services is not None and app.services.central_system is not None
-        await app.services.charge_points.add(CP, name="Shared Street", lat=50.1, lon=8.7,
-                                             num_connectors=2)
-        await app.services.charge_points.update(CP, upstream=UpstreamConfig(
-            backend201.url(CP), password=PASSWORD, subprotocol="ocpp2.0.1").to_json())
         async with running_charger201(app.services.central_system.url, CP,
                                       charger_class=RecordedCharger201) as charger, \
                 httpx.AsyncClient(base_url=app.http_url, timeout=30) as http:
@@ -82,10 +67,6 @@ async def _rfid_start(charger: Charger201, evse: int, name: str) -> None:
     await charger.event(evse, "Started", "Authorized",
                         reading(charger.register_wh, "Transaction.Begin"),
                         chargingState="Charging")
-
-
-def _backend_saw(backend: Backend201, text: str) -> bool:
-    return any(text in raw for way, raw in backend.frames if way == "in")
 
 
 def _exchange(frames: list[tuple[str, str]], about: str, calls: str) -> list[str]:
@@ -130,8 +111,8 @@ async def test_the_backends_rfid_session_around_a_lightning_session(shared: Shar
     await world.ledger_ok()
 
     # The backend saw none of it: not the transaction, not strom's idToken.
-    assert not _backend_saw(backend, lightning.name)
-    assert not _backend_saw(backend, lightning.id_tag)
+    assert not backend.saw(lightning.name)
+    assert not backend.saw(lightning.id_tag)
     events = backend.received("TransactionEvent")
     assert {e[3]["transactionInfo"]["transactionId"] for e in events} == {"rfid-tx-1"}
 
@@ -185,7 +166,7 @@ async def test_backend_down_strom_answers_and_replays_in_seq_no_order(shared: Sh
     assert [(c[3]["eventType"], c[3]["seqNo"]) for c in replayed] == [
         ("Started", 0), ("Updated", 1), ("Updated", 2), ("Ended", 3)]
     assert {c[3]["transactionInfo"]["transactionId"] for c in replayed} == {"offline-tx"}
-    assert not _backend_saw(backend, lightning.name)
+    assert not backend.saw(lightning.name)
     await world.ledger_ok()
 
 

@@ -30,16 +30,14 @@ from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
 from strom.events import (
-    ChargePointBooted,
     ConnectorStatusChanged,
     TransactionStarted,
     TransactionStopped,
 )
-from strom.ocpp.charge_point import REJECTED_INTERVAL, _timestamp
+from strom.ocpp.charge_point import REJECTED_INTERVAL, SharedHandlers, charger_timestamp
 from strom.ocpp.meter import parse_meter_values
 from strom.ocpp.metering import first_register
 from strom.ocpp.readings import Readings
-from strom.ocpp.rpc import OcppRpc
 from strom.ocpp.v201.state import CHARGING, Unbound, V201Context
 from strom.store.transactions import Transaction
 from strom.timeutil import iso, parse_iso
@@ -50,8 +48,9 @@ PENDING_INTERVAL = 10  # seconds until a charger told Pending boots again
 MAX_LOGGED = 4096  # characters of a NotifyEvent/NotifyReport/security event kept
 
 
-class V201Connection(OcppRpc):
-    """One charger speaking OCPP 2.0.1: strom's handlers on the OCPP-J session of `OcppRpc`."""
+class V201Connection(SharedHandlers):
+    """One charger speaking OCPP 2.0.1: strom's handlers on the OCPP-J session of `OcppRpc`
+    (boot's after-hook and Heartbeat are `SharedHandlers`')."""
 
     ocpp_version = "2.0.1"
     call_results = call_result
@@ -85,27 +84,13 @@ class V201Connection(OcppRpc):
             return call_result.BootNotification(current_time=iso(), interval=PENDING_INTERVAL,
                                                 status="Pending")
         self.registration = "Accepted"
-        await self._ctx.charge_points.record_boot(
-            self.id, vendor=vendor, model=model,
-            serial_number=charging_station.get("serial_number"),
-            firmware=charging_station.get("firmware_version"))
-        await self._ctx.event_log.append("boot", {"vendor": vendor, "model": model,
-                                                  "reason": reason}, self.id)
-        self._ctx.bus.publish(ChargePointBooted(self.id, vendor, model))
+        await self._ctx.booted(self.id, vendor, model,
+                               serial_number=charging_station.get("serial_number"),
+                               firmware=charging_station.get("firmware_version"),
+                               details={"reason": reason})
         return call_result.BootNotification(current_time=iso(),
                                             interval=self._ctx.heartbeat_interval,
                                             status="Accepted")
-
-    @after(Action.boot_notification)
-    def after_boot(self, **_: Any) -> None:
-        # The central system then configures its sampling (SetVariables) from a task.
-        if self.registration == "Accepted" and self._ctx.on_booted is not None:
-            self._ctx.on_booted(self.id)
-
-    @on(Action.heartbeat)
-    async def on_heartbeat(self) -> call_result.Heartbeat:
-        self._ctx.charge_points.touch(self.id)
-        return call_result.Heartbeat(current_time=iso())
 
     @on(Action.status_notification)
     async def on_status(self, timestamp: str, connector_status: str, evse_id: int,
@@ -150,13 +135,13 @@ class V201Connection(OcppRpc):
                                    offline: bool = False, evse: dict[str, Any] | None = None,
                                    id_token: dict[str, Any] | None = None,
                                    **_: Any) -> call_result.TransactionEvent:
-        at = _timestamp(timestamp)
+        at = charger_timestamp(timestamp)
         name = str(transaction_info["transaction_id"])
         id_tag = str(id_token["id_token"]) if id_token and id_token.get("id_token") else None
         if offline:
             log.info("%s: TransactionEvent %s %s seqNo %d queued while offline (%s)", self.id,
                      event_type, name, seq_no, at)
-        tx = await self._ctx.transactions.named(self.id, name)
+        tx = self._v2.open_txs.get((self.id, name)) or await self._open_or_stored(name)
         if tx is None:
             tx = await self._bind(name, event_type, at, seq_no, transaction_info,
                                   evse, id_tag, meter_value)
@@ -171,6 +156,14 @@ class V201Connection(OcppRpc):
         status = await self._authorize(None, id_tag) if id_tag else None
         return call_result.TransactionEvent(
             id_token_info={"status": status} if status else None)
+
+    async def _open_or_stored(self, name: str) -> Transaction | None:
+        """The stored transaction the charger calls `name` (None: not bound yet); an open one
+        is remembered for the transaction's next events."""
+        tx = await self._ctx.transactions.named(self.id, name)
+        if tx is not None and tx.open:
+            self._v2.open_txs[(self.id, name)] = tx
+        return tx
 
     async def _bind(self, name: str, event_type: str, at: str, seq_no: int,
                     info: dict[str, Any], evse: dict[str, Any] | None, id_tag: str | None,
@@ -205,6 +198,8 @@ class V201Connection(OcppRpc):
             self._ctx.bus.publish(TransactionStarted(
                 self.id, connector, tx.id, unbound.id_tag, meter_start,
                 parse_iso(unbound.started_at)))
+        if tx.open:
+            self._v2.open_txs[(self.id, name)] = tx
         await self._readings(tx, meter_value)
         return tx
 
@@ -243,6 +238,7 @@ class V201Connection(OcppRpc):
         meter_stop = await self._ctx.meters.energy(tx.id, self._meter_readings.history)
         meter_stop = tx.meter_start_wh if meter_stop is None else meter_stop
         self._ctx.meters.forget(tx.id)
+        self._v2.open_txs.pop((self.id, str(tx.charger_tx_id)), None)
         reason = str(info.get("stopped_reason") or "Local")
         stopped = await self._ctx.transactions.stop(
             self.id, tx.id, meter_stop_wh=meter_stop, stopped_at=at, reason=reason,
@@ -263,12 +259,6 @@ class V201Connection(OcppRpc):
         await self._meter_readings.apply(evse_id, None,
                                          parse_meter_values(evse_id, None, meter_value))
         return call_result.MeterValues()
-
-    async def _authorize(self, connector_id: int | None, id_tag: str) -> str:
-        authorizer = self._ctx.authorizer
-        if authorizer is None:
-            return "Invalid"
-        return await authorizer.authorize(self.id, connector_id, id_tag)
 
     # --- reports, kept in the event log ----------------------------------------------------
 

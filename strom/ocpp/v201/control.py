@@ -30,7 +30,13 @@ from strom.chargers.control import (
     UploadRequest,
     UploadResult,
 )
-from strom.ocpp.control import PHASE_VOLTS, PROFILE_ID, RATE_UNIT_KEY, Ocpp16Control, _CallFailed
+from strom.ocpp.control import (
+    PHASE_VOLTS,
+    PROFILE_ID,
+    RATE_UNIT_KEY,
+    CallFailed,
+    Ocpp16Control,
+)
 from strom.ocpp.protocols import DEVICE_MODEL, OCPP201
 from strom.ocpp.v201.state import V201Context
 from strom.store.transactions import TransactionRepository
@@ -159,7 +165,7 @@ class Ocpp201Control(Ocpp16Control):
                 answer = await self._call(cp_id, call.GetVariables(get_variable_data=[
                     {"component": {"name": DEVICE_MODEL[key][0]},
                      "variable": {"name": DEVICE_MODEL[key][1]}} for key in mapped]))
-            except _CallFailed as failed:
+            except CallFailed as failed:
                 return ConfigurationResult(failed.result)
             found = {(r["component"]["name"], r["variable"]["name"]): r
                      for r in answer.get_variable_result}
@@ -182,7 +188,7 @@ class Ocpp201Control(Ocpp16Control):
             answer = await self._call(cp_id, call.SetVariables(set_variable_data=[{
                 "attributeValue": value, "component": {"name": component},
                 "variable": {"name": variable}}]))
-        except _CallFailed as failed:
+        except CallFailed as failed:
             return failed.result
         results = answer.set_variable_result
         status = str(results[0].get("attribute_status")) if results else "Rejected"

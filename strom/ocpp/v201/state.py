@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from strom.ocpp.charge_point import OcppContext
+from strom.store.transactions import Transaction
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -79,6 +80,9 @@ class V201Context:
     remote_starts: Bounded[tuple[str, int], str] = field(default_factory=Bounded)
     unbound: Bounded[tuple[str, str], Unbound] = field(default_factory=Bounded)
     seq_nos: Bounded[int, int] = field(default_factory=Bounded)
+    # (cp_id, the charger's transaction id) → its open transaction as stored: the events of a
+    # running transaction (one per meter interval) need no store read to find it.
+    open_txs: Bounded[tuple[str, str], Transaction] = field(default_factory=Bounded)
     evses: dict[tuple[str, int], Evse] = field(default_factory=dict)
 
     def evse(self, cp_id: str, evse_id: int) -> Evse:
