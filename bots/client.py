@@ -38,6 +38,7 @@ from nostr_sdk import (
 )
 
 from bots.relay_lanes import OK_SECONDS, RelayLane
+from strom.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class NostrClient:
         self._client: Client | None = None
         self._subscriptions: dict[str, list[Filter]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._handlers = Tasks()
         self._lanes = {url: RelayLane(url, self._send_to, metered=url not in unmetered)
                        for url in self._relays}
 
@@ -87,9 +88,7 @@ class NostrClient:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for task in self._handlers:
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self._handlers.close()
         for lane in self._lanes.values():
             await lane.close()
         if self._client is not None:
@@ -150,7 +149,7 @@ class NostrClient:
             if note is None:
                 continue
             if note.is_new_event():
-                self._spawn(self._deliver(note.event))
+                self._handlers.spawn(self._deliver(note.event), "nostr:handle")
             elif note.is_message():
                 message = note.message.as_enum()
                 if message.is_auth():
@@ -158,14 +157,11 @@ class NostrClient:
                 elif message.is_closed() and message.message.startswith("auth-required") \
                         and message.subscription_id in self._subscriptions:
                     # The REQ overtook our AUTH: ask again once the relay has processed it.
-                    self._spawn(self._resubscribe(note.relay_url, message.subscription_id))
+                    self._handlers.spawn(
+                        self._resubscribe(note.relay_url, message.subscription_id),
+                        "nostr:resubscribe")
             elif note.is_shutdown():
                 return
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._handlers.add(task)
-        task.add_done_callback(self._handlers.discard)
 
     async def _resubscribe(self, relay_url: RelayUrl, sub_id: str) -> None:
         await asyncio.sleep(RESUBSCRIBE_DELAY)
