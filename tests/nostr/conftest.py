@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -85,6 +86,23 @@ class Driver:
         rumors = [UnwrappedGift.from_gift_wrap(self.keys, await self.next(1059)).rumor()
                   for _ in range(count)]
         return sorted(rumors, key=lambda rumor: rumor.created_at().as_secs())
+
+
+async def _ignore(event: Event) -> None:
+    return None
+
+
+@asynccontextmanager
+async def client_on(*relays: str, keys: Keys | None = None) -> AsyncIterator[NostrClient]:
+    """A NostrClient (strom's own class) connected to `relays`, handling nothing it receives."""
+    uniffi_set_event_loop(asyncio.get_running_loop())
+    signer = keys or Keys.generate()
+    client = NostrClient(list(relays), lambda: [signer], _ignore)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 @pytest.fixture

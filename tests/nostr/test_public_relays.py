@@ -49,27 +49,10 @@ from strom.views import document_url
 from tests.conftest import free_settings, loopback_outbound
 from tests.doubles.lightning_address import AddressProvider
 from tests.doubles.public_relays import independent_relay, silent_relay
-from tests.nostr.conftest import CP, Driver, register
+from tests.nostr.conftest import CP, Driver, client_on, register
 from tests.nostr.test_event_sizes import CP_ID, PUBLIC_URL, worst_charge_point
 from tests.nostr.test_outbound_fences import CP_A, charge_then_stop, payer, two_chargers
 from tests.polling import eventually
-
-
-async def _ignore(event: Event) -> None:
-    return None
-
-
-@asynccontextmanager
-async def client_on(*relays: str, keys: Keys | None = None) -> AsyncIterator[NostrClient]:
-    """A NostrClient (strom's own class) connected to `relays`."""
-    uniffi_set_event_loop(asyncio.get_running_loop())
-    signer = keys or Keys.generate()
-    client = NostrClient(list(relays), lambda: [signer], _ignore)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def publish_soon(client: NostrClient, event: Event) -> None:
