@@ -101,6 +101,7 @@ class NostrBots:
 
     async def close(self) -> None:
         await self._tasks.close()
+        await self._inboxes.close()
         await self._elsewhere.close()
         await self._client.close()
 
