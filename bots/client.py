@@ -66,14 +66,19 @@ class NostrClient:
         self._handlers = Tasks()
         self._lanes = {url: RelayLane(url, self._send_to, metered=url not in unmetered)
                        for url in self._relays}
+        # Each URL parsed once, at the start: not again for every event sent to it.
+        self._relay_urls: dict[str, RelayUrl] = {}
+        self._lane_by_relay: dict[str, RelayLane] = {}
 
     async def start(self) -> None:
         # Every binding coroutine and callback runs on this loop (stack notes).
         uniffi_set_event_loop(asyncio.get_running_loop())
         client = Client()
         for url in self._relays:
+            relay_url = self._relay_urls[url] = RelayUrl.parse(url)
+            self._lane_by_relay[str(relay_url)] = self._lanes[url]
             retry = RECONNECT_FIRST + random.uniform(0, RECONNECT_JITTER)
-            await client.add_relay(RelayUrl.parse(url), opts=RelayOptions()
+            await client.add_relay(relay_url, opts=RelayOptions()
                                    .retry_interval(timedelta(seconds=retry))
                                    .adjust_retry_interval(True))
         notifications = client.notifications()
@@ -119,7 +124,7 @@ class NostrClient:
         if self._client is None:
             return False, "closed: not connected"
         output = await self._client.send_event(
-            event, target=SendEventTarget.to([RelayUrl.parse(url)]),
+            event, target=SendEventTarget.to([self._relay_urls[url]]),
             ok_timeout=timedelta(seconds=OK_SECONDS))
         if output.success:
             return True, ""
@@ -169,10 +174,6 @@ class NostrClient:
             await self._client.subscribe(ReqTarget.single(relay_url, self._subscriptions[sub_id]),
                                          id=sub_id)
 
-    def _lane_of(self, relay_url: RelayUrl) -> RelayLane | None:
-        return next((lane for url, lane in self._lanes.items()
-                     if str(RelayUrl.parse(url)) == str(relay_url)), None)
-
     async def _deliver(self, event: Event) -> None:
         try:
             await self._on_event(event)
@@ -189,7 +190,7 @@ class NostrClient:
                            Tag.parse(["challenge", challenge])])
                     .finalize(keys))
             await relay.send_msg(ClientMessage.auth(auth))
-        if (lane := self._lane_of(relay_url)) is not None:
+        if (lane := self._lane_by_relay.get(str(relay_url))) is not None:
             lane.authenticated()
         for sub_id, filters in self._subscriptions.items():
             await self._client.subscribe(ReqTarget.single(relay_url, filters), id=sub_id)
