@@ -64,31 +64,31 @@ async def trials(rounds: int, callbacks: int, sessions: int,
 
             ids = [c.cp_id for c in await fleet("lnurl")]
 
-            async def callbacks_attempt() -> tuple[dict[str, float], Watch]:
-                with Watch(["self"]) as watch:
-                    per_s = await callback_rate(http, base, ids, callbacks)
-                return {"per_s": per_s, "cpu_ms": watch.server_cpu_s / callbacks * 1000}, watch
+            def rate(run: Callable[[], Awaitable[float]]) -> Attempt:
+                async def attempt() -> tuple[dict[str, float], Watch]:
+                    with Watch(["self"]) as watch:
+                        per_s = await run()
+                    return {"per_s": per_s,
+                            "cpu_ms": watch.server_cpu_s / callbacks * 1000}, watch
+                return attempt
 
-            async def floor_attempt() -> tuple[dict[str, float], Watch]:
-                with Watch(["self"]) as watch:
-                    per_s = await http_floor(http, callbacks)
-                return {"per_s": per_s, "cpu_ms": watch.server_cpu_s / callbacks * 1000}, watch
+            def starts(prefix: str,
+                       run: Callable[[list[RawCharger]], Awaitable[list[float]]]) -> Attempt:
+                async def attempt() -> tuple[dict[str, float], Watch]:
+                    chargers = await fleet(prefix)
+                    with Watch(["self"]) as watch:
+                        ms = await run(chargers)
+                    return _latencies(ms, watch, sessions), watch
+                return attempt
 
-            async def paid_attempt() -> tuple[dict[str, float], Watch]:
-                chargers = await fleet("paid")
-                with Watch(["self"]) as watch:
-                    to_start, _ = await paid_starts(app, http, chargers, arrivals)
-                return _latencies(to_start, watch, sessions), watch
+            async def paid(chargers: list[RawCharger]) -> list[float]:
+                return (await paid_starts(app, http, chargers, arrivals))[0]
 
-            async def direct_attempt() -> tuple[dict[str, float], Watch]:
-                chargers = await fleet("direct")
-                with Watch(["self"]) as watch:
-                    ms = await direct_starts(central, chargers, arrivals)
-                return _latencies(ms, watch, sessions), watch
-
-            attempts: dict[str, Attempt] = {"callbacks": callbacks_attempt,
-                                            "floor": floor_attempt, "paid": paid_attempt,
-                                            "direct": direct_attempt}
+            attempts: dict[str, Attempt] = {
+                "callbacks": rate(lambda: callback_rate(http, base, ids, callbacks)),
+                "floor": rate(lambda: http_floor(http, callbacks)),
+                "paid": starts("paid", paid),
+                "direct": starts("direct", lambda c: direct_starts(central, c, arrivals))}
             try:
                 for n in range(rounds):
                     for ours, theirs in (("callbacks", "floor"), ("paid", "direct")):

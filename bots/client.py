@@ -38,6 +38,7 @@ from nostr_sdk import (
 )
 
 from bots.relay_lanes import OK_SECONDS, RelayLane
+from strom.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +63,22 @@ class NostrClient:
         self._client: Client | None = None
         self._subscriptions: dict[str, list[Filter]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._handlers = Tasks()
         self._lanes = {url: RelayLane(url, self._send_to, metered=url not in unmetered)
                        for url in self._relays}
+        # Each URL parsed once, at the start: not again for every event sent to it.
+        self._relay_urls: dict[str, RelayUrl] = {}
+        self._lane_by_relay: dict[str, RelayLane] = {}
 
     async def start(self) -> None:
         # Every binding coroutine and callback runs on this loop (stack notes).
         uniffi_set_event_loop(asyncio.get_running_loop())
         client = Client()
         for url in self._relays:
+            relay_url = self._relay_urls[url] = RelayUrl.parse(url)
+            self._lane_by_relay[str(relay_url)] = self._lanes[url]
             retry = RECONNECT_FIRST + random.uniform(0, RECONNECT_JITTER)
-            await client.add_relay(RelayUrl.parse(url), opts=RelayOptions()
+            await client.add_relay(relay_url, opts=RelayOptions()
                                    .retry_interval(timedelta(seconds=retry))
                                    .adjust_retry_interval(True))
         notifications = client.notifications()
@@ -87,9 +93,7 @@ class NostrClient:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for task in self._handlers:
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self._handlers.close()
         for lane in self._lanes.values():
             await lane.close()
         if self._client is not None:
@@ -120,7 +124,7 @@ class NostrClient:
         if self._client is None:
             return False, "closed: not connected"
         output = await self._client.send_event(
-            event, target=SendEventTarget.to([RelayUrl.parse(url)]),
+            event, target=SendEventTarget.to([self._relay_urls[url]]),
             ok_timeout=timedelta(seconds=OK_SECONDS))
         if output.success:
             return True, ""
@@ -150,7 +154,7 @@ class NostrClient:
             if note is None:
                 continue
             if note.is_new_event():
-                self._spawn(self._deliver(note.event))
+                self._handlers.spawn(self._deliver(note.event), "nostr:handle")
             elif note.is_message():
                 message = note.message.as_enum()
                 if message.is_auth():
@@ -158,24 +162,17 @@ class NostrClient:
                 elif message.is_closed() and message.message.startswith("auth-required") \
                         and message.subscription_id in self._subscriptions:
                     # The REQ overtook our AUTH: ask again once the relay has processed it.
-                    self._spawn(self._resubscribe(note.relay_url, message.subscription_id))
+                    self._handlers.spawn(
+                        self._resubscribe(note.relay_url, message.subscription_id),
+                        "nostr:resubscribe")
             elif note.is_shutdown():
                 return
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._handlers.add(task)
-        task.add_done_callback(self._handlers.discard)
 
     async def _resubscribe(self, relay_url: RelayUrl, sub_id: str) -> None:
         await asyncio.sleep(RESUBSCRIBE_DELAY)
         if self._client is not None and sub_id in self._subscriptions:
             await self._client.subscribe(ReqTarget.single(relay_url, self._subscriptions[sub_id]),
                                          id=sub_id)
-
-    def _lane_of(self, relay_url: RelayUrl) -> RelayLane | None:
-        return next((lane for url, lane in self._lanes.items()
-                     if str(RelayUrl.parse(url)) == str(relay_url)), None)
 
     async def _deliver(self, event: Event) -> None:
         try:
@@ -193,7 +190,7 @@ class NostrClient:
                            Tag.parse(["challenge", challenge])])
                     .finalize(keys))
             await relay.send_msg(ClientMessage.auth(auth))
-        if (lane := self._lane_of(relay_url)) is not None:
+        if (lane := self._lane_by_relay.get(str(relay_url))) is not None:
             lane.authenticated()
         for sub_id, filters in self._subscriptions.items():
             await self._client.subscribe(ReqTarget.single(relay_url, filters), id=sub_id)

@@ -7,7 +7,8 @@ DMs from its 10002 read relays; it writes its profile (kind 0, `lud16`) to its 1
 relays. Their lists are looked up through strom's shared client on strom's relays, each lookup bounded in time; when
 they have none, the relays of their newest zap request (which strom stored) stand in. The
 answer, empty too, is cached for `TTL` seconds and for at most `SIZE` users, so a DM costs one
-lookup per payer per TTL and memory stays bounded. Everything here comes from the user and may
+lookup per payer per TTL and memory stays bounded; DMs to one payer sent while their lookup
+runs share it. Everything here comes from the user and may
 lie: only their own signed lists count, and at most `MAX_RELAYS` URLs of them.
 """
 
@@ -24,6 +25,7 @@ from typing import Generic, TypeVar
 from nostr_sdk import Event, Filter, Kind, PublicKey
 
 from bots.events import DM_RELAYS, RELAY_LIST
+from strom.lightning.shared import SingleFlight
 from strom.store.zaps import ZapRepository
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,11 @@ class InboxRelays:
         self._fetch = fetch
         self._zaps = zaps
         self._cache: InboxCache[UserRelays] = cache or InboxCache()
+        self._looking = SingleFlight()
+
+    async def close(self) -> None:
+        """Wait for the lookups under way (each bounded by `LOOKUP_SECONDS`)."""
+        await self._looking.drain()
 
     async def of(self, pubkey: str) -> list[str]:
         """Where they read gift wraps: 10050, else 10002 read, else their zap request's."""
@@ -127,6 +134,9 @@ class InboxRelays:
         """Cached, else looked up (within `LOOKUP_SECONDS`); empty when the user has none."""
         if (cached := self._cache.get(pubkey)) is not None:
             return cached
+        return await self._looking.run(pubkey, lambda: self._look_up(pubkey))
+
+    async def _look_up(self, pubkey: str) -> UserRelays:
         author = PublicKey.parse(pubkey)
         found = await self._fetch(
             [Filter().kinds([Kind(DM_RELAYS), Kind(RELAY_LIST)]).author(author).limit(10)],

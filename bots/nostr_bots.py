@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from nostr_sdk import Event, Filter, Keys, Kind
@@ -36,6 +35,7 @@ from strom.keys import Identity, keys_path, load_identity
 from strom.nostr.zap import ZAP_RECEIPT
 from strom.sessions.address_refunds import Progress, refund_due
 from strom.sessions.model import Session, State
+from strom.tasks import Tasks
 from strom.views import charge_point_json, document_url, market_json
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class NostrBots:
         self._notifier = Notifier(svc.settings.public_url, svc.settings.nostr.notify_every_kwh)
         self._receipts = ZapReceipts(svc.zaps, self._keys_for, self._client.publish,
                                      self._elsewhere.send_soon)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()
         self._inbox_lookups: set[asyncio.Task[None]] = set()
         # Sessions whose refund is being tried -> what was announced for them meanwhile: it is
         # told after the end-of-session DM, so the payer reads the DMs in order.
@@ -96,22 +96,14 @@ class NostrBots:
                                 ChargePointDisconnected)
         self._svc.bus.subscribe(self._on_bus, InvoicePaid, SessionChanged,
                                 AddressRefundAbandoned, durable=True)
-        self._spawn(self._announce_all(), "nostr:announce")
-        self._spawn(self._refresh_hourly(), "nostr:refresh")
+        self._tasks.spawn(self._announce_all(), "nostr:announce")
+        self._tasks.spawn(self._refresh_hourly(), "nostr:refresh")
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
+        await self._inboxes.close()
         await self._elsewhere.close()
         await self._client.close()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # --- identities -------------------------------------------------------------------------
 
@@ -205,7 +197,7 @@ class NostrBots:
         if cp_id in self._status_due:
             return
         self._status_due.add(cp_id)
-        self._spawn(self._publish_due(cp_id), "nostr:status")
+        self._tasks.spawn(self._publish_due(cp_id), "nostr:status")
 
     async def _publish_due(self, cp_id: str) -> None:
         try:
@@ -257,7 +249,7 @@ class NostrBots:
             log.warning("nostr: %d relay-list lookups under way; a DM to %s… stays on our relays",
                         len(self._inbox_lookups), receiver[:12])
             return
-        task = self._spawn(self._deliver_to_inbox(receiver, wrap), "nostr:inbox")
+        task = self._tasks.spawn(self._deliver_to_inbox(receiver, wrap), "nostr:inbox")
         self._inbox_lookups.add(task)
         task.add_done_callback(self._inbox_lookups.discard)
 
@@ -290,7 +282,7 @@ class NostrBots:
         if text and refund_due(session, state) and len(self._refunding) < REFUNDS_WAITING:
             # The end-of-session DM waits for the refund attempt, in a task of its own.
             self._refunding[session.id] = []
-            self._spawn(self._refund_then_tell(session, text), "nostr:refund")
+            self._tasks.spawn(self._refund_then_tell(session, text), "nostr:refund")
             return
         await self._dm(session, text)
 

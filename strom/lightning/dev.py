@@ -155,12 +155,13 @@ class DevWallet(Wallet):
         # An invoice this wallet issued is found by its exact string (indexed): no decode,
         # which is the bolt11 library's slow path (~10 ms). Any other string is decoded, so
         # its error says what is wrong with it.
-        stored = await self.repo.invoice_by_bolt11(normalized(invoice))
+        issued = normalized(invoice)
+        stored = await self.repo.invoice_by_bolt11(issued)
         if stored is None:
             stored = await self.repo.invoice(decode_invoice(invoice).payment_hash)
         if stored is None or stored.backend != BACKEND:
             raise WalletError("this invoice was not issued by this strom's dev wallet")
-        if stored.bolt11 != normalized(invoice):
+        if stored.bolt11 != issued:
             raise WalletError("this invoice carries our payment hash but is not the one we issued")
         if stored.state == "paid":
             raise WalletError("invoice is already paid")

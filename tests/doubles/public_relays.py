@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,13 +23,9 @@ from pathlib import Path
 import websockets
 from websockets.asyncio.server import ServerConnection, serve
 
+from tests.e2e.processes import free_port
+
 STARTUP_SECONDS = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _config(directory: Path, port: int, events_per_second: int | None) -> str:
@@ -70,7 +65,7 @@ async def _until_listening(url: str, process: asyncio.subprocess.Process) -> Non
 async def independent_relay(directory: Path, *,
                             events_per_second: int | None = None) -> AsyncIterator[str]:
     """nostr-relay on a free loopback port; yields its ws:// URL."""
-    port = _free_port()
+    port = free_port()
     config = _config(directory, port, events_per_second)
     binary = Path(sys.executable).with_name("nostr-relay")
     process = await asyncio.create_subprocess_exec(

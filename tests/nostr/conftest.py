@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ from nostr_sdk import Event, Filter, Keys, Kind, UnsignedEvent, UnwrappedGift, u
 
 from bots.client import NostrClient
 from strom.app import StromApp
+from strom.config import Settings
 from strom.keys import ensure_cp_key, keys_path, load_identity
 from strom.paths import database_path, ensure_data_dir
 from strom.simulator.charge_point import SimulatedChargePoint
@@ -87,18 +89,51 @@ class Driver:
         return sorted(rumors, key=lambda rumor: rumor.created_at().as_secs())
 
 
-@pytest.fixture
-async def nostr_app(data_dir: Path) -> AsyncIterator[tuple[StromApp, Keys]]:
+async def _ignore(event: Event) -> None:
+    return None
+
+
+@asynccontextmanager
+async def client_on(*relays: str, keys: Keys | None = None) -> AsyncIterator[NostrClient]:
+    """A NostrClient (strom's own class) connected to `relays`, handling nothing it receives."""
+    uniffi_set_event_loop(asyncio.get_running_loop())
+    signer = keys or Keys.generate()
+    client = NostrClient(list(relays), lambda: [signer], _ignore)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def keyed_strom(data_dir: Path,
+                      settings: Settings | None = None) -> AsyncIterator[tuple[StromApp, Keys]]:
+    """strom running with the keyed charge point `CP` registered (no charger connected yet)."""
     uniffi_set_event_loop(asyncio.get_running_loop())
     cp_keys = await register(data_dir)
-    async with StromApp(free_settings(), data_dir) as app:
+    async with StromApp(settings or free_settings(), data_dir) as app:
+        assert app.services is not None and app.services.central_system is not None
+        yield app, cp_keys
+
+
+async def cp_available(app: StromApp) -> None:
+    """Until strom has `CP` connected and Available."""
+    assert app.services is not None
+    charge_points = app.services.charge_points
+    await eventually(lambda: charge_points.get(CP),
+                     lambda cp: cp is not None and cp.status == "Available")
+
+
+@pytest.fixture
+async def nostr_app(data_dir: Path) -> AsyncIterator[tuple[StromApp, Keys]]:
+    async with keyed_strom(data_dir) as (app, cp_keys):
         assert app.services is not None and app.services.central_system is not None
         charger = SimulatedChargePoint(CP, app.services.central_system.url, connectors=2,
                                        meter_interval=0.2, speed=60.0)
         await charger.start()
         await charger.wait_for(lambda: charger.booted)
-        await eventually(lambda: app.services.charge_points.get(CP),
-                         lambda cp: cp is not None and cp.status == "Available")
+        await cp_available(app)
         yield app, cp_keys
         await charger.close()
 

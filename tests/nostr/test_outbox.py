@@ -113,3 +113,28 @@ async def test_only_the_users_own_list_counts_and_a_lookup_is_cached() -> None:
     assert await inboxes.of(user.public_key().to_hex()) == ["wss://zapped"]
     assert await inboxes.of(user.public_key().to_hex()) == ["wss://zapped"]
     assert asked == [LOOKUP_SECONDS]  # once per TTL, bounded in time
+
+
+async def test_dms_to_one_payer_during_their_lookup_share_it() -> None:
+    user = Keys.generate()
+    lists = EventBuilder(Kind(10050), "").tags([Tag.parse(["relay", "wss://dm"])]).finalize(user)
+    asked: list[float] = []
+    answer = asyncio.Event()
+
+    async def fetch(filters: list[Filter], seconds: float) -> list[Event]:
+        asked.append(seconds)
+        await answer.wait()  # the relays take their time
+        return [lists]
+
+    class NoZaps:
+        async def last_request_of(self, sender: str) -> str | None:
+            return None
+
+    inboxes = InboxRelays(fetch, NoZaps())  # type: ignore[arg-type]
+    pubkey = user.public_key().to_hex()
+    waiting = [asyncio.ensure_future(inboxes.of(pubkey)) for _ in range(3)]
+    await eventually(lambda: _async(len(asked)), lambda n: n >= 1)
+    answer.set()
+    assert await asyncio.gather(*waiting) == [["wss://dm"]] * 3
+    assert asked == [LOOKUP_SECONDS]
+    await inboxes.close()

@@ -32,7 +32,6 @@ from nostr_sdk import (
     nip04_decrypt,
     nip04_encrypt,
     nip17_make_private_msg,
-    uniffi_set_event_loop,
 )
 
 import bots.client
@@ -49,27 +48,10 @@ from strom.views import document_url
 from tests.conftest import free_settings, loopback_outbound
 from tests.doubles.lightning_address import AddressProvider
 from tests.doubles.public_relays import independent_relay, silent_relay
-from tests.nostr.conftest import CP, Driver, register
+from tests.nostr.conftest import CP, Driver, client_on, keyed_strom
 from tests.nostr.test_event_sizes import CP_ID, PUBLIC_URL, worst_charge_point
 from tests.nostr.test_outbound_fences import CP_A, charge_then_stop, payer, two_chargers
 from tests.polling import eventually
-
-
-async def _ignore(event: Event) -> None:
-    return None
-
-
-@asynccontextmanager
-async def client_on(*relays: str, keys: Keys | None = None) -> AsyncIterator[NostrClient]:
-    """A NostrClient (strom's own class) connected to `relays`."""
-    uniffi_set_event_loop(asyncio.get_running_loop())
-    signer = keys or Keys.generate()
-    client = NostrClient(list(relays), lambda: [signer], _ignore)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def publish_soon(client: NostrClient, event: Event) -> None:
@@ -81,11 +63,9 @@ async def publish_soon(client: NostrClient, event: Event) -> None:
 async def strom_with(data_dir: Path, relays: list[str], *,
                      embedded: bool = True) -> AsyncIterator[tuple[StromApp, str]]:
     """strom publishing to `relays` (and its embedded relay, if on); a keyed charger."""
-    uniffi_set_event_loop(asyncio.get_running_loop())
-    cp_pub = (await register(data_dir)).public_key().to_hex()
     settings = free_settings(nostr={"relays": relays}, relay={"embedded": embedded})
-    async with StromApp(settings, data_dir) as app:
-        yield app, cp_pub
+    async with keyed_strom(data_dir, settings) as (app, cp_keys):
+        yield app, cp_keys.public_key().to_hex()
 
 
 def relay_list(keys: Keys, kind: int, tags: list[list[str]]) -> Event:

@@ -21,6 +21,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from bots import relay_lanes
 from bots.client import NostrClient
 from bots.relay_lanes import RelayLane
+from tests.nostr.conftest import client_on
 from tests.polling import eventually
 
 
@@ -69,18 +70,12 @@ async def keys() -> Keys:
 @asynccontextmanager
 async def connected(keys: Keys, *relays: Relay) -> AsyncIterator[NostrClient]:
     servers = [await start(r) for r in relays]
-    client = NostrClient([r.url for r in relays], lambda: [keys], _ignore)
-    await client.start()
     try:
-        yield client
+        async with client_on(*(r.url for r in relays), keys=keys) as client:
+            yield client
     finally:
-        await client.close()
         for server in servers:
             server.close()
-
-
-async def _ignore(event: Event) -> None:
-    return None
 
 
 def note(keys: Keys, text: str) -> Event:

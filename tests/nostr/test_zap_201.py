@@ -4,19 +4,17 @@ ChargePoint (`tests/ocpp/charger201.py`)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from nostr_sdk import Keys, uniffi_set_event_loop
+from nostr_sdk import Keys
 
 from strom.app import StromApp
 from strom.lnurl.codec import lnurl_decode
 from strom.sessions.model import State
-from tests.conftest import free_settings
-from tests.nostr.conftest import CP, Driver, register
+from tests.nostr.conftest import CP, Driver, cp_available, keyed_strom
 from tests.nostr.test_zaps_and_dms import AMOUNT, dev_pay, dm17, zap_answer
 from tests.ocpp.charger201 import ChargingCharger201, running_charger201
 from tests.polling import eventually
@@ -25,14 +23,11 @@ from tests.polling import eventually
 @pytest.fixture
 async def nostr_app(data_dir: Path) -> AsyncIterator[tuple[StromApp, Keys]]:
     """The conftest's world, with a 2.0.1 charger in place of the simulator."""
-    uniffi_set_event_loop(asyncio.get_running_loop())
-    cp_keys = await register(data_dir)
-    async with StromApp(free_settings(), data_dir) as app:
+    async with keyed_strom(data_dir) as (app, cp_keys):
         assert app.services is not None and app.services.central_system is not None
         async with running_charger201(app.services.central_system.url, CP,
                                       charger_class=ChargingCharger201):
-            await eventually(lambda: app.services.charge_points.get(CP),
-                             lambda cp: cp is not None and cp.status == "Available")
+            await cp_available(app)
             yield app, cp_keys
 
 

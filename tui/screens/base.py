@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from rich.text import Text
@@ -58,6 +58,15 @@ def restore_cursor(table: DataTable[Any], key: str | None) -> None:
     keys = [row.key.value for row in table.ordered_rows]
     if key in keys:
         table.move_cursor(row=keys.index(key))
+
+
+def refill(table: DataTable[Any], rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
+    """Replace the table's rows (`(key, cells)` each), the cursor staying on its row."""
+    selected = cursor_key(table)
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    restore_cursor(table, selected)
 
 
 def cursor_key(table: DataTable[Any]) -> str | None:

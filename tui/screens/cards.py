@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.format import plain, sat
 from tui.forms import Field, FormScreen
-from tui.screens.base import ConsoleScreen, cursor_key, nav_bar, restore_cursor
+from tui.screens.base import ConsoleScreen, cursor_key, nav_bar, refill
 
 
 def accounts_text(accounts: list[dict[str, Any]], lists: dict[str, Any]) -> Text:
@@ -37,6 +37,12 @@ def accounts_text(accounts: list[dict[str, Any]], lists: dict[str, Any]) -> Text
         text.append(f"  {charger['cp_id']:<20}", style="")
         text.append(f"{state}\n", style=style)
     return text
+
+
+def card_row(card: dict[str, Any]) -> tuple[Text, ...]:
+    status = card["status"] or "-"
+    return (plain(card["id_tag"]), Text(card["rule"]), plain(card["account"] or "-"),
+            Text(status, style="red" if status == "Blocked" else ""), plain(card["label"]))
 
 
 class CardsScreen(ConsoleScreen):
@@ -70,15 +76,7 @@ class CardsScreen(ConsoleScreen):
         lists = await self.attempt(self.client.local_list()) if accounts is not None else None
         if cards is None or accounts is None or lists is None:
             return
-        table = self.query_one(DataTable)
-        selected = cursor_key(table)
-        table.clear()
-        for card in cards:
-            status = card["status"] or "-"
-            table.add_row(plain(card["id_tag"]), Text(card["rule"]), plain(card["account"] or "-"),
-                          Text(status, style="red" if status == "Blocked" else ""),
-                          plain(card["label"]), key=card["id_tag"])
-        restore_cursor(table, selected)
+        refill(self.query_one(DataTable), ((card["id_tag"], card_row(card)) for card in cards))
         self.query_one("#accounts", Static).update(accounts_text(accounts, lists))
 
     def action_add(self) -> None:

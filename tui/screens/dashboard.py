@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.client import ApiError
 from tui.format import kw, plain, sat, status
-from tui.screens.base import ConsoleScreen, cursor_key, nav_bar, restore_cursor
+from tui.screens.base import ConsoleScreen, cursor_key, nav_bar, refill
 from tui.screens.charger import ChargerScreen
 
 RELAY_POLL = 10.0  # seconds between looks at the relays' state (`/healthz`)
@@ -87,12 +87,7 @@ class DashboardScreen(ConsoleScreen):
         if cps is None:
             return
         self._cps = {cp["id"]: cp for cp in cps}
-        table = self.query_one(DataTable)
-        selected = cursor_key(table)
-        table.clear()
-        for cp in cps:
-            table.add_row(*row(cp), key=cp["id"])
-        restore_cursor(table, selected)
+        refill(self.query_one(DataTable), ((cp["id"], row(cp)) for cp in cps))
         self._totals()
         await self._relays()
 

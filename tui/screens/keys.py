@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.format import plain
 from tui.forms import Field, FormScreen, MessageScreen
-from tui.screens.base import ConsoleScreen, cursor_key, nav_bar, restore_cursor
+from tui.screens.base import ConsoleScreen, cursor_key, nav_bar, refill
 
 SERVER_PASSWORD = "Leave the password empty to use the server's STROM_KEY_PASSWORD."
 
@@ -26,6 +26,14 @@ def short_npub(npub: str | None) -> str:
 def password_body(values: dict[str, Any]) -> dict[str, Any]:
     password = str(values.get("password") or "")
     return {"password": password} if password else {}
+
+
+def key_row(cp_id: str, key: dict[str, Any] | None) -> tuple[Text, ...]:
+    rest = "no key" if key is None else ("ncryptsec" if key["encrypted"] else "nsec")
+    if key is not None and not key["charge_point_exists"]:
+        rest += " (no charger)"
+    return (plain(cp_id), Text(rest, style="red" if key is None else ""),
+            Text(short_npub(key["npub"] if key else None)))
 
 
 class KeysScreen(ConsoleScreen):
@@ -65,17 +73,9 @@ class KeysScreen(ConsoleScreen):
         if cps is None or keys is None:
             return
         self.keys = {k["cp_id"]: k for k in keys}
-        table = self.query_one(DataTable)
-        selected = cursor_key(table)
-        table.clear()
-        for cp_id in sorted({cp["id"] for cp in cps} | set(self.keys)):
-            key = self.keys.get(cp_id)
-            rest = "no key" if key is None else ("ncryptsec" if key["encrypted"] else "nsec")
-            if key is not None and not key["charge_point_exists"]:
-                rest += " (no charger)"
-            table.add_row(plain(cp_id), Text(rest, style="red" if key is None else ""),
-                          Text(short_npub(key["npub"] if key else None)), key=cp_id)
-        restore_cursor(table, selected)
+        refill(self.query_one(DataTable), (
+            (cp_id, key_row(cp_id, self.keys.get(cp_id)))
+            for cp_id in sorted({cp["id"] for cp in cps} | set(self.keys))))
         encrypted = sum(1 for k in keys if k["encrypted"])
         self.query_one("#keys-note", Static).update(
             f"{len(keys)} keys, {encrypted} encrypted at rest (NIP-49)")

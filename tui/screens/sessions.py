@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 
 from tui.client import ApiError
 from tui.format import kw, kwh, plain, refund_state, sat
-from tui.screens.base import ConsoleScreen, cursor_key, nav_bar, restore_cursor
+from tui.screens.base import ConsoleScreen, nav_bar, refill
 
 if TYPE_CHECKING:
     from tui.app import StromConsole
@@ -143,14 +143,10 @@ class SessionsScreen(ConsoleScreen):
             return
         self.total = page["total"]
         self.items = {s["id"]: s for s in page["items"]}
-        table = self.query_one(DataTable)
-        selected = cursor_key(table)
-        table.clear()
-        for s in page["items"]:
-            table.add_row(plain(s["id"]), plain(s["cp_id"]), Text(s["state"]),
-                          amount(s["paid_msat"]), amount(s["consumed_msat"]),
-                          amount(s["refundable_msat"]), key=s["id"])
-        restore_cursor(table, selected)
+        refill(self.query_one(DataTable), (
+            (s["id"], (plain(s["id"]), plain(s["cp_id"]), Text(s["state"]), amount(s["paid_msat"]),
+                       amount(s["consumed_msat"]), amount(s["refundable_msat"])))
+            for s in page["items"]))
         shown = len(page["items"])
         self.query_one("#paging", Static).update(
             f"{self.page_offset + 1}-{self.page_offset + shown} of {self.total}" if shown
