@@ -18,13 +18,13 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from strom.bounded import Bounded
 from strom.chargers.control import ControlDispatcher, ControlResult
 from strom.config import OcpiSettings
 from strom.events import EventBus, MeterSample, TransactionStarted, TransactionStopped
 from strom.ocpi.currency import Conversion
 from strom.ocpi.sessions import cdr_object, session_object
 from strom.ocpi.token_list import TokenList
-from strom.ocpp.v201.state import Bounded
 from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.ocpi import RoamingRepository, RoamingSession
 from strom.tariffs.model import Tariff, cost_msat

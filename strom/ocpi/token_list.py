@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from strom.bounded import Bounded
 from strom.ocpi.envelope import INVALID_PARAMETERS, OcpiError, validated
 from strom.ocpi.parties import Caller, PartyService, endpoint
 from strom.ocpi.tokens import header_value
-from strom.ocpp.v201.state import Bounded
 from strom.outbound import Outbound, OutboundError
 from strom.store.ocpi import TokenRecord, TokenRepository
 

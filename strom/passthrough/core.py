@@ -20,10 +20,10 @@ from typing import Any, Protocol
 from ocpp.routing import after
 from websockets.exceptions import ConnectionClosed
 
+from strom.bounded import Bounded
 from strom.config import PassthroughSettings
 from strom.ocpp.charge_point import OcppContext, SharedHandlers
 from strom.ocpp.frames import CALL, CALLRESULT, Frame, FrameError, parse_frame
-from strom.ocpp.v201.state import Bounded
 from strom.outbound import Outbound
 from strom.passthrough.config import UpstreamConfig
 from strom.passthrough.ids import MessageIds, NamedTx, Transactions, with_unique_id

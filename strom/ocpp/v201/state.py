@@ -10,30 +10,15 @@ come from whether a transaction is open on the EVSE and its `chargingState`.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
+from strom.bounded import Bounded
 from strom.ocpp.charge_point import OcppContext
 from strom.store.transactions import Transaction
-
-K = TypeVar("K")
-V = TypeVar("V")
 
 # 2.0.1 chargingState → the 1.6 status sessions read while a transaction is open.
 CHARGING = {"Charging": "Charging", "SuspendedEV": "SuspendedEV",
             "SuspendedEVSE": "SuspendedEVSE", "EVConnected": "SuspendedEV", "Idle": "SuspendedEV"}
-REMEMBERED = 10_000  # remote starts and unbound transactions kept (oldest out first)
-
-
-class Bounded(OrderedDict[K, V], Generic[K, V]):
-    """A dict that forgets its oldest entries past `REMEMBERED`: chargers cannot grow it."""
-
-    def __setitem__(self, key: K, value: V) -> None:
-        super().__setitem__(key, value)
-        self.move_to_end(key)
-        while len(self) > REMEMBERED:
-            self.popitem(last=False)
 
 
 @dataclass
