@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.format import plain
 from tui.forms import Field, FormScreen, MessageScreen
-from tui.screens.base import ConsoleScreen, cursor_key, nav_bar, restore_cursor
+from tui.screens.base import ConsoleScreen, cursor_key, nav_bar, refill
 
 STATE_STYLE = {"registered": "green", "pending": "yellow", "unregistered": "dim"}
 
@@ -52,16 +52,7 @@ class RoamingScreen(ConsoleScreen):
         parties = await self.attempt(self.client.ocpi_parties())
         if parties is None:
             return
-        table = self.query_one(DataTable)
-        selected = cursor_key(table)
-        table.clear()
-        for party in parties:
-            who = f"{party['country_code']}*{party['party_id']}" if party["party_id"] else "-"
-            table.add_row(str(party["id"]), plain(party["name"]),
-                          Text(party["state"], style=STATE_STYLE.get(party["state"], "")),
-                          plain(who), plain(" ".join(party["modules"]) or "-"),
-                          key=str(party["id"]))
-        restore_cursor(table, selected)
+        refill(self.query_one(DataTable), (party_row(party) for party in parties))
         hint = "" if parties else "No eMSPs yet: a issues a token A for one."
         self.query_one("#roaming-hint", Static).update(Text(hint, style="dim"))
 
@@ -91,3 +82,11 @@ class RoamingScreen(ConsoleScreen):
     async def on_live(self, name: str, data: dict[str, Any]) -> None:
         if name == "reconnected":
             await self.action_refresh()
+
+
+def party_row(party: dict[str, Any]) -> tuple[str, list[Any]]:
+    """One eMSP party: id, name, state, OCPI party code, modules."""
+    who = f"{party['country_code']}*{party['party_id']}" if party["party_id"] else "-"
+    return str(party["id"]), [str(party["id"]), plain(party["name"]),
+                              Text(party["state"], style=STATE_STYLE.get(party["state"], "")),
+                              plain(who), plain(" ".join(party["modules"]) or "-")]
