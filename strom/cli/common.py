@@ -6,7 +6,7 @@ import asyncio
 import functools
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +81,33 @@ async def open_store(env: CliEnv) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
+
+
+def with_store(env: CliEnv, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Open the store, run `work` on it and close it: a command's whole visit to the store."""
+
+    async def go() -> T:
+        async with open_store(env) as db:
+            return await work(db)
+
+    return run_async(go())
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def echo_listing(rows: Sequence[T], as_json: bool, empty: str,
+                 to_json: Callable[[T], Any] | None = None) -> bool:
+    """A `list` command's shared part: `--json` prints the rows (through `to_json`), no rows
+    prints the hint `empty`. True when the caller is to print its own table."""
+    if as_json:
+        echo_json([to_json(r) for r in rows] if to_json else list(rows))
+        return False
+    if not rows:
+        click.echo(empty)
+        return False
+    return True
 
 
 def running_server(env: CliEnv) -> tuple[str, str]:

@@ -3,7 +3,6 @@ admin API of the running server, for scripts (`strom.web.api_firmware`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import click
 import httpx
 
-from strom.cli.common import CliEnv, common_options, running_server
+from strom.cli.common import CliEnv, common_options, echo_json, running_server
 from strom.errors import UserError
 
 TIMEOUT = httpx.Timeout(60, connect=5)
@@ -48,7 +47,7 @@ def _items(env: CliEnv, path: str, cp_id: str | None) -> list[dict[str, Any]]:
 
 def _show(data: Any, as_json: bool, lines: Iterator[str]) -> None:
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        echo_json(data)
     else:
         for line in lines:
             click.echo(line)

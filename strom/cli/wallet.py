@@ -6,13 +6,19 @@ wallet then settles the invoice and tells the sessions, exactly as a real paymen
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 import httpx
 
-from strom.cli.common import CliEnv, common_options, open_store, run_async, running_server
+from strom.cli.common import (
+    CliEnv,
+    common_options,
+    echo_listing,
+    open_store,
+    run_async,
+    running_server,
+)
 from strom.errors import UserError
 from strom.events import EventBus
 from strom.lightning.dev import DevWallet
@@ -103,11 +109,8 @@ def payments(env: CliEnv, as_json: bool) -> None:
             return sorted(rows, key=lambda r: r["created_at"], reverse=True)
 
     rows = run_async(go())
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        click.echo("no payments yet; make an invoice with: strom wallet invoice --amount-msat N")
+    if not echo_listing(rows, as_json, "no payments yet; make an invoice with: strom wallet"
+                        " invoice --amount-msat N"):
         return
     click.echo(f"{'WHEN':<25} {'DIR':<4} {'STATUS':<10} {'MSAT':>14} {'FEE':>8}  HASH")
     for r in rows:
