@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import httpx
 
 from strom.config import Settings, load_settings
 from strom.errors import UserError
@@ -110,12 +111,33 @@ def echo_listing(rows: Sequence[T], as_json: bool, empty: str,
     return True
 
 
+def _not_running(env: CliEnv) -> UserError:
+    return UserError(f"strom is not running in {env.data_dir}; start it with `strom run`")
+
+
 def running_server(env: CliEnv) -> tuple[str, str]:
     """The running server's URL and the admin token, or a UserError saying how to start it."""
-    not_running = UserError(f"strom is not running in {env.data_dir}; start it with `strom run`")
     try:
         url = json.loads(runtime_path(env.data_dir).read_text(encoding="utf-8"))["http_url"]
         token = admin_token_path(env.data_dir).read_text(encoding="utf-8").strip()
     except (OSError, ValueError, KeyError, TypeError):
-        raise not_running from None
+        raise _not_running(env) from None
     return str(url), token
+
+
+def call_server(env: CliEnv, method: str, path: str, *, timeout: httpx.Timeout | float,
+                **kwargs: Any) -> tuple[int, Any]:
+    """One admin API call to the running server: its HTTP status and JSON answer ({} when the
+    answer is not JSON), or a UserError when it cannot be reached or does not answer."""
+    url, token = running_server(env)
+    try:
+        answer = httpx.request(method, url + path, headers={"Authorization": f"Bearer {token}"},
+                               timeout=timeout, **kwargs)
+    except httpx.ConnectError:
+        raise _not_running(env) from None  # runtime.json left behind by a strom that is gone
+    except httpx.HTTPError as exc:
+        raise UserError(f"strom in {env.data_dir} did not answer: {type(exc).__name__}") from None
+    try:
+        return answer.status_code, answer.json()
+    except ValueError:
+        return answer.status_code, {}

@@ -10,7 +10,7 @@ from typing import Any
 import click
 import httpx
 
-from strom.cli.common import CliEnv, common_options, echo_json, running_server
+from strom.cli.common import CliEnv, call_server, common_options, echo_json, running_server
 from strom.errors import UserError
 
 TIMEOUT = httpx.Timeout(60, connect=5)
@@ -18,18 +18,9 @@ TIMEOUT = httpx.Timeout(60, connect=5)
 
 def _api(env: CliEnv, method: str, path: str, **kwargs: Any) -> Any:
     """One admin API call; its JSON answer, or a UserError with the server's reason."""
-    url, token = running_server(env)
-    try:
-        answer = httpx.request(method, url + path, headers={"Authorization": f"Bearer {token}"},
-                               timeout=TIMEOUT, **kwargs)
-    except httpx.HTTPError as exc:
-        raise UserError(f"strom in {env.data_dir} did not answer: {type(exc).__name__}") from None
-    try:
-        body = answer.json()
-    except ValueError:
-        body = {}
-    if answer.status_code >= 400:
-        raise UserError(str(body.get("error") or f"server answered HTTP {answer.status_code}"))
+    status, body = call_server(env, method, path, timeout=TIMEOUT, **kwargs)
+    if status >= 400:
+        raise UserError(str(body.get("error") or f"server answered HTTP {status}"))
     return body
 
 
