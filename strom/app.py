@@ -240,6 +240,7 @@ class StromApp:
                            chargers: ControlDispatcher, outbound: Outbound) -> _Money:
         """Wallet, tariffs, sessions and refunds; sessions listen before the wallet reports."""
         lightning = self.settings.lightning
+        meter_interval = float(self.settings.ocpp.meter_sample_interval or DEFAULT_METER_INTERVAL)
         wallet = make_wallet(self.settings, self.data_dir, db, bus)
         tariffs = TariffService(self.settings.tariff, db, outbound=outbound,
                                 quote_seconds=self.settings.lightning.invoice_expiry,
@@ -252,8 +253,7 @@ class StromApp:
             db=db, bus=bus, settings=self.settings.sessions,
             charge_points=charge_points, wallet=wallet, chargers=chargers,
             invoice_expiry=lightning.invoice_expiry,
-            meter_interval=float(self.settings.ocpp.meter_sample_interval or DEFAULT_METER_INTERVAL),
-            power_cap=site_power.cap_w)
+            meter_interval=meter_interval, power_cap=site_power.cap_w)
         refunds = RefundService(
             db=db, bus=bus, wallet=wallet, sessions=sessions,
             settings=self.settings.sessions, network=lightning.network,
@@ -268,7 +268,7 @@ class StromApp:
         cards = CardService.build(
             db=db, bus=bus, chargers=chargers, connected=central.connected_ids,
             charge_points=charge_points, tariffs=tariffs, settings=self.settings.sessions,
-            meter_interval=float(self.settings.ocpp.meter_sample_interval or DEFAULT_METER_INTERVAL))
+            meter_interval=meter_interval)
         central.authorizer = CardsBesideSessions(sessions, cards.charging)
         if isinstance(central.connection_factory, Passthrough):
             central.connection_factory.sessions = sessions

@@ -85,7 +85,6 @@ class FirmwareService:
     def __init__(self, repo: FirmwareRepository, charge_points: ChargePointRepository,
                  chargers: ChargerControl, audit: EventLogRepository, data_dir: Path,
                  settings: FilesSettings, base_url: str) -> None:
-        self._repo = repo
         self.repository = repo  # the OCPP handlers record status notifications in it
         self._charge_points = charge_points
         self._commands = OperatorCommands(charge_points, chargers, audit)
@@ -108,12 +107,12 @@ class FirmwareService:
         if stored.size == 0:
             self.firmware_files.remove(stored.stored_as)
             raise CommandRefused("the firmware file is empty", "file")
-        return await self._repo.add_file(name=display_name(incoming.name, "firmware.bin"),
+        return await self.repository.add_file(name=display_name(incoming.name, "firmware.bin"),
                                          stored_as=stored.stored_as, size=stored.size,
                                          sha256=stored.sha256)
 
     async def files(self) -> list[FirmwareFile]:
-        return await self._repo.files()
+        return await self.repository.files()
 
     # --- updates ----------------------------------------------------------------------------
 
@@ -125,7 +124,7 @@ class FirmwareService:
         the charger's answer, and the answer."""
         if await self._charge_points.get(cp_id) is None:
             raise UnknownChargePoint(cp_id)
-        firmware = await self._repo.file(file_id)
+        firmware = await self.repository.file(file_id)
         if firmware is None:
             raise CommandRefused(f"no firmware file {file_id}", "file_id")
         _check_retries(retries, retry_interval)
@@ -136,7 +135,7 @@ class FirmwareService:
         retry_time = (retries or 0) * (retry_interval or 0)
         expires = max(when, utcnow()) + timedelta(seconds=self.settings.link_seconds + retry_time)
         token, digest = new_link_token()
-        update_id = await self._repo.add_update(
+        update_id = await self.repository.add_update(
             cp_id=cp_id, file_id=file_id, token_sha256=digest,
             signed=signing_certificate is not None, retrieve_at=iso(when), retries=retries,
             retry_interval=retry_interval, expires_at=iso(expires))
@@ -146,31 +145,31 @@ class FirmwareService:
             location=location, retrieve_at=when, request_id=update_id, retries=retries,
             retry_interval=retry_interval, signing_certificate=signing_certificate,
             signature=signature), by=by)
-        await self._repo.settle_update(
+        await self.repository.settle_update(
             update_id, outcome=result.outcome.value, reason=result.reason or None,
             status=None if result.ok else "Failed",
             expires_at=None if result.ok else iso())
-        stored = await self._repo.update(update_id)
+        stored = await self.repository.update(update_id)
         assert stored is not None
         return stored, result
 
     async def updates(self, cp_id: str | None = None, limit: int = 50) -> list[FirmwareUpdate]:
-        return await self._repo.updates(cp_id, limit)
+        return await self.repository.updates(cp_id, limit)
 
     async def claim_download(self, update_id: int, token: str) -> Download:
         """The file behind a firmware link, if the link grants a download now (`LinkRefused`
         otherwise); `finish_download` after sending it."""
-        update = await self._repo.update(update_id)
+        update = await self.repository.update(update_id)
         if update is None or not token_fits(token, update.token_sha256):
             raise LinkRefused("unknown", "no such firmware link")
         if update.downloaded_at is not None:
-            await self._repo.count_refused_download(update_id)
+            await self.repository.count_refused_download(update_id)
             raise LinkRefused("used", "this firmware link was already used")
         if parse_iso(update.expires_at) <= utcnow():
             raise LinkRefused("expired", "this firmware link has expired")
         if not self._claim(self._downloading, update_id):
             raise LinkRefused("busy", "this firmware link is being downloaded")
-        firmware = await self._repo.file(update.file_id)
+        firmware = await self.repository.file(update.file_id)
         if firmware is None:  # pragma: no cover - files are never deleted while linked
             self._downloading.pop(update_id, None)
             raise LinkRefused("unknown", "no such firmware link")
@@ -181,7 +180,7 @@ class FirmwareService:
         """The download ended: a complete one spends the link."""
         self._downloading.pop(update_id, None)
         if complete:
-            await self._repo.mark_downloaded(update_id)
+            await self.repository.mark_downloaded(update_id)
 
     # --- diagnostics ------------------------------------------------------------------------
 
@@ -199,34 +198,34 @@ class FirmwareService:
         _check_retries(retries, retry_interval)
         token, digest = new_link_token()
         expires = utcnow() + timedelta(seconds=self.settings.link_seconds)
-        request_id = await self._repo.add_diagnostics(
+        request_id = await self.repository.add_diagnostics(
             cp_id=cp_id, kind=log or "diagnostics", token_sha256=digest, expires_at=iso(expires))
         answer = await self._commands.request_upload(cp_id, UploadRequest(
             location=f"{self._base_url}/uploads/{request_id}/{token}", request_id=request_id,
             log=log, since=since, until=until, retries=retries, retry_interval=retry_interval),
             by=by)
         result = answer.result
-        await self._repo.settle_diagnostics(
+        await self.repository.settle_diagnostics(
             request_id, outcome=result.outcome.value, reason=result.reason or None,
             name=display_name(answer.file_name, "") or None,
             status=None if result.ok else "Failed",
             expires_at=None if result.ok else iso())
-        stored = await self._repo.diagnostics(request_id)
+        stored = await self.repository.diagnostics(request_id)
         assert stored is not None
         return stored, answer
 
     async def diagnostics_list(self, cp_id: str | None = None,
                                limit: int = 50) -> list[DiagnosticsRequest]:
-        return await self._repo.diagnostics_list(cp_id, limit)
+        return await self.repository.diagnostics_list(cp_id, limit)
 
     async def diagnostics(self, request_id: int) -> DiagnosticsRequest | None:
-        return await self._repo.diagnostics(request_id)
+        return await self.repository.diagnostics(request_id)
 
     async def receive_upload(self, request_id: int, token: str,
                              incoming: IncomingFile) -> DiagnosticsRequest:
         """Store the charger's upload for a request whose link grants it (`LinkRefused`,
         `TooLarge`, `TooSlow` otherwise)."""
-        request = await self._repo.diagnostics(request_id)
+        request = await self.repository.diagnostics(request_id)
         if request is None or not token_fits(token, request.token_sha256):
             raise LinkRefused("unknown", "no such upload link")
         if request.stored_as is not None:
@@ -240,14 +239,14 @@ class FirmwareService:
                 incoming.chunks(), limit=self.settings.upload_max_bytes,
                 seconds=self.settings.transfer_timeout_seconds)
             fallback = request.name or f"{request.cp_id}-{request.kind}-{request_id}.bin"
-            if not await self._repo.attach_upload(
+            if not await self.repository.attach_upload(
                     request_id, name=display_name(incoming.name, "") or fallback,
                     stored_as=stored.stored_as, size=stored.size, sha256=stored.sha256):
                 self.uploads.remove(stored.stored_as)  # pragma: no cover - one claim at a time
                 raise LinkRefused("used", "a file was already uploaded for this request")
         finally:
             self._uploading.pop(request_id, None)
-        done = await self._repo.diagnostics(request_id)
+        done = await self.repository.diagnostics(request_id)
         assert done is not None
         return done
 

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 from strom.chargers.control import ControlDispatcher, ControlResult, Outcome
 from strom.chargers.power import MAX_SITE_W, Demand, allocate
@@ -41,6 +40,7 @@ from strom.events import (
 from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.event_log import EventLogRepository
 from strom.store.sites import OpenTransaction, Site, SiteCharger, SiteRepository
+from strom.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class SitePower:
         self._dirty: set[str] = set()
         self._charging: set[str] = set()  # sessions seen charging (each asks for one balance)
         self._runners: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()  # the runners and the sweep
 
     async def start(self) -> None:
         """Follow starts and stops; re-balance every site once (a restart may have missed some)."""
@@ -112,13 +112,10 @@ class SitePower:
         # balanced: once it charges, its own limit (the slow rate) is known. Missed: the sweep.
         self._bus.subscribe(self._on_session, SessionChanged)
         await self.sweep()
-        self._spawn(self._sweep_forever())
+        self._tasks.spawn(self._sweep_forever(), "site-power-sweep")
 
     async def close(self) -> None:
-        tasks = [*self._runners.values(), *self._tasks]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.close()
 
     # --- what the rest of strom reads ------------------------------------------------------
 
@@ -234,8 +231,8 @@ class SitePower:
         """Re-balance `site_id` soon; requests while one runs make one more run, not many."""
         self._dirty.add(site_id)
         if site_id not in self._runners:
-            task = asyncio.create_task(self._run(site_id), name=f"site-power:{site_id}")
-            self._runners[site_id] = task
+            self._runners[site_id] = self._tasks.spawn(self._run(site_id),
+                                                       f"site-power:{site_id}")
 
     async def _run(self, site_id: str) -> None:
         try:
@@ -247,11 +244,6 @@ class SitePower:
                     log.exception("site %s: re-balancing failed", site_id)
         finally:
             self._runners.pop(site_id, None)
-
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def charger_left(self, cp_id: str) -> None:
         """A charger left its site (or the site is gone): its cap, if any, is lifted."""

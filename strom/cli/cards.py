@@ -6,33 +6,24 @@ sends it to the chargers' local lists.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 
 from strom.cards.registry import CardRegistry
-from strom.cli.common import CliEnv, common_options, open_store, run_async
+from strom.cli.common import CliEnv, common_options, echo_json, echo_listing, with_store
 from strom.store.cards import CardRepository
 
 T = TypeVar("T")
 
 
 def _with_registry(env: CliEnv, work: Callable[[CardRegistry], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with open_store(env) as db:
-            return await work(CardRegistry(CardRepository(db)))
-
-    return run_async(go())
+    return with_store(env, lambda db: work(CardRegistry(CardRepository(db))))
 
 
 def _sat(msat: int) -> str:
     return f"{msat / 1000:,.3f}".rstrip("0").rstrip(".") + " sat"
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2))
 
 
 @click.group()
@@ -63,11 +54,8 @@ def add(env: CliEnv, id_tag: str, free: bool, account: str | None, label: str) -
 def list_(env: CliEnv, as_json: bool) -> None:
     """List the registered cards."""
     found = _with_registry(env, lambda r: r.repo.cards())
-    if as_json:
-        _echo_json([c.to_json() for c in found])
-        return
-    if not found:
-        click.echo("no cards; add one with: strom cards add IDTAG --free | --account ACCOUNT")
+    if not echo_listing(found, as_json, "no cards; add one with: strom cards add IDTAG --free |"
+                        " --account ACCOUNT", lambda c: c.to_json()):
         return
     click.echo(f"{'IDTAG':<21} {'RULE':<8} {'ACCOUNT':<16} {'STATUS':<9} LABEL")
     for c in found:
@@ -90,7 +78,7 @@ def remove(env: CliEnv, id_tag: str) -> None:
 def sessions(env: CliEnv, limit: int) -> None:
     """The newest sessions started by cards, as JSON."""
     found, _ = _with_registry(env, lambda r: r.repo.sessions(limit=limit, offset=0))
-    _echo_json([s.to_json() for s in found])
+    echo_json([s.to_json() for s in found])
 
 
 @click.group()
@@ -116,11 +104,8 @@ def account_add(env: CliEnv, account_id: str, name: str | None, balance_sat: int
 def account_list(env: CliEnv, as_json: bool) -> None:
     """List the accounts and their balances."""
     found = _with_registry(env, lambda r: r.repo.accounts())
-    if as_json:
-        _echo_json([a.to_json() for a in found])
-        return
-    if not found:
-        click.echo("no accounts; open one with: strom accounts add ID --balance-sat N")
+    if not echo_listing(found, as_json, "no accounts; open one with: strom accounts add ID"
+                        " --balance-sat N", lambda a: a.to_json()):
         return
     for a in found:
         click.echo(f"{a.id:<20} {_sat(a.balance_msat):>20}  {a.name}")

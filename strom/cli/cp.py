@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,15 @@ from typing import Any
 import click
 
 from strom import qr
-from strom.cli.common import CliEnv, common_options, open_store, run_async
+from strom.cli.common import (
+    CliEnv,
+    common_options,
+    echo_json,
+    echo_listing,
+    open_store,
+    run_async,
+    with_store,
+)
 from strom.errors import UserError
 from strom.keys import ensure_cp_key, keys_path, remove_cp_key
 from strom.lnurl.links import pay_links
@@ -184,11 +191,7 @@ def update(env: CliEnv, cp_id: str, upstream: str | None, upstream_password: str
 
 
 def _store_upstream(env: CliEnv, cp_id: str, backend: dict[str, Any] | None) -> None:
-    async def go() -> None:
-        async with open_store(env) as db:
-            await ChargePointRepository(db).update(cp_id, upstream=backend)
-
-    run_async(go())
+    with_store(env, lambda db: ChargePointRepository(db).update(cp_id, upstream=backend))
 
 
 @cp.command("list")
@@ -196,17 +199,9 @@ def _store_upstream(env: CliEnv, cp_id: str, backend: dict[str, Any] | None) -> 
 @common_options
 def list_(env: CliEnv, as_json: bool) -> None:
     """List charge points with their live status."""
-
-    async def go() -> list[ChargerRecord]:
-        async with open_store(env) as db:
-            return await ChargePointRepository(db).list()
-
-    cps = run_async(go())
-    if as_json:
-        click.echo(json.dumps([cp_json(c) for c in cps], indent=2))
-        return
-    if not cps:
-        click.echo("no charge points; add one with: strom cp add ID --lat LAT --lon LON")
+    cps = with_store(env, lambda db: ChargePointRepository(db).list())
+    if not echo_listing(cps, as_json, "no charge points; add one with: strom cp add ID"
+                        " --lat LAT --lon LON", cp_json):
         return
     click.echo(f"{'ID':<16} {'STATUS':<12} {'CONNECTORS':<24} {'LOCATION':<20} NAME")
     for c in cps:
@@ -235,17 +230,12 @@ def show(env: CliEnv, cp_id: str) -> None:
     shown = run_async(go())
     if shown is None:
         raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
-    click.echo(json.dumps(shown, indent=2))
+    echo_json(shown)
 
 
 def _stored(env: CliEnv, cp_id: str) -> ChargerRecord:
     """One charge point from the store, or a UserError naming the way to list them."""
-
-    async def go() -> ChargerRecord | None:
-        async with open_store(env) as db:
-            return await ChargePointRepository(db).get(cp_id)
-
-    found = run_async(go())
+    found = with_store(env, lambda db: ChargePointRepository(db).get(cp_id))
     if found is None:
         raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
     return found
@@ -256,12 +246,7 @@ def _stored(env: CliEnv, cp_id: str) -> ChargerRecord:
 @common_options
 def remove(env: CliEnv, cp_id: str) -> None:
     """Remove a charge point and its key."""
-
-    async def go() -> bool:
-        async with open_store(env) as db:
-            return await ChargePointRepository(db).remove(cp_id)
-
-    if not run_async(go()):
+    if not with_store(env, lambda db: ChargePointRepository(db).remove(cp_id)):
         raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
     remove_cp_key(keys_path(env.data_dir, env.settings.nostr.keys_file), cp_id)
     click.echo(f"removed {cp_id}")

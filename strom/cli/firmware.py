@@ -3,7 +3,6 @@ admin API of the running server, for scripts (`strom.web.api_firmware`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import click
 import httpx
 
-from strom.cli.common import CliEnv, common_options, running_server
+from strom.cli.common import CliEnv, call_server, common_options, echo_json, running_server
 from strom.errors import UserError
 
 TIMEOUT = httpx.Timeout(60, connect=5)
@@ -19,18 +18,9 @@ TIMEOUT = httpx.Timeout(60, connect=5)
 
 def _api(env: CliEnv, method: str, path: str, **kwargs: Any) -> Any:
     """One admin API call; its JSON answer, or a UserError with the server's reason."""
-    url, token = running_server(env)
-    try:
-        answer = httpx.request(method, url + path, headers={"Authorization": f"Bearer {token}"},
-                               timeout=TIMEOUT, **kwargs)
-    except httpx.HTTPError as exc:
-        raise UserError(f"strom in {env.data_dir} did not answer: {type(exc).__name__}") from None
-    try:
-        body = answer.json()
-    except ValueError:
-        body = {}
-    if answer.status_code >= 400:
-        raise UserError(str(body.get("error") or f"server answered HTTP {answer.status_code}"))
+    status, body = call_server(env, method, path, timeout=TIMEOUT, **kwargs)
+    if status >= 400:
+        raise UserError(str(body.get("error") or f"server answered HTTP {status}"))
     return body
 
 
@@ -48,7 +38,7 @@ def _items(env: CliEnv, path: str, cp_id: str | None) -> list[dict[str, Any]]:
 
 def _show(data: Any, as_json: bool, lines: Iterator[str]) -> None:
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        echo_json(data)
     else:
         for line in lines:
             click.echo(line)

@@ -6,14 +6,13 @@ are never printed. Passwords come from `$STROM_KEY_PASSWORD`, else a prompt (or 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from strom.cli.common import CliEnv, common_options, open_store, run_async
+from strom.cli.common import CliEnv, common_options, echo_listing, open_store, run_async
 from strom.errors import UserError
 from strom.keys import (
     ROTATE_WARNING,
@@ -112,11 +111,8 @@ def export(env: CliEnv, cp_id: str, as_hex: bool) -> None:
 def list_(env: CliEnv, as_json: bool) -> None:
     """List the keys: charge point, npub, encrypted or not."""
     infos = key_infos(_path(env))
-    if as_json:
-        click.echo(json.dumps([_info_json(i) for i in infos], indent=2))
-        return
-    if not infos:
-        click.echo("no keys; `strom cp add` creates one for each charge point")
+    if not echo_listing(infos, as_json, "no keys; `strom cp add` creates one for each charge"
+                        " point", _info_json):
         return
     click.echo(f"{'CHARGE POINT':<20} {'AT REST':<10} NPUB")
     for info in infos:

@@ -6,13 +6,12 @@ Works on the store like `strom cards`; a running server sees a change at the nex
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
 
-from strom.cli.common import CliEnv, common_options, open_store, run_async
+from strom.cli.common import CliEnv, common_options, echo_listing, with_store
 from strom.ocpi.parties import PartyService, party_view
 from strom.outbound import Outbound
 from strom.store.ocpi import OcpiPartyRepository
@@ -21,12 +20,8 @@ T = TypeVar("T")
 
 
 def _with_parties(env: CliEnv, work: Callable[[PartyService], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with open_store(env) as db:
-            return await work(PartyService(OcpiPartyRepository(db), env.settings,
-                                           Outbound(env.settings.outbound)))
-
-    return run_async(go())
+    return with_store(env, lambda db: work(PartyService(
+        OcpiPartyRepository(db), env.settings, Outbound(env.settings.outbound))))
 
 
 @click.group()
@@ -55,11 +50,7 @@ def add(env: CliEnv, name: str) -> None:
 def list_(env: CliEnv, as_json: bool) -> None:
     """The parties: pending (token A issued), registered, unregistered."""
     found = [party_view(p) for p in _with_parties(env, lambda p: p.all())]
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
-    if not found:
-        click.echo("no eMSP parties; add one with: strom ocpi add NAME")
+    if not echo_listing(found, as_json, "no eMSP parties; add one with: strom ocpi add NAME"):
         return
     click.echo(f"{'ID':<4} {'STATE':<13} {'PARTY':<7} {'NAME':<24} VERSIONS URL")
     for p in found:

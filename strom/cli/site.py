@@ -6,16 +6,16 @@ sweep), or at once when made through the admin API (`/api/v1/sites`, the TUI).
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import click
 
 from strom.chargers.power import DEFAULT_MIN_W, MAX_SITE_W
-from strom.cli.common import CliEnv, common_options, open_store, run_async
+from strom.cli.common import CliEnv, common_options, echo_json, echo_listing, with_store
 from strom.errors import UserError
 from strom.store.charge_points import CP_ID_PATTERN, ChargePointRepository
+from strom.store.db import Database
 from strom.store.sites import Site, SiteRepository
 
 SITE_ID = re.compile(CP_ID_PATTERN)
@@ -46,13 +46,8 @@ def set_(env: CliEnv, site_id: str, limit_w: int, min_w: int, name: str | None) 
         raise UserError(f"site id {site_id!r}: use 1-48 letters, digits, '.', '_' or '-'")
     if min_w > limit_w:
         raise UserError(f"--min-w {min_w} is more than --limit-w {limit_w}")
-
-    async def go() -> None:
-        async with open_store(env) as db:
-            await SiteRepository(db).put(site_id, name=name or site_id, limit_w=limit_w,
-                                         min_w=min_w)
-
-    run_async(go())
+    with_store(env, lambda db: SiteRepository(db).put(site_id, name=name or site_id,
+                                                      limit_w=limit_w, min_w=min_w))
     click.echo(f"site {site_id}: {limit_w} W shared, at least {min_w} W per session")
 
 
@@ -61,17 +56,9 @@ def set_(env: CliEnv, site_id: str, limit_w: int, min_w: int, name: str | None) 
 @common_options
 def list_(env: CliEnv, as_json: bool) -> None:
     """List sites and their chargers."""
-
-    async def go() -> list[Site]:
-        async with open_store(env) as db:
-            return await SiteRepository(db).list()
-
-    sites = run_async(go())
-    if as_json:
-        click.echo(json.dumps([site_json(s) for s in sites], indent=2))
-        return
-    if not sites:
-        click.echo("no sites; define one with: strom site set ID --limit-w 22000")
+    sites = with_store(env, lambda db: SiteRepository(db).list())
+    if not echo_listing(sites, as_json, "no sites; define one with: strom site set ID"
+                        " --limit-w 22000", site_json):
         return
     click.echo(f"{'ID':<16} {'LIMIT W':>9} {'MIN W':>7}  CHARGERS (cap W)")
     for s in sites:
@@ -84,7 +71,7 @@ def list_(env: CliEnv, as_json: bool) -> None:
 @common_options
 def show(env: CliEnv, site_id: str) -> None:
     """Show one site as JSON (the running shares: the admin API or the TUI)."""
-    click.echo(json.dumps(site_json(_get(env, site_id)), indent=2))
+    echo_json(site_json(_get(env, site_id)))
 
 
 @site.command("remove")
@@ -92,12 +79,7 @@ def show(env: CliEnv, site_id: str) -> None:
 @common_options
 def remove(env: CliEnv, site_id: str) -> None:
     """Remove a site (its chargers' limits are lifted)."""
-
-    async def go() -> bool:
-        async with open_store(env) as db:
-            return await SiteRepository(db).remove(site_id)
-
-    if not run_async(go()):
+    if not with_store(env, lambda db: SiteRepository(db).remove(site_id)):
         raise UserError(f"no site {site_id!r}; see: strom site list")
     click.echo(f"removed site {site_id}")
 
@@ -112,14 +94,13 @@ def add_charger(env: CliEnv, site_id: str, cp_id: str, max_w: int | None) -> Non
     """Put a charger in a site (out of any other)."""
     _get(env, site_id)
 
-    async def go() -> bool:
-        async with open_store(env) as db:
-            if await ChargePointRepository(db).get(cp_id) is None:
-                return False
-            await SiteRepository(db).add_charger(site_id, cp_id, max_w)
-            return True
+    async def add(db: Database) -> bool:
+        if await ChargePointRepository(db).get(cp_id) is None:
+            return False
+        await SiteRepository(db).add_charger(site_id, cp_id, max_w)
+        return True
 
-    if not run_async(go()):
+    if not with_store(env, add):
         raise UserError(f"no charge point {cp_id!r}; see: strom cp list")
     click.echo(f"{cp_id} is in site {site_id}" + (f", capped at {max_w} W" if max_w else ""))
 
@@ -130,22 +111,13 @@ def add_charger(env: CliEnv, site_id: str, cp_id: str, max_w: int | None) -> Non
 @common_options
 def remove_charger(env: CliEnv, site_id: str, cp_id: str) -> None:
     """Take a charger out of a site."""
-
-    async def go() -> bool:
-        async with open_store(env) as db:
-            return await SiteRepository(db).remove_charger(site_id, cp_id)
-
-    if not run_async(go()):
+    if not with_store(env, lambda db: SiteRepository(db).remove_charger(site_id, cp_id)):
         raise UserError(f"{cp_id!r} is not in site {site_id!r}; see: strom site list")
     click.echo(f"{cp_id} left site {site_id}")
 
 
 def _get(env: CliEnv, site_id: str) -> Site:
-    async def go() -> Site | None:
-        async with open_store(env) as db:
-            return await SiteRepository(db).get(site_id)
-
-    found = run_async(go())
+    found = with_store(env, lambda db: SiteRepository(db).get(site_id))
     if found is None:
         raise UserError(f"no site {site_id!r}; see: strom site list")
     return found

@@ -6,13 +6,18 @@ wallet then settles the invoice and tells the sessions, exactly as a real paymen
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
-import httpx
 
-from strom.cli.common import CliEnv, common_options, open_store, run_async, running_server
+from strom.cli.common import (
+    CliEnv,
+    call_server,
+    common_options,
+    echo_listing,
+    open_store,
+    run_async,
+)
 from strom.errors import UserError
 from strom.events import EventBus
 from strom.lightning.dev import DevWallet
@@ -56,21 +61,12 @@ def invoice(env: CliEnv, amount_msat: int, memo: str) -> None:
 @common_options
 def pay(env: CliEnv, bolt11: str) -> None:
     """Pay BOLT11 through the running server: ours is settled, others are recorded as paid."""
-    url, token = running_server(env)
-    try:
-        response = httpx.post(f"{url}/api/v1/dev/pay", json={"bolt11": bolt11},
-                              headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    except httpx.HTTPError:
-        raise UserError(f"strom is not running in {env.data_dir}; start it with `strom run`"
-                        ) from None
-    try:
-        answer: dict[str, Any] = response.json()
-    except ValueError:
-        answer = {}
-    if response.status_code == 404:
+    status, answer = call_server(env, "POST", "/api/v1/dev/pay", json={"bolt11": bolt11},
+                                 timeout=30)
+    if status == 404:
         raise UserError("the running strom does not use the dev wallet; pay with a real wallet")
-    if response.status_code != 200:
-        raise UserError(str(answer.get("error") or f"server answered HTTP {response.status_code}"))
+    if status != 200:
+        raise UserError(str(answer.get("error") or f"server answered HTTP {status}"))
     if answer.get("settled"):
         click.echo(f"settled {answer['payment_hash']} ({answer['amount_msat']} msat received)")
     elif answer.get("status") == "failed":
@@ -103,11 +99,8 @@ def payments(env: CliEnv, as_json: bool) -> None:
             return sorted(rows, key=lambda r: r["created_at"], reverse=True)
 
     rows = run_async(go())
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        click.echo("no payments yet; make an invoice with: strom wallet invoice --amount-msat N")
+    if not echo_listing(rows, as_json, "no payments yet; make an invoice with: strom wallet"
+                        " invoice --amount-msat N"):
         return
     click.echo(f"{'WHEN':<25} {'DIR':<4} {'STATUS':<10} {'MSAT':>14} {'FEE':>8}  HASH")
     for r in rows:

@@ -55,10 +55,7 @@ async def pay_request(request: Request) -> JSONResponse:
 async def pay_callback(request: Request) -> Response:
     svc, query = services(request), request.query_params
     try:
-        if svc.outbound.is_marked(request.headers):
-            # strom's own refund reached strom under some other name: paying itself would
-            # only open a session with the payer's refund (issue 26).
-            raise LnurlError("this is strom itself; strom does not pay its own invoices")
+        refuse_strom_itself(svc, request)
         invoiced = await svc.use_cases.checkout.pay(Order(
             target=request.path_params["target"], amount_msat=lud06.parse_msat(query.get("amount")),
             quote=query.get("q"),
@@ -68,6 +65,14 @@ async def pay_callback(request: Request) -> Response:
         return lnurl_refusal(exc)
     action = ZAP_SUCCESS if invoiced.for_zap else success_action(svc, invoiced.pending)
     return lnurl_response({"pr": invoiced.pending.bolt11, "routes": [], "successAction": action})
+
+
+def refuse_strom_itself(svc: Services, request: Request) -> None:
+    """An invoice request from strom's own outbound fetch is refused: strom's refund reached
+    strom under some other name, and paying itself would only open a session (or a
+    reservation) with the payer's refund (issue 26)."""
+    if svc.outbound.is_marked(request.headers):
+        raise LnurlError("this is strom itself; strom does not pay its own invoices")
 
 
 # A zap's answer goes to whoever presents the (public) zap request: it carries no session link.

@@ -18,7 +18,7 @@ from strom.sessions.payer_stop import SessionToken
 from strom.sessions.refusals import Refused
 from strom.views import session_json
 from strom.web.auth import services
-from strom.web.lnurl_pay import success_action
+from strom.web.lnurl_pay import refuse_strom_itself, success_action
 from strom.web.rate_limits import invoice_rate_limited
 from strom.web.responses import JSONResponse, lnurl_refusal, lnurl_response
 
@@ -40,8 +40,7 @@ async def reserve_request(request: Request) -> JSONResponse:
 async def reserve_callback(request: Request) -> Response:
     svc, query = services(request), request.query_params
     try:
-        if svc.outbound.is_marked(request.headers):
-            raise LnurlError("this is strom itself; strom does not pay its own invoices")
+        refuse_strom_itself(svc, request)
         invoiced = await svc.use_cases.reservations.pay(
             request.path_params["target"], lud06.parse_msat(query.get("amount")),
             comment=lud06.parse_comment(query.get("comment"), svc.settings.lnurl.comment_allowed))
