@@ -177,7 +177,7 @@ class StromApp:
                                 trusted_proxies=self.settings.http.trusted_proxies,
                                 data_dir=self.data_dir)
         central.connection_factory = Passthrough(
-            charge_points, self.settings.passthrough, outbound=outbound,
+            self.settings.passthrough, outbound=outbound,
             max_message_bytes=self.settings.ocpp.max_message_bytes)
         await central.start()
         self._stack.push_async_callback(central.close)

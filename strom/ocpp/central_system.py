@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import logging
 import ssl
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from pathlib import Path
@@ -41,7 +42,7 @@ from strom.ocpp.v201.connection import V21Connection, V201Connection
 from strom.ocpp.v201.control import Ocpp201Control
 from strom.ocpp.v201.state import V201Context
 from strom.security import verify_password
-from strom.store.charge_points import ChargePointRepository
+from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.event_log import EventLogRepository
 from strom.store.transactions import TransactionRepository
 
@@ -54,9 +55,9 @@ RETIRE_SECONDS = 1.0
 CONCURRENT_SCRYPTS = 2
 
 # Passthrough (strom/passthrough/): a connection of its own for a charger that keeps its
-# backend, or None for strom's plain one. Arguments: id, websocket, context (1.6's
-# OcppContext or 2.0.1's V201Context), call timeout.
-ConnectionFactory = Callable[[str, Any, Any, float], Awaitable[OcppRpc | None]]
+# backend, or None for strom's plain one. Arguments: the charger's record (as read for its
+# handshake), websocket, context (1.6's OcppContext or 2.0.1's V201Context), call timeout.
+ConnectionFactory = Callable[[ChargerRecord, Any, Any, float], Awaitable[OcppRpc | None]]
 
 
 class CentralSystem:
@@ -84,8 +85,12 @@ class CentralSystem:
         if ca is not None:
             self.context.cert_signing = CertificateSigning(ca, charge_points, event_log)
         self._ca_pem = ca.cert_pem if ca is not None else None
-        # The allow-list of each charger being handshaken (read when its subprotocol is chosen).
-        self._allowed: dict[str, tuple[str, ...] | None] = {}
+        # The charger's record, read once per connection by the handshake: its allow-list when
+        # the subprotocol is chosen, its backend for passthrough. Read again at every handshake,
+        # so an operator's change (from any process) holds from the next connection on. Weak:
+        # a handshake that fails half-way leaves nothing behind.
+        self._records: weakref.WeakKeyDictionary[ServerConnection, ChargerRecord] = \
+            weakref.WeakKeyDictionary()
         self._connections: dict[str, OcppRpc] = {}
         # One charger-control adapter per protocol; each knows only its own chargers.
         self.control = Ocpp16Control(self._speaking(ChargePointConnection), settings.call_timeout)
@@ -248,7 +253,7 @@ class CentralSystem:
         if cp is None:
             log.warning("OCPP connection for unknown charge point %r refused", cp_id)
             return connection.respond(HTTPStatus.NOT_FOUND, f"unknown charge point {cp_id}\n")
-        self._allowed[cp_id] = cp.ocpp_protocols
+        self._records[connection] = cp
         if (why := refusal(cp, connection.transport, self._client_ca)) is not None:
             log.warning("OCPP connection for %s refused: %s", cp_id, why)
             return connection.respond(HTTPStatus.FORBIDDEN, why + "\n")
@@ -313,19 +318,19 @@ class CentralSystem:
     # --- one connection ---------------------------------------------------------------------
 
     async def _serve(self, websocket: ServerConnection) -> None:
-        cp_id = _cp_id(websocket.request.path if websocket.request else "")
-        assert cp_id is not None  # _check_request let it through
+        cp = self._records.pop(websocket)  # _check_request let it through
+        cp_id = cp.id
         offered = websocket.request.headers.get("Sec-WebSocket-Protocol") if websocket.request \
             else None
-        allowed = self._allowed.pop(cp_id, None) or SUPPORTED
+        allowed = cp.ocpp_protocols or SUPPORTED
         # A charger that offers no subprotocol is taken as 1.6 (many 1.6 chargers send none).
         protocol = websocket.subprotocol or (None if offered else OCPP16)
         if protocol not in allowed:
             await websocket.close(1002, f"{cp_id} may use {', '.join(allowed)}")
             return
-        conn = (await self._passthrough(protocol, cp_id, websocket)
+        conn = (await self._passthrough(protocol, cp, websocket)
                 or self._connection_for(protocol, cp_id, websocket))
-        await self._charge_points.record_protocol(cp_id, protocol)
+        await self._charge_points.came_online(cp_id, protocol)
         old = self._connections.get(cp_id)
         self._connections[cp_id] = conn
         if old is not None:
@@ -336,7 +341,6 @@ class CentralSystem:
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
         else:
-            await self._charge_points.set_connected(cp_id, True)
             self._bus.publish(ChargePointConnected(cp_id))
         log.info("%s connected from %s with %s", cp_id, websocket.remote_address[0]
                  if websocket.remote_address else "?", protocol)
@@ -351,20 +355,18 @@ class CentralSystem:
                 self._bus.publish(ChargePointDisconnected(cp_id))
                 log.info("%s disconnected", cp_id)
 
-    async def _passthrough(self, protocol: str, cp_id: str,
+    async def _passthrough(self, protocol: str, cp: ChargerRecord,
                            websocket: ServerConnection) -> OcppRpc | None:
         """Passthrough (OCPP 1.6J and 2.0.1): the connection of a charger that keeps its
         backend; None for any other."""
-        if self.connection_factory is None:
+        if self.connection_factory is None or not cp.upstream:
             return None
         if protocol not in (OCPP16, OCPP201):
-            cp = await self._charge_points.get(cp_id)
-            if cp is not None and cp.upstream:
-                log.warning("%s connected with %s: passthrough is OCPP 1.6J and 2.0.1 only; "
-                            "strom serves it without its backend", cp_id, protocol)
+            log.warning("%s connected with %s: passthrough is OCPP 1.6J and 2.0.1 only; "
+                        "strom serves it without its backend", cp.id, protocol)
             return None
         context = self._v201 if protocol == OCPP201 else self.context
-        return await self.connection_factory(cp_id, websocket, context, self.call_timeout)
+        return await self.connection_factory(cp, websocket, context, self.call_timeout)
 
 
     def _connection_for(self, protocol: str, cp_id: str,
@@ -378,8 +380,8 @@ class CentralSystem:
     def _select_subprotocol(self, connection: ServerConnection,
                             subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
         """The highest protocol the charger offers and may use; None when it offers none."""
-        cp_id = _cp_id(connection.request.path if connection.request else "")
-        allowed = self._allowed.get(cp_id) if cp_id else None
+        cp = self._records.get(connection)
+        allowed = cp.ocpp_protocols if cp else None
         chosen = choose(subprotocols, allowed)
         return Subprotocol(chosen) if chosen else None
 

@@ -79,8 +79,7 @@ class OcppContext:
     async def boot_rejected(self, cp_id: str, vendor: str, model: str) -> bool:
         """Whether the operator rejects this charger's boot (`strom cp add --boot rejected`);
         a rejected boot is written to the event log."""
-        cp = await self.charge_points.get(cp_id)
-        if cp is None or cp.boot_status != "Rejected":
+        if not await self.charge_points.boot_rejected(cp_id):
             return False
         log.info("%s: BootNotification rejected, as the operator set", cp_id)
         self.event_log.append_soon("boot_rejected", {"vendor": vendor, "model": model}, cp_id)

@@ -43,7 +43,7 @@ from strom.passthrough.rules import (
 )
 from strom.passthrough.upstream import Answer, Outgoing
 from strom.passthrough.v201 import V201PassthroughConnection
-from strom.store.charge_points import ChargePointRepository
+from strom.store.charge_points import ChargerRecord
 
 log = logging.getLogger(__name__)
 
@@ -251,12 +251,12 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
 
 class Passthrough:
     """Makes the connection of a charger that has an `upstream`; the central system asks it
-    for each charger (`CentralSystem.connection_factory`). `sessions` is set once strom's
-    sessions exist (without them, chargers are served as pure proxies)."""
+    for each charger (`CentralSystem.connection_factory`), with the record its handshake read.
+    `sessions` is set once strom's sessions exist (without them, chargers are served as pure
+    proxies)."""
 
-    def __init__(self, charge_points: ChargePointRepository, settings: PassthroughSettings,
-                 *, outbound: Outbound | None, max_message_bytes: int) -> None:
-        self._charge_points = charge_points
+    def __init__(self, settings: PassthroughSettings, *, outbound: Outbound | None,
+                 max_message_bytes: int) -> None:
         self._settings = settings
         self._outbound = outbound
         self._max_message_bytes = max_message_bytes
@@ -264,10 +264,11 @@ class Passthrough:
         self._states: dict[str, ChargerState] = {}
         self._current: dict[str, PassthroughCore] = {}
 
-    async def __call__(self, cp_id: str, websocket: Any, context: OcppContext | V201Context,
+    async def __call__(self, cp: ChargerRecord, websocket: Any,
+                       context: OcppContext | V201Context,
                        response_timeout: float) -> PassthroughCore | None:
-        cp = await self._charge_points.get(cp_id)
-        if cp is None or not cp.upstream:
+        cp_id = cp.id
+        if not cp.upstream:
             return None
         try:
             config = UpstreamConfig.from_json(cp.upstream)

@@ -192,10 +192,18 @@ class ChargePointRepository:
             "UPDATE charge_points SET connected = ?, last_seen = ? WHERE id = ?",
             (int(connected), iso(), cp_id))
 
-    async def record_protocol(self, cp_id: str, protocol: str) -> None:
-        """The OCPP subprotocol the charger connected with."""
-        await self._db.execute("UPDATE charge_points SET ocpp_protocol = ? WHERE id = ?",
-                               (protocol, cp_id))
+    async def came_online(self, cp_id: str, protocol: str) -> None:
+        """The charger connected (or reconnected) with this OCPP subprotocol."""
+        await self._db.execute(
+            "UPDATE charge_points SET connected = 1, last_seen = ?, ocpp_protocol = ?"
+            " WHERE id = ?", (iso(), protocol, cp_id))
+
+    async def boot_rejected(self, cp_id: str) -> bool:
+        """Whether the operator rejects the charger's boots (read fresh: the CLI may have
+        changed it from another process a moment ago)."""
+        return await self._db.fetchone(
+            "SELECT 1 FROM charge_points WHERE id = ? AND boot_status = 'Rejected'",
+            (cp_id,)) is not None
 
     async def mark_all_disconnected(self) -> None:
         """At start-up no charger is connected yet, whatever the last run left behind."""

@@ -16,6 +16,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from strom.chargers.control import ControlResult, Outcome, Trigger
+from strom.security import hash_password
+from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from tests.ocpp.conftest import PASSWORD, Ocpp, start_ocpp
 from tests.polling import eventually
@@ -61,6 +63,50 @@ async def test_right_password_connects_twice(ocpp: Ocpp) -> None:
                            additional_headers=basic("cp-pw", PASSWORD)) as ws:
             await ws.send(BOOT)
             assert json.loads(await ws.recv())[0] == 3
+
+
+async def refused_with(url: str, headers: dict[str, str] | None = None) -> int:
+    """The HTTP status a handshake to `url` is refused with."""
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                           additional_headers=headers):
+            pass
+    return refused.value.response.status_code
+
+
+async def test_operators_changes_hold_from_the_next_connection(ocpp: Ocpp, db: Database) -> None:
+    """The handshake reads the charger once per connection: what the operator changed, from
+    another process (the CLI beside a running server), holds for the charger's next one."""
+    async with connect(ocpp.url("cp-pw"), subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                       additional_headers=basic("cp-pw", PASSWORD)) as ws:
+        await ws.send(BOOT)
+        assert json.loads(await ws.recv())[2]["status"] == "Accepted"
+    cli = await Database.open(db.path)
+    try:
+        other = ChargePointRepository(cli)
+        await other.update("cp-pw", password_hash=hash_password("a new password 0123456"))
+        await other.update("cp-1", ocpp_protocols=("ocpp2.0.1",))
+        # The old password, even after it was verified and remembered, no longer gets in.
+        assert await refused_with(ocpp.url("cp-pw"), basic("cp-pw", PASSWORD)) == 401
+        async with connect(ocpp.url("cp-pw"), subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                           additional_headers=basic("cp-pw", "a new password 0123456")) as ws:
+            await ws.send(BOOT)
+            assert json.loads(await ws.recv())[0] == 3
+            # Rejected while connected: its next BootNotification is.
+            await other.update("cp-pw", boot_status="Rejected")
+            await ws.send(BOOT)
+            answer = json.loads(await ws.recv())
+            while answer[0] == 2:  # strom's calls to configure the booted charger
+                answer = json.loads(await ws.recv())
+            assert answer[2]["status"] == "Rejected"
+        async with connect(ocpp.url("cp-1"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1002
+        await other.remove("cp-2")
+        assert await refused_with(ocpp.url("cp-2")) == 404
+    finally:
+        await cli.close()
 
 
 async def test_charger_offering_no_subprotocol_is_accepted(ocpp: Ocpp) -> None:

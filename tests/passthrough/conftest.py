@@ -104,7 +104,7 @@ async def proxy(db: Database, backend: Backend) -> AsyncIterator[Ocpp]:
     no sessions)."""
     server, bus = await start_ocpp(db, call_timeout=2.0)
     server.central.connection_factory = Passthrough(
-        server.charge_points, FAST, outbound=None, max_message_bytes=65536)
+        FAST, outbound=None, max_message_bytes=65536)
     await server.charge_points.update("cp-1", upstream=UpstreamConfig(
         backend.url("cp-1"), password=PASSWORD).to_json())
     yield server
