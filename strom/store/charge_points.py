@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import json
 import sqlite3
 from dataclasses import dataclass, field
@@ -141,10 +140,17 @@ class ChargePointRepository:
         return cp
 
     async def get(self, cp_id: str) -> ChargerRecord | None:
-        row = await self._db.fetchone("SELECT * FROM charge_points WHERE id = ?", (cp_id,))
-        if row is None:
+        # One query (one hop to the store's thread): the charger's row once per connector.
+        rows = await self._db.fetchall(
+            "SELECT cp.*, c.connector_id AS c_id, c.status AS c_status,"
+            " c.error_code AS c_error_code, c.updated_at AS c_updated_at"
+            " FROM charge_points cp LEFT JOIN connectors c ON c.cp_id = cp.id"
+            " WHERE cp.id = ? ORDER BY c.connector_id", (cp_id,))
+        if not rows:
             return None
-        return _row_to_cp(row, await self._connectors(cp_id))
+        return _row_to_cp(rows[0], [
+            Connector(r["c_id"], r["c_status"], r["c_error_code"], r["c_updated_at"])
+            for r in rows if r["c_id"] is not None])
 
     async def exists(self, cp_id: str) -> bool:
         return await self._db.fetchone("SELECT 1 FROM charge_points WHERE id = ?", (cp_id,)) is not None
@@ -193,10 +199,11 @@ class ChargePointRepository:
             (int(connected), iso(), cp_id))
 
     async def came_online(self, cp_id: str, protocol: str) -> None:
-        """The charger connected (or reconnected) with this OCPP subprotocol."""
-        await self._db.execute(
+        """The charger connected (or reconnected) with this OCPP subprotocol (batched with
+        other chargers' records: a reconnect storm commits them together)."""
+        await self._db.write(
             "UPDATE charge_points SET connected = 1, last_seen = ?, ocpp_protocol = ?"
-            " WHERE id = ?", (iso(), protocol, cp_id))
+            " WHERE id = ?", [(iso(), protocol, cp_id)])
 
     async def boot_rejected(self, cp_id: str) -> bool:
         """Whether the operator rejects the charger's boots (read fresh: the CLI may have
@@ -216,23 +223,19 @@ class ChargePointRepository:
 
     async def record_boot(self, cp_id: str, *, vendor: str, model: str,
                           serial_number: str | None, firmware: str | None) -> None:
+        """A boot: what the charger says it is (batched, as `came_online`)."""
         now = iso()
-        await self._db.execute(
+        await self._db.write(
             "UPDATE charge_points SET vendor = ?, model = ?, serial_number = ?, firmware = ?,"
             " booted_at = ?, last_seen = ? WHERE id = ?",
-            (vendor, model, serial_number, firmware, now, now, cp_id))
+            [(vendor, model, serial_number, firmware, now, now, cp_id)])
 
     async def set_connector_status(self, cp_id: str, connector_id: int, status: str,
                                    error_code: str = "NoError") -> None:
-        await self._db.execute(
+        """A connector's status as the charger reported it (batched, as `came_online`)."""
+        await self._db.write(
             "INSERT INTO connectors (cp_id, connector_id, status, error_code, updated_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (cp_id, connector_id) DO UPDATE SET"
             " status = excluded.status, error_code = excluded.error_code,"
             " updated_at = excluded.updated_at",
-            (cp_id, connector_id, status, error_code, iso()))
-
-    async def _connectors(self, cp_id: str) -> builtins.list[Connector]:
-        rows = await self._db.fetchall(
-            "SELECT * FROM connectors WHERE cp_id = ? ORDER BY connector_id", (cp_id,))
-        return [Connector(r["connector_id"], r["status"], r["error_code"], r["updated_at"])
-                for r in rows]
+            [(cp_id, connector_id, status, error_code, iso())])

@@ -54,6 +54,8 @@ class Database:
         self._lock = asyncio.Lock()
         self._pending: list[tuple[str, list[tuple[Any, ...]]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # Resolved when the batch now pending has committed (for `write`); None: none waits.
+        self._committed: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -125,10 +127,21 @@ class Database:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
+    async def write(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        """`write_soon`, returning once its batch has committed: for records subscribers may
+        read right after (a charger's boot, its connectors' status, the event log), written
+        together when many chargers write at once. A failure is logged, as `write_soon`'s."""
+        self.write_soon(sql, rows)
+        if self._committed is None:
+            self._committed = asyncio.get_running_loop().create_future()
+        # Shielded: a writer cancelled while it waits does not cancel the others' wait.
+        await asyncio.shield(self._committed)
+
     async def _flush(self) -> None:
         await asyncio.sleep(0)  # let this loop pass queue what it has
         while self._pending:
-            batch, self._pending = self._pending, []
+            batch, self._pending = _grouped(self._pending), []
+            committed, self._committed = self._committed, None
             try:
                 async with self.transaction() as conn:
                     for sql, rows in batch:
@@ -137,6 +150,9 @@ class Database:
                 await self._write_each(batch)
             except Exception:
                 log.exception("store: a batch of %d queued writes failed", len(batch))
+            finally:
+                if committed is not None:
+                    committed.set_result(None)
 
     async def _write_each(self, batch: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
         """Write a failed batch row by row: one bad row (one charger's) costs only itself.
@@ -184,6 +200,18 @@ class Database:
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         """All rows, in one hop to aiosqlite's thread."""
         return list(await self._conn.execute_fetchall(sql, tuple(params)))
+
+
+def _grouped(batch: list[tuple[str, list[tuple[Any, ...]]]]
+             ) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """A batch with the rows of each statement together (one executemany, one hop to the
+    aiosqlite thread, each): a statement's rows keep their order, statements come in the order
+    each was first queued. The rows are records of distinct facts, so nothing depends on the
+    order across statements."""
+    grouped: dict[str, list[tuple[Any, ...]]] = {}
+    for sql, rows in batch:
+        grouped.setdefault(sql, []).extend(rows)
+    return list(grouped.items())
 
 
 def _split_sql(sql: str) -> list[str]:

@@ -20,7 +20,9 @@ class EventLogRepository:
         self._db = db
 
     async def append(self, kind: str, payload: Any, cp_id: str | None = None) -> None:
-        await self._db.execute(_INSERT, _entry(kind, payload, cp_id))
+        """Append an entry; it is committed when this returns (with other entries and records
+        written at the same moment: `Database.write`)."""
+        await self._db.write(_INSERT, [_entry(kind, payload, cp_id)])
 
     def append_soon(self, kind: str, payload: Any, cp_id: str | None = None) -> None:
         """`append` in the next batch commit: for entries a boot storm of thousands of chargers
