@@ -102,7 +102,7 @@ async def run(count: int = CHARGERS, calls: int = CALLS_PER_CHARGER,
                 OcppSettings(port=0, rate_limit_per_second=100, meter_sample_interval=0),
                 charge_points, TransactionRepository(db), EventLogRepository(db), bus)
             central.connection_factory = Passthrough(
-                charge_points, PassthroughSettings(), outbound=None, max_message_bytes=65536)
+                PassthroughSettings(), outbound=None, max_message_bytes=65536)
             await central.start()
             try:
                 through = await _latencies(f"ws://127.0.0.1:{central.port}/ocpp", count, calls,
