@@ -85,14 +85,19 @@ async def callback_rate(http: httpx.AsyncClient, base: str, ids: list[str],
     return await rate(count, HTTP_CONCURRENCY, one)
 
 
-async def http_floor(http: httpx.AsyncClient, count: int = CALLBACKS) -> float:
-    """Requests/s of a constant LNURL answer from a bare Starlette route on uvicorn."""
+def bare_app() -> Starlette:
+    """The HTTP stack alone: a constant LNURL callback answer on `/cb`, from a bare route."""
     body = {"pr": "lnbcrt" + "q" * 400, "routes": [], "successAction": {"tag": "url"}}
 
     async def answer(_: Request) -> JSONResponse:
         return JSONResponse(body)
 
-    server = HttpServer(Starlette(routes=[Route("/cb", answer)]), "127.0.0.1", 0)
+    return Starlette(routes=[Route("/cb", answer)])
+
+
+async def http_floor(http: httpx.AsyncClient, count: int = CALLBACKS) -> float:
+    """Requests/s of a constant LNURL answer from a bare Starlette route on uvicorn."""
+    server = HttpServer(bare_app(), "127.0.0.1", 0)
     await server.start()
     try:
         url = f"http://127.0.0.1:{server.port}/cb"

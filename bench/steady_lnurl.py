@@ -1,0 +1,140 @@
+"""LNURL callbacks in alternating trials: strom's server in its own process against a bare route.
+
+Two child processes pinned to the server core (bench/lnurl_server.py): strom (dev wallet,
+`chargers` registered and connected from here) and the bare Starlette route with a constant
+answer on the same HTTP server class. This process, pinned to the other core, sends the
+callbacks over keep-alive connections with a light client (bench/http_load.py). strom signs
+its invoices in a worker process (strom/lightning/signing.py), pinned to the load
+generator's core: the loop's core is the one the figure is about. Per trial: callbacks/s,
+p50 and p99, the server's CPU per callback (from /proc: its loop process, and with its
+signing workers); the client's CPU per request beside it shows that the load generator kept
+up.
+
+    python -m bench.steady_lnurl [--profile OUT.prof]   # a short run alone; OUT: strom's
+                                                        # cProfile over one trial
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.chargers import RawCharger, boot_all
+from bench.figures import percentile
+from bench.http_load import HttpLoadError, get_all
+from bench.money_path import AMOUNT_MSAT
+from bench.ocpp_server import ServerProcess, register_chargers
+from bench.steady import Trial, Watch, cores, measured, pin, process_cpu_seconds
+
+CONNECTIONS = 20
+CHARGERS = 20
+WARM_UP = 40
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (strom's signing workers)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _invoice(body: bytes) -> None:
+    if b'"pr"' not in body:
+        raise HttpLoadError(f"callback refused: {body[:200]!r}")
+
+
+async def trials(rounds: int, callbacks: int, interleave: Callable[[int], list[str]],
+                 retries: int, server_core: set[int], generator_core: set[int],
+                 profile: Path | None = None) -> dict[str, list[Trial]]:
+    """`rounds` trials of each side (keys strom, bare); with `profile`, strom's cProfile of
+    its first trial is written there."""
+    ids = [f"lnurl-{n}" for n in range(1, CHARGERS + 1)]
+    paths = {"strom": [f"/lnurlp/{ids[i % len(ids)]}/callback?amount={AMOUNT_MSAT}"
+                       for i in range(callbacks)],
+             "bare": [f"/cb?amount={AMOUNT_MSAT}"] * callbacks}
+    out: dict[str, list[Trial]] = {"strom": [], "bare": []}
+    with tempfile.TemporaryDirectory(prefix="strom-bench-lnurl-") as tmp:
+        data = Path(tmp) / "data"
+        await register_chargers(data, ids)
+        async with ServerProcess("strom", data, module="bench.lnurl_server") as strom, \
+                ServerProcess("bare", module="bench.lnurl_server") as bare:
+            servers = {"strom": strom, "bare": bare}
+            for server in servers.values():
+                pin(server.pid, server_core)
+            chargers = [RawCharger(cp_id, (await strom.line("OCPP ")).split(" ", 1)[1])
+                        for cp_id in ids[:1]]
+            ocpp = chargers[0].url.rsplit("/", 1)[0]
+            chargers += [RawCharger(cp_id, ocpp) for cp_id in ids[1:]]
+            try:
+                await boot_all(chargers, CONNECTIONS)
+                for side, server in servers.items():  # connections, caches, the workers
+                    await get_all(server.url, paths[side][:WARM_UP], CONNECTIONS, _invoice)
+                workers = {side: children(server.pid) for side, server in servers.items()}
+                for pid in workers["strom"]:
+                    pin(pid, generator_core)
+
+                async def attempt(side: str) -> tuple[dict[str, float], Watch]:
+                    server = servers[side]
+                    cpu = [process_cpu_seconds(pid) for pid in workers[side]]
+                    with Watch([server.pid, "self", *workers[side]]) as watch:
+                        ms = await get_all(server.url, paths[side], CONNECTIONS, _invoice)
+                    signing = sum(process_cpu_seconds(pid) for pid in workers[side]) - sum(cpu)
+                    client_s = watch.own_cpu_s - watch.server_cpu_s - signing
+                    return {"per_s": len(ms) / watch.wall_s,
+                            "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
+                            "loop_cpu_ms": watch.server_cpu_s / len(ms) * 1000,
+                            "cpu_ms": (watch.server_cpu_s + signing) / len(ms) * 1000,
+                            "client_cpu_ms": client_s / len(ms) * 1000}, watch
+
+                for n in range(rounds):
+                    for side in interleave(n):
+                        key = "strom" if side == "strom" else "bare"
+                        profiling = profile is not None and key == "strom" and n == 0
+                        if profiling:
+                            await _command(strom, "profile")
+                        out[key].append(await measured(lambda k=key: attempt(k), retries))
+                        if profiling:
+                            await _command(strom, f"profile {profile}", answered=True)
+            finally:
+                await asyncio.gather(*(c.close() for c in chargers))
+    return out
+
+
+async def _command(server: ServerProcess, line: str, answered: bool = False) -> None:
+    assert server._proc is not None and server._proc.stdin is not None
+    server._proc.stdin.write(line.encode() + b"\n")
+    await server._proc.stdin.drain()
+    if answered:
+        await server.line("{")
+
+
+def main() -> None:
+    from bench.steady import row
+    from bench.trials import interleave
+
+    parser = argparse.ArgumentParser(prog="python -m bench.steady_lnurl")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--callbacks", type=int, default=300)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write strom's cProfile of its first trial here")
+    args = parser.parse_args()
+    server_core, generator_core = cores()
+    pin("self", generator_core)
+    got = asyncio.run(trials(args.rounds, args.callbacks, interleave, 1, server_core,
+                             generator_core, args.profile))
+    for key in ("per_s", "p50_ms", "p99_ms", "loop_cpu_ms", "cpu_ms", "client_cpu_ms"):
+        r = row("lnurl", key, "", key, got["strom"], got["bare"])
+        print(json.dumps({"figure": key, "strom": r.samples["strom"],
+                          "bare": r.samples["baseline"], "ratio": r.ratio}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Invoice signing in worker processes: the same invoices as on the loop, each answer to its own
+request, and a worker that dies costs no invoice."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import signal
+import time
+from collections.abc import AsyncIterator
+
+import bolt11
+import pytest
+from coincurve import PrivateKey
+
+from strom.lightning.signing import InvoiceSigner, default_workers, signed
+
+KEY = PrivateKey()
+
+
+def _args(amount_msat: int, description_hash: bytes | None = None,
+          description: str | None = None) -> tuple[PrivateKey, str, int, bytes, int, int,
+                                                   str | None, bytes | None]:
+    return (KEY, "bcrt", amount_msat, secrets.token_bytes(32), int(time.time()), 600,
+            description, description_hash)
+
+
+@pytest.fixture
+async def signer() -> AsyncIterator[InvoiceSigner]:
+    signing = InvoiceSigner(workers=2)
+    yield signing
+    await signing.close()
+
+
+async def test_a_worker_signs_what_the_loop_would(signer: InvoiceSigner) -> None:
+    digest = hashlib.sha256(b'[["text/plain","Charge at demo-1"]]').digest()
+    args = _args(21_000, description_hash=digest)
+    invoice, payment_hash = await signer.sign(*args)
+    decoded = bolt11.decode(invoice)
+    assert decoded.amount_msat == 21_000
+    assert decoded.description_hash == digest.hex()
+    assert decoded.payment_hash == payment_hash == hashlib.sha256(args[3]).hexdigest()
+    assert decoded.payee == KEY.public_key.format().hex()  # signed by the node key
+    assert decoded.expiry == 600 and decoded.date == args[4]
+    assert signer._pool and all(w.proc.pid != os.getpid() for w in signer._pool)
+    # The loop's signature of the same fields: only the random payment secret and the
+    # signature differ, so the invoice has the loop's length and prefix.
+    on_loop, _ = signed(KEY.secret, *args[1:])
+    assert len(on_loop) == len(invoice) and on_loop[:12] == invoice[:12]
+
+
+async def test_concurrent_requests_get_their_own_invoices(signer: InvoiceSigner) -> None:
+    amounts = list(range(1_000, 1_060))
+    memos = [f"memo {n} ✓" for n in range(60)]
+    signed_ = await asyncio.gather(*(signer.sign(*_args(a, description=m))
+                                     for a, m in zip(amounts, memos, strict=True)))
+    decoded = [bolt11.decode(invoice) for invoice, _ in signed_]
+    assert [d.amount_msat for d in decoded] == amounts
+    assert [d.description for d in decoded] == memos
+    assert [d.payment_hash for d in decoded] == [h for _, h in signed_]
+    assert len(signer._pool) == 2
+
+
+async def test_a_dead_worker_costs_no_invoice(signer: InvoiceSigner) -> None:
+    await signer.sign(*_args(1_000, description="warm"))
+    victim = signer._pool[0]
+    waiting = [asyncio.create_task(signer.sign(*_args(2_000 + n, description="x")))
+               for n in range(6)]
+    os.kill(victim.proc.pid, signal.SIGKILL)
+    done = await asyncio.gather(*waiting)  # signed by the other worker or on the loop
+    assert [bolt11.decode(i).amount_msat for i, _ in done] == [2_000 + n for n in range(6)]
+    later, _ = await signer.sign(*_args(3_000, description="after"))
+    assert bolt11.decode(later).amount_msat == 3_000
+    assert victim not in signer._pool and len(signer._pool) == 2  # replaced
+
+
+async def test_a_refused_invoice_raises_for_its_caller(signer: InvoiceSigner) -> None:
+    too_long = _args(1_000, description="x" * 1_100)  # no room in a tagged field's length
+    with pytest.raises(ValueError, match="too large"):
+        signed(KEY.secret, *too_long[1:])  # on the loop, bitstring's own ValueError
+    with pytest.raises(ValueError, match="too large"):
+        await signer.sign(*too_long)
+    ok, _ = await signer.sign(*_args(1_000, description="fine"))  # the worker goes on
+    assert bolt11.decode(ok).description == "fine"
+
+
+async def test_no_workers_signs_on_the_loop() -> None:
+    signing = InvoiceSigner(workers=0)
+    invoice, _ = await signing.sign(*_args(5_000, description="here"))
+    assert bolt11.decode(invoice).amount_msat == 5_000
+    assert signing._pool == []
+    assert default_workers() == min(4, max(0, (os.cpu_count() or 1) - 1))
