@@ -12,6 +12,8 @@ up.
 
     python -m bench.steady_lnurl [--profile OUT.prof]   # a short run alone; OUT: strom's
                                                         # cProfile over one trial
+
+`run()` gives the wide catalogue's figures (`python -m bench`): one trial of each side.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.chargers import RawCharger, boot_all
-from bench.figures import percentile
+from bench.figures import Figure, percentile
 from bench.http_load import HttpLoadError, get_all
 from bench.money_path import AMOUNT_MSAT
 from bench.ocpp_server import ServerProcess, register_chargers
@@ -33,6 +35,7 @@ from bench.steady import Trial, Watch, cores, measured, pin, process_cpu_seconds
 CONNECTIONS = 20
 CHARGERS = 20
 WARM_UP = 40
+CALLBACKS = 1_000
 
 
 def children(pid: int) -> list[int]:
@@ -114,6 +117,21 @@ async def _command(server: ServerProcess, line: str, answered: bool = False) -> 
     await server._proc.stdin.drain()
     if answered:
         await server.line("{")
+
+
+async def run(callbacks: int = CALLBACKS) -> list[Figure]:
+    """LNURL callbacks/s, p99 and server CPU per callback, strom against the bare route."""
+    got = await trials(1, callbacks, lambda n: ["strom", "baseline"], 0, *cores())
+    strom, bare = got["strom"][0].values, got["bare"][0].values
+    note = (f"{callbacks} callbacks over {CONNECTIONS} keep-alive connections, server in its "
+            "own process; baseline: constant answer, bare Starlette route")
+    return [
+        Figure("money", "LNURL callbacks (invoice + session)", strom["per_s"], "per s",
+               bare["per_s"], note),
+        Figure("money", "LNURL callback p99", strom["p99_ms"], "ms", bare["p99_ms"], note),
+        Figure("money", "server CPU per LNURL callback (with signing)", strom["cpu_ms"], "ms",
+               bare["cpu_ms"], "the server process and its invoice-signing worker"),
+    ]
 
 
 def main() -> None:
