@@ -158,17 +158,19 @@ class InvoiceSigner:
             return signed(*args)
 
     async def _least_busy(self) -> _Worker | None:
-        self._pool = [w for w in self._pool if w.alive]
-        if len(self._pool) < self.workers:
+        if sum(w.alive for w in self._pool) < self.workers:
             self._starting = self._starting or asyncio.Lock()
-            async with self._starting:
+            async with self._starting:  # one caller starts the missing workers
+                self._pool = [w for w in self._pool if w.alive]
                 while len(self._pool) < self.workers:
                     try:
-                        self._pool.append(await _Worker.start())
+                        started = await _Worker.start()
                     except OSError as exc:
                         log.warning("invoice signing: no worker process (%s)", exc)
                         break
-        worker = min(self._pool, key=lambda w: len(w.waiting), default=None)
+                    self._pool.append(started)
+        worker = min((w for w in self._pool if w.alive), key=lambda w: len(w.waiting),
+                     default=None)
         return worker if worker is not None and len(worker.waiting) < MAX_WAITING else None
 
     async def close(self) -> None:

@@ -10,6 +10,7 @@ import secrets
 import signal
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import bolt11
 import pytest
@@ -25,6 +26,20 @@ def _args(amount_msat: int, description_hash: bytes | None = None,
                                                    str | None, bytes | None]:
     return (KEY, "bcrt", amount_msat, secrets.token_bytes(32), int(time.time()), 600,
             description, description_hash)
+
+
+def _signing_processes() -> set[int]:
+    """This process's children that are signing workers (no stray ones were started)."""
+    pids = {int(p) for task in Path("/proc/self/task").iterdir()
+            for p in (task / "children").read_text().split()}
+    return {p for p in pids if b"strom.lightning.signing" in _cmdline(p)}
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # exited meanwhile
+        return b""
 
 
 @pytest.fixture
@@ -60,7 +75,7 @@ async def test_concurrent_requests_get_their_own_invoices(signer: InvoiceSigner)
     assert [d.amount_msat for d in decoded] == amounts
     assert [d.description for d in decoded] == memos
     assert [d.payment_hash for d in decoded] == [h for _, h in signed_]
-    assert len(signer._pool) == 2
+    assert len(signer._pool) == 2 and _signing_processes() == {w.proc.pid for w in signer._pool}
 
 
 async def test_a_dead_worker_costs_no_invoice(signer: InvoiceSigner) -> None:
@@ -74,6 +89,7 @@ async def test_a_dead_worker_costs_no_invoice(signer: InvoiceSigner) -> None:
     later, _ = await signer.sign(*_args(3_000, description="after"))
     assert bolt11.decode(later).amount_msat == 3_000
     assert victim not in signer._pool and len(signer._pool) == 2  # replaced
+    assert _signing_processes() == {w.proc.pid for w in signer._pool}
 
 
 async def test_a_refused_invoice_raises_for_its_caller(signer: InvoiceSigner) -> None:
