@@ -1,6 +1,8 @@
 """The LNURL server under test in a child process of its own (bench/steady_lnurl.py).
 
     python -m bench.lnurl_server strom DATA_DIR   # StromApp, dev wallet, the rate guard open
+    python -m bench.lnurl_server strom-loop-signing DATA_DIR  # the same, invoices signed on
+                                                              # the loop (signing_workers 0)
     python -m bench.lnurl_server bare             # a bare Starlette route: a constant answer
 
 It prints `URL <http base>` (strom also `OCPP <ws url>`, where its chargers connect), then
@@ -41,10 +43,13 @@ async def _serve_commands() -> None:
             print("{}", flush=True)
 
 
-async def _run_strom(data_dir: Path) -> None:
+async def _run_strom(data_dir: Path, signing_workers: int | None = None) -> None:
     from strom.app import StromApp
 
-    async with StromApp(bench_settings(), data_dir) as app:
+    settings = bench_settings()
+    if signing_workers is not None:
+        settings.lightning.signing_workers = signing_workers
+    async with StromApp(settings, data_dir) as app:
         assert app.services is not None and app.services.central_system is not None
         print(f"URL {app.settings.public_url}", flush=True)
         print(f"OCPP {app.services.central_system.url}", flush=True)
@@ -69,6 +74,8 @@ def main() -> None:
     kind = sys.argv[1]
     if kind == "strom":
         asyncio.run(_run_strom(Path(sys.argv[2])))
+    elif kind == "strom-loop-signing":
+        asyncio.run(_run_strom(Path(sys.argv[2]), signing_workers=0))
     elif kind == "bare":
         asyncio.run(_run_bare())
     else:

@@ -143,7 +143,7 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
             "threads), its core to itself"),
         row("lnurl", "server CPU per LNURL callback, with signing", "ms", "cpu_ms",
             lnurl["strom"], lnurl["bare"], note="the process and its invoice-signing worker "
-            "(on the load generator's core)"),
+            "(free to run on either core)"),
         row("lnurl", "load generator CPU per request", "ms", "client_cpu_ms", lnurl["strom"],
             lnurl["bare"], note="bench/http_load.py: it keeps up"),
         row("money", "paid → RemoteStart, p50", "ms", "p50_ms", money["paid"], money["direct"],
