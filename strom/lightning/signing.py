@@ -42,6 +42,9 @@ _FEATURES = Features.from_feature_list({Feature.var_onion_optin: FeatureState.re
                                         Feature.payment_secret: FeatureState.required})
 
 Args = tuple[bytes, str, int, bytes, int, int, "str | None", "bytes | None"]
+# -P: the working directory is not on the worker's import path (a `bolt11.py` left there must
+# not run as strom). The node key goes over the pipe, never in argv or the environment.
+WORKER_COMMAND = (sys.executable, "-P", "-m", __name__)
 
 
 def signed(secret: bytes, currency: str, amount_msat: int, preimage: bytes, created: int,
@@ -80,13 +83,13 @@ class _Worker:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.waiting: deque[asyncio.Future[tuple[str, str]]] = deque()
+        self.answered = 0
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
     async def start(cls) -> _Worker:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", __name__, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE)
+            *WORKER_COMMAND, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         return cls(proc)
 
     @property
@@ -95,6 +98,8 @@ class _Worker:
 
     async def sign(self, args: Args) -> tuple[str, str]:
         assert self.proc.stdin is not None
+        if not self.alive:
+            raise WorkerGone("the signing worker exited")
         secret, currency, amount, preimage, created, expiry, description, digest = args
         line = json.dumps([secret.hex(), currency, amount, preimage.hex(), created, expiry,
                            description, digest.hex() if digest is not None else None])
@@ -108,6 +113,7 @@ class _Worker:
         try:
             while line := await self.proc.stdout.readline():
                 invoice, result = json.loads(line)
+                self.answered += 1
                 answer = self.waiting.popleft()
                 if answer.done():
                     continue
@@ -154,7 +160,13 @@ class InvoiceSigner:
         try:
             return await worker.sign(args)
         except WorkerGone:
-            log.warning("invoice signing: a worker process exited; signing on the loop")
+            if worker.answered == 0 and self.workers > 0:
+                # It never signed: starting more would fail alike (no `strom` to import?).
+                log.warning("invoice signing: a worker process exited before signing "
+                            "anything; invoices are signed on the loop from now on")
+                self.workers = 0
+            else:
+                log.warning("invoice signing: a worker process exited; signing on the loop")
             return signed(*args)
 
     async def _least_busy(self) -> _Worker | None:

@@ -8,6 +8,7 @@ import hashlib
 import os
 import secrets
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import bolt11
 import pytest
 from coincurve import PrivateKey
 
+from strom.lightning import signing
 from strom.lightning.signing import InvoiceSigner, default_workers, signed
 
 KEY = PrivateKey()
@@ -100,6 +102,22 @@ async def test_a_refused_invoice_raises_for_its_caller(signer: InvoiceSigner) ->
         await signer.sign(*too_long)
     ok, _ = await signer.sign(*_args(1_000, description="fine"))  # the worker goes on
     assert bolt11.decode(ok).description == "fine"
+
+
+async def test_a_worker_that_cannot_start_leaves_signing_to_the_loop(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(signing, "WORKER_COMMAND", (sys.executable, "-c", "raise SystemExit(3)"))
+    signer = InvoiceSigner(workers=1)
+    try:
+        invoices = await asyncio.gather(*(signer.sign(*_args(1_000 + n, description="x"))
+                                          for n in range(5)))
+        assert [bolt11.decode(i).amount_msat for i, _ in invoices] == [1_000 + n for n in range(5)]
+        assert signer.workers == 0  # no endless restarts
+        assert "before signing anything" in caplog.text
+        later, _ = await signer.sign(*_args(7_000, description="y"))
+        assert bolt11.decode(later).amount_msat == 7_000
+    finally:
+        await signer.close()
 
 
 async def test_no_workers_signs_on_the_loop() -> None:
