@@ -105,10 +105,12 @@ async def paid_starts(app: StromApp, http: httpx.AsyncClient, chargers: list[Raw
     charging: dict[str, float] = {}
     done = asyncio.Event()
 
+    ours = {c.cp_id for c in chargers}  # earlier trials' sessions may change meanwhile
+
     async def watch(queue: asyncio.Queue[SessionChanged]) -> None:
         while len(charging) < len(chargers):
             event = await queue.get()
-            if event.state == "charging":
+            if event.state == "charging" and event.cp_id in ours:
                 charging.setdefault(event.cp_id, time.perf_counter())
         done.set()
 
