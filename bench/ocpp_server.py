@@ -175,12 +175,16 @@ class ServerProcess:
         assert self._proc is not None
         return self._proc.pid
 
+    async def send(self, command: str) -> None:
+        """One command line to the server (`stats`, `quit`, others its module knows)."""
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.write(command.encode() + b"\n")
+        await self._proc.stdin.drain()
+
     async def stats(self) -> dict[str, Any]:
         """RSS (KiB), CPU seconds, connected chargers (as the server counts them) and GC pauses
         since the last call (`gc_s`, `gc_longest_ms`, `gc_full`)."""
-        assert self._proc is not None and self._proc.stdin is not None
-        self._proc.stdin.write(b"stats\n")
-        await self._proc.stdin.drain()
+        await self.send("stats")
         return json.loads(await asyncio.wait_for(self.line("{"), 30))  # type: ignore[no-any-return]
 
     def log_tail(self) -> str:

@@ -13,6 +13,8 @@ up.
 
     python -m bench.steady_lnurl [--profile OUT.prof]   # a short run alone; OUT: strom's
                                                         # cProfile over one trial
+    python -m bench.steady_lnurl --baseline strom-loop-signing  # against strom signing on
+                                                                # its loop
 
 `run()` gives the wide catalogue's figures (`python -m bench`): one trial of each side.
 """
@@ -57,32 +59,37 @@ def _invoice(body: bytes) -> None:
 
 async def trials(rounds: int, callbacks: int, interleave: Callable[[int], list[str]],
                  retries: int, server_core: set[int], generator_core: set[int],
-                 profile: Path | None = None) -> dict[str, list[Trial]]:
-    """`rounds` trials of each side (keys strom, bare); with `profile`, strom's cProfile of
-    its first trial is written there."""
+                 profile: Path | None = None, baseline: str = "bare") -> dict[str, list[Trial]]:
+    """`rounds` trials of each side (keys strom, baseline); the baseline is the bare route, or
+    another kind of bench/lnurl_server.py's strom (`strom-loop-signing`) answering the same
+    callbacks. With `profile`, strom's cProfile of its first trial is written there."""
     ids = [f"lnurl-{n}" for n in range(1, CHARGERS + 1)]
-    paths = {"strom": [f"/lnurlp/{ids[i % len(ids)]}/callback?amount={AMOUNT_MSAT}"
-                       for i in range(callbacks)],
-             "bare": [f"/cb?amount={AMOUNT_MSAT}"] * callbacks}
-    out: dict[str, list[Trial]] = {"strom": [], "bare": []}
+    callback = [f"/lnurlp/{ids[i % len(ids)]}/callback?amount={AMOUNT_MSAT}"
+                for i in range(callbacks)]
+    bare = baseline == "bare"
+    paths = {"strom": callback,
+             "baseline": [f"/cb?amount={AMOUNT_MSAT}"] * callbacks if bare else callback}
+    out: dict[str, list[Trial]] = {"strom": [], "baseline": []}
     with tempfile.TemporaryDirectory(prefix="strom-bench-lnurl-") as tmp:
-        data = Path(tmp) / "data"
-        await register_chargers(data, ids)
-        async with ServerProcess("strom", data, module="bench.lnurl_server") as strom, \
-                ServerProcess("bare", module="bench.lnurl_server") as bare:
-            servers = {"strom": strom, "bare": bare}
-            for server in servers.values():
+        data = {side: Path(tmp) / side for side in out}
+        for side in ("strom",) if bare else tuple(out):
+            await register_chargers(data[side], ids)
+        async with ServerProcess("strom", data["strom"], module="bench.lnurl_server") as ours, \
+                ServerProcess(baseline, None if bare else data["baseline"],
+                              module="bench.lnurl_server") as theirs:
+            servers = {"strom": ours, "baseline": theirs}
+            chargers: list[RawCharger] = []
+            for side, server in servers.items():
                 pin(server.pid, server_core)
-            chargers = [RawCharger(cp_id, (await strom.line("OCPP ")).split(" ", 1)[1])
-                        for cp_id in ids[:1]]
-            ocpp = chargers[0].url.rsplit("/", 1)[0]
-            chargers += [RawCharger(cp_id, ocpp) for cp_id in ids[1:]]
+                if side == "strom" or not bare:
+                    ocpp = (await server.line("OCPP ")).split(" ", 1)[1]
+                    chargers += [RawCharger(cp_id, ocpp) for cp_id in ids]
             try:
                 await boot_all(chargers, CONNECTIONS)
                 for side, server in servers.items():  # connections, caches, the workers
                     await get_all(server.url, paths[side][:WARM_UP], CONNECTIONS, _invoice)
                 workers = {side: children(server.pid) for side, server in servers.items()}
-                for pid in workers["strom"]:
+                for pid in workers["strom"] + workers["baseline"]:
                     pin(pid, server_core | generator_core)
 
                 async def attempt(side: str) -> tuple[dict[str, float], Watch]:
@@ -100,30 +107,22 @@ async def trials(rounds: int, callbacks: int, interleave: Callable[[int], list[s
 
                 for n in range(rounds):
                     for side in interleave(n):
-                        key = "strom" if side == "strom" else "bare"
-                        profiling = profile is not None and key == "strom" and n == 0
+                        profiling = profile is not None and side == "strom" and n == 0
                         if profiling:
-                            await _command(strom, "profile")
-                        out[key].append(await measured(lambda k=key: attempt(k), retries))
+                            await ours.send("profile")
+                        out[side].append(await measured(lambda s=side: attempt(s), retries))
                         if profiling:
-                            await _command(strom, f"profile {profile}", answered=True)
+                            await ours.send(f"profile {profile}")
+                            await ours.line("{")
             finally:
                 await asyncio.gather(*(c.close() for c in chargers))
     return out
 
 
-async def _command(server: ServerProcess, line: str, answered: bool = False) -> None:
-    assert server._proc is not None and server._proc.stdin is not None
-    server._proc.stdin.write(line.encode() + b"\n")
-    await server._proc.stdin.drain()
-    if answered:
-        await server.line("{")
-
-
 async def run(callbacks: int = CALLBACKS) -> list[Figure]:
     """LNURL callbacks/s, p99 and server CPU per callback, strom against the bare route."""
     got = await trials(1, callbacks, lambda n: ["strom", "baseline"], 0, *cores())
-    strom, bare = got["strom"][0].values, got["bare"][0].values
+    strom, bare = got["strom"][0].values, got["baseline"][0].values
     note = (f"{callbacks} callbacks over {CONNECTIONS} keep-alive connections, server in its "
             "own process; baseline: constant answer, bare Starlette route")
     return [
@@ -144,15 +143,18 @@ def main() -> None:
     parser.add_argument("--callbacks", type=int, default=300)
     parser.add_argument("--profile", type=Path, default=None,
                         help="write strom's cProfile of its first trial here")
+    parser.add_argument("--baseline", default="bare", choices=["bare", "strom-loop-signing"],
+                        help="the bare route, or strom signing on its loop (what the signing "
+                        "workers buy)")
     args = parser.parse_args()
     server_core, generator_core = cores()
     pin("self", generator_core)
     got = asyncio.run(trials(args.rounds, args.callbacks, interleave, 1, server_core,
-                             generator_core, args.profile))
+                             generator_core, args.profile, args.baseline))
     for key in ("per_s", "p50_ms", "p99_ms", "loop_cpu_ms", "cpu_ms", "client_cpu_ms"):
-        r = row("lnurl", key, "", key, got["strom"], got["bare"])
+        r = row("lnurl", key, "", key, got["strom"], got["baseline"])
         print(json.dumps({"figure": key, "strom": r.samples["strom"],
-                          "bare": r.samples["baseline"], "ratio": r.ratio}))
+                          args.baseline: r.samples["baseline"], "ratio": r.ratio}))
 
 
 if __name__ == "__main__":

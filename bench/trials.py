@@ -131,21 +131,21 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
         row("ocpp", "server CPU per charger booted", "ms", "boot_cpu_ms", ocpp["strom"],
             ocpp["baseline"], note="connect, BootNotification, StatusNotification"),
         row("lnurl", "LNURL callbacks (invoice + session)", "per s", "per_s", lnurl["strom"],
-            lnurl["bare"], note=f"{plan.callbacks} callbacks over {steady_lnurl.CONNECTIONS} "
+            lnurl["baseline"], note=f"{plan.callbacks} callbacks over {steady_lnurl.CONNECTIONS} "
             "keep-alive connections; server in its own process; baseline: the bare route's "
             "constant answer"),
-        row("lnurl", "LNURL callback p50", "ms", "p50_ms", lnurl["strom"], lnurl["bare"],
+        row("lnurl", "LNURL callback p50", "ms", "p50_ms", lnurl["strom"], lnurl["baseline"],
             note="same trials"),
-        row("lnurl", "LNURL callback p99", "ms", "p99_ms", lnurl["strom"], lnurl["bare"],
+        row("lnurl", "LNURL callback p99", "ms", "p99_ms", lnurl["strom"], lnurl["baseline"],
             note="same trials"),
         row("lnurl", "server CPU per LNURL callback, loop", "ms", "loop_cpu_ms",
-            lnurl["strom"], lnurl["bare"], note="the server process (loop and aiosqlite "
+            lnurl["strom"], lnurl["baseline"], note="the server process (loop and aiosqlite "
             "threads), its core to itself"),
         row("lnurl", "server CPU per LNURL callback, with signing", "ms", "cpu_ms",
-            lnurl["strom"], lnurl["bare"], note="the process and its invoice-signing worker "
+            lnurl["strom"], lnurl["baseline"], note="the process and its invoice-signing worker "
             "(free to run on either core)"),
         row("lnurl", "load generator CPU per request", "ms", "client_cpu_ms", lnurl["strom"],
-            lnurl["bare"], note="bench/http_load.py: it keeps up"),
+            lnurl["baseline"], note="bench/http_load.py: it keeps up"),
         row("money", "paid → RemoteStart, p50", "ms", "p50_ms", money["paid"], money["direct"],
             note=pay + "; baseline: bare RemoteStart call"),
         row("money", "paid → RemoteStart, p99", "ms", "p99_ms", money["paid"], money["direct"],
