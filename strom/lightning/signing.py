@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections import deque
 
@@ -115,13 +116,17 @@ class _Worker:
                 invoice, result = json.loads(line)
                 self.answered += 1
                 answer = self.waiting.popleft()
-                if answer.done():
+                if answer.done():  # its caller gave up (cancelled)
                     continue
                 if invoice is None:  # the worker's exception, as text
                     answer.set_exception(ValueError(result))
                 else:
                     answer.set_result((invoice, result))
+        except (ValueError, IndexError) as exc:  # not our protocol: this worker is done for
+            log.warning("invoice signing: a worker answered out of turn (%s); stopping it", exc)
         finally:
+            if self.proc.returncode is None:
+                self.proc.kill()
             while self.waiting:
                 if not (answer := self.waiting.popleft()).done():
                     answer.set_exception(WorkerGone("the signing worker exited"))
@@ -193,7 +198,9 @@ class InvoiceSigner:
 
 def serve() -> None:
     """A worker: a JSON array of `signed`'s arguments per line in, `[invoice, payment hash]`
-    (or `[null, error]`) per line out, until stdin closes."""
+    (or `[null, error]`) per line out, until stdin closes (its parent stopped or died)."""
+    # Ctrl-C reaches the whole process group: the parent decides when its workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for line in sys.stdin.buffer:
         answer: list[str | None]
         try:

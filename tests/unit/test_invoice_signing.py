@@ -120,6 +120,19 @@ async def test_a_worker_that_cannot_start_leaves_signing_to_the_loop(
         await signer.close()
 
 
+async def test_a_worker_out_of_protocol_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    chatty = "import sys\nfor line in sys.stdin: print('hello', flush=True)"
+    monkeypatch.setattr(signing, "WORKER_COMMAND", (sys.executable, "-c", chatty))
+    signer = InvoiceSigner(workers=1)
+    try:
+        invoice, _ = await signer.sign(*_args(4_000, description="z"))
+        assert bolt11.decode(invoice).amount_msat == 4_000  # signed on the loop instead
+        worker = signer._pool[0]
+        assert await asyncio.wait_for(worker.proc.wait(), 5) is not None  # killed, not left
+    finally:
+        await signer.close()
+
+
 async def test_no_workers_signs_on_the_loop() -> None:
     signing = InvoiceSigner(workers=0)
     invoice, _ = await signing.sign(*_args(5_000, description="here"))
