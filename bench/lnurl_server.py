@@ -16,7 +16,9 @@ import asyncio
 import cProfile
 import json
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from bench.money_path import bare_app, bench_settings
 from bench.ocpp_server import PAUSES, own_stats, raise_file_limit
@@ -68,18 +70,21 @@ async def _run_bare() -> None:
         await server.close()
 
 
+# Each kind's server, from the arguments after the kind.
+KINDS: dict[str, Callable[[list[str]], Coroutine[Any, Any, None]]] = {
+    "strom": lambda args: _run_strom(Path(args[0])),
+    "strom-loop-signing": lambda args: _run_strom(Path(args[0]), signing_workers=0),
+    "bare": lambda args: _run_bare(),
+}
+
+
 def main() -> None:
+    kind, *args = sys.argv[1:]
+    if kind not in KINDS:
+        raise SystemExit(f"unknown server kind {kind!r}; one of {sorted(KINDS)}")
     raise_file_limit()
     PAUSES.install()
-    kind = sys.argv[1]
-    if kind == "strom":
-        asyncio.run(_run_strom(Path(sys.argv[2])))
-    elif kind == "strom-loop-signing":
-        asyncio.run(_run_strom(Path(sys.argv[2]), signing_workers=0))
-    elif kind == "bare":
-        asyncio.run(_run_bare())
-    else:
-        raise SystemExit(f"unknown server kind {kind!r}")
+    asyncio.run(KINDS[kind](args))
 
 
 if __name__ == "__main__":
