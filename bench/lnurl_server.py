@@ -3,6 +3,7 @@
     python -m bench.lnurl_server strom DATA_DIR   # StromApp, dev wallet, the rate guard open
     python -m bench.lnurl_server strom-loop-signing DATA_DIR  # the same, invoices signed on
                                                               # the loop (signing_workers 0)
+    python -m bench.lnurl_server strom-uvloop DATA_DIR  # on uvloop, as `strom run`
     python -m bench.lnurl_server bare             # a bare Starlette route: a constant answer
 
 It prints `URL <http base>` (strom also `OCPP <ws url>`, where its chargers connect), then
@@ -74,6 +75,7 @@ async def _run_bare() -> None:
 KINDS: dict[str, Callable[[list[str]], Coroutine[Any, Any, None]]] = {
     "strom": lambda args: _run_strom(Path(args[0])),
     "strom-loop-signing": lambda args: _run_strom(Path(args[0]), signing_workers=0),
+    "strom-uvloop": lambda args: _run_strom(Path(args[0])),  # as `strom run` serves
     "bare": lambda args: _run_bare(),
 }
 
@@ -84,7 +86,12 @@ def main() -> None:
         raise SystemExit(f"unknown server kind {kind!r}; one of {sorted(KINDS)}")
     raise_file_limit()
     PAUSES.install()
-    asyncio.run(KINDS[kind](args))
+    if kind == "strom-uvloop":
+        import uvloop
+
+        uvloop.run(KINDS[kind](args))
+    else:
+        asyncio.run(KINDS[kind](args))
 
 
 if __name__ == "__main__":

@@ -143,9 +143,10 @@ def main() -> None:
     parser.add_argument("--callbacks", type=int, default=300)
     parser.add_argument("--profile", type=Path, default=None,
                         help="write strom's cProfile of its first trial here")
-    parser.add_argument("--baseline", default="bare", choices=["bare", "strom-loop-signing"],
-                        help="the bare route, or strom signing on its loop (what the signing "
-                        "workers buy)")
+    parser.add_argument("--baseline", default="bare",
+                        choices=["bare", "strom-loop-signing", "strom-uvloop"],
+                        help="the bare route, strom signing on its loop (what the signing "
+                        "workers buy), or strom on uvloop")
     args = parser.parse_args()
     server_core, generator_core = cores()
     pin("self", generator_core)
