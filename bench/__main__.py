@@ -22,6 +22,7 @@ BENCHMARKS = [
     "bench.relay",
     "bench.nostr",
     "bench.money_path",
+    "bench.steady_lnurl",
     "bench.ocpp",
     "bench.passthrough",
 ]

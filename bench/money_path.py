@@ -4,9 +4,9 @@ A full StromApp (dev wallet, embedded relay and bots) runs in this process with 
 chargers connected over real OCPP; LNURL requests go over HTTP with httpx. The chargers and
 the HTTP client share the app's event loop, so their cost is counted too.
 
-Baselines: for paid → RemoteStart, the central system's own RemoteStartTransaction call to an
-idle charger (no payment, no session); for callbacks, a constant LNURL answer from a bare
-Starlette route on the same HTTP server class (the HTTP stack alone).
+Baseline: the central system's own RemoteStartTransaction call to an idle charger (no
+payment, no session). LNURL callbacks per second are measured with the server in a process
+of its own (bench/steady_lnurl.py); `bare_app` is their baseline's route.
 """
 
 from __future__ import annotations
@@ -23,17 +23,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bench.chargers import RawCharger, boot_all
-from bench.figures import Figure, percentile, rate
+from bench.figures import Figure, percentile
 from strom.app import StromApp
 from strom.config import Settings
 from strom.events import SessionChanged
-from strom.http_server import HttpServer
 from strom.lightning.dev import DevWallet
 from strom.ocpp.central_system import CentralSystem
 
 CHARGERS = 100
-CALLBACKS = 400
-HTTP_CONCURRENCY = 20
 AMOUNT_MSAT = 2_000_000
 WAIT = 30.0
 # Idle connections are dropped well before uvicorn's keep-alive timeout (5 s), or a request may
@@ -71,38 +68,14 @@ async def _invoice(http: httpx.AsyncClient, base: str, cp_id: str) -> str:
     return str(answer["pr"])
 
 
-async def callback_rate(http: httpx.AsyncClient, base: str, ids: list[str],
-                         count: int = CALLBACKS) -> float:
-    callback = (await http.get(f"{base}/lnurlp/{ids[0]}")).json()["callback"].split("?")[0]
-
-    async def one(i: int) -> None:
-        cp_id = ids[i % len(ids)]
-        answer = (await http.get(callback.replace(ids[0], cp_id),
-                                 params={"amount": AMOUNT_MSAT})).json()
-        if "pr" not in answer:
-            raise RuntimeError(f"callback refused: {answer}")
-
-    return await rate(count, HTTP_CONCURRENCY, one)
-
-
-async def http_floor(http: httpx.AsyncClient, count: int = CALLBACKS) -> float:
-    """Requests/s of a constant LNURL answer from a bare Starlette route on uvicorn."""
+def bare_app() -> Starlette:
+    """The HTTP stack alone: a constant LNURL callback answer on `/cb`, from a bare route."""
     body = {"pr": "lnbcrt" + "q" * 400, "routes": [], "successAction": {"tag": "url"}}
 
     async def answer(_: Request) -> JSONResponse:
         return JSONResponse(body)
 
-    server = HttpServer(Starlette(routes=[Route("/cb", answer)]), "127.0.0.1", 0)
-    await server.start()
-    try:
-        url = f"http://127.0.0.1:{server.port}/cb"
-
-        async def one(_: int) -> None:
-            (await http.get(url, params={"amount": AMOUNT_MSAT})).raise_for_status()
-
-        return await rate(count, HTTP_CONCURRENCY, one)
-    finally:
-        await server.close()
+    return Starlette(routes=[Route("/cb", answer)])
 
 
 async def direct_starts(central: CentralSystem, chargers: list[RawCharger],
@@ -132,10 +105,12 @@ async def paid_starts(app: StromApp, http: httpx.AsyncClient, chargers: list[Raw
     charging: dict[str, float] = {}
     done = asyncio.Event()
 
+    ours = {c.cp_id for c in chargers}  # earlier trials' sessions may change meanwhile
+
     async def watch(queue: asyncio.Queue[SessionChanged]) -> None:
         while len(charging) < len(chargers):
             event = await queue.get()
-            if event.state == "charging":
+            if event.state == "charging" and event.cp_id in ours:
                 charging.setdefault(event.cp_id, time.perf_counter())
         done.set()
 
@@ -183,8 +158,6 @@ async def run(chargers: int = CHARGERS) -> list[Figure]:
             direct = [RawCharger(cp_id, central.url, arrivals) for cp_id in direct_ids]
             try:
                 await boot_all(paying + direct, 50)
-                callbacks = await callback_rate(http, settings.public_url, ids)
-                floor = await http_floor(http)
                 direct_ms = await direct_starts(central, direct, arrivals)
                 start_ms, charging_ms = await paid_starts(app, http, paying, arrivals)
             finally:
@@ -199,7 +172,4 @@ async def run(chargers: int = CHARGERS) -> list[Figure]:
                note=note + "; after the charger's StartTransaction"),
         Figure("money", "paid → session charging, p99", percentile(charging_ms, 99), "ms",
                note=note),
-        Figure("money", "LNURL callbacks (invoice + session)", callbacks, "per s", floor,
-               f"{CALLBACKS} callbacks, {HTTP_CONCURRENCY} concurrent; "
-               "baseline: constant answer, bare Starlette route"),
     ]

@@ -135,11 +135,14 @@ def main() -> None:
 
 
 class ServerProcess:
-    """The parent's handle: `async with ServerProcess("strom", data_dir) as server`."""
+    """The parent's handle: `async with ServerProcess("strom", data_dir) as server`; `module`
+    names another server module speaking the same lines (bench/lnurl_server.py)."""
 
-    def __init__(self, kind: str, data_dir: Path | None = None) -> None:
+    def __init__(self, kind: str, data_dir: Path | None = None, *,
+                 module: str = "bench.ocpp_server") -> None:
         self.kind = kind
         self._data_dir = data_dir
+        self._module = module
         self._proc: asyncio.subprocess.Process | None = None
         self._log: deque[str] = deque(maxlen=LOG_TAIL)
         self._drain: asyncio.Task[None] | None = None
@@ -147,7 +150,7 @@ class ServerProcess:
         self.port = 0
 
     async def __aenter__(self) -> ServerProcess:
-        args = [sys.executable, "-m", "bench.ocpp_server", self.kind]
+        args = [sys.executable, "-m", self._module, self.kind]
         if self._data_dir is not None:
             args.append(str(self._data_dir))
         self._proc = await asyncio.create_subprocess_exec(
@@ -156,7 +159,7 @@ class ServerProcess:
         # The server logs a line per connection: read them all, keep the last few.
         self._drain = asyncio.create_task(self._keep_log(self._proc.stderr))
         try:
-            line = await asyncio.wait_for(self._line("URL "), READY_TIMEOUT)
+            line = await asyncio.wait_for(self.line("URL "), READY_TIMEOUT)
         except (TimeoutError, EOFError):
             await self._stop()
             raise RuntimeError(f"{self.kind} server did not start:\n{self.log_tail()}") from None
@@ -172,13 +175,17 @@ class ServerProcess:
         assert self._proc is not None
         return self._proc.pid
 
+    async def send(self, command: str) -> None:
+        """One command line to the server (`stats`, `quit`, others its module knows)."""
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.write(command.encode() + b"\n")
+        await self._proc.stdin.drain()
+
     async def stats(self) -> dict[str, Any]:
         """RSS (KiB), CPU seconds, connected chargers (as the server counts them) and GC pauses
         since the last call (`gc_s`, `gc_longest_ms`, `gc_full`)."""
-        assert self._proc is not None and self._proc.stdin is not None
-        self._proc.stdin.write(b"stats\n")
-        await self._proc.stdin.drain()
-        return json.loads(await asyncio.wait_for(self._line("{"), 30))  # type: ignore[no-any-return]
+        await self.send("stats")
+        return json.loads(await asyncio.wait_for(self.line("{"), 30))  # type: ignore[no-any-return]
 
     def log_tail(self) -> str:
         """The server's last log lines (for an error message)."""
@@ -189,7 +196,7 @@ class ServerProcess:
         while line := await stream.readline():
             self._log.append(line.decode(errors="replace").rstrip())
 
-    async def _line(self, prefix: str) -> str:
+    async def line(self, prefix: str) -> str:
         """The next line of ours on the server's stdout (anything else printed there is not)."""
         assert self._proc is not None and self._proc.stdout is not None
         while True:

@@ -1,12 +1,10 @@
-"""The money path in alternating trials: LNURL callbacks and paid → RemoteStart, held still.
+"""The money path in alternating trials: paid → RemoteStart, held still.
 
 One StromApp (dev wallet) runs in this process with its HTTP client and raw chargers on the
-same loop (as bench/money_path.py), the whole process pinned to one core. Per round:
-
-- LNURL callbacks/s and CPU per callback, against a constant answer from a bare Starlette
-  route on the same HTTP server class (`money_path.http_floor`);
-- `sessions` payments settled at once → RemoteStartTransaction at each charger (p50, p99),
-  against the central system's bare RemoteStart call to as many idle chargers.
+same loop (as bench/money_path.py), the whole process pinned to one core. Per round,
+`sessions` payments settled at once → RemoteStartTransaction at each charger (p50, p99),
+against the central system's bare RemoteStart call to as many idle chargers. (LNURL
+callbacks are measured with strom's server in a process of its own: bench/steady_lnurl.py.)
 
 CPU here is this process's (server and client together): the client's share is the same on
 both sides of a ratio. Each payment attempt uses chargers booted for it (one session each).
@@ -15,6 +13,7 @@ both sides of a ratio. Each payment attempt uses chargers booted for it (one ses
 from __future__ import annotations
 
 import itertools
+import os
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,21 +27,20 @@ from bench.money_path import (
     WAIT,
     Arrivals,
     bench_settings,
-    callback_rate,
     direct_starts,
-    http_floor,
     paid_starts,
 )
-from bench.steady import Trial, Watch, measured
+from bench.steady import Trial, Watch, measured, process_cpu_seconds
+from bench.steady_lnurl import children
 from strom.app import StromApp
 
 Attempt = Callable[[], Awaitable[tuple[dict[str, float], Watch]]]
 
 
-async def trials(rounds: int, callbacks: int, sessions: int,
-                 interleave: Callable[[int], list[str]], retries: int) -> dict[str, list[Trial]]:
-    """`rounds` rounds of each side; keys: callbacks, floor, paid, direct."""
-    out: dict[str, list[Trial]] = {"callbacks": [], "floor": [], "paid": [], "direct": []}
+async def trials(rounds: int, sessions: int, interleave: Callable[[int], list[str]],
+                 retries: int) -> dict[str, list[Trial]]:
+    """`rounds` rounds of each side; keys: paid, direct."""
+    out: dict[str, list[Trial]] = {"paid": [], "direct": []}
     serial = itertools.count()
     arrivals = Arrivals()
     with tempfile.TemporaryDirectory(prefix="strom-bench-steady-money-") as tmp:
@@ -50,7 +48,7 @@ async def trials(rounds: int, callbacks: int, sessions: int,
                 httpx.AsyncClient(timeout=WAIT, limits=CLIENT_LIMITS) as http:
             assert app.services is not None and app.services.central_system is not None
             services = app.services
-            central, base = services.central_system, app.settings.public_url
+            central = services.central_system
             booted: list[RawCharger] = []
 
             async def fleet(prefix: str) -> list[RawCharger]:
@@ -62,22 +60,19 @@ async def trials(rounds: int, callbacks: int, sessions: int,
                 await boot_all(chargers, 50)
                 return chargers
 
-            ids = [c.cp_id for c in await fleet("lnurl")]
-
-            def rate(run: Callable[[], Awaitable[float]]) -> Attempt:
-                async def attempt() -> tuple[dict[str, float], Watch]:
-                    with Watch(["self"]) as watch:
-                        per_s = await run()
-                    return {"per_s": per_s,
-                            "cpu_ms": watch.server_cpu_s / callbacks * 1000}, watch
-                return attempt
+            # The dev wallet signs in worker processes (strom/lightning/signing.py): started
+            # here, so their CPU during each trial counts as the server's.
+            await services.wallet.create_invoice(1_000, description="warm-up")
+            workers = children(os.getpid())
 
             def starts(prefix: str,
                        run: Callable[[list[RawCharger]], Awaitable[list[float]]]) -> Attempt:
                 async def attempt() -> tuple[dict[str, float], Watch]:
                     chargers = await fleet(prefix)
-                    with Watch(["self"]) as watch:
+                    cpu = sum(process_cpu_seconds(pid) for pid in workers)
+                    with Watch(["self", *workers]) as watch:
                         ms = await run(chargers)
+                    watch.server_cpu_s += sum(process_cpu_seconds(p) for p in workers) - cpu
                     return _latencies(ms, watch, sessions), watch
                 return attempt
 
@@ -85,16 +80,13 @@ async def trials(rounds: int, callbacks: int, sessions: int,
                 return (await paid_starts(app, http, chargers, arrivals))[0]
 
             attempts: dict[str, Attempt] = {
-                "callbacks": rate(lambda: callback_rate(http, base, ids, callbacks)),
-                "floor": rate(lambda: http_floor(http, callbacks)),
                 "paid": starts("paid", paid),
                 "direct": starts("direct", lambda c: direct_starts(central, c, arrivals))}
             try:
                 for n in range(rounds):
-                    for ours, theirs in (("callbacks", "floor"), ("paid", "direct")):
-                        for side in interleave(n):
-                            key = ours if side == "strom" else theirs
-                            out[key].append(await measured(attempts[key], retries))
+                    for side in interleave(n):
+                        key = "paid" if side == "strom" else "direct"
+                        out[key].append(await measured(attempts[key], retries))
             finally:
                 for charger in booted:
                     await charger.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ocpp.messages import Call, validate_payload
 
-from bench import steady_money
+from bench import steady_lnurl, steady_money
 from bench.chargers import meter_values
 from bench.figures import machine_facts
 from bench.ocpp_server import raise_file_limit, register_chargers
@@ -53,9 +53,9 @@ class Plan:
 
 PLANS = {
     "quick": Plan(rounds=3, ocpp=OcppPlan(chargers=200, rate=300.0, seconds=2.5),
-                  callbacks=120, sessions=20, retries=1, invoices=100),
+                  callbacks=300, sessions=20, retries=1, invoices=100),
     "full": Plan(rounds=5, ocpp=OcppPlan(chargers=2_000, rate=1_000.0, seconds=8.0),
-                 callbacks=400, sessions=100, retries=RETRIES, invoices=400),
+                 callbacks=1_000, sessions=100, retries=RETRIES, invoices=400),
 }
 
 
@@ -110,11 +110,13 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
     validation = await _validation(plan.rounds, plan.invoices * 20, plan.retries)
     pin("self", generator_core)
     ocpp = await _ocpp(plan, server_core)
+    print("  lnurl callbacks", file=sys.stderr, flush=True)
+    lnurl = await steady_lnurl.trials(plan.rounds, plan.callbacks, interleave, plan.retries,
+                                      server_core, generator_core)
     # The money path runs server and client in this process: one core for all of it.
     pin("self", server_core)
     print("  money path", file=sys.stderr, flush=True)
-    money = await steady_money.trials(plan.rounds, plan.callbacks, plan.sessions, interleave,
-                                        plan.retries)
+    money = await steady_money.trials(plan.rounds, plan.sessions, interleave, plan.retries)
     o = plan.ocpp
     load = f"{o.chargers} chargers, {o.rate:.0f} calls/s offered for {o.seconds:g} s"
     pay = f"{plan.sessions} payments settled at once"
@@ -128,11 +130,22 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
         row("ocpp", "p99 latency", "ms", "p99_ms", ocpp["strom"], ocpp["baseline"], note=load),
         row("ocpp", "server CPU per charger booted", "ms", "boot_cpu_ms", ocpp["strom"],
             ocpp["baseline"], note="connect, BootNotification, StatusNotification"),
-        row("money", "LNURL callbacks (invoice + session)", "per s", "per_s",
-            money["callbacks"], money["floor"],
-            note=f"{plan.callbacks} callbacks, 20 concurrent; baseline: constant answer"),
-        row("money", "CPU per LNURL callback", "ms", "cpu_ms", money["callbacks"],
-            money["floor"], note="server and client in one process"),
+        row("lnurl", "LNURL callbacks (invoice + session)", "per s", "per_s", lnurl["strom"],
+            lnurl["baseline"], note=f"{plan.callbacks} callbacks over {steady_lnurl.CONNECTIONS} "
+            "keep-alive connections; server in its own process; baseline: the bare route's "
+            "constant answer"),
+        row("lnurl", "LNURL callback p50", "ms", "p50_ms", lnurl["strom"], lnurl["baseline"],
+            note="same trials"),
+        row("lnurl", "LNURL callback p99", "ms", "p99_ms", lnurl["strom"], lnurl["baseline"],
+            note="same trials"),
+        row("lnurl", "server CPU per LNURL callback, loop", "ms", "loop_cpu_ms",
+            lnurl["strom"], lnurl["baseline"], note="the server process (loop and aiosqlite "
+            "threads), its core to itself"),
+        row("lnurl", "server CPU per LNURL callback, with signing", "ms", "cpu_ms",
+            lnurl["strom"], lnurl["baseline"], note="the process and its invoice-signing worker "
+            "(free to run on either core)"),
+        row("lnurl", "load generator CPU per request", "ms", "client_cpu_ms", lnurl["strom"],
+            lnurl["baseline"], note="bench/http_load.py: it keeps up"),
         row("money", "paid → RemoteStart, p50", "ms", "p50_ms", money["paid"], money["direct"],
             note=pay + "; baseline: bare RemoteStart call"),
         row("money", "paid → RemoteStart, p99", "ms", "p99_ms", money["paid"], money["direct"],
@@ -142,6 +155,7 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
     ]
     trials = ({f"validation.{k}": v for k, v in validation.items()}
               | {f"ocpp.{k}": v for k, v in ocpp.items()}
+              | {f"lnurl.{k}": v for k, v in lnurl.items()}
               | {f"money.{k}": v for k, v in money.items()})
     return rows, trials
 

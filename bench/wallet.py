@@ -69,8 +69,8 @@ async def run() -> list[Figure]:
         await node.start()
         lnd = LndWallet(db, bus, LndSettings(url=node.url, macaroon_hex=node.macaroon),
                         "regtest")
+        dev = DevWallet(db, bus, Path(tmp))
         try:
-            dev = DevWallet(db, bus, Path(tmp))
             await dev.start()
             signing = signing_rate(INVOICES)
             dev_rate = await _invoice_rate(dev, INVOICES)
@@ -79,6 +79,7 @@ async def run() -> list[Figure]:
             lnd_rate = await _invoice_rate(lnd, INVOICES)
             latency = await _paid_latency_ms(lnd, node, bus)
         finally:
+            await dev.close()
             await lnd.close()
             await node.close()
             await bus.close()

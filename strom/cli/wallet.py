@@ -49,7 +49,9 @@ def invoice(env: CliEnv, amount_msat: int, memo: str) -> None:
 
     async def go() -> Invoice:
         async with open_store(env) as db:
-            dev = DevWallet(db, EventBus(), env.data_dir, network=lightning.network)
+            # One invoice: a signing worker would cost more to start than it saves.
+            dev = DevWallet(db, EventBus(), env.data_dir, network=lightning.network,
+                            signing_workers=0)
             return await dev.create_invoice(amount_msat, description=memo,
                                             expiry=lightning.invoice_expiry)
 

@@ -10,7 +10,6 @@ without moving anything, once per payment hash.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import secrets
@@ -18,9 +17,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import bolt11
-from bolt11 import Bolt11, MilliSatoshi, Tag, TagChar, Tags
-from bolt11.models.features import Feature, Features, FeatureState
 from coincurve import PrivateKey
 
 from strom.events import EventBus
@@ -32,6 +28,7 @@ from strom.lightning.shared import (
     normalized,
     record_paid,
 )
+from strom.lightning.signing import InvoiceSigner, signed
 from strom.lightning.wallet import (
     Invoice,
     InvoiceStatus,
@@ -51,9 +48,6 @@ log = logging.getLogger(__name__)
 
 BACKEND = "dev"
 KEY_FILE = "dev-node.key"
-MIN_FINAL_CLTV_DELTA = 80
-_FEATURES = Features.from_feature_list({Feature.var_onion_optin: FeatureState.required,
-                                        Feature.payment_secret: FeatureState.required})
 
 
 def load_or_create_node_key(path: Path) -> PrivateKey:
@@ -78,10 +72,12 @@ def load_or_create_node_key(path: Path) -> PrivateKey:
 
 
 class DevWallet(Wallet):
-    """`DevWallet(db, bus, data_dir, network="regtest")`; refuses mainnet."""
+    """`DevWallet(db, bus, data_dir, network="regtest")`; refuses mainnet. Invoices are
+    signed in worker processes (strom/lightning/signing.py; `signing_workers`, default one
+    per core beyond the loop's, 0: on the loop)."""
 
     def __init__(self, db: Database, bus: EventBus, data_dir: Path,
-                 network: str = "regtest") -> None:
+                 network: str = "regtest", signing_workers: int | None = None) -> None:
         if network == "mainnet":
             raise WalletConfigError("the dev wallet cannot run on mainnet: it is not real money;"
                                     " set [lightning] backend = \"lnd\" for mainnet")
@@ -90,6 +86,7 @@ class DevWallet(Wallet):
         self.network = network
         self.repo = LightningRepository(db)
         self._bus = bus
+        self._signer = InvoiceSigner(signing_workers)
         self._key_path = data_dir / KEY_FILE
         self._key: PrivateKey | None = None
         self._payer_key = PrivateKey()  # the demo driver's wallet (payer_invoice)
@@ -111,7 +108,8 @@ class DevWallet(Wallet):
             log.info("dev wallet: %d open invoice(s) expired while strom was stopped", expired)
 
     async def close(self) -> None:
-        """Nothing to let go of: every change is committed when its call returns."""
+        """Stop the signing workers; every change is committed when its call returns."""
+        await self._signer.close()
 
     async def create_invoice(self, amount_msat: int, *, description: str | None = None,
                              description_hash: bytes | None = None,
@@ -125,8 +123,9 @@ class DevWallet(Wallet):
             raise WalletError("description hash must be 32 bytes (SHA-256)")
         preimage = secrets.token_bytes(32)
         created = int(time.time())
-        encoded, payment_hash = _signed(await self._node_key(), self.network, amount_msat,
-                                        preimage, created, expiry, description, description_hash)
+        encoded, payment_hash = await self._signer.sign(
+            await self._node_key(), CURRENCY[self.network], amount_msat, preimage, created,
+            expiry, description, description_hash)
         expires_at = datetime.fromtimestamp(created + expiry, tz=UTC)
         await self.repo.add_invoice(
             payment_hash=payment_hash, backend=BACKEND, bolt11=encoded, amount_msat=amount_msat,
@@ -139,8 +138,8 @@ class DevWallet(Wallet):
         """An invoice from the demo driver's own wallet, for the demo refund button: signed
         with a key of its own and not recorded, so to this wallet it is foreign, like a
         driver's invoice in an LNURL-withdraw callback."""
-        return _signed(self._payer_key, self.network, amount_msat, secrets.token_bytes(32),
-                       int(time.time()), 600, description, None)[0]
+        return signed(self._payer_key.secret, CURRENCY[self.network], amount_msat,
+                      secrets.token_bytes(32), int(time.time()), 600, description, None)[0]
 
     async def owns(self, payment_hash: str) -> bool:
         """Whether this dev wallet issued the invoice with `payment_hash`."""
@@ -215,22 +214,3 @@ class DevWallet(Wallet):
         key = await self._node_key()
         return WalletInfo(BACKEND, self.network, key.public_key.format().hex(),
                           alias="strom dev wallet (not real money)")
-
-
-def _signed(key: PrivateKey, network: str, amount_msat: int, preimage: bytes, created: int,
-            expiry: int, description: str | None,
-            description_hash: bytes | None) -> tuple[str, str]:
-    """A signed BOLT11 invoice and its payment hash."""
-    payment_hash = hashlib.sha256(preimage).hexdigest()
-    tags = [Tag(TagChar.payment_hash, payment_hash),
-            Tag(TagChar.payment_secret, secrets.token_hex(32)),
-            Tag(TagChar.expire_time, expiry),
-            Tag(TagChar.min_final_cltv_expiry, MIN_FINAL_CLTV_DELTA),
-            Tag(TagChar.features, _FEATURES)]
-    if description_hash is not None:
-        tags.append(Tag(TagChar.description_hash, description_hash.hex()))
-    else:
-        tags.append(Tag(TagChar.description, description or ""))
-    unsigned = Bolt11(currency=CURRENCY[network], date=created,
-                      amount_msat=MilliSatoshi(amount_msat), tags=Tags(tags))
-    return bolt11.encode(unsigned, key.secret.hex()), payment_hash

@@ -17,7 +17,9 @@ def make_wallet(settings: Settings, data_dir: Path, db: Database, bus: EventBus)
     """The configured backend, not yet started (the caller starts and closes it)."""
     lightning = settings.lightning
     if lightning.backend == "dev":
-        return DevWallet(db, bus, data_dir, network=lightning.network)
+        return DevWallet(db, bus, data_dir, network=lightning.network,
+                         signing_workers=None if lightning.signing_workers < 0
+                         else lightning.signing_workers)
     if lightning.backend == "lnd":
         return LndWallet(db, bus, lightning.lnd, lightning.network,
                          max_fee_msat=lightning.max_fee_msat)

@@ -155,7 +155,10 @@ class SessionService(SessionQueries, StartFlow, MeterFlow, StopFlow):
                              payer_lud16: str | None = None,
                              expiry: float | None = None,
                              reservation_fee_msat: int = 0) -> PendingPayment:
-        """A session waiting for its invoice to be paid; the session row is written first.
+        """A session waiting for its invoice to be paid: the session and its invoice are
+        written in one transaction once the wallet made the invoice (nobody can pay it
+        before then: the payer has not seen it). When the wallet cannot, the session is
+        kept as failed, the reason on record.
 
         `expiry` (seconds, e.g. what is left of a price quote) shortens the invoice's life
         below `invoice_expiry`, to no less than `MIN_INVOICE_SECONDS`. With
@@ -167,17 +170,18 @@ class SessionService(SessionQueries, StartFlow, MeterFlow, StopFlow):
             session = replace(session, reservation_fee_msat=reservation_fee_msat,
                               active_connector_id=connector_id,
                               reservation_id=secrets.randbelow(2**31 - 2) + 1)
-        async with self._db.transaction() as conn:
-            await self.repo.insert(conn, session)
         try:
             invoice = await self._wallet.create_invoice(
                 amount_msat, description_hash=description_hash,
                 expiry=self._invoice_expiry if expiry is None else
                 min(self._invoice_expiry, max(MIN_INVOICE_SECONDS, math.ceil(expiry))))
         except WalletError as exc:
+            async with self._db.transaction() as conn:
+                await self.repo.insert(conn, session)
             await self.fail(session.id, f"no invoice: {exc}", only_if=(State.PENDING_PAYMENT,))
             raise
         async with self._db.transaction() as conn:
+            await self.repo.insert(conn, session)
             await self.repo.add_invoice(
                 conn, payment_hash=invoice.payment_hash, session_id=session.id, purpose="prepay",
                 amount_msat=amount_msat, bolt11=invoice.bolt11, expires_at=iso(invoice.expires_at))

@@ -14,6 +14,7 @@ import pytest
 import websockets
 
 from bench.figures import Figure, percentile
+from bench.http_load import HttpLoadError, get_all
 from bench.ocpp import server_sockets
 from bench.ocpp_load import Step, sustained
 
@@ -87,3 +88,40 @@ def test_runner_prints_a_table_and_writes_results_with_machine_facts(tmp_path: P
     markdown = subprocess.run([sys.executable, "-m", "bench", "--out", str(out), "--markdown"],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert "| fake | answers | 42.0 | per s | 21.0 | 2.00 | a note |" in markdown.stdout
+
+
+async def test_the_light_http_client_reads_each_answer_on_its_keep_alive_connection() -> None:
+    """bench/http_load.py: bodies by Content-Length, several requests per connection, and
+    anything but a 200 is an error, not a figure."""
+    seen: list[str] = []
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:  # the client closed the connection
+                return
+            path = head.split(b" ")[1].decode()
+            seen.append(path)
+            body = b'{"pr":"' + path.encode() + b'"}'
+            status = b"404 Not Found" if path == "/missing" else b"200 OK"
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\n\r\n" + body)
+            await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        bodies: list[bytes] = []
+        ms = await get_all(base, [f"/cb?n={n}" for n in range(10)], 2, bodies.append)
+        assert len(ms) == 10 and all(m > 0 for m in ms)
+        assert sorted(bodies) == sorted(b'{"pr":"/cb?n=%d"}' % n for n in range(10))
+        assert connections == 2  # kept alive: 5 requests each
+        with pytest.raises(HttpLoadError, match="404"):
+            await get_all(base, ["/missing"], 1)
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import money_path, nostr, ocpp, passthrough
+from bench import money_path, nostr, ocpp, passthrough, steady_lnurl
 from bench.figures import Figure
 
 
@@ -44,8 +44,14 @@ async def test_money_path_figures() -> None:
     charging = got["paid → session charging, p50"]
     # The session is charging only after the charger received the start and answered it.
     assert charging.value > p50.value
+
+
+async def test_lnurl_callback_figures() -> None:
+    got = _by_name(await steady_lnurl.run(callbacks=30))
     callbacks = got["LNURL callbacks (invoice + session)"]
     assert callbacks.value > 0 and callbacks.baseline is not None and callbacks.baseline > 0
+    cpu = got["server CPU per LNURL callback (with signing)"]
+    assert cpu.baseline is not None and 0 < cpu.baseline < cpu.value
 
 
 async def test_nostr_figures() -> None:

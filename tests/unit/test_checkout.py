@@ -185,6 +185,9 @@ async def test_no_invoice_releases_the_zap_request_for_another_try(
         patch.setattr(shop.h.wallet, "create_invoice", down)
         with pytest.raises(PaymentsUnavailable, match="payments temporarily unavailable"):
             await shop.checkout.pay(Order("cp-1", AMOUNT, zap_request=request))
+    # The attempt stays on record as a failed session, with the wallet's reason.
+    failed = await shop.h.sessions.list(cp_id="cp-1", state=State.FAILED)
+    assert [s.failure_reason for s in failed] == ["no invoice: node unreachable"]
     assert (await shop.checkout.pay(Order("cp-1", AMOUNT, zap_request=request))).for_zap
 
 

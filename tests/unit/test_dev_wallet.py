@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import bolt11
@@ -29,10 +30,11 @@ async def bus() -> EventBus:
 
 
 @pytest.fixture
-async def wallet(db: Database, bus: EventBus, tmp_path: Path) -> DevWallet:
+async def wallet(db: Database, bus: EventBus, tmp_path: Path) -> AsyncIterator[DevWallet]:
     dev = DevWallet(db, bus, tmp_path / "data")
     await dev.start()
-    return dev
+    yield dev
+    await dev.close()
 
 
 async def drain(queue: asyncio.Queue[InvoicePaid]) -> list[InvoicePaid]:
