@@ -96,12 +96,13 @@ async def _serve_commands(server: _Counted) -> None:
 async def _run_strom(data_dir: Path) -> None:
     from strom.app import StromApp
     from strom.config import Settings
+    from strom.gc_keeper import short_gc_pauses
     from strom.logsetup import setup_logging
 
     setup_logging()  # as `strom run`: INFO lines for every connect and disconnect
     settings = Settings.model_validate({"http": {"port": 0}, "ocpp": {"port": 0},
                                         "relay": {"port": 0}})
-    async with StromApp(settings, data_dir) as app:
+    async with StromApp(settings, data_dir) as app, short_gc_pauses():  # as `strom run`
         assert app.services is not None and app.services.central_system is not None
         central = app.services.central_system
         print(f"URL {central.url}", flush=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import tempfile
 import traceback
 from pathlib import Path
@@ -12,15 +11,14 @@ import uvloop
 
 from strom.app import StartupError, StromApp
 from strom.cli.common import CliEnv, common_options
+from strom.gc_keeper import short_gc_pauses
 from strom.logsetup import setup_logging
 
 
 async def _serve(env: CliEnv, demo: bool) -> None:
-    async with StromApp(env.settings, env.data_dir, demo=demo) as app:
-        # What start-up built lives as long as the process: keep the collector off it, so its
-        # pauses stay short with thousands of connections.
-        gc.collect()
-        gc.freeze()
+    # What start-up built, and the connections' objects, live long: the keeper moves them out
+    # of the collector's way, so its pauses stay short with thousands of chargers connected.
+    async with StromApp(env.settings, env.data_dir, demo=demo) as app, short_gc_pauses():
         lines = ["", "strom is running" + (" in demo mode (not real money)" if demo else ""),
                  f"  data dir: {env.data_dir}"]
         lines += [f"  {name + ':':8} {url}" for name, url in app.urls().items()]

@@ -130,7 +130,9 @@ class CentralSystem:
             # A peer that missed its pongs will not answer a close either.
             close_timeout=min(10.0, self._settings.ping_timeout),
             max_size=self._settings.max_message_bytes, ssl=self._ssl_context(),
-            server_header="strom")
+            # OCPP frames are a few hundred bytes: permessage-deflate saves little and its
+            # zlib state cost ~9 KiB per charger that offers it (docs/performance.md).
+            compression=None, server_header="strom")
         log.info("OCPP central system on %s", self.url)
 
     async def close(self) -> None:
@@ -323,6 +325,7 @@ class CentralSystem:
         offered = websocket.request.headers.get("Sec-WebSocket-Protocol") if websocket.request \
             else None
         allowed = cp.ocpp_protocols or SUPPORTED
+        _forget_handshake(websocket)
         # A charger that offers no subprotocol is taken as 1.6 (many 1.6 chargers send none).
         protocol = websocket.subprotocol or (None if offered else OCPP16)
         if protocol not in allowed:
@@ -393,6 +396,14 @@ async def _retire(websocket: ServerConnection) -> None:
             await websocket.close(REPLACED, "replaced by a new connection")
     except TimeoutError:
         websocket.transport.abort()
+
+
+def _forget_handshake(websocket: ServerConnection) -> None:
+    """Drop the handshake's headers once read: kept for the connection's life they were
+    ~4.5 KiB per charger, a fifth of its memory (docs/performance.md)."""
+    if websocket.request is not None:
+        websocket.request.headers.clear()
+    websocket.response = None
 
 
 def _cp_id(path: str) -> str | None:
