@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import money_path, nostr, ocpp, passthrough, steady_lnurl
+from bench import memory, money_path, nostr, ocpp, passthrough, steady_lnurl
 from bench.figures import Figure
 
 
@@ -34,6 +34,13 @@ async def test_ocpp_figures_for_a_small_fleet_and_the_baseline() -> None:
     assert booted_201.value > 0 and booted_201.baseline == got["30 chargers: all booted"].value
     p50_201 = got["OCPP 2.0.1: nominal load: p50 latency"]
     assert 0 < p50_201.value <= got["OCPP 2.0.1: nominal load: p99 latency"].value
+
+
+async def test_memory_figures_for_a_small_fleet() -> None:
+    got = await memory.measure(chargers=20, seconds=1.0)
+    assert got.chargers == 20 and got.nominal_calls_per_s > 0
+    assert got.rss_kib_per_charger > 0 and got.full_collection_cpu_ms > 0
+    assert 0 <= got.nominal_gc_longest_cpu_ms <= got.nominal_gc_longest_ms + 1
 
 
 async def test_money_path_figures() -> None:
