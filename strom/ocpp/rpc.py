@@ -16,7 +16,6 @@ import asyncio
 import inspect
 import logging
 import uuid
-from functools import cache
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -39,13 +38,6 @@ from strom.ratelimit import TokenBucket
 log = logging.getLogger(__name__)
 
 
-@cache
-def _routes(cls: type) -> dict[str, dict[str, Any]]:
-    """The `@on`/`@after` routes of a connection class, as functions to call with the
-    connection (`ocpp.routing.create_route_map` of the class, not of an instance)."""
-    return create_route_map(cls)  # type: ignore[no-any-return]
-
-
 class OcppRpc:
     """One peer's OCPP-J session: routes its CALLs to `@on` handlers (and `@after` hooks),
     sends strom's CALLs one at a time and matches each answer to the call by its unique id.
@@ -63,14 +55,19 @@ class OcppRpc:
     # The code for each kind of broken frame (`FrameError.kind`) where the version has its own
     # (2.0.1: MessageTypeNotSupported, RpcFrameworkError); else the frame check's code.
     frame_codes: ClassVar[dict[str, str]] = {}
+    # The `@on`/`@after` routes, made once per class: functions to call with the connection
+    # (bound methods made per connection were ~3.8 KiB and 31 objects in reference cycles per
+    # charger, docs/performance.md).
+    route_map: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.route_map = create_route_map(cls)
 
     def __init__(self, cp_id: str, websocket: Any, *, response_timeout: float,
                  rate_per_second: float, rate_burst: int) -> None:
         self.id = cp_id
         self.websocket = websocket
-        # The class's routes, shared: bound methods per connection were ~3.8 KiB and 31
-        # objects in reference cycles per charger (docs/performance.md).
-        self.route_map = _routes(type(self))
         self._response_timeout = response_timeout
         self._bucket = TokenBucket(rate_per_second, rate_burst)
         # OCPP-J: one CALL of ours in flight at a time; its answer is awaited under this lock.
