@@ -68,6 +68,18 @@ async def _ours(message: Call | CallResult) -> type[OCPPError] | None:
     return None
 
 
+def _first_sample(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The first sampled value of a MeterValues payload, if an earlier edit left one (a "set"
+    may have replaced meterValue or its items with anything)."""
+    readings = payload.get("meterValue")
+    if not isinstance(readings, list) or not readings or not isinstance(readings[0], dict):
+        return None
+    samples = readings[0].get("sampledValue")
+    if not isinstance(samples, list) or not samples or not isinstance(samples[0], dict):
+        return None
+    return samples[0]
+
+
 @settings(max_examples=120, deadline=None)
 @given(frame=st.sampled_from(FRAMES), edits=st.lists(
     st.tuples(st.sampled_from(["drop", "set", "nest"]), st.integers(0, 5), values), max_size=3))
@@ -83,8 +95,8 @@ def test_accepts_and_refuses_as_the_library_does(
             payload.pop(key, None)
         elif how == "set":
             payload[key] = value
-        elif isinstance(payload.get("meterValue"), list) and payload["meterValue"]:
-            payload["meterValue"][0]["sampledValue"][0]["value"] = value
+        elif (sample := _first_sample(payload)) is not None:
+            sample["value"] = value
     sent = copy.deepcopy(payload)
     ours = asyncio.run(_ours(_message(action, is_call, payload)))
     assert payload == sent  # nothing filled in or converted
