@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nostr_sdk import Event, EventBuilder, Keys, Kind, Tag, Timestamp
+from nostr_sdk import Keys
 
+from bots.signed import SignedEvent, sign
 from strom.views import geohash
 
 PROFILE, RELAY_LIST, DM_RELAYS, STATUS = 0, 10002, 10050, 30333
@@ -17,11 +18,7 @@ STATUS_SLOTS = 4
 MAX_CONTENT = 4096
 
 
-def _event(keys: Keys, kind: int, content: str, tags: list[list[str]]) -> Event:
-    return EventBuilder(Kind(kind), content).tags([Tag.parse(t) for t in tags]).finalize(keys)
-
-
-def profile(keys: Keys, cp: dict[str, Any], host: str) -> Event:
+def profile(keys: Keys, cp: dict[str, Any], host: str) -> SignedEvent:
     """Kind 0: name, about, lud16, nip05 and the charger's page."""
     content = {
         "name": cp["name"], "display_name": cp["name"],
@@ -29,21 +26,21 @@ def profile(keys: Keys, cp: dict[str, Any], host: str) -> Event:
                  "DM me `help` for commands. Unused prepayment is refunded.",
         "lud16": cp["lud16"], "nip05": f"{cp['id']}@{host}", "website": cp["url"],
     }
-    return _event(keys, PROFILE, json.dumps(content), [])
+    return sign(keys, PROFILE, json.dumps(content), [])
 
 
-def relay_list(keys: Keys, relays: list[str]) -> Event:
+def relay_list(keys: Keys, relays: list[str]) -> SignedEvent:
     """Kind 10002 (NIP-65): where to find this charger's events."""
-    return _event(keys, RELAY_LIST, "", [["r", url] for url in relays])
+    return sign(keys, RELAY_LIST, "", [["r", url] for url in relays])
 
 
-def dm_relays(keys: Keys, relays: list[str]) -> Event:
+def dm_relays(keys: Keys, relays: list[str]) -> SignedEvent:
     """Kind 10050 (NIP-17): where to send this charger direct messages."""
-    return _event(keys, DM_RELAYS, "", [["relay", url] for url in relays])
+    return sign(keys, DM_RELAYS, "", [["relay", url] for url in relays])
 
 
 def status(keys: Keys, cp: dict[str, Any], created_at: int,
-           market: dict[str, Any] | None = None, schedule_url: str | None = None) -> Event:
+           market: dict[str, Any] | None = None, schedule_url: str | None = None) -> SignedEvent:
     """Kind 30333: the charger's live status, location, price and LNURL (contract §5).
 
     `created_at` must grow with every version: relays keep the newest of an address, and of
@@ -66,8 +63,7 @@ def status(keys: Keys, cp: dict[str, Any], created_at: int,
                              ensure_ascii=False, separators=(",", ":"))
         if len(content.encode()) <= MAX_CONTENT:
             break
-    return (EventBuilder(Kind(STATUS), content).tags([Tag.parse(t) for t in tags])
-            .custom_created_at(Timestamp.from_secs(created_at)).finalize(keys))
+    return sign(keys, STATUS, content, tags, created_at)
 
 
 def _status_content(cp: dict[str, Any], market: dict[str, Any] | None,

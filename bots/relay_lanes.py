@@ -1,7 +1,9 @@
 """Publishing to one relay: its own queue, publish budget, rests and state (issue 19).
 
 Each relay of strom's shared client gets a `RelayLane`: events wait in its queue and go out in
-that order, at most `IN_FLIGHT` awaiting that relay's `OK` at once (each at most `OK_SECONDS`). A silent, slow or refusing relay
+that order, at most `IN_FLIGHT` awaiting that relay's `OK` at once (`OWN_IN_FLIGHT` for strom's own
+relay, which commits what arrives together in one transaction), each at most `OK_SECONDS`. A
+silent, slow or refusing relay
 holds up its own lane only; the others keep publishing at their own pace.
 
 What a relay answers (NIP-01 `OK` prefixes) decides what the lane does:
@@ -31,8 +33,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
-from nostr_sdk import Event
-
+from bots.signed import Replaces, SignedEvent
 from strom.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,13 @@ JITTER = 0.2
 AUTH_RETRY_DELAY = 0.5
 MAX_TRIES = 3
 IN_FLIGHT = 16
+OWN_IN_FLIGHT = 128
 BUDGET_RATE, BUDGET_BURST = 5.0, 50
 MAX_QUEUED = 200
 MAX_REASON = 200  # a relay's words are shown to the operator: bounded
 
 # (ok, the relay's message); "timeout" when it did not answer within `OK_SECONDS`.
-Send = Callable[[Event, str], Awaitable[tuple[bool, str]]]
+Send = Callable[[SignedEvent, str], Awaitable[tuple[bool, str]]]
 
 
 @dataclass
@@ -72,24 +74,11 @@ class RelayState:
         return asdict(self)
 
 
-def replaceable_key(event: Event) -> tuple[object, ...] | None:
-    """What a newer version of `event` shares with it (NIP-01), or None for a regular event."""
-    kind = event.kind().as_u16()
-    author = event.author().to_hex()
-    if kind in (0, 3) or 10000 <= kind < 20000:
-        return (kind, author)
-    if 30000 <= kind < 40000:
-        d = next((t.to_vec()[1] for t in event.tags() if t.to_vec()[:1] == ["d"]
-                  and len(t.to_vec()) > 1), "")
-        return (kind, author, d)
-    return None
-
-
 @dataclass
 class _Item:
-    event: Event
+    event: SignedEvent
     done: asyncio.Future[bool]
-    key: tuple[object, ...] | None
+    key: Replaces
     tries: int = 0
     auth_retried: bool = False
 
@@ -109,11 +98,12 @@ class RelayLane:
     _rest: float = 0.0
     _task: asyncio.Task[None] | None = None
     _sending: set[asyncio.Task[None]] = field(default_factory=set)
-    _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(IN_FLIGHT))
+    _slots: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
         self.state = RelayState(self.url)
         self._bucket = TokenBucket(BUDGET_RATE, BUDGET_BURST)
+        self._slots = asyncio.Semaphore(IN_FLIGHT if self.metered else OWN_IN_FLIGHT)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"nostr:lane {self.url[:60]}")
@@ -127,10 +117,10 @@ class RelayLane:
         while self._queue:
             _resolve(self._queue.popleft().done, False)
 
-    def put(self, event: Event) -> asyncio.Future[bool]:
+    def put(self, event: SignedEvent) -> asyncio.Future[bool]:
         """Queue `event` for this relay; a queued older version of it is replaced."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        item = _Item(event, done, replaceable_key(event))
+        item = _Item(event, done, event.replaces)
         for index, queued in enumerate(self._queue):
             if item.key is not None and queued.key == item.key and queued.tries == 0:
                 self._queue[index] = item
@@ -193,7 +183,7 @@ class RelayLane:
             self.state.resting_until = None
             _resolve(item.done, True)
             return
-        kind = item.event.kind().as_u16()
+        kind = item.event.kind
         said_before = self.state.last_reason == message[:MAX_REASON]
         if prefix == "timeout":
             self.state.unanswered += 1
@@ -216,7 +206,7 @@ class RelayLane:
         # One warning per new reason: a relay that blocks everything does not flood the log
         # (the operator sees the counts in /healthz and the TUI).
         log.log(logging.DEBUG if said_before else logging.WARNING,
-                "nostr: kind %d %s dropped by %s: %s", kind, item.event.id().to_hex(),
+                "nostr: kind %d %s dropped by %s: %s", kind, item.event.id,
                 self.url, message[:MAX_REASON])
         _resolve(item.done, False)
 

@@ -6,13 +6,14 @@ coincurve checks ~28,000 events/s, nostr-sdk's `Event.from_json(...).verify()` ~
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from coincurve import PublicKeyXOnly
+
+from strom.nostr.event_id import event_id as nip01_id
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX128 = re.compile(r"[0-9a-f]{128}")
@@ -97,10 +98,8 @@ class Event:
 def canonical_hash(pubkey: str, created_at: int, kind: int, tags: list[list[str]],
                    content: str) -> bytes:
     """sha256 of NIP-01's serialization `[0,pubkey,created_at,kind,tags,content]`."""
-    serialized = json.dumps([0, pubkey, created_at, kind, tags, content],
-                            separators=(",", ":"), ensure_ascii=False)
     try:
-        return hashlib.sha256(serialized.encode()).digest()
+        return nip01_id(pubkey, created_at, kind, tags, content)
     except UnicodeEncodeError:
         # A lone surrogate (\ud800) decodes in JSON but has no UTF-8 form: no valid id exists.
         raise InvalidEvent("event contains invalid unicode") from None

@@ -82,7 +82,8 @@ def test_charger_view_has_what_the_status_event_reads() -> None:
     from bots import events
 
     view = nostr.charger_view("cp-7", 7)
-    event = events.status(Keys.generate(), view, 1_700_000_000)
+    event = events.status(Keys.generate(), view, 1_700_000_000).sdk()
+    assert event.verify()
     tags = [t.to_vec() for t in event.tags()]
     assert ["d", "cp-7"] in tags and ["status", "Available"] in tags
     assert any(t[0] == "lnurl" and t[1].startswith("lnurl1") for t in tags)

@@ -15,6 +15,7 @@ from nostr_sdk import Event, EventBuilder, Filter, Keys, Kind, Tag
 
 from bots import events
 from bots.dm import fit_text, reply
+from bots.signed import SignedEvent
 from strom.app import StromApp
 from strom.lnurl.links import pay_links
 from strom.nostr.zap import MAX_REQUEST_BYTES, parse_zap_request, zap_receipt
@@ -34,7 +35,10 @@ CONNECTORS = 16
 SLOTS = 96 * 2  # two days of quarter-hour slots (day-ahead prices arrive for tomorrow)
 
 
-def assert_fits(event: Event) -> None:
+def assert_fits(built: Event | SignedEvent) -> None:
+    # What strom signed itself, as nostr-sdk reads and checks it.
+    event = built.sdk() if isinstance(built, SignedEvent) else built
+    assert event.verify()
     content = event.content().encode()
     assert len(content) <= MAX_CONTENT, f"kind {event.kind().as_u16()} content {len(content)} B"
     size = len(event.as_json().encode())
@@ -78,6 +82,7 @@ def test_status_of_a_quarter_hour_tariff_fits_and_links_the_full_schedule() -> N
     url = document_url(PUBLIC_URL, CP_ID)
     event = events.status(Keys.generate(), cp, 1_800_000_000, market, url)
     assert_fits(event)
+    event = event.sdk()
     content = json.loads(event.content())
     assert content["tariff"]["price_msat_per_kwh"] == 9_999_999_999
     assert content["schedule"] == market["schedule"][:events.STATUS_SLOTS]  # type: ignore[index]
@@ -163,7 +168,7 @@ def test_status_with_every_connector_reserved_still_fits() -> None:
     for connector in cp["connectors"]:  # type: ignore[union-attr]
         connector["reserved_until"] = "2026-11-27T23:59:59.999Z"
     event = events.status(Keys.generate(), cp, 1_800_000_000, market,
-                          document_url(PUBLIC_URL, CP_ID))
+                          document_url(PUBLIC_URL, CP_ID)).sdk()
     assert_fits(event)
     content = json.loads(event.content())
     assert [c["reserved_until"] for c in content["connectors"]] == \

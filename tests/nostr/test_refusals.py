@@ -15,12 +15,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from nostr_sdk import Event, EventBuilder, Keys, Kind, Tag
+from nostr_sdk import Event, EventBuilder, Keys, Kind
 from websockets.asyncio.server import ServerConnection, serve
 
 from bots import relay_lanes
 from bots.client import NostrClient
 from bots.relay_lanes import RelayLane
+from bots.signed import SignedEvent, sign
 from tests.nostr.conftest import client_on
 from tests.polling import eventually
 
@@ -150,17 +151,14 @@ async def test_a_newer_status_replaces_the_one_still_waiting(keys: Keys) -> None
     event that changed meanwhile; every caller hears what became of the newest."""
     sent: list[str] = []
 
-    async def send(event: Event, url: str) -> tuple[bool, str]:
-        sent.append(event.content())
+    async def send(event: SignedEvent, url: str) -> tuple[bool, str]:
+        sent.append(event.sdk().content())
         return True, ""
 
     lane = RelayLane("ws://relay.example", send)
-    older = lane.put(EventBuilder(Kind(30333), "old").tags([Tag.parse(["d", "cp"])])
-                     .finalize(keys))
-    other = lane.put(EventBuilder(Kind(30333), "other").tags([Tag.parse(["d", "cp-2"])])
-                     .finalize(keys))
-    newer = lane.put(EventBuilder(Kind(30333), "new").tags([Tag.parse(["d", "cp"])])
-                     .finalize(keys))
+    older = lane.put(sign(keys, 30333, "old", [["d", "cp"]]))
+    other = lane.put(sign(keys, 30333, "other", [["d", "cp-2"]]))
+    newer = lane.put(sign(keys, 30333, "new", [["d", "cp"]]))
     lane.start()
     try:
         assert await asyncio.wait_for(asyncio.gather(older, other, newer), 2) == [True] * 3
@@ -172,11 +170,11 @@ async def test_a_newer_status_replaces_the_one_still_waiting(keys: Keys) -> None
 async def test_a_full_queue_drops_its_oldest(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(relay_lanes, "MAX_QUEUED", 2)
 
-    async def send(event: Event, url: str) -> tuple[bool, str]:
+    async def send(event: SignedEvent, url: str) -> tuple[bool, str]:
         return True, ""
 
     lane = RelayLane("ws://relay.example", send)
-    first, *rest = [lane.put(note(keys, f"n{n}")) for n in range(3)]
+    first, *rest = [lane.put(SignedEvent.of(note(keys, f"n{n}"))) for n in range(3)]
     assert first.done() and first.result() is False
     assert lane.state.dropped == 1 and lane.state.queued == 2
     lane.start()
@@ -192,7 +190,7 @@ async def test_a_public_relay_gets_events_within_its_budget_and_ours_at_once(
     monkeypatch.setattr(relay_lanes, "BUDGET_BURST", 3)
     times: dict[str, list[float]] = {"public": [], "ours": []}
 
-    async def send(event: Event, url: str) -> tuple[bool, str]:
+    async def send(event: SignedEvent, url: str) -> tuple[bool, str]:
         times[url].append(time.monotonic())
         return True, ""
 
@@ -201,7 +199,7 @@ async def test_a_public_relay_gets_events_within_its_budget_and_ours_at_once(
     for lane in (public, ours):
         lane.start()
     try:
-        done = [lane.put(note(keys, f"n{n}")) for n in range(7) for lane in (public, ours)]
+        done = [lane.put(SignedEvent.of(note(keys, f"n{n}"))) for n in range(7) for lane in (public, ours)]
         assert all(await asyncio.wait_for(asyncio.gather(*done), 5))
         assert times["ours"][-1] - started < 0.1  # strom's own relay: no budget
         # 3 at once, then 10 a second: the 7th goes out after about 0.4 s.
