@@ -1,10 +1,10 @@
 """Publishing to one relay: its own queue, publish budget, rests and state (issue 19).
 
 Each relay of strom's shared client gets a `RelayLane`: events wait in its queue and go out in
-that order, at most `IN_FLIGHT` awaiting that relay's `OK` at once (`OWN_IN_FLIGHT` for strom's own
-relay, which commits what arrives together in one transaction), each at most `OK_SECONDS`. A
-silent, slow or refusing relay
-holds up its own lane only; the others keep publishing at their own pace.
+that order, at most `IN_FLIGHT` awaiting that relay's `OK` at once (`OWN_IN_FLIGHT` for strom's
+own relay, which commits the events that arrive together in one transaction), each at most
+`OK_SECONDS`. A silent, slow or refusing relay holds up its own lane only; the others keep
+publishing at their own pace.
 
 What a relay answers (NIP-01 `OK` prefixes) decides what the lane does:
 

@@ -65,7 +65,8 @@ async def test_nostr_figures() -> None:
     got = _by_name(await nostr.run(identities=20))
     assert got["status events built + signed"].value > 0
     for name in ("status sign+publish, one at a time",
-                 f"status sign+publish, {nostr.CONCURRENCY} in flight"):
+                 f"status sign+publish, {nostr.CONCURRENCY} in flight",
+                 f"CPU per status signed+published, {nostr.CONCURRENCY} in flight"):
         assert got[name].value > 0 and got[name].baseline is not None
 
 
