@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 from nostr_sdk import Client, Event, Filter, Keys, Kind, RelayUrl, ReqTarget
 
+from bots.signed import SignedEvent
 from strom.app import StromApp
 from strom.events import ConnectorStatusChanged
 from tests.nostr.conftest import CP
@@ -102,9 +103,9 @@ async def test_a_burst_of_changes_is_one_status_event_with_the_last(
     published: list[Event] = []
     publish = app.bots._client.publish
 
-    async def counting(event: Event) -> bool:
-        if event.kind().as_u16() == 30333 and event.author() == keys.public_key():
-            published.append(event)
+    async def counting(event: SignedEvent) -> bool:  # what the bots sign themselves
+        if event.kind == 30333 and event.pubkey == keys.public_key().to_hex():
+            published.append(event.sdk())
         return await publish(event)
 
     app.bots._client.publish = counting  # type: ignore[method-assign]
