@@ -208,3 +208,28 @@ async def test_a_public_relay_gets_events_within_its_budget_and_ours_at_once(
     finally:
         for lane in (public, ours):
             await lane.close()
+
+
+async def test_an_acceptance_of_an_event_sent_before_the_rest_leaves_the_rest(
+        keys: Keys) -> None:
+    """Two events out together: the relay refuses the first (`rate-limited:`) and accepts the
+    second after that. The relay asked for a rest; the late acceptance does not end it."""
+    refused = asyncio.Event()
+
+    async def send(event: SignedEvent, url: str) -> tuple[bool, str]:
+        if event.sdk().content() == "first":
+            refused.set()
+            return False, "rate-limited: slow down"
+        await refused.wait()
+        await asyncio.sleep(0.01)
+        return True, ""
+
+    lane = RelayLane("ws://relay.example", send)
+    first = lane.put(SignedEvent.of(note(keys, "first")))
+    second = lane.put(SignedEvent.of(note(keys, "second")))
+    lane.start()
+    try:
+        assert await asyncio.wait_for(second, 2) is True
+        assert lane.state.resting_until is not None and not first.done()  # sent again later
+    finally:
+        await lane.close()
