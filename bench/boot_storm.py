@@ -24,7 +24,7 @@ from pathlib import Path
 from bench.chargers import RawCharger, boot_all
 from bench.ocpp_server import ServerProcess, raise_file_limit, register_chargers
 from bench.steady import cores, median_spread, pin, process_cpu_seconds
-from bench.steady_ocpp import BOOT_SETTLE, CONCURRENCY
+from bench.steady_ocpp import BOOT_SETTLE, booted
 
 STORM_CONCURRENCY = 100  # as bench.ocpp's storm
 _COPIES = itertools.count()
@@ -43,10 +43,7 @@ async def trial(side: str, store: Path, work: Path, ids: list[str], storm: bool,
         pin(server.pid, server_core)
         chargers = [RawCharger(cp_id, server.url) for cp_id in ids]
         try:
-            cpu = process_cpu_seconds(server.pid)
-            await boot_all(chargers, CONCURRENCY)
-            await asyncio.sleep(BOOT_SETTLE)
-            out = {"boot_cpu_ms": (process_cpu_seconds(server.pid) - cpu) / len(ids) * 1000}
+            out = {"boot_cpu_ms": await booted(server.pid, chargers)}
             if storm:
                 cpu, started = process_cpu_seconds(server.pid), time.perf_counter()
                 for charger in chargers:

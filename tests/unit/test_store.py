@@ -73,24 +73,29 @@ async def test_concurrent_transactions_are_serialized(db: Database) -> None:
     assert (await db.fetchone("SELECT n FROM counter"))[0] == 50
 
 
+def counted_commits(db: Database) -> list[int]:
+    """A one-item list that counts the transactions `db` opens from now on."""
+    commits = [0]
+    original = db.transaction
+
+    def counting():  # noqa: ANN202
+        commits[0] += 1
+        return original()
+
+    db.transaction = counting  # type: ignore[method-assign]
+    return commits
+
+
 async def test_queued_writes_commit_together_and_before_close(tmp_path) -> None:  # noqa: ANN001
     from strom.store.db import Database
 
     db = await Database.open(tmp_path / "batch.sqlite3")
     await db.execute("CREATE TABLE t (n INTEGER)")
-    commits = 0
-    original = db.transaction
-
-    def counting():  # noqa: ANN202
-        nonlocal commits
-        commits += 1
-        return original()
-
-    db.transaction = counting  # type: ignore[method-assign]
+    commits = counted_commits(db)
     for n in range(100):
         db.write_soon("INSERT INTO t (n) VALUES (?)", [(n,)])
     await db.flushed()
-    assert commits == 1
+    assert commits == [1]
     assert (await db.fetchone("SELECT COUNT(*), SUM(n) FROM t"))[:] == (100, 4950)
     db.write_soon("INSERT INTO t (n) VALUES (?)", [(1000,)])
     await db.close()  # flushes what is queued
@@ -120,15 +125,7 @@ async def test_awaited_writes_share_a_commit_and_are_in_when_they_return(db: Dat
     statement's rows in one executemany, and each writer returns after that commit."""
     await db.execute("CREATE TABLE a (n INTEGER)")
     await db.execute("CREATE TABLE b (n INTEGER)")
-    commits = 0
-    original = db.transaction
-
-    def counting():  # noqa: ANN202
-        nonlocal commits
-        commits += 1
-        return original()
-
-    db.transaction = counting  # type: ignore[method-assign]
+    commits = counted_commits(db)
 
     async def writer(n: int) -> int:
         await db.write(f"INSERT INTO {'ab'[n % 2]} (n) VALUES (?)", [(n,)])
@@ -141,7 +138,7 @@ async def test_awaited_writes_share_a_commit_and_are_in_when_they_return(db: Dat
             await other.close()
 
     assert await asyncio.gather(*(writer(n) for n in range(40))) == [1] * 40
-    assert commits == 1
+    assert commits == [1]
     rows = await db.fetchall("SELECT rowid, n FROM a ORDER BY rowid")
     assert [r["n"] for r in rows] == list(range(0, 40, 2))  # in the order queued
 
