@@ -152,10 +152,12 @@ class ServerProcess:
     names another server module speaking the same lines (bench/lnurl_server.py)."""
 
     def __init__(self, kind: str, data_dir: Path | None = None, *,
-                 module: str = "bench.ocpp_server") -> None:
+                 module: str = "bench.ocpp_server", checkout: Path | None = None) -> None:
         self.kind = kind
         self._data_dir = data_dir
         self._module = module
+        # Another checkout of strom to serve from (`bench.boot_storm`: main against a branch).
+        self._checkout = checkout or Path(__file__).parent.parent
         self._proc: asyncio.subprocess.Process | None = None
         self._log: deque[str] = deque(maxlen=LOG_TAIL)
         self._drain: asyncio.Task[None] | None = None
@@ -168,7 +170,7 @@ class ServerProcess:
             args.append(str(self._data_dir))
         self._proc = await asyncio.create_subprocess_exec(
             *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, cwd=Path(__file__).parent.parent)
+            stderr=asyncio.subprocess.PIPE, cwd=self._checkout)
         # The server logs a line per connection: read them all, keep the last few.
         self._drain = asyncio.create_task(self._keep_log(self._proc.stderr))
         try:

@@ -33,6 +33,15 @@ class OcppPlan:
     seconds: float
 
 
+async def booted(server_pid: int, chargers: list[RawCharger]) -> float:
+    """Boot the fleet (`CONCURRENCY` handshakes in flight); the server's CPU milliseconds per
+    charger, read `BOOT_SETTLE` s after the last boot."""
+    cpu = process_cpu_seconds(server_pid)
+    await boot_all(chargers, CONCURRENCY)
+    await asyncio.sleep(BOOT_SETTLE)
+    return (process_cpu_seconds(server_pid) - cpu) / len(chargers) * 1000
+
+
 async def trial(kind: str, store: Path | None, work: Path, ids: list[str], plan: OcppPlan,
                 server_core: set[int], retries: int) -> Trial:
     """One server, one boot of the fleet, one load step (re-run while disturbed)."""
@@ -44,10 +53,7 @@ async def trial(kind: str, store: Path | None, work: Path, ids: list[str], plan:
         pin(server.pid, server_core)
         chargers = [RawCharger(cp_id, server.url) for cp_id in ids]
         try:
-            cpu = process_cpu_seconds(server.pid)
-            await boot_all(chargers, CONCURRENCY)
-            await asyncio.sleep(BOOT_SETTLE)
-            boot_cpu = process_cpu_seconds(server.pid) - cpu
+            boot_cpu_ms = await booted(server.pid, chargers)
 
             async def attempt() -> tuple[dict[str, float], Watch]:
                 with Watch([server.pid, "self"]) as watch:
@@ -56,7 +62,7 @@ async def trial(kind: str, store: Path | None, work: Path, ids: list[str], plan:
                 return {"cpu_per_1000": per_thousand(watch.server_cpu_s, calls),
                         "p50_ms": step.p50_ms, "p99_ms": step.p99_ms,
                         "achieved": step.achieved, "errors": float(step.errors),
-                        "boot_cpu_ms": boot_cpu / len(ids) * 1000}, watch
+                        "boot_cpu_ms": boot_cpu_ms}, watch
 
             return await measured(attempt, retries)
         finally:

@@ -333,7 +333,7 @@ class CentralSystem:
             return
         conn = (await self._passthrough(protocol, cp, websocket)
                 or self._connection_for(protocol, cp_id, websocket))
-        await self._charge_points.came_online(cp_id, protocol)
+        await self._charge_points.set_connected(cp_id, True, protocol)
         old = self._connections.get(cp_id)
         self._connections[cp_id] = conn
         if old is not None:

@@ -193,17 +193,15 @@ class ChargePointRepository:
         await self._db.execute(f"UPDATE charge_points SET {assignments} WHERE id = ?",
                                (*fields.values(), cp_id))
 
-    async def set_connected(self, cp_id: str, connected: bool) -> None:
-        await self._db.execute(
-            "UPDATE charge_points SET connected = ?, last_seen = ? WHERE id = ?",
-            (int(connected), iso(), cp_id))
-
-    async def came_online(self, cp_id: str, protocol: str) -> None:
-        """The charger connected (or reconnected) with this OCPP subprotocol (batched with
-        other chargers' records: a reconnect storm commits them together)."""
+    async def set_connected(self, cp_id: str, connected: bool, protocol: str | None = None
+                            ) -> None:
+        """The charger came online (with this OCPP subprotocol) or went offline; batched with
+        other chargers' records (a reconnect storm commits them together). One statement both
+        ways: a charger's going and coming back commit in the order they happened."""
         await self._db.write(
-            "UPDATE charge_points SET connected = 1, last_seen = ?, ocpp_protocol = ?"
-            " WHERE id = ?", [(iso(), protocol, cp_id)])
+            "UPDATE charge_points SET connected = ?, last_seen = ?,"
+            " ocpp_protocol = COALESCE(?, ocpp_protocol) WHERE id = ?",
+            [(int(connected), iso(), protocol, cp_id)])
 
     async def boot_rejected(self, cp_id: str) -> bool:
         """Whether the operator rejects the charger's boots (read fresh: the CLI may have
@@ -223,7 +221,7 @@ class ChargePointRepository:
 
     async def record_boot(self, cp_id: str, *, vendor: str, model: str,
                           serial_number: str | None, firmware: str | None) -> None:
-        """A boot: what the charger says it is (batched, as `came_online`)."""
+        """A boot: what the charger says it is (batched, as `set_connected`)."""
         now = iso()
         await self._db.write(
             "UPDATE charge_points SET vendor = ?, model = ?, serial_number = ?, firmware = ?,"
@@ -232,7 +230,7 @@ class ChargePointRepository:
 
     async def set_connector_status(self, cp_id: str, connector_id: int, status: str,
                                    error_code: str = "NoError") -> None:
-        """A connector's status as the charger reported it (batched, as `came_online`)."""
+        """A connector's status as the charger reported it (batched, as `set_connected`)."""
         await self._db.write(
             "INSERT INTO connectors (cp_id, connector_id, status, error_code, updated_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (cp_id, connector_id) DO UPDATE SET"

@@ -73,24 +73,29 @@ async def test_concurrent_transactions_are_serialized(db: Database) -> None:
     assert (await db.fetchone("SELECT n FROM counter"))[0] == 50
 
 
+def counted_commits(db: Database) -> list[int]:
+    """A one-item list that counts the transactions `db` opens from now on."""
+    commits = [0]
+    original = db.transaction
+
+    def counting():  # noqa: ANN202
+        commits[0] += 1
+        return original()
+
+    db.transaction = counting  # type: ignore[method-assign]
+    return commits
+
+
 async def test_queued_writes_commit_together_and_before_close(tmp_path) -> None:  # noqa: ANN001
     from strom.store.db import Database
 
     db = await Database.open(tmp_path / "batch.sqlite3")
     await db.execute("CREATE TABLE t (n INTEGER)")
-    commits = 0
-    original = db.transaction
-
-    def counting():  # noqa: ANN202
-        nonlocal commits
-        commits += 1
-        return original()
-
-    db.transaction = counting  # type: ignore[method-assign]
+    commits = counted_commits(db)
     for n in range(100):
         db.write_soon("INSERT INTO t (n) VALUES (?)", [(n,)])
     await db.flushed()
-    assert commits == 1
+    assert commits == [1]
     assert (await db.fetchone("SELECT COUNT(*), SUM(n) FROM t"))[:] == (100, 4950)
     db.write_soon("INSERT INTO t (n) VALUES (?)", [(1000,)])
     await db.close()  # flushes what is queued
@@ -113,6 +118,68 @@ async def test_one_bad_queued_row_costs_only_itself(db: Database, caplog) -> Non
     assert [r["value"] for r in rows] == [float(n) for n in range(20)]
     assert (await db.fetchone("SELECT COUNT(*) FROM readings WHERE cp = 'bad'"))[0] == 7
     assert "7 queued row(s) refused" in caplog.text
+
+
+async def test_awaited_writes_share_a_commit_and_are_in_when_they_return(db: Database) -> None:
+    """`Database.write`: many writers at once (a boot storm) commit in one transaction, each
+    statement's rows in one executemany, and each writer returns after that commit."""
+    await db.execute("CREATE TABLE a (n INTEGER)")
+    await db.execute("CREATE TABLE b (n INTEGER)")
+    commits = counted_commits(db)
+
+    async def writer(n: int) -> int:
+        await db.write(f"INSERT INTO {'ab'[n % 2]} (n) VALUES (?)", [(n,)])
+        # Committed when it returns: another connection (the CLI's) sees it.
+        other = await Database.open(db.path)
+        try:
+            return (await other.fetchone(f"SELECT COUNT(*) FROM {'ab'[n % 2]} WHERE n = ?",
+                                         (n,)))[0]
+        finally:
+            await other.close()
+
+    assert await asyncio.gather(*(writer(n) for n in range(40))) == [1] * 40
+    assert commits == [1]
+    rows = await db.fetchall("SELECT rowid, n FROM a ORDER BY rowid")
+    assert [r["n"] for r in rows] == list(range(0, 40, 2))  # in the order queued
+
+
+async def test_a_chargers_offline_and_online_in_one_batch_stay_in_order(db: Database) -> None:
+    """Batched statements run grouped by statement; going offline and coming back are one
+    statement, so the last of them wins whatever else is in the batch."""
+    repo = ChargePointRepository(db)
+    await repo.add("cp-1", name="One", lat=0, lon=0)
+    await repo.add("cp-2", name="Two", lat=0, lon=0)
+    for last in (True, False):
+        await asyncio.gather(repo.set_connected("cp-2", True, "ocpp1.6"),
+                             repo.record_boot("cp-1", vendor="V", model="M",
+                                              serial_number=None, firmware=None),
+                             repo.set_connected("cp-1", not last),
+                             repo.set_connector_status("cp-1", 1, "Available"),
+                             repo.set_connected("cp-1", last, "ocpp2.0.1"))
+        cp = await repo.get("cp-1")
+        assert cp is not None and cp.connected is last and cp.ocpp_protocol == "ocpp2.0.1"
+        assert cp.vendor == "V" and cp.connector(1).status == "Available"  # type: ignore[union-attr]
+
+
+async def test_a_refused_awaited_write_is_logged_not_raised(db: Database, caplog) -> None:  # noqa: ANN001
+    """Records, not money: a row the database refuses (a connector of a charger the operator
+    just removed) is logged; the other chargers' rows of the batch are written."""
+    repo = ChargePointRepository(db)
+    await repo.add("cp-1", name="One", lat=0, lon=0)
+    await asyncio.gather(repo.set_connector_status("gone", 1, "Available"),
+                         repo.set_connector_status("cp-1", 1, "Faulted", "GroundFailure"))
+    cp = await repo.get("cp-1")
+    assert cp is not None and cp.connector(1).status == "Faulted"  # type: ignore[union-attr]
+    assert "1 queued row(s) refused" in caplog.text
+
+
+async def test_one_hop_reads(db: Database) -> None:
+    await db.execute("CREATE TABLE t (n INTEGER)")
+    assert await db.fetchone("SELECT n FROM t") is None
+    assert await db.execute("INSERT INTO t (n) VALUES (7)") == 1  # its rowid
+    await db.execute("INSERT INTO t (n) VALUES (8)")
+    assert (await db.fetchone("SELECT n FROM t ORDER BY n"))[0] == 7
+    assert [r[0] for r in await db.fetchall("SELECT n FROM t ORDER BY n")] == [7, 8]
 
 
 async def test_the_sessions_reconcile_reads_only_indexes(db: Database) -> None:
