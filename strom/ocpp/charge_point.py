@@ -34,7 +34,7 @@ from strom.ocpp.cert_signing import CertificateSigning, CsrRefused, check_csr
 from strom.ocpp.meter import MAX_ENERGY_WH, parse_meter_values
 from strom.ocpp.metering import MeterBook
 from strom.ocpp.readings import Readings
-from strom.ocpp.rpc import OcppRpc
+from strom.ocpp.rpc import OcppRpc, Payload, on_payload
 from strom.store.certificates import CertificateRepository
 from strom.store.charge_points import ChargePointRepository
 from strom.store.event_log import EventLogRepository
@@ -137,10 +137,10 @@ class SharedHandlers(OcppRpc):
         if self.registration == "Accepted" and self._ctx.on_booted is not None:
             self._ctx.on_booted(self.id)
 
-    @on("Heartbeat")
-    async def on_heartbeat(self) -> Any:
+    @on_payload("Heartbeat")
+    async def on_heartbeat(self, _: Payload) -> Payload:
         self._ctx.charge_points.touch(self.id)
-        return self.call_results.Heartbeat(current_time=iso())
+        return {"currentTime": iso()}
 
     async def _authorize(self, connector_id: int | None, id_tag: str) -> str:
         """The session service's word on `id_tag` (Invalid while sessions are not running)."""
@@ -259,13 +259,13 @@ class ChargePointConnection(SharedHandlers):
             return call_result.StopTransaction()
         return call_result.StopTransaction(id_tag_info={"status": "Accepted"})
 
-    @on(Action.meter_values)
-    async def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]],
-                              transaction_id: int | None = None) -> call_result.MeterValues:
+    @on_payload(Action.meter_values)
+    async def on_meter_values(self, payload: Payload) -> Payload:
+        connector_id, transaction_id = payload["connectorId"], payload.get("transactionId")
         await self._meter_readings.apply(connector_id, transaction_id,
                                          parse_meter_values(connector_id, transaction_id,
-                                                            meter_value))
-        return call_result.MeterValues()
+                                                            payload["meterValue"]))
+        return {}
 
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id: str, message_id: str | None = None,

@@ -6,8 +6,10 @@ CALLRESULT whether anyone asked, and answers a charger's CALL with 1.6 codes spe
 way. So strom owns the envelope (`frames.parse_frame`) and the matching of answers, and uses
 only the library's public API for the payloads: `@on`/`@after` routing (`create_route_map`),
 schema validation (`validate_payload`, after the compiled check of `validation`), the key case
-conversion and the typed `call`/`call_result` classes. One class for every OCPP-J version: a
-subclass names its version, its `call_result` module, its actions and how it spells error codes.
+conversion and the typed `call`/`call_result` classes (but for the handlers of the calls sent
+all day, `on_payload`, which read and answer payloads as sent). One class for every OCPP-J
+version: a subclass names its version, its `call_result` module, its actions and how it spells
+error codes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import inspect
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -28,7 +31,7 @@ from ocpp.charge_point import (
 from ocpp.exceptions import NotImplementedError as CallNotImplemented
 from ocpp.exceptions import NotSupportedError, OCPPError, SecurityError, ValidationError
 from ocpp.messages import Call, CallError, CallResult
-from ocpp.routing import create_route_map
+from ocpp.routing import create_route_map, on
 from websockets.exceptions import ConnectionClosed
 
 from strom.ocpp.frames import CALL, CALLERROR, Frame, FrameError, parse_frame
@@ -36,6 +39,28 @@ from strom.ocpp.validation import validate
 from strom.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
+
+
+Payload = dict[str, Any]
+
+
+def on_payload(action: str) -> Callable[[Callable[[Any, Payload], Awaitable[Payload]]],
+                                        Callable[[Any, Payload], Awaitable[Payload]]]:
+    """Route `action` (as `@on`) to an async handler that takes the checked payload as the peer
+    sent it (camelCase keys) and returns its answer's payload the same way.
+
+    For the calls every charger sends all day (MeterValues, Heartbeat): the library's key case
+    conversion (a regex per key, recursive) and payload classes cost more CPU than the rest of
+    such a call's handling (docs/performance.md). The schema checks of the call and of its
+    answer are the same as for any `@on` handler.
+    """
+    def mark(func: Callable[[Any, Payload], Awaitable[Payload]]
+             ) -> Callable[[Any, Payload], Awaitable[Payload]]:
+        routed = on(action)(func)
+        routed._takes_payload = True
+        return routed
+
+    return mark
 
 
 class OcppRpc:
@@ -151,19 +176,25 @@ class OcppRpc:
         checked = not handlers.get("_skip_schema_validation", False)
         if checked:
             await validate(msg, self.ocpp_version)
-        kwargs = camel_to_snake_case(msg.payload)
-        answer = handler(self, **kwargs)
-        if inspect.isawaitable(answer):
-            answer = await answer
-        result = msg.create_call_result(
-            snake_to_camel_case(remove_nones(serialize_as_dict(answer))))
+        kwargs = None
+        if getattr(handler, "_takes_payload", False):
+            answer = await handler(self, msg.payload)
+            result = msg.create_call_result(answer)
+        else:
+            kwargs = camel_to_snake_case(msg.payload)
+            answer = handler(self, **kwargs)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            result = msg.create_call_result(
+                snake_to_camel_case(remove_nones(serialize_as_dict(answer))))
         if checked:
             await validate(result, self.ocpp_version)
         await self._answer(msg.unique_id, result.to_json())
         hook = handlers.get("_after_action")
         if hook is not None:
             # After the answer is out: a hook may call the peer, whose answer this loop reads.
-            after = hook(self, **kwargs)
+            after = hook(self, **(kwargs if kwargs is not None
+                                  else camel_to_snake_case(msg.payload)))
             if inspect.isawaitable(after):
                 task = asyncio.ensure_future(after)
                 self._hooks.add(task)

@@ -215,9 +215,10 @@ class ChargePointRepository:
         await self._db.execute("UPDATE charge_points SET connected = 0")
 
     def touch(self, cp_id: str) -> None:
-        """Note that the charger was heard from (batched: one commit for many heartbeats)."""
-        self._db.write_soon("UPDATE charge_points SET last_seen = ? WHERE id = ?",
-                            [(iso(), cp_id)])
+        """Note that the charger was heard from (batched: one commit for many heartbeats, the
+        newest time per charger)."""
+        self._db.write_latest("UPDATE charge_points SET last_seen = ? WHERE id = ?", cp_id,
+                              (iso(), cp_id))
 
     async def record_boot(self, cp_id: str, *, vendor: str, model: str,
                           serial_number: str | None, firmware: str | None) -> None:

@@ -158,8 +158,9 @@ class TransactionRepository:
         return len(params)
 
     async def meter_values(self, transaction_id: int) -> builtins.list[MeterRow]:
-        """Every stored reading of a transaction, oldest first (rows still queued are not:
-        waiting for them could wait forever while chargers keep the queue full)."""
+        """Every reading of a transaction, oldest first (the rows queued so far are committed
+        first, so a meter rebuilt from them misses none)."""
+        await self._db.flushed()
         rows = await self._db.fetchall(
             "SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY at, id",
             (transaction_id,))

@@ -38,6 +38,7 @@ from strom.ocpp.charge_point import REJECTED_INTERVAL, SharedHandlers, charger_t
 from strom.ocpp.meter import parse_meter_values
 from strom.ocpp.metering import first_register
 from strom.ocpp.readings import Readings
+from strom.ocpp.rpc import Payload, on_payload
 from strom.ocpp.v201.state import CHARGING, Unbound, V201Context
 from strom.store.transactions import Transaction
 from strom.timeutil import iso, parse_iso
@@ -252,13 +253,13 @@ class V201Connection(SharedHandlers):
         self._ctx.bus.publish(TransactionStopped(self.id, tx.id, id_tag, meter_stop, reason,
                                                  parse_iso(at)))
 
-    @on(Action.meter_values)
-    async def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]],
-                              **_: Any) -> call_result.MeterValues:
+    @on_payload(Action.meter_values)
+    async def on_meter_values(self, payload: Payload) -> Payload:
         # 2.0.1 MeterValues belong to no transaction (those go in TransactionEvents).
+        evse_id = payload["evseId"]
         await self._meter_readings.apply(evse_id, None,
-                                         parse_meter_values(evse_id, None, meter_value))
-        return call_result.MeterValues()
+                                         parse_meter_values(evse_id, None, payload["meterValue"]))
+        return {}
 
     # --- reports, kept in the event log ----------------------------------------------------
 
