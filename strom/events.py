@@ -89,6 +89,13 @@ class MeterSample(BusEvent):
     source: str | None = None  # "register" | "interval" | "power"; None without energy
 
 
+def of_transactions(event: BusEvent) -> bool:
+    """False for a `MeterSample` of no transaction (a charger's reading between sessions):
+    nothing is billed from one, so subscribers that only bill pass this as `when` and are
+    not woken for each of them."""
+    return not isinstance(event, MeterSample) or event.transaction_id is not None
+
+
 @dataclass(frozen=True, slots=True)
 class TransactionStopped(BusEvent):
     cp_id: str
@@ -140,35 +147,40 @@ class LogLine(BusEvent):
 
 
 Handler = Callable[[Any], Awaitable[None]]
+Wanted = Callable[[BusEvent], bool]  # whether a subscriber wants one event of its types
 
 
 class EventBus:
     """Typed publish/subscribe; `publish` never blocks and never raises."""
 
     def __init__(self, max_queue: int = 10_000) -> None:
-        self._subscribers: list[tuple[tuple[type[BusEvent], ...], asyncio.Queue[BusEvent]]] = []
+        self._subscribers: list[tuple[tuple[type[BusEvent], ...], Wanted | None,
+                                      asyncio.Queue[BusEvent]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._max_queue = max_queue
 
     def publish(self, event: BusEvent) -> None:
-        """Deliver `event` to every subscriber interested in its type."""
-        for types, queue in list(self._subscribers):
-            if isinstance(event, types):
+        """Deliver `event` to every subscriber interested in its type (and that wants it)."""
+        for types, when, queue in list(self._subscribers):
+            if isinstance(event, types) and (when is None or when(event)):
                 try:
                     queue.put_nowait(event)
                 except asyncio.QueueFull:
                     log.warning("event subscriber is %d events behind; dropping %s",
                                 queue.qsize(), type(event).__name__)
 
-    def subscribe(self, handler: Handler, *types: type[BusEvent], durable: bool = False) -> None:
+    def subscribe(self, handler: Handler, *types: type[BusEvent], durable: bool = False,
+                  when: Wanted | None = None) -> None:
         """Run `await handler(event)` for each matching event, in order, in a task of its own.
 
         A `durable` subscriber's queue is unbounded: it is never dropped an event, however far
         behind it is (for money; its events are few, each one a payment or a session step).
         Any other subscriber loses events past `max_queue` (views that can be redrawn).
+        `when` (asked at publication, so it must not depend on what the handler has seen yet)
+        leaves out events the handler would ignore: each one delivered costs a task switch.
         """
         queue: asyncio.Queue[BusEvent] = asyncio.Queue(0 if durable else self._max_queue)
-        self._subscribers.append((types or (BusEvent,), queue))
+        self._subscribers.append((types or (BusEvent,), when, queue))
 
         async def pump() -> None:
             while True:
@@ -186,7 +198,8 @@ class EventBus:
     async def listen(self, *types: type[E]) -> AsyncIterator[asyncio.Queue[E]]:
         """A queue that receives matching events while the context is open (e.g. one SSE client)."""
         queue: asyncio.Queue[Any] = asyncio.Queue(self._max_queue)
-        entry = (types or (BusEvent,), queue)
+        entry: tuple[tuple[type[BusEvent], ...], Wanted | None, asyncio.Queue[Any]] = (
+            types or (BusEvent,), None, queue)
         self._subscribers.append(entry)
         try:
             yield queue

@@ -26,6 +26,7 @@ from strom.events import (
     MeterSample,
     TransactionStarted,
     TransactionStopped,
+    of_transactions,
 )
 from strom.sessions.holds import worst_case_msat
 from strom.sessions.lifecycle import SessionService
@@ -66,7 +67,7 @@ class CardCharging:
 
     async def start(self) -> None:
         self._bus.subscribe(self._on_event, TransactionStarted, MeterSample, TransactionStopped,
-                            ChargePointConnected, durable=True)
+                            ChargePointConnected, durable=True, when=of_transactions)
         for session in await self._repo.open_sessions():
             self._open.add(session.transaction_id)
             if session.state == "stopping":

@@ -21,7 +21,13 @@ from typing import Any
 from strom.bounded import Bounded
 from strom.chargers.control import ControlDispatcher, ControlResult
 from strom.config import OcpiSettings
-from strom.events import EventBus, MeterSample, TransactionStarted, TransactionStopped
+from strom.events import (
+    EventBus,
+    MeterSample,
+    TransactionStarted,
+    TransactionStopped,
+    of_transactions,
+)
 from strom.ocpi.currency import Conversion
 from strom.ocpi.sessions import cdr_object, session_object
 from strom.ocpi.token_list import TokenList
@@ -77,7 +83,7 @@ class RoamingCharging:
 
     async def start(self) -> None:
         self._bus.subscribe(self._on_event, TransactionStarted, MeterSample, TransactionStopped,
-                            durable=True)
+                            durable=True, when=of_transactions)
         self._open = await self._repo.open_transactions()
 
     async def close(self) -> None:

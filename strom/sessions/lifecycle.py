@@ -37,6 +37,7 @@ from strom.events import (
     SessionChanged,
     TransactionStarted,
     TransactionStopped,
+    of_transactions,
 )
 from strom.lightning.wallet import InvoiceState, Wallet, WalletError
 from strom.sessions.connectors import HeldConnectors
@@ -112,7 +113,7 @@ class SessionService(SessionQueries, StartFlow, MeterFlow, StopFlow):
         """Subscribe to the facts sessions follow, then continue whatever a crash interrupted."""
         self._bus.subscribe(self._on_event, InvoicePaid, TransactionStarted, MeterSample,
                             TransactionStopped, ConnectorStatusChanged, ChargePointConnected,
-                            ChargePointBooted, durable=True)
+                            ChargePointBooted, durable=True, when=of_transactions)
         await self.recover()
         self._spawn(self._tick(), "sessions:tick")
         self._spawn(self._reconcile_forever(self._settings.reconcile_interval_seconds),

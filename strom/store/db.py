@@ -213,7 +213,8 @@ class Database:
                             lost += 1
                             first = first or f"{exc}: {row!r}"[:300]
         except Exception:
-            log.exception("store: a batch of %d queued writes failed", len(batch))
+            log.exception("store: a batch of %d queued rows failed",
+                          sum(len(rows) for _, rows in batch))
             return
         log.error("store: %d queued row(s) refused by the database and dropped, the rest"
                   " written; first: %s", lost, first)
