@@ -12,6 +12,7 @@ with a reason the caller logs; it is never stored, billed or shown.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -44,13 +45,15 @@ _BASE = {"kWh": "Wh", "kW": "W", "kvarh": "varh", "kvar": "var", "kVA": "VA"}
 # Measurand prefix → (units that fit it, the unit meant when none is given, lowest, highest).
 # OCPP 1.6 says a missing unit means Wh; for power and SoC chargers mean W and percent, and
 # for others (Frequency, Power.Factor) no unit at all.
-_KINDS: tuple[tuple[str, frozenset[str], str, float, float], ...] = (
+_Kind = tuple[str, frozenset[str], str, float, float]
+_UNITLESS = frozenset({""})  # a kind without a unit takes any
+_KINDS: tuple[_Kind, ...] = (
     ("Energy.Active.", frozenset({"Wh", "kWh"}), "Wh", 0.0, MAX_ENERGY_WH),
     ("Energy.Reactive.", frozenset({"varh", "kvarh"}), "varh", 0.0, MAX_ENERGY_WH),
     ("Power.Active.", frozenset({"W", "kW"}), "W", -MAX_POWER_W, MAX_POWER_W),
     ("Power.Offered", frozenset({"W", "kW"}), "W", 0.0, MAX_POWER_W),
     ("Power.Reactive.", frozenset({"var", "kvar"}), "var", -MAX_POWER_W, MAX_POWER_W),
-    ("Power.Factor", frozenset({""}), "", -1.0, 1.0),
+    ("Power.Factor", _UNITLESS, "", -1.0, 1.0),
     (SOC, frozenset({"Percent"}), "Percent", 0.0, 100.0),
 )
 
@@ -92,39 +95,47 @@ def _row(connector_id: int, transaction_id: int | None, at: str, sample: Any,
     if not isinstance(sample, dict):
         parsed.refused.append("a sampledValue that is not an object")
         return None
-    measurand = _text(sample.get("measurand")) or ENERGY
-    if sample.get("format") == SIGNED:
+    get = sample.get
+    measurand = _text(get("measurand")) or ENERGY
+    if get("format") == SIGNED:
         parsed.signed += 1
         return None
-    signed = sample.get("signed_meter_value", sample.get("signedMeterValue"))
+    signed = get("signed_meter_value", get("signedMeterValue"))
     if isinstance(signed, dict):
         parsed.signed_values.append(signed if len(repr(signed)) <= MAX_SIGNED_CHARS
                                     else {"cut": repr(signed)[:MAX_SIGNED_CHARS]})
-    raw = sample.get("value")
+    raw = get("value")
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         raw = repr(float(raw))  # 2.0.1: a JSON number
     if not isinstance(raw, str) or len(raw) > MAX_VALUE_CHARS or not _NUMBER.fullmatch(
             raw.strip()):
         parsed.refused.append(f"{measurand} value {str(raw)[:MAX_VALUE_CHARS]!r} is not a number")
         return None
-    kind = next((k for k in _KINDS if measurand.startswith(k[0])), None)
+    kind = _kind(measurand)
     unit, multiplier = _unit(sample)
     unit = unit or (kind[2] if kind else "")
-    if kind is not None and kind[1] != frozenset({""}) and unit not in kind[1]:
+    if kind is not None and kind[1] is not _UNITLESS and unit not in kind[1]:
         parsed.refused.append(f"{measurand} in {unit!r} (expected {'/'.join(sorted(kind[1]))})")
         return None
     if multiplier is None:
         parsed.refused.append(f"{measurand} with a unit multiplier that is not a whole number"
                               f" within ±{MAX_MULTIPLIER}")
         return None
-    value = float(raw) * _SCALE.get(unit, 1.0) * 10.0 ** multiplier
+    value = float(raw) * _SCALE.get(unit, 1.0)
+    if multiplier:
+        value *= 10.0 ** multiplier
     low, high = (kind[3], kind[4]) if kind else (-MAX_OTHER, MAX_OTHER)
     if not (math.isfinite(value) and low <= value <= high):
         parsed.refused.append(f"{measurand} {raw.strip()} {unit} is out of bounds")
         return None
     return MeterRow(connector_id, transaction_id, at, measurand, value, _BASE.get(unit, unit),
-                    _text(sample.get("context")), _text(sample.get("phase")),
-                    _text(sample.get("location")))
+                    _text(get("context")), _text(get("phase")), _text(get("location")))
+
+
+@functools.lru_cache(maxsize=256)
+def _kind(measurand: str) -> _Kind | None:
+    """The kind of a measurand (by its prefix), None for one without bounds of its own."""
+    return next((k for k in _KINDS if measurand.startswith(k[0])), None)
 
 
 def _unit(sample: dict[str, Any]) -> tuple[str | None, int | None]:

@@ -91,6 +91,9 @@ class TransactionMeter:
         return Reading(self.energy_wh, source, power, soc)
 
     def _register(self, rows: list[MeterRow]) -> float | None:
+        rows = [r for r in rows if r.measurand == ENERGY]
+        if not rows:
+            return None
         order = ((self.register_location, *LOCATIONS) if self.register_located else LOCATIONS)
         for location in order:
             value = _total(rows, ENERGY, location)
@@ -156,6 +159,9 @@ def _power(rows: list[MeterRow]) -> float | None:
 
 
 def _best(rows: list[MeterRow], measurand: str) -> float | None:
+    rows = [r for r in rows if r.measurand == measurand]  # then each location looks at these
+    if not rows:
+        return None
     for location in LOCATIONS:
         value = _total(rows, measurand, location)
         if value is not None:
@@ -166,6 +172,8 @@ def _best(rows: list[MeterRow], measurand: str) -> float | None:
 def _total(rows: list[MeterRow], measurand: str, location: str | None) -> float | None:
     """The total of `measurand` at `location`: the phase-less value, else L1 + L2 + L3."""
     here = [r for r in rows if r.measurand == measurand and r.location == location]
+    if not here:
+        return None
     whole = [r for r in here if not r.phase]
     if whole:
         return _pick(whole)
