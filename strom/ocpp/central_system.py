@@ -121,6 +121,8 @@ class CentralSystem:
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        for connection in (ChargePointConnection, V201Connection, V21Connection):
+            connection.prepare()
         self._server = await serve(
             self._serve, self._settings.host, self._settings.port,
             subprotocols=[Subprotocol(p) for p in SUPPORTED],
