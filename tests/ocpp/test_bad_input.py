@@ -50,6 +50,17 @@ async def still_serves(ocpp: Ocpp) -> None:
      ' "timestamp": "yesterday"}]', "TypeConstraintViolation", "abc"),
     ('[2, "abc", "StopTransaction", {"meterStop": "lots", "timestamp": "2026-01-01T00:00:00Z",'
      ' "transactionId": 1}]', "TypeConstraintViolation", "abc"),
+    # MeterValues is handled on the payload as sent (`on_payload`): the same schema answers.
+    ('[2, "abc", "MeterValues", {"connectorId": 1}]', "ProtocolError", "abc"),
+    ('[2, "abc", "MeterValues", {"connectorId": "one", "meterValue": [{"timestamp":'
+     ' "2026-01-01T00:00:00Z", "sampledValue": [{"value": "1"}]}]}]',
+     "TypeConstraintViolation", "abc"),
+    ('[2, "abc", "MeterValues", {"connectorId": 1, "meterValue": []}]', "FormationViolation", "abc"),
+    ('[2, "abc", "MeterValues", {"connectorId": 1, "meterValue": [{"timestamp":'
+     ' "2026-01-01T00:00:00Z", "sampledValue": [{"value": "1", "unit": "Joule"}]}]}]',
+     "FormationViolation", "abc"),
+    ('[2, "abc", "MeterValues", {"connectorId": 1, "meterValue": [{"timestamp":'
+     ' "2026-01-01T00:00:00Z", "sampled_value": [{"value": "1"}]}]}]', "FormationViolation", "abc"),
 ])
 async def test_malformed_frames_get_a_callerror(ocpp: Ocpp, frame: str, code: str,
                                                 unique_id: str) -> None:

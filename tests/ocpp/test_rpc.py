@@ -13,10 +13,13 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from strom.chargers.control import ControlResult, Outcome
+from strom.events import MeterSample
 from strom.store.db import Database
+from strom.timeutil import parse_iso
 from tests.ocpp.conftest import Ocpp, start_ocpp
 from tests.polling import eventually
 
@@ -123,3 +126,34 @@ async def test_the_after_hook_runs_once_the_answer_is_out(ocpp: Ocpp) -> None:
         refused = await recv(ws)
         assert refused[:3] == [4, "boot-2", "ProtocolError"], refused  # 1.6: incomplete
         assert booted == ["cp-1"]
+
+
+METER_VALUES = {
+    "ocpp1.6": {"connectorId": 1, "meterValue": [{"timestamp": "2026-11-27T10:00:00Z",
+                                                   "sampledValue": [{"value": "1.5",
+                                                                     "unit": "kWh"}]}]},
+    "ocpp2.0.1": {"evseId": 1, "meterValue": [{"timestamp": "2026-11-27T10:00:00Z",
+                                               "sampledValue": [{
+                                                   "value": 1.5,
+                                                   "measurand": "Energy.Active.Import.Register",
+                                                   "unitOfMeasure": {"unit": "kWh"}}]}]},
+}
+
+
+@pytest.mark.parametrize("protocol", list(METER_VALUES))
+async def test_the_calls_sent_all_day_are_answered_as_the_library_would(
+        ocpp: Ocpp, protocol: str) -> None:
+    """Heartbeat and MeterValues skip the library's key conversion and payload classes
+    (`on_payload`): the answers on the wire are its answers, the reading is read as sent."""
+    async with ocpp.bus.listen(MeterSample) as samples, \
+            connect(ocpp.url("cp-1"), subprotocols=[protocol]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps([2, "hb", "Heartbeat", {}]))
+        heartbeat = await recv(ws)
+        assert heartbeat[:2] == [3, "hb"] and list(heartbeat[2]) == ["currentTime"]
+        assert parse_iso(heartbeat[2]["currentTime"]).tzinfo is not None
+        await ws.send(json.dumps([2, "mv", "MeterValues", METER_VALUES[protocol]]))
+        assert await recv(ws) == [3, "mv", {}]
+        async with asyncio.timeout(5):
+            sample = await samples.get()
+    assert (sample.cp_id, sample.connector_id, sample.transaction_id, sample.energy_wh,
+            sample.source) == ("cp-1", 1, None, 1500.0, "register")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from strom.events import BusEvent, EventBus
+from strom.events import BusEvent, EventBus, MeterSample, of_transactions
 from tests.polling import eventually
 
 
@@ -51,4 +52,24 @@ async def test_a_failing_handler_does_not_stop_its_subscription() -> None:
     for n in range(3):
         bus.publish(Tick(n))
     await eventually(lambda: asyncio.sleep(0, seen), lambda s: s == [1, 2])
+    await bus.close()
+
+
+async def test_a_subscriber_is_not_woken_for_events_it_does_not_want() -> None:
+    """`when` is asked at publication: a reading of no transaction never reaches (nor wakes)
+    the subscribers that bill, every other event does, in order."""
+    bus = EventBus()
+    seen: list[BusEvent] = []
+
+    async def handle(event: BusEvent) -> None:
+        seen.append(event)
+
+    bus.subscribe(handle, MeterSample, Tick, durable=True, when=of_transactions)
+    at = datetime(2026, 11, 27, tzinfo=UTC)
+    wanted = [MeterSample("cp", 1, 7, at, energy_wh=1.0), Tick(1)]
+    bus.publish(MeterSample("cp", 1, None, at, energy_wh=1.0))
+    for event in wanted:
+        bus.publish(event)
+    await eventually(lambda: asyncio.sleep(0, seen), lambda s: len(s) == 2)
+    assert seen == wanted
     await bus.close()

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from strom.errors import UserError
 from strom.sessions.repository import STRANDED_SQL
+from strom.store import db as db_module
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
+from tests.polling import eventually
 
 
 async def test_wal_foreign_keys_and_migrations(db: Database) -> None:
@@ -102,6 +107,79 @@ async def test_queued_writes_commit_together_and_before_close(tmp_path) -> None:
     reopened = await Database.open(tmp_path / "batch.sqlite3")
     assert (await reopened.fetchone("SELECT COUNT(*) FROM t"))[0] == 101
     await reopened.close()
+
+
+def count_statements(db: Database) -> list[int]:
+    """The number of rows of each statement the batches run (each one a hop to aiosqlite's
+    thread)."""
+    statements: list[int] = []
+    original = db.transaction
+
+    class Counting:
+        def __init__(self, conn: Any) -> None:
+            self._conn = conn
+
+        async def executemany(self, sql: str, rows: list[Any]) -> Any:
+            statements.append(len(rows))
+            return await self._conn.executemany(sql, rows)
+
+    @asynccontextmanager
+    async def counting() -> AsyncIterator[Any]:
+        async with original() as conn:
+            yield Counting(conn)
+
+    db.transaction = counting  # type: ignore[method-assign]
+    return statements
+
+
+async def test_writes_queued_within_the_batch_time_commit_as_one_statement(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chargers' readings arriving one by one (not in one loop pass) still share a commit, and
+    a statement queued many times runs once with all its rows."""
+    monkeypatch.setattr(db_module, "BATCH_SECONDS", 0.5)
+    await db.execute("CREATE TABLE t (n INTEGER)")
+    statements = count_statements(db)
+    for n in range(20):
+        db.write_soon("INSERT INTO t (n) VALUES (?)", [(n,)])
+        await asyncio.sleep(0.002)
+    assert (await db.fetchone("SELECT COUNT(*) FROM t"))[0] == 0  # still gathering
+    await eventually(lambda: db.fetchone("SELECT COUNT(*) FROM t"), lambda row: row[0] == 20)
+    assert statements == [20]
+
+
+async def test_only_the_newest_last_seen_time_per_charger_is_written(db: Database) -> None:
+    repo = ChargePointRepository(db)
+    for cp_id in ("a", "b"):
+        await repo.add(cp_id, name=cp_id, lat=1, lon=2)
+    statements = count_statements(db)
+    sql = "UPDATE charge_points SET last_seen = ? WHERE id = ?"
+    for n in range(50):
+        db.write_latest(sql, "a", (f"2026-11-27T10:00:{n:02d}.000Z", "a"))
+    db.write_latest(sql, "b", ("2026-11-27T09:00:00.000Z", "b"))
+    await db.flushed()
+    assert statements == [2]
+    assert [(cp.id, cp.last_seen) for cp in await repo.list()] == [
+        ("a", "2026-11-27T10:00:49.000Z"), ("b", "2026-11-27T09:00:00.000Z")]
+
+
+async def test_flushed_commits_what_was_queued_while_others_keep_queueing(db: Database) -> None:
+    """Chargers may keep the queue full forever: waiting for what was queued before the call
+    ends, at once, not after the batch time and not when the queue is empty."""
+    await db.execute("CREATE TABLE t (n INTEGER)")
+    for n in range(10):
+        db.write_soon("INSERT INTO t (n) VALUES (?)", [(n,)])
+
+    async def charger() -> None:
+        while True:
+            db.write_soon("INSERT INTO t (n) VALUES (?)", [(-1,)])
+            await asyncio.sleep(0)  # a write in every pass of the loop
+
+    chattering = asyncio.create_task(charger())
+    try:
+        await asyncio.wait_for(db.flushed(), 2.0)
+        assert (await db.fetchone("SELECT COUNT(*) FROM t WHERE n >= 0"))[0] == 10
+    finally:
+        chattering.cancel()
 
 
 async def test_one_bad_queued_row_costs_only_itself(db: Database, caplog) -> None:  # noqa: ANN001
