@@ -31,7 +31,9 @@ class EventLogRepository:
 
     async def recent(self, cp_id: str | None = None, limit: int = 100,
                      kind: str | None = None) -> list[dict[str, Any]]:
-        """The newest entries first, of one charge point and of one kind when given."""
+        """The newest entries first, of one charge point and of one kind when given (those
+        still queued by `append_soon` are committed first)."""
+        await self._db.flushed()
         where = " AND ".join(clause for clause, value in (("cp_id = ?", cp_id),
                                                           ("kind = ?", kind)) if value)
         params = [value for value in (cp_id, kind) if value]
