@@ -117,19 +117,12 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
     pin("self", server_core)
     print("  money path", file=sys.stderr, flush=True)
     money = await steady_money.trials(plan.rounds, plan.sessions, interleave, plan.retries)
-    o = plan.ocpp
-    load = f"{o.chargers} chargers, {o.rate:.0f} calls/s offered for {o.seconds:g} s"
     pay = f"{plan.sessions} payments settled at once"
     rows = [
         row("ocpp", "CPU per MeterValues payload checked", "ms", "cpu_ms", validation["strom"],
             validation["baseline"], note="compiled schema on the loop; baseline: the ocpp "
             "library's validate_payload (jsonschema in a thread), as before"),
-        row("ocpp", "server CPU per 1,000 calls", "CPU-s", "cpu_per_1000",
-            ocpp["strom"], ocpp["baseline"], note=load + "; MeterValues + Heartbeat"),
-        row("ocpp", "p50 latency", "ms", "p50_ms", ocpp["strom"], ocpp["baseline"], note=load),
-        row("ocpp", "p99 latency", "ms", "p99_ms", ocpp["strom"], ocpp["baseline"], note=load),
-        row("ocpp", "server CPU per charger booted", "ms", "boot_cpu_ms", ocpp["strom"],
-            ocpp["baseline"], note="connect, BootNotification, StatusNotification"),
+        *_ocpp_rows(plan, ocpp),
         row("lnurl", "LNURL callbacks (invoice + session)", "per s", "per_s", lnurl["strom"],
             lnurl["baseline"], note=f"{plan.callbacks} callbacks over {steady_lnurl.CONNECTIONS} "
             "keep-alive connections; server in its own process; baseline: the bare route's "
@@ -160,6 +153,28 @@ async def run(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
     return rows, trials
 
 
+def _ocpp_rows(plan: Plan, ocpp: dict[str, list[Trial]]) -> list[Row]:
+    o = plan.ocpp
+    load = f"{o.chargers} chargers, {o.rate:.0f} calls/s offered for {o.seconds:g} s"
+    return [
+        row("ocpp", "server CPU per 1,000 calls", "CPU-s", "cpu_per_1000",
+            ocpp["strom"], ocpp["baseline"], note=load + "; MeterValues + Heartbeat"),
+        row("ocpp", "p50 latency", "ms", "p50_ms", ocpp["strom"], ocpp["baseline"], note=load),
+        row("ocpp", "p99 latency", "ms", "p99_ms", ocpp["strom"], ocpp["baseline"], note=load),
+        row("ocpp", "server CPU per charger booted", "ms", "boot_cpu_ms", ocpp["strom"],
+            ocpp["baseline"], note="connect, BootNotification, StatusNotification"),
+    ]
+
+
+async def ocpp_rows(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
+    """Only the OCPP server's trials, strom against its baseline (`--ocpp`: ~1 min quick)."""
+    raise_file_limit()
+    server_core, generator_core = cores()
+    pin("self", generator_core)
+    ocpp = await _ocpp(plan, server_core)
+    return _ocpp_rows(plan, ocpp), {f"ocpp.{k}": v for k, v in ocpp.items()}
+
+
 async def uvloop_rows(plan: Plan) -> tuple[list[Row], dict[str, list[Trial]]]:
     """strom's OCPP server on uvloop against the same on asyncio's loop (an evaluation)."""
     raise_file_limit()
@@ -181,15 +196,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the < 2 min plan")
     parser.add_argument("--uvloop", action="store_true",
                         help="only evaluate uvloop: strom's OCPP server on it against asyncio")
+    parser.add_argument("--ocpp", action="store_true",
+                        help="only the OCPP server's rows (CPU per call and per boot, latency)")
     parser.add_argument("--out", type=Path, default=None, help="results file (.json)")
     args = parser.parse_args()
     name = "quick" if args.quick else "full"
     plan = PLANS[name]
-    stem = "trials-uvloop" if args.uvloop else "trials"
+    stem = "trials-uvloop" if args.uvloop else "trials-ocpp" if args.ocpp else "trials"
     out = args.out or RESULTS / (f"{stem}-quick.json" if args.quick else f"{stem}.json")
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    rows, trials = asyncio.run(uvloop_rows(plan) if args.uvloop else run(plan))
+    rows, trials = asyncio.run(uvloop_rows(plan) if args.uvloop else ocpp_rows(plan)
+                               if args.ocpp else run(plan))
     took = time.perf_counter() - started
     table = markdown(rows)
     print(table)
