@@ -118,7 +118,7 @@ class OcppRpc:
     def prepare(cls) -> None:
         """Compile the schema checks of the calls sent all day (the `on_payload` handlers' and
         their answers') now, before a charger waits for one: 1-30 ms each."""
-        for action, handlers in create_route_map(cls).items():
+        for action, handlers in cls.route_map.items():
             if getattr(handlers.get("_on_action"), "_takes_payload", False):
                 compiled(2, action, cls.ocpp_version)
                 compiled(3, action, cls.ocpp_version)
