@@ -27,8 +27,9 @@ class HeldConnectors:
         return self._until.get((cp_id, connector_id))
 
     def on(self, cp_id: str) -> dict[int, str]:
-        """The charger's held connectors, each with until when."""
-        return {n: until for (c, n), until in self._until.items() if c == cp_id}
+        """The charger's held connectors, each with until when (the store's thread asks too:
+        `list` copies the items in one step, so a hold added meanwhile cannot break it)."""
+        return {n: until for (c, n), until in list(self._until.items()) if c == cp_id}
 
 
 @dataclass(frozen=True, slots=True)

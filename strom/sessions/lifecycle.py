@@ -134,7 +134,9 @@ class SessionService(SessionQueries, StartFlow, MeterFlow, StopFlow):
     async def _on_event(self, event: object) -> None:
         match event:
             case InvoicePaid():
-                await self.on_paid(event.payment_hash, event.amount_msat)
+                # Not awaited here: payments arriving together are recorded together (their
+                # units join one group commit) instead of one after another behind this queue.
+                self._spawn(self._record_payment(event), f"paid:{event.payment_hash[:16]}")
             case TransactionStarted():
                 await self.on_transaction_started(event)
             case MeterSample():
@@ -147,6 +149,13 @@ class SessionService(SessionQueries, StartFlow, MeterFlow, StopFlow):
                 await self.on_connector_status(event.cp_id, event.connector_id, event.status)
             case ChargePointConnected() | ChargePointBooted():
                 self._wake(event.cp_id)
+
+    async def _record_payment(self, event: InvoicePaid) -> None:
+        try:
+            await self.on_paid(event.payment_hash, event.amount_msat)
+        except Exception:  # reconcile() applies it within seconds
+            log.exception("recording the payment of invoice %s… failed",
+                          event.payment_hash[:16])
 
     # --- creating sessions ------------------------------------------------------------------
 

@@ -58,10 +58,11 @@ class StartFlow:
 
     async def on_paid(self, payment_hash: str, amount_msat: int) -> None:
         """Record a paid invoice once; a prepaid session then starts, a top-up adds budget."""
-        async with self._db.transaction() as conn:
+
+        async def record(conn: aiosqlite.Connection) -> tuple[Session, int, str] | None:
             invoice = await self.repo.invoice_in(conn, payment_hash)
             if invoice is None or not await self.repo.mark_invoice_paid(conn, payment_hash):
-                return  # not a session invoice, or already recorded
+                return None  # not a session invoice, or already recorded
             session = await self.repo.get_in(conn, invoice["session_id"])
             assert session is not None
             # What the wallet received counts, whatever the invoice asked for.
@@ -80,8 +81,15 @@ class StartFlow:
             await self.repo.update(conn, session.id, **fields)
             await ledger.payment_received(conn, session.id, received, payment_hash)
             session = await self.repo.get_in(conn, session.id)
-        assert session is not None
-        log.info("session %s: %d msat received (%s)", session.id, received, invoice["purpose"])
+            assert session is not None
+            return session, received, invoice["purpose"]
+
+        # One unit of a group commit: many payments at once share one transaction.
+        recorded = await self._db.run(record)
+        if recorded is None:
+            return
+        session, received, purpose = recorded
+        log.info("session %s: %d msat received (%s)", session.id, received, purpose)
         crash_point("paid")
         self.publish(session)
         if session.state == State.PAID:
@@ -114,10 +122,11 @@ class StartFlow:
 
     async def _begin_start(self, session_id: str) -> None:
         """Reserve a connector and ask the charger to start, or fail the session (refundable)."""
-        async with self._db.transaction() as conn:
+
+        async def reserve(conn: aiosqlite.Connection) -> Session | None:
             session = await self.repo.get_in(conn, session_id)
             if session is None or session.state != State.PAID:
-                return
+                return None
             cp = await self._charge_points.get(session.cp_id)
             # A reserved connector is the session's own: the charger holds it for its idTag.
             choice = ConnectorChoice(session.active_connector_id) \
@@ -130,8 +139,12 @@ class StartFlow:
                                        state=State.STARTING,
                                        active_connector_id=choice.connector_id,
                                        start_requested_at=iso())
-            session = await self.repo.get_in(conn, session_id)
-        assert session is not None
+            return await self.repo.get_in(conn, session_id)
+
+        # One unit of a group commit: the starts of many payments share one transaction.
+        session = await self._db.run(reserve)
+        if session is None:
+            return
         self.publish(session)
         if session.state != State.STARTING:
             return
@@ -146,6 +159,8 @@ class StartFlow:
 
         `_begin_start` calls this inside its store transaction, so two payers racing for one
         connector get it once: the first commits `starting`, the second then sees it taken.
+        There it runs in the store's thread: it reads the loop's state only by single
+        lookups (`is_connected`, `HeldConnectors.on`), each atomic under the GIL.
         """
         if cp is None:
             return ConnectorChoice(None, "charge point was removed")

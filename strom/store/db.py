@@ -12,15 +12,19 @@ import asyncio
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Hashable, Iterable
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Hashable, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from strom.security import create_private_file
+from strom.store.groups import MAX_GROUP, Unit, run_group
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,10 @@ class Database:
         self._committed: asyncio.Future[None] | None = None
         self._queued = 0
         self._written = 0
+        self._units: list[Unit] = []
+        self._grouper: asyncio.Task[None] | None = None
+        # Set in the store's thread while a group runs: reads of its units go straight to it.
+        self._inline = threading.local()
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -90,6 +98,8 @@ class Database:
 
     async def close(self) -> None:
         await self.flushed()
+        if self._grouper is not None:
+            await self._grouper
         await self._conn.close()
 
     async def _migrate(self) -> None:
@@ -127,6 +137,51 @@ class Database:
                 raise
             else:
                 await self._conn.execute("COMMIT")
+
+    async def run(self, body: Callable[[aiosqlite.Connection], Coroutine[Any, Any, T]]) -> T:
+        """Run `body(conn)` as one unit of work, atomically, and return what it returns once
+        it is committed; what it raises, with nothing of it written.
+
+        Units queued while the store is busy commit together (`strom/store/groups.py`): one
+        hop to the store's thread and one COMMIT for the group, a savepoint each. `body` may
+        await only the store (`conn`, and this database's `fetchone`/`fetchall`), and runs in
+        the store's thread: it must not touch the event loop's state.
+        """
+        unit = Unit(body, done=asyncio.get_running_loop().create_future())
+        self._units.append(unit)
+        if self._grouper is None or self._grouper.done():
+            self._grouper = asyncio.get_running_loop().create_task(self._commit_groups())
+        result: T = await unit.done
+        return result
+
+    async def _commit_groups(self) -> None:
+        while self._units:
+            async with self._lock:  # the units that queued while we waited join this group
+                units, self._units = self._units[:MAX_GROUP], self._units[MAX_GROUP:]
+                try:
+                    await self._in_thread(run_group, units, self._inline)
+                except BaseException as exc:
+                    for unit in units:
+                        if not unit.done.done():
+                            unit.done.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+            for unit in units:
+                if unit.done.done():
+                    continue  # its caller was cancelled (the unit committed all the same)
+                if unit.error is not None:
+                    unit.done.set_exception(unit.error)
+                else:
+                    unit.done.set_result(unit.result)
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(sqlite3_connection, *args)` in the store's thread, in order with every other
+        statement: one hop. aiosqlite (0.22) has no public call for this; `_execute` is the
+        one its own methods use."""
+        raw = self._conn._conn
+        result: T = await self._conn._execute(fn, raw, *args)
+        return result
 
     def write_soon(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         """Queue rows for `sql`; what is queued within `BATCH_SECONDS` commits together.
@@ -243,12 +298,20 @@ class Database:
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         """The first row of a query that has at most a few (by key, LIMIT 1, an aggregate):
-        fetched with its rest in one hop to aiosqlite's thread (a cursor takes three)."""
+        fetched with its rest in one hop to aiosqlite's thread (a cursor takes three). Inside
+        a unit of `run`: read in its transaction, in the store's thread."""
+        inline = getattr(self._inline, "conn", None)
+        if inline is not None:
+            return _fetchone(inline, sql, tuple(params))
         rows = await self._conn.execute_fetchall(sql, tuple(params))
         return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        """All rows, in one hop to aiosqlite's thread."""
+        """All rows, in one hop to aiosqlite's thread (inside a unit of `run`: read in its
+        transaction)."""
+        inline = getattr(self._inline, "conn", None)
+        if inline is not None:
+            return _fetchall(inline, sql, tuple(params))
         return list(await self._conn.execute_fetchall(sql, tuple(params)))
 
 
@@ -262,6 +325,22 @@ def _grouped(batch: list[tuple[str, list[tuple[Any, ...]]]]
     for sql, rows in batch:
         grouped.setdefault(sql, []).extend(rows)
     return list(grouped.items())
+
+
+def _fetchone(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.fetchone()
+    finally:
+        cursor.close()
+
+
+def _fetchall(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _split_sql(sql: str) -> list[str]:

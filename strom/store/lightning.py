@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import aiosqlite
+
 from strom.store.db import Database
 from strom.timeutil import iso
 
@@ -102,7 +104,7 @@ class LightningRepository:
 
         An invoice we took for expired may still be paid: the backend's word beats our clock.
         """
-        async with self._db.transaction() as conn:
+        async def mark(conn: aiosqlite.Connection) -> StoredInvoice | None:
             cursor = await conn.execute(
                 "UPDATE ln_invoices SET state = 'paid', received_msat = ?, preimage = ?,"
                 " paid_at = ? WHERE payment_hash = ? AND backend = ? AND state != 'paid'",
@@ -112,6 +114,9 @@ class LightningRepository:
             cursor = await conn.execute("SELECT * FROM ln_invoices WHERE payment_hash = ?",
                                         (payment_hash,))
             return _invoice(await cursor.fetchone())
+
+        # A group commit's unit: many payments arriving at once share one transaction.
+        return await self._db.run(mark)
 
     async def mark_expired(self, payment_hash: str) -> bool:
         """Mark an open invoice expired; False when it is not open (e.g. paid meanwhile)."""
