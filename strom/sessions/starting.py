@@ -227,11 +227,12 @@ class StartFlow:
 
     async def on_transaction_started(self, event: TransactionStarted) -> None:
         """StartTransaction: a starting session charges; a late one is linked and stopped."""
-        late_other = False
-        async with self._db.transaction() as conn:
+
+        async def link(conn: aiosqlite.Connection) -> tuple[Session, bool] | None:
             session = await self.repo.by_id_tag_in(conn, event.id_tag)
             if session is None or session.cp_id != event.cp_id:
-                return
+                return None
+            late_other = False
             linked: dict[str, Any] = {
                 "transaction_id": event.transaction_id, "active_connector_id": event.connector_id,
                 "meter_start_wh": event.meter_start_wh, "started_at": iso(event.timestamp)}
@@ -247,7 +248,14 @@ class StartFlow:
             elif session.transaction_id != event.transaction_id:
                 late_other = True  # one more transaction for an idTag that has one: stop it
             session = await self.repo.get_in(conn, session.id)
-        assert session is not None
+            assert session is not None
+            return session, late_other
+
+        # A group commit's unit: chargers starting together share one transaction.
+        linked_session = await self._db.run(link)
+        if linked_session is None:
+            return
+        session, late_other = linked_session
         if late_other:
             log.warning("session %s: charger %s started another transaction %d; stopping it",
                         session.id, event.cp_id, event.transaction_id)

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import aiosqlite
+
 from strom.store.db import Database
 
 
@@ -94,12 +96,14 @@ class TransactionRepository:
         """Insert a transaction unless its retry is already stored (the INSERT says ON
         CONFLICT DO NOTHING); the stored row found by `where` (None if another row took the
         conflict) and whether this call created it."""
-        async with self._db.transaction() as conn:
+        async def insert_once(conn: aiosqlite.Connection) -> tuple[Any, bool]:
             cursor = await conn.execute(f"INSERT INTO ocpp_transactions {insert}", values)
             created = cursor.rowcount == 1
             cursor = await conn.execute(f"SELECT * FROM ocpp_transactions WHERE {where}", keys)
-            row = await cursor.fetchone()
-        return row, created
+            return await cursor.fetchone(), created
+
+        # A group commit's unit: chargers starting together share one transaction.
+        return await self._db.run(insert_once)
 
     async def named(self, cp_id: str, charger_tx_id: str) -> Transaction | None:
         """The OCPP 2.0.1 transaction the charger calls `charger_tx_id`."""
