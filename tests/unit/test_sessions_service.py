@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from strom.config import SessionSettings
-from strom.events import EventBus, MeterSample, TransactionStarted
+from strom.events import EventBus, InvoicePaid, MeterSample, TransactionStarted
 from strom.lightning.wallet import PaymentStatus
 from strom.sessions.audit import check_ledger
 from strom.sessions.lifecycle import SessionService
@@ -475,3 +475,30 @@ async def test_a_paid_session_whose_start_failed_is_started_within_seconds(
         sid = await h.paid_session()
         await h.wait_state(sid, State.STARTING)
         assert failed == [sid] and len(h.chargers.starts) == 1
+
+
+async def test_payments_arriving_together_are_recorded_together_each_once(h: Harness) -> None:
+    """InvoicePaid events published at once: each payment recorded once, in shared group
+    commits (far fewer store transactions than payments), the ledger whole."""
+    cp = await h.cps.get("cp-1")
+    assert cp is not None
+    pending = [await h.sessions.create_pending(cp, None, TARIFF, 100_000 + n,
+                                               description_hash=b"\0" * 32) for n in range(12)]
+    groups: list[int] = []
+    real = h.db._in_thread
+
+    async def counted(fn, *args):
+        groups.append(len(args[0]))
+        return await real(fn, *args)
+
+    h.db._in_thread = counted  # type: ignore[method-assign]
+    for p in pending + pending[:3]:  # three delivered twice
+        h.wallet.settle(p.payment_hash)
+        h.bus.publish(InvoicePaid(p.payment_hash, 0, "00" * 32, utcnow()))
+    for p in pending:
+        await h.wait_state(p.session.id, State.STARTING, State.FAILED)
+    sessions = [await h.sessions.repo.get(p.session.id) for p in pending]
+    assert [s.paid_msat for s in sessions if s] == [100_000 + n for n in range(12)]
+    assert sorted(s.state for s in sessions if s).count(State.STARTING) == 2  # two connectors
+    assert max(groups) > 1 and len(groups) < 2 * len(pending)
+    assert (await check_ledger(h.db)).ok
