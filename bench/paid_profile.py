@@ -23,16 +23,9 @@ from typing import Any
 import aiosqlite.core
 import httpx
 
+from bench import money_path
 from bench.chargers import RawCharger, boot_all
 from bench.figures import percentile
-from bench.money_path import (
-    CLIENT_LIMITS,
-    WAIT,
-    Arrivals,
-    bench_settings,
-    direct_starts,
-    paid_starts,
-)
 from bench.steady import Watch
 from strom.app import StromApp
 
@@ -60,10 +53,11 @@ class Hops:
 
 async def main(n: int, profile: bool) -> None:
     os.sched_setaffinity(0, {0})
-    arrivals = Arrivals()
+    arrivals = money_path.Arrivals()
     with tempfile.TemporaryDirectory(prefix="strom-bench-paid-") as tmp, Hops() as hops:
-        async with StromApp(bench_settings(), Path(tmp) / "data") as app, \
-                httpx.AsyncClient(timeout=WAIT, limits=CLIENT_LIMITS) as http:
+        async with StromApp(money_path.bench_settings(), Path(tmp) / "data") as app, \
+                httpx.AsyncClient(timeout=money_path.WAIT,
+                                  limits=money_path.CLIENT_LIMITS) as http:
             services = app.services
             assert services is not None and services.central_system is not None
             central = services.central_system
@@ -75,7 +69,7 @@ async def main(n: int, profile: bool) -> None:
                 fleets[prefix] = [RawCharger(cp_id, central.url, arrivals) for cp_id in ids]
             try:
                 await boot_all(fleets["pay"] + fleets["direct"], 50)
-                direct = await direct_starts(central, fleets["direct"], arrivals)
+                direct = await money_path.direct_starts(central, fleets["direct"], arrivals)
                 profiler, first, settling = cProfile.Profile(), {}, asyncio.Event()
                 settle = services.wallet.settle
 
@@ -95,7 +89,8 @@ async def main(n: int, profile: bool) -> None:
                 services.wallet.settle = counted_settle  # type: ignore[method-assign]
                 to_start = asyncio.ensure_future(at_start())
                 with Watch(["self"]) as watch:
-                    started, charging = await paid_starts(app, http, fleets["pay"], arrivals)
+                    started, charging = await money_path.paid_starts(app, http, fleets["pay"],
+                                                                     arrivals)
                 profiler.disable()
                 all_hops = hops.count - first["hops"]
             finally:
