@@ -4,6 +4,8 @@
     python -m bench.lnurl_server strom-loop-signing DATA_DIR  # the same, invoices signed on
                                                               # the loop (signing_workers 0)
     python -m bench.lnurl_server strom-uvloop DATA_DIR  # on uvloop, as `strom run`
+    python -m bench.lnurl_server strom-2-workers DATA_DIR  # two signing workers, not one per
+                                                           # core beyond the loop's
     python -m bench.lnurl_server bare             # a bare Starlette route: a constant answer
 
 It prints `URL <http base>` (strom also `OCPP <ws url>`, where its chargers connect), then
@@ -76,6 +78,7 @@ KINDS: dict[str, Callable[[list[str]], Coroutine[Any, Any, None]]] = {
     "strom": lambda args: _run_strom(Path(args[0])),
     "strom-loop-signing": lambda args: _run_strom(Path(args[0]), signing_workers=0),
     "strom-uvloop": lambda args: _run_strom(Path(args[0])),  # as `strom run` serves
+    "strom-2-workers": lambda args: _run_strom(Path(args[0]), signing_workers=2),
     "bare": lambda args: _run_bare(),
 }
 

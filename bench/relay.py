@@ -28,7 +28,9 @@ SEQUENTIAL_EVENTS = 1_000
 SUBSCRIBERS = 20
 FANOUT_EVENTS = 1_000
 # The benchmark measures the engine, not the per-connection rate limit.
-UNLIMITED = Limits(events_per_second=1e9, event_burst=10**9, max_pending_messages=10**6)
+UNLIMITED = Limits(events_per_second=1e9, event_burst=10**9, max_pending_messages=10**6,
+                   reqs_per_second=1e9, req_burst=10**9, address_reqs_per_second=1e9,
+                   address_req_burst=10**9)
 
 
 def _signed(keys: ns.Keys, count: int, kind: int = 1, tags: Sequence[Sequence[str]] = ()) -> list[str]:
@@ -75,6 +77,8 @@ async def _query_ms(url: str, filters: dict[str, object], expect: int, repeat: i
                 message = json.loads(await ws.recv())
                 if message[0] == "EOSE":
                     break
+                if message[0] == "CLOSED":  # refused (a limit): no EOSE will come
+                    raise RuntimeError(f"query refused: {message}")
                 got += message[0] == "EVENT"
             if got != expect:
                 raise RuntimeError(f"query returned {got} events, expected {expect}")

@@ -144,9 +144,10 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None,
                         help="write strom's cProfile of its first trial here")
     parser.add_argument("--baseline", default="bare",
-                        choices=["bare", "strom-loop-signing", "strom-uvloop"],
+                        choices=["bare", "strom-loop-signing", "strom-uvloop",
+                                 "strom-2-workers"],
                         help="the bare route, strom signing on its loop (what the signing "
-                        "workers buy), or strom on uvloop")
+                        "workers buy), strom on uvloop, or strom with two signing workers")
     args = parser.parse_args()
     server_core, generator_core = cores()
     pin("self", generator_core)
