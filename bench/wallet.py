@@ -86,7 +86,7 @@ async def run() -> list[Figure]:
             await db.close()
     return [
         Figure("wallet", "dev invoices created", dev_rate, "per s", signing,
-               "baseline: signing alone (strom's encoder), no store"),
+               "baseline: bolt11.encode alone on the loop, no store (the dev wallet signs in a worker process)"),
         Figure("wallet", "fake-LND invoices created (REST)", lnd_rate, "per s", dev_rate,
                "baseline: dev wallet"),
         Figure("wallet", "fake-LND settle → InvoicePaid (median)", latency, "ms"),
