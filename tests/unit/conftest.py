@@ -1,4 +1,5 @@
-"""Fixtures of the simulator tests (a recording central system and a simulated charger)."""
+"""Fixtures of the unit tests: a recording central system and a simulated charger (the
+simulator tests), the session services' harness `h` (tests/unit/sessions_support.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from strom.simulator import SimulatedChargePoint
+from strom.store.db import Database
+from tests.unit.sessions_support import Harness, harness
 from tests.unit.simulator_support import FAST, CentralSystem
 
 
@@ -22,3 +25,9 @@ async def sim(cs: CentralSystem) -> AsyncIterator[SimulatedChargePoint]:
         await charger.wait_for(lambda: charger.booted)
         await cs.until(lambda: len(cs.of("StatusNotification")) >= 3)
         yield charger
+
+
+@pytest.fixture
+async def h(db: Database) -> AsyncIterator[Harness]:
+    async with harness(db) as running:
+        yield running

@@ -40,7 +40,7 @@ from strom.store.zaps import ZapRepository
 from strom.tariffs.pricing import TariffService
 from tests.conftest import free_settings, loopback_outbound
 from tests.doubles.edges import make_invoice
-from tests.unit.test_sessions_service import Harness, harness
+from tests.unit.sessions_support import Harness, harness
 
 AMOUNT = 2_000_000
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from strom.sessions.audit import check_ledger
 from strom.sessions.model import State
 from tests.doubles.edges import make_invoice
-from tests.unit.test_sessions_service import Harness, h  # noqa: F401 (the fixture)
+from tests.unit.sessions_support import Harness
 
 
 def kinds(report: object) -> set[str]:

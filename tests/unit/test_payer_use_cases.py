@@ -22,7 +22,7 @@ from strom.store.address_refunds import AddressRefundRepository
 from strom.store.db import Database
 from tests.doubles.edges import make_invoice
 from tests.doubles.lightning_address import AddressProvider
-from tests.unit.test_sessions_service import TARIFF, Harness, harness
+from tests.unit.sessions_support import TARIFF, Harness, harness
 
 PAYER = "ab" * 32
 
