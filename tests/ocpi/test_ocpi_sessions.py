@@ -152,9 +152,13 @@ async def test_a_start_that_never_begins_is_invalid_and_a_busy_evse_rejected(
         token = emsp.token("APP-1", "ALLOWED")
         async with running_charger(world.app.services.central_system.url, "nocar",
                                    connectors=1, charger_class=NoCarCharger) as charger:
-            await charger.status(1, "Available")
-            await eventually(lambda: world.app.services.charge_points.get("nocar"),
-                             lambda cp: cp is not None and cp.connectors[-1].status == "Available")
+
+            async def shows(status: str) -> None:
+                await charger.status(1, status)
+                await eventually(lambda: world.app.services.charge_points.get("nocar"),
+                                 lambda cp: cp is not None and cp.connectors[-1].status == status)
+
+            await shows("Available")
             answer = await command(world.http, emsp, "START_SESSION", "n-1", token=token,
                                   location_id="nocar", evse_uid="nocar-1")
             assert answer.json()["data"]["result"] == "ACCEPTED"
@@ -162,9 +166,7 @@ async def test_a_start_that_never_begins_is_invalid_and_a_busy_evse_rejected(
                                       lambda p: any(b["status"] == "INVALID" for _, _, b in p))
             assert [b["kwh"] for _, _, b in pushed] == [0]
             # Charging (here: another driver's car) is no EVSE to start on.
-            await charger.status(1, "Charging")
-            await eventually(lambda: world.app.services.charge_points.get("nocar"),
-                             lambda cp: cp is not None and cp.connectors[-1].status == "Charging")
+            await shows("Charging")
             busy = await command(world.http, emsp, "START_SESSION", "n-2", token=token,
                                   location_id="nocar", evse_uid="nocar-1")
             assert busy.json()["data"]["result"] == "REJECTED"
