@@ -36,6 +36,10 @@ history – your last sessions here
 reserve – how to hold a connector for you (paid)
 cancel – cancel your reservation (payer only)
 help – this text"""
+# A stop asked while the charger had not started yet: the refund waits for its answer (the
+# notifier sends the refund link once the session stopped or failed).
+STOP_HELD = ("Your stop is being applied: the charger has not answered the start yet. I will "
+             "send your refund link as soon as it has (at most a few minutes).")
 OPERATOR_HELP = "\nOperator: reset · unlock N · availability N on|off · limit N WATTS|off"
 
 
@@ -112,12 +116,16 @@ class Commands:
             session = await self._svc.use_cases.stops.stop(PayerKey(cp_id, sender))
         except Refused as exc:
             return exc.reason
+        if session.stop_requested:
+            return STOP_HELD
         return (f"Stopped. {session.energy_wh / 1000:.2f} kWh, {_sat(session.consumed_msat)}. "
                 f"{self._refund_text(session)}")
 
     async def _refund(self, cp_id: str, sender: str) -> str:
-        refundable = [s for s in await self._mine(cp_id, sender) if s.refundable_msat > 0
-                      and s.state in REFUNDABLE_STATES]
+        mine = await self._mine(cp_id, sender)
+        refundable = [s for s in mine if s.refundable_msat > 0 and s.state in REFUNDABLE_STATES]
+        if not refundable and any(s.stop_requested for s in mine):
+            return STOP_HELD
         if not refundable:
             return "Nothing to refund for you here. Only the payer of a session gets its refund."
         return self._refund_text(refundable[0])

@@ -100,6 +100,13 @@ class Session:
                 - self.held_msat)
 
     @property
+    def stop_requested(self) -> bool:
+        """A stop was asked while the charger had not started yet (`starting`, RemoteStart
+        out): the payment is held, not refundable, until the charger's answer decides what is
+        billed (see strom/sessions/states.py)."""
+        return self.state == State.STARTING and self.stop_reason is not None
+
+    @property
     def left_msat(self) -> int:
         """What energy may still be billed to: the payment not yet withdrawn or forfeited."""
         return self.paid_msat - self.refunded_msat - self.forfeited_msat
@@ -128,6 +135,7 @@ class Session:
             "soc_percent": self.soc_percent, "created_at": self.created_at,
             "paid_at": self.paid_at, "started_at": self.started_at, "stopped_at": self.stopped_at,
             "stop_reason": self.stop_reason, "failure_reason": self.failure_reason,
+            "stop_requested": self.stop_requested,
             "reservation_fee_msat": self.reservation_fee_msat,
             "reserved_until": self.reserved_until,
             "tariff": self.tariff.to_json(), "lnurlw": lnurlw, "url": url, **(extra or {}),

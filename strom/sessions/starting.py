@@ -4,8 +4,8 @@ A payment is recorded once (`on_paid`): a prepaid session becomes `paid`, a rese
 `reserved`, a top-up adds budget. One start task per paid session picks a connector inside the
 store transaction (two payers racing for one get it once), asks the charger (RemoteStart) and
 fails the session, all refundable, if the charger refuses or does not start in time. The
-charger's StartTransaction makes it `charging`; one that comes after the session ended is
-billed and stopped. `SessionService` mixes this in: the attributes and methods declared below
+charger's StartTransaction makes it `charging` (`stopping` when its payer asked to stop meanwhile); one
+that comes after the session ended is billed and stopped. `SessionService` mixes this in: the attributes and methods declared below
 are the service's.
 """
 
@@ -207,6 +207,8 @@ class StartFlow:
         session = await self.repo.by_id_tag(id_tag)
         if session is None or session.cp_id != cp_id:
             return "Invalid"
+        if session.stop_requested:
+            return "Invalid"  # its payer stopped it: a charger that starts anyway is stopped
         if session.state in (State.PAID, State.STARTING):
             return "Accepted"
         if session.state == State.CHARGING:
@@ -236,7 +238,11 @@ class StartFlow:
             linked: dict[str, Any] = {
                 "transaction_id": event.transaction_id, "active_connector_id": event.connector_id,
                 "meter_start_wh": event.meter_start_wh, "started_at": iso(event.timestamp)}
-            if session.state in (State.STARTING, State.PAID):
+            if session.stop_requested:
+                # The payer stopped while the RemoteStart was out: stop it now and bill what
+                # the charger reports at StopTransaction.
+                await self.repo.update(conn, session.id, state=State.STOPPING, **linked)
+            elif session.state in (State.STARTING, State.PAID):
                 await self.repo.update(conn, session.id, state=State.CHARGING, **linked)
             elif session.state in ENDED_STATES and session.transaction_id is None:
                 # Started after the session ended (a stop during starting, a start timeout):
@@ -265,6 +271,6 @@ class StartFlow:
         log.info("session %s %s (transaction %d)", session.id, session.state.value,
                  event.transaction_id)
         self.publish(session)
-        if session.state == State.STOPPING_UNCONFIRMED:
+        if session.state in (State.STOPPING, State.STOPPING_UNCONFIRMED):
             self._ensure_stopping(session.id)
 

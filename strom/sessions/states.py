@@ -30,10 +30,15 @@ TRANSITIONS: dict[State, dict[State, str]] = {
         S.CHARGING: "StartTransaction with the session's idTag before `starting` was recorded",
         S.FAILED: "no free connector, or stopped before charging",
     },
+    # A stop asked during `starting` is recorded (`stop_reason`, `Session.stop_requested`) and
+    # holds the payment until the charger's answer: its StartTransaction (→ stopping, billed
+    # at StopTransaction) or none in time (→ failed, all refundable).
     S.STARTING: {
         S.CHARGING: "StartTransaction with the session's idTag",
-        S.FAILED: "RemoteStart rejected, charger offline, start_timeout, or stopped before"
-                  " charging",
+        S.STOPPING: "StartTransaction for a session whose stop was asked while starting:"
+                    " RemoteStop at once",
+        S.FAILED: "RemoteStart rejected, charger offline, or start_timeout (also after a stop"
+                  " asked while starting)",
     },
     S.CHARGING: {
         S.STOPPING: "driver, operator, budget nearly used, or no meter readings (watchdog)",

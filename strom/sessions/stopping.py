@@ -74,13 +74,24 @@ class StopFlow:
                          final: bool = False, at: datetime | None = None) -> None: ...
 
     async def request_stop(self, session_id: str, reason: str) -> Session:
-        """Stop a charging session (driver or operator); the charger's StopTransaction ends it."""
+        """Stop a session (driver or operator); the charger's StopTransaction ends it.
+
+        Before the RemoteStart went out (`paid`) the session fails at once, all refundable.
+        While it is out (`starting`) the stop is only recorded: the payment stays held until
+        the charger answers, since a late StartTransaction may still bill energy. Its
+        StartTransaction then makes it `stopping` (`on_transaction_started`), a rejection or
+        the start timeout `failed` with everything refundable.
+        """
         async with self._db.transaction() as conn:
             session = await self.repo.get_in(conn, session_id)
             if session is None:
                 raise SessionError("no such session")
-            if session.state in (State.PAID, State.STARTING):
+            if session.state == State.PAID:
                 await self._fail(conn, session, f"stopped before charging: {reason}")
+            elif session.state == State.STARTING and session.stop_reason is None:
+                log.info("session %s: stop asked while starting (%s); held until the charger"
+                         " answers", session.id, reason)
+                await self.repo.update(conn, session.id, stop_reason=reason)
             elif session.state == State.CHARGING:
                 await self.repo.update(conn, session.id, state=State.STOPPING, stop_reason=reason)
             session = await self.repo.get_in(conn, session_id)
@@ -277,6 +288,9 @@ class StopFlow:
     async def stop_and_wait(self, session_id: str, reason: str) -> Session:
         """Stop the session and wait for the charger's StopTransaction (`stop_timeout`).
 
+        A stop asked while starting waits as long for the charger's answer to the start; still
+        unanswered, the session is returned held (`stop_requested`).
+
         A charger that does not confirm in time (or is offline) leaves the session
         `stopping_unconfirmed`:
         the payer can withdraw at once what is surely theirs (all but the worst case since
@@ -286,10 +300,11 @@ class StopFlow:
             session = await self.request_stop(session_id, reason)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self._settings.stop_timeout
-            while session.state in (State.CHARGING, State.STOPPING):
+            while session.stop_requested or session.state in (State.CHARGING, State.STOPPING):
                 left = deadline - loop.time()
                 # An offline charger cannot hear the stop: no reason to keep the payer waiting.
                 if left <= 0 or not self._chargers.is_connected(session.cp_id):
+                    # (A stop asked while starting stays held: the start timeout decides.)
                     why = "no StopTransaction in time" if left <= 0 else "the charger is offline"
                     session = await self.unconfirm(session.id, why) or session
                     break

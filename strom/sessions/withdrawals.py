@@ -17,6 +17,10 @@ from strom.sessions.payer_stop import PayerStop, SessionToken
 from strom.sessions.refunds import RefundError, RefundOutcome, RefundService
 from strom.sessions.refusals import Refused
 
+# While a stop asked during `starting` waits for the charger's answer (`stop_requested`).
+STOP_HELD = ("your stop is being applied: the charger has not answered the start yet. Your "
+             "refund is offered once it has (at most a few minutes): open this link again then")
+
 
 class WithdrawRefused(Refused):
     """No withdrawal: the message says why, for the payer."""
@@ -51,6 +55,8 @@ class Withdrawals:
             raise WithdrawRefused("your reservation holds the connector: pay to charge with "
                                   "the top-up on your session page, or cancel the reservation "
                                   "there (or DM cancel)")
+        if session.stop_requested:
+            raise WithdrawRefused(STOP_HELD)
         if session.refundable_msat <= 0:
             if session.held_msat > 0:
                 raise WithdrawRefused(f"{session.held_msat // 1000} sat are held until the "

@@ -76,6 +76,11 @@ def refund_words(s: dict[str, Any]) -> str:
     return "Nothing to refund: the whole payment was used for charging."
 
 
+# A stop asked while the charger had not started yet (`stop_requested`): no refund offered yet.
+STOP_HELD_WORDS = ("Stopping: the charger has not answered the start yet. Your refund is "
+                   "offered here once it has")
+
+
 def end_words(s: dict[str, Any]) -> str:
     if s["state"] == "failed":
         return f"The charger did not start ({s.get('failure_reason') or 'no reason given'})."
@@ -100,12 +105,13 @@ class SessionView:
 def session_view(s: dict[str, Any], now: datetime | None = None) -> SessionView:
     """The session page's wording for the session JSON `s` (contract §6)."""
     state = s["state"]
-    running = state in RUNNING
+    held = bool(s.get("stop_requested"))  # the outcome decides the refund: nothing to scan yet
+    running = state in RUNNING and not held
     power = s.get("power_w")
     soc = s.get("soc_percent")
     view = SessionView(state)
     view.texts = {
-        "state": STATE_WORDS.get(state, state),
+        "state": STOP_HELD_WORDS if held else STATE_WORDS.get(state, state),
         "energy": f"{s['energy_wh'] / 1000:.2f}",
         "power": f"{power / 1000:.1f}" if power is not None and state == "charging" else "–",
         "soc": f"{soc:.0f}" if soc is not None else "–",
@@ -122,9 +128,10 @@ def session_view(s: dict[str, Any], now: datetime | None = None) -> SessionView:
     }
     view.shown = {
         # Only the payer's JSON carries the stop & refund link (`lnurlw`).
-        "stop-section": bool(s.get("lnurlw")) and (running or s["refundable_msat"] > 0),
+        "stop-section": bool(s.get("lnurlw")) and not held
+        and (running or s["refundable_msat"] > 0),
         # A reservation is started by paying to charge: the top-up, with the fee in it.
-        "topup-section": state in ("reserved", "paid", "starting", "charging"),
+        "topup-section": state in ("reserved", "paid", "starting", "charging") and not held,
         "reserve-section": state == "reserved",
         "receipt-section": state in ENDED,
         "waiting-section": state == "pending_payment",

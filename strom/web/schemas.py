@@ -134,6 +134,10 @@ class Session(BaseModel):
     started_at: str | None
     stopped_at: str | None
     stop_reason: str | None
+    stop_requested: bool = Field(False, description="A stop was asked while starting (the "
+                                 "charger had not started yet): the payment is held, no "
+                                 "refund offered, until the charger's answer (it starts: "
+                                 "stopped and billed; it does not in time: all refundable).")
     lnurlw: str | None = Field(description="Stop & refund (LUD-03): only in the payer's view")
     view_url: str | None = Field(None, description="Read-only page of this session (shareable)")
     topup_lnurl: str | None = Field(None, description="Top-up payRequest: it can only pay")

@@ -27,7 +27,7 @@ from tests.money.conftest import CP, World
 from tests.money.field_charger import FieldCharger
 from tests.polling import eventually
 
-SETTINGS = {"stop_timeout": 1.0, "max_power_w": 3_000_000.0}
+SETTINGS = {"stop_timeout": 1.0, "start_timeout": 4.0, "max_power_w": 3_000_000.0}
 PAID = 10_000_000  # 10,000 sat at 300 sat/kWh
 
 
@@ -145,29 +145,42 @@ async def test_remote_stop_rejected_keeps_asking_and_bills_30_kwh(
     await world.ledger_ok()
 
 
-async def test_late_start_after_a_stop_during_starting_is_stopped_and_billed(
+async def test_a_stop_during_starting_holds_until_the_late_start_then_bills_it(
         field: tuple[World, FieldCharger]) -> None:
+    """The charger starts after the driver stopped: nothing is offered before its answer,
+    then exactly paid − what it reported, once."""
     world, charger = field
     session = await world.pay_to_charge(PAID)
     url = session["url"]
     await eventually(lambda: _value(len(charger.start_requests)), lambda n: n == 1)
-    # The driver stops before the charger started: failed, all refundable for now.
-    request = await lnurl.handle(session["lnurlw"])
-    assert isinstance(request, lnurl.LnurlWithdrawResponse), request
-    assert int(request.maxWithdrawable) == PAID
-    assert (await world.session(url))["state"] == "failed"
-    # The charger starts late; its idTag is no longer valid, but it keeps charging.
+    # The driver stops with the session page's stop & refund link while the RemoteStart is
+    # out: the stop is recorded, and no withdraw is offered until the charger has answered.
+    refused = await lnurl.handle(session["lnurlw"])
+    assert isinstance(refused, lnurl.LnurlErrorResponse), refused
+    assert "your stop is being applied" in refused.reason
+    held = await world.session(url)
+    assert (held["state"], held["stop_requested"]) == ("starting", True)
+    assert held["stop_reason"] == "stopped by the driver" and held["refunded_msat"] == 0
+    page = await world.http.get(url)
+    assert "the charger has not answered the start yet" in page.text
+    # The charger starts late; its idTag is no longer valid, but it keeps charging a little.
     tx, status = await charger.start(charger.start_requests[0])
     assert status == "Invalid"
     await eventually(lambda: _value(charger.stop_requests.count(tx)), lambda n: n >= 1)
+    assert not (await world.session(url))["stop_requested"]
     await charger.status("Charging")
-    await charger.meter(tx, 20_000, 11_000)
-    session = await world.session_until(url, lambda s: s["energy_wh"] == 20_000)
-    assert session["state"] == "stopping_unconfirmed"
-    assert session["consumed_msat"] == 6_000_000
-    await charger.stop(tx, 20_000)
+    await charger.meter(tx, 150, 11_000)
+    await charger.stop(tx, 150)
     done = await world.session_until(url, lambda s: s["state"] == "stopped")
-    assert done["consumed_msat"] == 6_000_000 and done["refundable_msat"] == 4_000_000
+    assert done["energy_wh"] == 150 and done["consumed_msat"] == 45_000
+    request = await lnurl.handle(done["lnurlw"])
+    assert isinstance(request, lnurl.LnurlWithdrawResponse), request
+    assert int(request.maxWithdrawable) == PAID - 45_000
+    await world.withdraw_all(done["lnurlw"])
+    refunded = await world.session_until(url, lambda s: s["state"] == "refunded")
+    assert refunded["refunded_msat"] == PAID - 45_000
+    again = await lnurl.handle(done["lnurlw"])
+    assert isinstance(again, lnurl.LnurlErrorResponse) and "already paid" in again.reason
     await world.ledger_ok()
 
 
@@ -177,7 +190,13 @@ async def test_late_start_after_a_full_refund_is_stopped_and_reported_unbilled(
     session = await world.pay_to_charge(PAID)
     url = session["url"]
     await eventually(lambda: _value(len(charger.start_requests)), lambda n: n == 1)
+    # The driver stops while starting; the charger stays silent past the start timeout: the
+    # session fails and the whole payment is withdrawn.
+    assert isinstance(await lnurl.handle(session["lnurlw"]), lnurl.LnurlErrorResponse)
+    await world.session_until(url, lambda s: s["state"] == "failed")
     request = await lnurl.handle(session["lnurlw"])
+    assert isinstance(request, lnurl.LnurlWithdrawResponse), request
+    assert int(request.maxWithdrawable) == PAID
     await lnurl.execute_withdraw(request, make_invoice(PAID, currency="bcrt"))
     await world.session_until(url, lambda s: s["state"] == "refunded")
     tx, _ = await charger.start(charger.start_requests[0])

@@ -83,9 +83,13 @@ async def test_only_the_capability_finds_the_session(payer: Payer) -> None:
             await payer.withdrawals.claim(stranger, "k1", make_invoice(1000))
     with pytest.raises(NoSession, match="Only the payer of a session can stop it"):
         await payer.stops.stop(PayerKey("cp-1", "cd" * 32))
-    assert (await payer.session(sid)).state in (State.PAID, State.STARTING)
+    await payer.h.wait_state(sid, State.STARTING)  # the RemoteStart is out
     stopped = await payer.stops.stop(PayerKey("cp-1", PAYER))
-    assert (stopped.id, stopped.state) == (sid, State.FAILED)  # stopped before charging
+    # Held until the charger answers: stopped by its payer, nothing refundable yet.
+    assert (stopped.id, stopped.state, stopped.stop_requested) == (sid, State.STARTING, True)
+    # (No withdraw is offered meanwhile: tests/unit/test_stop_while_starting.py.)
+    await payer.h.wait_state(sid, State.FAILED)  # no StartTransaction in time: all refundable
+    assert (await payer.session(sid)).refundable_msat == 1_000_000
     with pytest.raises(NoSession):  # nothing of theirs runs here any more
         await payer.stops.stop(PayerKey("cp-1", PAYER))
 
@@ -101,6 +105,7 @@ async def test_an_unpaid_session_is_neither_stopped_nor_refunded(payer: Payer) -
 
 async def test_a_failed_refund_payment_is_refused_and_refundable_again(payer: Payer) -> None:
     sid = await payer.h.paid_session()
+    await payer.h.wait_state(sid, State.FAILED)  # the charger never started: all refundable
     token = SessionToken((await payer.session(sid)).token)
     offer = await payer.withdrawals.offer(token)
     payer.h.wallet.pay_outcome = PaymentStatus.FAILED
@@ -128,7 +133,9 @@ async def test_an_ended_zap_session_is_refunded_to_the_payers_address(payer: Pay
     service = AddressRefundService(repo=AddressRefundRepository(db), bus=payer.h.bus,
                                    refunds=payer.h.refunds, settings=SessionSettings())
     sid = await payer.zapped_session()
-    session = await payer.stops.stop(PayerKey("cp-1", PAYER))
+    await payer.stops.stop(PayerKey("cp-1", PAYER))
+    await payer.h.wait_state(sid, State.FAILED)  # the charger never started: all refundable
+    session = await payer.session(sid)
     assert refund_due(session, session.state)
     assert not refund_due(session, State.CHARGING)
     assert await service.refund_to_payer(session, Profiles({})) is None  # no address: the link

@@ -10,7 +10,9 @@ meters; the driver pays, stops and withdraws; timeouts fire. After every step:
 - once the charger's messages are all in, every transaction's delivered energy is the
   session's energy, and its cost is billed or reported as unbilled (only when the payment is
   used up);
-- a session is settled on evidence: open at the charger ⇔ billed as running in strom.
+- a session is settled on evidence: open at the charger ⇔ billed as running in strom;
+- a driver's stop is never lost: one asked while starting holds the payment until the
+  charger answers, and a session its driver stopped never charges.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class ChargerMachine(RuleBasedStateMachine):
         self.tx: Tx | None = None
         self.closed: dict[int, Tx] = {}  # transactions the charger has stopped
         self.started_tags: set[str] = set()
+        self.driver_stopped: set[str] = set()
         self.run(self._setup())
 
     def run(self, coro: Awaitable[object]) -> object:
@@ -153,6 +156,7 @@ class ChargerMachine(RuleBasedStateMachine):
         if session is not None:
             try:
                 self.run(self.sessions.request_stop(session.id, "stopped by the driver"))
+                self.driver_stopped.add(session.id)
             except SessionError:
                 pass
 
@@ -264,6 +268,12 @@ class ChargerMachine(RuleBasedStateMachine):
             assert s.refunded_msat <= s.paid_msat - s.consumed_msat
             if s.unbilled_msat:
                 assert s.consumed_msat == s.left_msat, "unbilled only when nothing is left"
+            if s.id in self.driver_stopped and s.state != State.PENDING_PAYMENT:
+                # A stop is never lost: while starting it is held (nothing refundable until
+                # the charger answers), and a start after it is stopped, never charging.
+                assert s.state != State.CHARGING, s
+                if s.stop_requested:
+                    assert s.state not in REFUNDABLE_STATES and s.refunded_msat == 0
 
     @invariant()
     def delivered_energy_is_billed_or_reported(self) -> None:
