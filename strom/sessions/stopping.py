@@ -288,8 +288,8 @@ class StopFlow:
     async def stop_and_wait(self, session_id: str, reason: str) -> Session:
         """Stop the session and wait for the charger's StopTransaction (`stop_timeout`).
 
-        A stop asked while starting waits as long for the charger's answer to the start; still
-        unanswered, the session is returned held (`stop_requested`).
+        A stop asked while starting is returned at once, held (`stop_requested`): the charger's
+        answer to the start may take until `start_timeout`, longer than a wallet waits.
 
         A charger that does not confirm in time (or is offline) leaves the session
         `stopping_unconfirmed`:
@@ -300,11 +300,10 @@ class StopFlow:
             session = await self.request_stop(session_id, reason)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self._settings.stop_timeout
-            while session.stop_requested or session.state in (State.CHARGING, State.STOPPING):
+            while session.state in (State.CHARGING, State.STOPPING):
                 left = deadline - loop.time()
                 # An offline charger cannot hear the stop: no reason to keep the payer waiting.
                 if left <= 0 or not self._chargers.is_connected(session.cp_id):
-                    # (A stop asked while starting stays held: the start timeout decides.)
                     why = "no StopTransaction in time" if left <= 0 else "the charger is offline"
                     session = await self.unconfirm(session.id, why) or session
                     break

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import lnurl
@@ -20,7 +21,8 @@ from strom.lnurl.links import pay_links
 from tests.api.charger import running_charger
 from tests.conftest import free_settings
 from tests.money.conftest import CP, World, running_world
-from tests.ocpp.charger201 import ChargingCharger201, running_charger201
+from tests.ocpp.charger201 import Charger201, ChargingCharger201, running_charger201
+from tests.polling import eventually
 
 PRICE_MSAT_PER_KWH = 30_000_000  # 30 msat per Wh: 1,000 sat buy 33.3 Wh
 PREPAID_MSAT = 1_000_000
@@ -69,6 +71,65 @@ async def test_budget_stop_and_refund_with_a_2_0_1_charger(strom: StromApp) -> N
         assert refunded["state"] == "refunded"
         assert refunded["refunded_msat"] == refundable == PREPAID_MSAT - done["consumed_msat"]
         await world.ledger_ok()
+
+
+class LateCharger201(Charger201):
+    """Accepts RequestStartTransaction but sends its Started event only when `go` is set, then
+    reports `late_wh` delivered (an Updated event) before it ends."""
+
+    late_wh = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.go = asyncio.Event()
+        self.metered = asyncio.Event()
+
+    async def _start(self, evse: int, id_tag: str, remote_start_id: int) -> None:
+        await self.go.wait()
+        await super()._start(evse, id_tag, remote_start_id)
+        await self.meter(evse, self.late_wh)
+        self.metered.set()
+
+    async def _stop(self, evse: int, reason: str = "Remote") -> None:
+        await self.metered.wait()  # its reading goes out before its end, as it was sampled
+        await super()._stop(evse, reason)
+
+
+async def test_a_stop_during_starting_holds_until_the_late_started_event(
+        strom: StromApp) -> None:
+    """As over 1.6: the driver stops before the Started event; nothing is offered until the
+    charger answers, then RequestStopTransaction at once and paid − its energy, once."""
+    url = strom.services.central_system.url
+    async with running_charger201(url, CP, charger_class=LateCharger201) as charger, \
+            httpx.AsyncClient(base_url=strom.http_url, timeout=30) as http:
+        assert isinstance(charger, LateCharger201)
+        world = World(strom, None, http)  # type: ignore[arg-type]
+        session = await world.pay_to_charge(PREPAID_MSAT)
+        await eventually(lambda: _asked(charger, "RequestStartTransaction"), lambda n: n == 1)
+        refused = await lnurl.handle(session["lnurlw"])
+        assert isinstance(refused, lnurl.LnurlErrorResponse), refused
+        assert "your stop is being applied" in refused.reason
+        held = await world.session(session["url"])
+        assert (held["state"], held["stop_requested"]) == ("starting", True)
+        charger.go.set()  # the Started event comes late
+        await eventually(lambda: _asked(charger, "RequestStopTransaction"), lambda n: n >= 1)
+        done = await world.session_until(session["url"], lambda s: s["state"] == "stopped"
+                                         and s["energy_wh"] > 0)
+        consumed = round(LateCharger201.late_wh * PRICE_MSAT_PER_KWH / 1000)
+        assert done["energy_wh"] == pytest.approx(LateCharger201.late_wh)
+        assert done["consumed_msat"] == pytest.approx(consumed, abs=1)
+        result, _ = await world.withdraw_all(done["lnurlw"])
+        assert result.status == "OK"
+        refunded = await world.session(session["url"])
+        assert refunded["state"] == "refunded"
+        assert refunded["refunded_msat"] == PREPAID_MSAT - done["consumed_msat"]
+        again = await lnurl.handle(done["lnurlw"])
+        assert isinstance(again, lnurl.LnurlErrorResponse) and "already paid" in again.reason
+        await world.ledger_ok()
+
+
+async def _asked(charger: Charger201, action: str) -> int:
+    return sum(1 for name, _ in charger.asked if name == action)
 
 
 async def test_2_0_1_and_1_6_chargers_side_by_side_each_paid_and_stopped(
