@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import bolt11
 import httpx
@@ -23,7 +24,8 @@ from strom.app import StromApp
 from strom.lnurl.codec import lnurl_decode
 from strom.paths import admin_token_path
 from strom.sessions.model import State
-from tests.nostr.conftest import CP, Driver
+from tests.money.field_charger import FieldCharger
+from tests.nostr.conftest import CP, Driver, cp_available, keyed_strom
 from tests.polling import eventually
 
 AMOUNT = 2_000_000
@@ -190,3 +192,37 @@ async def test_a_second_zap_from_the_payer_tops_up_the_running_session(
     session = await eventually(lambda: sessions.repo.get(found[0].id),
                                lambda s: s.paid_msat == 2 * AMOUNT)
     assert session.payer_pubkey == driver.pubkey
+
+
+async def test_a_dm_stop_while_starting_says_it_is_applied_then_sends_the_refund(
+        data_dir: Path) -> None:
+    """The zapper DMs `stop` before the charger has started: no refund link yet (the charger
+    may still start); it starts late, is stopped, and the DM then brings the refund."""
+    async with keyed_strom(data_dir) as (app, cp_keys), \
+            httpx.AsyncClient(base_url=app.http_url, timeout=20) as http:
+        assert app.services is not None and app.services.central_system is not None
+        charger = FieldCharger(CP, app.services.central_system.url)  # starts when told
+        await charger.connect()
+        await cp_available(app)
+        driver = Driver(app.relay.url)
+        await driver.start()
+        try:
+            cp_pub = cp_keys.public_key().to_hex()
+            await dev_pay(app, http, (await zap_answer(app, http, driver, cp_pub))["pr"])
+            await eventually(lambda: _value(len(charger.start_requests)), lambda n: n == 1)
+            held = await dm17(driver, cp_pub, "stop", answer_starts="Your stop is being applied")
+            assert "lightning:" not in held
+            assert (await dm17(driver, cp_pub, "refund")).startswith("Your stop is being applied")
+            tx, status = await charger.start(charger.start_requests[0])
+            assert status == "Invalid"
+            await eventually(lambda: _value(charger.stop_requests.count(tx)), lambda n: n >= 1)
+            await charger.stop(tx, 0)
+            stopped = await driver.dm("Stopped (stopped by the driver)", sender=cp_pub)
+            assert f"Refund of {AMOUNT // 1000:,} sat: lightning:" in stopped
+        finally:
+            await driver.client.close()
+            await charger.close()
+
+
+async def _value(value: int) -> int:
+    return value
