@@ -59,6 +59,20 @@ def test_receipt_says_where_the_money_is() -> None:
     assert view.texts["elapsed"] == "–" and view.shown["stop-section"]
 
 
+def test_a_stop_held_while_starting_offers_no_refund_yet() -> None:
+    """The payer stopped before the charger started: the page says the stop is being applied
+    and shows no stop & refund code (nor a top-up) until the charger's answer is in."""
+    held = {**BASE, "state": "starting", "consumed_msat": 0, "refundable_msat": 20_000_000,
+            "started_at": None, "power_w": None, "stop_reason": "stopped by the driver",
+            "stop_requested": True}
+    view = session_view(held)
+    assert view.texts["state"].startswith("Stopping: the charger has not answered the start")
+    assert not view.shown["stop-section"] and not view.shown["topup-section"]
+    assert not view.shown["receipt-section"]
+    starting = session_view({**held, "stop_reason": None, "stop_requested": False})
+    assert starting.texts["state"] == "Starting the charger" and starting.shown["stop-section"]
+
+
 def test_the_read_only_view_offers_no_stop_and_refund() -> None:
     """The view link's JSON has no `lnurlw`: nothing on its page stops or refunds."""
     for state in ("charging", "stopped"):
