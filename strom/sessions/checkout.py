@@ -338,7 +338,9 @@ class Checkout:
 
     async def _running_session_of(self, cp: ChargerRecord, payer: str) -> Session | None:
         mine = await self._sessions.list(cp_id=cp.id, payer_pubkey=payer, limit=5)
-        return next((s for s in mine if s.state in RUNNING_STATES), None)
+        # A session its payer stopped while starting is ending: a new zap is a new session.
+        return next((s for s in mine if s.state in RUNNING_STATES and not s.stop_requested),
+                    None)
 
     async def _zapper_is_charging(self, cp: ChargerRecord) -> bool:
         if self._nostr_pubkey(cp) is None:

@@ -236,8 +236,10 @@ class SessionService(SessionQueries, StartFlow, MeterFlow, StopFlow):
     async def create_topup(self, session: Session, amount_msat: int, *,
                            description_hash: bytes) -> PendingPayment:
         """An invoice that adds to the budget of a running session."""
-        if session.state not in (State.RESERVED, State.PAID, State.STARTING, State.CHARGING):
-            raise SessionError(f"session is {session.state.value}; a top-up needs a running session")
+        if session.state not in (State.RESERVED, State.PAID, State.STARTING, State.CHARGING) \
+                or session.stop_requested:
+            state = "stopping" if session.stop_requested else session.state.value
+            raise SessionError(f"session is {state}; a top-up needs a running session")
         invoice = await self._wallet.create_invoice(
             amount_msat, description_hash=description_hash, expiry=self._invoice_expiry)
         async with self._db.transaction() as conn:

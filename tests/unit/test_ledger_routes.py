@@ -36,6 +36,7 @@ async def test_refunds_not_to_the_payer_are_found(h: Harness) -> None:  # noqa: 
     victim, other = await h.paid_session(), await h.paid_session(connector=2)
     for sid in (victim, other):
         await h.sessions.request_stop(sid, "stopped by the driver")
+        await h.wait_state(sid, State.FAILED)  # held until the start timeout: all refundable
     paid = await _refund(h, victim)
     # A refund whose k1 belongs to another session, or went to an address that is not the
     # payer's (this session has no nostr payer at all): both are theft to the ledger.
