@@ -4,9 +4,9 @@ A payment is recorded once (`on_paid`): a prepaid session becomes `paid`, a rese
 `reserved`, a top-up adds budget. One start task per paid session picks a connector inside the
 store transaction (two payers racing for one get it once), asks the charger (RemoteStart) and
 fails the session, all refundable, if the charger refuses or does not start in time. The
-charger's StartTransaction makes it `charging` (`stopping` when its payer asked to stop meanwhile); one
-that comes after the session ended is billed and stopped. `SessionService` mixes this in: the attributes and methods declared below
-are the service's.
+charger's StartTransaction makes it `charging` (`stopping` when its payer asked to stop
+meanwhile); one that comes after the session ended is billed and stopped. `SessionService`
+mixes this in: the attributes and methods declared below are the service's.
 """
 
 from __future__ import annotations

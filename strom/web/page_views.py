@@ -78,7 +78,7 @@ def refund_words(s: dict[str, Any]) -> str:
 
 # A stop asked while the charger had not started yet (`stop_requested`): no refund offered yet.
 STOP_HELD_WORDS = ("Stopping: the charger has not answered the start yet. Your refund is "
-                   "offered here once it has")
+                   "offered here once it has.")
 
 
 def end_words(s: dict[str, Any]) -> str:
