@@ -22,7 +22,7 @@ import pytest
 from strom.app import StromApp
 from tests.conftest import free_settings
 from tests.doubles.edges import make_invoice
-from tests.e2e.processes import strom
+from tests.e2e.processes import free_port, strom
 from tests.money.conftest import CP, World
 from tests.money.field_charger import FieldCharger
 from tests.polling import eventually
@@ -182,6 +182,41 @@ async def test_a_stop_during_starting_holds_until_the_late_start_then_bills_it(
     again = await lnurl.handle(done["lnurlw"])
     assert isinstance(again, lnurl.LnurlErrorResponse) and "already paid" in again.reason
     await world.ledger_ok()
+
+
+async def test_a_stop_held_while_starting_survives_a_restart(data_dir: Path) -> None:
+    """strom goes down while a stop waits for the charger's answer; the charger's queued
+    StartTransaction after the restart is stopped at once, and the refund follows."""
+    ports = {"http": {"port": free_port()}, "ocpp": {"port": free_port()},
+             "relay": {"port": free_port()}}
+    # A start timeout the restart cannot outlast (its expiry is tests/unit).
+    settings = free_settings(sessions={**SETTINGS, "start_timeout": 60.0}, **ports)
+    async with StromApp(settings, data_dir) as app:
+        assert app.services is not None and app.services.central_system is not None
+        await app.services.charge_points.add(CP, name="Field Street", lat=50.1, lon=8.7)
+        charger = FieldCharger(CP, app.services.central_system.url)
+        await charger.connect()
+        async with httpx.AsyncClient(base_url=app.http_url, timeout=30) as http:
+            session = await World(app, None, http).pay_to_charge(PAID)  # type: ignore[arg-type]
+            await eventually(lambda: _value(len(charger.start_requests)), lambda n: n == 1)
+            refused = await lnurl.handle(session["lnurlw"])
+            assert isinstance(refused, lnurl.LnurlErrorResponse), refused
+        await charger.drop()
+    async with StromApp(settings, data_dir) as app, \
+            httpx.AsyncClient(base_url=app.http_url, timeout=30) as http:
+        world = World(app, None, http)  # type: ignore[arg-type]
+        assert (await world.session(session["url"]))["stop_requested"]
+        await charger.connect(status="Preparing")
+        tx, status = await charger.start(charger.start_requests[0])
+        assert status == "Invalid"
+        await eventually(lambda: _value(charger.stop_requests.count(tx)), lambda n: n >= 1)
+        await charger.stop(tx, 0)
+        done = await world.session_until(session["url"], lambda s: s["state"] == "stopped")
+        assert done["consumed_msat"] == 0 and done["refundable_msat"] == PAID
+        await world.withdraw_all(done["lnurlw"])
+        await world.session_until(session["url"], lambda s: s["state"] == "refunded")
+        await world.ledger_ok()
+        await charger.close()
 
 
 async def test_late_start_after_a_full_refund_is_stopped_and_reported_unbilled(
