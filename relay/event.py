@@ -6,14 +6,13 @@ coincurve checks ~28,000 events/s, nostr-sdk's `Event.from_json(...).verify()` ~
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from coincurve import PublicKeyXOnly
 
-from strom.nostr.event_id import event_id as nip01_id
+from strom.nostr.event_id import EventText
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX128 = re.compile(r"[0-9a-f]{128}")
@@ -43,6 +42,10 @@ class Event:
     raw: str
     # First values of single-letter tags, the only ones filters (`#x`) can ask for.
     tag_index: dict[str, frozenset[str]] = field(repr=False)
+    # NIP-40 `expiration` timestamp (the first such tag), checked to be an integer.
+    expiration: int | None = None
+    # The first `d` tag's value, the replacement key part of addressable kinds.
+    d_value: str | None = field(default=None, repr=False)
 
     @property
     def is_replaceable(self) -> bool:
@@ -68,7 +71,7 @@ class Event:
         """The replacement key part: '' for replaceable kinds, the `d` value for addressable,
         None for everything else."""
         if self.is_addressable:
-            return self.first_value("d") or ""
+            return self.d_value or ""
         return "" if self.is_replaceable else None
 
     def first_value(self, name: str) -> str | None:
@@ -82,27 +85,11 @@ class Event:
         """The first values of every tag called `name`, in order."""
         return [tag[1] for tag in self.tags if len(tag) >= 2 and tag[0] == name]
 
-    @property
-    def expiration(self) -> int | None:
-        """NIP-40 `expiration` timestamp; parse_event has checked it is an integer."""
-        value = self.first_value("expiration")
-        return int(value) if value is not None else None
-
     def visible_to(self, readers: frozenset[str]) -> bool:
         """Protected kinds only for their author or a `p`-tagged recipient."""
         if not self.is_protected:
             return True
         return self.pubkey in readers or not readers.isdisjoint(self.tag_index.get("p", ()))
-
-
-def canonical_hash(pubkey: str, created_at: int, kind: int, tags: list[list[str]],
-                   content: str) -> bytes:
-    """sha256 of NIP-01's serialization `[0,pubkey,created_at,kind,tags,content]`."""
-    try:
-        return nip01_id(pubkey, created_at, kind, tags, content)
-    except UnicodeEncodeError:
-        # A lone surrogate (\ud800) decodes in JSON but has no UTF-8 form: no valid id exists.
-        raise InvalidEvent("event contains invalid unicode") from None
 
 
 def _check_int(value: Any, name: str, upper: int) -> int:
@@ -111,21 +98,35 @@ def _check_int(value: Any, name: str, upper: int) -> int:
     return value
 
 
-def _check_tags(value: Any) -> list[list[str]]:
-    if not isinstance(value, list):
+@dataclass(slots=True)
+class _TagFacts:
+    index: dict[str, frozenset[str]]
+    d_value: str | None
+    expiration: str | None
+
+
+def _read_tags(value: Any) -> _TagFacts:
+    """Check that `value` is a list of lists of strings and gather, in one pass, what the
+    relay looks up in it: the single-letter index, the first `d` and `expiration` values."""
+    if type(value) is not list:
         raise InvalidEvent("tags must be a list of lists of strings")
-    for tag in value:
-        if not isinstance(tag, list) or not all(isinstance(item, str) for item in tag):
-            raise InvalidEvent("tags must be a list of lists of strings")
-    return value
-
-
-def _index_tags(tags: list[list[str]]) -> dict[str, frozenset[str]]:
     index: dict[str, set[str]] = {}
-    for tag in tags:
-        if len(tag) >= 2 and len(tag[0]) == 1 and tag[0].isascii() and tag[0].isalpha():
-            index.setdefault(tag[0], set()).add(tag[1])
-    return {name: frozenset(values) for name, values in index.items()}
+    d_value = expiration = None
+    for tag in value:
+        if type(tag) is not list or not all(type(item) is str for item in tag):
+            raise InvalidEvent("tags must be a list of lists of strings")
+        if len(tag) < 2:
+            continue
+        name = tag[0]
+        if len(name) == 1:
+            if name.isascii() and name.isalpha():
+                index.setdefault(name, set()).add(tag[1])
+                if name == "d" and d_value is None:
+                    d_value = tag[1]
+        elif name == "expiration" and expiration is None:
+            expiration = tag[1]
+    return _TagFacts({name: frozenset(values) for name, values in index.items()}, d_value,
+                     expiration)
 
 
 def parse_event(obj: Any) -> Event:
@@ -148,17 +149,21 @@ def parse_event(obj: Any) -> Event:
         raise InvalidEvent("content must be a string")
     created_at = _check_int(obj["created_at"], "created_at", 2**53)
     kind = _check_int(obj["kind"], "kind", 65535)
-    tags = _check_tags(obj["tags"])
-    if canonical_hash(pubkey, created_at, kind, tags, content).hex() != event_id:
+    tags = obj["tags"]
+    facts = _read_tags(tags)
+    text = EventText.of(pubkey, created_at, kind, tags, content)
+    try:
+        digest = text.digest()
+    except UnicodeEncodeError:
+        # A lone surrogate (\ud800) decodes in JSON but has no UTF-8 form: no valid id exists.
+        raise InvalidEvent("event contains invalid unicode") from None
+    if digest.hex() != event_id:
         raise InvalidEvent("id is not the sha256 of the event")
-    raw = json.dumps({"id": event_id, "pubkey": pubkey, "created_at": created_at, "kind": kind,
-                      "tags": tags, "content": content, "sig": sig},
-                     separators=(",", ":"), ensure_ascii=False)
-    event = Event(event_id, pubkey, created_at, kind, tags, content, sig, raw, _index_tags(tags))
-    expiration = event.first_value("expiration")
-    if expiration is not None and not _TIMESTAMP.fullmatch(expiration):
+    if facts.expiration is not None and not _TIMESTAMP.fullmatch(facts.expiration):
         raise InvalidEvent("expiration tag must be a unix timestamp")
-    return event
+    return Event(event_id, pubkey, created_at, kind, tags, content, sig,
+                 text.event_json(event_id, sig), facts.index,
+                 None if facts.expiration is None else int(facts.expiration), facts.d_value)
 
 
 def verify_signature(event: Event) -> bool:

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relay.event import Event, canonical_hash, parse_event
+from relay.event import Event, parse_event
 from relay.filters import Filter, InvalidFilter, parse_filter
 from relay.store import EventStore
+from strom.nostr.event_id import EventText
 
 PUBKEYS = ["a" * 64, "b" * 64, "c" * 64]
 KINDS = [1, 4, 7, 1059]  # none replaceable, so every event stays stored
@@ -23,7 +24,7 @@ VALUES = ["x", "y", "z"]
 def make_event(pubkey: str, created_at: int, kind: int, tags: list[list[str]],
                content: str) -> Event:
     """A well-formed event; the store does not check signatures, so a dummy one will do."""
-    event_id = canonical_hash(pubkey, created_at, kind, tags, content).hex()
+    event_id = EventText.of(pubkey, created_at, kind, tags, content).digest().hex()
     return parse_event({"id": event_id, "pubkey": pubkey, "created_at": created_at,
                         "kind": kind, "tags": tags, "content": content, "sig": "0" * 128})
 
