@@ -43,7 +43,8 @@ class OwnRelay:
         waiting.append(answer)
         try:
             async with asyncio.timeout(OK_SECONDS):
-                ws = await self._connection()
+                # Open (or wait for the opening) only when there is no connection.
+                ws = self._ws or await self._connection()
                 await ws.send(f'["EVENT",{event.json}]')
                 return await answer
         except TimeoutError:

@@ -6,6 +6,7 @@ coincurve checks ~28,000 events/s, nostr-sdk's `Event.from_json(...).verify()` ~
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,8 +114,12 @@ def _read_tags(value: Any) -> _TagFacts:
     index: dict[str, set[str]] = {}
     d_value = expiration = None
     for tag in value:
-        if type(tag) is not list or not all(type(item) is str for item in tag):
+        # Plain loops: all() over a generator per tag cost 4x as much (measured).
+        if type(tag) is not list:
             raise InvalidEvent("tags must be a list of lists of strings")
+        for item in tag:
+            if type(item) is not str:
+                raise InvalidEvent("tags must be a list of lists of strings")
         if len(tag) < 2:
             continue
         name = tag[0]
@@ -168,9 +173,15 @@ def parse_event(obj: Any) -> Event:
 
 def verify_signature(event: Event) -> bool:
     """BIP-340 schnorr signature of the id by the pubkey."""
+    key = _public_key(event.pubkey)
+    return key is not None and key.verify(bytes.fromhex(event.sig), bytes.fromhex(event.id))
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key(pubkey: str) -> PublicKeyXOnly | None:
+    """The parsed key (a square root on the curve, ~5 µs: strom's keys publish again and
+    again), or None: not every 32-byte string is a point on the curve."""
     try:
-        key = PublicKeyXOnly(bytes.fromhex(event.pubkey))
-        return key.verify(bytes.fromhex(event.sig), bytes.fromhex(event.id))
+        return PublicKeyXOnly(bytes.fromhex(pubkey))
     except ValueError:
-        # Not every 32-byte string is a point on the curve.
-        return False
+        return None

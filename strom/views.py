@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import quote
 
@@ -14,7 +15,9 @@ from strom.sessions.model import Session
 from strom.store.charge_points import ChargerRecord
 
 
+@functools.lru_cache(maxsize=65_536)
 def geohash(lat: float, lon: float, precision: int = 9) -> str:
+    """The charger's geohash; remembered: each status event and view asks again (~6 µs)."""
     return str(geohash2.encode(lat, lon, precision=precision))
 
 
