@@ -68,6 +68,18 @@ PRAGMA user_version = 1;
 """
 
 
+# What decides an event's fate, in one statement: stored already, deleted by id (NIP-09), and
+# for a replaceable or addressable one its address deleted until when and the version stored.
+_CHECK = ("SELECT (SELECT 1 FROM events WHERE id = ?1), "
+          "(SELECT 1 FROM deleted_ids WHERE id = ?1 AND pubkey = ?2)")
+_CHECK_ADDRESS = (
+    "SELECT (SELECT 1 FROM events WHERE id = ?1), "
+    "(SELECT 1 FROM deleted_ids WHERE id = ?1 AND pubkey = ?2), "
+    "(SELECT until FROM deleted_addresses WHERE pubkey = ?2 AND kind = ?3 AND d_tag = ?4), "
+    "old.seq, old.created_at, old.id "
+    "FROM (SELECT 1) LEFT JOIN events old ON old.pubkey = ?2 AND old.kind = ?3 AND old.d_tag = ?4")
+
+
 @dataclass(frozen=True, slots=True)
 class SaveResult:
     """What to answer in `OK`; `stored` means the event is new and goes to live subscribers."""
@@ -187,26 +199,24 @@ class EventStore:
         return results
 
     def _write_one(self, conn: sqlite3.Connection, event: Event) -> SaveResult:
-        if conn.execute("SELECT 1 FROM events WHERE id = ?", (event.id,)).fetchone():
-            return _DUPLICATE
-        if conn.execute("SELECT 1 FROM deleted_ids WHERE id = ? AND pubkey = ?",
-                        (event.id, event.pubkey)).fetchone():
-            return _DELETED
         d_tag = event.d_tag
-        if d_tag is not None:
-            key = (event.pubkey, event.kind, d_tag)
-            row = conn.execute("SELECT until FROM deleted_addresses WHERE pubkey = ? AND kind = ?"
-                               " AND d_tag = ?", key).fetchone()
-            if row is not None and event.created_at <= row[0]:
-                return _DELETED
-            old = conn.execute("SELECT seq, created_at, id FROM events WHERE pubkey = ? AND "
-                               "kind = ? AND d_tag = ?", key).fetchone()
-            if old is not None:
-                # NIP-01: the newer one stays; on equal created_at, the lowest id.
-                if old[1] > event.created_at or (old[1] == event.created_at and old[2] < event.id):
-                    return _REPLACED
-                _replace(conn, old[0], event)
-                return _STORED
+        if d_tag is None:
+            known, deleted = conn.execute(_CHECK, (event.id, event.pubkey)).fetchone()
+            until = old_seq = None
+        else:
+            known, deleted, until, old_seq, old_created_at, old_id = conn.execute(
+                _CHECK_ADDRESS, (event.id, event.pubkey, event.kind, d_tag)).fetchone()
+        if known:
+            return _DUPLICATE
+        if deleted or (until is not None and event.created_at <= until):
+            return _DELETED
+        if old_seq is not None:
+            # NIP-01: the newer one stays; on equal created_at, the lowest id.
+            if old_created_at > event.created_at or (old_created_at == event.created_at
+                                                     and old_id < event.id):
+                return _REPLACED
+            _replace(conn, old_seq, event)
+            return _STORED
         seq = conn.execute(
             "INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -327,10 +337,12 @@ def _replace(conn: sqlite3.Connection, seq: int, event: Event) -> None:
     conn.execute("UPDATE events SET id = ?, created_at = ?, expires_at = ?, raw = ? WHERE seq = ?",
                  (event.id, event.created_at, event.expiration, event.raw, seq))
     rows = _tag_rows(event)
-    conn.executemany("DELETE FROM tags WHERE name = ? AND value = ? AND event_seq = ?",
-                     [(name, value, seq) for name, value in had - rows])
-    conn.executemany("INSERT INTO tags (event_seq, name, value) VALUES (?, ?, ?)",
-                     [(seq, name, value) for name, value in rows - had])
+    if gone := had - rows:
+        conn.executemany("DELETE FROM tags WHERE name = ? AND value = ? AND event_seq = ?",
+                         [(name, value, seq) for name, value in gone])
+    if new := rows - had:
+        conn.executemany("INSERT INTO tags (event_seq, name, value) VALUES (?, ?, ?)",
+                         [(seq, name, value) for name, value in new])
 
 
 def _apply_deletion(conn: sqlite3.Connection, deletion: Event) -> None:
