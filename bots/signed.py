@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections import OrderedDict
+import weakref
 from dataclasses import dataclass, field
 
 from nostr_sdk import Event, Keys
 
 from strom.nostr.event_id import EventText
 
-_PUBKEYS_KEPT = 20_000  # charge point identities of one strom, and some
-_pubkeys: OrderedDict[int, tuple[Keys, str]] = OrderedDict()
+_pubkeys: dict[int, tuple[weakref.ref[Keys], str]] = {}
 
 # What a newer version of an event shares with it (NIP-01), or None for a regular event.
 Replaces = tuple[int, str] | tuple[int, str, str] | None
@@ -75,15 +74,13 @@ def sign(keys: Keys, kind: int, content: str, tags: list[list[str]],
 
 
 def public_hex(keys: Keys) -> str:
-    """`keys.public_key().to_hex()`, remembered for the last `_PUBKEYS_KEPT` Keys objects: the
-    binding's calls cost ~20 µs a status (a third of its signing). The Keys object is held
-    while its entry is, so its id() is not reused meanwhile."""
+    """`keys.public_key().to_hex()`, remembered while `keys` lives: the binding's calls cost
+    ~20 µs a status (a fifth of its signing). Held weakly: no secret outlives its Keys here."""
     entry = _pubkeys.get(id(keys))
-    if entry is not None and entry[0] is keys:
-        _pubkeys.move_to_end(id(keys))
+    if entry is not None and entry[0]() is keys:
         return entry[1]
     pubkey = keys.public_key().to_hex()
-    _pubkeys[id(keys)] = (keys, pubkey)
-    if len(_pubkeys) > _PUBKEYS_KEPT:
-        _pubkeys.popitem(last=False)
+    key_id = id(keys)
+    # The callback runs as `keys` is freed, before its id() can be given to another object.
+    _pubkeys[key_id] = (weakref.ref(keys, lambda _: _pubkeys.pop(key_id, None)), pubkey)
     return pubkey

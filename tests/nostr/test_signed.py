@@ -3,6 +3,7 @@ computes the same id and verifies the signature, whatever the content and tags h
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -10,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nostr_sdk import Event, EventBuilder, Keys, Kind, Tag, Timestamp
 
-from bots.signed import SignedEvent, replacement_key, sign
+from bots import signed
+from bots.signed import SignedEvent, public_hex, replacement_key, sign
 
 KEYS = Keys.generate()
 # Any text that has a UTF-8 form: control characters, quotes, backslashes, emoji, U+2028 …
@@ -52,3 +54,16 @@ def test_an_event_nostr_sdk_built_keeps_its_json_and_key() -> None:
 def test_text_without_a_utf8_form_is_refused_as_before() -> None:
     with pytest.raises(UnicodeEncodeError):
         sign(KEYS, 1, "\ud800", [])
+
+
+def test_a_pubkey_is_remembered_only_while_its_keys_live() -> None:
+    keys = Keys.generate()
+    expected = keys.public_key().to_hex()
+    assert public_hex(keys) == expected and public_hex(keys) == expected
+    assert sign(keys, 1, "hi", []).pubkey == expected
+    remembered = len(signed._pubkeys)
+    del keys
+    gc.collect()
+    assert len(signed._pubkeys) == remembered - 1
+    other = Keys.generate()  # may get the freed object's id(): its own key, not the old one
+    assert public_hex(other) == other.public_key().to_hex()
