@@ -111,18 +111,27 @@ class NostrClient:
     async def publish(self, event: Event | SignedEvent) -> bool:
         """Queue `event` for every relay; True once one accepted it (at most `PUBLISH_WAIT`
         seconds: the relays that have not answered by then still get it in the background)."""
-        if self._client is None:
+        if self._client is None or not self._lanes:
             return False
         signed = event if isinstance(event, SignedEvent) else SignedEvent.of(event)
-        pending: set[asyncio.Future[bool]] = {lane.put(signed) for lane in self._lanes.values()}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + PUBLISH_WAIT
-        while pending and (left := deadline - loop.time()) > 0:
-            done, pending = await asyncio.wait(pending, timeout=left,
-                                               return_when=asyncio.FIRST_COMPLETED)
-            if any(future.result() for future in done):
-                return True
-        return False
+        # One future resolved by the lanes' callbacks, not asyncio.wait: that cost ~40 µs of
+        # CPU per event published (its sets, callbacks and timer, measured).
+        first: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        left = len(self._lanes)
+
+        def answered(lane_done: asyncio.Future[bool]) -> None:
+            nonlocal left
+            left -= 1
+            if not first.done() and (lane_done.result() or not left):
+                first.set_result(lane_done.result())
+
+        for lane in self._lanes.values():
+            lane.put(signed).add_done_callback(answered)
+        try:
+            async with asyncio.timeout(PUBLISH_WAIT):
+                return await first
+        except TimeoutError:
+            return False
 
     def relay_states(self) -> list[dict[str, object]]:
         """Per relay: counts, the last refusal, a rest, NIP-42 state (for the operator)."""

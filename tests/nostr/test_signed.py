@@ -61,9 +61,11 @@ def test_a_pubkey_is_remembered_only_while_its_keys_live() -> None:
     expected = keys.public_key().to_hex()
     assert public_hex(keys) == expected and public_hex(keys) == expected
     assert sign(keys, 1, "hi", []).pubkey == expected
-    remembered = len(signed._pubkeys)
+    key_id = id(keys)
+    assert key_id in signed._pubkeys
     del keys
     gc.collect()
-    assert len(signed._pubkeys) == remembered - 1
+    assert key_id not in signed._pubkeys
+    assert all(ref() is not None for ref, _ in signed._pubkeys.values())
     other = Keys.generate()  # may get the freed object's id(): its own key, not the old one
     assert public_hex(other) == other.public_key().to_hex()
