@@ -168,6 +168,11 @@ def main() -> None:
         r = row("lnurl", key, "", key, got["strom"], got["baseline"])
         print(json.dumps({"figure": key, "strom": r.samples["strom"],
                           name: r.samples["baseline"], "ratio": r.ratio}))
+    # How much of the machine others took in each trial (cores): throughput reads only where
+    # this stayed low; the CPU figures hold either way.
+    print(json.dumps({"others_cores": {side: [round(t.others, 2) for t in got[side]]
+                                       for side in ("strom", "baseline")},
+                      "disturbed": r.disturbed}))
 
 
 if __name__ == "__main__":
