@@ -168,9 +168,12 @@ class ServerProcess:
         args = [sys.executable, "-m", self._module, self.kind]
         if self._data_dir is not None:
             args.append(str(self._data_dir))
+        # The checkout on the import path of the server's own children too (strom's signing
+        # workers run with `-P`, no working directory on it).
+        env = {**os.environ, "PYTHONPATH": str(self._checkout)}
         self._proc = await asyncio.create_subprocess_exec(
             *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, cwd=self._checkout)
+            stderr=asyncio.subprocess.PIPE, cwd=self._checkout, env=env)
         # The server logs a line per connection: read them all, keep the last few.
         self._drain = asyncio.create_task(self._keep_log(self._proc.stderr))
         try:

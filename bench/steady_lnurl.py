@@ -15,6 +15,8 @@ up.
                                                         # cProfile over one trial
     python -m bench.steady_lnurl --baseline strom-loop-signing  # against strom signing on
                                                                 # its loop
+    python -m bench.steady_lnurl --baseline strom --against DIR  # against the strom of
+                                                    # another checkout (`git archive main`)
 
 `run()` gives the wide catalogue's figures (`python -m bench`): one trial of each side.
 """
@@ -59,10 +61,12 @@ def _invoice(body: bytes) -> None:
 
 async def trials(rounds: int, callbacks: int, interleave: Callable[[int], list[str]],
                  retries: int, server_core: set[int], generator_core: set[int],
-                 profile: Path | None = None, baseline: str = "bare") -> dict[str, list[Trial]]:
+                 profile: Path | None = None, baseline: str = "bare",
+                 against: Path | None = None) -> dict[str, list[Trial]]:
     """`rounds` trials of each side (keys strom, baseline); the baseline is the bare route, or
     another kind of bench/lnurl_server.py's strom (`strom-loop-signing`) answering the same
-    callbacks. With `profile`, strom's cProfile of its first trial is written there."""
+    callbacks, served from the checkout `against` if given (main against a branch). With
+    `profile`, strom's cProfile of its first trial is written there."""
     ids = [f"lnurl-{n}" for n in range(1, CHARGERS + 1)]
     callback = [f"/lnurlp/{ids[i % len(ids)]}/callback?amount={AMOUNT_MSAT}"
                 for i in range(callbacks)]
@@ -76,7 +80,7 @@ async def trials(rounds: int, callbacks: int, interleave: Callable[[int], list[s
             await register_chargers(data[side], ids)
         async with ServerProcess("strom", data["strom"], module="bench.lnurl_server") as ours, \
                 ServerProcess(baseline, None if bare else data["baseline"],
-                              module="bench.lnurl_server") as theirs:
+                              module="bench.lnurl_server", checkout=against) as theirs:
             servers = {"strom": ours, "baseline": theirs}
             chargers: list[RawCharger] = []
             for side, server in servers.items():
@@ -144,19 +148,31 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None,
                         help="write strom's cProfile of its first trial here")
     parser.add_argument("--baseline", default="bare",
-                        choices=["bare", "strom-loop-signing", "strom-uvloop",
-                                 "strom-2-workers"],
-                        help="the bare route, strom signing on its loop (what the signing "
-                        "workers buy), strom on uvloop, or strom with two signing workers")
+                        choices=["bare", "strom", "strom-loop-signing", "strom-uvloop",
+                                 "strom-2-workers", "strom-1-worker"],
+                        help="the bare route, strom as this checkout serves it (with "
+                        "--against), strom signing on its loop (what the signing workers buy), "
+                        "on uvloop, or with two or one signing workers")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="serve the baseline (a strom kind) from this other checkout, "
+                        "e.g. an export of main")
     args = parser.parse_args()
+    if args.against is not None and args.baseline == "bare":
+        parser.error("--against serves a strom kind: name one with --baseline (e.g. strom)")
     server_core, generator_core = cores()
     pin("self", generator_core)
     got = asyncio.run(trials(args.rounds, args.callbacks, interleave, 1, server_core,
-                             generator_core, args.profile, args.baseline))
+                             generator_core, args.profile, args.baseline, args.against))
+    name = f"{args.baseline} of {args.against}" if args.against else args.baseline
     for key in ("per_s", "p50_ms", "p99_ms", "loop_cpu_ms", "cpu_ms", "client_cpu_ms"):
         r = row("lnurl", key, "", key, got["strom"], got["baseline"])
         print(json.dumps({"figure": key, "strom": r.samples["strom"],
-                          args.baseline: r.samples["baseline"], "ratio": r.ratio}))
+                          name: r.samples["baseline"], "ratio": r.ratio}))
+    # How much of the machine others took in each trial (cores): throughput reads only where
+    # this stayed low; the CPU figures hold either way.
+    print(json.dumps({"others_cores": {side: [round(t.others, 2) for t in got[side]]
+                                       for side in ("strom", "baseline")},
+                      "disturbed": r.disturbed}))
 
 
 if __name__ == "__main__":

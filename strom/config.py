@@ -138,7 +138,7 @@ class LightningSettings(_Section):
     invoice_expiry: int = Field(600, ge=60)
     max_fee_msat: int = Field(10_000, ge=0)
     # The dev wallet's invoice-signing processes (strom/lightning/signing.py); -1: one per core
-    # beyond the event loop's (at most 4), 0: sign on the loop.
+    # (at most 4; none on a single core), 0: sign on the loop.
     signing_workers: int = Field(-1, ge=-1, le=16)
     lnd: LndSettings = Field(default_factory=LndSettings)
     nwc: NwcSettings = Field(default_factory=NwcSettings)

@@ -74,7 +74,7 @@ def load_or_create_node_key(path: Path) -> PrivateKey:
 class DevWallet(Wallet):
     """`DevWallet(db, bus, data_dir, network="regtest")`; refuses mainnet. Invoices are
     signed in worker processes (strom/lightning/signing.py; `signing_workers`, default one
-    per core beyond the loop's, 0: on the loop)."""
+    per core, 0: on the loop)."""
 
     def __init__(self, db: Database, bus: EventBus, data_dir: Path,
                  network: str = "regtest", signing_workers: int | None = None) -> None:

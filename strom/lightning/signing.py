@@ -4,8 +4,11 @@
 inside the library, measured in docs/performance.md), pure Python under the GIL: in a thread
 it would still stop the loop, which at that cost could sign no more than ~550 invoices a
 second while serving nothing else. The dev wallet's invoices are signed in worker processes
-on the machine's other cores instead, so the loop keeps serving HTTP and OCPP meanwhile. On a
-single core a pool would only add the hop: there signing stays on the loop.
+instead, so the loop keeps serving HTTP and OCPP meanwhile: one per core, the loop's
+included, since the loop needs only part of its core (~1.2 ms of a callback's ~3 ms) and a
+single worker capped a 2-core machine at ~1/1.9 ms = 526 invoices a second (measured in
+docs/performance.md). On a single core a pool would only add the hop: there signing stays on
+the loop.
 
 The loop talks to its workers over their stdin and stdout, one JSON line per invoice each
 way, in order (`python -m strom.lightning.signing`). Not `ProcessPoolExecutor`: its results
@@ -68,10 +71,11 @@ def signed(secret: bytes, currency: str, amount_msat: int, preimage: bytes, crea
 
 
 def default_workers() -> int:
-    """One signing process per core of the machine beyond the loop's (at most `MAX_WORKERS`);
-    0 on a single core. The machine's cores, not this process's affinity: a process pinned
-    to one core (a benchmark's server) may have its workers moved to others."""
-    return max(0, min(MAX_WORKERS, (os.cpu_count() or 1) - 1))
+    """One signing process per core of the machine (at most `MAX_WORKERS`); 0 on a single
+    core. The machine's cores, not this process's affinity: a process pinned to one core (a
+    benchmark's server) may have its workers moved to others."""
+    cores = os.cpu_count() or 1
+    return 0 if cores < 2 else min(MAX_WORKERS, cores)
 
 
 class WorkerGone(Exception):

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from strom.config import Settings
@@ -23,6 +23,7 @@ from strom.lightning.wallet import WalletError
 from strom.lnurl import pay as lud06
 from strom.lnurl.errors import LnurlError
 from strom.nostr.zap import ZAP_REQUEST, ZapRequest, check_fresh, parse_zap_request
+from strom.sessions.connectors import ConnectorChoice
 from strom.sessions.lifecycle import PendingPayment, SessionService
 from strom.sessions.model import Session, State
 from strom.sessions.refusals import Refused
@@ -154,6 +155,14 @@ async def find_target(charge_points: ChargePointRepository, name: str) -> Target
     raise UnknownCharger(f"unknown charger {name[:64]!r}")
 
 
+# Runs a coroutine of store reads and returns what it returns (`Database.read`).
+Reads = Callable[[Callable[[], Coroutine[Any, Any, Any]]], Awaitable[Any]]
+
+
+async def _one_by_one(body: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    return await body()
+
+
 class Checkout:
     """`offer(target)` for the payRequest, `pay(order)` for the invoice: one path for all;
     `paid_elsewhere` for a zap another service was paid."""
@@ -162,9 +171,12 @@ class Checkout:
                  tariffs: TariffService, zaps: ZapRepository, keyring: KeyRing | None,
                  settings: Settings, reservations: ReservationDesk,
                  clock: Callable[[], float] = time.time,
-                 takes_limits: Callable[[str], bool] = lambda cp_id: True) -> None:
+                 takes_limits: Callable[[str], bool] = lambda cp_id: True,
+                 reads: Reads = _one_by_one) -> None:
         """`takes_limits(cp_id)`: False for a charger known to refuse power limits (it is
-        offered no slow rate)."""
+        offered no slow rate). `reads`: runs the reads of a request together (the store's
+        `Database.read`: one hop to its thread for the charger and its free connector)."""
+        self._reads = reads
         self._takes_limits = takes_limits
         self._charge_points = charge_points
         self._sessions = sessions
@@ -183,10 +195,10 @@ class Checkout:
         """The price a payRequest shows (at `rate`), while a connector is free (or the
         charger's zapping driver may top up); the quote keeps it, and the rate, for the
         invoice even if the market moves."""
-        target = await self.target(name)
+        target, choice = await self._look(name)
         rate = self._rate(target.cp, rate)
         try:
-            await self._ensure_free(target)
+            self._ensure_free(choice)
         except ChargerBusy:
             # A driver who zapped may zap again to top up (nostr clients fetch this first);
             # the invoice is then made only for that driver's zap.
@@ -200,7 +212,7 @@ class Checkout:
     async def pay(self, order: Order) -> Invoiced:
         """The invoice for `order`: a new session (`pending_payment`, price locked), or for a
         zap from a driver charging here a top-up of their session. Raises `CheckoutRefused`."""
-        target = await self.target(order.target)
+        target, choice = await self._look(order.target)
         zap = self._zap_request(target.cp, order.zap_request, order.amount_msat)
         if zap and zap.content.strip().lower() == RESERVE_WORD:
             return await self._reserve_by_zap(order, zap)
@@ -218,7 +230,7 @@ class Checkout:
             raise AmountRefused(why)
         running = await self._running_session_of(target.cp, zap.sender) if zap else None
         if running is None:
-            await self._ensure_free(target)
+            self._ensure_free(choice)
             self._still_as_shown(target, price)
         if zap and not await self._zaps.claim(zap.id, ZAP_REQUEST):
             raise ZapRefused("this zap request was already used; zap again (your client signs "
@@ -286,8 +298,17 @@ class Checkout:
         return lud06.metadata(text, identifier=f"{target.name}@{host}",
                               image=lud06.load_image(image) if image else None)
 
-    async def _ensure_free(self, target: Target) -> None:
-        choice = await self._sessions.free_connector(target.cp, target.connector_id)
+    async def _look(self, name: str) -> tuple[Target, ConnectorChoice]:
+        """The target and the connector a new session may use there now, read together."""
+        async def look() -> tuple[Target, ConnectorChoice]:
+            target = await find_target(self._charge_points, name)
+            return target, await self._sessions.free_connector(target.cp, target.connector_id)
+
+        found: tuple[Target, ConnectorChoice] = await self._reads(look)
+        return found
+
+    @staticmethod
+    def _ensure_free(choice: ConnectorChoice) -> None:
         if choice.in_use:
             raise ChargerBusy(choice.reason + ". If it is your session, stop it with the stop & "
                               "refund link on your session page (your wallet showed it after "

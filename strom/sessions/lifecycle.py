@@ -25,6 +25,8 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
+import aiosqlite
+
 from strom.chargers.control import ChargerControl
 from strom.config import SessionSettings
 from strom.events import (
@@ -190,11 +192,15 @@ class SessionService(SessionQueries, StartFlow, MeterFlow, StopFlow):
                 await self.repo.insert(conn, session)
             await self.fail(session.id, f"no invoice: {exc}", only_if=(State.PENDING_PAYMENT,))
             raise
-        async with self._db.transaction() as conn:
+        async def record(conn: aiosqlite.Connection) -> None:
             await self.repo.insert(conn, session)
             await self.repo.add_invoice(
                 conn, payment_hash=invoice.payment_hash, session_id=session.id, purpose="prepay",
                 amount_msat=amount_msat, bolt11=invoice.bolt11, expires_at=iso(invoice.expires_at))
+
+        # A unit of a group commit (one hop to the store's thread, shared with the invoices
+        # asked for at the same time), committed before the payer sees the invoice.
+        await self._db.run(record)
         return PendingPayment(session, invoice.bolt11, invoice.payment_hash, invoice.preimage)
 
     async def paid_elsewhere(self, cp: ChargerRecord, tariff: Tariff, *, bolt11: str,
@@ -242,10 +248,12 @@ class SessionService(SessionQueries, StartFlow, MeterFlow, StopFlow):
             raise SessionError(f"session is {state}; a top-up needs a running session")
         invoice = await self._wallet.create_invoice(
             amount_msat, description_hash=description_hash, expiry=self._invoice_expiry)
-        async with self._db.transaction() as conn:
+        async def record(conn: aiosqlite.Connection) -> None:
             await self.repo.add_invoice(
                 conn, payment_hash=invoice.payment_hash, session_id=session.id, purpose="topup",
                 amount_msat=amount_msat, bolt11=invoice.bolt11, expires_at=iso(invoice.expires_at))
+
+        await self._db.run(record)  # as create_pending's
         return PendingPayment(session, invoice.bolt11, invoice.payment_hash)
 
     # --- recovery ---------------------------------------------------------------------------

@@ -50,7 +50,8 @@ class UseCases:
         return cls(
             checkout=Checkout(charge_points=charge_points, sessions=sessions, tariffs=tariffs,
                               zaps=zaps, keyring=keyring, settings=settings,
-                              reservations=reservations, takes_limits=takes_limits),
+                              reservations=reservations, takes_limits=takes_limits,
+                              reads=db.read),
             reservations=reservations,
             topups=TopUps(sessions), stops=stops,
             withdrawals=Withdrawals(sessions=sessions, stops=stops, refunds=refunds),

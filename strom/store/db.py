@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from strom.security import create_private_file
-from strom.store.groups import MAX_GROUP, Unit, run_group
+from strom.store.groups import MAX_GROUP, Unit, run_group, run_reads
 
 T = TypeVar("T")
 
@@ -152,6 +152,15 @@ class Database:
         if self._grouper is None or self._grouper.done():
             self._grouper = asyncio.get_running_loop().create_task(self._commit_groups())
         result: T = await unit.done
+        return result
+
+    async def read(self, body: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """`body()` in one hop to the store's thread, for several reads that would take a hop
+        each (a repository's `fetchone`/`fetchall` inside it read at once); what it returns
+        or raises. As each read alone, it sees the store as it is: no transaction, no lock.
+        `body` may await only those reads and runs in the store's thread: it may look at the
+        loop's state only by single lookups (atomic under the GIL), never change it."""
+        result: T = await self._in_thread(run_reads, body, self._inline)
         return result
 
     async def _commit_groups(self) -> None:

@@ -89,6 +89,17 @@ def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
     raise RuntimeError("a store unit awaited something other than the store")
 
 
+def run_reads(conn: sqlite3.Connection, body: Callable[[], Coroutine[Any, Any, Any]],
+              inline: threading.local) -> Any:
+    """In the store's thread: `body()`, whose `Database.fetchone`/`fetchall` calls read
+    straight from `conn` (no transaction of its own); what it returns or raises."""
+    inline.conn = conn
+    try:
+        return _drive(body())
+    finally:
+        inline.conn = None
+
+
 def run_group(conn: sqlite3.Connection, units: list[Unit], inline: threading.local) -> None:
     """In the store's thread: every unit in its savepoint, one COMMIT; each unit's result or
     error recorded on it. Raises (nothing committed) when the transaction itself fails."""

@@ -6,8 +6,10 @@ the doubles at the edges. The HTTP and nostr paths over them are in tests/money 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -81,7 +83,7 @@ async def shop(db: Database, tmp_path: Path) -> AsyncIterator[Shop]:
     async with harness(db) as h:
         checkout = Checkout(charge_points=h.cps, sessions=h.sessions, tariffs=tariffs,
                             zaps=zaps, keyring=ring, settings=settings,
-                            reservations=desk(h, tariffs, settings))
+                            reservations=desk(h, tariffs, settings), reads=db.read)
         pubkey = ring.pubkey_hex("cp-1")
         assert pubkey is not None
         yield Shop(h, checkout, TopUps(h.sessions), tariffs, zaps, pubkey)
@@ -95,7 +97,8 @@ async def test_a_target_names_a_charger_and_maybe_a_connector(shop: Shop) -> Non
             await shop.checkout.target(unknown)
 
 
-async def test_the_offer_states_the_price_and_the_invoice_commits_to_it(shop: Shop) -> None:
+async def test_the_offer_states_the_price_and_the_invoice_commits_to_it(shop: Shop,
+                                                                       db: Database) -> None:
     offer = await shop.checkout.offer("cp-1-2")
     text, identifier = (entry[1] for entry in json.loads(offer.metadata))
     assert text.startswith("Charge at One (connector 2): ")
@@ -110,6 +113,13 @@ async def test_the_offer_states_the_price_and_the_invoice_commits_to_it(shop: Sh
     assert session.payer_pubkey is None
     assert bolt11.decode(invoiced.pending.bolt11).description_hash == \
         lud06.description_hash(offer.metadata).hex()
+    # Committed before the invoice is handed out: another connection (another process, or
+    # this one after a crash) finds the session and its invoice.
+    with contextlib.closing(sqlite3.connect(db.path)) as other:
+        row = other.execute("SELECT s.state FROM session_invoices i JOIN sessions s"
+                            " ON s.id = i.session_id WHERE i.payment_hash = ?",
+                            (invoiced.pending.payment_hash,)).fetchone()
+    assert row == (State.PENDING_PAYMENT.value,)
 
 
 async def test_amounts_outside_the_tariff_are_refused_with_the_range(shop: Shop) -> None:

@@ -138,4 +138,5 @@ async def test_no_workers_signs_on_the_loop() -> None:
     invoice, _ = await signing.sign(*_args(5_000, description="here"))
     assert bolt11.decode(invoice).amount_msat == 5_000
     assert signing._pool == []
-    assert default_workers() == min(4, max(0, (os.cpu_count() or 1) - 1))
+    cores = os.cpu_count() or 1
+    assert default_workers() == (0 if cores < 2 else min(4, cores))

@@ -91,6 +91,40 @@ async def test_a_unit_that_awaits_anything_but_the_store_fails_and_leaves_nothin
     assert await db.run(_writer("after")) == "after"  # the store is usable again
 
 
+async def test_reads_together_take_one_hop_and_answer_as_each_alone(db: Database) -> None:
+    await _table(db)
+    await db.run(_writer("a"))
+    hops: list[object] = []
+    real = db._in_thread
+
+    async def counted(fn, *args):
+        hops.append(fn)
+        return await real(fn, *args)
+
+    async def both() -> tuple[int, set[str]]:
+        row = await db.fetchone("SELECT v FROM facts WHERE k = 'a'")
+        assert row is not None
+        return row[0], await _keys(db)
+
+    db._in_thread = counted
+    assert await db.read(both) == (1, {"a", "a-second"})
+    assert len(hops) == 1
+
+    async def missing() -> None:
+        if await db.fetchone("SELECT v FROM facts WHERE k = 'none'") is None:
+            raise LookupError("none")
+
+    with pytest.raises(LookupError):  # what the body raises reaches the caller
+        await db.read(missing)
+
+    async def waits() -> None:
+        await asyncio.sleep(0)
+
+    with pytest.raises(RuntimeError, match="awaited something other than the store"):
+        await db.read(waits)
+    assert await db.fetchall("SELECT k FROM facts WHERE k = 'a'")  # reads still go to it
+
+
 async def test_units_and_plain_transactions_serialize(db: Database) -> None:
     await _table(db)
 
