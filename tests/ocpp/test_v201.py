@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 import pytest
 from ocpp.v201 import call
@@ -469,3 +470,57 @@ async def test_signed_meter_values_are_kept_for_audit(accepting: Ocpp) -> None:
         e["kind"] == "signed_meter_values" for e in found))
     kept = next(e for e in entries if e["kind"] == "signed_meter_values")["payload"]
     assert kept["values"] == [signed]  # as the charger sent it
+
+
+async def test_transaction_events_are_read_and_answered_as_sent(
+        accepting: Ocpp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TransactionEvent, sent all day while a car charges, skips the library's key conversion
+    and payload classes (`on_payload`, as MeterValues): the same answers on the wire."""
+    from strom.ocpp import rpc
+
+    converted: list[object] = []
+    convert = rpc.camel_to_snake_case
+    monkeypatch.setattr(rpc, "camel_to_snake_case",
+                        lambda payload: converted.append(payload) or convert(payload))
+    ocpp = accepting
+
+    async def answer(ws: Any, frame: list[Any]) -> list[Any]:
+        await ws.send(json.dumps(frame))
+        async with asyncio.timeout(5):
+            while (got := json.loads(await ws.recv()))[1] != frame[1]:
+                pass  # strom's own calls (the sampling set-up after the boot)
+        return got  # type: ignore[no-any-return]
+
+    def event(seq_no: int, event_type: str, energy_kwh: float, **more: Any) -> dict[str, Any]:
+        return {"eventType": event_type, "timestamp": iso(), "triggerReason": "MeterValuePeriodic",
+                "seqNo": seq_no, "transactionInfo": {"transactionId": "tx-raw",
+                                                     "chargingState": "Charging"},
+                "evse": {"id": 1, "connectorId": 1}, "meterValue": [{
+                    "timestamp": iso(), "sampledValue": [{
+                        "value": energy_kwh, "measurand": "Energy.Active.Import.Register",
+                        "unitOfMeasure": {"unit": "kWh"}}]}], **more}
+
+    async with ocpp.bus.listen() as queue, \
+            connect(ocpp.url("cp-1"), subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
+        boot = {"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"}
+        assert (await answer(ws, [2, "b", "BootNotification", boot]))[2]["status"] == "Accepted"
+        started = await answer(ws, [2, "s", "TransactionEvent", event(
+            0, "Started", 10.0, idToken={"idToken": "tag-raw", "type": "ISO14443"})])
+        assert started == [3, "s", {"idTokenInfo": {"status": "Accepted"}}]
+        tx = await next_of(queue, TransactionStarted)
+        assert (tx.connector_id, tx.id_tag, tx.meter_start_wh) == (1, "tag-raw", 10_000.0)
+        assert await answer(ws, [2, "u", "TransactionEvent", event(1, "Updated", 10.5)]) == \
+            [3, "u", {}]
+        sample = await next_of(queue, MeterSample)
+        while sample.energy_wh != 10_500.0:
+            sample = await next_of(queue, MeterSample)
+        assert sample.transaction_id == tx.transaction_id
+        ended = await answer(ws, [2, "e", "TransactionEvent", event(
+            2, "Ended", 11.0, transactionInfo={"transactionId": "tx-raw",
+                                               "stoppedReason": "EVDisconnected"})])
+        assert ended == [3, "e", {}]
+        stopped = await next_of(queue, TransactionStopped)
+        assert (stopped.meter_stop_wh, stopped.reason) == (11_000.0, "EVDisconnected")
+        refused = await answer(ws, [2, "x", "TransactionEvent", {"eventType": "Updated"}])
+        assert refused[:3] == [4, "x", "ProtocolError"], refused  # the library's word
+    assert not [p for p in converted if isinstance(p, dict) and "transactionInfo" in p]

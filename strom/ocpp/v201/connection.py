@@ -23,7 +23,6 @@ from collections.abc import Awaitable
 from typing import Any
 
 from ocpp import v21
-from ocpp.charge_point import snake_to_camel_case
 from ocpp.routing import after, on
 from ocpp.v21.enums import Action as Action21
 from ocpp.v201 import call, call_result
@@ -129,34 +128,34 @@ class V201Connection(SharedHandlers):
         status = await self._authorize(None, str(id_token.get("id_token", "")))
         return call_result.Authorize(id_token_info={"status": status})
 
-    @on(Action.transaction_event)
-    async def on_transaction_event(self, event_type: str, timestamp: str, trigger_reason: str,
-                                   seq_no: int, transaction_info: dict[str, Any],
-                                   meter_value: list[dict[str, Any]] | None = None,
-                                   offline: bool = False, evse: dict[str, Any] | None = None,
-                                   id_token: dict[str, Any] | None = None,
-                                   **_: Any) -> call_result.TransactionEvent:
-        at = charger_timestamp(timestamp)
-        name = str(transaction_info["transaction_id"])
-        id_tag = str(id_token["id_token"]) if id_token and id_token.get("id_token") else None
-        if offline:
+    @on_payload(Action.transaction_event)
+    async def on_transaction_event(self, payload: Payload) -> Payload:
+        # Sent all day while a car charges (one per meter interval): read as sent, camelCase
+        # keys, without the library's key conversion (`on_payload`, as 1.6's MeterValues).
+        event_type, seq_no = payload["eventType"], payload["seqNo"]
+        info: dict[str, Any] = payload["transactionInfo"]
+        meter_value: list[dict[str, Any]] | None = payload.get("meterValue")
+        id_token: dict[str, Any] | None = payload.get("idToken")
+        at = charger_timestamp(payload["timestamp"])
+        name = str(info["transactionId"])
+        id_tag = str(id_token["idToken"]) if id_token and id_token.get("idToken") else None
+        if payload.get("offline", False):
             log.info("%s: TransactionEvent %s %s seqNo %d queued while offline (%s)", self.id,
                      event_type, name, seq_no, at)
         tx = self._v2.open_txs.get((self.id, name)) or await self._open_or_stored(name)
         if tx is None:
-            tx = await self._bind(name, event_type, at, seq_no, transaction_info,
-                                  evse, id_tag, meter_value)
+            tx = await self._bind(name, event_type, at, seq_no, info, payload.get("evse"),
+                                  id_tag, meter_value)
         else:
             self._check_seq_no(tx, seq_no)
             await self._readings(tx, meter_value)
         if tx is not None and (tx.open or event_type == "Ended"):
             # A late event of an ended transaction must not make its EVSE look charging.
-            await self._charging_state(tx, event_type, transaction_info)
+            await self._charging_state(tx, event_type, info)
             if event_type == "Ended":
-                await self._ended(tx, at, transaction_info, id_tag)
+                await self._ended(tx, at, info, id_tag)
         status = await self._authorize(None, id_tag) if id_tag else None
-        return call_result.TransactionEvent(
-            id_token_info={"status": status} if status else None)
+        return {"idTokenInfo": {"status": status}} if status else {}
 
     async def _open_or_stored(self, name: str) -> Transaction | None:
         """The stored transaction the charger calls `name` (None: not bound yet); an open one
@@ -173,7 +172,7 @@ class V201Connection(SharedHandlers):
         unbound = self._v2.unbound.get((self.id, name)) or Unbound()
         if evse and isinstance(evse.get("id"), int):
             unbound.evse_id = evse["id"]
-        remote = info.get("remote_start_id")
+        remote = info.get("remoteStartId")
         asked = self._v2.remote_starts.get((self.id, remote)) if isinstance(remote, int) else None
         unbound.id_tag = id_tag or asked or unbound.id_tag
         unbound.started_at = unbound.started_at or at
@@ -217,10 +216,9 @@ class V201Connection(SharedHandlers):
     async def _readings(self, tx: Transaction, meter_value: list[dict[str, Any]] | None) -> None:
         parsed = parse_meter_values(tx.connector_id, tx.id, meter_value or [])
         if parsed.signed_values:
-            # Kept as the charger sent them (the library hands handlers snake_case keys).
+            # Kept as the charger sent them.
             self._ctx.event_log.append_soon("signed_meter_values", {
-                "transaction_id": tx.id, "values": snake_to_camel_case(parsed.signed_values)},
-                self.id)
+                "transaction_id": tx.id, "values": parsed.signed_values}, self.id)
         await self._meter_readings.apply(tx.connector_id, tx.id, parsed)
 
     async def _charging_state(self, tx: Transaction, event_type: str,
@@ -230,7 +228,7 @@ class V201Connection(SharedHandlers):
             evse.charging = None
             evse.ended = "Occupied" in evse.connectors.values()
         else:
-            evse.charging = CHARGING.get(str(info.get("charging_state")),
+            evse.charging = CHARGING.get(str(info.get("chargingState")),
                                          evse.charging or "Charging")
         await self._publish_status(tx.connector_id)
 
@@ -240,7 +238,7 @@ class V201Connection(SharedHandlers):
         meter_stop = tx.meter_start_wh if meter_stop is None else meter_stop
         self._ctx.meters.forget(tx.id)
         self._v2.open_txs.pop((self.id, str(tx.charger_tx_id)), None)
-        reason = str(info.get("stopped_reason") or "Local")
+        reason = str(info.get("stoppedReason") or "Local")
         stopped = await self._ctx.transactions.stop(
             self.id, tx.id, meter_stop_wh=meter_stop, stopped_at=at, reason=reason,
             id_tag=id_tag)
