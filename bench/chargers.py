@@ -50,6 +50,17 @@ def meter_values_201(energy_wh: float, power_w: float) -> dict[str, Any]:
          "unitOfMeasure": {"unit": "W"}}]}]}
 
 
+def transaction_event(event_type: str, seq_no: int, name: str, energy_wh: float,
+                      **more: Any) -> dict[str, Any]:
+    """An OCPP 2.0.1 TransactionEvent of transaction `name` on EVSE 1 with `meter_values_201`'s
+    reading (`more`: e.g. the idToken of a Started event)."""
+    return {"eventType": event_type, "timestamp": now_iso(), "triggerReason": "MeterValuePeriodic",
+            "seqNo": seq_no, "transactionInfo": {"transactionId": name,
+                                                 "chargingState": "Charging"},
+            "evse": {"id": 1, "connectorId": 1},
+            "meterValue": meter_values_201(energy_wh, 7400.0)["meterValue"], **more}
+
+
 OCPP16, OCPP201 = "ocpp1.6", "ocpp2.0.1"
 # What a charger sends to boot, per protocol: BootNotification, then connector 1 Available.
 _BOOT = {
