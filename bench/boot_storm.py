@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.chargers import RawCharger, boot_all
 from bench.ocpp_server import ServerProcess, raise_file_limit, register_chargers
-from bench.steady import cores, median_spread, pin, process_cpu_seconds
+from bench.steady import alternating, cores, pin, process_cpu_seconds
 from bench.steady_ocpp import BOOT_SETTLE, booted
 
 STORM_CONCURRENCY = 100  # as bench.ocpp's storm
@@ -64,19 +64,11 @@ async def run(chargers: int, rounds: int, storm: bool, against: Path | None) -> 
     pin("self", load_core)
     sides = ["strom", *(["against"] if against else []), "baseline"]
     ids = [f"bench-{n}" for n in range(1, chargers + 1)]
-    results: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory() as tmp:
         store, work = Path(tmp) / "store", Path(tmp) / "work"
         await register_chargers(store, ids)
-        for n in range(rounds):
-            for side in sides if n % 2 == 0 else sides[::-1]:
-                results[side].append(await trial(side, store, work, ids, storm, against,
-                                                 server_core))
-                print(f"round {n + 1} {side}: {results[side][-1]}", flush=True)
-    for side in sides:
-        figures = {key: median_spread([r[key] for r in results[side]])
-                   for key in results[side][0]}
-        print(side, ", ".join(f"{key} {m:.3f} ± {s:.0%}" for key, (m, s) in figures.items()))
+        results = await alternating(sides, rounds, lambda side: trial(
+            side, store, work, ids, storm, against, server_core))
     ratios = [s["boot_cpu_ms"] / b["boot_cpu_ms"]
               for s, b in zip(results["strom"], results["baseline"], strict=True)]
     print(f"boot CPU, strom / baseline, per round: {', '.join(f'{r:.2f}' for r in ratios)}")

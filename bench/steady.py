@@ -270,3 +270,19 @@ def _num(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+async def alternating(sides: Sequence[str], rounds: int,
+                      trial: Callable[[str], Awaitable[dict[str, float]]]
+                      ) -> dict[str, list[dict[str, float]]]:
+    """`trial(side)` for every side in each round, the order flipping each round (A B, B A …),
+    each result printed as it comes; then each figure's median ± spread per side."""
+    results: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    for n in range(rounds):
+        for side in sides if n % 2 == 0 else sides[::-1]:
+            results[side].append(await trial(side))
+            print(f"round {n + 1} {side}: {results[side][-1]}", flush=True)
+    for side, got in results.items():
+        figures = {key: median_spread([r[key] for r in got]) for key in got[0]}
+        print(side, ", ".join(f"{key} {m:.3f} ± {s:.0%}" for key, (m, s) in figures.items()))
+    return results

@@ -24,7 +24,7 @@ from pathlib import Path
 from bench.chargers import OCPP201, RawCharger, transaction_event
 from bench.figures import percentile
 from bench.ocpp_server import ServerProcess, raise_file_limit, register_chargers
-from bench.steady import cores, median_spread, pin, process_cpu_seconds
+from bench.steady import alternating, cores, pin, process_cpu_seconds
 from bench.steady_ocpp import BOOT_SETTLE, booted
 
 _COPIES = itertools.count()
@@ -82,18 +82,11 @@ async def run(chargers: int, rate: float, seconds: float, rounds: int,
     pin("self", load_core)
     sides: dict[str, Path | None] = {"this": None, **({"against": against} if against else {})}
     ids = [f"bench-{n}" for n in range(1, chargers + 1)]
-    results: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory() as tmp:
         store, work = Path(tmp) / "store", Path(tmp) / "work"
         await register_chargers(store, ids)
-        for n in range(rounds):
-            for side in list(sides) if n % 2 == 0 else list(sides)[::-1]:
-                results[side].append(await trial(sides[side], store, work, ids, rate, seconds,
-                                                 server_core))
-                print(f"round {n + 1} {side}: {results[side][-1]}", flush=True)
-    for side, got in results.items():
-        figures = {key: median_spread([r[key] for r in got]) for key in got[0]}
-        print(side, ", ".join(f"{key} {m:.3f} ± {s:.0%}" for key, (m, s) in figures.items()))
+        await alternating(list(sides), rounds, lambda side: trial(
+            sides[side], store, work, ids, rate, seconds, server_core))
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from bench.steady import (
     CLOCK_TICKS,
     Trial,
     Watch,
+    alternating,
     is_disturbed,
     machine_busy_seconds,
     markdown,
@@ -131,3 +132,16 @@ def test_row_is_median_spread_and_median_of_per_round_ratios() -> None:
 def test_rounds_alternate_which_side_goes_first() -> None:
     assert [interleave(n) for n in range(3)] == [["strom", "baseline"], ["baseline", "strom"],
                                                  ["strom", "baseline"]]
+
+
+async def test_alternating_flips_the_order_each_round_and_keeps_results_per_side() -> None:
+    ran: list[str] = []
+
+    async def trial(side: str) -> dict[str, float]:
+        ran.append(side)
+        return {"cpu": float(len(ran))}
+
+    results = await alternating(["this", "against"], 3, trial)
+    assert ran == ["this", "against", "against", "this", "this", "against"]
+    assert results == {"this": [{"cpu": 1.0}, {"cpu": 4.0}, {"cpu": 5.0}],
+                       "against": [{"cpu": 2.0}, {"cpu": 3.0}, {"cpu": 6.0}]}
