@@ -57,6 +57,7 @@ class Results:
     boot_gc_longest_ms: float = 0.0
     nominal_gc_longest_ms: float = 0.0
     nominal_gc_longest_cpu_ms: float = 0.0
+    nominal_stall_longest_ms: float = 0.0
     storm_s: float = 0.0
     storm_connected: int = 0
     storm_extra_sockets: int = 0
@@ -203,6 +204,7 @@ async def _nominal(server: ServerProcess, chargers: list[RawCharger], results: R
     results.nominal_cpu = (after["cpu_s"] - cpu) / results.nominal.seconds
     results.nominal_gc_longest_ms = after["gc_longest_ms"]
     results.nominal_gc_longest_cpu_ms = after["gc_longest_cpu_ms"]
+    results.nominal_stall_longest_ms = after["stall_longest_ms"]
 
 
 async def run(plan: Plan | None = None) -> list[Figure]:
@@ -288,6 +290,9 @@ def figures_201(v201: Results, v16: Results, plan: Plan) -> list[Figure]:
                v16.nominal.p99_ms, nominal),
         Figure("ocpp", "OCPP 2.0.1: nominal load: server CPU", v201.nominal_cpu * 100,
                "% core", v16.nominal_cpu * 100, nominal),
+        Figure("ocpp", "OCPP 2.0.1: nominal load: longest server loop stall",
+               v201.nominal_stall_longest_ms, "ms", v16.nominal_stall_longest_ms,
+               f"{nominal}; a GC pause, a long callback or the scheduler's wait"),
     ]
 
 

@@ -74,6 +74,33 @@ class GcPauses:
 PAUSES = GcPauses()
 
 
+class LoopStalls:
+    """The longest time the event loop ran no ready callback: a task wakes every `EVERY`
+    seconds and records how late it woke. Besides GC pauses this catches any long callback
+    (the GC keeper's count of its frozen set, which no `gc.callbacks` sees, was one) and, on
+    a shared machine, the scheduler's waits."""
+
+    EVERY = 0.02
+
+    def __init__(self) -> None:
+        self.longest_s = 0.0
+
+    async def watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(self.EVERY)
+            self.longest_s = max(self.longest_s, loop.time() - started - self.EVERY)
+
+    def take(self) -> dict[str, float]:
+        """The longest stall since the last call."""
+        taken, self.longest_s = self.longest_s, 0.0
+        return {"stall_longest_ms": taken * 1000}
+
+
+STALLS = LoopStalls()
+
+
 def own_stats() -> dict[str, float]:
     """This process's resident memory (KiB), CPU seconds (user + system) and GC pauses."""
     rss = 0
@@ -82,7 +109,8 @@ def own_stats() -> dict[str, float]:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
     times = os.times()
-    return {"rss_kib": rss, "cpu_s": times.user + times.system, **PAUSES.take()}
+    return {"rss_kib": rss, "cpu_s": times.user + times.system, **PAUSES.take(),
+            **STALLS.take()}
 
 
 class _Counted(Protocol):
@@ -90,6 +118,14 @@ class _Counted(Protocol):
 
 
 async def _serve_commands(server: _Counted) -> None:
+    watching = asyncio.create_task(STALLS.watch())
+    try:
+        await _commands(server)
+    finally:
+        watching.cancel()
+
+
+async def _commands(server: _Counted) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -200,8 +236,9 @@ class ServerProcess:
         await self._proc.stdin.drain()
 
     async def stats(self) -> dict[str, Any]:
-        """RSS (KiB), CPU seconds, connected chargers (as the server counts them) and GC pauses
-        since the last call (`gc_s`, `gc_longest_ms`, `gc_longest_cpu_ms`, `gc_full`)."""
+        """RSS (KiB), CPU seconds, connected chargers (as the server counts them), GC pauses
+        and the longest loop stall since the last call (`gc_s`, `gc_longest_ms`,
+        `gc_longest_cpu_ms`, `gc_full`, `stall_longest_ms`)."""
         await self.send("stats")
         return json.loads(await asyncio.wait_for(self.line("{"), 30))  # type: ignore[no-any-return]
 
