@@ -35,6 +35,7 @@ class EventText:
     @classmethod
     def of(cls, pubkey: str, created_at: int, kind: int, tags: list[list[str]],
            content: str) -> EventText:
+        """The fields of an event, its tags and content serialized (once) as JSON."""
         return cls(pubkey, created_at, kind, _dumps(tags), _dumps(content))
 
     def digest(self) -> bytes:

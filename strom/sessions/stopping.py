@@ -77,8 +77,9 @@ class StopFlow:
         """Stop a session (driver or operator); the charger's StopTransaction ends it.
 
         Before the RemoteStart went out (`paid`) the session fails at once, all refundable.
-        While it is out (`starting`) the stop is only recorded: the payment stays held until
-        the charger answers, since a late StartTransaction may still bill energy. Its
+        While it is out or on its way (`starting`: it may wait behind another call to the
+        charger) the stop is only recorded: the payment stays held until the charger answers,
+        since a late StartTransaction may still bill energy. Its
         StartTransaction then makes it `stopping` (`on_transaction_started`), a rejection or
         the start timeout `failed` with everything refundable.
         """
