@@ -26,6 +26,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from tests.e2e.processes import free_port
 
 STARTUP_SECONDS = 30.0
+PORT_ATTEMPTS = 3
 
 
 def _config(directory: Path, port: int, events_per_second: int | None) -> str:
@@ -64,27 +65,42 @@ async def _until_listening(url: str, process: asyncio.subprocess.Process) -> Non
 @asynccontextmanager
 async def independent_relay(directory: Path, *,
                             events_per_second: int | None = None) -> AsyncIterator[str]:
-    """nostr-relay on a free loopback port; yields its ws:// URL."""
-    port = free_port()
-    config = _config(directory, port, events_per_second)
-    binary = Path(sys.executable).with_name("nostr-relay")
-    process = await asyncio.create_subprocess_exec(
-        str(binary), "-c", config, "serve", "--use-uvicorn", cwd=directory,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    url = f"ws://127.0.0.1:{port}"
-    try:
-        await _until_listening(url, process)
-        yield url
-    finally:
-        if process.returncode is None:
-            process.terminate()
+    """nostr-relay on a free loopback port; yields its ws:// URL.
+
+    A port found free may be taken by another process before the relay binds it (parallel
+    test runs on one machine): that start is retried on a new port; any other failure to
+    start raises with the relay's own last words.
+    """
+    for attempt in range(PORT_ATTEMPTS):
+        port = free_port()
+        config = _config(directory, port, events_per_second)
+        log = directory / "relay.log"
+        binary = Path(sys.executable).with_name("nostr-relay")
+        with log.open("wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                str(binary), "-c", config, "serve", "--use-uvicorn", cwd=directory,
+                stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        url = f"ws://127.0.0.1:{port}"
+        try:
             try:
-                async with asyncio.timeout(5):
+                await _until_listening(url, process)
+            except RuntimeError as exc:
+                said = log.read_text(errors="replace")
+                if "address already in use" in said.lower() and attempt + 1 < PORT_ATTEMPTS:
+                    continue
+                raise RuntimeError(f"{exc}: {said[-2000:]}") from None
+            yield url
+            return
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    async with asyncio.timeout(5):
+                        await process.wait()
+                except TimeoutError:
+                    process.kill()
                     await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
 
 
 @asynccontextmanager
