@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -147,6 +147,7 @@ class LogLine(BusEvent):
 
 
 Handler = Callable[[Any], Awaitable[None]]
+BatchHandler = Callable[[list[Any]], Awaitable[None]]
 Wanted = Callable[[BusEvent], bool]  # whether a subscriber wants one event of its types
 
 
@@ -179,8 +180,7 @@ class EventBus:
         `when` (asked at publication, so it must not depend on what the handler has seen yet)
         leaves out events the handler would ignore: each one delivered costs a task switch.
         """
-        queue: asyncio.Queue[BusEvent] = asyncio.Queue(0 if durable else self._max_queue)
-        self._subscribers.append((types or (BusEvent,), when, queue))
+        queue = self._queue(types, when, durable)
 
         async def pump() -> None:
             while True:
@@ -191,7 +191,42 @@ class EventBus:
                     log.exception("event handler %s failed on %s",
                                   getattr(handler, "__qualname__", handler), type(event).__name__)
 
-        task = asyncio.get_running_loop().create_task(pump(), name=f"bus:{handler}")
+        self._pump(pump(), handler)
+
+    def subscribe_batches(self, handler: BatchHandler, *types: type[BusEvent], window: float,
+                          durable: bool = False, when: Wanted | None = None) -> None:
+        """Run `await handler(events)` with the matching events gathered for `window` seconds
+        after the first one, in publication order, in a task of its own (as `subscribe`).
+
+        For a subscriber that reads the store for what it is told and is in no hurry (a push
+        to a roaming partner, a charger's site limit or card list after it booted): a boot
+        storm's events cost it one read per batch, not one each. Each read still comes after
+        the events it answers.
+        """
+        queue = self._queue(types, when, durable)
+
+        async def pump() -> None:
+            while True:
+                events = [await queue.get()]
+                await asyncio.sleep(window)
+                while not queue.empty():
+                    events.append(queue.get_nowait())
+                try:
+                    await handler(events)
+                except Exception:
+                    log.exception("event handler %s failed on %d events",
+                                  getattr(handler, "__qualname__", handler), len(events))
+
+        self._pump(pump(), handler)
+
+    def _queue(self, types: tuple[type[BusEvent], ...], when: Wanted | None,
+               durable: bool) -> asyncio.Queue[BusEvent]:
+        queue: asyncio.Queue[BusEvent] = asyncio.Queue(0 if durable else self._max_queue)
+        self._subscribers.append((types or (BusEvent,), when, queue))
+        return queue
+
+    def _pump(self, pump: Coroutine[Any, Any, None], handler: object) -> None:
+        task = asyncio.get_running_loop().create_task(pump, name=f"bus:{handler}")
         self._tasks.add(task)
 
     @asynccontextmanager

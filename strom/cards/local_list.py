@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 
@@ -29,6 +30,8 @@ from strom.tasks import Tasks
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 5.0
+# How long chargers' boots and connects gather before the list version is read for them all.
+ARRIVALS_WINDOW = 0.1
 # A charger that reconnects usually boots first: its list is looked at after the boot, or
 # this long after the connect when it does not boot.
 CONNECT_DELAY_SECONDS = 2.0
@@ -53,11 +56,13 @@ class LocalListSync:
         self._kick = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: dict[str, bool] = {}  # cp → boot look wanted after the running sync
-        self._booted: dict[str, float] = {}  # cp → loop time of its last BootNotification
+        self._order = itertools.count()  # the order of boots and connects, as they came
+        self._booted: dict[str, int] = {}  # cp → `_order` of its last BootNotification
         self._tasks = Tasks()
 
     async def start(self) -> None:
-        self._bus.subscribe(self._on_event, ChargePointBooted, ChargePointConnected)
+        self._bus.subscribe_batches(self._on_arrivals, ChargePointBooted, ChargePointConnected,
+                                    window=ARRIVALS_WINDOW)
         self._tasks.spawn(self._watch(await self._repo.list_version()), "cards:local-list")
 
     async def close(self) -> None:
@@ -67,18 +72,31 @@ class LocalListSync:
         """The cards changed in this process: send the difference to connected chargers now."""
         self._kick.set()
 
-    async def _on_event(self, event: object) -> None:
-        if isinstance(event, ChargePointBooted):
-            self._booted[event.cp_id] = asyncio.get_running_loop().time()
-            self.schedule(event.cp_id, boot=True)
-        elif isinstance(event, ChargePointConnected):
-            self._tasks.spawn(self._after_connect(event.cp_id), f"local-list-connect:{event.cp_id}")
+    async def _on_arrivals(self, events: list[ChargePointBooted | ChargePointConnected]) -> None:
+        booted, connected = [], []
+        for event in events:  # in order: a boot after a connect in the batch counts as after
+            if isinstance(event, ChargePointBooted):
+                self._booted[event.cp_id] = next(self._order)
+                booted.append(event.cp_id)
+            else:
+                connected.append((event.cp_id, next(self._order)))
+        if booted:
+            await self._look_at(booted)
+        if connected:
+            self._tasks.spawn(self._after_connect(connected), "local-list-connect")
 
-    async def _after_connect(self, cp_id: str) -> None:
-        connected = asyncio.get_running_loop().time()
+    async def _after_connect(self, connected: list[tuple[str, int]]) -> None:
         await asyncio.sleep(CONNECT_DELAY_SECONDS)
-        if self._booted.get(cp_id, -1.0) < connected and self._control.is_connected(cp_id):
-            self.schedule(cp_id, boot=True)
+        await self._look_at([cp_id for cp_id, when in connected
+                             if self._booted.get(cp_id, -1) < when
+                             and self._control.is_connected(cp_id)])
+
+    async def _look_at(self, cp_ids: list[str]) -> None:
+        """Sync these chargers' lists as after a boot, unless no card was ever registered
+        (one read for all of them: a boot storm's chargers come in batches)."""
+        if cp_ids and await self._repo.list_version() != 0:
+            for cp_id in cp_ids:
+                self.schedule(cp_id, boot=True)
 
     async def _watch(self, known: int) -> None:
         while True:

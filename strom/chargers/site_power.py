@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 # (which writes the store only) take effect, and chargers that were away are asked again.
 SWEEP_SECONDS = 60.0
 
+# How long chargers' connects and boots gather before their sites are looked up together.
+ARRIVALS_WINDOW = 0.1
 Key = tuple[str, int]  # (charger, connector)
 # The id under which a charger in no site is balanced when a session there has its own limit.
 SOLO = "charger:"
@@ -107,7 +109,11 @@ class SitePower:
     async def start(self) -> None:
         """Follow starts and stops; re-balance every site once (a restart may have missed some)."""
         self._bus.subscribe(self._on_event, TransactionStarted, TransactionStopped,
-                            ChargePointConnected, ChargePointBooted, durable=True)
+                            durable=True)
+        # A charger that (re)connects gets its cap again: not urgent, so a boot storm's chargers
+        # are looked up together (one read per batch instead of one per event).
+        self._bus.subscribe_batches(self._on_arrivals, ChargePointConnected, ChargePointBooted,
+                                    window=ARRIVALS_WINDOW, durable=True)
         # A session binds its transaction in a handler of its own, maybe after the start was
         # balanced: once it charges, its own limit (the slow rate) is known. Missed: the sweep.
         self._bus.subscribe(self._on_session, SessionChanged)
@@ -186,18 +192,17 @@ class SitePower:
 
     # --- re-balancing ----------------------------------------------------------------------
 
-    async def _on_event(self, event: object) -> None:
-        match event:
-            case TransactionStarted(cp_id=cp_id) | TransactionStopped(cp_id=cp_id):
-                site = await self._sites.site_of(cp_id)
-                self.request(site.id if site is not None else SOLO + cp_id)
-            case ChargePointConnected(cp_id=cp_id) | ChargePointBooted(cp_id=cp_id):
-                if isinstance(event, ChargePointBooted):
-                    self._refusing.pop(cp_id, None)  # new firmware, perhaps: ask it again
-                self._caps.pop(cp_id, None)  # send its cap again: it may have lost it
-                site = await self._sites.site_of(cp_id)
-                if site is not None:
-                    self.request(site.id)
+    async def _on_event(self, event: TransactionStarted | TransactionStopped) -> None:
+        site_id = (await self._sites.site_ids_of([event.cp_id])).get(event.cp_id)
+        self.request(site_id if site_id is not None else SOLO + event.cp_id)
+
+    async def _on_arrivals(self, events: list[ChargePointConnected | ChargePointBooted]) -> None:
+        for event in events:
+            if isinstance(event, ChargePointBooted):
+                self._refusing.pop(event.cp_id, None)  # new firmware, perhaps: ask it again
+            self._caps.pop(event.cp_id, None)  # send its cap again: it may have lost it
+        for site_id in set((await self._sites.site_ids_of(e.cp_id for e in events)).values()):
+            self.request(site_id)
 
     async def _on_session(self, event: object) -> None:
         if not isinstance(event, SessionChanged):

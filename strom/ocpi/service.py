@@ -28,6 +28,7 @@ from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.db import Database
 from strom.store.ocpi import (
     OcpiPartyRepository,
+    PartyRecord,
     RoamingRepository,
     RoamingSession,
     TokenRepository,
@@ -39,6 +40,9 @@ from strom.timeutil import iso
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT = 30  # seconds an eMSP is told to wait for a command's result
+# How long EVSE status changes gather before the registered eMSPs are read for their pushes
+# (one read per batch: a boot storm's statuses cost one, not one each).
+STATUS_WINDOW = 0.1
 
 # ControlResult.outcome → OCPI CommandResultType.
 _RESULT = {Outcome.ACCEPTED: "ACCEPTED", Outcome.SCHEDULED: "ACCEPTED",
@@ -73,7 +77,8 @@ class OcpiService:
         self.reservations = RoamingReservations(core)
 
     async def start(self) -> None:
-        self._bus.subscribe(self._on_status, ConnectorStatusChanged, ChargePointDisconnected)
+        self._bus.subscribe_batches(self._on_statuses, ConnectorStatusChanged,
+                                    ChargePointDisconnected, window=STATUS_WINDOW)
         await self.roaming.start()
 
     async def authorize(self, cp_id: str, connector_id: int | None, id_tag: str) -> str | None:
@@ -135,15 +140,23 @@ class OcpiService:
 
     # --- pushes ------------------------------------------------------------------------
 
-    async def _on_status(self, event: ConnectorStatusChanged | ChargePointDisconnected) -> None:
-        """PATCH the EVSE's new status to every registered eMSP that receives Locations (a
-        charger that went away: UNKNOWN for each of its EVSEs)."""
+    async def _on_statuses(self, events: list[ConnectorStatusChanged | ChargePointDisconnected]
+                           ) -> None:
+        """PATCH each EVSE's new status to every registered eMSP that receives Locations (a
+        charger that went away: UNKNOWN for each of its EVSEs), in the order they came."""
         parties = await self.parties.registered()
         if not parties:
             return
-        cp = await self._charge_points.get(event.cp_id)
-        if cp is None:
-            return
+        chargers: dict[str, ChargerRecord | None] = {}
+        for event in events:
+            if event.cp_id not in chargers:
+                chargers[event.cp_id] = await self._charge_points.get(event.cp_id)
+            cp = chargers[event.cp_id]
+            if cp is not None:
+                self._push_status(parties, cp, event)
+
+    def _push_status(self, parties: list[PartyRecord], cp: ChargerRecord,
+                     event: ConnectorStatusChanged | ChargePointDisconnected) -> None:
         gone = isinstance(event, ChargePointDisconnected)
         whole = range(1, cp.num_connectors + 1)
         numbers = [event.connector_id] if isinstance(event, ConnectorStatusChanged) \

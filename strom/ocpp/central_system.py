@@ -32,7 +32,12 @@ from strom.events import ChargePointConnected, ChargePointDisconnected, EventBus
 from strom.forwarded import client_address, trusted_networks
 from strom.ocpp.auth_throttle import AuthThrottle
 from strom.ocpp.cert_signing import CertificateSigning, load_ca
-from strom.ocpp.charge_point import Authorizer, ChargePointConnection, OcppContext
+from strom.ocpp.charge_point import (
+    Authorizer,
+    ChargePointConnection,
+    OcppContext,
+    SharedHandlers,
+)
 from strom.ocpp.client_certs import refusal, require_client_certs
 from strom.ocpp.control import Ocpp16Control
 from strom.ocpp.protocols import OCPP16, OCPP21, OCPP201, SUPPORTED, choose
@@ -87,9 +92,11 @@ class CentralSystem:
         self._ca_pem = ca.cert_pem if ca is not None else None
         # The charger's record, read once per connection by the handshake: its allow-list when
         # the subprotocol is chosen, its backend for passthrough. Read again at every handshake,
-        # so an operator's change (from any process) holds from the next connection on. Weak:
-        # a handshake that fails half-way leaves nothing behind.
-        self._records: weakref.WeakKeyDictionary[ServerConnection, ChargerRecord] = \
+        # so an operator's change (from any process) holds from the next connection on; with
+        # the loop time it was read (the first boot's answer may use it). Weak: a handshake
+        # that fails half-way leaves nothing behind.
+        self._records: weakref.WeakKeyDictionary[ServerConnection,
+                                                 tuple[ChargerRecord, float]] = \
             weakref.WeakKeyDictionary()
         self._connections: dict[str, OcppRpc] = {}
         # One charger-control adapter per protocol; each knows only its own chargers.
@@ -257,7 +264,7 @@ class CentralSystem:
         if cp is None:
             log.warning("OCPP connection for unknown charge point %r refused", cp_id)
             return connection.respond(HTTPStatus.NOT_FOUND, f"unknown charge point {cp_id}\n")
-        self._records[connection] = cp
+        self._records[connection] = (cp, asyncio.get_running_loop().time())
         if (why := refusal(cp, connection.transport, self._client_ca)) is not None:
             log.warning("OCPP connection for %s refused: %s", cp_id, why)
             return connection.respond(HTTPStatus.FORBIDDEN, why + "\n")
@@ -322,7 +329,7 @@ class CentralSystem:
     # --- one connection ---------------------------------------------------------------------
 
     async def _serve(self, websocket: ServerConnection) -> None:
-        cp = self._records.pop(websocket)  # _check_request let it through
+        cp, read_at = self._records.pop(websocket)  # _check_request let it through
         cp_id = cp.id
         offered = websocket.request.headers.get("Sec-WebSocket-Protocol") if websocket.request \
             else None
@@ -335,6 +342,8 @@ class CentralSystem:
             return
         conn = (await self._passthrough(protocol, cp, websocket)
                 or self._connection_for(protocol, cp_id, websocket))
+        if isinstance(conn, SharedHandlers):
+            conn.handshake_boot = (read_at, cp.boot_status == "Rejected")
         await self._charge_points.set_connected(cp_id, True, protocol)
         old = self._connections.get(cp_id)
         self._connections[cp_id] = conn
@@ -385,8 +394,8 @@ class CentralSystem:
     def _select_subprotocol(self, connection: ServerConnection,
                             subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
         """The highest protocol the charger offers and may use; None when it offers none."""
-        cp = self._records.get(connection)
-        allowed = cp.ocpp_protocols if cp else None
+        record = self._records.get(connection)
+        allowed = record[0].ocpp_protocols if record else None
         chosen = choose(subprotocols, allowed)
         return Subprotocol(chosen) if chosen else None
 

@@ -9,11 +9,13 @@ handlers (framing, rate limit, calls and answers) is strom's own: `strom.ocpp.rp
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ocpp.charge_point import camel_to_snake_case
 from ocpp.exceptions import PropertyConstraintViolationError, TypeConstraintViolationError
 from ocpp.routing import after, on
 from ocpp.v16 import call, call_result
@@ -45,6 +47,8 @@ from strom.timeutil import iso, parse_iso
 log = logging.getLogger(__name__)
 
 REJECTED_INTERVAL = 300  # seconds until a charger the operator rejected may boot again
+# How old the handshake's read of the boot mode may be to answer the first boot.
+HANDSHAKE_READ_SECONDS = 2.0
 
 
 class Authorizer(Protocol):
@@ -76,10 +80,13 @@ class OcppContext:
     # strom's CA for chargers' CSRs (SignCertificate); None: none configured, CSRs refused.
     cert_signing: CertificateSigning | None = None
 
-    async def boot_rejected(self, cp_id: str, vendor: str, model: str) -> bool:
-        """Whether the operator rejects this charger's boot (`strom cp add --boot rejected`);
-        a rejected boot is written to the event log."""
-        if not await self.charge_points.boot_rejected(cp_id):
+    async def boot_rejected(self, cp_id: str, vendor: str, model: str, *,
+                            known: bool | None = None) -> bool:
+        """Whether the operator rejects this charger's boot (`strom cp add --boot rejected`),
+        read fresh unless `known` (read a moment ago); a rejected boot is written to the event
+        log."""
+        rejected = await self.charge_points.boot_rejected(cp_id) if known is None else known
+        if not rejected:
             return False
         log.info("%s: BootNotification rejected, as the operator set", cp_id)
         self.event_log.append_soon("boot_rejected", {"vendor": vendor, "model": model}, cp_id)
@@ -130,6 +137,10 @@ class SharedHandlers(OcppRpc):
     answer is the version's `call_results` class)."""
 
     _ctx: OcppContext
+    # The operator's boot mode as the handshake read it (loop time of the read, rejected):
+    # the first BootNotification comes milliseconds later and is answered from it instead
+    # of a read of its own (a store hop per boot); later boots read it fresh.
+    handshake_boot: tuple[float, bool] | None = None
 
     @after("BootNotification")
     def after_boot(self, **_: Any) -> None:
@@ -141,6 +152,15 @@ class SharedHandlers(OcppRpc):
     async def on_heartbeat(self, _: Payload) -> Payload:
         self._ctx.charge_points.touch(self.id)
         return {"currentTime": iso()}
+
+    async def _boot_rejected(self, vendor: str, model: str) -> bool:
+        """`OcppContext.boot_rejected`, from the handshake's read for a first boot that came
+        within `HANDSHAKE_READ_SECONDS` of it."""
+        read, self.handshake_boot = self.handshake_boot, None
+        fresh = read is not None \
+            and asyncio.get_running_loop().time() - read[0] <= HANDSHAKE_READ_SECONDS
+        return await self._ctx.boot_rejected(self.id, vendor, model,
+                                             known=read[1] if read is not None and fresh else None)
 
     async def _authorize(self, connector_id: int | None, id_tag: str) -> str:
         """The session service's word on `id_tag` (Invalid while sessions are not running)."""
@@ -159,6 +179,9 @@ class ChargePointConnection(SharedHandlers):
     # The ocpp library and the frame checks name a few errors as OCPP 2.0 does.
     spelling = {"FormatViolation": "FormationViolation",
                 "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
+    # The boot, and the metering set-up's calls after it (strom.ocpp.sampling).
+    prepared = tuple((kind, action) for action in ("BootNotification", "GetConfiguration",
+                                                   "ChangeConfiguration") for kind in (2, 3))
 
     def __init__(self, cp_id: str, websocket: Any, context: OcppContext,
                  response_timeout: float) -> None:
@@ -172,7 +195,7 @@ class ChargePointConnection(SharedHandlers):
     @on(Action.boot_notification)
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str,
                       **kwargs: Any) -> call_result.BootNotification:
-        if await self._ctx.boot_rejected(self.id, charge_point_vendor, charge_point_model):
+        if await self._boot_rejected(charge_point_vendor, charge_point_model):
             self.registration = "Rejected"
             return call_result.BootNotification(current_time=iso(), interval=REJECTED_INTERVAL,
                                                 status=RegistrationStatus.rejected)
@@ -184,17 +207,22 @@ class ChargePointConnection(SharedHandlers):
                                             interval=self._ctx.heartbeat_interval,
                                             status=RegistrationStatus.accepted)
 
-    @on(Action.status_notification)
-    async def on_status(self, connector_id: int, error_code: str, status: str,
-                        **kwargs: Any) -> call_result.StatusNotification:
+    @on_payload(Action.status_notification)
+    async def on_status(self, payload: Payload) -> Payload:
+        # On the payload as sent: chargers send one at every change, all day, and every one
+        # at each boot (the library's key conversion and payload classes cost more).
+        connector_id, status = payload["connectorId"], payload["status"]
+        error_code = payload["errorCode"]
         await self._ctx.charge_points.set_connector_status(self.id, connector_id, status,
                                                            error_code)
-        if error_code != "NoError" or kwargs.get("info"):
+        if error_code != "NoError" or payload.get("info"):
+            details = camel_to_snake_case({k: v for k, v in payload.items()
+                                           if k not in ("connectorId", "status", "errorCode")})
             await self._ctx.event_log.append(
                 "status", {"connector": connector_id, "status": status,
-                           "error_code": error_code, **kwargs}, self.id)
+                           "error_code": error_code, **details}, self.id)
         self._ctx.bus.publish(ConnectorStatusChanged(self.id, connector_id, status, error_code))
-        return call_result.StatusNotification()
+        return {}
 
     @on(Action.authorize)
     async def on_authorize(self, id_tag: str) -> call_result.Authorize:

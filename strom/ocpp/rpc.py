@@ -85,6 +85,9 @@ class OcppRpc:
     # (bound methods made per connection were ~3.8 KiB and 31 objects in reference cycles per
     # charger, docs/performance.md).
     route_map: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Other schemas every connection needs at once, compiled by `prepare` too: (message type,
+    # action) of its boot and of strom's calls right after it.
+    prepared: ClassVar[tuple[tuple[int, str], ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -118,12 +121,14 @@ class OcppRpc:
     @classmethod
     def prepare(cls) -> None:
         """Compile the schema checks of the calls sent all day (the `on_payload` handlers' and
-        their answers') now, before a charger waits for one: 1-120 ms each (2.0.1's
-        TransactionEvent is the largest)."""
+        their answers') and of a boot (`prepared`) now, before a charger waits for one: 1-120
+        ms each (2.0.1's TransactionEvent is the largest), paid by the first chargers otherwise."""
         for action, handlers in cls.route_map.items():
             if getattr(handlers.get("_on_action"), "_takes_payload", False):
                 compiled(2, action, cls.ocpp_version)
                 compiled(3, action, cls.ocpp_version)
+        for message_type, action in cls.prepared:
+            compiled(message_type, action, cls.ocpp_version)
 
     # --- frames from the peer ---------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +69,14 @@ class SiteRepository:
             "SELECT s.* FROM sites s JOIN site_chargers c ON c.site_id = s.id WHERE c.cp_id = ?",
             (cp_id,))
         return await self._site(row) if row else None
+
+    async def site_ids_of(self, cp_ids: Iterable[str]) -> dict[str, str]:
+        """The site each of these chargers is in (chargers in none are left out): one query
+        for many chargers, as a boot storm's site look-ups want."""
+        rows = await self._db.fetchall(
+            "SELECT cp_id, site_id FROM site_chargers"
+            " WHERE cp_id IN (SELECT value FROM json_each(?))", (json.dumps(list(cp_ids)),))
+        return {r["cp_id"]: r["site_id"] for r in rows}
 
     async def add_charger(self, site_id: str, cp_id: str, max_w: int | None) -> None:
         """Put a charger in the site (out of any other), with its own cap or none."""

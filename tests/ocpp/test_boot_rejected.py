@@ -107,3 +107,30 @@ async def test_only_accepted_or_rejected_is_stored(db: Database) -> None:
     repo = ChargePointRepository(db)
     with pytest.raises(ValueError, match="Accepted or Rejected"):
         await repo.add("cp-x", name="x", lat=0, lon=0, boot_status="Pending")
+
+
+async def test_a_16_boot_after_the_first_reads_the_operators_word_fresh(ocpp: Ocpp) -> None:
+    """The first boot is answered from the handshake's read of the charger (a moment
+    before); the operator's change holds from the next boot on, on the same connection."""
+    async with connect(ocpp.url("cp-2"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        assert (await _boot16(ws, "b1"))["status"] == "Accepted"
+        await ocpp.charge_points.update("cp-2", boot_status="Rejected")
+        answer = await _boot16(ws, "b2")
+        assert (answer["status"], answer["interval"]) == ("Rejected", REJECTED_INTERVAL)
+
+
+async def test_a_first_16_boot_long_after_the_handshake_reads_fresh(
+        ocpp: Ocpp, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("strom.ocpp.charge_point.HANDSHAKE_READ_SECONDS", 0.0)
+    async with connect(ocpp.url("cp-2"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        await ocpp.charge_points.update("cp-2", boot_status="Rejected")
+        assert (await _boot16(ws, "b1"))["status"] == "Rejected"
+
+
+async def _boot16(ws: Any, unique_id: str) -> Any:
+    """The answer to a BootNotification (strom's own calls meanwhile left unanswered)."""
+    await ws.send(json.dumps([2, unique_id, "BootNotification", BOOT16]))
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if frame[:2] == [3, unique_id]:
+            return frame[2]

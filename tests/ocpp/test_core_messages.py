@@ -70,7 +70,8 @@ async def test_boot_heartbeat_status_are_answered_and_stored(ocpp: Ocpp) -> None
             await cp.call(call.StatusNotification(connector_id=1, error_code="NoError",
                                                   status="Available"))
             await cp.call(call.StatusNotification(connector_id=2, error_code="GroundFailure",
-                                                  status="Faulted", info="RCD tripped"))
+                                                  status="Faulted", info="RCD tripped",
+                                                  vendor_error_code="E42"))
             assert await next_of(events, ChargePointConnected) == ChargePointConnected("cp-1")
             booted = await next_of(events, ChargePointBooted)
             assert (booted.vendor, booted.model) == ("Acme", "Wallbox 11")
@@ -83,8 +84,12 @@ async def test_boot_heartbeat_status_are_answered_and_stored(ocpp: Ocpp) -> None
             assert stored.connector(1).status == "Available"
             assert stored.connector(2).status == "Faulted"
             assert stored.connector(2).error_code == "GroundFailure"
-            log_kinds = [e["kind"] for e in await ocpp.event_log.recent("cp-1")]
-            assert "boot" in log_kinds and "status" in log_kinds
+            logged = await ocpp.event_log.recent("cp-1")
+            assert "boot" in [e["kind"] for e in logged]
+            # The fault as the charger told it, in the event log's own (snake_case) keys.
+            assert [e["payload"] for e in logged if e["kind"] == "status"] == [
+                {"connector": 2, "status": "Faulted", "error_code": "GroundFailure",
+                 "info": "RCD tripped", "vendor_error_code": "E42"}]
             assert ocpp.central.is_connected("cp-1")
         assert await next_of(events, ChargePointDisconnected) == ChargePointDisconnected(
             "cp-1")

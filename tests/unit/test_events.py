@@ -73,3 +73,25 @@ async def test_a_subscriber_is_not_woken_for_events_it_does_not_want() -> None:
     await eventually(lambda: asyncio.sleep(0, seen), lambda s: len(s) == 2)
     assert seen == wanted
     await bus.close()
+
+
+async def test_a_batch_subscriber_gets_what_came_within_its_window_in_order() -> None:
+    """`subscribe_batches`: the events published within `window` of the first come as one
+    list, in order; later ones make the next batch; a failing batch does not end it."""
+    bus = EventBus()
+    batches: list[list[int]] = []
+
+    async def handle(events: list[Tick]) -> None:
+        batches.append([e.n for e in events])
+        if events[0].n == 0:
+            raise RuntimeError("failed once")
+
+    bus.subscribe_batches(handle, Tick, window=0.05, durable=True)
+    await asyncio.sleep(0)
+    for n in range(100):
+        bus.publish(Tick(n))
+    await eventually(lambda: asyncio.sleep(0, batches), lambda b: len(b) == 1)
+    bus.publish(Tick(100))
+    await eventually(lambda: asyncio.sleep(0, batches), lambda b: len(b) == 2)
+    assert batches == [list(range(100)), [100]]
+    await bus.close()
