@@ -242,9 +242,8 @@ class Database:
             committed, self._committed = self._committed, None
             queued = self._queued
             try:
-                async with self.transaction() as conn:
-                    for sql, rows in batch:
-                        await conn.executemany(sql, rows)
+                async with self._lock:  # BEGIN, every statement and COMMIT: one hop
+                    await self._in_thread(_write_batch, batch)
             except _ROW_ERRORS:
                 await self._write_each(batch)
             except Exception:
@@ -334,6 +333,19 @@ def _grouped(batch: list[tuple[str, list[tuple[Any, ...]]]]
     for sql, rows in batch:
         grouped.setdefault(sql, []).extend(rows)
     return list(grouped.items())
+
+
+def _write_batch(conn: sqlite3.Connection, batch: list[tuple[str, list[tuple[Any, ...]]]]
+                 ) -> None:
+    """One transaction of queued rows, in the store's thread; rolled back when one fails."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, rows in batch:
+            conn.executemany(sql, rows)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _fetchone(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Any:

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,29 +76,29 @@ async def test_concurrent_transactions_are_serialized(db: Database) -> None:
     assert (await db.fetchone("SELECT n FROM counter"))[0] == 50
 
 
-def counted_commits(db: Database) -> list[int]:
-    """A one-item list that counts the transactions `db` opens from now on."""
-    commits = [0]
-    original = db.transaction
+def counted_batches(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The transactions the store's queued writes commit from now on: for each, the number of
+    rows of each statement (one executemany each; the whole batch one hop to its thread)."""
+    batches: list[list[int]] = []
+    real = db_module._write_batch
 
-    def counting():  # noqa: ANN202
-        commits[0] += 1
-        return original()
+    def counting(conn: Any, batch: list[tuple[str, list[Any]]]) -> None:
+        batches.append([len(rows) for _, rows in batch])
+        real(conn, batch)
 
-    db.transaction = counting  # type: ignore[method-assign]
-    return commits
+    monkeypatch.setattr(db_module, "_write_batch", counting)
+    return batches
 
 
-async def test_queued_writes_commit_together_and_before_close(tmp_path) -> None:  # noqa: ANN001
-    from strom.store.db import Database
-
+async def test_queued_writes_commit_together_and_before_close(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = await Database.open(tmp_path / "batch.sqlite3")
     await db.execute("CREATE TABLE t (n INTEGER)")
-    commits = counted_commits(db)
+    batches = counted_batches(monkeypatch)
     for n in range(100):
         db.write_soon("INSERT INTO t (n) VALUES (?)", [(n,)])
     await db.flushed()
-    assert commits == [1]
+    assert batches == [[100]]
     assert (await db.fetchone("SELECT COUNT(*), SUM(n) FROM t"))[:] == (100, 4950)
     db.write_soon("INSERT INTO t (n) VALUES (?)", [(1000,)])
     await db.close()  # flushes what is queued
@@ -109,55 +107,33 @@ async def test_queued_writes_commit_together_and_before_close(tmp_path) -> None:
     await reopened.close()
 
 
-def count_statements(db: Database) -> list[int]:
-    """The number of rows of each statement the batches run (each one a hop to aiosqlite's
-    thread)."""
-    statements: list[int] = []
-    original = db.transaction
-
-    class Counting:
-        def __init__(self, conn: Any) -> None:
-            self._conn = conn
-
-        async def executemany(self, sql: str, rows: list[Any]) -> Any:
-            statements.append(len(rows))
-            return await self._conn.executemany(sql, rows)
-
-    @asynccontextmanager
-    async def counting() -> AsyncIterator[Any]:
-        async with original() as conn:
-            yield Counting(conn)
-
-    db.transaction = counting  # type: ignore[method-assign]
-    return statements
-
-
 async def test_writes_queued_within_the_batch_time_commit_as_one_statement(
         db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """Chargers' readings arriving one by one (not in one loop pass) still share a commit, and
     a statement queued many times runs once with all its rows."""
     monkeypatch.setattr(db_module, "BATCH_SECONDS", 0.5)
     await db.execute("CREATE TABLE t (n INTEGER)")
-    statements = count_statements(db)
+    batches = counted_batches(monkeypatch)
     for n in range(20):
         db.write_soon("INSERT INTO t (n) VALUES (?)", [(n,)])
         await asyncio.sleep(0.002)
     assert (await db.fetchone("SELECT COUNT(*) FROM t"))[0] == 0  # still gathering
     await eventually(lambda: db.fetchone("SELECT COUNT(*) FROM t"), lambda row: row[0] == 20)
-    assert statements == [20]
+    assert batches == [[20]]
 
 
-async def test_only_the_newest_last_seen_time_per_charger_is_written(db: Database) -> None:
+async def test_only_the_newest_last_seen_time_per_charger_is_written(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = ChargePointRepository(db)
     for cp_id in ("a", "b"):
         await repo.add(cp_id, name=cp_id, lat=1, lon=2)
-    statements = count_statements(db)
+    batches = counted_batches(monkeypatch)
     sql = "UPDATE charge_points SET last_seen = ? WHERE id = ?"
     for n in range(50):
         db.write_latest(sql, "a", (f"2026-11-27T10:00:{n:02d}.000Z", "a"))
     db.write_latest(sql, "b", ("2026-11-27T09:00:00.000Z", "b"))
     await db.flushed()
-    assert statements == [2]
+    assert batches == [[2]]
     assert [(cp.id, cp.last_seen) for cp in await repo.list()] == [
         ("a", "2026-11-27T10:00:49.000Z"), ("b", "2026-11-27T09:00:00.000Z")]
 
@@ -198,12 +174,13 @@ async def test_one_bad_queued_row_costs_only_itself(db: Database, caplog) -> Non
     assert "7 queued row(s) refused" in caplog.text
 
 
-async def test_awaited_writes_share_a_commit_and_are_in_when_they_return(db: Database) -> None:
+async def test_awaited_writes_share_a_commit_and_are_in_when_they_return(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """`Database.write`: many writers at once (a boot storm) commit in one transaction, each
     statement's rows in one executemany, and each writer returns after that commit."""
     await db.execute("CREATE TABLE a (n INTEGER)")
     await db.execute("CREATE TABLE b (n INTEGER)")
-    commits = counted_commits(db)
+    batches = counted_batches(monkeypatch)
 
     async def writer(n: int) -> int:
         await db.write(f"INSERT INTO {'ab'[n % 2]} (n) VALUES (?)", [(n,)])
@@ -216,7 +193,7 @@ async def test_awaited_writes_share_a_commit_and_are_in_when_they_return(db: Dat
             await other.close()
 
     assert await asyncio.gather(*(writer(n) for n in range(40))) == [1] * 40
-    assert commits == [1]
+    assert batches == [[20, 20]]
     rows = await db.fetchall("SELECT rowid, n FROM a ORDER BY rowid")
     assert [r["n"] for r in rows] == list(range(0, 40, 2))  # in the order queued
 
