@@ -96,10 +96,11 @@ class OcppContext:
                      firmware: str | None, details: dict[str, Any]) -> None:
         """An accepted boot, whatever OCPP the charger speaks: recorded on the charger, in the
         event log (vendor, model and the version's `details`), then `ChargePointBooted`."""
+        # The entry is queued first, so it commits in the batch the boot's record waits for
+        # (one batch, not one after the other): both are in when the event goes out.
+        self.event_log.append_soon("boot", {"vendor": vendor, "model": model, **details}, cp_id)
         await self.charge_points.record_boot(cp_id, vendor=vendor, model=model,
                                              serial_number=serial_number, firmware=firmware)
-        await self.event_log.append("boot", {"vendor": vendor, "model": model, **details},
-                                    cp_id)
         self.bus.publish(ChargePointBooted(cp_id, vendor, model))
 
     async def sign_requested(self, cp_id: str, csr: str,

@@ -222,7 +222,9 @@ class Database:
     async def write(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         """`write_soon`, returning once its batch has committed: for records subscribers may
         read right after (a charger's boot, its connectors' status, the event log), written
-        together when many chargers write at once. A failure is logged, as `write_soon`'s."""
+        together when many chargers write at once. A failure is logged, as `write_soon`'s.
+        What was queued before it (`write_soon`, with no await between) is committed too when
+        it returns."""
         self.write_soon(sql, rows)
         if self._committed is None:
             self._committed = asyncio.get_running_loop().create_future()

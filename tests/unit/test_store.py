@@ -242,3 +242,20 @@ async def test_the_sessions_reconcile_reads_only_indexes(db: Database) -> None:
     plan = [row[3] for row in await db.fetchall("EXPLAIN QUERY PLAN " + STRANDED_SQL, ("paid",))]
     reads = [step for step in plan if step.startswith(("SCAN", "SEARCH"))]
     assert len(reads) == 3 and all("USING INDEX" in step for step in reads), plan
+
+
+async def test_rows_queued_before_an_awaited_write_are_in_when_it_returns(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A boot's event log entry is queued, then its record written and awaited: one batch
+    holds both, and both are committed when the write returns."""
+    await db.execute("CREATE TABLE a (n INTEGER)")
+    await db.execute("CREATE TABLE b (n INTEGER)")
+    batches = counted_batches(monkeypatch)
+    db.write_soon("INSERT INTO a (n) VALUES (?)", [(1,)])
+    await db.write("INSERT INTO b (n) VALUES (?)", [(2,)])
+    assert batches == [[1, 1]]
+    other = await Database.open(db.path)
+    try:
+        assert (await other.fetchone("SELECT COUNT(*) FROM a"))[0] == 1
+    finally:
+        await other.close()
