@@ -8,7 +8,7 @@ does not answer in time or answers CALLERROR gives a result saying so, never an 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from strom.ocpp.charge_point import ChargePointConnection
 from strom.ocpp.local_list import KEYS as LIST_KEYS
 from strom.ocpp.local_list import list_entry, list_settings
 from strom.ocpp.profiles import PROFILES_KEY, lacks
+from strom.ocpp.rpc import Payload
 from strom.timeutil import iso, utcnow
 
 PROTOCOL = "ocpp1.6"
@@ -85,14 +86,23 @@ class Ocpp16Control:
 
     async def _call(self, cp_id: str, payload: Any) -> Any:
         """Send one call; the ocpp library's typed answer, or `CallFailed`."""
+        return await self._calling(cp_id, type(payload).__name__,
+                                   lambda conn: conn.call(payload))
+
+    async def _call_payload(self, cp_id: str, action: str, payload: Payload) -> Payload:
+        """`_call` on the payloads as on the wire (`OcppRpc.call_payload`)."""
+        return await self._calling(cp_id, action,  # type: ignore[no-any-return]
+                                   lambda conn: conn.call_payload(action, payload))
+
+    async def _calling(self, cp_id: str, action: str,
+                       send: Callable[[Any], Awaitable[Any]]) -> Any:
         conn = self._connection(cp_id)
-        action = type(payload).__name__
         if conn is None:
             raise CallFailed(not_connected(cp_id))
         try:
             # The connection bounds the wait for the answer (not for its turn: OCPP-J sends
             # one call at a time, so a call may first wait for the one before it).
-            return await conn.call(payload)
+            return await send(conn)
         except TimeoutError:
             raise CallFailed(ControlResult(
                 Outcome.TIMEOUT, reason=f"charge point {cp_id} did not answer {action} within"
@@ -113,10 +123,14 @@ class Ocpp16Control:
             answer = await self._call(cp_id, payload)
         except CallFailed as failed:
             return failed.result
-        status = str(answer.status)
+        return self._outcome(cp_id, type(payload).__name__, str(answer.status), outcomes)
+
+    @staticmethod
+    def _outcome(cp_id: str, action: str, status: str,
+                 outcomes: dict[str, Outcome] = _OUTCOMES) -> ControlResult:
         outcome = outcomes.get(status, Outcome.REJECTED)
         reason = "" if outcome in (Outcome.ACCEPTED, Outcome.SCHEDULED) else \
-            f"charge point {cp_id} answered {status} to {type(payload).__name__}"
+            f"charge point {cp_id} answered {status} to {action}"
         return ControlResult(outcome, status, reason)
 
     async def start(self, cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
@@ -285,19 +299,27 @@ class Ocpp16Control:
 
     async def get_configuration(self, cp_id: str,
                                 keys: list[str] | None = None) -> ConfigurationResult:
+        # On the payloads as on the wire: every charger is asked at each boot (the metering
+        # set-up, strom.ocpp.sampling).
         try:
-            answer = await self._call(cp_id, call.GetConfiguration(key=keys or None))
+            answer = await self._call_payload(cp_id, "GetConfiguration",
+                                              {"key": keys} if keys else {})
         except CallFailed as failed:
             return ConfigurationResult(failed.result)
-        entries = answer.configuration_key or []
+        entries = answer.get("configurationKey") or []
         return ConfigurationResult(
             ControlResult(Outcome.ACCEPTED, "Accepted"),
             values={e["key"]: e.get("value") for e in entries},
             readonly=frozenset(e["key"] for e in entries if e.get("readonly")),
-            unknown=tuple(answer.unknown_key or ()))
+            unknown=tuple(answer.get("unknownKey") or ()))
 
     async def change_configuration(self, cp_id: str, key: str, value: str) -> ControlResult:
-        return await self._ask(cp_id, call.ChangeConfiguration(key=key, value=value))
+        try:
+            answer = await self._call_payload(cp_id, "ChangeConfiguration",
+                                              {"key": key, "value": value})
+        except CallFailed as failed:
+            return failed.result
+        return self._outcome(cp_id, "ChangeConfiguration", answer["status"])
 
     async def local_list_settings(self, cp_id: str) -> LocalListSettings:
         """GetConfiguration of the list's keys. A charger that refuses GetConfiguration

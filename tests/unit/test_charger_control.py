@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
+from typing import Any
 
 from ocpp.v16 import call
 from ocpp.v16.enums import (
@@ -166,6 +167,9 @@ class Answering:
     async def call(self, payload: object) -> SimpleNamespace:
         return SimpleNamespace(status=self.status)
 
+    async def call_payload(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"status": self.status}
+
 
 # Every status word OCPP 1.6 has for the answers the adapter reads, and what it means.
 OCPP16_ANSWERS = {
@@ -231,11 +235,13 @@ class Listing:
         self.version, self.values = version, values
 
     async def call(self, payload: object) -> SimpleNamespace:
-        if isinstance(payload, call.GetLocalListVersion):
-            return SimpleNamespace(list_version=self.version)
-        assert isinstance(payload, call.GetConfiguration)
-        return SimpleNamespace(unknown_key=[], configuration_key=[
-            {"key": key, "value": value, "readonly": True} for key, value in self.values.items()])
+        assert isinstance(payload, call.GetLocalListVersion)
+        return SimpleNamespace(list_version=self.version)
+
+    async def call_payload(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        assert action == "GetConfiguration"
+        return {"unknownKey": [], "configurationKey": [
+            {"key": key, "value": value, "readonly": True} for key, value in self.values.items()]}
 
 
 async def test_the_ocpp16_local_list_in_control_words() -> None:
