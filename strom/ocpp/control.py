@@ -91,7 +91,7 @@ class Ocpp16Control:
 
     async def _call_payload(self, cp_id: str, action: str, payload: Payload) -> Payload:
         """`_call` on the payloads as on the wire (`OcppRpc.call_payload`)."""
-        return await self._calling(cp_id, action,  # type: ignore[no-any-return]
+        return await self._calling(cp_id, action,
                                    lambda conn: conn.call_payload(action, payload))
 
     async def _calling(self, cp_id: str, action: str,

@@ -260,7 +260,7 @@ class OcppRpc:
         except OCPPError as exc:
             raise ValidationError(f"the answer to {action} does not fit OCPP"
                                   f" {self.ocpp_version}: {exc.description}") from None
-        return answer.payload  # type: ignore[no-any-return]
+        return answer.payload
 
     # --- sending ----------------------------------------------------------------------------
 
