@@ -9,7 +9,10 @@ the ledger's entries add up to the session's columns, every paid invoice is coun
 payment it received for a session invoice is in the ledger, and every refund it paid is too.
 
 Energy a charger delivered beyond a session's payment (`unbilled_msat`) is listed as a finding
-for the operator: it is money strom could not collect, not a mismatch of the books.
+for the operator: it is money strom could not collect, not a mismatch of the books. So is the
+energy of an extra transaction (another one a charger started with a session's idTag while the
+session had its own: not the payer's, `extra_transactions`), each with its transaction id and
+charger, and in total (`extra_unbilled_wh`).
 
 Against theft (issue 16): every refund went to the session's payer capability (a withdraw
 link issued through the payer's token, or the zap sender's own lightning address), and no
@@ -30,6 +33,7 @@ from strom.sessions import ledger
 from strom.sessions.model import Session, State
 from strom.sessions.repository import SessionRepository
 from strom.store.db import Database
+from strom.store.extra_transactions import ExtraTransactionRepository
 from strom.store.ledger import LedgerRepository
 from strom.store.refunds import RefundRepository
 
@@ -44,6 +48,9 @@ class LedgerReport:
     held_msat: int = 0
     refundable_msat: int = 0
     unbilled_msat: int = 0
+    # Extra transactions (not the payer's, never billed): each, and the energy they delivered.
+    extra_transactions: list[dict[str, Any]] = field(default_factory=list)
+    extra_unbilled_wh: float = 0.0
     problems: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # unbilled energy: not ledger errors
     problem_kinds: list[dict[str, str | None]] = field(default_factory=list)
@@ -69,6 +76,8 @@ class LedgerReport:
                 "consumed_msat": self.consumed_msat, "refunded_msat": self.refunded_msat,
                 "forfeited_msat": self.forfeited_msat, "held_msat": self.held_msat,
                 "refundable_msat": self.refundable_msat, "unbilled_msat": self.unbilled_msat,
+                "extra_transactions": self.extra_transactions,
+                "extra_unbilled_wh": self.extra_unbilled_wh,
                 "problems": self.problems, "findings": self.findings,
                 "problem_kinds": self.problem_kinds, "card_sessions": self.card_sessions,
                 "card_consumed_msat": self.card_consumed_msat,
@@ -139,12 +148,33 @@ async def _check(db: Database) -> LedgerReport:
         report.say("payment_duplicate",
                    f"payment {duplicate[0]} is recorded {duplicate[1]} times")
     await _against_wallet(repo, refund_repo, report)
+    await _extra_transactions(ExtraTransactionRepository(db), report)
     cards = await check_cards(db, report.say, report.findings)
     report.card_sessions = cards.sessions
     report.card_consumed_msat = cards.consumed_msat
     report.card_accounts_msat = cards.balance_msat
     report.roaming_sessions, report.roaming_owed_msat = await check_roaming(db, report.say)
     return report
+
+
+async def _extra_transactions(extras: ExtraTransactionRepository, report: LedgerReport) -> None:
+    """Each extra transaction, and what the ones the charger stopped delivered: energy strom
+    could not bill (a finding, not a mismatch: no payer's money moved)."""
+    for extra in await extras.all():
+        energy = extra.energy_wh
+        report.extra_transactions.append({
+            "transaction_id": extra.transaction_id, "cp_id": extra.cp_id,
+            "connector_id": extra.connector_id, "session_id": extra.session_id,
+            "open": extra.open, "energy_wh": energy})
+        what = (f"transaction {extra.transaction_id} at {extra.cp_id}: an extra transaction"
+                f" with the idTag of session {extra.session_id}")
+        if energy is None:
+            report.findings.append(f"{what}, still running (strom keeps asking the charger to"
+                                   " stop it); its energy will not be billed")
+        else:
+            report.extra_unbilled_wh += energy
+            report.findings.append(f"{what}: unbilled energy: {energy:.0f} Wh delivered, not"
+                                   " billed to anyone")
 
 
 async def _against_wallet(sessions: SessionRepository, refunds: RefundRepository,

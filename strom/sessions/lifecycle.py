@@ -53,6 +53,7 @@ from strom.sessions.stopping import SessionError, StopFlow
 from strom.sessions.watchdog import MeterWatchdog
 from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.db import Database
+from strom.store.extra_transactions import ExtraTransactionRepository
 from strom.tariffs.model import Tariff
 from strom.timeutil import iso, parse_iso, utcnow
 
@@ -105,6 +106,7 @@ class SessionService(SessionQueries, StartFlow, MeterFlow, StopFlow):
         self._stoppers: set[str] = set()  # sessions with a RemoteStop loop running
         self._settling: set[str] = set()  # unconfirmed sessions whose connector says ended
         self._woken: dict[str, asyncio.Event] = {}  # per charger: it just (re)connected
+        self._extras = ExtraTransactionRepository(db)
         self.watchdog = MeterWatchdog(chargers=chargers, meter_interval=meter_interval,
                                       intervals=settings.watchdog_intervals,
                                       stop=self.request_stop)
@@ -275,7 +277,9 @@ class SessionService(SessionQueries, StartFlow, MeterFlow, StopFlow):
                         f"start-timeout:{session.id}")
         for session in await self.repo.in_states(State.STOPPING, State.STOPPING_UNCONFIRMED):
             # The RemoteStop may never have gone out: ask again until the charger confirms.
-            self._ensure_stopping(session.id)
+            self._ensure_stopping(session)
+        for extra in await self._extras.open():
+            self._ensure_stopping_extra(extra.cp_id, extra.transaction_id)
 
     async def reconcile(self) -> None:
         """Act on money the store shows and the sessions have not: an invoice the wallet

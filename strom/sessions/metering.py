@@ -48,7 +48,7 @@ class MeterFlow:
     if TYPE_CHECKING:  # SessionService's own, which this part calls
         def publish(self, session: Session) -> None: ...
 
-        def _ensure_stopping(self, session_id: str) -> None: ...
+        def _ensure_stopping(self, session: Session) -> None: ...
 
         async def _reopen_and_stop(self, session_id: str, why: str, *,
                                    stop: bool = True) -> None: ...
@@ -127,7 +127,7 @@ class MeterFlow:
         self.publish(session)
         if stop:
             log.info("session %s: budget used up, stopping", session.id)
-            self._ensure_stopping(session.id)
+            self._ensure_stopping(session)
 
     def _room(self, session: Session, consumed: int, now: datetime) -> int:
         """What to keep free before stopping: the worst case until the next reading (max power

@@ -28,6 +28,7 @@ from strom.sessions.model import ENDED_STATES, Session, State
 from strom.sessions.repository import SessionRepository
 from strom.store.charge_points import ChargePointRepository, ChargerRecord
 from strom.store.db import Database
+from strom.store.extra_transactions import ExtraTransactionRepository
 from strom.timeutil import iso
 
 log = logging.getLogger("strom.sessions.lifecycle")
@@ -49,9 +50,9 @@ class StartFlow:
 
         def publish(self, session: Session) -> None: ...
 
-        def _ensure_stopping(self, session_id: str) -> None: ...
+        def _ensure_stopping(self, session: Session) -> None: ...
 
-        async def _stop_extra(self, session: Session, transaction_id: int) -> None: ...
+        def _ensure_stopping_extra(self, cp_id: str, transaction_id: int) -> None: ...
 
         async def _reopen(self, conn: aiosqlite.Connection, session: Session,
                           why: str) -> None: ...
@@ -252,7 +253,11 @@ class StartFlow:
                 assert session is not None
                 await self._reopen(conn, session, "the charger started after the session ended")
             elif session.transaction_id != event.transaction_id:
-                late_other = True  # one more transaction for an idTag that has one: stop it
+                # One more transaction for an idTag that has one: not the payer's (never
+                # billed to them), recorded so it is stopped until it stops and its energy
+                # reported to the operator as unbilled.
+                late_other = True
+                await ExtraTransactionRepository.note_in(conn, event.transaction_id, session.id)
             session = await self.repo.get_in(conn, session.id)
             assert session is not None
             return session, late_other
@@ -265,12 +270,11 @@ class StartFlow:
         if late_other:
             log.warning("session %s: charger %s started another transaction %d; stopping it",
                         session.id, event.cp_id, event.transaction_id)
-            self._spawn(self._stop_extra(session, event.transaction_id),
-                        f"stop-extra:{event.transaction_id}")
+            self._ensure_stopping_extra(event.cp_id, event.transaction_id)
             return
         log.info("session %s %s (transaction %d)", session.id, session.state.value,
                  event.transaction_id)
         self.publish(session)
         if session.state in (State.STOPPING, State.STOPPING_UNCONFIRMED):
-            self._ensure_stopping(session.id)
+            self._ensure_stopping(session)
 

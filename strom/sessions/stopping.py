@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+import math
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from strom.sessions.connectors import reason_in_words
 from strom.sessions.model import ENDED_STATES, METERED_STATES, Session, State
 from strom.sessions.repository import SessionRepository
 from strom.store.db import Database
+from strom.store.extra_transactions import ExtraTransactionRepository
 from strom.timeutil import iso, utcnow
 
 log = logging.getLogger("strom.sessions.lifecycle")
@@ -54,6 +56,7 @@ class StopFlow:
     _stoppers: set[str]
     _settling: set[str]
     _woken: dict[str, asyncio.Event]
+    _extras: ExtraTransactionRepository
 
     if TYPE_CHECKING:  # SessionService's own, which this part calls
         def _spawn(self, coro: Awaitable[None], name: str) -> None: ...
@@ -100,54 +103,76 @@ class StopFlow:
         self.publish(session)
         if session.state in (State.STOPPING, State.STOPPING_UNCONFIRMED):
             crash_point("stopping")
-            self._ensure_stopping(session.id)
+            self._ensure_stopping(session)
         return session
 
-    def _ensure_stopping(self, session_id: str) -> None:
+    def _ensure_stopping(self, session: Session) -> None:
         """One RemoteStop loop per session, until the charger confirms."""
-        if session_id in self._stoppers:
+        if session.id in self._stoppers:
             return
-        self._stoppers.add(session_id)
-        self._spawn(self._stop_until_stopped(session_id), f"stop:{session_id}")
+        self._stoppers.add(session.id)
+        self._spawn(self._stop_until_stopped(session.id, session.cp_id), f"stop:{session.id}")
 
     def _wake(self, cp_id: str) -> None:
         event = self._woken.get(cp_id)
         if event is not None:
             event.set()
 
-    async def _stop_until_stopped(self, session_id: str) -> None:
+    async def _stop_until_stopped(self, session_id: str, cp_id: str) -> None:
         """RemoteStop, again with backoff and at once after a reconnect, until the charger
         confirms; a stop not confirmed within `stop_timeout` (or rejected) becomes
         `stopping_unconfirmed` and holds the worst case back from the refund."""
+
+        async def ask(elapsed: float) -> float | None:
+            session = await self.repo.get(session_id)
+            if session is None or session.state not in (State.STOPPING,
+                                                        State.STOPPING_UNCONFIRMED):
+                return None
+            if session.state == State.STOPPING and elapsed >= self._settings.stop_timeout:
+                await self.unconfirm(session_id, "no StopTransaction in time")
+            if self._chargers.is_connected(session.cp_id):
+                assert session.transaction_id is not None
+                if not await self._remote_stop(session.cp_id, session.transaction_id,
+                                               f"session {session.id}"):
+                    await self.unconfirm(session_id, "the charger rejected RemoteStop")
+            # A stop still `stopping` is asked again by its timeout, to become unconfirmed.
+            return self._settings.stop_timeout if session.state == State.STOPPING else math.inf
+
+        async def woken() -> None:
+            await self._ask_connector_status(session_id)
+
+        try:
+            await self._ask_stop_until_done(cp_id, ask, woken)
+        finally:
+            self._stoppers.discard(session_id)
+
+    async def _ask_stop_until_done(self, cp_id: str,
+                                   ask: Callable[[float], Awaitable[float | None]],
+                                   woken: Callable[[], Awaitable[None]] | None = None) -> None:
+        """The RemoteStop retry loop of a session's stop and of an extra transaction's: `ask`
+        (given the seconds since the first ask) sends RemoteStop when the charger is
+        connected and returns by when (seconds since the first ask) to ask again at the
+        latest, None when nothing is left to stop. Between asks it waits 2 s, 4 s, … up to
+        5 minutes; when the charger reconnects or reports it runs `woken` and asks at once."""
         loop = asyncio.get_running_loop()
         asked_at = loop.time()
         delay = STOP_RETRY_FIRST_SECONDS
-        try:
-            while (session := await self.repo.get(session_id)) is not None \
-                    and session.state in (State.STOPPING, State.STOPPING_UNCONFIRMED):
-                woken = self._woken.setdefault(session.cp_id, asyncio.Event())
-                woken.clear()
-                if session.state == State.STOPPING and \
-                        loop.time() - asked_at >= self._settings.stop_timeout:
-                    await self.unconfirm(session_id, "no StopTransaction in time")
-                if self._chargers.is_connected(session.cp_id):
-                    assert session.transaction_id is not None
-                    if not await self._remote_stop(session, session.transaction_id):
-                        await self.unconfirm(session_id, "the charger rejected RemoteStop")
-                wait = delay
-                if session.state == State.STOPPING:
-                    wait = min(delay, max(0.1, asked_at + self._settings.stop_timeout
-                                          - loop.time()))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), timeout=wait)
-                if woken.is_set():
-                    delay = STOP_RETRY_FIRST_SECONDS  # back online: ask again now
-                    await asyncio.sleep(0.2)  # let its queued messages arrive first
-                    await self._ask_connector_status(session_id)
-                else:
-                    delay = min(delay * 2, STOP_RETRY_MAX_SECONDS)
-        finally:
-            self._stoppers.discard(session_id)
+        event = self._woken.setdefault(cp_id, asyncio.Event())
+        while True:
+            event.clear()
+            latest = await ask(loop.time() - asked_at)
+            if latest is None:
+                return
+            wait = min(delay, max(0.1, asked_at + latest - loop.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=wait)
+            if event.is_set():
+                delay = STOP_RETRY_FIRST_SECONDS  # back online: ask again now
+                await asyncio.sleep(0.2)  # let its queued messages arrive first
+                if woken is not None:
+                    await woken()
+            else:
+                delay = min(delay * 2, STOP_RETRY_MAX_SECONDS)
 
     async def _ask_connector_status(self, session_id: str) -> None:
         """A charger back online that has not confirmed our stop: ask what its connector shows
@@ -164,20 +189,45 @@ class StopFlow:
         if not result.ok:  # offline again, CALLERROR, timeout: RemoteStop goes on
             log.info("session %s: no StatusNotification asked: %s", session_id, result.reason)
 
-    async def _remote_stop(self, session: Session, transaction_id: int) -> bool:
-        """RemoteStopTransaction; False only when the charger answers no."""
-        result = await self._chargers.stop(session.cp_id, transaction_id)
+    async def _remote_stop(self, cp_id: str, transaction_id: int, whose: str) -> bool:
+        """RemoteStopTransaction; False only when the charger answers no. `whose` names the
+        transaction in the log."""
+        result = await self._chargers.stop(cp_id, transaction_id)
         if result.answered and not result.ok:
-            log.warning("session %s: charger rejected RemoteStop of transaction %d",
-                        session.id, transaction_id)
+            log.warning("%s: charger rejected RemoteStop of transaction %d", whose,
+                        transaction_id)
             return False
         if not result.ok:
             # Offline, CALLERROR, timeout: the loop asks again; the hold covers the meantime.
-            log.warning("session %s: RemoteStop failed: %s", session.id, result.reason)
+            log.warning("%s: RemoteStop failed: %s", whose, result.reason)
         return True
 
-    async def _stop_extra(self, session: Session, transaction_id: int) -> None:
-        await self._remote_stop(session, transaction_id)
+    def _ensure_stopping_extra(self, cp_id: str, transaction_id: int) -> None:
+        """One RemoteStop loop per extra transaction, until the charger stops it."""
+        key = f"extra:{transaction_id}"
+        if key in self._stoppers:
+            return
+        self._stoppers.add(key)
+        self._spawn(self._stop_extra(cp_id, transaction_id, key), f"stop-extra:{transaction_id}")
+
+    async def _stop_extra(self, cp_id: str, transaction_id: int, key: str) -> None:
+        """RemoteStop an extra transaction (another one a charger started with a session's
+        idTag) like a session's unconfirmed stop, until its StopTransaction: a charger that
+        rejects, ignores or cannot hear it is asked again. Nothing is held: it is not billed."""
+
+        async def ask(_: float) -> float | None:
+            extra = await self._extras.get(transaction_id)
+            if extra is None or not extra.open:
+                return None
+            if self._chargers.is_connected(cp_id):
+                await self._remote_stop(cp_id, transaction_id,
+                                        f"extra transaction of session {extra.session_id}")
+            return math.inf
+
+        try:  # its StopTransaction, queued while it was offline, ends the loop
+            await self._ask_stop_until_done(cp_id, ask)
+        finally:
+            self._stoppers.discard(key)
 
     async def unconfirm(self, session_id: str, why: str) -> Session | None:
         """A stop the charger has not confirmed: hold the worst case, release the rest."""
@@ -202,6 +252,7 @@ class StopFlow:
         before (its last energy is billed to what is left)."""
         session = await self.repo.by_transaction(cp_id, transaction_id)
         if session is None:
+            await self._extra_stopped(transaction_id)
             return
         if session.state in ENDED_STATES:
             if not self._shows_more(session, meter_stop_wh, None):
@@ -210,6 +261,16 @@ class StopFlow:
                                         stop=False)
         await self._meter(session.id, energy_register_wh=meter_stop_wh, final=True)
         await self._finalize(session.id, reason_in_words(reason))
+
+    async def _extra_stopped(self, transaction_id: int) -> None:
+        """An extra transaction's StopTransaction: its energy is nobody's to bill (not the
+        session's payer's), so it is reported as unbilled (log, `strom ledger check`)."""
+        extra = await self._extras.get(transaction_id)
+        if extra is None or extra.energy_wh is None:
+            return
+        log.warning("charger %s: extra transaction %d (idTag of session %s) stopped: %.0f Wh"
+                    " delivered, unbilled", extra.cp_id, transaction_id, extra.session_id,
+                    extra.energy_wh)
 
     async def on_connector_status(self, cp_id: str, connector_id: int, status: str) -> None:
         """A connector's status is evidence too: still charging a session that ended → stop it
@@ -252,7 +313,7 @@ class StopFlow:
         assert session is not None
         self.publish(session)
         if stop:
-            self._ensure_stopping(session_id)
+            self._ensure_stopping(session)
 
     async def _reopen(self, conn: aiosqlite.Connection, session: Session, why: str) -> None:
         """An ended session the charger is still charging: unconfirmed again, what is left

@@ -241,6 +241,13 @@ class LedgerReport(BaseModel):
     held_msat: int = 0
     refundable_msat: int
     unbilled_msat: int = 0
+    extra_transactions: list[dict[str, Any]] = Field(
+        default_factory=list, description="Extra transactions: ones a charger started with a "
+        "session's idTag while the session had its own (not the payer's, never billed): "
+        "`transaction_id`, `cp_id`, `connector_id`, `session_id`, `open`, `energy_wh` "
+        "(null while open).")
+    extra_unbilled_wh: float = Field(0.0, description="What the stopped extra transactions "
+                                     "delivered: energy nobody was billed for.")
     problems: list[str]
     findings: list[str] = Field(default_factory=list, description="Unbilled energy (money "
                                 "strom could not collect) and refunds paid while a stop was "

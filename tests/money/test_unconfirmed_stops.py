@@ -276,3 +276,48 @@ async def test_charger_still_charging_a_stopped_session_gets_remote_stop_again(
     done = await world.session_until(url, lambda s: s["state"] == "stopped")
     assert done["energy_wh"] == 2000 and done["consumed_msat"] == 600_000
     await world.ledger_ok()
+
+
+async def test_an_extra_transaction_is_stopped_until_it_stops_and_its_energy_reported_unbilled(
+        field: tuple[World, FieldCharger]) -> None:
+    """A charger starts a second, different transaction with a charging session's idTag (a
+    replay, a misbehaving charger) and rejects the first RemoteStop of it: strom asks again
+    until it stops, the 400 Wh it reports are the operator's unbilled energy (with the
+    transaction and charger), and the payer pays only for their own transaction."""
+    world, charger = field
+    url, tx = await _charging(world, charger, 1000)
+    charger.stop_answer = "Rejected"
+    extra, _ = await charger.start(charger.start_requests[0], meter_start=5000)
+    assert extra != tx
+    await eventually(lambda: _value(charger.stop_requests.count(extra)), lambda n: n >= 1)
+    charger.stop_answer = "Accepted"
+    # Rejected once: asked again (backoff 2 s), then it stops, 400 Wh later.
+    await eventually(lambda: _value(charger.stop_requests.count(extra)), lambda n: n >= 2,
+                     seconds=10)
+    await charger.stop(extra, 5400)
+    assert tx not in charger.stop_requests
+    session = await world.session(url)
+    assert session["state"] == "charging" and session["energy_wh"] == 1000
+    # The driver's own transaction ends as usual: paid − its 1000 Wh, nothing of the 400 Wh.
+    await lnurl.handle(session["lnurlw"])
+    await eventually(lambda: _value(charger.stop_requests.count(tx)), lambda n: n >= 1)
+    await charger.stop(tx, 1000)
+    done = await world.session_until(url, lambda s: s["state"] == "stopped")
+    assert done["consumed_msat"] == 300_000 and done["refundable_msat"] == PAID - 300_000
+    assert done["unbilled_msat"] == 0
+    request = await lnurl.handle(done["lnurlw"])
+    assert isinstance(request, lnurl.LnurlWithdrawResponse), request
+    assert int(request.maxWithdrawable) == PAID - 300_000
+    check = await world.http.get("/api/v1/ledger/check", headers=world.admin)
+    report = check.json()
+    assert check.status_code == 200 and report["ok"], check.text
+    assert report["extra_transactions"] == [{
+        "transaction_id": extra, "cp_id": CP, "connector_id": 1,
+        "session_id": done["id"], "open": False, "energy_wh": 400.0}]
+    assert report["extra_unbilled_wh"] == 400.0
+    assert any(f"transaction {extra} at {CP}" in f and "400 Wh" in f
+               for f in report["findings"])
+    asked = charger.stop_requests.count(extra)
+    await asyncio.sleep(2.5)  # stopped: never asked again
+    assert charger.stop_requests.count(extra) == asked
+    await world.ledger_ok()

@@ -8,11 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from strom.events import InvoicePaid, MeterSample
+from strom.events import InvoicePaid, MeterSample, TransactionStarted
 from strom.sessions.audit import check_ledger
 from strom.sessions.model import State
 from strom.store.db import Database
 from strom.store.lightning import LightningRepository
+from strom.store.transactions import TransactionRepository
 from strom.timeutil import iso, utcnow
 from tests.polling import eventually
 from tests.unit.sessions_support import TARIFF, Harness, harness
@@ -210,6 +211,39 @@ async def test_unconfirmed_stop_is_asked_again_after_a_restart(db: Database) -> 
         done = await again.sessions.repo.get(sid)
         assert done is not None and done.state == State.STOPPED and done.held_msat == 0
         assert (await check_ledger(db)).ok
+
+
+async def test_an_extra_transaction_is_asked_to_stop_again_after_a_restart(
+        db: Database) -> None:
+    """Another transaction with a charging session's idTag: recorded, RemoteStop until the
+    charger stops it (also from a new process), its energy unbilled, the session untouched."""
+    transactions = TransactionRepository(db)
+    async with harness(db) as h:
+        sid = await h.charging_session()
+        before = await h.sessions.repo.get(sid)
+        assert before is not None
+        h.chargers.accept_stop = False
+        extra, _ = await transactions.start("cp-1", connector_id=2, id_tag=before.id_tag,
+                                            meter_start_wh=7000.0, started_at=iso(),
+                                            auth_status="Accepted")
+        await h.sessions.on_transaction_started(TransactionStarted(
+            "cp-1", 2, extra.id, before.id_tag, 7000.0, utcnow()))
+        await eventually(lambda: _value(h.chargers.stops),
+                         lambda stops: ("cp-1", extra.id) in stops)
+    async with harness(db) as again:  # a new process over the same store
+        await eventually(lambda: _value(again.chargers.stops),
+                         lambda stops: ("cp-1", extra.id) in stops)
+        await transactions.stop("cp-1", extra.id, meter_stop_wh=7400.0, stopped_at=iso(),
+                                reason="Remote", id_tag=None)
+        await again.sessions.on_transaction_stopped("cp-1", extra.id, 7400.0, "Remote")
+        after = await again.sessions.repo.get(sid)
+        assert after is not None and after.state == State.CHARGING
+        assert (after.consumed_msat, after.energy_wh) == (before.consumed_msat, before.energy_wh)
+        report = await check_ledger(db)
+        assert report.ok and report.extra_unbilled_wh == 400.0
+        assert report.extra_transactions == [{
+            "transaction_id": extra.id, "cp_id": "cp-1", "connector_id": 2,
+            "session_id": sid, "open": False, "energy_wh": 400.0}]
 
 
 async def _value(value: object) -> object:
