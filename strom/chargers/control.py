@@ -12,7 +12,7 @@ ids whatever the protocol (an adapter whose protocol names transactions otherwis
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -29,6 +29,7 @@ class Outcome(StrEnum):
     NOT_CONNECTED = "not_connected"  # no connection to the charger, or it closed meanwhile
     TIMEOUT = "timeout"  # no answer within the call timeout
     ERROR = "error"  # the charger answered with a protocol error, or an answer that does not fit
+    NOT_SENT = "not_sent"  # withdrawn while it waited for its turn (`still_wanted`): not sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,10 @@ class ControlResult:
         """The charger gave a regular answer (yes, later, no, or "I can't")."""
         return self.code is None and self.outcome in (
             Outcome.ACCEPTED, Outcome.SCHEDULED, Outcome.REJECTED, Outcome.NOT_SUPPORTED)
+
+
+# Asked just before a call that waited for its turn is sent: is it still wanted?
+StillWanted = Callable[[], Awaitable[bool]]
 
 
 def not_connected(cp_id: str) -> ControlResult:
@@ -165,8 +170,13 @@ class ChargerControl(Protocol):
 
     def is_connected(self, cp_id: str) -> bool: ...
 
-    async def start(self, cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
-        """Start a transaction for `id_tag` on a connector (RemoteStart)."""
+    async def start(self, cp_id: str, connector_id: int, id_tag: str, *,
+                    still_wanted: StillWanted | None = None) -> ControlResult:
+        """Start a transaction for `id_tag` on a connector (RemoteStart).
+
+        OCPP sends one call at a time, so the RemoteStart may wait for its turn behind another
+        call. `still_wanted` is asked once it has its turn, just before it is sent: False
+        withdraws it (`Outcome.NOT_SENT`: the charger heard nothing)."""
         ...
 
     async def stop(self, cp_id: str, transaction_id: int) -> ControlResult:
@@ -285,9 +295,11 @@ class ControlDispatcher:
     def is_connected(self, cp_id: str) -> bool:
         return self.adapter(cp_id) is not None
 
-    async def start(self, cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
+    async def start(self, cp_id: str, connector_id: int, id_tag: str, *,
+                    still_wanted: StillWanted | None = None) -> ControlResult:
         a = self.adapter(cp_id)
-        return await a.start(cp_id, connector_id, id_tag) if a else not_connected(cp_id)
+        return await a.start(cp_id, connector_id, id_tag, still_wanted=still_wanted) if a \
+            else not_connected(cp_id)
 
     async def stop(self, cp_id: str, transaction_id: int) -> ControlResult:
         a = self.adapter(cp_id)

@@ -47,7 +47,8 @@ STATUS_WINDOW = 0.1
 # ControlResult.outcome → OCPI CommandResultType.
 _RESULT = {Outcome.ACCEPTED: "ACCEPTED", Outcome.SCHEDULED: "ACCEPTED",
            Outcome.REJECTED: "REJECTED", Outcome.NOT_SUPPORTED: "NOT_SUPPORTED",
-           Outcome.NOT_CONNECTED: "FAILED", Outcome.TIMEOUT: "TIMEOUT", Outcome.ERROR: "FAILED"}
+           Outcome.NOT_CONNECTED: "FAILED", Outcome.TIMEOUT: "TIMEOUT", Outcome.ERROR: "FAILED",
+           Outcome.NOT_SENT: "FAILED"}
 
 
 class OcpiService:

@@ -25,6 +25,7 @@ from strom.chargers.control import (
     LocalListVersion,
     Outcome,
     PowerReading,
+    StillWanted,
     Trigger,
     UploadRequest,
     UploadResult,
@@ -34,7 +35,7 @@ from strom.ocpp.charge_point import ChargePointConnection
 from strom.ocpp.local_list import KEYS as LIST_KEYS
 from strom.ocpp.local_list import list_entry, list_settings
 from strom.ocpp.profiles import PROFILES_KEY, lacks
-from strom.ocpp.rpc import Payload
+from strom.ocpp.rpc import CallWithdrawn, Payload
 from strom.timeutil import iso, utcnow
 
 PROTOCOL = "ocpp1.6"
@@ -84,10 +85,12 @@ class Ocpp16Control:
     def is_connected(self, cp_id: str) -> bool:
         return self._connection(cp_id) is not None
 
-    async def _call(self, cp_id: str, payload: Any) -> Any:
-        """Send one call; the ocpp library's typed answer, or `CallFailed`."""
+    async def _call(self, cp_id: str, payload: Any, still_wanted: StillWanted | None = None
+                    ) -> Any:
+        """Send one call (unless `still_wanted`, asked at its turn, says no); the ocpp
+        library's typed answer, or `CallFailed`."""
         return await self._calling(cp_id, type(payload).__name__,
-                                   lambda conn: conn.call(payload))
+                                   lambda conn: conn.call(payload, still_wanted=still_wanted))
 
     async def _call_payload(self, cp_id: str, action: str, payload: Payload) -> Payload:
         """`_call` on the payloads as on the wire (`OcppRpc.call_payload`)."""
@@ -103,6 +106,10 @@ class Ocpp16Control:
             # The connection bounds the wait for the answer (not for its turn: OCPP-J sends
             # one call at a time, so a call may first wait for the one before it).
             return await send(conn)
+        except CallWithdrawn:
+            raise CallFailed(ControlResult(
+                Outcome.NOT_SENT, reason=f"{action} to charge point {cp_id} was no longer"
+                " wanted when its turn came; nothing was sent")) from None
         except TimeoutError:
             raise CallFailed(ControlResult(
                 Outcome.TIMEOUT, reason=f"charge point {cp_id} did not answer {action} within"
@@ -117,10 +124,10 @@ class Ocpp16Control:
                 Outcome.ERROR, reason=f"charge point {cp_id} answered {action} wrongly: {exc}",
                 code="InvalidResponse")) from None
 
-    async def _ask(self, cp_id: str, payload: Any,
-                   outcomes: dict[str, Outcome] = _OUTCOMES) -> ControlResult:
+    async def _ask(self, cp_id: str, payload: Any, outcomes: dict[str, Outcome] = _OUTCOMES,
+                   still_wanted: StillWanted | None = None) -> ControlResult:
         try:
-            answer = await self._call(cp_id, payload)
+            answer = await self._call(cp_id, payload, still_wanted)
         except CallFailed as failed:
             return failed.result
         return self._outcome(cp_id, type(payload).__name__, str(answer.status), outcomes)
@@ -133,9 +140,10 @@ class Ocpp16Control:
             f"charge point {cp_id} answered {status} to {action}"
         return ControlResult(outcome, status, reason)
 
-    async def start(self, cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
+    async def start(self, cp_id: str, connector_id: int, id_tag: str, *,
+                    still_wanted: StillWanted | None = None) -> ControlResult:
         return await self._ask(cp_id, call.RemoteStartTransaction(
-            id_tag=id_tag, connector_id=connector_id))
+            id_tag=id_tag, connector_id=connector_id), still_wanted=still_wanted)
 
     async def stop(self, cp_id: str, transaction_id: int) -> ControlResult:
         return await self._ask(cp_id, call.RemoteStopTransaction(transaction_id=transaction_id))

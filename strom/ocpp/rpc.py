@@ -34,6 +34,7 @@ from ocpp.messages import Call, CallError, CallResult
 from ocpp.routing import create_route_map, on
 from websockets.exceptions import ConnectionClosed
 
+from strom.chargers.control import StillWanted
 from strom.ocpp.frames import CALL, CALLERROR, Frame, FrameError, parse_frame
 from strom.ocpp.validation import compiled, validate
 from strom.ratelimit import TokenBucket
@@ -42,6 +43,11 @@ log = logging.getLogger(__name__)
 
 
 Payload = dict[str, Any]
+
+
+class CallWithdrawn(Exception):
+    """A call its caller no longer wanted when its turn came (`OcppRpc.call`'s `still_wanted`):
+    nothing was sent."""
 
 
 def on_payload(action: str) -> Callable[[Callable[[Any, Payload], Awaitable[Payload]]],
@@ -218,23 +224,28 @@ class OcppRpc:
 
     # --- strom's calls to the peer ----------------------------------------------------------
 
-    async def call(self, payload: Any) -> Any:
+    async def call(self, payload: Any, *, still_wanted: StillWanted | None = None) -> Any:
         """Send one CALL and return the version's typed answer.
 
-        Raises the OCPPError of a CALLERROR answer (`UnknownCallErrorCodeError` for a code
-        the version does not have), `ValidationError` for an answer the schema refuses,
-        `TimeoutError` after `response_timeout`, or ConnectionClosed.
+        Calls go one at a time: one may wait for the one before it to be answered.
+        `still_wanted`, asked once it has its turn, withdraws it (`CallWithdrawn`, nothing
+        sent) when it answers False. Raises the OCPPError of a CALLERROR answer
+        (`UnknownCallErrorCodeError` for a code the version does not have), `ValidationError`
+        for an answer the schema refuses, `TimeoutError` after `response_timeout`, or
+        ConnectionClosed.
         """
         action = type(payload).__name__
         answer = await self.call_payload(
-            action, remove_nones(snake_to_camel_case(serialize_as_dict(payload))))
+            action, remove_nones(snake_to_camel_case(serialize_as_dict(payload))),
+            still_wanted=still_wanted)
         try:
             return getattr(self.call_results, action)(**camel_to_snake_case(answer))
         except TypeError as exc:
             raise ValidationError(f"the answer to {action} does not fit OCPP"
                                   f" {self.ocpp_version}: {exc}") from None
 
-    async def call_payload(self, action: str, payload: Payload) -> Payload:
+    async def call_payload(self, action: str, payload: Payload, *,
+                           still_wanted: StillWanted | None = None) -> Payload:
         """`call` with the payload as on the wire (camelCase keys) and the answer's payload
         the same way, checked by the same schemas: for the calls strom sends every charger at
         each boot (the metering set-up), without the library's key case conversion and payload
@@ -243,6 +254,8 @@ class OcppRpc:
         msg = Call(str(uuid.uuid4()), action, payload)
         await validate(msg, self.ocpp_version)
         async with self._calling:
+            if still_wanted is not None and not await still_wanted():
+                raise CallWithdrawn(action)
             waiter: asyncio.Future[CallResult | CallError] = \
                 asyncio.get_running_loop().create_future()
             self._waiting[msg.unique_id] = waiter

@@ -26,6 +26,7 @@ from typing import Any
 
 from ocpp.v16 import call, call_result
 
+from strom.chargers.control import StillWanted
 from strom.config import PassthroughSettings
 from strom.ocpp.charge_point import ChargePointConnection, OcppContext
 from strom.ocpp.frames import CALLRESULT, Frame
@@ -235,7 +236,7 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
 
     # --- strom's calls to the charger -------------------------------------------------------
 
-    async def call(self, payload: Any) -> Any:
+    async def call(self, payload: Any, *, still_wanted: StillWanted | None = None) -> Any:
         """strom's own calls: none in a pure proxy; never a start on the backend's connector;
         a stop in the charger's id of the transaction."""
         if isinstance(payload, call.RemoteStartTransaction) and (
@@ -246,7 +247,7 @@ class PassthroughConnection(PassthroughCore, ChargePointConnection):
             entry = self.transactions.by_strom_id(payload.transaction_id)
             if entry is not None and entry.charger_id != payload.transaction_id:
                 payload = replace(payload, transaction_id=entry.charger_id)
-        return await super().call(payload)
+        return await super().call(payload, still_wanted=still_wanted)
 
 
 class Passthrough:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ocpp.v201 import call, call_result
 
+from strom.chargers.control import StillWanted
 from strom.config import PassthroughSettings
 from strom.ocpp.frames import CALLRESULT, Frame
 from strom.ocpp.v201.connection import V201Connection
@@ -134,12 +135,12 @@ class V201PassthroughConnection(PassthroughCore, V201Connection):
             action, payload, strom_evses=strom_evses,
             strom_transactions={k for k, n in self.named.items() if n.owner == "strom"})
 
-    async def call(self, payload: Any) -> Any:
+    async def call(self, payload: Any, *, still_wanted: StillWanted | None = None) -> Any:
         """strom's own calls: none in a pure proxy; never a start on the backend's EVSE."""
         if isinstance(payload, call.RequestStartTransaction) and (
                 not self.lightning or payload.evse_id in self._evses("backend")):
             return call_result.RequestStartTransaction(status="Rejected")
-        return await super().call(payload)
+        return await super().call(payload, still_wanted=still_wanted)
 
 
 def _id_token(payload: dict[str, Any]) -> str | None:

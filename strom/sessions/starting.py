@@ -3,10 +3,13 @@
 A payment is recorded once (`on_paid`): a prepaid session becomes `paid`, a reservation
 `reserved`, a top-up adds budget. One start task per paid session picks a connector inside the
 store transaction (two payers racing for one get it once), asks the charger (RemoteStart) and
-fails the session, all refundable, if the charger refuses or does not start in time. The
+fails the session, all refundable, if the charger refuses or does not start in time, or if
+its payer stopped before the RemoteStart had its turn (it is then not sent). The
 charger's StartTransaction makes it `charging` (`stopping` when its payer asked to stop
-meanwhile); one that comes after the session ended is billed and stopped. `SessionService`
-mixes this in: the attributes and methods declared below are the service's.
+meanwhile); one that comes after the session ended is billed and stopped; another one with
+the idTag of a session that has its transaction is not the payer's: it is recorded, stopped
+until it stops, and its energy reported unbilled. `SessionService` mixes this in: the
+attributes and methods declared below are the service's.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
-from strom.chargers.control import ChargerControl
+from strom.chargers.control import ChargerControl, Outcome
 from strom.config import SessionSettings
 from strom.events import TransactionStarted
 from strom.failpoints import crash_point
@@ -173,9 +176,22 @@ class StartFlow:
 
     async def _remote_start(self, session: Session) -> None:
         assert session.active_connector_id is not None
+
+        async def still_wanted() -> bool:
+            # Asked when the RemoteStart has its turn (it may wait behind another call to the
+            # charger): a stop held meanwhile, or a start timeout, withdraws it unsent.
+            now = await self.repo.get(session.id)
+            return now is not None and now.state == State.STARTING and now.stop_reason is None
+
         result = await self._chargers.start(session.cp_id, session.active_connector_id,
-                                            session.id_tag)
-        if result.answered and not result.ok:
+                                            session.id_tag, still_wanted=still_wanted)
+        if result.outcome == Outcome.NOT_SENT:
+            # The charger heard nothing, so it cannot start: the whole payment is refundable.
+            now = await self.repo.get(session.id)
+            stop = now.stop_reason if now is not None and now.stop_reason else "withdrawn"
+            await self.fail(session.id, f"stopped before the start was sent: {stop}",
+                            only_if=(State.STARTING,))
+        elif result.answered and not result.ok:
             await self.fail(session.id, "charger rejected the start", only_if=(State.STARTING,))
         elif not result.ok:  # offline, CALLERROR, timeout: the start timeout decides
             log.warning("session %s: RemoteStart failed: %s", session.id, result.reason)

@@ -84,7 +84,8 @@ class StopFlow:
         charger) the stop is only recorded: the payment stays held until the charger answers,
         since a late StartTransaction may still bill energy. Its
         StartTransaction then makes it `stopping` (`on_transaction_started`), a rejection or
-        the start timeout `failed` with everything refundable.
+        the start timeout `failed` with everything refundable; a RemoteStart still waiting for
+        its turn is not sent (`_remote_start`'s `still_wanted`), and the session fails at once.
         """
         async with self._db.transaction() as conn:
             session = await self.repo.get_in(conn, session_id)

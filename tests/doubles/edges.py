@@ -16,7 +16,7 @@ import bolt11
 from bolt11 import Bolt11, MilliSatoshi, Tag, TagChar, Tags
 from coincurve import PrivateKey
 
-from strom.chargers.control import ControlResult, Outcome, Trigger, not_connected
+from strom.chargers.control import ControlResult, Outcome, StillWanted, Trigger, not_connected
 from strom.lightning.wallet import (
     Invoice,
     InvoiceState,
@@ -66,7 +66,9 @@ class FakeChargers:
         return ControlResult(Outcome.ACCEPTED, "Accepted") if yes else \
             ControlResult(Outcome.REJECTED, "Rejected", f"{cp_id} said no")
 
-    async def start(self, cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
+    async def start(self, cp_id: str, connector_id: int, id_tag: str, *,
+                    still_wanted: StillWanted | None = None) -> ControlResult:
+        # No call queue here: a start's turn is at once, so `still_wanted` is not asked.
         self.starts.append((cp_id, connector_id, id_tag))
         return ControlResult(Outcome.ACCEPTED if self.accept_start else Outcome.REJECTED)
 

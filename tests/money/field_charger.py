@@ -2,8 +2,9 @@
 
 It speaks OCPP 1.6J through the ocpp library's own ChargePoint (not our simulator), can go
 offline and come back (a new websocket, its transaction still running), answer RemoteStop
-`Rejected`, start only when told (a late StartTransaction) and keep charging after its idTag
-was answered `Invalid` (StopTransactionOnInvalidId=false).
+`Rejected`, start only when told (a late StartTransaction), keep charging after its idTag
+was answered `Invalid` (StopTransactionOnInvalidId=false) and take its time to answer a
+TriggerMessage (`trigger_gate`: strom's next call waits its turn).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class _Link(ChargePoint):
     async def on_trigger(self, requested_message: str,
                          connector_id: int | None = None) -> call_result.TriggerMessage:
         self.charger.triggers.append(requested_message)
+        if self.charger.trigger_gate is not None:  # holds strom's next call behind this one
+            await self.charger.trigger_gate.wait()
         return call_result.TriggerMessage(status="Accepted")
 
     @after(Action.trigger_message)
@@ -61,6 +64,7 @@ class FieldCharger:
         self.stop_requests: list[int] = []
         self.triggers: list[str] = []
         self.shown = "Available"  # the connector's status, as a StatusNotification says
+        self.trigger_gate: asyncio.Event | None = None  # set: TriggerMessage answered
         self._ws: ClientConnection | None = None
         self._link: _Link | None = None
         self._task: asyncio.Task[None] | None = None

@@ -184,6 +184,35 @@ async def test_a_stop_during_starting_holds_until_the_late_start_then_bills_it(
     await world.ledger_ok()
 
 
+async def test_a_stop_while_the_remote_start_waits_its_turn_sends_no_start(
+        field: tuple[World, FieldCharger]) -> None:
+    """OCPP sends one call at a time: the RemoteStart waits behind a TriggerMessage the
+    charger takes its time to answer. The driver stops meanwhile: the RemoteStart never goes
+    out, and the session fails at once (not at the start timeout), all refundable."""
+    world, charger = field
+    charger.trigger_gate = asyncio.Event()
+    trigger = asyncio.create_task(world.http.post(
+        f"/api/v1/commands/{CP}/trigger", json={"message": "Heartbeat"}, headers=world.admin))
+    await eventually(lambda: _value(len(charger.triggers)), lambda n: n == 1)
+    session = await world.pay_to_charge(PAID)
+    url = session["url"]
+    await world.session_until(url, lambda s: s["state"] == "starting")
+    refused = await lnurl.handle(session["lnurlw"])
+    assert isinstance(refused, lnurl.LnurlErrorResponse), refused
+    assert "your stop is being applied" in refused.reason
+    charger.trigger_gate.set()
+    assert (await trigger).status_code == 200
+    failed = await world.session_until(url, lambda s: s["state"] == "failed")
+    assert "before the start was sent" in failed["failure_reason"]
+    assert charger.start_requests == []
+    request = await lnurl.handle(failed["lnurlw"])
+    assert isinstance(request, lnurl.LnurlWithdrawResponse), request
+    assert int(request.maxWithdrawable) == PAID
+    await world.withdraw_all(failed["lnurlw"])
+    await world.session_until(url, lambda s: s["state"] == "refunded")
+    await world.ledger_ok()
+
+
 async def test_a_stop_held_while_starting_survives_a_restart(data_dir: Path) -> None:
     """strom goes down while a stop waits for the charger's answer; the charger's queued
     StartTransaction after the restart is stopped at once, and the refund follows."""

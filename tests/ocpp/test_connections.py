@@ -240,3 +240,40 @@ async def test_calls_to_chargers(db: Database) -> None:
     finally:
         await central.close()
         await bus.close()
+
+
+async def test_a_call_no_longer_wanted_at_its_turn_is_not_sent(db: Database) -> None:
+    """OCPP-J sends one call at a time: a RemoteStart waits behind a Reset the charger does not
+    answer. Its `still_wanted` is asked when its turn comes, not before; False: not sent."""
+    server, bus = await start_ocpp(db, call_timeout=0.5)
+    central = server.central
+    control = central.control
+    wanted, asked = True, 0
+
+    async def still_wanted() -> bool:
+        nonlocal asked
+        asked += 1
+        return wanted
+
+    try:
+        async with connect(server.url("cp-1"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            charger = Charger("cp-1", ws)
+            task = asyncio.create_task(charger.start())
+            await until(lambda: central.is_connected("cp-1"), "connected")
+            slow = asyncio.create_task(control.reset("cp-1"))  # holds the charger's call slot
+            await asyncio.sleep(0.05)
+            start = asyncio.create_task(control.start("cp-1", 1, "TAG",
+                                                      still_wanted=still_wanted))
+            await asyncio.sleep(0.2)
+            assert asked == 0 and not start.done()  # still waiting for its turn
+            wanted = False  # e.g. the payer stopped meanwhile
+            result = await start
+            assert (await slow).outcome == Outcome.TIMEOUT
+            assert asked == 1
+            assert result.outcome == Outcome.NOT_SENT and not result.ok and not result.answered
+            assert result.reason == ("RemoteStartTransaction to charge point cp-1 was no longer"
+                                     " wanted when its turn came; nothing was sent")
+            task.cancel()
+    finally:
+        await central.close()
+        await bus.close()

@@ -34,6 +34,7 @@ from strom.chargers.control import (
     LocalListSettings,
     LocalListVersion,
     Outcome,
+    StillWanted,
     Trigger,
 )
 from strom.ocpp.control import Ocpp16Control
@@ -54,7 +55,8 @@ class Adapter:
         self.calls.append((name, cp_id))
         return ControlResult(Outcome.ACCEPTED, f"{self.protocol}:{name}")
 
-    async def start(self, cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
+    async def start(self, cp_id: str, connector_id: int, id_tag: str, *,
+                    still_wanted: StillWanted | None = None) -> ControlResult:
         return self._yes("start", cp_id)
 
     async def stop(self, cp_id: str, transaction_id: int) -> ControlResult:
@@ -164,7 +166,7 @@ class Answering:
     def __init__(self) -> None:
         self.status = "Accepted"
 
-    async def call(self, payload: object) -> SimpleNamespace:
+    async def call(self, payload: object, **_: object) -> SimpleNamespace:
         return SimpleNamespace(status=self.status)
 
     async def call_payload(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -234,7 +236,7 @@ class Listing:
     def __init__(self, version: int, values: dict[str, str]) -> None:
         self.version, self.values = version, values
 
-    async def call(self, payload: object) -> SimpleNamespace:
+    async def call(self, payload: object, **_: object) -> SimpleNamespace:
         assert isinstance(payload, call.GetLocalListVersion)
         return SimpleNamespace(list_version=self.version)
 

@@ -14,7 +14,7 @@ import asyncio
 
 import pytest
 
-from strom.chargers.control import ControlResult, Outcome
+from strom.chargers.control import ControlResult, Outcome, StillWanted
 from strom.events import TransactionStarted
 from strom.sessions.audit import check_ledger
 from strom.sessions.model import Session, State
@@ -94,7 +94,8 @@ async def test_a_rejected_start_after_the_stop_fails_with_everything_refundable(
     async with harness(db, start_timeout=30.0) as h:
         answer: asyncio.Future[ControlResult] = asyncio.get_running_loop().create_future()
 
-        async def slow_start(cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
+        async def slow_start(cp_id: str, connector_id: int, id_tag: str,
+                             **_: object) -> ControlResult:
             return await answer  # the charger answers the RemoteStart only after the stop
 
         h.chargers.start = slow_start  # type: ignore[method-assign]
@@ -104,6 +105,34 @@ async def test_a_rejected_start_after_the_stop_fails_with_everything_refundable(
         failed = await _get(h, session.id)
         assert failed.failure_reason == "charger rejected the start"
         assert failed.refundable_msat == PAID
+
+
+async def test_a_remote_start_still_waiting_its_turn_is_withdrawn_by_the_stop(
+        db: Database) -> None:
+    """The RemoteStart waits behind another call to the charger when the payer stops: asked
+    at its turn, the session no longer wants it, nothing goes out and the session fails at
+    once (long before the start timeout), all refundable."""
+    async with harness(db, start_timeout=30.0) as h:
+        turn = asyncio.Event()
+        sent: list[str] = []
+
+        async def queued_start(cp_id: str, connector_id: int, id_tag: str, *,
+                               still_wanted: StillWanted | None = None) -> ControlResult:
+            await turn.wait()  # the call before it is answered
+            assert still_wanted is not None
+            if not await still_wanted():
+                return ControlResult(Outcome.NOT_SENT, reason="not sent")
+            sent.append(id_tag)
+            return ControlResult(Outcome.ACCEPTED, "Accepted")
+
+        h.chargers.start = queued_start  # type: ignore[method-assign]
+        session = await _held(h, _withdrawals(h))
+        turn.set()
+        await h.wait_state(session.id, State.FAILED)
+        failed = await _get(h, session.id)
+        assert failed.failure_reason == f"stopped before the start was sent: {PAYER_REASON}"
+        assert failed.refundable_msat == PAID and sent == []
+        assert (await check_ledger(db)).ok
 
 
 async def test_a_restart_while_held_continues_to_the_stop_or_the_timeout(db: Database) -> None:

@@ -26,6 +26,7 @@ from strom.chargers.control import (
     LocalListSettings,
     LocalListVersion,
     Outcome,
+    StillWanted,
     Trigger,
     UploadRequest,
     UploadResult,
@@ -73,14 +74,16 @@ class Ocpp201Control(Ocpp16Control):
         self._v2 = context
         self._transactions = transactions
 
-    async def start(self, cp_id: str, connector_id: int, id_tag: str) -> ControlResult:
-        """RequestStartTransaction on EVSE `connector_id` for `id_tag`."""
+    async def start(self, cp_id: str, connector_id: int, id_tag: str, *,
+                    still_wanted: StillWanted | None = None) -> ControlResult:
+        """RequestStartTransaction on EVSE `connector_id` for `id_tag` (unless
+        `still_wanted`, asked at its turn, says no)."""
         remote_start_id = secrets.randbelow(2**31 - 1) + 1
         # Remembered first: the charger may send its TransactionEvent before it answers.
         self._v2.remote_starts[(cp_id, remote_start_id)] = id_tag
         return await self._ask(cp_id, call.RequestStartTransaction(
             id_token={"idToken": id_tag, "type": "Central"}, remote_start_id=remote_start_id,
-            evse_id=connector_id), OUTCOMES)
+            evse_id=connector_id), OUTCOMES, still_wanted)
 
     async def stop(self, cp_id: str, transaction_id: int) -> ControlResult:
         """RequestStopTransaction of strom's transaction `transaction_id`."""
