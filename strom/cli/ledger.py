@@ -41,6 +41,9 @@ def check(env: CliEnv, as_json: bool) -> None:
         if report.card_sessions or report.card_accounts_msat:
             click.echo(f"{report.card_sessions} card sessions: {report.card_consumed_msat} msat"
                        f" drawn from accounts, which hold {report.card_accounts_msat} msat")
+        if report.extra_transactions:
+            click.echo(f"{len(report.extra_transactions)} extra transaction(s) (not the payers'):"
+                       f" {report.extra_unbilled_wh:.0f} Wh delivered, unbilled")
         for problem in report.problems:
             click.echo(f"MISMATCH {problem}", err=True)
         for finding in report.findings:

@@ -349,4 +349,8 @@ async def test_an_extra_transaction_is_stopped_until_it_stops_and_its_energy_rep
     asked = charger.stop_requests.count(extra)
     await asyncio.sleep(2.5)  # stopped: never asked again
     assert charger.stop_requests.count(extra) == asked
-    await world.ledger_ok()
+    # The operator's `strom ledger check` names it, and exits 0: no payer's money moved.
+    cli = await asyncio.to_thread(strom, "ledger", "check", data_dir=world.app.data_dir)
+    assert cli.returncode == 0, cli.stderr
+    assert f"UNBILLED transaction {extra} at {CP}" in cli.stderr
+    assert "1 extra transaction(s) (not the payers'): 400 Wh delivered, unbilled" in cli.stdout
