@@ -2,7 +2,9 @@
 
 A full StromApp (dev wallet, embedded relay and bots) runs in this process with CHARGERS raw
 chargers connected over real OCPP; LNURL requests go over HTTP with httpx. The chargers and
-the HTTP client share the app's event loop, so their cost is counted too.
+the HTTP client share the app's event loop, so their cost is counted too. The app runs with
+the GC keeper, as `strom run` serves it: without it the interpreter's full collections of the
+growing heap (~140 ms each) stall whole batches of payments now and then.
 
 Baseline: the central system's own RemoteStartTransaction call to an idle charger (no
 payment, no session). LNURL callbacks per second are measured with the server in a process
@@ -27,6 +29,7 @@ from bench.figures import Figure, percentile
 from strom.app import StromApp
 from strom.config import Settings
 from strom.events import SessionChanged
+from strom.gc_keeper import short_gc_pauses
 from strom.lightning.dev import DevWallet
 from strom.ocpp.central_system import CentralSystem
 
@@ -146,7 +149,7 @@ async def run(chargers: int = CHARGERS) -> list[Figure]:
     settings = bench_settings()
     arrivals = Arrivals()
     with tempfile.TemporaryDirectory(prefix="strom-bench-money-") as tmp:
-        async with StromApp(settings, Path(tmp) / "data") as app, \
+        async with StromApp(settings, Path(tmp) / "data") as app, short_gc_pauses(), \
                 httpx.AsyncClient(timeout=WAIT, limits=CLIENT_LIMITS) as http:
             assert app.services is not None and app.services.central_system is not None
             central = app.services.central_system

@@ -28,6 +28,7 @@ from bench.chargers import RawCharger, boot_all
 from bench.figures import percentile
 from bench.steady import Watch
 from strom.app import StromApp
+from strom.gc_keeper import short_gc_pauses
 
 
 class Hops:
@@ -55,7 +56,7 @@ async def main(n: int, profile: bool) -> None:
     os.sched_setaffinity(0, {0})
     arrivals = money_path.Arrivals()
     with tempfile.TemporaryDirectory(prefix="strom-bench-paid-") as tmp, Hops() as hops:
-        async with StromApp(money_path.bench_settings(), Path(tmp) / "data") as app, \
+        async with StromApp(money_path.bench_settings(), Path(tmp) / "data") as app, short_gc_pauses(), \
                 httpx.AsyncClient(timeout=money_path.WAIT,
                                   limits=money_path.CLIENT_LIMITS) as http:
             services = app.services

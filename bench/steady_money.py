@@ -33,6 +33,7 @@ from bench.money_path import (
 from bench.steady import Trial, Watch, measured, process_cpu_seconds
 from bench.steady_lnurl import children
 from strom.app import StromApp
+from strom.gc_keeper import short_gc_pauses
 
 Attempt = Callable[[], Awaitable[tuple[dict[str, float], Watch]]]
 
@@ -44,7 +45,7 @@ async def trials(rounds: int, sessions: int, interleave: Callable[[int], list[st
     serial = itertools.count()
     arrivals = Arrivals()
     with tempfile.TemporaryDirectory(prefix="strom-bench-steady-money-") as tmp:
-        async with StromApp(bench_settings(), Path(tmp) / "data") as app, \
+        async with StromApp(bench_settings(), Path(tmp) / "data") as app, short_gc_pauses(), \
                 httpx.AsyncClient(timeout=WAIT, limits=CLIENT_LIMITS) as http:
             assert app.services is not None and app.services.central_system is not None
             services = app.services
