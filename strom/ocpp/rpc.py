@@ -228,8 +228,8 @@ class OcppRpc:
         """Send one CALL and return the version's typed answer.
 
         Calls go one at a time: one may wait for the one before it to be answered.
-        `still_wanted`, asked once it has its turn, withdraws it (`CallWithdrawn`, nothing
-        sent) when it answers False. Raises the OCPPError of a CALLERROR answer
+        `still_wanted`, asked once it has its turn if it had to wait for it, withdraws it
+        (`CallWithdrawn`, nothing sent) when it answers False. Raises the OCPPError of a CALLERROR answer
         (`UnknownCallErrorCodeError` for a code the version does not have), `ValidationError`
         for an answer the schema refuses, `TimeoutError` after `response_timeout`, or
         ConnectionClosed.
@@ -253,8 +253,11 @@ class OcppRpc:
         calls (passthrough: starts and stops) overrides `call`; these calls are not those."""
         msg = Call(str(uuid.uuid4()), action, payload)
         await validate(msg, self.ocpp_version)
+        # `still_wanted` is asked only of a call that had to wait for its turn: one sent at
+        # once was decided a moment ago, and asking (a store read) would cost every call.
+        waits = self._calling.locked()
         async with self._calling:
-            if still_wanted is not None and not await still_wanted():
+            if still_wanted is not None and waits and not await still_wanted():
                 raise CallWithdrawn(action)
             waiter: asyncio.Future[CallResult | CallError] = \
                 asyncio.get_running_loop().create_future()
