@@ -175,8 +175,8 @@ class ChargerControl(Protocol):
         """Start a transaction for `id_tag` on a connector (RemoteStart).
 
         OCPP sends one call at a time, so the RemoteStart may wait for its turn behind another
-        call. `still_wanted` is asked once it has its turn, just before it is sent: False
-        withdraws it (`Outcome.NOT_SENT`: the charger heard nothing)."""
+        call. If it did wait, `still_wanted` is asked once it has its turn, just before it is
+        sent: False withdraws it (`Outcome.NOT_SENT`: the charger heard nothing)."""
         ...
 
     async def stop(self, cp_id: str, transaction_id: int) -> ControlResult:
