@@ -10,7 +10,7 @@ import pytest
 from strom.lightning.wallet import PaymentStatus
 from strom.sessions.audit import check_ledger
 from strom.sessions.model import State
-from strom.sessions.refunds import RefundError
+from strom.sessions.refunds import RefundError, RefundOutcome
 from strom.timeutil import utcnow
 from tests.doubles.edges import make_invoice
 from tests.unit.sessions_support import TARIFF, Harness
@@ -81,13 +81,17 @@ async def test_failed_refund_is_reversed_and_can_be_claimed_again(h: Harness) ->
     assert (await check_ledger(h.db)).ok
 
 
-async def test_pending_refund_is_looked_up_not_repeated(h: Harness) -> None:
+async def _pending_withdraw(h: Harness) -> tuple[str, RefundOutcome]:
+    """A session ready to withdraw, claimed while the wallet answers PENDING."""
     sid, k1 = await _withdraw_ready(h)
     session = await h.sessions.repo.get(sid)
     assert session is not None
     h.wallet.pay_outcome = PaymentStatus.PENDING
-    invoice = make_invoice(session.refundable_msat)
-    outcome = await h.refunds.withdraw(session, k1, invoice)
+    return sid, await h.refunds.withdraw(session, k1, make_invoice(session.refundable_msat))
+
+
+async def test_pending_refund_is_looked_up_not_repeated(h: Harness) -> None:
+    sid, outcome = await _pending_withdraw(h)
     assert outcome.status == PaymentStatus.PENDING
     session = await h.sessions.repo.get(sid)
     assert session is not None and session.refundable_msat == 0 and session.state == State.STOPPED
@@ -103,11 +107,7 @@ async def test_pending_refund_is_looked_up_not_repeated(h: Harness) -> None:
 
 async def test_refund_claimed_but_never_sent_is_paid_on_recovery(h: Harness) -> None:
     """A crash between claiming the refund and calling the wallet: the wallet knows nothing."""
-    sid, k1 = await _withdraw_ready(h)
-    session = await h.sessions.repo.get(sid)
-    assert session is not None
-    h.wallet.pay_outcome = PaymentStatus.PENDING
-    outcome = await h.refunds.withdraw(session, k1, make_invoice(session.refundable_msat))
+    sid, outcome = await _pending_withdraw(h)
     del h.wallet.payments[outcome.payment_hash]  # as if pay() had never been reached
     h.wallet.pay_calls.clear()
     h.wallet.pay_outcome = PaymentStatus.SUCCEEDED
