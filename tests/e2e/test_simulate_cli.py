@@ -104,9 +104,8 @@ async def test_simulate_speaks_2_0_1_to_strom(tmp_path: Path, db) -> None:  # no
     """`strom simulate --ocpp 2.0.1` against strom's own central system: it negotiates 2.0.1,
     boots, and a remote start becomes a TransactionEvent strom bills from."""
     from strom.events import MeterSample, TransactionStarted
-    from tests.ocpp.conftest import start_ocpp
+    from tests.ocpp.conftest import Accepting, start_ocpp
     from tests.ocpp.test_core_messages import next_of
-    from tests.ocpp.test_v201 import Accepting
     server, bus = await start_ocpp(db)
     server.central.authorizer = Accepting()
     lines: list[str] = []

@@ -52,3 +52,16 @@ async def ocpp(db: Database) -> AsyncIterator[Ocpp]:
     yield server
     await server.central.close()
     await bus.close()
+
+
+class Accepting:
+    """An authorizer that knows every idTag."""
+
+    async def authorize(self, cp_id: str, connector_id: int | None, id_tag: str) -> str:
+        return "Accepted"
+
+
+@pytest.fixture
+def accepting(ocpp: Ocpp) -> Ocpp:
+    ocpp.central.authorizer = Accepting()
+    return ocpp

@@ -21,9 +21,8 @@ from strom.ocpp.charge_point import REJECTED_INTERVAL
 from strom.store.charge_points import ChargePointRepository
 from strom.store.db import Database
 from strom.timeutil import iso
-from tests.ocpp.conftest import Ocpp
+from tests.ocpp.conftest import Accepting, Ocpp
 from tests.ocpp.test_cert_signing import call16
-from tests.ocpp.test_v201 import Accepting
 from tests.polling import eventually
 
 BOOT16 = {"chargePointVendor": "V", "chargePointModel": "M"}

@@ -44,8 +44,7 @@ from strom.ocpp.cert_signing import (
 from strom.security import hash_password
 from strom.store.certificates import CertificateRepository
 from strom.store.db import Database
-from tests.ocpp.conftest import PASSWORD, Ocpp, start_ocpp
-from tests.ocpp.test_v201 import Accepting
+from tests.ocpp.conftest import PASSWORD, Accepting, Ocpp, start_ocpp
 from tests.polling import eventually
 
 Key = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey

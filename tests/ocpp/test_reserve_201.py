@@ -15,7 +15,6 @@ from strom.chargers.control import ControlDispatcher, Outcome
 from strom.timeutil import iso, utcnow
 from tests.ocpp.charger201 import Charger201, running_charger201
 from tests.ocpp.conftest import Ocpp
-from tests.ocpp.test_v201 import accepting  # noqa: F401 (fixture)
 
 
 class Reserving201(Charger201):

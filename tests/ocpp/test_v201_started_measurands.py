@@ -13,9 +13,8 @@ import pytest
 from strom.events import TransactionStarted
 from strom.ocpp.sampling import START_SAMPLED
 from tests.ocpp.charger201 import Charger201, Running, reading, running_charger201
-from tests.ocpp.conftest import Ocpp
+from tests.ocpp.conftest import Accepting, Ocpp
 from tests.ocpp.test_core_messages import next_of
-from tests.ocpp.test_v201 import Accepting
 from tests.polling import eventually
 
 STARTED = ("SampledDataCtrlr", "TxStartedMeasurands")
